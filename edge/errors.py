@@ -1,0 +1,85 @@
+"""Errors raised by the edge agent core.
+
+    EdgeError
+    ├── DecodeError            a message that cannot become a reading (kept as a dead letter)
+    │   ├── UnknownTopic       no device profile claims the topic
+    │   ├── UnknownDevice      the registry does not know the device
+    │   └── BadPayload         not JSON, missing or mistyped fields, unmapped codes
+    ├── ProfileError           a device profile file is invalid (names file and key)
+    ├── RegistryError          a device registry file is invalid
+    ├── RuleError              a rule is invalid
+    ├── AlertError
+    │   ├── AlertNotFound
+    │   └── AlertTransitionError  e.g. acknowledging a resolved alert
+    └── SinkError
+        ├── SinkUnavailable    the sink could not be reached or answered 5xx: retry
+        └── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error the edge core raises on purpose."""
+
+
+class DecodeError(EdgeError):
+    """A message that cannot become a reading; `cause` is a short stable label for metrics."""
+
+    cause: str = "decode_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnknownTopic(DecodeError):
+    cause = "unknown_topic"
+
+
+class UnknownDevice(DecodeError):
+    cause = "unknown_device"
+
+
+class BadPayload(DecodeError):
+    cause = "bad_payload"
+
+    def __init__(self, detail: str, cause: str = "bad_payload") -> None:
+        super().__init__(detail)
+        self.cause = cause
+
+
+class ProfileError(EdgeError):
+    """A device profile is invalid."""
+
+
+class RegistryError(EdgeError):
+    """A device registry file is invalid."""
+
+
+class RuleError(EdgeError):
+    """A rule definition is invalid."""
+
+
+class AlertError(EdgeError):
+    """Base of alert lifecycle errors."""
+
+
+class AlertNotFound(AlertError):
+    """No alert with that id (or not visible to the caller)."""
+
+
+class AlertTransitionError(AlertError):
+    """The requested transition is not allowed from the alert's current state."""
+
+
+class SinkError(EdgeError):
+    """Base of sink errors."""
+
+
+class SinkUnavailable(SinkError):
+    """The sink cannot take the batch now; the outbox keeps it and retries."""
+
+
+class SinkRejected(SinkError):
+    """The sink refused the batch as invalid; retrying cannot help."""

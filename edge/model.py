@@ -1,0 +1,131 @@
+"""Domain values shared by every stage: messages, devices, readings, alerts and alert events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+FieldValue = bool | int | float | str
+"""A canonical field value. Booleans and numbers reach every time-series server; strings only some."""
+
+
+class Severity(StrEnum):
+    """How urgent an alert is; life-safety alerts are critical."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    WARNING = "warning"
+    INFO = "info"
+
+
+SEVERITY_RANK: dict[Severity, int] = {
+    Severity.CRITICAL: 0,
+    Severity.MAJOR: 1,
+    Severity.MINOR: 2,
+    Severity.WARNING: 3,
+    Severity.INFO: 4,
+}
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its lifecycle."""
+
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertEventKind(StrEnum):
+    """What happened to an alert; every transition is one event with a unique id."""
+
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class RawMessage(BaseModel):
+    """One MQTT message as it arrived, before decoding."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: str
+    payload: bytes
+    received_at: AwareDatetime
+
+
+class DeviceRef(BaseModel):
+    """Who sent a reading and where it is installed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    device_id: str
+    model: str
+    category: str  # "smoke", "sos", "fall", "access", ...: the time-series measurement
+    community: str
+    building: str
+    unit: str | None = None
+
+
+class Reading(BaseModel):
+    """One decoded message from one device: its canonical fields at one instant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    device: DeviceRef
+    fields: dict[str, FieldValue]
+    at: AwareDatetime  # UTC; the device's own time when sane, else the gateway's receive time
+    received_at: AwareDatetime
+    time_source: Literal["device", "gateway"] = "gateway"
+    seq: int | None = None  # the device's own sequence number, where it sends one
+
+
+class Alert(BaseModel):
+    """The current state of one alert (one per rule and device while open)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    key: str  # "<rule>|<device_id>": at most one open alert per key
+    rule: str
+    summary: str
+    severity: Severity
+    status: AlertStatus
+    device_id: str
+    model: str
+    category: str
+    community: str
+    building: str
+    unit: str | None = None
+    opened_at: AwareDatetime
+    updated_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    count: int = 1
+    acknowledged_by: str | None = None
+    acknowledged_at: AwareDatetime | None = None
+    resolved_by: str | None = None  # "device" when the device reported the condition cleared
+    resolved_at: AwareDatetime | None = None
+    note: str | None = None
+
+
+class AlertEvent(BaseModel):
+    """One transition of one alert, with the alert as it stands after it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str  # unique: every sink deduplicates by it
+    kind: AlertEventKind
+    at: AwareDatetime
+    actor: str  # "rule" or "device" for automatic transitions, the caller's name otherwise
+    note: str | None = None
+    alert: Alert
+
+
+class DeadLetter(BaseModel):
+    """A message the agent could not turn into a reading, kept for an operator to inspect."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: int | None = None
+    topic: str
+    payload: bytes
+    cause: str
+    detail: str
+    received_at: datetime

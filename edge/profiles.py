@@ -1,0 +1,253 @@
+"""Device profiles: one YAML file per device model saying how its messages become readings.
+
+`ProfileRegistry.load(directory)` reads every `*.yaml` file; a typo fails the load with the file and
+the key. See device_profiles/README.md for the language.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ProfileError, UnknownTopic
+from edge.model import FieldValue
+from edge.rule_spec import RuleSpec
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+_PLACEHOLDERS = ("device_id", "community", "building", "unit")
+_PLACEHOLDER_RE = re.compile(r"^\{([a-z_]+)\}$")
+
+
+class FieldSpec(BaseModel):
+    """How one canonical field is read out of the payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=_NAME)
+    path: str  # dotted path into the JSON payload: "AccessControllerEvent.subEventType"
+    type: Literal["bool", "int", "float", "enum", "str"]
+    unit: str | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    minimum: float | None = None  # after scaling; outside the range the message is a bad payload
+    maximum: float | None = None
+    invert: bool = False  # bool only: a contact that reports true when closed
+    map: dict[str, str] | None = None  # enum only: vendor value -> canonical value
+    default: str | None = None  # enum only: canonical value for vendor values not in `map`
+    required: bool = False  # a message without it is a bad payload
+    nullable: bool = True  # a JSON null means "not reported" (the field is left out)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        if self.type == "enum" and not self.map:
+            raise ValueError(f"enum field {self.name!r} needs a 'map'")
+        if self.type != "enum" and (self.map is not None or self.default is not None):
+            raise ValueError(f"'map' and 'default' are for enum fields ({self.name!r})")
+        if self.invert and self.type != "bool":
+            raise ValueError(f"'invert' is for bool fields ({self.name!r})")
+        if self.type not in ("int", "float") and (self.scale != 1.0 or self.offset != 0.0):
+            raise ValueError(f"'scale' and 'offset' are for numeric fields ({self.name!r})")
+        return self
+
+    @property
+    def path_parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split("."))
+
+
+class TimestampSpec(BaseModel):
+    """Where the device's own event time is, and in what form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+    format: Literal["epoch_ms", "epoch_s", "epoch_auto", "iso8601"] = "epoch_auto"
+
+
+class SequenceSpec(BaseModel):
+    """Where the device's own message counter is (gaps reveal lost messages)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+
+
+class ProfileExample(BaseModel):
+    """A payload the model really sends and the canonical fields it must decode to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    topic: str
+    payload: dict[str, Any]
+    fields: dict[str, FieldValue]
+
+
+class TopicPattern:
+    """A topic with `{placeholder}` levels, e.g. `ce/{community}/{building}/smoke/{device_id}`."""
+
+    def __init__(self, pattern: str) -> None:
+        levels = pattern.split("/")
+        names: list[str] = []
+        regex_parts: list[str] = []
+        filter_parts: list[str] = []
+        for level in levels:
+            if "+" in level or "#" in level:
+                raise ValueError(f"topic {pattern!r}: use {{placeholders}}, not MQTT wildcards")
+            match = _PLACEHOLDER_RE.match(level)
+            if match:
+                name = match.group(1)
+                if name not in _PLACEHOLDERS:
+                    raise ValueError(
+                        f"topic {pattern!r}: unknown placeholder {{{name}}} "
+                        f"(allowed: {', '.join(_PLACEHOLDERS)})"
+                    )
+                if name in names:
+                    raise ValueError(f"topic {pattern!r}: placeholder {{{name}}} twice")
+                names.append(name)
+                regex_parts.append(f"(?P<{name}>[^/]+)")
+                filter_parts.append("+")
+            elif "{" in level or "}" in level:
+                raise ValueError(f"topic {pattern!r}: a placeholder must fill a whole level")
+            else:
+                regex_parts.append(re.escape(level))
+                filter_parts.append(level)
+        if "device_id" not in names:
+            raise ValueError(f"topic {pattern!r} needs a {{device_id}} level")
+        self.pattern = pattern
+        self.placeholders = tuple(names)
+        self.subscription = "/".join(filter_parts)
+        self._regex = re.compile("^" + "/".join(regex_parts) + "$")
+
+    def match(self, topic: str) -> dict[str, str] | None:
+        found = self._regex.match(topic)
+        return found.groupdict() if found else None
+
+    def render(self, **values: str) -> str:
+        out = self.pattern
+        for name in self.placeholders:
+            out = out.replace("{" + name + "}", values[name])
+        return out
+
+
+class DeviceProfile(BaseModel):
+    """One device model: its topics, payload fields, liveness interval and default rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    vendor: str
+    description: str
+    category: str = Field(pattern=_NAME)
+    topics: list[str] = Field(min_length=1)
+    format: Literal["json"] = "json"
+    fields: list[FieldSpec] = Field(min_length=1)
+    timestamp: TimestampSpec | None = None
+    sequence: SequenceSpec | None = None
+    heartbeat_seconds: int | None = Field(default=None, gt=0)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    examples: list[ProfileExample] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceProfile:
+        names = [f.name for f in self.fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"field names used twice: {', '.join(duplicates)}")
+        for pattern in self.topics:
+            TopicPattern(pattern)  # raises ValueError with the reason
+        rule_ids = [r.id for r in self.rules]
+        if len(set(rule_ids)) != len(rule_ids):
+            raise ValueError("rule ids must be unique within a profile")
+        known = set(names)
+        for rule in self.rules:
+            used = rule.when.fields() | (rule.clear.fields() if rule.clear else set())
+            unknown = sorted(used - known)
+            if unknown:
+                raise ValueError(f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}")
+        return self
+
+    def topic_patterns(self) -> list[TopicPattern]:
+        return [TopicPattern(p) for p in self.topics]
+
+
+def load_profile(path: Path) -> DeviceProfile:
+    """Read and validate one profile file; errors name the file and the key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: expected a mapping at the top level")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ProfileError(f"{path}: {problems}") from exc
+
+
+class ProfileRegistry:
+    """Every loaded profile, and which one claims a topic."""
+
+    def __init__(self, profiles: list[DeviceProfile]) -> None:
+        self._profiles = {p.name: p for p in profiles}
+        if len(self._profiles) != len(profiles):
+            raise ProfileError("two profiles share a name")
+        self._patterns = [(p, t) for p in profiles for t in p.topic_patterns()]
+        self._cache: dict[str, tuple[DeviceProfile, dict[str, str]]] = {}
+
+    @classmethod
+    def load(cls, directory: Path) -> ProfileRegistry:
+        if not directory.is_dir():
+            raise ProfileError(f"{directory}: profile directory does not exist")
+        files = sorted(directory.glob("*.yaml"))
+        if not files:
+            raise ProfileError(f"{directory}: no *.yaml device profiles found")
+        profiles = [load_profile(f) for f in files]
+        seen: dict[str, Path] = {}
+        for profile, path in zip(profiles, files, strict=True):
+            if profile.name in seen:
+                raise ProfileError(f"{path}: name {profile.name!r} already used by {seen[profile.name]}")
+            seen[profile.name] = path
+        return cls(profiles)
+
+    def __iter__(self) -> Any:
+        return iter(self._profiles.values())
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def get(self, name: str) -> DeviceProfile:
+        try:
+            return self._profiles[name]
+        except KeyError:
+            raise ProfileError(f"no device profile named {name!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._profiles)
+
+    def subscriptions(self) -> list[str]:
+        """MQTT topic filters covering every profile's topics, without repeats."""
+        return sorted({t.subscription for _, t in self._patterns})
+
+    def match(self, topic: str) -> tuple[DeviceProfile, dict[str, str]]:
+        """The profile that claims `topic` and the placeholder values; raises UnknownTopic."""
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit
+        for profile, pattern in self._patterns:
+            values = pattern.match(topic)
+            if values is not None:
+                hit = (profile, values)
+                if len(self._cache) < 200_000:  # topics repeat per device; bounded memory
+                    self._cache[topic] = hit
+                return hit
+        raise UnknownTopic(f"no device profile claims topic {topic!r}")
+
+
+def default_profile_dir() -> Path:
+    """The profiles shipped with the package (`device_profiles/` beside the code)."""
+    return Path(__file__).resolve().parent.parent / "device_profiles"
