@@ -1,19 +1,19 @@
 """Errors raised by the edge agent core.
 
-    EdgeError
-    ├── DecodeError            a message that cannot become a reading (kept as a dead letter)
-    │   ├── UnknownTopic       no device profile claims the topic
-    │   ├── UnknownDevice      the registry does not know the device
-    │   └── BadPayload         not JSON, missing or mistyped fields, unmapped codes
-    ├── ProfileError           a device profile file is invalid (names file and key)
-    ├── RegistryError          a device registry file is invalid
-    ├── RuleError              a rule is invalid
-    ├── AlertError
-    │   ├── AlertNotFound
-    │   └── AlertTransitionError  e.g. acknowledging a resolved alert
-    └── SinkError
-        ├── SinkUnavailable    the sink could not be reached or answered 5xx: retry
-        └── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
+EdgeError
+├── DecodeError            a message that cannot become a reading (kept as a dead letter)
+│   ├── UnknownTopic       no device profile claims the topic
+│   ├── UnknownDevice      the registry does not know the device
+│   └── BadPayload         not JSON, missing or mistyped fields, unmapped codes
+├── ProfileError           a device profile file is invalid (names file and key)
+├── RegistryError          a device registry file is invalid
+├── RuleError              a rule is invalid
+├── AlertError
+│   ├── AlertNotFound
+│   └── AlertTransitionError  e.g. acknowledging a resolved alert
+└── SinkError
+    ├── SinkUnavailable    the sink could not be reached or answered 5xx: retry
+    └── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class AlertEventKind(StrEnum):
     """What happened to an alert; every transition is one event with a unique id."""
 
     OPENED = "opened"
+    REPEATED = "repeated"  # the condition was reported again while the alert was open
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 

@@ -210,7 +210,9 @@ class ProfileRegistry:
         seen: dict[str, Path] = {}
         for profile, path in zip(profiles, files, strict=True):
             if profile.name in seen:
-                raise ProfileError(f"{path}: name {profile.name!r} already used by {seen[profile.name]}")
+                raise ProfileError(
+                    f"{path}: name {profile.name!r} already used by {seen[profile.name]}"
+                )
             seen[profile.name] = path
         return cls(profiles)
 

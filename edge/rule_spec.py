@@ -55,7 +55,7 @@ class Condition(BaseModel):
                 raise ValueError(f"operator {ops[0]!r} needs a 'field'")
             if len(groups) != 1:
                 raise ValueError("a condition needs a 'field' comparison or one of all/any/not")
-            if self.all is not None and not self.all or self.any is not None and not self.any:
+            if (self.all is not None and not self.all) or (self.any is not None and not self.any):
                 raise ValueError("all/any need at least one condition")
         return self
 
@@ -75,7 +75,9 @@ class RuleSpec(BaseModel):
     summary: str
     severity: Severity
     when: Condition
-    clear: Condition | None = None  # absent: only a person resolves the alert (events: SOS, forced door)
+    clear: Condition | None = (
+        None  # absent: only a person resolves the alert (events: SOS, forced door)
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,411 @@
+"""The MQTT session: paho-mqtt driven from asyncio, QoS 1, persistent session, ack after commit.
+
+paho (not aiomqtt's iterator) because aiomqtt acknowledges a message before the application has
+processed it; here `manual_ack=True` holds every PUBACK until `ack()` is called, once the message's
+results are durable. The MQTT 5 receive-maximum bounds how many unacknowledged messages the broker
+sends us: that bound is our backpressure, and nothing is ever discarded to relieve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.clock import Clock
+
+_log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker is: `mqtt://[user:password@]HOST[:PORT]`."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:  # never shows the password
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """Parse and check a broker URL; raises ValueError naming the problem."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt":
+        raise ValueError(f"broker URL {url!r} must start with mqtt://")
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r} has no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"broker URL {url!r} must be mqtt://HOST:PORT with nothing after the port")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"broker URL {url!r} has an invalid port") from None
+    return BrokerAddress(parts.hostname, port, parts.username, parts.password)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message from the broker, to be acknowledged once what it produced is durable."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+    generation: int  # which connection it came on: a mid means nothing on another connection
+
+
+@dataclass
+class SessionStatus:
+    """What /healthz and /metrics say about the broker connection."""
+
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    empty_sessions: int = 0  # the broker came back without our session: queued messages lost
+    last_error: str | None = None
+    unacked: int = 0
+    subscriptions: list[str] = field(default_factory=list)
+
+
+class MqttSession:
+    """One persistent MQTT 5 session that reconnects forever with capped, jittered backoff."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: Callable[[Delivery], None],
+        *,
+        clock: Clock,
+        receive_maximum: int = 1000,
+        session_expiry_s: int = 7 * 24 * 3600,
+        keepalive_s: int = 30,
+        expect_session: bool = False,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.address = address
+        self._on_connected = on_connected
+        self.client_id = client_id
+        self.status = SessionStatus(subscriptions=list(subscriptions))
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._clock = clock
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        self._keepalive_s = keepalive_s
+        self._expect_session = expect_session
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: paho.Client | None = None
+        self._connack: asyncio.Future[bool] | None = None
+        self._closed = asyncio.Event()
+        self._deferred: list[Callable[[], None]] | None = None
+        self._sock: Any = None
+
+    # -- public --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, and reconnect after every loss, until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        delay = self._backoff_initial_s
+        try:
+            while True:
+                connected = await self._connect_once()
+                if connected:
+                    delay = self._backoff_initial_s
+                    misc = asyncio.create_task(self._misc_loop(), name="mqtt-misc")
+                    try:
+                        await self._closed.wait()
+                    finally:
+                        misc.cancel()
+                        await asyncio.gather(misc, return_exceptions=True)
+                    self.status.reconnects += 1
+                    _log.warning(
+                        "lost the broker at %s: %s; reconnecting",
+                        self.address,
+                        self.status.last_error,
+                    )
+                self._teardown()
+                sleep = random.uniform(
+                    delay / 2, delay
+                )  # jitter: gateways do not reconnect in step
+                delay = min(delay * 2, self._backoff_max_s)
+                await asyncio.sleep(sleep)
+        finally:
+            self._teardown(disconnect=True)
+
+    def ack(self, deliveries: Iterable[Delivery]) -> int:
+        """Acknowledge deliveries of the current connection; returns how many were acked.
+
+        Deliveries from an earlier connection are skipped: the broker redelivers them, and the
+        outbox and sinks treat the repeat as the duplicate it is.
+        """
+        client = self._client
+        acked = 0
+        for delivery in deliveries:
+            if delivery.qos == 0:
+                continue
+            self.status.unacked -= 1
+            if client is None or delivery.generation != self._generation:
+                continue
+            client.ack(delivery.mid, delivery.qos)
+            acked += 1
+        return acked
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def _connect_once(self) -> bool:
+        assert self._loop is not None
+        self._generation += 1
+        self._closed = asyncio.Event()
+        self.status.unacked = 0
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=False,
+        )
+        if self.address.username is not None:
+            client.username_pw_set(self.address.username, self.address.password)
+        # handlers registered before connecting: nothing that arrives early is missed
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_subscribe = self._handle_subscribe
+        client.on_message = self._handle_message
+        client.on_socket_open = self._handle_socket_open
+        client.on_socket_close = self._handle_socket_close
+        client.on_socket_register_write = self._handle_register_write
+        client.on_socket_unregister_write = self._handle_unregister_write
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        self._client = client
+        self._connack = self._loop.create_future()
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self._session_expiry_s
+        properties.ReceiveMaximum = self._receive_maximum
+        self._deferred = []
+        try:
+            # the TCP connect blocks; socket callbacks from that thread are replayed here after
+            await asyncio.to_thread(
+                client.connect,
+                self.address.host,
+                self.address.port,
+                self._keepalive_s,
+                clean_start=False,  # keep the broker's session (and its queued messages)
+                properties=properties,
+            )
+        except (OSError, ValueError) as exc:
+            self._deferred = None
+            self._note_error(f"cannot connect to {self.address}: {exc}")
+            return False
+        deferred, self._deferred = self._deferred, None
+        for action in deferred:
+            action()
+        try:
+            return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            self._note_error(f"no CONNACK from {self.address} within {CONNECT_TIMEOUT_S:.0f} s")
+            return False
+
+    def _note_error(self, message: str) -> None:
+        if self.status.last_error != message:
+            _log.warning("%s", message)
+        self.status.last_error = message
+        self.status.connected = False
+
+    def _teardown(self, disconnect: bool = False) -> None:
+        client, self._client = self._client, None
+        was_connected, self.status.connected = self.status.connected, False
+        if client is None:
+            return
+        if disconnect and was_connected:
+            client.disconnect()
+        sock = self._sock
+        if sock is not None and self._loop is not None:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._sock = None
+        try:
+            sock_obj = client.socket()
+            if sock_obj is not None:
+                sock_obj.close()
+        except OSError:
+            pass
+
+    async def _misc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            client = self._client
+            if client is None:
+                return
+            if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._mark_closed("keep-alive failed")
+                return
+
+    def _mark_closed(self, reason: str) -> None:
+        self.status.connected = False
+        self.status.last_error = reason
+        self._closed.set()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(False)
+
+    # -- paho callbacks (all on the event loop thread, except during connect) --------------------
+
+    def _soon(self, action: Callable[[], None]) -> None:
+        if self._deferred is not None:
+            self._deferred.append(action)
+        else:
+            action()
+
+    def _handle_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def register() -> None:
+            assert self._loop is not None
+            self._sock = sock
+            self._loop.add_reader(sock, self._read, client)
+
+        self._soon(register)
+
+    def _handle_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            assert self._loop is not None
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+            if self._sock is sock:
+                self._sock = None
+
+        self._soon(unregister)
+
+    def _handle_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def register() -> None:
+            assert self._loop is not None
+            self._loop.add_writer(sock, self._write, client)
+
+        self._soon(register)
+
+    def _handle_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            assert self._loop is not None
+            self._loop.remove_writer(sock)
+
+        self._soon(unregister)
+
+    def _read(self, client: paho.Client) -> None:
+        rc = client.loop_read()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._mark_closed(f"read failed: {paho.error_string(rc)}")
+
+    def _write(self, client: paho.Client) -> None:
+        rc = client.loop_write()
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            self._mark_closed(f"write failed: {paho.error_string(rc)}")
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._note_error(f"broker {self.address} refused the connection: {reason_code}")
+            if self._connack is not None and not self._connack.done():
+                self._connack.set_result(False)
+            return
+        self.status.connected = True
+        self.status.connects += 1
+        self.status.last_error = None
+        if not flags.session_present and self._expect_session:
+            self.status.empty_sessions += 1
+            _log.error(
+                "broker %s came back without our session %r: messages queued for us while we "
+                "were away may be lost (empty sessions so far: %d)",
+                self.address,
+                self.client_id,
+                self.status.empty_sessions,
+            )
+        _log.info(
+            "connected to %s as %r (session present: %s)",
+            self.address,
+            self.client_id,
+            flags.session_present,
+        )
+        self._expect_session = True
+        # always (re)subscribe: harmless for a present session, needed for a new one
+        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(True)
+        if self._on_connected is not None:
+            self._on_connected()
+
+    def _handle_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for topic, code in zip(self._subscriptions, reason_codes, strict=False):
+            if code.is_failure:
+                _log.error("broker refused subscription %r: %s", topic, code)
+            elif code.value < 1:
+                _log.error("broker granted only QoS 0 for %r: messages can be lost", topic)
+
+    def _handle_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if client is self._client:
+            self._mark_closed(f"disconnected: {reason_code}")
+
+    def _handle_message(
+        self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
+    ) -> None:
+        # must never raise: paho would drop the connection with the message unacknowledged
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = "<invalid utf-8 topic>"
+        if message.qos:
+            self.status.unacked += 1
+        try:
+            self._on_message(
+                Delivery(
+                    topic=topic,
+                    payload=bytes(message.payload),
+                    mid=message.mid,
+                    qos=message.qos,
+                    received_at=self._clock.now(),
+                    generation=self._generation,
+                )
+            )
+        except Exception:
+            _log.exception("message handler failed for %r; the message stays unacknowledged", topic)

@@ -1,0 +1,83 @@
+"""The pipeline: decode -> enrich -> rules -> alerts for one message. No network, no disk."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from edge.alerts import AlertBook
+from edge.decode import decode
+from edge.errors import DecodeError
+from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
+from edge.profiles import ProfileRegistry
+from edge.registry import DeviceRegistry
+from edge.rules import RuleEngine
+
+_log = logging.getLogger(__name__)
+_MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and topic"
+
+
+@dataclass
+class Output:
+    """What one message produced."""
+
+    reading: Reading | None = None
+    events: list[AlertEvent] = field(default_factory=list)
+    dead_letter: DeadLetter | None = None
+
+
+class Pipeline:
+    """Turns raw messages into readings, alert events and dead letters."""
+
+    def __init__(
+        self,
+        profiles: ProfileRegistry,
+        registry: DeviceRegistry,
+        rules: RuleEngine,
+        alerts: AlertBook,
+    ) -> None:
+        self.profiles = profiles
+        self.registry = registry
+        self.rules = rules
+        self.alerts = alerts
+        self.dead_letters_by_cause: Counter[str] = Counter()
+        self.readings = 0
+        self._logged: set[tuple[str, str]] = set()
+
+    def handle(self, raw: RawMessage) -> Output:
+        try:
+            decoded = decode(raw, self.profiles)
+            device = self.registry.resolve(decoded.profile, decoded.device_id, decoded.topic_values)
+        except DecodeError as exc:
+            return Output(dead_letter=self._dead_letter(raw, exc))
+        reading = Reading.model_construct(  # every part was validated by decode and the registry
+            device=device,
+            fields=decoded.fields,
+            at=decoded.at,
+            received_at=raw.received_at,
+            time_source=decoded.time_source,
+            seq=decoded.seq,
+        )
+        self.readings += 1
+        events = []
+        for verdict in self.rules.evaluate(reading):
+            event = self.alerts.apply(verdict)
+            if event is not None:
+                events.append(event)
+        return Output(reading=reading, events=events)
+
+    def _dead_letter(self, raw: RawMessage, exc: DecodeError) -> DeadLetter:
+        self.dead_letters_by_cause[exc.cause] += 1
+        key = (exc.cause, raw.topic)
+        if key not in self._logged and len(self._logged) < _MAX_LOGGED_CAUSES:
+            self._logged.add(key)
+            # the detail names fields and values, never the whole payload (personal data)
+            _log.warning("dead letter (%s) on %s: %s", exc.cause, raw.topic, exc.detail)
+        return DeadLetter(
+            topic=raw.topic,
+            payload=raw.payload,
+            cause=exc.cause,
+            detail=exc.detail,
+            received_at=raw.received_at,
+        )
