@@ -1,0 +1,231 @@
+"""The `community-edge` command: run, demo, simulate, profiles check. Logging and signals live here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from edge.errors import ProfileError
+from edge.profiles import ProfileRegistry, default_profile_dir
+from gateway.settings import ConfigurationError, load_settings
+from gateway.wiring import Gateway, serve
+
+_log = logging.getLogger("community_edge")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("uvicorn", "uvicorn.error", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(stop)`; SIGINT and SIGTERM set `stop` so everything shuts down in order."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        args.config,
+        {
+            "mqtt.url": args.mqtt_url,
+            "mqtt.client_id": args.client_id,
+            "tsdb.url": args.tsdb_url,
+            "tsdb.org": args.tsdb_org,
+            "tsdb.bucket": args.tsdb_bucket,
+            "tsdb.token": args.tsdb_token,
+            "api.host": args.api_host,
+            "api.port": args.api_port,
+            "api.token": args.api_token,
+            "data_dir": args.data_dir,
+            "devices_file": args.devices,
+            "profiles_dir": args.profiles_dir,
+            "log_level": args.log_level,
+        },
+    )
+    _setup_logging(settings.log_level)
+
+    def ready(gateway: Gateway, url: str) -> None:
+        print(f"community-edge API: {url}  (docs: {url}/docs)", flush=True)
+        print(f"API token: {gateway.token}  (from {gateway.token_source})", flush=True)
+
+    run_until_signal(lambda stop: serve(settings, stop, ready))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    _setup_logging(args.log_level)
+    run_until_signal(lambda stop: run_demo(stop, args.data_dir, args.api_port, args.rate))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators.load import LoadProgress, LoadResult, run_load, run_scenario
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show = sys.stderr.isatty() and not args.json
+
+    def progress(p: LoadProgress) -> None:
+        if show:
+            sys.stderr.write(
+                f"\r{p.elapsed:6.1f}s  sent {p.sent:>9,}  in flight {p.in_flight:>6,}  "
+                f"failed {p.failed:,}  ({p.sent / max(p.elapsed, 1e-9):,.0f} msg/s)"
+            )
+            sys.stderr.flush()
+
+    try:
+        result: LoadResult
+        if args.scenario:
+            result = run_scenario(
+                args.mqtt_url, args.scenario, args.community, seed=args.seed, progress=progress
+            )
+        else:
+            result = run_load(
+                args.mqtt_url,
+                args.devices,
+                args.rate,
+                args.duration,
+                community=args.community,
+                seed=args.seed,
+                progress=progress,
+            )
+    except (ValueError, ConnectionError, LookupError) as exc:
+        print(f"community-edge simulate: {exc}", file=sys.stderr)
+        return 2
+    if show:
+        sys.stderr.write("\n")
+    summary = {
+        "sent": result.sent,
+        "failed": result.failed,
+        "seconds": round(result.seconds, 3),
+        "rate": round(result.rate, 1),
+        "by_model": result.by_model,
+    }
+    if args.scenario:
+        summary["scenario"] = args.scenario
+    if args.json:
+        print(orjson.dumps(summary).decode())
+    else:
+        print(
+            f"sent {result.sent:,} messages in {result.seconds:.1f} s "
+            f"({result.rate:,.0f} msg/s), {result.failed:,} failed"
+        )
+    return 0 if result.failed == 0 else 1
+
+
+def _cmd_profiles_check(args: argparse.Namespace) -> int:
+    directory = args.directory or default_profile_dir()
+    try:
+        registry = ProfileRegistry.load(directory)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for profile in registry:
+        print(
+            f"ok  {profile.name:32} {profile.category:8} {len(profile.fields)} fields, "
+            f"{len(profile.rules)} rules"
+        )
+    print(f"{len(registry)} profiles in {directory}: no problems")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="community-edge",
+        description="Edge service for smart residential communities: MQTT devices in, "
+        "readings and alerts out, nothing lost.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+    run = sub.add_parser("run", help="run the agent and the alert API")
+    run.add_argument("--config", type=Path, help="YAML settings file (flags override it)")
+    run.add_argument("--mqtt-url", help="broker, mqtt://HOST:PORT (default mqtt://127.0.0.1:1883)")
+    run.add_argument("--client-id", help="stable MQTT client id of this gateway")
+    run.add_argument(
+        "--tsdb-url", help="time-series server, http://HOST:PORT (default: embedded store)"
+    )
+    run.add_argument("--tsdb-org")
+    run.add_argument("--tsdb-bucket")
+    run.add_argument("--tsdb-token")
+    run.add_argument("--api-host", help="default 127.0.0.1")
+    run.add_argument("--api-port", type=int, help="default 8080")
+    run.add_argument(
+        "--api-token", help="bearer token (default: random, kept in DATA_DIR/api-token)"
+    )
+    run.add_argument(
+        "--data-dir", type=Path, help="outbox, alerts, embedded store (default ./data)"
+    )
+    run.add_argument(
+        "--devices", type=Path, help="device registry, YAML or CSV (default: open enrollment)"
+    )
+    run.add_argument(
+        "--profiles-dir", type=Path, help="device profiles (default: the shipped ones)"
+    )
+    run.add_argument("--log-level", choices=levels)
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub.add_parser("demo", help="broker, agent, API and a simulated community, zero set-up")
+    demo.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
+    demo.add_argument(
+        "--api-port", type=int, default=8080, help="default 8080 (a free one if busy)"
+    )
+    demo.add_argument("--rate", type=float, default=20.0, help="routine messages per second")
+    demo.add_argument("--log-level", choices=levels, default="WARNING")
+    demo.set_defaults(handler=_cmd_demo)
+
+    sim = sub.add_parser("simulate", help="publish simulated device traffic to a broker")
+    sim.add_argument("--mqtt-url", required=True, help="mqtt://HOST:PORT")
+    sim.add_argument("--scenario", choices=["smoke-alarm", "elder-sos", "fall", "door-forced"])
+    sim.add_argument("--devices", type=int, default=100)
+    sim.add_argument("--rate", type=float, default=100.0, help="messages per second")
+    sim.add_argument("--duration", type=float, default=10.0, help="seconds")
+    sim.add_argument("--community", default="demo")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--json", action="store_true", help="last line is a JSON summary")
+    sim.set_defaults(handler=_cmd_simulate)
+
+    profiles = sub.add_parser("profiles", help="device profiles")
+    psub = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate profile files")
+    check.add_argument("directory", nargs="?", type=Path)
+    check.set_defaults(handler=_cmd_profiles_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigurationError as exc:
+        print(f"community-edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

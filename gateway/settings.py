@@ -1,0 +1,127 @@
+"""Settings: the only code that reads the environment or a configuration file.
+
+Precedence: command-line flags, then the YAML file given with --config, then COMMUNITY_EDGE_*
+environment variables (nested with `__`: COMMUNITY_EDGE_MQTT__URL), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.mqtt import parse_mqtt_url
+
+
+class ConfigurationError(Exception):
+    """Settings that cannot work; the message is one line naming the problem."""
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = Field(
+        default_factory=lambda: f"community-edge-{socket.gethostname()}",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    )
+    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+
+class TsdbSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None  # None: readings go to the embedded store under the data dir
+    org: str = "community-edge"
+    bucket: str = "community-edge"
+    token: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} must be http://HOST:PORT or https://HOST:PORT")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        return value.rstrip("/")
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: SecretStr | None = None  # None: a random token kept in DATA_DIR/api-token
+
+
+class Settings(BaseSettings):
+    """Everything `community-edge run` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMUNITY_EDGE_", env_nested_delimiter="__", extra="forbid"
+    )
+    data_dir: Path = Path("data")
+    profiles_dir: Path | None = None  # None: the profiles shipped with the package
+    devices_file: Path | None = None  # None: open enrollment (community and building from topics)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    outbox_max_mb: int = Field(default=2048, ge=1)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build the settings; raises ConfigurationError with one line naming the problem."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"{config_file}: cannot read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"{config_file}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigurationError(f"{config_file}: expected a mapping of settings")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigurationError(f"setting {key!r} must be a mapping")
+            node = child
+        node[leaf] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        source = f"{config_file}: " if config_file else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {_message(err)}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"{source}{problems}") from exc
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown setting"
+    msg: str = err["msg"]
+    return msg.removeprefix("Value error, ")

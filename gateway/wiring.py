@@ -1,0 +1,135 @@
+"""Wiring: settings become an agent, its sinks and the alert API, served in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from edge.influx import InfluxSink
+
+from edge.agent import Agent, AgentConfig
+from edge.clock import SystemClock
+from edge.errors import EdgeError
+from edge.mqtt import parse_mqtt_url
+from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.reading_store import ReadingStore
+from edge.registry import DeviceRegistry
+from edge.sinks import Sink
+from gateway.api import create_app
+from gateway.settings import ConfigurationError, Settings
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Everything `serve` runs, built from settings before anything starts."""
+
+    agent: Agent
+    readings: ReadingStore | None
+    token: str
+    token_source: str
+
+
+def api_token(settings: Settings) -> tuple[str, str]:
+    """The API token and where it came from; creates DATA_DIR/api-token (0600) when needed."""
+    if settings.api.token is not None:
+        return settings.api.token.get_secret_value(), "settings"
+    path = settings.data_dir / "api-token"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip(), str(path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = path.open("x", encoding="utf-8")
+    with fd:
+        path.chmod(0o600)
+        fd.write(token + "\n")
+    return token, f"{path} (new)"
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Load profiles and registry and build the agent; raises ConfigurationError."""
+    try:
+        profiles = ProfileRegistry.load(settings.profiles_dir or default_profile_dir())
+        registry = (
+            DeviceRegistry.from_file(settings.devices_file, profiles)
+            if settings.devices_file is not None
+            else DeviceRegistry()
+        )
+    except EdgeError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    sinks: list[Sink] = []
+    readings: ReadingStore | None = None
+    if settings.tsdb.url is not None:
+        token = settings.tsdb.token.get_secret_value() if settings.tsdb.token else None
+        sinks.append(InfluxSink(settings.tsdb.url, settings.tsdb.org, settings.tsdb.bucket, token))
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        readings = ReadingStore(settings.data_dir / "readings.db")
+        sinks.append(readings)
+    config = AgentConfig(
+        broker=parse_mqtt_url(settings.mqtt.url),
+        client_id=settings.mqtt.client_id,
+        data_dir=settings.data_dir,
+        receive_maximum=settings.mqtt.receive_maximum,
+        outbox_max_bytes=settings.outbox_max_mb * 1024 * 1024,
+    )
+    token, source = api_token(settings)
+    agent = Agent(config, profiles, registry, sinks, SystemClock())
+    return Gateway(agent=agent, readings=readings, token=token, token_source=source)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API socket up front, so a busy port is a clear configuration error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _ApiServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the command line owns SIGINT/SIGTERM and stops everything through `stop`
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    on_ready: Callable[[Gateway, str], None] | None = None,
+) -> None:
+    """Run the agent and the API until `stop` is set; then shut down in order."""
+    gateway = build_gateway(settings)
+    sock = listen(settings.api.host, settings.api.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    try:
+        async with gateway.agent as agent:
+            app = create_app(agent, gateway.token, gateway.readings)
+            server = _ApiServer(
+                uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+            )
+            async with asyncio.TaskGroup() as tg:
+                agent_task = tg.create_task(agent.run(), name="agent")
+                tg.create_task(server.serve(sockets=[sock]), name="api")
+                if on_ready is not None:
+                    on_ready(gateway, url)
+                await stop.wait()
+                _log.info("stopping")
+                server.should_exit = True
+                agent_task.cancel()
+    finally:
+        sock.close()

@@ -1,0 +1,130 @@
+"""Decoding: shipped examples decode to their canonical fields; bad payloads say why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from edge.decode import decode
+from edge.errors import BadPayload, UnknownTopic
+from edge.model import RawMessage
+from edge.profiles import ProfileRegistry, default_profile_dir
+
+PROFILES = ProfileRegistry.load(default_profile_dir())
+NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+EXAMPLES = [(p.name, i, e) for p in PROFILES for i, e in enumerate(p.examples)]
+
+
+def _raw(topic: str, payload: object) -> RawMessage:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return RawMessage(topic=topic, payload=body, received_at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("model", "index", "example"), EXAMPLES, ids=[f"{m}-{i}" for m, i, _ in EXAMPLES]
+)
+def test_every_profile_example_decodes_to_its_fields(
+    model: str, index: int, example: object
+) -> None:
+    from edge.profiles import ProfileExample
+
+    assert isinstance(example, ProfileExample)
+    decoded = decode(_raw(example.topic, example.payload), PROFILES)
+    assert decoded.profile.name == model
+    assert decoded.fields == example.fields
+    assert all(type(decoded.fields[k]) is type(v) for k, v in example.fields.items())
+
+
+def test_device_time_in_ms_is_kept_at_millisecond_precision() -> None:
+    at = NOW - timedelta(seconds=5, microseconds=123_456)
+    ms = int(at.timestamp() * 1000)
+    decoded = decode(
+        _raw("ce/c1/b1/tuya-sos-button/s1", {"action": "emergency", "ts": ms}), PROFILES
+    )
+    assert decoded.time_source == "device"
+    assert int(decoded.at.timestamp() * 1000) == ms
+
+
+def test_device_time_in_seconds_is_recognised() -> None:
+    seconds = int((NOW - timedelta(seconds=30)).timestamp())
+    decoded = decode(
+        _raw("ce/c1/b1/tuya-sos-button/s1", {"action": "emergency", "ts": seconds}), PROFILES
+    )
+    assert decoded.time_source == "device"
+    assert decoded.at == datetime.fromtimestamp(seconds, UTC)
+
+
+@pytest.mark.parametrize("ts", [0, -5, 4_102_444_800_000, "yesterday", True])
+def test_insane_device_time_falls_back_to_receive_time(ts: object) -> None:
+    decoded = decode(
+        _raw("ce/c1/b1/tuya-sos-button/s1", {"action": "emergency", "ts": ts}), PROFILES
+    )
+    assert decoded.time_source == "gateway"
+    assert decoded.at == NOW
+
+
+def test_hikvision_iso_time_with_offset_is_converted_to_utc() -> None:
+    payload = {
+        "dateTime": "2026-11-23T10:59:58+08:00",
+        "eventType": "AccessControllerEvent",
+        "AccessControllerEvent": {"majorEventType": 5, "subEventType": 27, "serialNo": 9},
+    }
+    decoded = decode(_raw("ce/c1/b1/hikvision-access-controller/a1", payload), PROFILES)
+    assert decoded.at == datetime(2026, 11, 23, 2, 59, 58, tzinfo=UTC)
+    assert decoded.seq == 9
+    assert decoded.fields["event"] == "door_forced"
+
+
+def test_unmapped_access_code_maps_to_the_default() -> None:
+    payload = {"eventType": "AccessControllerEvent", "AccessControllerEvent": {"subEventType": 999}}
+    decoded = decode(_raw("ce/c1/b1/hikvision-access-controller/a1", payload), PROFILES)
+    assert decoded.fields["event"] == "other"
+    assert decoded.fields["event_code"] == 999
+
+
+def test_contact_style_inverted_boolean() -> None:
+    from edge.profiles import DeviceProfile
+
+    profile = DeviceProfile.model_validate(
+        {
+            "name": "contact",
+            "vendor": "v",
+            "description": "d",
+            "category": "door",
+            "topics": ["d/{device_id}"],
+            "fields": [{"name": "open", "path": "contact", "type": "bool", "invert": True}],
+        }
+    )
+    decoded = decode(_raw("d/x", {"contact": True}), ProfileRegistry([profile]))
+    assert decoded.fields == {"open": False}
+
+
+@pytest.mark.parametrize(
+    ("payload", "cause"),
+    [
+        (b"not json at all", "not_json"),
+        (b"[1, 2]", "not_object"),
+        ({"battery": 90}, "missing_field"),  # smoke is required
+        ({"smoke": "yes"}, "wrong_type"),
+        ({"smoke": False, "battery": 140}, "out_of_range"),
+        ({"smoke": False, "battery": "full"}, "wrong_type"),
+        (b"{" + b" " * 70_000 + b"}", "too_large"),
+    ],
+)
+def test_bad_payloads_raise_with_a_cause(payload: object, cause: str) -> None:
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw("ce/c1/b1/zigbee-ias-smoke/s1", payload), PROFILES)
+    assert caught.value.cause == cause
+
+
+def test_unknown_topic() -> None:
+    with pytest.raises(UnknownTopic):
+        decode(_raw("ce/c1/b1/toaster/t1", {"smoke": True}), PROFILES)
+
+
+def test_payload_with_no_known_field() -> None:
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw("ce/c1/b1/tuya-sos-button/s1", {"hello": 1}), PROFILES)
+    assert caught.value.cause == "no_known_field"

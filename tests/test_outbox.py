@@ -1,0 +1,177 @@
+"""The outbox keeps what was committed until each sink has it, sheds only readings, survives corruption."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.clock import FakeClock
+from edge.errors import SinkRejected, SinkUnavailable
+from edge.forwarder import Forwarder
+from edge.model import (
+    Alert,
+    AlertEvent,
+    AlertEventKind,
+    AlertStatus,
+    DeadLetter,
+    DeviceRef,
+    Reading,
+    Severity,
+)
+from edge.outbox import Outbox
+from edge.sinks import MemorySink
+
+AT = datetime(2026, 11, 23, tzinfo=UTC)
+DEVICE = DeviceRef(device_id="d1", model="m", category="smoke", community="c1", building="b1")
+
+
+def _reading(i: int) -> Reading:
+    return Reading(
+        device=DEVICE,
+        fields={"battery": float(i), "smoke": False, "state": "ok"},
+        at=AT + timedelta(milliseconds=i),
+        received_at=AT,
+        time_source="device",
+        seq=i,
+    )
+
+
+def _event(i: int) -> AlertEvent:
+    alert = Alert(
+        id=f"a{i}",
+        key=f"smoke|d{i}",
+        rule="smoke",
+        summary="Smoke",
+        severity=Severity.CRITICAL,
+        status=AlertStatus.ACTIVE,
+        device_id=f"d{i}",
+        model="m",
+        category="smoke",
+        community="c1",
+        building="b1",
+        opened_at=AT,
+        updated_at=AT,
+        last_seen_at=AT,
+    )
+    return AlertEvent(id=f"e{i}", kind=AlertEventKind.OPENED, at=AT, actor="rule", alert=alert)
+
+
+def _outbox(path: Path, sinks: Sequence[MemorySink], **kw: int) -> Outbox:
+    return Outbox(path, {s.name: s.lanes for s in sinks}, now=FakeClock(AT).now, **kw)
+
+
+async def test_committed_entries_reach_every_sink_events_first(tmp_path: Path) -> None:
+    a, b = MemorySink("a"), MemorySink("b", frozenset({"readings"}))
+    outbox = _outbox(tmp_path / "o.db", [a, b])
+    await outbox.commit([_reading(i) for i in range(5)], [_event(1)])
+    fa = Forwarder(outbox, a, clock=FakeClock())
+    first = await fa.deliver_once()
+    assert first == 1 and a.events == [_event(1)] and a.readings == []
+    assert await fa.drain() == 5
+    assert await Forwarder(outbox, b, clock=FakeClock()).drain() == 5
+    assert a.readings == b.readings == [_reading(i) for i in range(5)]
+    assert all(d.depth == 0 for d in await outbox.depths())
+    await outbox.close()
+
+
+async def test_undelivered_entries_survive_a_restart(tmp_path: Path) -> None:
+    sink = MemorySink()
+    outbox = _outbox(tmp_path / "o.db", [sink])
+    await outbox.commit([_reading(i) for i in range(3)], [_event(1)])
+    await outbox.close()
+    reopened = _outbox(tmp_path / "o.db", [sink])
+    assert await Forwarder(reopened, sink, clock=FakeClock()).drain() == 4
+    assert sink.readings == [_reading(i) for i in range(3)]
+    await reopened.close()
+
+
+class FlakySink(MemorySink):
+    def __init__(self) -> None:
+        super().__init__("flaky")
+        self.down = True
+        self.poison = {2}
+
+    async def write_readings(self, readings: Sequence[Reading]) -> None:
+        if self.down:
+            raise SinkUnavailable("connection refused")
+        if any(r.seq in self.poison for r in readings):
+            raise SinkRejected("400 bad point")
+        await super().write_readings(readings)
+
+
+async def test_unavailable_sink_keeps_entries_and_a_rejected_entry_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    sink = FlakySink()
+    outbox = _outbox(tmp_path / "o.db", [sink])
+    await outbox.commit([_reading(i) for i in range(6)])
+    forwarder = Forwarder(outbox, sink, clock=FakeClock())
+    with pytest.raises(SinkUnavailable):
+        await forwarder.deliver_once()
+    assert sum(d.depth for d in await outbox.depths()) == 6
+    sink.down = False
+    await forwarder.drain()
+    assert [r.seq for r in sink.readings] == [0, 1, 3, 4, 5]
+    assert outbox.rejected_entries == 1
+    assert forwarder.status.rejected == 1
+    await outbox.close()
+
+
+async def test_forwarder_retries_until_the_sink_returns(tmp_path: Path) -> None:
+    sink = FlakySink()
+    sink.poison = set()
+    outbox = _outbox(tmp_path / "o.db", [sink])
+    await outbox.commit([_reading(i) for i in range(3)])
+    forwarder = Forwarder(
+        outbox, sink, clock=FakeClock(), backoff_initial_s=0.01, backoff_max_s=0.02
+    )
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(forwarder.run())
+        while forwarder.status.errors < 3:
+            await asyncio.sleep(0.01)
+        sink.down = False
+        while len(sink.readings) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+    assert forwarder.status.failing_since is None
+    await outbox.close()
+
+
+async def test_at_the_cap_oldest_readings_are_shed_and_events_kept(tmp_path: Path) -> None:
+    sink = MemorySink()
+    outbox = _outbox(tmp_path / "o.db", [sink], max_bytes=256 * 1024)
+    for batch in range(40):
+        await outbox.commit([_reading(batch * 100 + i) for i in range(100)], [_event(batch)])
+    assert outbox.shed_readings > 0
+    await Forwarder(outbox, sink, clock=FakeClock()).drain()
+    assert len(sink.events) == 40  # never shed
+    assert len(sink.readings) + outbox.shed_readings == 4000
+    kept = [r.seq for r in sink.readings]
+    assert kept == sorted(kept) and kept[-1] == 3999  # the oldest went first
+    await outbox.close()
+
+
+async def test_corrupt_outbox_is_moved_aside_and_a_fresh_one_started(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    path.write_bytes(b"this is not a database" * 1000)
+    outbox = _outbox(path, [MemorySink()])
+    assert outbox.recovered_from is not None and outbox.recovered_from.exists()
+    await outbox.commit([_reading(1)])
+    assert sum(d.depth for d in await outbox.depths()) == 1
+    assert path.stat().st_mode & 0o777 == 0o600
+    await outbox.close()
+
+
+async def test_dead_letters_are_kept_newest_first(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path / "o.db", [MemorySink()])
+    letters = [
+        DeadLetter(topic=f"t/{i}", payload=b"x", cause="not_json", detail="d", received_at=AT)
+        for i in range(3)
+    ]
+    await outbox.commit(dead_letters=letters)
+    assert [d.topic for d in await outbox.dead_letters()] == ["t/2", "t/1", "t/0"]
+    await outbox.close()

@@ -1,0 +1,97 @@
+"""Every shipped profile loads, and a broken profile fails naming its file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ProfileError, UnknownTopic
+from edge.profiles import ProfileRegistry, TopicPattern, default_profile_dir
+
+FAMILIES = {"access", "smoke", "fall", "sos"}
+
+
+def test_shipped_profiles_load_and_cover_the_four_families() -> None:
+    registry = ProfileRegistry.load(default_profile_dir())
+    assert {p.category for p in registry} >= FAMILIES
+    for profile in registry:
+        assert profile.examples, f"{profile.name} ships no example payloads"
+
+
+def test_topic_pattern_gives_subscription_and_values() -> None:
+    pattern = TopicPattern("ce/{community}/{building}/zigbee-ias-smoke/{device_id}")
+    assert pattern.subscription == "ce/+/+/zigbee-ias-smoke/+"
+    assert pattern.match("ce/c1/b2/zigbee-ias-smoke/d3") == {
+        "community": "c1",
+        "building": "b2",
+        "device_id": "d3",
+    }
+    assert pattern.match("ce/c1/b2/zigbee-ias-smoke/d3/extra") is None
+
+
+def test_unknown_topic_is_refused() -> None:
+    registry = ProfileRegistry.load(default_profile_dir())
+    with pytest.raises(UnknownTopic):
+        registry.match("somewhere/else")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+GOOD = """
+name: m1
+vendor: v
+description: d
+category: smoke
+topics: ["x/{device_id}"]
+fields:
+  - {name: smoke, path: smoke, type: bool}
+"""
+
+
+def test_a_typo_in_a_key_names_file_and_key(tmp_path: Path) -> None:
+    directory = _write(tmp_path, GOOD.replace("type: bool", "type: bool, requird: true"))
+    with pytest.raises(ProfileError, match=r"bad\.yaml: fields\.0\.requird: Extra inputs"):
+        ProfileRegistry.load(directory)
+
+
+def test_a_rule_reading_an_unknown_field_is_refused(tmp_path: Path) -> None:
+    text = (
+        GOOD
+        + """
+rules:
+  - {id: r, summary: s, severity: critical, when: {field: smok, eq: true}}
+"""
+    )
+    with pytest.raises(ProfileError, match="unknown fields: smok"):
+        ProfileRegistry.load(_write(tmp_path, text))
+
+
+def test_a_condition_with_two_operators_is_refused(tmp_path: Path) -> None:
+    text = (
+        GOOD
+        + """
+rules:
+  - {id: r, summary: s, severity: critical, when: {field: smoke, eq: true, ne: false}}
+"""
+    )
+    with pytest.raises(ProfileError, match="exactly one of"):
+        ProfileRegistry.load(_write(tmp_path, text))
+
+
+def test_topic_without_device_id_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="needs a \\{device_id\\} level"):
+        ProfileRegistry.load(_write(tmp_path, GOOD.replace("x/{device_id}", "x/{building}")))
+
+
+def test_unreadable_yaml_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        ProfileRegistry.load(_write(tmp_path, "name: [unclosed"))
+
+
+def test_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="no \\*.yaml device profiles"):
+        ProfileRegistry.load(tmp_path)
