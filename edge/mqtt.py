@@ -243,8 +243,9 @@ class MqttSession:
             return
         if disconnect and was_connected:
             client.disconnect()
+            client.loop_write()  # send DISCONNECT now: the loop will not write for us any more
         sock = self._sock
-        if sock is not None and self._loop is not None:
+        if sock is not None and self._loop is not None and sock.fileno() >= 0:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)
         self._sock = None
@@ -291,8 +292,9 @@ class MqttSession:
     def _handle_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def unregister() -> None:
             assert self._loop is not None
-            self._loop.remove_reader(sock)
-            self._loop.remove_writer(sock)
+            if sock.fileno() >= 0:  # paho may report a socket we already closed
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
             if self._sock is sock:
                 self._sock = None
 
@@ -308,7 +310,8 @@ class MqttSession:
     def _handle_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def unregister() -> None:
             assert self._loop is not None
-            self._loop.remove_writer(sock)
+            if sock.fileno() >= 0:
+                self._loop.remove_writer(sock)
 
         self._soon(unregister)
 

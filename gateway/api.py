@@ -1,6 +1,5 @@
 """The alert API (versioned under /v1): alerts, readings from the embedded store, health, metrics."""
 
-from __future__ import annotations
 
 import base64
 import secrets

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
-from edge.influx import InfluxSink
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import SystemClock
@@ -67,6 +66,8 @@ def build_gateway(settings: Settings) -> Gateway:
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
     if settings.tsdb.url is not None:
+        from edge.influx import InfluxSink  # influxdb-client is loaded only when it is used
+
         token = settings.tsdb.token.get_secret_value() if settings.tsdb.token else None
         sinks.append(InfluxSink(settings.tsdb.url, settings.tsdb.org, settings.tsdb.bucket, token))
     else:
