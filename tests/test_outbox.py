@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,7 +70,9 @@ async def test_committed_entries_reach_every_sink_events_first(tmp_path: Path) -
     await outbox.commit([_reading(i) for i in range(5)], [_event(1)])
     fa = Forwarder(outbox, a, clock=FakeClock())
     first = await fa.deliver_once()
-    assert first == 1 and a.events == [_event(1)] and a.readings == []
+    assert first == 1
+    assert a.events == [_event(1)]
+    assert a.readings == []
     assert await fa.drain() == 5
     assert await Forwarder(outbox, b, clock=FakeClock()).drain() == 5
     assert a.readings == b.readings == [_reading(i) for i in range(5)]
@@ -121,6 +123,14 @@ async def test_unavailable_sink_keeps_entries_and_a_rejected_entry_is_set_aside(
     await outbox.close()
 
 
+async def _until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    for _ in range(int(within_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
 async def test_forwarder_retries_until_the_sink_returns(tmp_path: Path) -> None:
     sink = FlakySink()
     sink.poison = set()
@@ -131,11 +141,9 @@ async def test_forwarder_retries_until_the_sink_returns(tmp_path: Path) -> None:
     )
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(forwarder.run())
-        while forwarder.status.errors < 3:
-            await asyncio.sleep(0.01)
+        await _until(lambda: forwarder.status.errors >= 3)
         sink.down = False
-        while len(sink.readings) < 3:
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(sink.readings) == 3)
         task.cancel()
     assert forwarder.status.failing_since is None
     await outbox.close()
@@ -151,7 +159,8 @@ async def test_at_the_cap_oldest_readings_are_shed_and_events_kept(tmp_path: Pat
     assert len(sink.events) == 40  # never shed
     assert len(sink.readings) + outbox.shed_readings == 4000
     kept = [r.seq for r in sink.readings]
-    assert kept == sorted(kept) and kept[-1] == 3999  # the oldest went first
+    assert kept == sorted(kept)
+    assert kept[-1] == 3999  # the oldest went first
     await outbox.close()
 
 
@@ -159,7 +168,8 @@ async def test_corrupt_outbox_is_moved_aside_and_a_fresh_one_started(tmp_path: P
     path = tmp_path / "o.db"
     path.write_bytes(b"this is not a database" * 1000)
     outbox = _outbox(path, [MemorySink()])
-    assert outbox.recovered_from is not None and outbox.recovered_from.exists()
+    assert outbox.recovered_from is not None
+    assert outbox.recovered_from.exists()
     await outbox.commit([_reading(1)])
     assert sum(d.depth for d in await outbox.depths()) == 1
     assert path.stat().st_mode & 0o777 == 0o600

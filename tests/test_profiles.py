@@ -83,7 +83,7 @@ rules:
 
 
 def test_topic_without_device_id_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="needs a \\{device_id\\} level"):
+    with pytest.raises(ProfileError, match=r"needs a \{device_id\} level"):
         ProfileRegistry.load(_write(tmp_path, GOOD.replace("x/{device_id}", "x/{building}")))
 
 
@@ -93,5 +93,5 @@ def test_unreadable_yaml_is_refused(tmp_path: Path) -> None:
 
 
 def test_empty_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="no \\*.yaml device profiles"):
+    with pytest.raises(ProfileError, match=r"no \*\.yaml device profiles"):
         ProfileRegistry.load(tmp_path)

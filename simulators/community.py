@@ -1,0 +1,84 @@
+"""A simulated community: N devices of mixed models spread over buildings, reproducible by seed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+
+from edge.profiles import ProfileRegistry, default_profile_dir
+from simulators.sensors import SimulatedDevice
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    model: str  # the profile name
+    prefix: str  # device id prefix: smk-b03-0012
+    weight: float
+
+
+# A typical residential estate: doors and gates at every entrance, smoke alarms in most flats,
+# radars and SOS buttons where elderly residents live alone.
+MIX: tuple[_Share, ...] = (
+    _Share("hikvision-access-controller", "acc", 0.35),
+    _Share("zigbee-ias-smoke", "smk", 0.30),
+    _Share("tuya-fall-radar", "rad", 0.20),
+    _Share("tuya-sos-button", "sos", 0.15),
+)
+_DEVICES_PER_BUILDING = 40
+
+
+def model_counts(devices: int) -> dict[str, int]:
+    """How many devices of each model a community of `devices` gets (largest remainder)."""
+    if devices < 0:
+        raise ValueError(f"devices must be >= 0, got {devices}")
+    total = sum(share.weight for share in MIX)
+    exact = {s.model: devices * s.weight / total for s in MIX}
+    counts = {model: math.floor(value) for model, value in exact.items()}
+    if devices >= len(MIX):
+        for model in counts:  # every model present, so every scenario has a device
+            counts[model] = max(counts[model], 1)
+    by_remainder = sorted(MIX, key=lambda s: (-(exact[s.model] - counts[s.model]), MIX.index(s)))
+    shortfall = devices - sum(counts.values())
+    for share in by_remainder[: max(shortfall, 0)]:
+        counts[share.model] += 1
+    while sum(counts.values()) > devices:  # the minimum of one pushed us over: trim the biggest
+        biggest = max(counts, key=lambda m: counts[m])
+        counts[biggest] -= 1
+    return counts
+
+
+def build_community(
+    devices: int,
+    community: str = "demo",
+    buildings: int | None = None,
+    seed: int = 0,
+    *,
+    profiles: ProfileRegistry | None = None,
+) -> list[SimulatedDevice]:
+    """`devices` simulated devices in a realistic mix, spread over `buildings` (default ~1 per 40).
+
+    The same arguments always give the same device ids, buildings and payload sequences.
+    """
+    if buildings is None:
+        buildings = max(1, math.ceil(devices / _DEVICES_PER_BUILDING))
+    if buildings < 1:
+        raise ValueError(f"buildings must be >= 1, got {buildings}")
+    registry = profiles or ProfileRegistry.load(default_profile_dir())
+    counts = model_counts(devices)
+    prefixes = {share.model: share.prefix for share in MIX}
+    models = [model for model, count in counts.items() for _ in range(count)]
+    random.Random(f"community:{seed}:{community}").shuffle(models)
+    numbers: dict[tuple[str, str], int] = {}
+    out: list[SimulatedDevice] = []
+    for index, model in enumerate(models):
+        building = f"b{index % buildings + 1:02d}"
+        number = numbers.get((model, building), 0) + 1
+        numbers[model, building] = number
+        device_id = f"{prefixes[model]}-{building}-{number:04d}"
+        out.append(SimulatedDevice(device_id, community, building, registry.get(model), seed=seed))
+    _log.debug("built community %s: %d devices in %d buildings", community, devices, buildings)
+    return out

@@ -1,0 +1,383 @@
+"""The load publisher: simulated devices at a steady rate over MQTT (QoS 1), or a named scenario.
+
+A message counts as sent only when the broker's PUBACK arrives; in-flight and queued messages are
+bounded, so memory stays flat however high the target rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict
+
+from simulators.community import build_community
+from simulators.scenarios import ScenarioStep, build_scenario
+
+_log = logging.getLogger(__name__)
+
+_MAX_INFLIGHT = 1000  # QoS 1 messages on the wire awaiting PUBACK (less if the broker asks)
+_MAX_QUEUED = 10_000  # paho's own bound on messages it holds (in flight + waiting)
+_WINDOW = _MAX_QUEUED - 100  # we stop publishing before paho would refuse a message
+_TICK = 0.01  # seconds between pacing ticks: each tick publishes a batch
+_BURST = 0.1  # seconds of tokens the bucket may hold: catches up after a late tick, no more
+_CONNECT_TIMEOUT = 10.0
+_DEFAULT_PORT = 1883
+
+
+class LoadProgress(BaseModel):
+    """Counts so far, reported about once a second while publishing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    elapsed: float
+    published: int  # handed to the client
+    sent: int  # acknowledged by the broker
+    failed: int
+    in_flight: int
+
+
+class LoadResult(BaseModel):
+    """What a run delivered: `sent` counts messages the broker acknowledged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sent: int
+    failed: int
+    seconds: float
+    rate: float  # sent / seconds
+    by_model: dict[str, int]  # acknowledged messages per device model
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int]:
+    """`mqtt://HOST[:PORT]` -> (host, port); anything else raises ValueError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid MQTT URL {url!r}: {exc}") from None
+    if parts.scheme != "mqtt":
+        raise ValueError(f"invalid MQTT URL {url!r}: expected mqtt://HOST:PORT")
+    if not parts.hostname:
+        raise ValueError(f"invalid MQTT URL {url!r}: no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"invalid MQTT URL {url!r}: credentials are not supported")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"invalid MQTT URL {url!r}: expected mqtt://HOST:PORT with no path")
+    return parts.hostname, _DEFAULT_PORT if port is None else port
+
+
+class TokenBucket:
+    """Rate pacing: `rate` tokens a second, holding at most `capacity` (the largest burst)."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        if rate <= 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate}")
+        self.rate = rate
+        self.capacity = max(capacity, 1.0)
+        self.tokens = 0.0
+        self._last: float | None = None
+
+    def take(self, now: float, limit: int | None = None) -> int:
+        """Whole tokens available at monotonic time `now` (at most `limit`), removed from the bucket."""
+        if self._last is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+        taken = int(self.tokens)
+        if limit is not None:
+            taken = max(0, min(taken, limit))
+        self.tokens -= taken
+        return taken
+
+
+class _Publisher:
+    """One paho client: connects, publishes QoS 1, and counts PUBACKs per device model."""
+
+    def __init__(self, url: str, client_id: str | None) -> None:
+        self.url = url
+        host, port = parse_mqtt_url(url)
+        self._lock = threading.Lock()
+        self._acked = threading.Condition(self._lock)
+        self._pending: dict[int, str] = {}  # mid -> model, awaiting PUBACK
+        self._early: dict[int, bool] = {}  # PUBACKs that beat publish() returning: mid -> ok
+        self._connected = threading.Event()
+        self._refused: ReasonCode | None = None
+        self.window = _WINDOW  # most messages we let the client hold unacknowledged
+        self.published = 0
+        self.sent = 0
+        self.failed = 0
+        self.by_model: dict[str, int] = {}
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"ce-sim-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.max_inflight_messages_set(_MAX_INFLIGHT)
+        self._client.max_queued_messages_set(_MAX_QUEUED)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        try:
+            self._client.connect(host, port, keepalive=30)
+        except OSError as exc:
+            raise ConnectionError(f"cannot connect to MQTT broker at {url}: {exc}") from exc
+        self._client.loop_start()
+        try:
+            if not self._connected.wait(_CONNECT_TIMEOUT):
+                raise ConnectionError(
+                    f"no CONNACK from MQTT broker at {url} in {_CONNECT_TIMEOUT}s"
+                )
+            if self._refused is not None:
+                raise ConnectionError(
+                    f"MQTT broker at {url} refused the connection: {self._refused}"
+                )
+        except BaseException:
+            self._client.disconnect()
+            self._client.loop_stop()
+            raise
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def wait_for_room(self, timeout: float) -> None:
+        """Block until half the window is free again (or `timeout`): batches, not one per PUBACK."""
+        with self._acked:
+            self._acked.wait_for(lambda: len(self._pending) <= self.window // 2, timeout)
+
+    def publish(self, topic: str, payload: bytes, model: str) -> None:
+        info = self._client.publish(topic, payload, qos=1)
+        # NO_CONN is fine for QoS 1: paho keeps the message and sends it after reconnecting
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            with self._lock:
+                self.published += 1
+                self.failed += 1
+            return
+        with self._lock:
+            self.published += 1
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._pending[info.mid] = model
+            else:
+                self._count(model, early)
+
+    def progress(self, started: float) -> LoadProgress:
+        with self._lock:
+            return LoadProgress(
+                elapsed=time.monotonic() - started,
+                published=self.published,
+                sent=self.sent,
+                failed=self.failed,
+                in_flight=len(self._pending),
+            )
+
+    def drain(self, timeout: float) -> None:
+        """Wait for every PUBACK; what is still unacknowledged after `timeout` counts as failed."""
+        with self._acked:
+            self._acked.wait_for(lambda: not self._pending, timeout)
+            if self._pending:
+                _log.warning(
+                    "%d messages unacknowledged by %s after %.1fs",
+                    len(self._pending),
+                    self.url,
+                    timeout,
+                )
+                self.failed += len(self._pending)
+                self._pending.clear()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def result(self, seconds: float) -> LoadResult:
+        with self._lock:
+            return LoadResult(
+                sent=self.sent,
+                failed=self.failed,
+                seconds=seconds,
+                rate=self.sent / seconds if seconds > 0 else 0.0,
+                by_model=dict(sorted(self.by_model.items())),
+            )
+
+    def _count(self, model: str, ok: bool) -> None:  # caller holds the lock
+        if ok:
+            self.sent += 1
+            self.by_model[model] = self.by_model.get(model, 0) + 1
+        else:
+            self.failed += 1
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._refused = reason_code
+        else:
+            # MQTT 5 Receive Maximum: the broker takes at most this many unacknowledged QoS 1
+            # messages. paho cannot lower its limit once connected, so our window enforces it.
+            receive_maximum = getattr(properties, "ReceiveMaximum", None)
+            if isinstance(receive_maximum, int) and receive_maximum > 0:
+                self.window = min(self.window, receive_maximum)
+            _log.debug("connected to %s, window %d", self.url, self.window)
+        self._connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            _log.warning("lost connection to %s (%s); paho reconnects", self.url, reason_code)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        ok = not reason_code.is_failure
+        with self._lock:
+            model = self._pending.pop(mid, None)
+            if model is None:
+                self._early[mid] = ok
+            else:
+                self._count(model, ok)
+                self._acked.notify()
+
+
+def run_load(
+    url: str,
+    devices: int,
+    rate: float,
+    duration: float,
+    *,
+    community: str = "demo",
+    seed: int = 0,
+    progress: Callable[[LoadProgress], None] | None = None,
+    client_id: str | None = None,
+    ack_timeout: float = 10.0,
+) -> LoadResult:
+    """Publish routine traffic from `devices` simulated devices at `rate` msgs/s for `duration` s.
+
+    Devices take turns in a seeded round-robin, so each publishes about rate/devices msgs/s.
+    Blocks until every message is acknowledged (or `ack_timeout` passes), then disconnects.
+    """
+    if devices < 1:
+        raise ValueError(f"devices must be >= 1, got {devices}")
+    if duration <= 0:
+        raise ValueError(f"duration must be positive, got {duration}")
+    bucket = TokenBucket(rate, rate * _BURST)
+    fleet = build_community(devices, community, seed=seed)
+    random.Random(f"load:{seed}").shuffle(fleet)
+    publisher = _Publisher(url, client_id)
+    try:
+        started = time.monotonic()
+        deadline = started + duration
+        next_report = started + 1.0
+        turn = 0
+        bucket.take(started)
+        while True:
+            now = min(
+                time.monotonic(), deadline
+            )  # the last tick takes the tokens up to the deadline
+            for _ in range(bucket.take(now, limit=publisher.window - publisher.in_flight)):
+                message = fleet[turn].message()
+                turn = (turn + 1) % len(fleet)
+                publisher.publish(message.topic, message.payload, message.model)
+            if progress is not None and now >= next_report:
+                progress(publisher.progress(started))
+                next_report += 1.0
+            if now >= deadline:
+                break
+            elapsed = time.monotonic() - started
+            pause = max(0.0, min(_TICK - elapsed % _TICK, duration - elapsed))
+            if bucket.tokens >= 1:  # held back by the window: go on as soon as PUBACKs free it
+                publisher.wait_for_room(pause)
+            else:
+                time.sleep(pause)
+        publisher.drain(ack_timeout)
+        seconds = time.monotonic() - started
+        if progress is not None:
+            progress(publisher.progress(started))
+    finally:
+        publisher.close()
+    result = publisher.result(seconds)
+    _log.info(
+        "load: %d sent, %d failed in %.1fs (%.0f msg/s)",
+        result.sent,
+        result.failed,
+        result.seconds,
+        result.rate,
+    )
+    return result
+
+
+def run_scenario(
+    url: str,
+    name: str,
+    community: str = "demo",
+    *,
+    devices: int = 4,
+    seed: int = 0,
+    delay_scale: float = 1.0,
+    progress: Callable[[LoadProgress], None] | None = None,
+    client_id: str | None = None,
+    ack_timeout: float = 10.0,
+) -> LoadResult:
+    """Publish the named scenario's messages with their delays, played by a device of the community.
+
+    The community is `build_community(devices, community, seed=seed)`: pass the same arguments as
+    a running `run_load` to raise the alert on one of its devices.
+    """
+    steps = build_scenario(
+        name, build_community(devices, community, seed=seed), delay_scale=delay_scale
+    )
+    return publish_steps(
+        url, steps, progress=progress, client_id=client_id, ack_timeout=ack_timeout
+    )
+
+
+def publish_steps(
+    url: str,
+    steps: Sequence[ScenarioStep],
+    *,
+    progress: Callable[[LoadProgress], None] | None = None,
+    client_id: str | None = None,
+    ack_timeout: float = 10.0,
+) -> LoadResult:
+    """Publish scripted steps, each `delay` seconds after the previous one, and await their PUBACKs."""
+    publisher = _Publisher(url, client_id)
+    try:
+        started = time.monotonic()
+        due = started
+        for step in steps:
+            due += step.delay
+            time.sleep(max(0.0, due - time.monotonic()))
+            publisher.publish(step.topic, step.payload, step.device.profile.name)
+            _log.info("scenario: %s %s on %s", step.device.device_id, step.event, step.topic)
+            if progress is not None:
+                progress(publisher.progress(started))
+        publisher.drain(ack_timeout)
+        seconds = time.monotonic() - started
+    finally:
+        publisher.close()
+    return publisher.result(seconds)

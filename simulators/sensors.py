@@ -1,0 +1,335 @@
+"""Simulated devices: MQTT topics and payloads in each vendor's real shape, driven by the profiles.
+
+Adding a model is one body function and one `_MODELS` entry; `ts`/`seq` are stamped generically.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from edge.profiles import DeviceProfile
+
+_log = logging.getLogger(__name__)
+
+# Device clocks in the examples run on China Standard Time; ISO timestamps carry the offset.
+_DEVICE_TZ = timezone(timedelta(hours=8))
+
+
+class Event(StrEnum):
+    """What a simulated device reports: routine traffic or one of the events that raise alerts."""
+
+    ROUTINE = "routine"  # the model's ordinary traffic: a REPORT, or access events for doors
+    # periodic status: smoke idle report, radar presence, SOS battery, Hikvision heartBeat
+    REPORT = "report"
+    SMOKE = "smoke"
+    SMOKE_CLEARED = "smoke_cleared"
+    SELF_TEST = "self_test"
+    SOS = "sos"
+    FALL = "fall"
+    MAYBE_FALL = "maybe_fall"
+    ACCESS_GRANTED = "access_granted"
+    ACCESS_DENIED = "access_denied"
+    DOOR_FORCED = "door_forced"
+    DOOR_HELD_OPEN = "door_held_open"
+    LOW_BATTERY = "low_battery"
+
+
+class UnsupportedModel(LookupError):
+    """No simulator exists for the profile's device model."""
+
+
+class UnsupportedEvent(ValueError):
+    """The device model cannot report that event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One payload ready to publish."""
+
+    topic: str
+    payload: bytes
+    model: str
+    event: Event
+
+
+class SimulatedDevice:
+    """One installed device: its topic, its battery and counters, and the payloads it sends."""
+
+    def __init__(
+        self,
+        device_id: str,
+        community: str,
+        building: str,
+        profile: DeviceProfile,
+        *,
+        unit: str | None = None,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if profile.name not in _MODELS:
+            raise UnsupportedModel(
+                f"no simulator for device model {profile.name!r} "
+                f"(simulated: {', '.join(sorted(_MODELS))})"
+            )
+        self.device_id = device_id
+        self.community = community
+        self.building = building
+        self.unit = unit
+        self.profile = profile
+        self.model = _MODELS[profile.name]
+        self.topic = self._render_topic()
+        self.clock = clock
+        # str seeds hash with SHA-512: reproducible across runs and processes
+        self.rng = random.Random(f"{seed}:{community}:{device_id}")
+        self.seq = 0
+        self.battery = self.rng.uniform(60.0, 100.0)
+        self.ip_address = (
+            f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
+        )
+        self.door = 1 + self.rng.randrange(2)
+        self.scene = self.rng.choice(("bathroom", "bedroom", "living_room"))
+
+    def __repr__(self) -> str:
+        return f"SimulatedDevice({self.device_id!r}, {self.profile.name!r})"
+
+    @property
+    def events(self) -> frozenset[Event]:
+        """The events this device's model can report."""
+        return self.model.events
+
+    def document(self, event: Event = Event.ROUTINE, *, at: float | None = None) -> dict[str, Any]:
+        """The next payload as a JSON object; `at` is the device time (epoch seconds)."""
+        return self._document(self._resolve(event), at)
+
+    def message(self, event: Event = Event.ROUTINE, *, at: float | None = None) -> Message:
+        """The next payload, encoded, with its topic; `event` is the concrete event sent."""
+        event = self._resolve(event)
+        body = self._document(event, at)
+        return Message(self.topic, orjson.dumps(body), self.profile.name, event)
+
+    def _resolve(self, event: Event) -> Event:
+        if event is Event.ROUTINE:
+            return self.model.routine(self.rng)
+        if event not in self.model.events:
+            raise UnsupportedEvent(f"{self.profile.name} cannot report {event.value!r}")
+        return event
+
+    def _document(self, event: Event, at: float | None) -> dict[str, Any]:
+        body = self.model.body(self, event)
+        self._stamp(body, self.clock() if at is None else at)
+        return body
+
+    def drain_battery(self) -> int:
+        """Lose a little charge per report; the percentage the device reports."""
+        # Routine traffic never drains below 30 %, so long load runs raise no battery alerts;
+        # only the LOW_BATTERY event takes it lower (and it stays low: nobody changes it).
+        if self.battery > 30.0:
+            self.battery = max(30.0, self.battery - self.rng.uniform(0.0, 0.01))
+        return round(self.battery)
+
+    def linkquality(self) -> int:
+        return self.rng.randrange(40, 230)
+
+    def _render_topic(self) -> str:
+        pattern = self.profile.topic_patterns()[0]
+        values = {
+            "device_id": self.device_id,
+            "community": self.community,
+            "building": self.building,
+        }
+        if self.unit is not None:
+            values["unit"] = self.unit
+        missing = [name for name in pattern.placeholders if name not in values]
+        if missing:
+            raise ValueError(f"topic {pattern.pattern!r} needs {', '.join(missing)}")
+        return pattern.render(**values)
+
+    def _stamp(self, body: dict[str, Any], at: float) -> None:
+        # The sequence counts only payloads that carry it, so the agent sees no false gaps.
+        spec = self.profile.timestamp
+        if spec is not None:
+            if spec.format == "iso8601":
+                moment: int | str = datetime.fromtimestamp(at, _DEVICE_TZ).isoformat(
+                    timespec="seconds"
+                )
+            elif spec.format == "epoch_s":
+                moment = int(at)
+            else:
+                moment = int(at * 1000)
+            _put(body, spec.path, moment)
+        if self.profile.sequence is not None and _parent(body, self.profile.sequence.path):
+            self.seq += 1
+            _put(body, self.profile.sequence.path, self.seq)
+
+
+def _parent(body: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node: Any = body
+    for part in path.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _put(body: dict[str, Any], path: str, value: Any) -> None:
+    parent = _parent(body, path)
+    if parent is not None:  # a nested path whose envelope this payload lacks is left out
+        parent[path.rsplit(".", 1)[-1]] = value
+
+
+# --- per-model payload bodies -------------------------------------------------------------------
+
+
+def _smoke_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee IAS smoke alarm via Zigbee2MQTT."""
+    if event is Event.LOW_BATTERY:
+        device.battery = min(device.battery, device.rng.uniform(3.0, 9.0))
+    battery = device.drain_battery()
+    body: dict[str, Any] = {
+        "smoke": event in (Event.SMOKE, Event.SELF_TEST),
+        "tamper": False,
+        "battery_low": battery < 10,
+        "battery": battery,
+        "test": event is Event.SELF_TEST,
+        "linkquality": device.linkquality(),
+    }
+    if event in (Event.SMOKE_CLEARED, Event.LOW_BATTERY, Event.REPORT):
+        # the full idle report, as the example in the profile
+        body |= {
+            "supervision_reports": True,
+            "restore_reports": True,
+            "trouble": False,
+            "ac_status": False,
+            "battery_defect": False,
+        }
+    return body
+
+
+def _radar_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Tuya mmWave presence radar with fall detection via Zigbee2MQTT."""
+    rng = device.rng
+    present = event in (Event.FALL, Event.MAYBE_FALL) or rng.random() < 0.7
+    status = {Event.FALL: "fall", Event.MAYBE_FALL: "maybe_fall"}.get(event, "none")
+    moving = present and status == "none"
+    return {
+        "presence": present,
+        "fall_down_status": status,
+        "static_dwell_alarm": False,
+        "motion_speed": round(rng.uniform(0.05, 1.2), 2) if moving else 0.0,
+        "radar_scene": device.scene,
+        "linkquality": device.linkquality(),
+    }
+
+
+def _sos_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Tuya SOS button via Zigbee2MQTT: battery reports carry `"action": null`."""
+    if event is Event.LOW_BATTERY:
+        device.battery = min(device.battery, device.rng.uniform(5.0, 18.0))
+    return {
+        "action": "emergency" if event is Event.SOS else None,
+        "battery": device.drain_battery(),
+        "linkquality": device.linkquality(),
+    }
+
+
+# Hikvision minor event codes (major type 5), per DEVICES.md
+_GRANTED_CODES = (1, 75)  # valid card, face verified
+_DENIED_CODES = (6, 8, 9, 76)  # no permission, expired, invalid card, face failed
+_HIKVISION_MINOR = {Event.DOOR_FORCED: 27, Event.DOOR_HELD_OPEN: 28}
+
+
+def _hikvision_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Hikvision ISAPI event JSON: an AccessControllerEvent envelope, or a heartbeat."""
+    rng = device.rng
+    envelope: dict[str, Any] = {
+        "ipAddress": device.ip_address,
+        "portNo": 80,
+        "protocol": "HTTP",
+        "dateTime": "",  # stamped by SimulatedDevice
+        "activePostCount": 1,
+        "eventState": "active",
+    }
+    if event is Event.REPORT:
+        return envelope | {"eventType": "heartBeat", "eventDescription": "heartBeat"}
+    detail: dict[str, Any] = {"majorEventType": 5, "doorNo": device.door}
+    if event in (Event.ACCESS_GRANTED, Event.ACCESS_DENIED):
+        codes = _GRANTED_CODES if event is Event.ACCESS_GRANTED else _DENIED_CODES
+        minor = rng.choice(codes)
+        detail["subEventType"] = minor
+        if minor in (75, 76):
+            detail["currentVerifyMode"] = "cardOrFace"
+            if minor == 75:
+                detail["employeeNoString"] = str(rng.randrange(1, 2000))
+        else:
+            detail["cardNo"] = str(rng.randrange(10_000_000, 99_999_999))
+            detail["currentVerifyMode"] = "cardOrFace"
+            if event is Event.ACCESS_GRANTED:
+                detail["employeeNoString"] = str(rng.randrange(1, 2000))
+    else:
+        detail["subEventType"] = _HIKVISION_MINOR[event]
+    detail["serialNo"] = 0  # stamped by SimulatedDevice
+    return envelope | {
+        "eventType": "AccessControllerEvent",
+        "eventDescription": "Access Controller Event",
+        "AccessControllerEvent": detail,
+    }
+
+
+def _access_routine(rng: random.Random) -> Event:
+    draw = rng.random()
+    if draw < 0.80:
+        return Event.ACCESS_GRANTED
+    return Event.ACCESS_DENIED if draw < 0.92 else Event.REPORT
+
+
+def _always(event: Event) -> Callable[[random.Random], Event]:
+    return lambda _rng: event
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    body: Callable[[SimulatedDevice, Event], dict[str, Any]]  # the payload without ts/seq
+    events: frozenset[Event]
+    routine: Callable[[random.Random], Event]  # which event a routine report is
+
+
+_MODELS: dict[str, _Model] = {
+    "zigbee-ias-smoke": _Model(
+        _smoke_body,
+        frozenset(
+            {Event.REPORT, Event.SMOKE, Event.SMOKE_CLEARED, Event.SELF_TEST, Event.LOW_BATTERY}
+        ),
+        _always(Event.REPORT),
+    ),
+    "tuya-fall-radar": _Model(
+        _radar_body, frozenset({Event.REPORT, Event.FALL, Event.MAYBE_FALL}), _always(Event.REPORT)
+    ),
+    "tuya-sos-button": _Model(
+        _sos_body, frozenset({Event.REPORT, Event.SOS, Event.LOW_BATTERY}), _always(Event.REPORT)
+    ),
+    "hikvision-access-controller": _Model(
+        _hikvision_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.ACCESS_GRANTED,
+                Event.ACCESS_DENIED,
+                Event.DOOR_FORCED,
+                Event.DOOR_HELD_OPEN,
+            }
+        ),
+        _access_routine,
+    ),
+}
+
+
+def simulated_models() -> list[str]:
+    """Device models (profile names) that have a simulator."""
+    return sorted(_MODELS)

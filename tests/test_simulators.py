@@ -1,0 +1,538 @@
+"""The device simulators: payloads against the shipped profiles, the community mix, pacing, and a
+real mosquitto run (marker `broker`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.decode import decode
+from edge.model import FieldValue, RawMessage
+from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, default_profile_dir
+from edge.rules import evaluate_condition
+from simulators.community import MIX, build_community, model_counts
+from simulators.load import LoadProgress, TokenBucket, parse_mqtt_url, run_load, run_scenario
+from simulators.scenarios import SCENARIOS, build_scenario
+from simulators.sensors import (
+    Event,
+    SimulatedDevice,
+    UnsupportedEvent,
+    UnsupportedModel,
+    simulated_models,
+)
+
+PROFILES = ProfileRegistry.load(default_profile_dir())
+NOW = 1_790_000_000.0  # the simulated devices' clock in pure tests
+SMOKE, RADAR, SOS, ACCESS = (
+    "zigbee-ias-smoke",
+    "tuya-fall-radar",
+    "tuya-sos-button",
+    "hikvision-access-controller",
+)
+_MISSING = object()
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "enum": (str, int),
+    "str": (str,),
+}
+
+
+def _device(model: str, device_id: str = "dev-0001", seed: int = 0) -> SimulatedDevice:
+    return SimulatedDevice(
+        device_id, "c1", "b01", PROFILES.get(model), seed=seed, clock=lambda: NOW
+    )
+
+
+def _walk(document: Any, path: str) -> Any:
+    """The value at a dotted JSON path, or _MISSING."""
+    for part in path.split("."):
+        if not isinstance(document, dict) or part not in document:
+            return _MISSING
+        document = document[part]
+    return document
+
+
+CASES = [(model, event) for model in simulated_models() for event in sorted(_device(model).events)]
+
+# What each event's payload must say, in the vendor's own JSON (path -> allowed values).
+EXPECTED_JSON: dict[tuple[str, Event], dict[str, tuple[Any, ...]]] = {
+    (SMOKE, Event.REPORT): {"smoke": (False,), "test": (False,), "supervision_reports": (True,)},
+    (SMOKE, Event.SMOKE): {"smoke": (True,), "test": (False,)},
+    (SMOKE, Event.SMOKE_CLEARED): {"smoke": (False,), "test": (False,)},
+    (SMOKE, Event.SELF_TEST): {"smoke": (True,), "test": (True,)},
+    (SMOKE, Event.LOW_BATTERY): {"smoke": (False,), "battery_low": (True,)},
+    (RADAR, Event.REPORT): {"fall_down_status": ("none",)},
+    (RADAR, Event.MAYBE_FALL): {"fall_down_status": ("maybe_fall",), "presence": (True,)},
+    (RADAR, Event.FALL): {"fall_down_status": ("fall",), "presence": (True,)},
+    (SOS, Event.REPORT): {"action": (None,)},
+    (SOS, Event.SOS): {"action": ("emergency",)},
+    (SOS, Event.LOW_BATTERY): {"action": (None,)},
+    (ACCESS, Event.REPORT): {"eventType": ("heartBeat",)},
+    (ACCESS, Event.ACCESS_GRANTED): {
+        "eventType": ("AccessControllerEvent",),
+        "AccessControllerEvent.majorEventType": (5,),
+        "AccessControllerEvent.subEventType": (1, 75),
+    },
+    (ACCESS, Event.ACCESS_DENIED): {"AccessControllerEvent.subEventType": (6, 8, 9, 76)},
+    (ACCESS, Event.DOOR_FORCED): {"AccessControllerEvent.subEventType": (27,)},
+    (ACCESS, Event.DOOR_HELD_OPEN): {"AccessControllerEvent.subEventType": (28,)},
+}
+
+# The rule each event must raise once decoded (None: no alert rule of the profile fires).
+EXPECTED_RULE: dict[tuple[str, Event], str | None] = {
+    (SMOKE, Event.REPORT): None,
+    (SMOKE, Event.SMOKE): "smoke",
+    (SMOKE, Event.SMOKE_CLEARED): None,
+    (SMOKE, Event.SELF_TEST): None,  # a self-test is never a fire
+    (SMOKE, Event.LOW_BATTERY): "low-battery",
+    (RADAR, Event.REPORT): None,
+    (RADAR, Event.MAYBE_FALL): "possible-fall",
+    (RADAR, Event.FALL): "fall",
+    (SOS, Event.REPORT): None,
+    (SOS, Event.SOS): "sos",
+    (SOS, Event.LOW_BATTERY): "low-battery",
+    (ACCESS, Event.REPORT): None,
+    (ACCESS, Event.ACCESS_GRANTED): None,
+    (ACCESS, Event.ACCESS_DENIED): None,
+    (ACCESS, Event.DOOR_FORCED): "door-forced",
+    (ACCESS, Event.DOOR_HELD_OPEN): "door-held-open",
+}
+
+
+def _check_field(spec: FieldSpec, value: Any) -> None:
+    assert isinstance(value, _JSON_TYPES[spec.type]), f"{spec.path} = {value!r}"
+    if spec.type != "bool":
+        assert not isinstance(value, bool), f"{spec.path} = {value!r} is a boolean"
+    if spec.type in ("int", "float"):
+        assert isinstance(value, int | float)
+        number = value * spec.scale + spec.offset
+        assert spec.minimum is None or number >= spec.minimum, f"{spec.path} = {value}"
+        assert spec.maximum is None or number <= spec.maximum, f"{spec.path} = {value}"
+    if spec.type == "enum":
+        assert spec.map is not None
+        assert str(value) in spec.map or spec.default is not None, f"{spec.path} = {value!r}"
+
+
+def _raised(profile: DeviceProfile, fields: dict[str, FieldValue]) -> set[str]:
+    return {rule.id for rule in profile.rules if evaluate_condition(rule.when, fields)}
+
+
+def test_every_profile_shipped_has_a_simulator() -> None:
+    assert sorted(PROFILES.names()) == simulated_models()
+    assert set(EXPECTED_JSON) == set(CASES) == set(EXPECTED_RULE)
+
+
+@pytest.mark.parametrize(("model", "event"), CASES)
+def test_payload_has_the_profile_fields_with_json_types(model: str, event: Event) -> None:
+    device = _device(model)
+    profile = device.profile
+    for _ in range(5):  # random parts (codes, presence) vary from one payload to the next
+        message = device.message(event)
+        assert message.event is event
+        assert message.model == model
+        document = orjson.loads(message.payload)
+        assert isinstance(document, dict)
+        carried = 0
+        for spec in profile.fields:
+            value = _walk(document, spec.path)
+            if spec.required:
+                assert value is not _MISSING, f"required {spec.path} missing"
+                assert value is not None, f"required {spec.path} is null"
+            if value is _MISSING or (value is None and spec.nullable):
+                continue
+            carried += 1
+            _check_field(spec, value)
+        assert carried, "the payload carries none of the profile's fields"
+        for path, allowed in EXPECTED_JSON[model, event].items():
+            assert _walk(document, path) in allowed, f"{event}: {path} = {_walk(document, path)!r}"
+
+
+@pytest.mark.parametrize("model", simulated_models())
+def test_routine_payloads_carry_device_time_and_increasing_sequence(model: str) -> None:
+    device = _device(model)
+    profile = device.profile
+    assert profile.timestamp is not None
+    assert profile.sequence is not None
+    seqs: list[int] = []
+    for _ in range(50):
+        document = orjson.loads(device.message().payload)
+        stamp = _walk(document, profile.timestamp.path)
+        if profile.timestamp.format == "iso8601":
+            moment = datetime.fromisoformat(stamp)
+            assert moment.tzinfo is not None
+            assert moment.timestamp() == NOW
+        else:
+            assert stamp == int(NOW * 1000)  # epoch milliseconds
+        seq = _walk(document, profile.sequence.path)
+        if model == ACCESS and document["eventType"] == "heartBeat":
+            assert seq is _MISSING  # a Hikvision heartbeat has no AccessControllerEvent envelope
+            continue
+        seqs.append(seq)
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_hikvision_timestamp_is_iso8601_with_timezone() -> None:
+    document = _device(ACCESS).document(Event.DOOR_FORCED)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", document["dateTime"])
+    assert document["AccessControllerEvent"]["serialNo"] == 1
+
+
+@pytest.mark.parametrize(("model", "event"), CASES)
+def test_payload_decodes_with_the_real_decoder_and_raises_its_rule(
+    model: str, event: Event
+) -> None:
+    device = _device(model)
+    received = datetime.fromtimestamp(NOW, UTC)
+    message = device.message(event)
+    decoded = decode(
+        RawMessage(topic=message.topic, payload=message.payload, received_at=received), PROFILES
+    )
+    assert decoded.profile.name == model
+    assert decoded.device_id == device.device_id
+    assert decoded.time_source == "device"
+    assert decoded.at == received
+    if not (model == ACCESS and event is Event.REPORT):
+        assert decoded.seq == 1
+    expected = EXPECTED_RULE[model, event]
+    assert _raised(decoded.profile, decoded.fields) == ({expected} if expected else set())
+
+
+def test_payload_fields_decode_to_the_canonical_values() -> None:
+    received = datetime.fromtimestamp(NOW, UTC)
+
+    def fields(model: str, event: Event) -> dict[str, FieldValue]:
+        message = _device(model).message(event)
+        raw = RawMessage(topic=message.topic, payload=message.payload, received_at=received)
+        return decode(raw, PROFILES).fields
+
+    assert fields(SMOKE, Event.SELF_TEST) | {"smoke": True, "test": True} == fields(
+        SMOKE, Event.SELF_TEST
+    )
+    assert fields(RADAR, Event.FALL)["fall_state"] == "fall"
+    assert "action" not in fields(SOS, Event.REPORT)  # "action": null is "not reported"
+    assert fields(SOS, Event.SOS)["action"] == "emergency"
+    assert fields(ACCESS, Event.DOOR_FORCED)["event"] == "door_forced"
+    assert fields(ACCESS, Event.ACCESS_GRANTED)["event"] == "granted"
+    assert fields(ACCESS, Event.ACCESS_DENIED)["event"] == "denied"
+    assert fields(ACCESS, Event.REPORT)["event_type"] == "heartbeat"
+
+
+@pytest.mark.parametrize("model", simulated_models())
+def test_topic_matches_the_profile_pattern(model: str) -> None:
+    device = SimulatedDevice("smk-b03-0012", "estate-7", "b03", PROFILES.get(model))
+    profile, values = PROFILES.match(device.topic)
+    assert profile.name == model
+    assert values == {"community": "estate-7", "building": "b03", "device_id": "smk-b03-0012"}
+
+
+def test_battery_drains_slowly_and_low_battery_stays_low() -> None:
+    device = _device(SOS)
+    batteries = [orjson.loads(device.message(Event.REPORT).payload)["battery"] for _ in range(500)]
+    assert batteries == sorted(batteries, reverse=True)
+    assert batteries[0] - batteries[-1] <= 5
+    assert orjson.loads(device.message(Event.LOW_BATTERY).payload)["battery"] < 20
+    assert orjson.loads(device.message(Event.REPORT).payload)["battery"] < 20
+
+
+def test_unknown_model_and_unsupported_event_fail_clearly() -> None:
+    alien = PROFILES.get(SMOKE).model_copy(update={"name": "acme-gas-meter"})
+    with pytest.raises(UnsupportedModel, match="acme-gas-meter"):
+        SimulatedDevice("gas-1", "c1", "b01", alien)
+    with pytest.raises(UnsupportedEvent, match="tuya-fall-radar cannot report 'sos'"):
+        _device(RADAR).message(Event.SOS)
+
+
+# --- community -------------------------------------------------------------------------------
+
+
+def test_model_counts_follow_the_mix_with_one_of_each() -> None:
+    assert model_counts(100) == {ACCESS: 35, SMOKE: 30, RADAR: 20, SOS: 15}
+    for devices in range(60):
+        counts = model_counts(devices)
+        assert sum(counts.values()) == devices
+        if devices >= len(MIX):
+            assert min(counts.values()) >= 1, counts
+
+
+def test_community_ids_buildings_and_mix() -> None:
+    devices = build_community(200, "estate-7", seed=3)
+    ids = [d.device_id for d in devices]
+    assert len(set(ids)) == 200
+    prefixes = {ACCESS: "acc", SMOKE: "smk", RADAR: "rad", SOS: "sos"}
+    for device in devices:
+        match = re.fullmatch(r"(acc|smk|rad|sos)-(b\d\d)-\d{4}", device.device_id)
+        assert match, device.device_id
+        assert match.group(1) == prefixes[device.profile.name]
+        assert match.group(2) == device.building
+        assert device.community == "estate-7"
+        assert PROFILES.match(device.topic)[0].name == device.profile.name
+    assert {d.building for d in devices} == {f"b{n:02d}" for n in range(1, 6)}
+    models = [d.profile.name for d in devices]
+    assert {m: models.count(m) for m in set(models)} == model_counts(200)
+    assert {d.building for d in build_community(10, buildings=3)} == {"b01", "b02", "b03"}
+    assert len({d.profile.name for d in build_community(4)}) == 4
+
+
+def test_community_is_reproducible_with_a_seed() -> None:
+    def run(seed: int) -> list[tuple[str, bytes]]:
+        devices = build_community(30, seed=seed)
+        return [(d.device_id, d.message(at=NOW).payload) for d in devices for _ in range(3)]
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_raises_its_alert_only_at_the_end(name: str) -> None:
+    scenario = SCENARIOS[name]
+    steps = build_scenario(name, build_community(20, "c1"), start=NOW)
+    assert [s.event for s in steps] == [event for _, event in scenario.steps]
+    assert {s.device.profile.name for s in steps} == {scenario.model}
+    raised: list[set[str]] = []
+    due = NOW
+    for step in steps:
+        due += step.delay
+        raw = RawMessage(
+            topic=step.topic, payload=step.payload, received_at=datetime.fromtimestamp(due, UTC)
+        )
+        decoded = decode(raw, PROFILES)
+        assert decoded.time_source == "device"
+        raised.append(_raised(decoded.profile, decoded.fields))
+    assert raised[0] == set()
+    assert scenario.rule in raised[-1]
+    assert all(scenario.rule not in r for r in raised[:-1])
+
+
+def test_unknown_scenario_is_a_value_error() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"unknown scenario 'flood' \(known: door-forced, elder-sos, fall, smoke-alarm\)",
+    ):
+        build_scenario("flood", build_community(4))
+
+
+# --- pacing and URLs -------------------------------------------------------------------------
+
+
+def test_token_bucket_paces_ticks_to_the_rate() -> None:
+    bucket = TokenBucket(200.0, 20.0)
+    assert bucket.take(100.0) == 0
+    batches = [bucket.take(100.0 + tick * 0.01) for tick in range(1, 201)]
+    assert 399 <= sum(batches) <= 400
+    assert max(batches) <= 3
+
+
+def test_token_bucket_batches_per_tick_at_high_rates() -> None:
+    bucket = TokenBucket(50_000.0, 5_000.0)
+    bucket.take(0.0)
+    assert bucket.take(0.01) == pytest.approx(500, abs=1)
+
+
+def test_token_bucket_caps_bursts_and_honours_the_limit() -> None:
+    bucket = TokenBucket(100.0, 10.0)
+    bucket.take(0.0)
+    assert bucket.take(60.0) == 10  # a stall does not turn into a minute's worth of burst
+    bucket.take(61.0, limit=3)
+    assert bucket.take(61.0) == 7  # what the limit held back stays in the bucket
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(0.0, 1.0)
+
+
+def test_parse_mqtt_url() -> None:
+    assert parse_mqtt_url("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884)
+    assert parse_mqtt_url("mqtt://broker.local") == ("broker.local", 1883)
+    assert parse_mqtt_url("mqtt://[::1]:1883/") == ("::1", 1883)
+    for bad in (
+        "http://broker:1883",
+        "mqtts://broker:8883",
+        "broker:1883",
+        "mqtt://:1883",
+        "mqtt://user:pw@broker:1883",
+        "mqtt://broker:1883/ce",
+        "mqtt://broker:1883?x=1",
+        "mqtt://broker:99999",
+    ):
+        with pytest.raises(ValueError, match="invalid MQTT URL"):
+            parse_mqtt_url(bad)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_unreachable_broker_is_a_connection_error_naming_the_url() -> None:
+    url = f"mqtt://127.0.0.1:{_free_port()}"
+    with pytest.raises(ConnectionError, match=re.escape(url)):
+        run_load(url, devices=4, rate=10, duration=1)
+    with pytest.raises(ConnectionError, match=re.escape(url)):
+        run_scenario(url, "fall")
+
+
+# --- against a real broker -------------------------------------------------------------------
+
+
+# `_mosquitto_url`, not `mosquitto_url`: a shared conftest fixture will replace this one. ruff's
+# PT019 reads the underscore as "no value"; the tests below use the value, hence the noqa.
+@pytest.fixture(scope="module")
+def _mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
+        None,
+    )
+    if binary is None:
+        pytest.fail("mosquitto not found: apt-get install mosquitto")
+    directory = tmp_path_factory.mktemp("mosquitto")
+    port = _free_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
+    log_path = directory / "mosquitto.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_for_port(port, process, log_path)
+            yield f"mqtt://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mosquitto exited: {log_path.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    pytest.fail(f"mosquitto did not listen on {port}: {log_path.read_text(errors='replace')}")
+
+
+class _Subscriber:
+    """A paho client that records everything under one topic filter (QoS 1)."""
+
+    def __init__(self, url: str, topic_filter: str) -> None:
+        host, port = parse_mqtt_url(url)
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"test-sub-{os.getpid()}-{time.monotonic_ns()}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._client.connect(host, port)
+        self._client.loop_start()
+        self._client.subscribe(topic_filter, qos=1)
+        assert self._subscribed.wait(5), "no SUBACK"
+
+    def __enter__(self) -> _Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # anything beyond `count` would arrive now
+        return self.received()
+
+    def received(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload)))
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._subscribed.set()
+
+
+@pytest.mark.broker
+def test_run_load_sends_what_the_broker_delivers(_mosquitto_url: str) -> None:  # noqa: PT019
+    reports: list[LoadProgress] = []
+    with _Subscriber(_mosquitto_url, "ce/load/#") as subscriber:
+        result = run_load(
+            _mosquitto_url,
+            devices=20,
+            rate=200,
+            duration=2,
+            community="load",
+            progress=reports.append,
+        )
+        received = subscriber.wait_for(result.sent)
+    assert result.failed == 0
+    assert result.sent == len(received)
+    assert 300 <= result.sent <= 400
+    assert sum(result.by_model.values()) == result.sent
+    assert set(result.by_model) == set(simulated_models())
+    assert result.rate == pytest.approx(result.sent / result.seconds)
+    assert len({topic for topic, _ in received}) == 20  # every device published
+    assert len(reports) >= 2
+    assert reports[-1].sent == result.sent
+    assert reports[-1].in_flight == 0
+    for topic, payload in received[:50]:
+        decode(RawMessage(topic=topic, payload=payload, received_at=datetime.now(UTC)), PROFILES)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_run_scenario_delivers_its_messages(_mosquitto_url: str, name: str) -> None:  # noqa: PT019
+    scenario = SCENARIOS[name]
+    community = f"sc-{name}"
+    with _Subscriber(_mosquitto_url, f"ce/{community}/#") as subscriber:
+        result = run_scenario(_mosquitto_url, name, community, delay_scale=0.05)
+        received = subscriber.wait_for(len(scenario.steps))
+    assert result.failed == 0
+    assert result.sent == len(scenario.steps) == len(received)
+    assert result.by_model == {scenario.model: len(scenario.steps)}
+    last_topic, last_payload = received[-1]
+    decoded = decode(
+        RawMessage(topic=last_topic, payload=last_payload, received_at=datetime.now(UTC)), PROFILES
+    )
+    assert decoded.time_source == "device"
+    assert scenario.rule in _raised(decoded.profile, decoded.fields)
