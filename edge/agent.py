@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +20,8 @@ from edge.alerts import AlertBook
 from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError, SinkUnavailable
 from edge.forwarder import Forwarder
-from edge.model import Alert, AlertEvent, DeadLetter, RawMessage, Reading
+from edge.ingest import IngestLane
+from edge.model import Alert
 from edge.mqtt import BrokerAddress, Delivery, MqttSession
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
@@ -41,9 +41,13 @@ class AgentConfig:
     client_id: str
     data_dir: Path
     receive_maximum: int = 2000  # unacknowledged messages the broker may send us: the backpressure
-    batch_max: int = 1000  # messages per outbox transaction at most
+    batch_max: int = 1000  # telemetry messages per outbox transaction at most
+    alarm_batch_max: int = 100  # alarm messages per transaction: small, so they commit fast
     outbox_max_bytes: int = 2 * 1024**3
     shutdown_flush_s: float = 5.0
+    hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
+    ready_max_backlog: int = 100_000  # /readyz turns false above this many undelivered entries
+    ready_max_sink_failure_s: float = 60.0  # ... or when a sink has failed for this long
 
 
 class Agent:
@@ -62,15 +66,11 @@ class Agent:
         self.registry = registry
         self.clock = clock
         self._remote_sinks = list(sinks)
-        self._inbox: deque[Delivery] = deque()
-        self._wake = asyncio.Event()
-        self.acked = 0
-        self.committed_batches = 0
         self.alert_store: AlertStore
         self.outbox: Outbox
         self.alerts: AlertBook
         self.pipeline: Pipeline
-        self.session: MqttSession
+        self.lanes: list[IngestLane] = []
         self.forwarders: list[Forwarder] = []
 
     async def __aenter__(self) -> Agent:
@@ -94,21 +94,43 @@ class Agent:
             self.profiles, self.registry, RuleEngine(self.profiles), self.alerts
         )
         marker = data / "mqtt-session"
+        expect_session = marker.exists()
 
         def remember_session() -> None:
             if not marker.exists():
                 marker.write_text(self.config.client_id)
 
-        self.session = MqttSession(
-            self.config.broker,
-            self.config.client_id,
-            self.profiles.subscriptions(),
-            self._receive,
-            clock=self.clock,
-            receive_maximum=self.config.receive_maximum,
-            expect_session=marker.exists(),
-            on_connected=remember_session,
-        )
+        def session_for(lane: str) -> Callable[[Callable[[Delivery], None]], MqttSession]:
+            client_id = self.config.client_id + ("-alarm" if lane == "alarm" else "")
+
+            def make(on_message: Callable[[Delivery], None]) -> MqttSession:
+                return MqttSession(
+                    self.config.broker,
+                    client_id,
+                    self.profiles.subscriptions(lane),
+                    on_message,
+                    clock=self.clock,
+                    receive_maximum=self.config.receive_maximum,
+                    expect_session=expect_session,
+                    on_connected=remember_session,
+                )
+
+            return make
+
+        for lane in ("alarm", "telemetry"):
+            if self.profiles.subscriptions(lane):
+                self.lanes.append(
+                    IngestLane(
+                        lane,
+                        session_for(lane),
+                        self.pipeline,
+                        self.outbox,
+                        batch_max=self.config.alarm_batch_max
+                        if lane == "alarm"
+                        else self.config.batch_max,
+                        hold_acks_s=self.config.hold_acks_s,
+                    )
+                )
         _log.info(
             "agent ready: %d profiles, %d open alerts, sinks: %s",
             len(self.profiles),
@@ -140,60 +162,18 @@ class Agent:
     async def run(self) -> None:
         """Ingest and deliver until cancelled."""
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.session.run(), name="mqtt")
-            tg.create_task(self._ingest(), name="ingest")
+            for lane in self.lanes:
+                tg.create_task(lane.run(), name=f"lane-{lane.name}")
             for forwarder in self.forwarders:
                 tg.create_task(forwarder.run(), name=f"forward-{forwarder.sink.name}")
 
-    # -- ingest --------------------------------------------------------------------------------
+    @property
+    def acked(self) -> int:
+        return sum(lane.acked for lane in self.lanes)
 
-    def _receive(self, delivery: Delivery) -> None:
-        # No bound here on purpose: the broker sends at most `receive_maximum` unacknowledged
-        # messages, so this deque never holds more than that.
-        self._inbox.append(delivery)
-        self._wake.set()
-
-    async def _ingest(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._inbox:
-                count = min(len(self._inbox), self.config.batch_max)
-                batch = [self._inbox.popleft() for _ in range(count)]
-                await self._process(batch)
-
-    async def _process(self, batch: list[Delivery]) -> None:
-        readings: list[Reading] = []
-        events: list[AlertEvent] = []
-        dead: list[DeadLetter] = []
-        for delivery in batch:
-            raw = RawMessage.model_construct(
-                topic=delivery.topic, payload=delivery.payload, received_at=delivery.received_at
-            )
-            out = self.pipeline.handle(raw)
-            if out.reading is not None:
-                readings.append(out.reading)
-            events.extend(out.events)
-            if out.dead_letter is not None:
-                dead.append(out.dead_letter)
-        await self._commit(readings, events, dead)
-        self.committed_batches += 1
-        self.acked += self.session.ack(batch)
-
-    async def _commit(
-        self, readings: list[Reading], events: list[AlertEvent], dead: list[DeadLetter]
-    ) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self.outbox.commit(readings, events, dead)
-                return
-            except Exception:  # disk full, I/O error: nothing is acked until this succeeds
-                _log.exception(
-                    "outbox commit failed; retrying in %.1f s (nothing acknowledged)", delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+    @property
+    def connected(self) -> bool:
+        return all(lane.session.status.connected for lane in self.lanes)
 
     # -- people acting on alerts ---------------------------------------------------------------
 
@@ -219,15 +199,45 @@ class Agent:
 
     # -- what operators see --------------------------------------------------------------------
 
+    async def readiness(self) -> list[str]:
+        """Why the agent is not ready (an empty list when it is)."""
+        problems = [
+            f"MQTT session {lane.session.client_id!r} not connected: {lane.session.status.last_error}"
+            for lane in self.lanes
+            if not lane.session.status.connected
+        ]
+        now = self.clock.monotonic()
+        for forwarder in self.forwarders:
+            since = forwarder.status.failing_since
+            if since is not None and now - since > self.config.ready_max_sink_failure_s:
+                problems.append(
+                    f"sink {forwarder.sink.name} failing for {now - since:.0f} s: "
+                    f"{forwarder.status.last_error}"
+                )
+        for depth in await self.outbox.depths():
+            if depth.depth > self.config.ready_max_backlog:
+                problems.append(
+                    f"outbox backlog for {depth.sink}/{depth.lane} is {depth.depth} entries "
+                    f"(limit {self.config.ready_max_backlog})"
+                )
+        return problems
+
     async def health(self) -> dict[str, Any]:
         depths = await self.outbox.depths()
         return {
             "mqtt": {
-                "connected": self.session.status.connected,
+                "connected": self.connected,
                 "broker": str(self.config.broker),
-                "last_error": self.session.status.last_error,
-                "reconnects": self.session.status.reconnects,
-                "empty_sessions": self.session.status.empty_sessions,
+                "sessions": {
+                    lane.name: {
+                        "client_id": lane.session.client_id,
+                        "connected": lane.session.status.connected,
+                        "last_error": lane.session.status.last_error,
+                        "reconnects": lane.session.status.reconnects,
+                        "empty_sessions": lane.session.status.empty_sessions,
+                    }
+                    for lane in self.lanes
+                },
             },
             "sinks": {
                 f.sink.name: {

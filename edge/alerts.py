@@ -71,6 +71,9 @@ class AlertBook:
                 return None
             return self._transition(current, "clear", actor="device", note=None)
         if current is not None:
+            if verdict.reading.at == current.last_seen_at:
+                # the same device message again: a QoS 1 redelivery after a crash, not a new press
+                return None
             updated = current.model_copy(
                 update={
                     "count": current.count + 1,

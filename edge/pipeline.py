@@ -43,6 +43,9 @@ class Pipeline:
         self.alerts = alerts
         self.dead_letters_by_cause: Counter[str] = Counter()
         self.readings = 0
+        self.sequence_gaps = 0  # messages a device numbered but we never received
+        self.sequence_repeats = 0  # a sequence number seen again: redelivery or device restart
+        self._last_seq: dict[str, int] = {}
         self._logged: set[tuple[str, str]] = set()
 
     def handle(self, raw: RawMessage) -> Output:
@@ -60,12 +63,33 @@ class Pipeline:
             seq=decoded.seq,
         )
         self.readings += 1
+        if decoded.seq is not None:
+            self._track_sequence(device.device_id, decoded.seq)
         events = []
         for verdict in self.rules.evaluate(reading):
             event = self.alerts.apply(verdict)
             if event is not None:
                 events.append(event)
         return Output(reading=reading, events=events)
+
+    def _track_sequence(self, device_id: str, seq: int) -> None:
+        last = self._last_seq.get(device_id)
+        self._last_seq[device_id] = seq
+        if last is None:
+            return
+        if seq > last + 1:
+            missing = seq - last - 1
+            self.sequence_gaps += missing
+            _log.warning(
+                "device %s skipped %d sequence numbers (%d -> %d): messages lost before the "
+                "gateway",
+                device_id,
+                missing,
+                last,
+                seq,
+            )
+        elif seq <= last:
+            self.sequence_repeats += 1
 
     def _dead_letter(self, raw: RawMessage, exc: DecodeError) -> DeadLetter:
         self.dead_letters_by_cause[exc.cause] += 1

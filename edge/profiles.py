@@ -143,6 +143,9 @@ class DeviceProfile(BaseModel):
     timestamp: TimestampSpec | None = None
     sequence: SequenceSpec | None = None
     heartbeat_seconds: int | None = Field(default=None, gt=0)
+    # alarm: life-safety devices (SOS, smoke, fall, forced door) get their own MQTT session and
+    # queue, so a telemetry flood cannot delay them
+    lane: Literal["alarm", "telemetry"] = "telemetry"
     rules: list[RuleSpec] = Field(default_factory=list)
     examples: list[ProfileExample] = Field(default_factory=list)
 
@@ -231,9 +234,9 @@ class ProfileRegistry:
     def names(self) -> list[str]:
         return sorted(self._profiles)
 
-    def subscriptions(self) -> list[str]:
-        """MQTT topic filters covering every profile's topics, without repeats."""
-        return sorted({t.subscription for _, t in self._patterns})
+    def subscriptions(self, lane: str | None = None) -> list[str]:
+        """MQTT topic filters covering the profiles' topics (of one lane), without repeats."""
+        return sorted({t.subscription for p, t in self._patterns if lane is None or p.lane == lane})
 
     def match(self, topic: str) -> tuple[DeviceProfile, dict[str, str]]:
         """The profile that claims `topic` and the placeholder values; raises UnknownTopic."""

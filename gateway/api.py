@@ -1,6 +1,5 @@
 """The alert API (versioned under /v1): alerts, readings from the embedded store, health, metrics."""
 
-
 import base64
 import secrets
 from datetime import datetime
@@ -116,6 +115,14 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
         health = await agent.health()
         ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
         return {"status": "ok" if ok else "degraded", **health}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"model": ErrorResponse}})
+    async def readyz() -> JSONResponse:
+        """200 when connected, sinks healthy and the outbox not backed up; 503 with reasons otherwise."""
+        problems = await agent.readiness()
+        if problems:
+            return JSONResponse(status_code=503, content={"ready": False, "problems": problems})
+        return JSONResponse(content={"ready": True, "problems": []})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics() -> str:

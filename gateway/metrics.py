@@ -4,105 +4,125 @@ from __future__ import annotations
 
 from edge.agent import Agent
 
+Sample = tuple[dict[str, str], float]
 
-def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
-    if labels:
-        inner = ",".join(
-            f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), " ")}"'
-            for k, v in sorted(labels.items())
-        )
-        return f"{name}{{{inner}}} {value}"
-    return f"{name} {value}"
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _line(name: str, labels: dict[str, str], value: float) -> str:
+    if not labels:
+        return f"{name} {value}"
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {value}"
 
 
 async def render_metrics(agent: Agent) -> str:
+    lanes = agent.lanes
+    depths = await agent.outbox.depths()
+    pipeline = agent.pipeline
+    families: list[tuple[str, str, str, list[Sample]]] = [
+        (
+            "community_edge_mqtt_connected",
+            "gauge",
+            "1 while the lane's MQTT session is connected",
+            [({"lane": x.name}, float(x.session.status.connected)) for x in lanes],
+        ),
+        (
+            "community_edge_mqtt_reconnects_total",
+            "counter",
+            "connections lost and retried",
+            [({"lane": x.name}, x.session.status.reconnects) for x in lanes],
+        ),
+        (
+            "community_edge_mqtt_empty_sessions_total",
+            "counter",
+            "reconnects where the broker had lost our session (queued messages may be lost)",
+            [({"lane": x.name}, x.session.status.empty_sessions) for x in lanes],
+        ),
+        (
+            "community_edge_mqtt_unacked",
+            "gauge",
+            "messages received and not yet acknowledged",
+            [({"lane": x.name}, x.session.status.unacked) for x in lanes],
+        ),
+        (
+            "community_edge_messages_acked_total",
+            "counter",
+            "messages acknowledged to the broker after their commit",
+            [({"lane": x.name}, x.acked) for x in lanes],
+        ),
+        (
+            "community_edge_readings_total",
+            "counter",
+            "messages decoded into readings",
+            [({}, pipeline.readings)],
+        ),
+        (
+            "community_edge_dead_letters_total",
+            "counter",
+            "messages kept as dead letters, by cause",
+            [({"cause": c}, n) for c, n in sorted(pipeline.dead_letters_by_cause.items())],
+        ),
+        (
+            "community_edge_sequence_gaps_total",
+            "counter",
+            "messages devices numbered that never reached the gateway",
+            [({}, pipeline.sequence_gaps)],
+        ),
+        (
+            "community_edge_outbox_depth",
+            "gauge",
+            "entries not yet delivered, per sink and lane",
+            [({"sink": d.sink, "lane": d.lane}, d.depth) for d in depths],
+        ),
+        (
+            "community_edge_outbox_oldest_age_seconds",
+            "gauge",
+            "age of the oldest undelivered entry, per sink and lane",
+            [({"sink": d.sink, "lane": d.lane}, round(d.oldest_age_s, 3)) for d in depths],
+        ),
+        (
+            "community_edge_outbox_shed_readings_total",
+            "counter",
+            "routine readings shed at the outbox size cap",
+            [({}, agent.outbox.shed_readings)],
+        ),
+        (
+            "community_edge_outbox_recovered",
+            "gauge",
+            "1 if a corrupt outbox was moved aside at start",
+            [({}, float(agent.outbox.recovered_from is not None))],
+        ),
+        (
+            "community_edge_sink_errors_total",
+            "counter",
+            "failed delivery attempts, per sink",
+            [({"sink": f.sink.name}, f.status.errors) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_sink_rejected_total",
+            "counter",
+            "entries a sink refused as invalid",
+            [({"sink": f.sink.name}, f.status.rejected) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_sink_delivered_total",
+            "counter",
+            "entries delivered, per sink",
+            [({"sink": f.sink.name}, f.status.delivered) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_open_alerts",
+            "gauge",
+            "alerts active or acknowledged",
+            [({}, len(agent.alerts))],
+        ),
+    ]
     out: list[str] = []
-
-    def metric(
-        name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
-    ) -> None:
+    for name, kind, help_text, samples in families:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
-        out.extend(_line(name, value, labels) for labels, value in samples)
-
-    session = agent.session.status
-    metric(
-        "community_edge_mqtt_connected",
-        "gauge",
-        "1 while connected to the broker",
-        [({}, 1.0 if session.connected else 0.0)],
-    )
-    metric(
-        "community_edge_mqtt_reconnects_total",
-        "counter",
-        "connections lost and retried",
-        [({}, session.reconnects)],
-    )
-    metric(
-        "community_edge_mqtt_empty_sessions_total",
-        "counter",
-        "reconnects where the broker had lost our session",
-        [({}, session.empty_sessions)],
-    )
-    metric(
-        "community_edge_mqtt_unacked",
-        "gauge",
-        "messages received and not yet acknowledged",
-        [({}, session.unacked)],
-    )
-    metric(
-        "community_edge_messages_acked_total",
-        "counter",
-        "messages acknowledged after commit",
-        [({}, agent.acked)],
-    )
-    metric(
-        "community_edge_readings_total",
-        "counter",
-        "messages decoded into readings",
-        [({}, agent.pipeline.readings)],
-    )
-    metric(
-        "community_edge_dead_letters_total",
-        "counter",
-        "messages kept as dead letters, by cause",
-        [({"cause": c}, n) for c, n in sorted(agent.pipeline.dead_letters_by_cause.items())],
-    )
-    depths = await agent.outbox.depths()
-    metric(
-        "community_edge_outbox_depth",
-        "gauge",
-        "entries not yet delivered, per sink and lane",
-        [({"sink": d.sink, "lane": d.lane}, d.depth) for d in depths],
-    )
-    metric(
-        "community_edge_outbox_oldest_age_seconds",
-        "gauge",
-        "age of the oldest undelivered entry, per sink and lane",
-        [({"sink": d.sink, "lane": d.lane}, round(d.oldest_age_s, 3)) for d in depths],
-    )
-    metric(
-        "community_edge_outbox_shed_readings_total",
-        "counter",
-        "routine readings shed at the outbox size cap",
-        [({}, agent.outbox.shed_readings)],
-    )
-    metric(
-        "community_edge_sink_errors_total",
-        "counter",
-        "failed delivery attempts, per sink",
-        [({"sink": f.sink.name}, f.status.errors) for f in agent.forwarders],
-    )
-    metric(
-        "community_edge_sink_rejected_total",
-        "counter",
-        "entries a sink refused as invalid",
-        [({"sink": f.sink.name}, f.status.rejected) for f in agent.forwarders],
-    )
-    metric(
-        "community_edge_open_alerts",
-        "gauge",
-        "alerts active or acknowledged",
-        [({}, len(agent.alerts))],
-    )
+        out.extend(_line(name, labels, value) for labels, value in samples)
     return "\n".join(out) + "\n"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +18,12 @@ PROFILES = ProfileRegistry.load(default_profile_dir())
 ENGINE = RuleEngine(PROFILES)
 
 
-def _apply(book: AlertBook, device_id: str, **fields: FieldValue) -> list[AlertEventKind]:
+_SENT = itertools.count()
+
+
+def _apply(
+    book: AlertBook, device_id: str, at: datetime | None = None, **fields: FieldValue
+) -> list[AlertEventKind]:
     device = DeviceRef(
         device_id=device_id,
         model="zigbee-ias-smoke",
@@ -25,7 +31,7 @@ def _apply(book: AlertBook, device_id: str, **fields: FieldValue) -> list[AlertE
         community="c1",
         building="b1",
     )
-    at = datetime(2026, 11, 23, tzinfo=UTC)
+    at = at or datetime(2026, 11, 23, tzinfo=UTC) + timedelta(seconds=next(_SENT))
     reading = Reading(device=device, fields=fields, at=at, received_at=at)
     events = [book.apply(v) for v in ENGINE.evaluate(reading)]
     return [e.kind for e in events if e is not None]
@@ -77,3 +83,11 @@ def test_restored_book_keeps_open_alerts_only() -> None:
     resolved = book.resolve(book.open_alerts()[0].id, "x").alert
     restored = AlertBook(FakeClock(), [*book.open_alerts(), resolved])
     assert len(restored) == 1
+
+
+def test_a_redelivered_message_does_not_count_as_a_repeat() -> None:
+    book = AlertBook(FakeClock())
+    at = datetime(2026, 11, 23, 1, tzinfo=UTC)
+    assert _apply(book, "s1", at=at, smoke=True) == [AlertEventKind.OPENED]
+    assert _apply(book, "s1", at=at, smoke=True) == []  # QoS 1 redelivery: same device time
+    assert book.open_alerts()[0].count == 1

@@ -1,0 +1,105 @@
+"""An ingest lane: one MQTT session, its inbox, and the worker that commits and then acknowledges.
+
+The agent runs two lanes: `alarm` (life-safety device models) and `telemetry` (everything else),
+each with its own broker session and queue, so a telemetry flood cannot delay an SOS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
+from edge.mqtt import Delivery, MqttSession
+from edge.outbox import Outbox
+from edge.pipeline import Pipeline
+
+_log = logging.getLogger(__name__)
+
+
+class IngestLane:
+    """Receives deliveries from one session and commits them to the outbox in batches."""
+
+    def __init__(
+        self,
+        name: str,
+        make_session: Callable[[Callable[[Delivery], None]], MqttSession],
+        pipeline: Pipeline,
+        outbox: Outbox,
+        *,
+        batch_max: int,
+        hold_acks_s: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.outbox = outbox
+        self.batch_max = batch_max
+        self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
+        self.acked = 0
+        self.batches = 0
+        self._inbox: deque[Delivery] = deque()
+        self._wake = asyncio.Event()
+        self.session = make_session(self._receive)
+
+    def _receive(self, delivery: Delivery) -> None:
+        # No bound here on purpose: the broker sends at most receive-maximum unacknowledged
+        # messages per session, so this deque never holds more than that.
+        self._inbox.append(delivery)
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.session.run(), name=f"mqtt-{self.name}")
+            tg.create_task(self._work(), name=f"ingest-{self.name}")
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._inbox:
+                count = min(len(self._inbox), self.batch_max)
+                batch = [self._inbox.popleft() for _ in range(count)]
+                await self._process(batch)
+
+    async def _process(self, batch: list[Delivery]) -> None:
+        readings: list[Reading] = []
+        events: list[AlertEvent] = []
+        dead: list[DeadLetter] = []
+        handle = self.pipeline.handle
+        for delivery in batch:
+            out = handle(
+                RawMessage.model_construct(
+                    topic=delivery.topic,
+                    payload=delivery.payload,
+                    received_at=delivery.received_at,
+                )
+            )
+            if out.reading is not None:
+                readings.append(out.reading)
+            if out.events:
+                events.extend(out.events)
+            if out.dead_letter is not None:
+                dead.append(out.dead_letter)
+        await self._commit(readings, events, dead)
+        self.batches += 1
+        if self.hold_acks_s:
+            _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
+            await asyncio.sleep(self.hold_acks_s)
+        self.acked += self.session.ack(batch)
+
+    async def _commit(
+        self, readings: list[Reading], events: list[AlertEvent], dead: list[DeadLetter]
+    ) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.outbox.commit(readings, events, dead)
+                return
+            except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
+                _log.exception(
+                    "outbox commit failed; retrying in %.1f s (nothing acknowledged)", delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
