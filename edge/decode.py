@@ -59,12 +59,15 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         fields[spec.name] = _convert(spec, value)
     if not fields:
         raise BadPayload("payload carries none of the profile's fields", "no_known_field")
-    at, time_source = _event_time(document, profile.timestamp, raw.received_at)
     seq = None
     if profile.sequence is not None:
         raw_seq = _lookup(document, profile.sequence.path)
         if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and raw_seq >= 0:
             seq = raw_seq
+    at, time_source = _event_time(document, profile.timestamp, raw.received_at)
+    timestamp = profile.timestamp
+    if time_source == "device" and seq is not None and timestamp and timestamp.resolution == "s":
+        at = at.replace(microsecond=(seq % 1000) * 1000)
     return Decoded(profile, device_id, topic_values, fields, at, time_source, seq)
 
 

@@ -72,7 +72,8 @@ def test_hikvision_iso_time_with_offset_is_converted_to_utc() -> None:
         "AccessControllerEvent": {"majorEventType": 5, "subEventType": 27, "serialNo": 9},
     }
     decoded = decode(_raw("ce/c1/b1/hikvision-access-controller/a1", payload), PROFILES)
-    assert decoded.at == datetime(2026, 11, 23, 2, 59, 58, tzinfo=UTC)
+    # whole-second device time: the serial number (mod 1000) makes the milliseconds
+    assert decoded.at == datetime(2026, 11, 23, 2, 59, 58, 9000, tzinfo=UTC)
     assert decoded.seq == 9
     assert decoded.fields["event"] == "door_forced"
 
