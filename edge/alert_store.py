@@ -170,7 +170,10 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         opened, _, alert_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
         if not alert_id:
             raise ValueError("no id")
-        return int(opened), alert_id
+        opened_ms = int(opened)
+        if not 0 <= opened_ms < 2**62:
+            raise ValueError("timestamp out of range")
+        return opened_ms, alert_id
     except (ValueError, UnicodeDecodeError, sqlite3.Error) as exc:
         raise InvalidCursor("invalid cursor") from exc
 

@@ -59,7 +59,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _ERROR_BODY_CHARS = 300
 # Retryable although 4xx: the server timed the request out, or asks us to slow down.
-_RETRYABLE_4XX = frozenset({408, 429})
+# 401/403: a wrong or revoked token is a configuration fault; keep everything and retry until it
+# is fixed (the operator sees sink errors and /readyz). 413: the forwarder's split finds a size
+# that passes, so it stays a rejection.
+_RETRYABLE_4XX = frozenset({401, 403, 408, 429})
 
 # Synchronous: the outbox owns retries and deletes a batch only after a 2xx (RELIABILITY trap 7).
 # `max_retries` only drives the batching writer's WritesRetry, but it is zeroed so that a later

@@ -1,0 +1,426 @@
+"""Real mosquitto and VictoriaMetrics processes for integration and fault tests.
+
+Each server runs on a free port of 127.0.0.1 inside its own temporary directory, which survives
+`stop()`, `kill()` and `restart()` so that persistence can be tested; `close()` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+import httpx
+
+HOST = "127.0.0.1"
+_STANDARD_PORTS = frozenset({1883, 8883, 8086, 8428, 8089, 4242, 2003})
+_SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+_LOG_TAIL_LINES = 40
+_probe_ids = itertools.count()
+
+
+class ServerError(RuntimeError):
+    """A test server could not be started, reached or stopped."""
+
+
+class ServerNotInstalled(ServerError):
+    """The server binary is missing; the message names the command that installs it."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (never a standard service port)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _STANDARD_PORTS:
+            return port
+
+
+def find_binary(name: str, package: str) -> str:
+    """The binary's path: PATH first, then the sbin directories Debian installs daemons into."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN_DIRS))
+    if found is None:
+        raise ServerNotInstalled(
+            f"{name} is not installed (looked in PATH and {', '.join(_SBIN_DIRS)}): "
+            f"install it with `apt-get install {package}`"
+        )
+    return found
+
+
+class _Server:
+    """One server process: start, stop (SIGTERM), kill (SIGKILL), restart on the same port."""
+
+    kind = "server"
+    start_timeout_s = 15.0
+    stop_timeout_s = 15.0
+
+    def __init__(self, binary: str, directory: Path | None) -> None:
+        self.binary = binary
+        self._owns_directory = directory is None
+        self.directory = (
+            Path(tempfile.mkdtemp(prefix=f"community-edge-{self.kind}-"))
+            if directory is None
+            else directory
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log_path = self.directory / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- to be provided by each server ------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _answers(self) -> bool:
+        """True once the server really serves requests on its port."""
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ServerError(f"{self.kind} on port {self.port} is not started")
+        return self._process.pid
+
+    def start(self) -> None:
+        """Start the process and wait, bounded, until its port answers."""
+        if self.running:
+            raise ServerError(f"{self.kind} on port {self.port} is already running")
+        command = self._command()
+        with self.log_path.open("ab") as log:
+            log.write(f"---- {time.strftime('%H:%M:%S')} start: {' '.join(command)}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=True,  # a Ctrl-C of pytest must not reach the server first
+            )
+        self._wait_until_answering(command)
+
+    def _wait_until_answering(self, command: list[str]) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            process = self._process
+            assert process is not None
+            code = process.poll()
+            if code is not None:
+                self._process = None
+                raise ServerError(
+                    f"{self.kind} exited with code {code} before answering on "
+                    f"{HOST}:{self.port}\ncommand: {' '.join(command)}\n{self.log_tail()}"
+                )
+            if self._answers():
+                return
+            if time.monotonic() >= deadline:
+                self._terminate(signal.SIGKILL)
+                raise ServerError(
+                    f"{self.kind} did not answer on {HOST}:{self.port} within "
+                    f"{self.start_timeout_s:.0f} s\ncommand: {' '.join(command)}\n{self.log_tail()}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM and wait: the server shuts down cleanly (saves its data)."""
+        self._terminate(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: a crash, for fault tests."""
+        self._terminate(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop if running, then start again on the same port with the same data directory."""
+        if self.running:
+            self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and remove its directory (when this object created it)."""
+        try:
+            if self._process is not None:
+                self.stop()
+        finally:
+            if self._owns_directory:
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _terminate(self, sig: signal.Signals) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(sig)
+            if sig != signal.SIGKILL:
+                process.send_signal(signal.SIGCONT)  # a test may have frozen it with SIGSTOP
+            try:
+                process.wait(timeout=self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                self._process = None
+                raise ServerError(
+                    f"{self.kind} on port {self.port} ignored {sig.name} for "
+                    f"{self.stop_timeout_s:.0f} s and was killed\n{self.log_tail()}"
+                ) from None
+        self._process = None
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines of the server's log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log at {self.log_path}: {exc})"
+        tail = text.splitlines()[-lines:]
+        return f"last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {HOST}:{self.port} running={self.running}>"
+
+
+class MosquittoServer(_Server):
+    """A mosquitto broker; `url` is mqtt://127.0.0.1:<port>.
+
+    Args:
+        persistence: save the session and queue database in the server's directory, so that
+            `restart()` (after `stop()`) brings queued messages back.
+        extra_config: further mosquitto.conf lines, e.g. "max_queued_messages 5000".
+    """
+
+    kind = "mosquitto"
+
+    def __init__(
+        self,
+        *,
+        persistence: bool = False,
+        extra_config: Sequence[str] = (),
+        directory: Path | None = None,
+    ) -> None:
+        super().__init__(find_binary("mosquitto", "mosquitto"), directory)
+        self.persistence = persistence
+        self.extra_config = tuple(extra_config)
+        self.config_path = self.directory / "mosquitto.conf"
+        self.persistence_dir = self.directory / "persistence"
+
+    @property
+    def host(self) -> str:
+        return HOST
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{HOST}:{self.port}"
+
+    def config_lines(self) -> list[str]:
+        lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "log_dest stdout"]
+        if os.geteuid() == 0:
+            # As root, mosquitto switches to the user "mosquitto", which cannot write our 0700
+            # temporary directory (the persistence file); stay the user who owns it.
+            lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+        if self.persistence:
+            self.persistence_dir.mkdir(exist_ok=True)
+            lines += ["persistence true", f"persistence_location {self.persistence_dir}/"]
+        lines += self.extra_config
+        return lines
+
+    def _command(self) -> list[str]:
+        self.config_path.write_text("\n".join(self.config_lines()) + "\n")
+        return [self.binary, "-c", str(self.config_path)]
+
+    def _answers(self) -> bool:
+        return mqtt_connack(HOST, self.port, timeout_s=1.0) == 0
+
+
+def mqtt_connack(host: str, port: int, timeout_s: float) -> int | None:
+    """Send an MQTT 3.1.1 CONNECT (clean session) and return the CONNACK return code.
+
+    None when nothing listens or the answer is not a CONNACK.
+    """
+    client_id = f"probe-{os.getpid()}-{next(_probe_ids)}".encode()
+    variable_header = b"\x00\x04MQTT\x04\x02\x00\x0a"  # level 4, clean session, keep-alive 10 s
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = variable_header + payload
+    connect = b"\x10" + bytes([len(body)]) + body
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(connect)
+            answer = b""
+            while len(answer) < 4:
+                chunk = sock.recv(4 - len(answer))
+                if not chunk:
+                    return None
+                answer += chunk
+            with contextlib.suppress(OSError):
+                sock.sendall(b"\xe0\x00")  # DISCONNECT
+    except OSError:
+        return None
+    if answer[:2] != b"\x20\x02":
+        return None
+    return answer[3]
+
+
+@dataclass(frozen=True)
+class ExportedSeries:
+    """One series as /api/v1/export returns it: labels, values and timestamps in ms."""
+
+    metric: dict[str, str]
+    values: list[float]
+    timestamps: list[int]
+
+    @property
+    def name(self) -> str:
+        return self.metric["__name__"]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels without __name__."""
+        return {k: v for k, v in self.metric.items() if k != "__name__"}
+
+    def samples(self) -> list[tuple[int, float]]:
+        return list(zip(self.timestamps, self.values, strict=True))
+
+
+class VictoriaMetricsServer(_Server):
+    """A single-node VictoriaMetrics; `url` is http://127.0.0.1:<port>.
+
+    Flags, each checked on 1.79:
+    - `-dedup.minScrapeInterval=1ms`: a point written again with the same series and ms timestamp
+      is returned once (export and query) and merged away on disk.
+    - `-retentionPeriod=100y`: with the default of one month, older points are dropped with a
+      204 and only a log warning; tests use fixed dates.
+    - `-search.latencyOffset=0s` and `-search.disableCache`: /api/v1/query sees fresh points at
+      once and never answers from a cache filled before a write. They do not affect export.
+
+    Reading fresh data: a written point becomes searchable about 1 s after the 204 (and a new
+    series up to 10 s later); `force_flush()` makes it searchable at once. /api/v1/export also
+    ends, by default, at the current whole second, hiding points of the current second, so
+    `export` passes an explicit `end`.
+    """
+
+    kind = "victoria-metrics"
+
+    def __init__(self, *, extra_args: Sequence[str] = (), directory: Path | None = None) -> None:
+        super().__init__(find_binary("victoria-metrics", "victoria-metrics"), directory)
+        self.extra_args = tuple(extra_args)
+        self.data_dir = self.directory / "data"
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def _command(self) -> list[str]:
+        return [
+            self.binary,
+            f"-storageDataPath={self.data_dir}",
+            f"-httpListenAddr={HOST}:{self.port}",
+            "-dedup.minScrapeInterval=1ms",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+            "-http.maxGracefulShutdownDuration=2s",
+            *self.extra_args,
+        ]
+
+    def _answers(self) -> bool:
+        try:
+            with httpx.Client(timeout=1.0) as client:
+                response = client.get(f"{self.url}/health")
+        except httpx.HTTPError:
+            return False
+        return response.status_code in {200, 401}  # 401: started with -httpAuth.*
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0)
+
+    def force_flush(self) -> None:
+        """Make every point acknowledged so far searchable (not durable: see `make_durable`)."""
+        with self._client() as client:
+            client.get("/internal/force_flush").raise_for_status()
+
+    def make_durable(self) -> None:
+        """Put every point acknowledged so far on disk, so that it survives `kill()`.
+
+        VictoriaMetrics 1.79 answers 204 while points are still in memory: a SIGKILL within
+        about 10 s of a write loses them (`stop()` saves them). Creating a snapshot writes them
+        out; the snapshot itself is deleted at once.
+        """
+        with self._client() as client:
+            response = client.post("/snapshot/create")
+            response.raise_for_status()
+            name = response.json()["snapshot"]
+            client.post("/snapshot/delete", params={"snapshot": name}).raise_for_status()
+
+    def export(self, match: str) -> list[ExportedSeries]:
+        """Every stored sample of the series matching the selector, e.g. '{device_id="d1"}'."""
+        self.force_flush()
+        end = int(time.time()) + 3 * 24 * 3600  # VM accepts points up to 2 days ahead
+        with self._client() as client:
+            response = client.get(
+                "/api/v1/export", params={"match[]": match, "start": "0", "end": str(end)}
+            )
+        if response.status_code != 200:
+            raise ServerError(
+                f"export of {match!r} answered {response.status_code}: {response.text[:500]}"
+            )
+        series = []
+        for line in response.text.splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            series.append(
+                ExportedSeries(
+                    metric=dict(row["metric"]),
+                    values=[float(v) for v in row["values"]],
+                    timestamps=[int(t) for t in row["timestamps"]],
+                )
+            )
+        return sorted(series, key=lambda s: sorted(s.metric.items()))
+
+    def count_samples(self, match: str) -> int:
+        """How many samples the series matching the selector hold in all."""
+        return sum(len(s.values) for s in self.export(match))
+
+
+class MosquittoFactory(Protocol):
+    """Starts a private broker that the test may stop, kill and restart."""
+
+    def __call__(
+        self, *, persistence: bool = False, extra_config: Sequence[str] = ()
+    ) -> MosquittoServer: ...
+
+
+class VictoriaMetricsFactory(Protocol):
+    """Starts a private VictoriaMetrics that the test may stop, kill and restart."""
+
+    def __call__(self, *, extra_args: Sequence[str] = ()) -> VictoriaMetricsServer: ...
