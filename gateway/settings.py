@@ -67,6 +67,13 @@ class ApiSettings(BaseModel):
     token: SecretStr | None = None  # None: a random token kept in DATA_DIR/api-token
 
 
+class TestingSettings(BaseModel):
+    """Hooks for fault tests only; never set them on a gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+    hold_acks_s: float = Field(default=0.0, ge=0)  # pause between outbox commit and MQTT ack
+
+
 class Settings(BaseSettings):
     """Everything `community-edge run` can be told."""
 
@@ -81,6 +88,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
 
 
 def load_settings(

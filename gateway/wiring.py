@@ -80,6 +80,7 @@ def build_gateway(settings: Settings) -> Gateway:
         data_dir=settings.data_dir,
         receive_maximum=settings.mqtt.receive_maximum,
         outbox_max_bytes=settings.outbox_max_mb * 1024 * 1024,
+        hold_acks_s=settings.testing.hold_acks_s,
     )
     token, source = api_token(settings)
     agent = Agent(config, profiles, registry, sinks, SystemClock())

@@ -25,10 +25,17 @@ TOKEN = "integration-test-token"
 class AgentProcess:
     """`community-edge run` on free ports; `stop()` is SIGINT, `kill()` is SIGKILL."""
 
-    def __init__(self, data_dir: Path, mqtt_url: str, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        mqtt_url: str,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.mqtt_url = mqtt_url
         self.extra_args = list(extra_args)
+        self.env = {**os.environ, **(env or {})}  # e.g. COMMUNITY_EDGE_TESTING__HOLD_ACKS_S
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-agent.log"
@@ -54,7 +61,9 @@ class AgentProcess:
         ]
         log = self.log_path.open("ab")
         with log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
         self.wait_api()
         if wait_ready:
             self.wait_ready()
@@ -110,6 +119,11 @@ class AgentProcess:
         assert self._process is not None
         self._process.send_signal(signal.SIGINT)
         return self._process.wait(timeout=30)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     def kill(self) -> None:
         assert self._process is not None
