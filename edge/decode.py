@@ -66,8 +66,11 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
             seq = raw_seq
     at, time_source = _event_time(document, profile.timestamp, raw.received_at)
     timestamp = profile.timestamp
-    if time_source == "device" and seq is not None and timestamp and timestamp.resolution == "s":
-        at = at.replace(microsecond=(seq % 1000) * 1000)
+    if time_source == "device" and timestamp is not None and timestamp.resolution == "s":
+        # the sequence number when there is one (the same on every redelivery), else the
+        # receive time's milliseconds (a heartbeat has no serial number)
+        millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
+        at = at.replace(microsecond=millis * 1000)
     return Decoded(profile, device_id, topic_values, fields, at, time_source, seq)
 
 

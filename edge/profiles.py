@@ -65,7 +65,7 @@ class TimestampSpec(BaseModel):
     format: Literal["epoch_ms", "epoch_s", "epoch_auto", "iso8601"] = "epoch_auto"
     # "s": the device stamps whole seconds (Hikvision ISAPI). Two events in one second would be
     # one time-series point, so the device's sequence number (mod 1000) becomes the milliseconds:
-    # unique per second and the same on every redelivery.
+    # unique per second and the same on every redelivery; without one, the receive time's ms.
     resolution: Literal["ms", "s"] = "ms"
 
 
