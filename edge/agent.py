@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.alert_store import AlertStore, AlertStoreSink
+from edge.alert_stream import AlertStream
 from edge.alerts import AlertBook
 from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError, SinkUnavailable
@@ -71,6 +72,7 @@ class Agent:
         self.alerts: AlertBook
         self.pipeline: Pipeline
         self.lanes: list[IngestLane] = []
+        self.stream = AlertStream()
         self.forwarders: list[Forwarder] = []
 
     async def __aenter__(self) -> Agent:
@@ -78,7 +80,7 @@ class Agent:
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
         self.alert_store = AlertStore(data / "alerts.db")
-        store_sink = AlertStoreSink(self.alert_store)
+        store_sink = AlertStoreSink(self.alert_store, self.stream)
         sinks: list[Sink] = [store_sink, *self._remote_sinks]
         self.outbox = Outbox(
             data / "outbox.db",
@@ -194,7 +196,8 @@ class Agent:
         else:
             event = self.alerts.resolve(alert_id, actor, note)
         await self.outbox.commit(events=[event])
-        self.alert_store.apply([event])  # visible at once; the forwarder's copy is ignored by id
+        # visible at once; the forwarder's copy is ignored by id
+        self.stream.publish(self.alert_store.apply([event]))
         return event.alert
 
     # -- what operators see --------------------------------------------------------------------

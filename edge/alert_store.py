@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from edge.alert_stream import AlertStream
 from edge.database import open_database
 from edge.model import Alert, AlertEvent, AlertStatus, Reading, Severity
 from edge.sinks import Lane
@@ -67,9 +68,9 @@ class AlertStore:
     def close(self) -> None:
         self._conn.close()
 
-    def apply(self, events: Sequence[AlertEvent]) -> int:
-        """Record events (a replayed event id is ignored); returns how many were new."""
-        new = 0
+    def apply(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
+        """Record events (a replayed event id is ignored); returns the ones that were new."""
+        new: list[AlertEvent] = []
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             for event in events:
@@ -79,7 +80,7 @@ class AlertStore:
                 )
                 if cursor.rowcount != 1:
                     continue
-                new += 1
+                new.append(event)
                 alert = event.alert
                 self._conn.execute(
                     """INSERT INTO alerts (id, community, building, device_id, rule, severity,
@@ -184,11 +185,12 @@ class AlertStoreSink:
     name = "alert-store"
     lanes: frozenset[Lane] = frozenset({"events"})
 
-    def __init__(self, store: AlertStore) -> None:
+    def __init__(self, store: AlertStore, stream: AlertStream) -> None:
         self.store = store
+        self.stream = stream
 
     async def write_events(self, events: Sequence[AlertEvent]) -> None:
-        self.store.apply(events)
+        self.stream.publish(self.store.apply(events))
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         return None

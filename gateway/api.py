@@ -1,12 +1,14 @@
 """The alert API (versioned under /v1): alerts, readings from the embedded store, health, metrics."""
 
+import asyncio
 import base64
 import secrets
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -143,6 +145,47 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
             communities=community, status=status, severity=severity, limit=limit, cursor=cursor
         )
         return AlertList(items=page.items, next_cursor=page.next_cursor)
+
+    @app.get(
+        "/v1/alerts/stream",
+        tags=["alerts"],
+        responses={**errors, 200: {"content": {"text/event-stream": {}}}},
+        response_class=StreamingResponse,
+    )
+    async def stream_alerts(
+        caller: Caller,
+        community: Annotated[list[str] | None, Query()] = None,
+    ) -> StreamingResponse:
+        """Server-sent events: every alert event as it is stored (`event:` is the kind).
+
+        A comment line every 15 s keeps proxies from closing an idle stream. A consumer that falls
+        1,000 events behind gets `event: overflow` and the stream ends: reconnect and list.
+        """
+        wanted = set(community) if community else None
+
+        async def events() -> AsyncIterator[bytes]:
+            with agent.stream.subscription() as queue:
+                yield b": connected\n\n"
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), 15.0)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if event is None:  # cut off (too far behind) or the agent is stopping
+                        if not agent.stream.closed:
+                            yield b"event: overflow\ndata: {}\n\n"
+                        return
+                    if wanted is not None and event.alert.community not in wanted:
+                        continue
+                    body = event.model_dump_json()
+                    yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=errors)
     async def get_alert(alert_id: str, caller: Caller) -> AlertDetail:

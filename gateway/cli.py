@@ -110,6 +110,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 community=args.community,
                 seed=args.seed,
                 progress=progress,
+                profile=args.profile,
             )
     except (ValueError, ConnectionError, LookupError) as exc:
         print(f"community-edge simulate: {exc}", file=sys.stderr)
@@ -198,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="publish simulated device traffic to a broker")
     sim.add_argument("--mqtt-url", required=True, help="mqtt://HOST:PORT")
-    sim.add_argument("--scenario", choices=["smoke-alarm", "elder-sos", "fall", "door-forced"])
+    traffic = sim.add_mutually_exclusive_group()
+    traffic.add_argument("--scenario", choices=["smoke-alarm", "elder-sos", "fall", "door-forced"])
+    traffic.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="every device of this one model (e.g. zigbee-door-contact), not the mixed community",
+    )
     sim.add_argument("--devices", type=int, default=100)
     sim.add_argument("--rate", type=float, default=100.0, help="messages per second")
     sim.add_argument("--duration", type=float, default=10.0, help="seconds")

@@ -122,7 +122,13 @@ async def serve(
         async with gateway.agent as agent:
             app = create_app(agent, gateway.token, gateway.readings)
             server = _ApiServer(
-                uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+                uvicorn.Config(
+                    app,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=3,  # open SSE streams must not hold up a stop
+                )
             )
             async with asyncio.TaskGroup() as tg:
                 agent_task = tg.create_task(agent.run(), name="agent")
@@ -131,6 +137,7 @@ async def serve(
                     on_ready(gateway, url)
                 await stop.wait()
                 _log.info("stopping")
+                agent.stream.close()  # ends live streams so the API can stop at once
                 server.should_exit = True
                 agent_task.cancel()
     finally:

@@ -5,6 +5,7 @@ and the alert API. The agent runs as `community-edge run` in its own process.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -110,8 +111,32 @@ def test_scenarios_raise_alerts_that_people_acknowledge_and_resolve(
     with AgentProcess(
         tmp_path / "agent", mosquitto.url, ["--tsdb-url", victoria_metrics.url]
     ) as agent:
+        streamed: list[str] = []
+        listening = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET",
+                f"{agent.url}/v1/alerts/stream",
+                params={"community": community},
+                headers=agent.headers,
+                timeout=30.0,
+            ) as response:
+                listening.set()
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        streamed.append(line.removeprefix("event: "))
+                    if len(streamed) >= 6:
+                        return
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        assert listening.wait(10)
         for scenario in ("elder-sos", "smoke-alarm", "fall", "door-forced"):
             simulate(mosquitto.url, "--scenario", scenario, "--community", community)
+        listener.join(30)
+        # live: sos, smoke, possible-fall, fall (which resolves possible-fall), door-forced
+        assert sorted(streamed) == ["opened"] * 5 + ["resolved"]
         page = wait_for(
             lambda: (
                 (p := agent.get("/v1/alerts", community=community))["items"]
