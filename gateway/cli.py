@@ -77,7 +77,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging(args.log_level)
-    run_until_signal(lambda stop: run_demo(stop, args.data_dir, args.api_port, args.rate))
+    run_until_signal(
+        lambda stop: run_demo(stop, args.data_dir, args.api_port, args.rate, args.embedded_broker)
+    )
     return 0
 
 
@@ -195,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rate", type=float, default=20.0, help="routine messages per second")
     demo.add_argument("--log-level", choices=levels, default="WARNING")
+    demo.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="use the embedded Python broker even when mosquitto is installed",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     sim = sub.add_parser("simulate", help="publish simulated device traffic to a broker")

@@ -49,9 +49,9 @@ def _mosquitto_binary() -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _broker(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
+async def _broker(data_dir: Path, embedded: bool) -> AsyncIterator[tuple[str, str]]:
     """A broker on a free port: (url, what it is)."""
-    binary = _mosquitto_binary()
+    binary = None if embedded else _mosquitto_binary()
     port = _free_port()
     if binary is None:
         async with EmbeddedBroker(port=port) as broker:
@@ -69,6 +69,7 @@ async def _broker(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
         str(config),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches us, not the broker: it stops after the agent
     )
     try:
         for _ in range(100):
@@ -103,12 +104,18 @@ def _simulate(url: str, rate: float, stop: threading.Event) -> None:
             time.sleep(1.0)
 
 
-async def run_demo(stop: asyncio.Event, data_dir: Path | None, api_port: int, rate: float) -> None:
+async def run_demo(
+    stop: asyncio.Event,
+    data_dir: Path | None,
+    api_port: int,
+    rate: float,
+    embedded_broker: bool = False,
+) -> None:
     """Run everything until `stop` is set."""
     directory = data_dir or Path(tempfile.mkdtemp(prefix="community-edge-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     port = api_port if _port_free(api_port) else _free_port()
-    async with _broker(directory) as (mqtt_url, broker_kind):
+    async with _broker(directory, embedded_broker) as (mqtt_url, broker_kind):
         settings = load_settings(
             None,
             {
@@ -134,7 +141,9 @@ async def run_demo(stop: asyncio.Event, data_dir: Path | None, api_port: int, ra
                 f"  curl -s -H 'Authorization: Bearer {gateway.token}' '{url}/v1/readings?limit=5'\n"
                 f"  curl -s {url}/healthz\n\n"
                 "A simulated community of 60 devices is publishing; an SOS, smoke, fall or forced "
-                "door scenario plays every 15 s or so. Ctrl-C stops everything.\n",
+                "door scenario plays every 15 s or so (a smoke alarm clears itself when the "
+                "detector next reports clear air; an SOS waits for a person). "
+                "Ctrl-C stops everything.\n",
                 flush=True,
             )
             ready.set()
