@@ -65,6 +65,7 @@ class IngestLane:
 
     async def _process(self, batch: list[Delivery]) -> None:
         readings: list[Reading] = []
+        alarm_readings: list[Reading] = []  # raised or cleared an alert: shed last
         events: list[AlertEvent] = []
         dead: list[DeadLetter] = []
         handle = self.pipeline.handle
@@ -76,13 +77,15 @@ class IngestLane:
                     received_at=delivery.received_at,
                 )
             )
-            if out.reading is not None:
-                readings.append(out.reading)
             if out.events:
                 events.extend(out.events)
+                if out.reading is not None:
+                    alarm_readings.append(out.reading)
+            elif out.reading is not None:
+                readings.append(out.reading)
             if out.dead_letter is not None:
                 dead.append(out.dead_letter)
-        await self._commit(readings, events, dead)
+        await self._commit(readings, events, dead, alarm_readings)
         self.batches += 1
         if self.hold_acks_s:
             _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
@@ -90,12 +93,16 @@ class IngestLane:
         self.acked += self.session.ack(batch)
 
     async def _commit(
-        self, readings: list[Reading], events: list[AlertEvent], dead: list[DeadLetter]
+        self,
+        readings: list[Reading],
+        events: list[AlertEvent],
+        dead: list[DeadLetter],
+        alarm_readings: list[Reading],
     ) -> None:
         delay = 0.1
         while True:
             try:
-                await self.outbox.commit(readings, events, dead)
+                await self.outbox.commit(readings, events, dead, alarm_readings)
                 return
             except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
                 _log.exception(

@@ -166,11 +166,9 @@ class MqttSession:
         client = self._client
         acked = 0
         for delivery in deliveries:
-            if delivery.qos == 0:
-                continue
+            if delivery.qos == 0 or client is None or delivery.generation != self._generation:
+                continue  # the counter was reset with the connection these came on
             self.status.unacked -= 1
-            if client is None or delivery.generation != self._generation:
-                continue
             client.ack(delivery.mid, delivery.qos)
             acked += 1
         return acked

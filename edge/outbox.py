@@ -29,12 +29,15 @@ _T = TypeVar("_T")
 
 LANES: tuple[Lane, ...] = ("events", "readings")  # drain order: alert events before readings
 MAX_DEAD_LETTERS = 100_000  # newest kept; older ones are counted as dropped
+MAX_DEAD_LETTER_PAYLOAD = 4096  # bytes of a bad payload kept: enough to see what it was
+DEAD_LETTER_SHARE = 0.1  # at the size cap, dead letters beyond this share of it go first
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, body BLOB NOT NULL);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    routine INTEGER NOT NULL DEFAULT 1);  -- 0: the reading raised or cleared an alert
 CREATE TABLE IF NOT EXISTS cursors (
     sink TEXT NOT NULL, lane TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (sink, lane));
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -195,11 +198,16 @@ class Outbox:
         readings: Sequence[Reading] = (),
         events: Sequence[AlertEvent] = (),
         dead_letters: Sequence[DeadLetter] = (),
+        alarm_readings: Sequence[Reading] = (),
     ) -> None:
-        """Write one batch in one transaction; returns once it is on disk (fsync'd)."""
-        if not (readings or events or dead_letters):
+        """Write one batch in one transaction; returns once it is on disk (fsync'd).
+
+        `alarm_readings` raised or cleared an alert: at the size cap they go only after every
+        routine reading.
+        """
+        if not (readings or events or dead_letters or alarm_readings):
             return
-        await self._run(lambda: self._commit(readings, events, dead_letters))
+        await self._run(lambda: self._commit(readings, events, dead_letters, alarm_readings))
         for waiter in self._waiters:
             waiter.set()
 
@@ -208,6 +216,7 @@ class Outbox:
         readings: Sequence[Reading],
         events: Sequence[AlertEvent],
         dead_letters: Sequence[DeadLetter],
+        alarm_readings: Sequence[Reading] = (),
     ) -> None:
         now_ms = _ms(self._now())
         conn = self._conn
@@ -223,12 +232,26 @@ class Outbox:
                     "INSERT INTO readings (created_ms, body) VALUES (?, ?)",
                     [(now_ms, encode_reading(r)) for r in readings],
                 )
+            if alarm_readings:
+                conn.executemany(
+                    "INSERT INTO readings (created_ms, body, routine) VALUES (?, ?, 0)",
+                    [(now_ms, encode_reading(r)) for r in alarm_readings],
+                )
             if dead_letters:
                 conn.executemany(
                     "INSERT INTO dead_letters (topic, payload, cause, detail, received_ms) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [
-                        (d.topic, d.payload, d.cause, d.detail, _ms(d.received_at))
+                        (
+                            d.topic,
+                            d.payload[:MAX_DEAD_LETTER_PAYLOAD],
+                            d.cause,
+                            d.detail
+                            if len(d.payload) <= MAX_DEAD_LETTER_PAYLOAD
+                            else f"{d.detail} (first {MAX_DEAD_LETTER_PAYLOAD} of "
+                            f"{len(d.payload)} bytes kept)",
+                            _ms(d.received_at),
+                        )
                         for d in dead_letters
                     ],
                 )
@@ -262,6 +285,9 @@ class Outbox:
         used = self._used_bytes()
         if used <= self.max_bytes:
             return
+        used = self._trim_dead_letters()
+        if used <= self.max_bytes:
+            return
         rows = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
         if rows == 0:
             _log.error(
@@ -276,8 +302,10 @@ class Outbox:
         # shed 10% below the cap so this does not run on every commit
         shed = min(rows, (used - int(self.max_bytes * 0.9)) // per_row + 1)
         with conn:
+            # routine readings first, oldest first; readings that raised an alert only after
             conn.execute(
-                "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT ?)",
+                "DELETE FROM readings WHERE seq IN "
+                "(SELECT seq FROM readings ORDER BY routine DESC, seq LIMIT ?)",
                 (shed,),
             )
             self._bump("shed_readings", shed)
@@ -290,6 +318,33 @@ class Outbox:
             shed,
             self.shed_readings,
         )
+
+    def _trim_dead_letters(self) -> int:
+        """Over the cap: the oldest dead letters beyond their share go before any reading."""
+        conn = self._conn
+        sizes = conn.execute(
+            "SELECT id, length(payload) + length(detail) + length(topic) FROM dead_letters "
+            "ORDER BY id DESC"
+        ).fetchall()
+        budget = int(self.max_bytes * DEAD_LETTER_SHARE)
+        kept = 0
+        for index, (row_id, size) in enumerate(sizes):
+            kept += size
+            if kept > budget:
+                dropped = len(sizes) - index
+                with conn:
+                    conn.execute("DELETE FROM dead_letters WHERE id <= ?", (row_id,))
+                    self._bump("dropped_dead_letters", dropped)
+                self.dropped_dead_letters += dropped
+                _log.warning(
+                    "outbox %s at its cap of %d bytes: dropped the %d oldest dead letters "
+                    "before any reading",
+                    self.path,
+                    self.max_bytes,
+                    dropped,
+                )
+                break
+        return self._used_bytes()
 
     def _bump(self, name: str, by: int) -> None:
         self._conn.execute(

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS readings (
     building TEXT NOT NULL,
     model TEXT NOT NULL,
     fields BLOB NOT NULL,
-    PRIMARY KEY (device_id, at_ms)
+    -- a point's key, as in the time-series store: the device's whole identity and its time
+    PRIMARY KEY (device_id, at_ms, community, building, model)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (at_ms);
 """

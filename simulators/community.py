@@ -28,6 +28,11 @@ MIX: tuple[_Share, ...] = (
     _Share("tuya-fall-radar", "rad", 0.20),
     _Share("tuya-sos-button", "sos", 0.15),
 )
+# Models outside the mix, simulated only on request (`build_community(..., model=...)`): door
+# contacts are telemetry-lane devices, left out of the mix so that the mixed community's traffic
+# (and the tests built on it) stays the life-safety and access traffic it has always been.
+_EXTRA_PREFIXES = {"zigbee-door-contact": "dor"}
+PREFIXES: dict[str, str] = {share.model: share.prefix for share in MIX} | _EXTRA_PREFIXES
 _DEVICES_PER_BUILDING = 40
 
 
@@ -58,27 +63,40 @@ def build_community(
     seed: int = 0,
     *,
     profiles: ProfileRegistry | None = None,
+    model: str | None = None,
 ) -> list[SimulatedDevice]:
     """`devices` simulated devices in a realistic mix, spread over `buildings` (default ~1 per 40).
 
     The same arguments always give the same device ids, buildings and payload sequences.
+
+    Args:
+        model: a profile name: every device is of that one model instead of the mix (a flood of
+            one device type); ValueError when no simulator exists for it.
     """
+    if model is not None and model not in PREFIXES:
+        raise ValueError(
+            f"unknown device profile {model!r} (simulated: {', '.join(sorted(PREFIXES))})"
+        )
+    if devices < 0:
+        raise ValueError(f"devices must be >= 0, got {devices}")
     if buildings is None:
         buildings = max(1, math.ceil(devices / _DEVICES_PER_BUILDING))
     if buildings < 1:
         raise ValueError(f"buildings must be >= 1, got {buildings}")
     registry = profiles or ProfileRegistry.load(default_profile_dir())
-    counts = model_counts(devices)
-    prefixes = {share.model: share.prefix for share in MIX}
-    models = [model for model, count in counts.items() for _ in range(count)]
-    random.Random(f"community:{seed}:{community}").shuffle(models)
+    if model is None:
+        counts = model_counts(devices)
+        models = [name for name, count in counts.items() for _ in range(count)]
+        random.Random(f"community:{seed}:{community}").shuffle(models)
+    else:
+        models = [model] * devices
     numbers: dict[tuple[str, str], int] = {}
     out: list[SimulatedDevice] = []
-    for index, model in enumerate(models):
+    for index, name in enumerate(models):
         building = f"b{index % buildings + 1:02d}"
-        number = numbers.get((model, building), 0) + 1
-        numbers[model, building] = number
-        device_id = f"{prefixes[model]}-{building}-{number:04d}"
-        out.append(SimulatedDevice(device_id, community, building, registry.get(model), seed=seed))
+        number = numbers.get((name, building), 0) + 1
+        numbers[name, building] = number
+        device_id = f"{PREFIXES[name]}-{building}-{number:04d}"
+        out.append(SimulatedDevice(device_id, community, building, registry.get(name), seed=seed))
     _log.debug("built community %s: %d devices in %d buildings", community, devices, buildings)
     return out

@@ -275,18 +275,23 @@ def run_load(
     progress: Callable[[LoadProgress], None] | None = None,
     client_id: str | None = None,
     ack_timeout: float = 10.0,
+    profile: str | None = None,
 ) -> LoadResult:
     """Publish routine traffic from `devices` simulated devices at `rate` msgs/s for `duration` s.
 
     Devices take turns in a seeded round-robin, so each publishes about rate/devices msgs/s.
     Blocks until every message is acknowledged (or `ack_timeout` passes), then disconnects.
+
+    Args:
+        profile: a device model (profile name): all devices are of that model, e.g. a telemetry
+            flood of door contacts; None for the mixed community. Unknown: ValueError.
     """
     if devices < 1:
         raise ValueError(f"devices must be >= 1, got {devices}")
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     bucket = TokenBucket(rate, rate * _BURST)
-    fleet = build_community(devices, community, seed=seed)
+    fleet = build_community(devices, community, seed=seed, model=profile)
     random.Random(f"load:{seed}").shuffle(fleet)
     publisher = _Publisher(url, client_id)
     try:

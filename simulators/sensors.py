@@ -27,8 +27,11 @@ _DEVICE_TZ = timezone(timedelta(hours=8))
 class Event(StrEnum):
     """What a simulated device reports: routine traffic or one of the events that raise alerts."""
 
-    ROUTINE = "routine"  # the model's ordinary traffic: a REPORT, or access events for doors
-    # periodic status: smoke idle report, radar presence, SOS battery, Hikvision heartBeat
+    # the model's ordinary traffic: a REPORT, access events for access controllers, openings and
+    # closings for door contacts
+    ROUTINE = "routine"
+    # periodic status: smoke idle report, radar presence, SOS battery, Hikvision heartBeat,
+    # door contact check-in (state unchanged)
     REPORT = "report"
     SMOKE = "smoke"
     SMOKE_CLEARED = "smoke_cleared"
@@ -40,6 +43,8 @@ class Event(StrEnum):
     ACCESS_DENIED = "access_denied"
     DOOR_FORCED = "door_forced"
     DOOR_HELD_OPEN = "door_held_open"
+    DOOR_OPENED = "door_opened"  # a door contact's magnet moves away
+    DOOR_CLOSED = "door_closed"
     LOW_BATTERY = "low_battery"
 
 
@@ -97,6 +102,7 @@ class SimulatedDevice:
         )
         self.door = 1 + self.rng.randrange(2)
         self.scene = self.rng.choice(("bathroom", "bedroom", "living_room"))
+        self.closed = True  # a door contact's state: doors are closed most of the time
 
     def __repr__(self) -> str:
         return f"SimulatedDevice({self.device_id!r}, {self.profile.name!r})"
@@ -118,7 +124,7 @@ class SimulatedDevice:
 
     def _resolve(self, event: Event) -> Event:
         if event is Event.ROUTINE:
-            return self.model.routine(self.rng)
+            return self.model.routine(self)
         if event not in self.model.events:
             raise UnsupportedEvent(f"{self.profile.name} cannot report {event.value!r}")
         return event
@@ -282,22 +288,49 @@ def _hikvision_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
     }
 
 
-def _access_routine(rng: random.Random) -> Event:
-    draw = rng.random()
+def _access_routine(device: SimulatedDevice) -> Event:
+    draw = device.rng.random()
     if draw < 0.80:
         return Event.ACCESS_GRANTED
     return Event.ACCESS_DENIED if draw < 0.92 else Event.REPORT
 
 
-def _always(event: Event) -> Callable[[random.Random], Event]:
-    return lambda _rng: event
+def _door_contact_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee door/window contact via Zigbee2MQTT: `contact` is true while the door is CLOSED."""
+    if event is Event.LOW_BATTERY:
+        device.battery = min(device.battery, device.rng.uniform(3.0, 9.0))
+    elif event is Event.DOOR_OPENED:
+        device.closed = False
+    elif event is Event.DOOR_CLOSED:
+        device.closed = True
+    battery = device.drain_battery()
+    return {
+        "contact": device.closed,
+        "tamper": False,
+        "battery_low": battery < 10,
+        "battery": battery,
+        "voltage": 2600 + battery * 5,  # mV of a CR2032 cell, as Zigbee2MQTT reports it
+        "linkquality": device.linkquality(),
+    }
+
+
+def _door_contact_routine(device: SimulatedDevice) -> Event:
+    # A contact reports each change: a door that opens closes again at its next report. Now and
+    # then a closed door sends a check-in with its state unchanged (Zigbee2MQTT's periodic report).
+    if not device.closed:
+        return Event.DOOR_CLOSED
+    return Event.DOOR_OPENED if device.rng.random() < 0.85 else Event.REPORT
+
+
+def _always(event: Event) -> Callable[[SimulatedDevice], Event]:
+    return lambda _device: event
 
 
 @dataclass(frozen=True, slots=True)
 class _Model:
     body: Callable[[SimulatedDevice, Event], dict[str, Any]]  # the payload without ts/seq
     events: frozenset[Event]
-    routine: Callable[[random.Random], Event]  # which event a routine report is
+    routine: Callable[[SimulatedDevice], Event]  # which event a routine report is
 
 
 _MODELS: dict[str, _Model] = {
@@ -326,6 +359,11 @@ _MODELS: dict[str, _Model] = {
             }
         ),
         _access_routine,
+    ),
+    "zigbee-door-contact": _Model(
+        _door_contact_body,
+        frozenset({Event.REPORT, Event.DOOR_OPENED, Event.DOOR_CLOSED, Event.LOW_BATTERY}),
+        _door_contact_routine,
     ),
 }
 

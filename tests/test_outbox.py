@@ -185,3 +185,28 @@ async def test_dead_letters_are_kept_newest_first(tmp_path: Path) -> None:
     await outbox.commit(dead_letters=letters)
     assert [d.topic for d in await outbox.dead_letters()] == ["t/2", "t/1", "t/0"]
     await outbox.close()
+
+
+async def test_at_the_cap_readings_that_raised_alerts_go_after_routine_ones(tmp_path: Path) -> None:
+    sink = MemorySink()
+    outbox = _outbox(tmp_path / "o.db", [sink], max_bytes=256 * 1024)
+    alarms = [_reading(100_000 + i) for i in range(5)]
+    await outbox.commit(alarm_readings=alarms)  # the oldest entries of all
+    for batch in range(40):
+        await outbox.commit([_reading(batch * 100 + i) for i in range(100)])
+    assert outbox.shed_readings > 0
+    await Forwarder(outbox, sink, clock=FakeClock()).drain()
+    assert sink.readings[:5] == alarms
+    assert len(sink.readings) + outbox.shed_readings == 4005
+
+
+async def test_oversized_dead_letters_are_truncated(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path / "o.db", [MemorySink()])
+    big = DeadLetter(
+        topic="t", payload=b"x" * 70_000, cause="too_large", detail="d", received_at=AT
+    )
+    await outbox.commit(dead_letters=[big])
+    [kept] = await outbox.dead_letters()
+    assert len(kept.payload) == 4096
+    assert "first 4096 of 70000 bytes kept" in kept.detail
+    await outbox.close()

@@ -26,7 +26,7 @@ from edge.decode import decode
 from edge.model import FieldValue, RawMessage
 from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, default_profile_dir
 from edge.rules import evaluate_condition
-from simulators.community import MIX, build_community, model_counts
+from simulators.community import MIX, PREFIXES, build_community, model_counts
 from simulators.load import LoadProgress, TokenBucket, parse_mqtt_url, run_load, run_scenario
 from simulators.scenarios import SCENARIOS, build_scenario
 from simulators.sensors import (
@@ -39,11 +39,12 @@ from simulators.sensors import (
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 NOW = 1_790_000_000.0  # the simulated devices' clock in pure tests
-SMOKE, RADAR, SOS, ACCESS = (
+SMOKE, RADAR, SOS, ACCESS, DOOR = (
     "zigbee-ias-smoke",
     "tuya-fall-radar",
     "tuya-sos-button",
     "hikvision-access-controller",
+    "zigbee-door-contact",
 )
 _MISSING = object()
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -92,6 +93,11 @@ EXPECTED_JSON: dict[tuple[str, Event], dict[str, tuple[Any, ...]]] = {
         "AccessControllerEvent.subEventType": (1, 75),
     },
     (ACCESS, Event.ACCESS_DENIED): {"AccessControllerEvent.subEventType": (6, 8, 9, 76)},
+    # Zigbee2MQTT: `contact` is true while the door is closed; a fresh device's door is closed
+    (DOOR, Event.REPORT): {"contact": (True,), "battery_low": (False,)},
+    (DOOR, Event.DOOR_OPENED): {"contact": (False,), "battery_low": (False,)},
+    (DOOR, Event.DOOR_CLOSED): {"contact": (True,), "battery_low": (False,)},
+    (DOOR, Event.LOW_BATTERY): {"battery_low": (True,)},
     (ACCESS, Event.DOOR_FORCED): {"AccessControllerEvent.subEventType": (27,)},
     (ACCESS, Event.DOOR_HELD_OPEN): {"AccessControllerEvent.subEventType": (28,)},
 }
@@ -114,6 +120,10 @@ EXPECTED_RULE: dict[tuple[str, Event], str | None] = {
     (ACCESS, Event.ACCESS_DENIED): None,
     (ACCESS, Event.DOOR_FORCED): "door-forced",
     (ACCESS, Event.DOOR_HELD_OPEN): "door-held-open",
+    (DOOR, Event.REPORT): None,
+    (DOOR, Event.DOOR_OPENED): None,
+    (DOOR, Event.DOOR_CLOSED): None,
+    (DOOR, Event.LOW_BATTERY): "low-battery",
 }
 
 
@@ -237,6 +247,27 @@ def test_payload_fields_decode_to_the_canonical_values() -> None:
     assert fields(ACCESS, Event.ACCESS_GRANTED)["event"] == "granted"
     assert fields(ACCESS, Event.ACCESS_DENIED)["event"] == "denied"
     assert fields(ACCESS, Event.REPORT)["event_type"] == "heartbeat"
+    assert fields(DOOR, Event.DOOR_OPENED)["open"] is True  # contact false: the door is open
+    assert fields(DOOR, Event.DOOR_CLOSED)["open"] is False
+    assert fields(DOOR, Event.REPORT)["open"] is False
+
+
+def test_door_contact_routine_reports_alternate_open_and_closed() -> None:
+    device = _device(DOOR)
+    received = datetime.fromtimestamp(NOW, UTC)
+    events: list[Event] = []
+    states: list[bool] = []
+    for _ in range(400):
+        message = device.message()
+        events.append(message.event)
+        raw = RawMessage(topic=message.topic, payload=message.payload, received_at=received)
+        states.append(bool(decode(raw, PROFILES).fields["open"]))
+    assert set(events) == {Event.DOOR_OPENED, Event.DOOR_CLOSED, Event.REPORT}
+    changes = [(e, s) for e, s in zip(events, states, strict=True) if e is not Event.REPORT]
+    # every opening is followed by a closing: a door never opens twice in a row
+    assert [s for _, s in changes] == [index % 2 == 0 for index in range(len(changes))]
+    assert all(not s for e, s in zip(events, states, strict=True) if e is Event.REPORT)
+    assert 0.05 <= events.count(Event.REPORT) / len(events) <= 0.25  # check-ins, now and then
 
 
 @pytest.mark.parametrize("model", simulated_models())
@@ -265,6 +296,17 @@ def test_unknown_model_and_unsupported_event_fail_clearly() -> None:
 
 
 # --- community -------------------------------------------------------------------------------
+
+
+def test_door_contacts_are_simulated_on_request_only() -> None:
+    assert DOOR not in {share.model for share in MIX}  # the mixed community is unchanged
+    doors = build_community(100, "estate-7", seed=3, model=DOOR)
+    assert {d.profile.name for d in doors} == {DOOR}
+    assert len({d.device_id for d in doors}) == 100
+    assert all(re.fullmatch(r"dor-b0[1-3]-\d{4}", d.device_id) for d in doors)
+    assert set(PREFIXES) == set(simulated_models())
+    with pytest.raises(ValueError, match=r"unknown device profile 'acme-gas-meter' \(simulated: "):
+        build_community(10, model="acme-gas-meter")
 
 
 def test_model_counts_follow_the_mix_with_one_of_each() -> None:
@@ -513,7 +555,7 @@ def test_run_load_sends_what_the_broker_delivers(_mosquitto_url: str) -> None:  
     assert result.sent == len(received)
     assert 300 <= result.sent <= 400
     assert sum(result.by_model.values()) == result.sent
-    assert set(result.by_model) == set(simulated_models())
+    assert set(result.by_model) == {share.model for share in MIX}
     assert result.rate == pytest.approx(result.sent / result.seconds)
     assert len({topic for topic, _ in received}) == 20  # every device published
     assert len(reports) >= 2
@@ -540,3 +582,55 @@ def test_run_scenario_delivers_its_messages(_mosquitto_url: str, name: str) -> N
     )
     assert decoded.time_source == "device"
     assert scenario.rule in _raised(decoded.profile, decoded.fields)
+
+
+@pytest.mark.broker
+def test_run_load_of_one_profile_publishes_only_that_model(_mosquitto_url: str) -> None:  # noqa: PT019
+    with _Subscriber(_mosquitto_url, "ce/doors/#") as subscriber:
+        result = run_load(
+            _mosquitto_url, devices=10, rate=200, duration=1, community="doors", profile=DOOR
+        )
+        received = subscriber.wait_for(result.sent)
+    assert result.failed == 0
+    assert result.by_model == {DOOR: result.sent}
+    assert len(received) == result.sent >= 150
+    assert {topic.split("/")[3] for topic, _ in received} == {DOOR}
+    assert len({topic for topic, _ in received}) == 10
+    for topic, payload in received:
+        decoded = decode(
+            RawMessage(topic=topic, payload=payload, received_at=datetime.now(UTC)), PROFILES
+        )
+        assert decoded.profile.name == DOOR
+        assert decoded.time_source == "device"
+
+
+@pytest.mark.broker
+def test_simulate_command_takes_a_profile(
+    _mosquitto_url: str,  # noqa: PT019
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gateway.cli import main
+
+    args = ["--profile", DOOR, "--devices", "5", "--rate", "100", "--duration", "0.5"]
+    code = main(
+        ["simulate", "--mqtt-url", _mosquitto_url, *args, "--community", "cli-doors", "--json"]
+    )
+    assert code == 0
+    summary = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["failed"] == 0
+    assert summary["by_model"] == {DOOR: summary["sent"]}
+    assert summary["sent"] >= 30
+
+
+def test_simulate_command_refuses_an_unknown_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    # no broker needed: the profile is checked before connecting
+    url = f"mqtt://127.0.0.1:{_free_port()}"
+    assert main(["simulate", "--mqtt-url", url, "--profile", "acme-gas-meter"]) == 2
+    err = capsys.readouterr().err
+    assert "community-edge simulate: unknown device profile 'acme-gas-meter'" in err
+    assert DOOR in err  # names the known ones
+    with pytest.raises(SystemExit) as exited:  # a profile flood and a scenario exclude each other
+        main(["simulate", "--mqtt-url", url, "--profile", DOOR, "--scenario", "fall"])
+    assert exited.value.code == 2
