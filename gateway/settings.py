@@ -67,6 +67,14 @@ class ApiSettings(BaseModel):
     token: SecretStr | None = None  # None: a random token kept in DATA_DIR/api-token
 
 
+class ReadinessSettings(BaseModel):
+    """When /readyz answers 503."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_backlog: int = Field(default=100_000, ge=1)  # undelivered outbox entries per sink and lane
+    max_sink_failure_s: float = Field(default=60.0, gt=0)  # a sink failing this long
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -88,6 +96,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
 

@@ -81,6 +81,8 @@ def build_gateway(settings: Settings) -> Gateway:
         receive_maximum=settings.mqtt.receive_maximum,
         outbox_max_bytes=settings.outbox_max_mb * 1024 * 1024,
         hold_acks_s=settings.testing.hold_acks_s,
+        ready_max_backlog=settings.readiness.max_backlog,
+        ready_max_sink_failure_s=settings.readiness.max_sink_failure_s,
     )
     token, source = api_token(settings)
     agent = Agent(config, profiles, registry, sinks, SystemClock())
