@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,7 @@ class DeadLetterView(BaseModel):
 class ErrorBody(BaseModel):
     code: str
     message: str
+    details: list[dict[str, str]] | None = None
 
 
 class ErrorResponse(BaseModel):
@@ -98,6 +100,23 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+        ]
+        first = details[0] if details else {"where": "request", "problem": "invalid"}
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": {
+                    "code": "invalid_request",
+                    "message": f"{first['where']}: {first['problem']}",
+                    "details": details,
+                }
+            },
+        )
 
     @app.exception_handler(AlertNotFound)
     async def _not_found(request: Request, exc: AlertNotFound) -> JSONResponse:

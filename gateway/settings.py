@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from edge.mqtt import parse_mqtt_url
 
@@ -110,8 +110,14 @@ def load_settings(
             loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigurationError(f"{config_file}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(
+                f"{config_file}: cannot read: not UTF-8 (byte {exc.start})"
+            ) from exc
         except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{config_file}: not valid YAML: {exc}") from exc
+            raise ConfigurationError(
+                f"{config_file}: not valid YAML: {_yaml_problem(exc)}"
+            ) from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigurationError(f"{config_file}: expected a mapping of settings")
         data = loaded or {}
@@ -135,6 +141,16 @@ def load_settings(
             for err in exc.errors()
         )
         raise ConfigurationError(f"{source}{problems}") from exc
+    except SettingsError as exc:  # a COMMUNITY_EDGE_* variable that is not valid JSON
+        raise ConfigurationError(f"environment: {' '.join(str(exc).split())}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _message(err: Any) -> str:

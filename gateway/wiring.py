@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
@@ -42,13 +43,17 @@ def api_token(settings: Settings) -> tuple[str, str]:
         return settings.api.token.get_secret_value(), "settings"
     path = settings.data_dir / "api-token"
     if path.exists():
-        return path.read_text(encoding="utf-8").strip(), str(path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+        token = path.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ConfigurationError(f"{path}: empty API token file; delete it to get a new one")
+        return token, str(path)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = path.open("x", encoding="utf-8")
-    with fd:
-        path.chmod(0o600)
+    # created 0600 in one step: no moment when another local user could open it
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fd:
         fd.write(token + "\n")
+        fd.flush()
+        os.fsync(fd.fileno())
     return token, f"{path} (new)"
 
 
@@ -116,8 +121,12 @@ async def serve(
     on_ready: Callable[[Gateway, str], None] | None = None,
 ) -> None:
     """Run the agent and the API until `stop` is set; then shut down in order."""
-    gateway = build_gateway(settings)
-    sock = listen(settings.api.host, settings.api.port)
+    sock = listen(settings.api.host, settings.api.port)  # a busy port fails before anything opens
+    try:
+        gateway = build_gateway(settings)
+    except BaseException:
+        sock.close()
+        raise
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     try:
