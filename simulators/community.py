@@ -31,7 +31,19 @@ MIX: tuple[_Share, ...] = (
 # Models outside the mix, simulated only on request (`build_community(..., model=...)`): door
 # contacts are telemetry-lane devices, left out of the mix so that the mixed community's traffic
 # (and the tests built on it) stays the life-safety and access traffic it has always been.
-_EXTRA_PREFIXES = {"zigbee-door-contact": "dor"}
+# simulated on request (`--profile`), not part of the default mix
+_EXTRA_PREFIXES = {
+    "zigbee-door-contact": "dor",
+    "tuya-smoke-detector": "tsm",
+    "heiman-fall-sensor": "hfd",
+    "fall-wearable": "wbl",
+    "zigbee-alarm-keypad": "kpd",
+    "zigbee-lock": "lck",
+    "zigbee-pir-motion": "pir",
+    "tuya-presence-radar": "prs",
+    "water-flow-meter": "wtr",
+    "ias-sos-button": "ias",
+}
 PREFIXES: dict[str, str] = {share.model: share.prefix for share in MIX} | _EXTRA_PREFIXES
 _DEVICES_PER_BUILDING = 40
 

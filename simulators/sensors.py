@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,10 +29,11 @@ class Event(StrEnum):
     """What a simulated device reports: routine traffic or one of the events that raise alerts."""
 
     # the model's ordinary traffic: a REPORT, access events for access controllers, openings and
-    # closings for door contacts
+    # closings for door contacts, the unlock-open-close-lock cycle of a lock, arming and disarming
+    # for keypads, motion and its end for PIRs, water draws for meters
     ROUTINE = "routine"
     # periodic status: smoke idle report, radar presence, SOS battery, Hikvision heartBeat,
-    # door contact check-in (state unchanged)
+    # door contact / lock / keypad / PIR check-in (state unchanged), water meter with no flow
     REPORT = "report"
     SMOKE = "smoke"
     SMOKE_CLEARED = "smoke_cleared"
@@ -46,6 +48,17 @@ class Event(StrEnum):
     DOOR_OPENED = "door_opened"  # a door contact's magnet moves away
     DOOR_CLOSED = "door_closed"
     LOW_BATTERY = "low_battery"
+    SILENCED = "silenced"  # smoke, and the resident pressed the silence button
+    FAULT = "fault"  # a smoke detector's own fault flag
+    TAMPER = "tamper"  # cover opened / removed from the wall
+    ARMED = "armed"  # an alarm keypad armed (away or home)
+    DISARMED = "disarmed"
+    LOCKED = "locked"  # a door lock thrown (by hand, key or auto-lock)
+    LOCK_JAMMED = "lock_jammed"
+    OCCUPIED = "occupied"  # a motion sensor or presence radar sees someone
+    VACANT = "vacant"  # ... and then no one
+    WATER_FLOW = "water_flow"  # water running through a meter
+    LEAK = "leak"  # a water meter's own continuous-flow alarm
 
 
 class UnsupportedModel(LookupError):
@@ -103,6 +116,13 @@ class SimulatedDevice:
         self.door = 1 + self.rng.randrange(2)
         self.scene = self.rng.choice(("bathroom", "bedroom", "living_room"))
         self.closed = True  # a door contact's state: doors are closed most of the time
+        # model state, no random draws here (adding draws would change every model's payloads)
+        self.locked = True  # a door lock's bolt
+        self.unlocked_by_visitor = False  # a lock's routine: unlocked, next the door opens
+        self.armed = False  # an alarm keypad's state
+        self.sos_latched = False  # keypads that latch `sos_alarm` until the next disarm
+        self.occupied = False  # a motion sensor's occupancy
+        self.water_m3 = 0.0  # a water meter's register, set at its first report
 
     def __repr__(self) -> str:
         return f"SimulatedDevice({self.device_id!r}, {self.profile.name!r})"
@@ -322,6 +342,256 @@ def _door_contact_routine(device: SimulatedDevice) -> Event:
     return Event.DOOR_OPENED if device.rng.random() < 0.85 else Event.REPORT
 
 
+def _battery_for(device: SimulatedDevice, event: Event, low: tuple[float, float]) -> int:
+    """The battery percentage to report; LOW_BATTERY first drops it into `low`."""
+    if event is Event.LOW_BATTERY:
+        device.battery = min(device.battery, device.rng.uniform(*low))
+    return device.drain_battery()
+
+
+def _reports_battery_state(device: SimulatedDevice) -> bool:
+    """Whether this Tuya smoke detector is of the family reporting `battery_state` (about 1 in 3)."""
+    # a stable hash of the id, not the device's rng: the same device is always the same family
+    return zlib.crc32(device.device_id.encode()) % 3 == 0
+
+
+def _tuya_smoke_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Tuya TS0601 photoelectric smoke detector via Zigbee2MQTT, in one of its two families."""
+    battery = _battery_for(device, event, (3.0, 15.0))
+    smoke = event in (Event.SMOKE, Event.SILENCED, Event.SELF_TEST)
+    body: dict[str, Any] = {"smoke": smoke}
+    fault = event is Event.FAULT
+    if _reports_battery_state(device):
+        state = "low" if battery < 20 else "middle" if battery < 60 else "high"
+        body |= {"battery_state": state, "fault_alarm": fault}
+    else:
+        concentration = 0.0
+        if event in (Event.SMOKE, Event.SILENCED):
+            concentration = round(device.rng.uniform(12.0, 95.0), 1)
+        body |= {"smoke_concentration": concentration, "device_fault": fault, "battery": battery}
+    return body | {
+        "silence": event is Event.SILENCED,
+        "test": event is Event.SELF_TEST,
+        "linkquality": device.linkquality(),
+    }
+
+
+_HEIMAN_FALL_STATUS = {Event.FALL: "fall_alarm", Event.MAYBE_FALL: "fall_warning"}
+
+
+def _heiman_fall_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Heiman HS2FD-EF1-3.0 fall radar via Zigbee2MQTT (the occupancy bitmap, unpacked)."""
+    falling = event in _HEIMAN_FALL_STATUS
+    present = falling or device.rng.random() < 0.7
+    moving = present and not falling and device.rng.random() < 0.6
+    return {
+        "occupancy": present,
+        "sensor_status": "activity" if moving else "none",
+        "fall_status": _HEIMAN_FALL_STATUS.get(event, "normal"),
+        "enable_indicator": True,
+        "sensitivity": "HighSensitivity",
+        "installation_method": "Ceiling",
+        "linkquality": device.linkquality(),
+    }
+
+
+def _wearable_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Fall-detection pendant, vendor-neutral JSON (see device_profiles/fall-wearable.yaml)."""
+    battery = _battery_for(device, event, (5.0, 18.0))
+    alarm = event in (Event.FALL, Event.SOS)
+    return {
+        "fall_detected": event is Event.FALL,
+        "sos": event is Event.SOS,
+        "battery": battery,
+        # a pendant on its charger is not being worn; it cannot raise an alarm from there
+        "charging": not alarm and device.rng.random() < 0.05,
+        "rssi": device.rng.randrange(-118, -70),
+    }
+
+
+_KEYPAD_ACTIONS = {Event.SOS: ("emergency", "sos", "panic"), Event.ARMED: ("arm_away", "arm_home")}
+
+
+def _keypad_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee IAS ACE alarm keypad via Zigbee2MQTT; some latch `sos_alarm` until disarmed."""
+    rng = device.rng
+    battery = _battery_for(device, event, (3.0, 15.0))
+    body: dict[str, Any] = {}
+    if event in (Event.ARMED, Event.DISARMED):
+        device.armed = event is Event.ARMED
+        action = rng.choice(_KEYPAD_ACTIONS[event]) if device.armed else "disarm"
+        # Zigbee2MQTT publishes the PIN typed; the profile does not keep it
+        body = {
+            "action": action,
+            "action_code": f"{rng.randrange(10_000):04d}",
+            "action_zone": 0,
+            "action_transaction": rng.randrange(256),
+        }
+        if event is Event.DISARMED:
+            device.sos_latched = False
+    elif event is Event.SOS:
+        device.sos_latched = True
+        body = {"action": rng.choice(_KEYPAD_ACTIONS[Event.SOS])}
+    return body | {
+        "sos_alarm": device.sos_latched,
+        "tamper": event is Event.TAMPER,
+        "battery_low": battery < 10,
+        "battery": battery,
+        "linkquality": device.linkquality(),
+    }
+
+
+def _keypad_routine(device: SimulatedDevice) -> Event:
+    # residents arm when they leave and disarm when they return; now and then a check-in
+    if device.rng.random() < 0.2:
+        return Event.REPORT
+    return Event.DISARMED if device.armed else Event.ARMED
+
+
+_LOCK_SOURCES = (("keypad", 0), ("rfid", 3), ("rf", 1))
+
+
+def _lock_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee door lock via Zigbee2MQTT: lock operations, the door sensor and the bolt."""
+    rng = device.rng
+    battery = _battery_for(device, event, (5.0, 18.0))
+    body: dict[str, Any] = {}
+    door_state: str | None = None
+    lock_state: str | None = None
+    if event is Event.ACCESS_GRANTED:
+        device.locked = False
+        device.unlocked_by_visitor = True
+        name, code = rng.choice(_LOCK_SOURCES)
+        # `action_user` is the PIN / card slot: sent by the lock, not kept by the profile
+        body = {
+            "action": "unlock",
+            "action_source": code,
+            "action_source_name": name,
+            "action_user": rng.randrange(1, 20),
+        }
+    elif event is Event.ACCESS_DENIED:
+        body = {
+            "action": "unlock_failure_invalid_pin_or_id",
+            "action_source": 0,
+            "action_source_name": "keypad",
+        }
+    elif event is Event.LOCKED:
+        device.locked = True
+        action = rng.choice(("lock", "auto_lock", "manual_lock", "key_lock"))
+        body = {"action": action, "action_source": 2, "action_source_name": "manual"}
+    elif event is Event.DOOR_OPENED:
+        device.closed = False
+        device.unlocked_by_visitor = False
+    elif event is Event.DOOR_CLOSED:
+        device.closed = True
+    elif event is Event.DOOR_FORCED:
+        device.closed = False  # forced past a thrown bolt
+        door_state = "error_forced_open"
+    elif event is Event.LOCK_JAMMED:
+        door_state, lock_state = "error_jammed", "not_fully_locked"
+    if door_state is None:
+        door_state = "closed" if device.closed else "open"
+    if lock_state is None:
+        lock_state = "locked" if device.locked else "unlocked"
+    return body | {
+        "state": "LOCK" if device.locked else "UNLOCK",
+        "lock_state": lock_state,
+        "door_state": door_state,
+        "battery": battery,
+        "linkquality": device.linkquality(),
+    }
+
+
+def _lock_routine(device: SimulatedDevice) -> Event:
+    # the day of a unit door: unlock, open, close, lock again; a wrong PIN or a check-in now and then
+    if not device.closed:
+        return Event.DOOR_CLOSED
+    if not device.locked:
+        return Event.DOOR_OPENED if device.unlocked_by_visitor else Event.LOCKED
+    draw = device.rng.random()
+    if draw < 0.80:
+        return Event.ACCESS_GRANTED
+    return Event.ACCESS_DENIED if draw < 0.90 else Event.REPORT
+
+
+def _pir_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee PIR motion sensor via Zigbee2MQTT (IAS-zone style, with a light sensor)."""
+    battery = _battery_for(device, event, (3.0, 9.0))
+    if event in (Event.OCCUPIED, Event.VACANT):
+        device.occupied = event is Event.OCCUPIED
+    return {
+        "occupancy": device.occupied,
+        "tamper": event is Event.TAMPER,
+        "battery_low": battery < 10,
+        "battery": battery,
+        "voltage": 2500 + battery * 5,  # mV, as Zigbee2MQTT reports it beside the percentage
+        "illuminance": device.rng.randrange(0, 800),
+        "linkquality": device.linkquality(),
+    }
+
+
+def _occupancy_routine(device: SimulatedDevice) -> Event:
+    # motion, then the quiet period ends it; now and then a periodic report with no change
+    if device.rng.random() < 0.1:
+        return Event.REPORT
+    return Event.VACANT if device.occupied else Event.OCCUPIED
+
+
+def _presence_radar_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Tuya mmWave presence radar via Zigbee2MQTT (the `presence` family)."""
+    rng = device.rng
+    # a routine report sees whoever is there; OCCUPIED / VACANT are the two states on demand
+    present = rng.random() < 0.7 if event is Event.REPORT else event is Event.OCCUPIED
+    body: dict[str, Any] = {
+        "presence": present,
+        "motion_speed": round(rng.uniform(0.0, 1.2), 2) if present else 0.0,
+        "target_distance": round(rng.uniform(0.4, 5.5), 2) if present else 0.0,
+        "illuminance": rng.randrange(0, 600),
+        "linkquality": device.linkquality(),
+    }
+    if not present:
+        body["no_occupancy_since"] = rng.choice((10, 60, 300, 600, 1800))
+    return body
+
+
+def _water_meter_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Water meter reader, decoded JSON (see device_profiles/water-flow-meter.yaml)."""
+    rng = device.rng
+    battery = _battery_for(device, event, (5.0, 18.0))
+    if device.water_m3 == 0.0:
+        device.water_m3 = rng.uniform(20.0, 900.0)  # an installed meter's register
+    flow = 0.0
+    if event is Event.WATER_FLOW:
+        flow = round(rng.uniform(2.0, 12.0), 1)
+    elif event is Event.LEAK:
+        flow = round(rng.uniform(0.2, 1.5), 1)  # a dripping tap or a running cistern
+    device.water_m3 += flow * rng.uniform(0.5, 3.0) / 1000  # litres since the last report
+    return {
+        "water_consumed": round(device.water_m3, 3),
+        "flow": flow,
+        "leak": event is Event.LEAK,
+        "battery": battery,
+        "linkquality": device.linkquality(),
+    }
+
+
+def _water_routine(device: SimulatedDevice) -> Event:
+    return Event.WATER_FLOW if device.rng.random() < 0.3 else Event.REPORT
+
+
+def _ias_sos_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """Zigbee IAS-zone emergency button via Zigbee2MQTT."""
+    battery = _battery_for(device, event, (3.0, 9.0))
+    return {
+        "sos": event is Event.SOS,
+        "tamper": event is Event.TAMPER,
+        "battery_low": battery < 10,
+        "battery": battery,
+        "voltage": 2500 + battery * 5,
+        "linkquality": device.linkquality(),
+    }
+
+
 def _always(event: Event) -> Callable[[SimulatedDevice], Event]:
     return lambda _device: event
 
@@ -364,6 +634,82 @@ _MODELS: dict[str, _Model] = {
         _door_contact_body,
         frozenset({Event.REPORT, Event.DOOR_OPENED, Event.DOOR_CLOSED, Event.LOW_BATTERY}),
         _door_contact_routine,
+    ),
+    "tuya-smoke-detector": _Model(
+        _tuya_smoke_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.SMOKE,
+                Event.SMOKE_CLEARED,
+                Event.SELF_TEST,
+                Event.SILENCED,
+                Event.FAULT,
+                Event.LOW_BATTERY,
+            }
+        ),
+        _always(Event.REPORT),
+    ),
+    "heiman-fall-sensor": _Model(
+        _heiman_fall_body,
+        frozenset({Event.REPORT, Event.FALL, Event.MAYBE_FALL}),
+        _always(Event.REPORT),
+    ),
+    "fall-wearable": _Model(
+        _wearable_body,
+        frozenset({Event.REPORT, Event.FALL, Event.SOS, Event.LOW_BATTERY}),
+        _always(Event.REPORT),
+    ),
+    "zigbee-alarm-keypad": _Model(
+        _keypad_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.ARMED,
+                Event.DISARMED,
+                Event.SOS,
+                Event.TAMPER,
+                Event.LOW_BATTERY,
+            }
+        ),
+        _keypad_routine,
+    ),
+    "zigbee-lock": _Model(
+        _lock_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.ACCESS_GRANTED,
+                Event.ACCESS_DENIED,
+                Event.DOOR_OPENED,
+                Event.DOOR_CLOSED,
+                Event.LOCKED,
+                Event.DOOR_FORCED,
+                Event.LOCK_JAMMED,
+                Event.LOW_BATTERY,
+            }
+        ),
+        _lock_routine,
+    ),
+    "zigbee-pir-motion": _Model(
+        _pir_body,
+        frozenset({Event.REPORT, Event.OCCUPIED, Event.VACANT, Event.TAMPER, Event.LOW_BATTERY}),
+        _occupancy_routine,
+    ),
+    "tuya-presence-radar": _Model(
+        _presence_radar_body,
+        frozenset({Event.REPORT, Event.OCCUPIED, Event.VACANT}),
+        _always(Event.REPORT),
+    ),
+    "water-flow-meter": _Model(
+        _water_meter_body,
+        frozenset({Event.REPORT, Event.WATER_FLOW, Event.LEAK, Event.LOW_BATTERY}),
+        _water_routine,
+    ),
+    "ias-sos-button": _Model(
+        _ias_sos_body,
+        frozenset({Event.REPORT, Event.SOS, Event.TAMPER, Event.LOW_BATTERY}),
+        _always(Event.REPORT),
     ),
 }
 

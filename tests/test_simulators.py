@@ -23,9 +23,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.decode import decode
-from edge.model import FieldValue, RawMessage
+from edge.model import DeviceRef, FieldValue, RawMessage, Reading
 from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, default_profile_dir
-from edge.rules import evaluate_condition
+from edge.rules import RuleEngine, evaluate_condition
 from simulators.community import MIX, PREFIXES, build_community, model_counts
 from simulators.load import LoadProgress, TokenBucket, parse_mqtt_url, run_load, run_scenario
 from simulators.scenarios import SCENARIOS, build_scenario
@@ -38,6 +38,7 @@ from simulators.sensors import (
 )
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
+ENGINE = RuleEngine(PROFILES)
 NOW = 1_790_000_000.0  # the simulated devices' clock in pure tests
 SMOKE, RADAR, SOS, ACCESS, DOOR = (
     "zigbee-ias-smoke",
@@ -45,6 +46,17 @@ SMOKE, RADAR, SOS, ACCESS, DOOR = (
     "tuya-sos-button",
     "hikvision-access-controller",
     "zigbee-door-contact",
+)
+TUYA_SMOKE, HEIMAN, WEARABLE, KEYPAD, LOCK, PIR, PRESENCE, WATER, IAS_SOS = (
+    "tuya-smoke-detector",
+    "heiman-fall-sensor",
+    "fall-wearable",
+    "zigbee-alarm-keypad",
+    "zigbee-lock",
+    "zigbee-pir-motion",
+    "tuya-presence-radar",
+    "water-flow-meter",
+    "ias-sos-button",
 )
 _MISSING = object()
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -100,6 +112,62 @@ EXPECTED_JSON: dict[tuple[str, Event], dict[str, tuple[Any, ...]]] = {
     (DOOR, Event.LOW_BATTERY): {"battery_low": (True,)},
     (ACCESS, Event.DOOR_FORCED): {"AccessControllerEvent.subEventType": (27,)},
     (ACCESS, Event.DOOR_HELD_OPEN): {"AccessControllerEvent.subEventType": (28,)},
+    # "dev-0001" is of the battery-percentage family (see test_tuya_smoke_families...)
+    (TUYA_SMOKE, Event.REPORT): {"smoke": (False,), "test": (False,), "device_fault": (False,)},
+    (TUYA_SMOKE, Event.SMOKE): {"smoke": (True,), "test": (False,), "silence": (False,)},
+    (TUYA_SMOKE, Event.SMOKE_CLEARED): {"smoke": (False,), "silence": (False,)},
+    (TUYA_SMOKE, Event.SELF_TEST): {"smoke": (True,), "test": (True,)},
+    (TUYA_SMOKE, Event.SILENCED): {"smoke": (True,), "silence": (True,), "test": (False,)},
+    (TUYA_SMOKE, Event.FAULT): {"smoke": (False,), "device_fault": (True,)},
+    (TUYA_SMOKE, Event.LOW_BATTERY): {"smoke": (False,), "device_fault": (False,)},
+    (HEIMAN, Event.REPORT): {"fall_status": ("normal",)},
+    (HEIMAN, Event.MAYBE_FALL): {"fall_status": ("fall_warning",), "occupancy": (True,)},
+    (HEIMAN, Event.FALL): {"fall_status": ("fall_alarm",), "occupancy": (True,)},
+    (WEARABLE, Event.REPORT): {"fall_detected": (False,), "sos": (False,)},
+    (WEARABLE, Event.FALL): {"fall_detected": (True,), "sos": (False,), "charging": (False,)},
+    (WEARABLE, Event.SOS): {"fall_detected": (False,), "sos": (True,), "charging": (False,)},
+    (WEARABLE, Event.LOW_BATTERY): {"fall_detected": (False,), "sos": (False,)},
+    (KEYPAD, Event.REPORT): {"action": (_MISSING,), "sos_alarm": (False,)},
+    (KEYPAD, Event.ARMED): {"action": ("arm_away", "arm_home"), "sos_alarm": (False,)},
+    (KEYPAD, Event.DISARMED): {"action": ("disarm",), "sos_alarm": (False,)},
+    (KEYPAD, Event.SOS): {"action": ("emergency", "sos", "panic"), "sos_alarm": (True,)},
+    (KEYPAD, Event.TAMPER): {"action": (_MISSING,), "tamper": (True,)},
+    (KEYPAD, Event.LOW_BATTERY): {"action": (_MISSING,), "battery_low": (True,)},
+    (LOCK, Event.REPORT): {"action": (_MISSING,), "door_state": ("closed",)},
+    (LOCK, Event.ACCESS_GRANTED): {
+        "action": ("unlock",),
+        "action_source_name": ("keypad", "rfid", "rf"),
+        "lock_state": ("unlocked",),
+    },
+    (LOCK, Event.ACCESS_DENIED): {
+        "action": ("unlock_failure_invalid_pin_or_id",),
+        "lock_state": ("locked",),
+    },
+    (LOCK, Event.DOOR_OPENED): {"action": (_MISSING,), "door_state": ("open",)},
+    (LOCK, Event.DOOR_CLOSED): {"action": (_MISSING,), "door_state": ("closed",)},
+    (LOCK, Event.LOCKED): {
+        "action": ("lock", "auto_lock", "manual_lock", "key_lock"),
+        "lock_state": ("locked",),
+    },
+    (LOCK, Event.DOOR_FORCED): {"door_state": ("error_forced_open",)},
+    (LOCK, Event.LOCK_JAMMED): {"door_state": ("error_jammed",)},
+    (LOCK, Event.LOW_BATTERY): {"door_state": ("closed",)},
+    (PIR, Event.REPORT): {"occupancy": (False,), "tamper": (False,)},
+    (PIR, Event.OCCUPIED): {"occupancy": (True,), "tamper": (False,)},
+    (PIR, Event.VACANT): {"occupancy": (False,), "tamper": (False,)},
+    (PIR, Event.TAMPER): {"tamper": (True,)},
+    (PIR, Event.LOW_BATTERY): {"battery_low": (True,)},
+    (PRESENCE, Event.REPORT): {"presence": (True, False)},
+    (PRESENCE, Event.OCCUPIED): {"presence": (True,), "no_occupancy_since": (_MISSING,)},
+    (PRESENCE, Event.VACANT): {"presence": (False,), "motion_speed": (0.0,)},
+    (WATER, Event.REPORT): {"flow": (0.0,), "leak": (False,)},
+    (WATER, Event.WATER_FLOW): {"leak": (False,)},
+    (WATER, Event.LEAK): {"leak": (True,)},
+    (WATER, Event.LOW_BATTERY): {"flow": (0.0,), "leak": (False,)},
+    (IAS_SOS, Event.REPORT): {"sos": (False,), "tamper": (False,), "battery_low": (False,)},
+    (IAS_SOS, Event.SOS): {"sos": (True,)},
+    (IAS_SOS, Event.TAMPER): {"sos": (False,), "tamper": (True,)},
+    (IAS_SOS, Event.LOW_BATTERY): {"sos": (False,), "battery_low": (True,)},
 }
 
 # The rule each event must raise once decoded (None: no alert rule of the profile fires).
@@ -124,6 +192,51 @@ EXPECTED_RULE: dict[tuple[str, Event], str | None] = {
     (DOOR, Event.DOOR_OPENED): None,
     (DOOR, Event.DOOR_CLOSED): None,
     (DOOR, Event.LOW_BATTERY): "low-battery",
+    (TUYA_SMOKE, Event.REPORT): None,
+    (TUYA_SMOKE, Event.SMOKE): "smoke",
+    (TUYA_SMOKE, Event.SMOKE_CLEARED): None,
+    (TUYA_SMOKE, Event.SELF_TEST): None,  # a self-test is never a fire
+    (TUYA_SMOKE, Event.SILENCED): "smoke",  # a silenced siren is still smoke
+    (TUYA_SMOKE, Event.FAULT): "fault",
+    (TUYA_SMOKE, Event.LOW_BATTERY): "low-battery",
+    (HEIMAN, Event.REPORT): None,
+    (HEIMAN, Event.MAYBE_FALL): "possible-fall",
+    (HEIMAN, Event.FALL): "fall",
+    (WEARABLE, Event.REPORT): None,
+    (WEARABLE, Event.FALL): "fall",
+    (WEARABLE, Event.SOS): "sos",
+    (WEARABLE, Event.LOW_BATTERY): "low-battery",
+    (KEYPAD, Event.REPORT): None,
+    (KEYPAD, Event.ARMED): None,
+    (KEYPAD, Event.DISARMED): None,
+    (KEYPAD, Event.SOS): "sos",
+    (KEYPAD, Event.TAMPER): "keypad-tamper",
+    (KEYPAD, Event.LOW_BATTERY): "low-battery",
+    (LOCK, Event.REPORT): None,
+    (LOCK, Event.ACCESS_GRANTED): None,
+    (LOCK, Event.ACCESS_DENIED): None,
+    (LOCK, Event.DOOR_OPENED): None,
+    (LOCK, Event.DOOR_CLOSED): None,
+    (LOCK, Event.LOCKED): None,
+    (LOCK, Event.DOOR_FORCED): "door-forced",
+    (LOCK, Event.LOCK_JAMMED): "lock-jammed",
+    (LOCK, Event.LOW_BATTERY): "low-battery",
+    (PIR, Event.REPORT): None,
+    (PIR, Event.OCCUPIED): None,
+    (PIR, Event.VACANT): None,
+    (PIR, Event.TAMPER): "motion-tamper",
+    (PIR, Event.LOW_BATTERY): "low-battery",
+    (PRESENCE, Event.REPORT): None,
+    (PRESENCE, Event.OCCUPIED): None,
+    (PRESENCE, Event.VACANT): None,
+    (WATER, Event.REPORT): None,
+    (WATER, Event.WATER_FLOW): None,
+    (WATER, Event.LEAK): "leak",
+    (WATER, Event.LOW_BATTERY): "low-battery",
+    (IAS_SOS, Event.REPORT): None,
+    (IAS_SOS, Event.SOS): "sos",
+    (IAS_SOS, Event.TAMPER): "sos-tamper",
+    (IAS_SOS, Event.LOW_BATTERY): "low-battery",
 }
 
 
@@ -268,6 +381,128 @@ def test_door_contact_routine_reports_alternate_open_and_closed() -> None:
     assert [s for _, s in changes] == [index % 2 == 0 for index in range(len(changes))]
     assert all(not s for e, s in zip(events, states, strict=True) if e is Event.REPORT)
     assert 0.05 <= events.count(Event.REPORT) / len(events) <= 0.25  # check-ins, now and then
+
+
+def _send(device: SimulatedDevice, event: Event = Event.ROUTINE) -> tuple[Event, dict[str, Any]]:
+    """Publish one simulated message through the decoder; the event sent and its fields."""
+    message = device.message(event)
+    received = datetime.fromtimestamp(NOW, UTC)
+    raw = RawMessage(topic=message.topic, payload=message.payload, received_at=received)
+    return message.event, dict(decode(raw, PROFILES).fields)
+
+
+def _verdicts(device: SimulatedDevice, event: Event) -> set[tuple[str, str]]:
+    """What the real rule engine decides about the device's next `event` message."""
+    _, fields = _send(device, event)
+    ref = DeviceRef(
+        device_id=device.device_id,
+        model=device.profile.name,
+        category=device.profile.category,
+        community=device.community,
+        building=device.building,
+    )
+    at = datetime.fromtimestamp(NOW, UTC)
+    reading = Reading(device=ref, fields=fields, at=at, received_at=at)
+    return {(v.rule.id, v.action) for v in ENGINE.evaluate(reading)}
+
+
+def test_tuya_smoke_families_report_battery_as_percent_or_state() -> None:
+    devices = [_device(TUYA_SMOKE, f"tsm-{n:04d}") for n in range(30)]
+    by_state = [d for d in devices if "battery_state" in d.document(Event.REPORT)]
+    by_percent = [d for d in devices if "battery" in d.document(Event.REPORT)]
+    assert by_state
+    assert by_percent
+    assert len(by_state) + len(by_percent) == len(devices)  # one family each, never both
+    state = by_state[0]
+    _, fields = _send(state, Event.REPORT)
+    assert fields["battery_state"] in ("middle", "high")
+    assert "battery" not in fields
+    assert "device_fault" not in fields
+    assert ("fault", "raise") in _verdicts(state, Event.FAULT)
+    assert ("fault", "clear") in _verdicts(state, Event.REPORT)  # fault_alarm false again
+    assert ("low-battery", "raise") in _verdicts(state, Event.LOW_BATTERY)
+    assert _send(state, Event.REPORT)[1]["battery_state"] == "low"  # nobody changed it
+
+
+def test_a_silenced_siren_is_still_smoke() -> None:
+    device = _device(TUYA_SMOKE)
+    assert ("smoke", "raise") in _verdicts(device, Event.SMOKE)
+    silenced = _verdicts(device, Event.SILENCED)
+    assert ("smoke", "raise") in silenced
+    assert ("smoke", "clear") not in silenced
+    assert ("smoke", "clear") in _verdicts(device, Event.SMOKE_CLEARED)
+    assert ("smoke", "raise") not in _verdicts(device, Event.SELF_TEST)
+
+
+@pytest.mark.parametrize("model", [RADAR, HEIMAN])
+def test_a_possible_fall_is_withdrawn_or_superseded_and_a_fall_never_clears(model: str) -> None:
+    device = _device(model)
+    assert _verdicts(device, Event.MAYBE_FALL) == {("possible-fall", "raise")}
+    assert _verdicts(device, Event.REPORT) == {("possible-fall", "clear")}  # withdrawn
+    assert _verdicts(device, Event.MAYBE_FALL) == {("possible-fall", "raise")}
+    assert _verdicts(device, Event.FALL) == {("fall", "raise"), ("possible-fall", "clear")}
+    assert ("fall", "clear") not in _verdicts(device, Event.REPORT)
+
+
+@pytest.mark.parametrize(
+    ("model", "rule"),
+    [(WEARABLE, "sos"), (WEARABLE, "fall"), (IAS_SOS, "sos"), (KEYPAD, "sos")],
+)
+def test_sos_and_fall_alerts_have_no_automatic_clear(model: str, rule: str) -> None:
+    device = _device(model)
+    assert (rule, "raise") in _verdicts(device, Event.FALL if rule == "fall" else Event.SOS)
+    for _ in range(20):
+        assert all(r != rule for r, _ in _verdicts(device, Event.ROUTINE))
+
+
+def test_keypad_sos_latch_is_recorded_but_raises_only_on_the_press() -> None:
+    device = _device(KEYPAD)
+    assert ("sos", "raise") in _verdicts(device, Event.SOS)
+    _, fields = _send(device, Event.REPORT)
+    assert fields["sos_alarm"] is True  # latched until disarmed...
+    assert "action" not in fields  # ...but a later report is not another press
+    assert {action for _, action in _verdicts(device, Event.REPORT)} == {"clear"}  # no raise
+    _, fields = _send(device, Event.DISARMED)
+    assert fields == fields | {"action": "disarm", "sos_alarm": False}
+    assert "action_code" not in fields  # the PIN typed is not kept
+
+
+def test_lock_routine_cycles_and_never_keeps_who_unlocked() -> None:
+    device = _device(LOCK)
+    sent = [_send(device) for _ in range(300)]
+    assert {event for event, _ in sent} == {
+        Event.ACCESS_GRANTED,
+        Event.ACCESS_DENIED,
+        Event.DOOR_OPENED,
+        Event.DOOR_CLOSED,
+        Event.LOCKED,
+        Event.REPORT,
+    }
+    cycle = [e for e, _ in sent if e not in (Event.ACCESS_DENIED, Event.REPORT)]
+    order = (Event.ACCESS_GRANTED, Event.DOOR_OPENED, Event.DOOR_CLOSED, Event.LOCKED)
+    assert cycle == [order[i % 4] for i in range(len(cycle))]
+    assert all("action_user" not in fields and "user" not in fields for _, fields in sent)
+    assert all(f["door_state"] in ("open", "closed") for _, f in sent)
+    assert ("door-forced", "raise") in _verdicts(device, Event.DOOR_FORCED)
+    assert ("door-forced", "clear") not in _verdicts(device, Event.DOOR_CLOSED)
+    assert ("lock-jammed", "raise") in _verdicts(device, Event.LOCK_JAMMED)
+    assert ("lock-jammed", "clear") in _verdicts(device, Event.REPORT)
+
+
+def test_motion_and_water_routines_give_signs_of_life() -> None:
+    pir = _device(PIR)
+    motion = [_send(pir)[1]["motion"] for _ in range(200)]
+    assert 0.3 <= sum(motion) / len(motion) <= 0.7  # motion, then its end
+    meter = _device(WATER)
+    readings = [_send(meter)[1] for _ in range(200)]
+    totals = [r["water_consumed"] for r in readings]
+    assert totals == sorted(totals)  # a register only counts up
+    assert totals[-1] > totals[0]
+    flowing = [r["flow"] > 0 for r in readings]
+    assert 0.15 <= sum(flowing) / len(flowing) <= 0.45
+    assert not any(r["leak"] for r in readings)
+    assert ("leak", "raise") in _verdicts(meter, Event.LEAK)
+    assert ("leak", "clear") in _verdicts(meter, Event.REPORT)
 
 
 @pytest.mark.parametrize("model", simulated_models())
