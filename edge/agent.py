@@ -93,7 +93,11 @@ class Agent:
         await self.forwarders[0].drain()
         self.alerts = AlertBook(self.clock, self.alert_store.open_alerts())
         self.pipeline = Pipeline(
-            self.profiles, self.registry, RuleEngine(self.profiles), self.alerts
+            self.profiles,
+            self.registry,
+            RuleEngine(self.profiles),
+            self.alerts,
+            last_sequences=self.outbox.last_sequences(),
         )
         marker = data / "mqtt-session"
         expect_session = marker.exists()

@@ -13,7 +13,7 @@ from typing import Literal
 
 from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError
-from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus
+from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, DeviceRef
 from edge.rules import Verdict
 
 Action = Literal["acknowledge", "resolve", "clear"]
@@ -32,8 +32,9 @@ _EVENT_KIND: dict[AlertStatus, AlertEventKind] = {
 }
 
 
-def alert_key(rule_id: str, device_id: str) -> str:
-    return f"{rule_id}|{device_id}"
+def alert_key(rule_id: str, device: DeviceRef) -> str:
+    """At most one open alert per key: the rule and the device's whole identity."""
+    return f"{rule_id}|{device.key}"
 
 
 def _new_id() -> str:
@@ -63,7 +64,7 @@ class AlertBook:
     def apply(self, verdict: Verdict) -> AlertEvent | None:
         """Raise or clear the alert a verdict speaks of; returns the event, if anything changed."""
         device = verdict.reading.device
-        key = alert_key(verdict.rule.id, device.device_id)
+        key = alert_key(verdict.rule.id, device)
         current = self._by_key.get(key)
         now = self._clock.now()
         if verdict.action == "clear":

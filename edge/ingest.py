@@ -68,6 +68,7 @@ class IngestLane:
         alarm_readings: list[Reading] = []  # raised or cleared an alert: shed last
         events: list[AlertEvent] = []
         dead: list[DeadLetter] = []
+        sequences: dict[str, int] = {}  # each device's last sequence number in this batch
         handle = self.pipeline.handle
         for delivery in batch:
             out = handle(
@@ -85,7 +86,9 @@ class IngestLane:
                 readings.append(out.reading)
             if out.dead_letter is not None:
                 dead.append(out.dead_letter)
-        await self._commit(readings, events, dead, alarm_readings)
+            if out.reading is not None and out.reading.seq is not None:
+                sequences[out.reading.device.key] = out.reading.seq
+        await self._commit(readings, events, dead, alarm_readings, sequences)
         self.batches += 1
         if self.hold_acks_s:
             _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
@@ -98,11 +101,12 @@ class IngestLane:
         events: list[AlertEvent],
         dead: list[DeadLetter],
         alarm_readings: list[Reading],
+        sequences: dict[str, int],
     ) -> None:
         delay = 0.1
         while True:
             try:
-                await self.outbox.commit(readings, events, dead, alarm_readings)
+                await self.outbox.commit(readings, events, dead, alarm_readings, sequences)
                 return
             except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
                 _log.exception(

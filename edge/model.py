@@ -68,6 +68,11 @@ class DeviceRef(BaseModel):
     building: str
     unit: str | None = None
 
+    @property
+    def key(self) -> str:
+        """The device's identity: without a registry, two communities may reuse a device id."""
+        return f"{self.community}/{self.building}/{self.device_id}"
+
 
 class Reading(BaseModel):
     """One decoded message from one device: its canonical fields at one instant."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, lane TEXT NOT NULL,
     body BLOB NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 
 Item = Reading | AlertEvent
@@ -174,6 +175,11 @@ class Outbox:
             )
             return open_database(self.path, _SCHEMA, check_same_thread=False)
 
+    def last_sequences(self) -> dict[str, int]:
+        """Each device's last committed sequence number (read once, at start)."""
+        rows = self._conn.execute("SELECT device, seq FROM device_sequences").fetchall()
+        return {str(device): int(seq) for device, seq in rows}
+
     def _counter(self, name: str) -> int:
         row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
@@ -199,15 +205,19 @@ class Outbox:
         events: Sequence[AlertEvent] = (),
         dead_letters: Sequence[DeadLetter] = (),
         alarm_readings: Sequence[Reading] = (),
+        sequences: Mapping[str, int] | None = None,
     ) -> None:
         """Write one batch in one transaction; returns once it is on disk (fsync'd).
 
         `alarm_readings` raised or cleared an alert: at the size cap they go only after every
-        routine reading.
+        routine reading. `sequences` is each device's last sequence number in this batch, kept
+        so that a restarted agent still sees the gap a lost message leaves.
         """
         if not (readings or events or dead_letters or alarm_readings):
             return
-        await self._run(lambda: self._commit(readings, events, dead_letters, alarm_readings))
+        await self._run(
+            lambda: self._commit(readings, events, dead_letters, alarm_readings, sequences)
+        )
         for waiter in self._waiters:
             waiter.set()
 
@@ -217,6 +227,7 @@ class Outbox:
         events: Sequence[AlertEvent],
         dead_letters: Sequence[DeadLetter],
         alarm_readings: Sequence[Reading] = (),
+        sequences: Mapping[str, int] | None = None,
     ) -> None:
         now_ms = _ms(self._now())
         conn = self._conn
@@ -236,6 +247,12 @@ class Outbox:
                 conn.executemany(
                     "INSERT INTO readings (created_ms, body, routine) VALUES (?, ?, 0)",
                     [(now_ms, encode_reading(r)) for r in alarm_readings],
+                )
+            if sequences:
+                conn.executemany(
+                    "INSERT INTO device_sequences (device, seq) VALUES (?, ?) "
+                    "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
+                    list(sequences.items()),
                 )
             if dead_letters:
                 conn.executemany(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge.alerts import AlertBook
@@ -36,6 +37,7 @@ class Pipeline:
         registry: DeviceRegistry,
         rules: RuleEngine,
         alerts: AlertBook,
+        last_sequences: Mapping[str, int] | None = None,
     ) -> None:
         self.profiles = profiles
         self.registry = registry
@@ -45,7 +47,8 @@ class Pipeline:
         self.readings = 0
         self.sequence_gaps = 0  # messages a device numbered but we never received
         self.sequence_repeats = 0  # a sequence number seen again: redelivery or device restart
-        self._last_seq: dict[str, int] = {}
+        # seeded from the outbox: a gap that spans an agent restart is still a gap
+        self._last_seq: dict[str, int] = dict(last_sequences or {})
         self._logged: set[tuple[str, str]] = set()
 
     def handle(self, raw: RawMessage) -> Output:
@@ -64,7 +67,7 @@ class Pipeline:
         )
         self.readings += 1
         if decoded.seq is not None:
-            self._track_sequence(device.device_id, decoded.seq)
+            self._track_sequence(device.key, decoded.seq)
         events = []
         for verdict in self.rules.evaluate(reading):
             event = self.alerts.apply(verdict)

@@ -91,3 +91,20 @@ def test_a_redelivered_message_does_not_count_as_a_repeat() -> None:
     assert _apply(book, "s1", at=at, smoke=True) == [AlertEventKind.OPENED]
     assert _apply(book, "s1", at=at, smoke=True) == []  # QoS 1 redelivery: same device time
     assert book.open_alerts()[0].count == 1
+
+
+def test_the_same_device_id_in_two_communities_gets_two_alerts() -> None:
+    book = AlertBook(FakeClock())
+    at = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    for community in ("a", "b"):
+        device = DeviceRef(
+            device_id="sos-1",
+            model="tuya-sos-button",
+            category="sos",
+            community=community,
+            building="b1",
+        )
+        reading = Reading(device=device, fields={"action": "emergency"}, at=at, received_at=at)
+        kinds = [book.apply(v) for v in ENGINE.evaluate(reading)]
+        assert [k.kind for k in kinds if k is not None] == [AlertEventKind.OPENED]
+    assert sorted(a.community for a in book.open_alerts()) == ["a", "b"]
