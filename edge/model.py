@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -57,10 +58,15 @@ class RawMessage(BaseModel):
     received_at: AwareDatetime
 
 
-class DeviceRef(BaseModel):
-    """Who sent a reading and where it is installed."""
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """Who sent a reading and where it is installed.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A slotted dataclass rather than a pydantic model: the gateway holds one per device (100,000
+    of them on a large community), about 120 bytes each instead of 1.3 KB. It is built only from
+    a validated registry row or topic, and pydantic still validates it inside `Reading`.
+    """
+
     device_id: str
     model: str
     category: str  # "smoke", "sos", "fall", "access", ...: the time-series measurement

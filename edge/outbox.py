@@ -87,10 +87,7 @@ def encode_reading(reading: Reading) -> bytes:
 
 
 class _ReadingDecoder:
-    """Rebuilds readings from outbox rows, sharing one DeviceRef per device."""
-
-    def __init__(self) -> None:
-        self._refs: dict[tuple[str, str, str, str, str, str | None], DeviceRef] = {}
+    """Rebuilds readings from outbox rows."""
 
     def __call__(self, body: bytes) -> Reading:
         (
@@ -106,22 +103,9 @@ class _ReadingDecoder:
             source,
             seq,
         ) = orjson.loads(body)
-        key = (device_id, model, category, community, building, unit)
-        ref = self._refs.get(key)
-        if ref is None:
-            if len(self._refs) > 200_000:
-                self._refs.clear()
-            ref = self._refs[key] = DeviceRef(
-                device_id=device_id,
-                model=model,
-                category=category,
-                community=community,
-                building=building,
-                unit=unit,
-            )
         # rows were validated before they were written: construct without validating again
         return Reading.model_construct(
-            device=ref,
+            device=DeviceRef(device_id, model, category, community, building, unit),
             fields=fields,
             at=datetime.fromtimestamp(at_ms / 1000, UTC),
             received_at=datetime.fromtimestamp(recv_ms / 1000, UTC),

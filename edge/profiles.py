@@ -119,6 +119,12 @@ class TopicPattern:
             raise ValueError(f"topic {pattern!r} needs a {{device_id}} level")
         self.pattern = pattern
         self.placeholders = tuple(names)
+        self.levels = tuple(levels)
+        self.slots = tuple(
+            (index, level[1:-1])
+            for index, level in enumerate(levels)
+            if _PLACEHOLDER_RE.match(level)
+        )
         self.subscription = "/".join(filter_parts)
         self._regex = re.compile("^" + "/".join(regex_parts) + "$")
 
@@ -131,6 +137,44 @@ class TopicPattern:
         for name in self.placeholders:
             out = out.replace("{" + name + "}", values[name])
         return out
+
+
+class _TopicTree:
+    """Topic patterns by level: a literal level is a dict lookup, a placeholder a wildcard child.
+
+    Matching walks the levels once (literal before placeholder, so the more specific pattern
+    wins) and keeps nothing per topic: 100,000 devices cost no memory here.
+    """
+
+    __slots__ = ("ends", "literal", "wild")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _TopicTree] = {}
+        self.wild: _TopicTree | None = None
+        self.ends: list[tuple[DeviceProfile, TopicPattern]] = []
+
+    def add(self, profile: DeviceProfile, pattern: TopicPattern) -> None:
+        node = self
+        for level in pattern.levels:
+            if _PLACEHOLDER_RE.match(level):
+                node.wild = node.wild or _TopicTree()
+                node = node.wild
+            else:
+                node = node.literal.setdefault(level, _TopicTree())
+        node.ends.append((profile, pattern))
+
+    def find(self, levels: list[str], index: int = 0) -> tuple[DeviceProfile, TopicPattern] | None:
+        if index == len(levels):
+            return self.ends[0] if self.ends else None
+        level = levels[index]
+        child = self.literal.get(level)
+        if child is not None:
+            found = child.find(levels, index + 1)
+            if found is not None:
+                return found
+        if self.wild is not None and level:  # a placeholder never matches an empty level
+            return self.wild.find(levels, index + 1)
+        return None
 
 
 class DeviceProfile(BaseModel):
@@ -204,7 +248,9 @@ class ProfileRegistry:
         if len(self._profiles) != len(profiles):
             raise ProfileError("two profiles share a name")
         self._patterns = [(p, t) for p in profiles for t in p.topic_patterns()]
-        self._cache: dict[str, tuple[DeviceProfile, dict[str, str]]] = {}
+        self._tree = _TopicTree()
+        for profile, pattern in self._patterns:
+            self._tree.add(profile, pattern)
 
     @classmethod
     def load(cls, directory: Path) -> ProfileRegistry:
@@ -244,17 +290,12 @@ class ProfileRegistry:
 
     def match(self, topic: str) -> tuple[DeviceProfile, dict[str, str]]:
         """The profile that claims `topic` and the placeholder values; raises UnknownTopic."""
-        hit = self._cache.get(topic)
-        if hit is not None:
-            return hit
-        for profile, pattern in self._patterns:
-            values = pattern.match(topic)
-            if values is not None:
-                hit = (profile, values)
-                if len(self._cache) < 200_000:  # topics repeat per device; bounded memory
-                    self._cache[topic] = hit
-                return hit
-        raise UnknownTopic(f"no device profile claims topic {topic!r}")
+        levels = topic.split("/")
+        found = self._tree.find(levels)
+        if found is None:
+            raise UnknownTopic(f"no device profile claims topic {topic!r}")
+        profile, pattern = found
+        return profile, {name: levels[index] for index, name in pattern.slots}
 
 
 def default_profile_dir() -> Path:

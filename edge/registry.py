@@ -7,6 +7,7 @@ enrollment: a device is accepted when its topic names its community and building
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import yaml
@@ -33,10 +34,10 @@ class RegisteredDevice(BaseModel):
 class DeviceRegistry:
     """Resolves a decoded message's device to a `DeviceRef`, or refuses it."""
 
-    def __init__(self, devices: list[RegisteredDevice] | None = None) -> None:
+    def __init__(self, devices: dict[str, DeviceRef] | None = None) -> None:
         self.open_enrollment = devices is None
-        self._devices = {d.device_id: d for d in devices or []}
-        self._refs: dict[tuple[str, str, str, str], DeviceRef] = {}
+        self._devices = devices or {}  # one DeviceRef per registered device, built at load
+        self._enrolled: dict[tuple[str, str, str, str, str | None], DeviceRef] = {}
 
     def __len__(self) -> int:
         return len(self._devices)
@@ -64,9 +65,8 @@ class DeviceRegistry:
             if not isinstance(data, list):
                 raise RegistryError(f"{path}: expected a list of devices (or a 'devices:' key)")
             rows = data
-        devices: list[RegisteredDevice] = []
-        seen: set[str] = set()
-        known_models = set(profiles.names())
+        devices: dict[str, DeviceRef] = {}
+        categories = {p.name: p.category for p in profiles}
         for number, row in enumerate(rows, start=1):
             where = f"{path}: device #{number}"
             try:
@@ -76,12 +76,20 @@ class DeviceRegistry:
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
                 )
                 raise RegistryError(f"{where}: {problems}") from exc
-            if device.model not in known_models:
+            category = categories.get(device.model)
+            if category is None:
                 raise RegistryError(f"{where}: unknown model {device.model!r}")
-            if device.device_id in seen:
+            if device.device_id in devices:
                 raise RegistryError(f"{where}: duplicate device_id {device.device_id!r}")
-            seen.add(device.device_id)
-            devices.append(device)
+            # interned: thousands of devices share a handful of communities, buildings, models
+            devices[device.device_id] = DeviceRef(
+                device_id=device.device_id,
+                model=sys.intern(device.model),
+                category=sys.intern(category),
+                community=sys.intern(device.community),
+                building=sys.intern(device.building),
+                unit=device.unit,
+            )
         return cls(devices)
 
     def resolve(
@@ -89,41 +97,43 @@ class DeviceRegistry:
     ) -> DeviceRef:
         """The device's reference; raises UnknownDevice. Identity comes from the topic only."""
         registered = self._devices.get(device_id)
-        if registered is None:
-            if not self.open_enrollment:
-                raise UnknownDevice(f"device {device_id!r} is not registered")
-            community = topic_values.get("community")
-            building = topic_values.get("building")
-            if community is None or building is None:
-                raise UnknownDevice(
-                    f"device {device_id!r} is not registered and its topic names no community "
-                    "and building"
-                )
-            unit = topic_values.get("unit")
-        else:
+        if registered is not None:
             if registered.model != profile.name:
                 raise UnknownDevice(
                     f"device {device_id!r} is registered as {registered.model!r} but published "
                     f"on a {profile.name!r} topic"
                 )
-            community, building, unit = registered.community, registered.building, registered.unit
-            for key, value in (("community", community), ("building", building)):
+            for key, value in (
+                ("community", registered.community),
+                ("building", registered.building),
+            ):
                 named = topic_values.get(key)
                 if named is not None and named != value:
                     raise UnknownDevice(
                         f"device {device_id!r} is registered in {key} {value!r} but its topic "
                         f"names {named!r}"
                     )
-        ref_key = (device_id, profile.name, community, building)
-        ref = self._refs.get(ref_key)
-        if ref is None or ref.unit != unit:
+            return registered
+        if not self.open_enrollment:
+            raise UnknownDevice(f"device {device_id!r} is not registered")
+        community = topic_values.get("community")
+        building = topic_values.get("building")
+        if community is None or building is None:
+            raise UnknownDevice(
+                f"device {device_id!r} is not registered and its topic names no community "
+                "and building"
+            )
+        unit = topic_values.get("unit")
+        enrolled_key = (device_id, profile.name, community, building, unit)
+        ref = self._enrolled.get(enrolled_key)
+        if ref is None:
             ref = DeviceRef(
                 device_id=device_id,
                 model=profile.name,
                 category=profile.category,
-                community=community,
-                building=building,
+                community=sys.intern(community),
+                building=sys.intern(building),
                 unit=unit,
             )
-            self._refs[ref_key] = ref
+            self._enrolled[enrolled_key] = ref
         return ref
