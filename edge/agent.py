@@ -8,6 +8,7 @@ its way to disk goes into the next one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,10 @@ class Agent:
                         hold_acks_s=self.config.hold_acks_s,
                     )
                 )
+        # Everything built so far (profiles, registry, libraries) lives as long as the process:
+        # keep it out of the garbage collector's full scans, which otherwise grow with it.
+        gc.collect()
+        gc.freeze()
         _log.info(
             "agent ready: %d profiles, %d open alerts, sinks: %s",
             len(self.profiles),

@@ -29,6 +29,7 @@ from edge.clock import Clock
 _log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+_READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class MqttSession:
         self._closed = asyncio.Event()
         self._deferred: list[Callable[[], None]] | None = None
         self._sock: Any = None
+        self._received = 0
 
     # -- public --------------------------------------------------------------------------------
 
@@ -314,9 +316,16 @@ class MqttSession:
         self._soon(unregister)
 
     def _read(self, client: paho.Client) -> None:
-        rc = client.loop_read()
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self._mark_closed(f"read failed: {paho.error_string(rc)}")
+        # paho's loop_read() handles one packet per call; keep calling while messages keep
+        # coming, so one readable event takes a whole burst instead of one event-loop turn each
+        for _ in range(_READS_PER_WAKEUP):
+            before = self._received
+            rc = client.loop_read()
+            if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+                self._mark_closed(f"read failed: {paho.error_string(rc)}")
+                return
+            if self._received == before or client is not self._client:
+                return
 
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()
@@ -395,6 +404,7 @@ class MqttSession:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<invalid utf-8 topic>"
+        self._received += 1
         if message.qos:
             self.status.unacked += 1
         try:
