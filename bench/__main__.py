@@ -1,0 +1,207 @@
+"""`python -m bench [--quick] [--json-only]`: every benchmark in one run, a table, then one JSON line.
+
+Phases, in order: raw consumer, agent ingest, burst, alert latency (idle, 50 %, 90 % of the
+measured ingest rate), outage drain, memory with 10,000 and 100,000 registered devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from bench.drain import DrainResult, measure_drain
+from bench.ingest import measure_burst, measure_ingest
+from bench.latency import ALERT_COMMUNITY, AlertListener, LatencyPlan, measure_latency
+from bench.machine import load_average, versions
+from bench.memory import measure_memory
+from bench.progress import Probe
+from bench.publish import PublisherPool
+from bench.raw import measure_raw
+from bench.report import Results, summarize, table
+from bench.rig import Rig
+from bench.traffic import Traffic, min_span_s, roster
+
+DEVICES = 2000  # the mixed community of the ingest, burst and load phases
+OUTAGE_RATE = 1000.0  # msgs/s the drain backlog stands for
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run."""
+
+    mode: str
+    ingest_messages: int  # queued for the raw consumer, and again for the agent
+    burst_messages: int
+    latency: LatencyPlan
+    load_shares: tuple[float, ...]  # background loads, shares of the measured ingest rate
+    memory_devices: tuple[int, ...]
+    memory_messages: int | None  # None: one message from every registered device
+    drain_backlog: int
+    poll_s: float  # /metrics polls while timing ingest and burst (each poll costs the agent)
+    drain_poll_s: float
+
+
+FULL = Plan(
+    mode="full",
+    ingest_messages=200_000,
+    burst_messages=200_000,
+    latency=LatencyPlan(presses=200, interval_s=0.05, warmup_s=3.0, settle_s=10.0),
+    load_shares=(0.5, 0.9),
+    memory_devices=(10_000, 100_000),
+    memory_messages=None,
+    drain_backlog=600_000,  # 10 minutes at 1,000 msgs/s
+    poll_s=0.2,
+    drain_poll_s=0.5,
+)
+QUICK = Plan(
+    mode="quick",
+    ingest_messages=20_000,
+    burst_messages=20_000,
+    latency=LatencyPlan(presses=25, interval_s=0.04, warmup_s=1.0, settle_s=5.0),
+    load_shares=(0.5, 0.9),
+    memory_devices=(10_000, 100_000),
+    memory_messages=10_000,
+    drain_backlog=30_000,  # 30 s at 1,000 msgs/s
+    poll_s=0.1,
+    drain_poll_s=0.1,
+)
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f} ms"
+
+
+def _traffic(community: str, messages: int, span_s: float | None = None) -> Traffic:
+    members = roster(DEVICES, community)
+    span = span_s if span_s is not None else min_span_s(messages, DEVICES)
+    return Traffic(community, members, messages, span, time.time())
+
+
+def run(plan: Plan, publishers: int) -> Results:
+    started = time.monotonic()
+    load_before = load_average()
+    with Rig() as rig:
+        pool = PublisherPool(rig.broker.host, rig.broker.port, publishers)
+        try:
+            _say(f"raw paho consumer: {plan.ingest_messages:,} messages queued, then drained")
+            raw = measure_raw(rig, pool, _traffic("bench-raw", plan.ingest_messages))
+            _say(f"raw: {raw.rate:,.0f} msgs/s")
+
+            _say(f"agent ingest: {plan.ingest_messages:,} messages queued, then drained")
+            agent = rig.agent("agent")
+            probe = Probe(agent)
+            ingest = measure_ingest(
+                rig, pool, probe, _traffic("bench-ingest", plan.ingest_messages), plan.poll_s
+            )
+            _say(f"ingest: {ingest.rate:,.0f} msgs/s, ratio {ingest.rate / raw.rate:.2f}")
+
+            _say(f"burst: {plan.burst_messages:,} messages as fast as possible")
+            burst = measure_burst(
+                rig, pool, probe, _traffic("bench-burst", plan.burst_messages), plan.poll_s
+            )
+            _say(f"burst: {burst.stored:,}/{burst.sent:,} stored after {burst.stored_s:.1f} s")
+
+            latency = []
+            listener = AlertListener(agent, ALERT_COMMUNITY)
+            try:
+                load = ("bench-load", roster(DEVICES, "bench-load"))
+                for label, share in (("idle", 0.0), *((f"{s:.0%}", s) for s in plan.load_shares)):
+                    rate = share * ingest.rate
+                    _say(f"alert latency at {label} ({rate:,.0f} msgs/s of background load)")
+                    result = measure_latency(
+                        rig, pool, probe, listener, plan.latency, label, rate, load
+                    )
+                    _say(
+                        f"latency {label}: p50 {_ms(result.percentile(50))}, "
+                        f"p99 {_ms(result.percentile(99))}, {result.missing} missing"
+                    )
+                    latency.append(result)
+            finally:
+                listener.close()
+
+            _say(f"drain: tsdb down, {plan.drain_backlog:,} messages backlog, tsdb back")
+            drain: DrainResult = measure_drain(
+                rig,
+                pool,
+                probe,
+                _traffic("bench-drain", plan.drain_backlog, plan.drain_backlog / OUTAGE_RATE),
+                poll_s=plan.drain_poll_s,
+            )
+            _say(f"drain: {drain.rate:,.0f} points/s")
+            probe.close()
+            rig.stop_agent(agent, forget=True)
+
+            memory = []
+            for devices in plan.memory_devices:
+                messages = plan.memory_messages or devices
+                _say(f"memory: {devices:,} registered devices, {messages:,} messages")
+                memory.append(measure_memory(rig, pool, devices, messages))
+                _say(f"memory: peak {memory[-1].peak_mb:.1f} MB")
+            machine = {
+                "cpu_count": os.cpu_count(),
+                "loadavg_before": [round(v, 2) for v in load_before],
+                "loadavg_after": [round(v, 2) for v in load_average()],
+                "publishers": pool.size,
+                "versions": versions(rig.broker.binary, rig.tsdb.url),
+            }
+        finally:
+            pool.close()
+    return Results(
+        mode=plan.mode,
+        machine=machine,
+        raw=raw,
+        ingest=ingest,
+        burst=burst,
+        latency=latency,
+        memory=memory,
+        drain=drain,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # clean up as after a Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs, under a minute, the same keys"
+    )
+    parser.add_argument(
+        "--json-only", action="store_true", help="print only the JSON line on stdout"
+    )
+    parser.add_argument(
+        "--publishers",
+        type=int,
+        default=max(2, os.cpu_count() or 1),
+        help="publisher processes (default: the core count, at least 2)",
+    )
+    args = parser.parse_args(argv)
+    # Ctrl-C works even when started with SIGINT ignored (a background job of a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        results = run(QUICK if args.quick else FULL, args.publishers)
+    except KeyboardInterrupt:
+        _say("interrupted: everything started is stopped")
+        return 130
+    summary = summarize(results)
+    if not args.json_only:
+        print(table(summary))
+    print(json.dumps(summary, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

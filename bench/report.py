@@ -1,0 +1,244 @@
+"""The bench's results: one JSON object (flat headline keys, details beside) and a table for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.drain import DrainResult
+from bench.ingest import BurstResult, IngestResult
+from bench.latency import LatencyResult
+from bench.memory import MemoryResult
+from bench.raw import RawResult
+
+# The issue's targets: a benchmark's goals, reported, never asserted.
+RATIO_TARGET = 0.5
+P99_AT_HALF_MS = 50.0
+P99_AT_90_MS = 1000.0
+RSS_TARGET_MB = 150.0
+RSS_TARGET_DEVICES = 100_000
+
+
+@dataclass(frozen=True)
+class Results:
+    mode: str
+    machine: dict[str, Any]
+    raw: RawResult
+    ingest: IngestResult
+    burst: BurstResult
+    latency: list[LatencyResult]
+    memory: list[MemoryResult]
+    drain: DrainResult
+    seconds: float
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _latency(result: LatencyResult) -> dict[str, Any]:
+    return {
+        "load_msgs_per_s": round(result.target_rate),
+        "achieved_msgs_per_s": round(result.load.rate) if result.load else 0,
+        "presses": result.presses,
+        "missing": result.missing,
+        "p50_ms": _round(result.percentile(50)),
+        "p99_ms": _round(result.percentile(99)),
+        "max_ms": _round(result.max_ms),
+        "cpu_pct": result.cpu,
+    }
+
+
+def summarize(results: Results) -> dict[str, Any]:
+    """The JSON object: headline keys first, then the details of each phase."""
+    raw, ingest, burst, drain = results.raw, results.ingest, results.burst, results.drain
+    levels = {r.label: r for r in results.latency}
+    half, ninety = levels.get("50%"), levels.get("90%")
+    memory = {str(m.devices): m for m in results.memory}
+    biggest = memory.get(str(RSS_TARGET_DEVICES))
+    ratio = ingest.rate / raw.rate
+    p99_half = half.percentile(99) if half else None
+    p99_ninety = ninety.percentile(99) if ninety else None
+    summary: dict[str, Any] = {
+        "mode": results.mode,
+        **results.machine,
+        "ingest_msgs_per_s": round(ingest.rate),
+        "raw_msgs_per_s": round(raw.rate),
+        "ingest_ratio": round(ratio, 3),
+        "burst_sent": burst.sent,
+        "burst_stored": burst.stored,
+        "burst_lost": burst.lost,
+        "burst_seconds": round(burst.stored_s, 2),
+        "alert_p50_ms": _round(half.percentile(50) if half else None),
+        "alert_p99_ms": _round(p99_half),
+        "alert_p99_ms_idle": _round(levels["idle"].percentile(99) if "idle" in levels else None),
+        "alert_p99_ms_90": _round(p99_ninety),
+        "rss_mb": {k: round(m.loaded_mb, 1) for k, m in memory.items()},
+        "rss_peak_mb": {k: round(m.peak_mb, 1) for k, m in memory.items()},
+        "drain_points_per_s": round(drain.rate),
+        "drain_backlog": drain.backlog,
+        "targets": {
+            "ingest_ratio>=0.5": ratio >= RATIO_TARGET,
+            "burst_stored_all": burst.lost == 0 and burst.stored == burst.sent,
+            "alert_p99<50ms@50%": p99_half is not None and p99_half < P99_AT_HALF_MS,
+            "alert_p99<1s@90%": p99_ninety is not None and p99_ninety < P99_AT_90_MS,
+            # judged only when every registered device sent (the full run), else null
+            "rss<150MB@100k": None
+            if biggest is None or biggest.messages < biggest.devices
+            else biggest.peak_mb < RSS_TARGET_MB,
+        },
+        "ingest": {
+            "messages": ingest.messages,
+            "stored": ingest.stored,
+            "seconds": round(ingest.seconds, 2),
+            "acked_msgs_per_s": round(ingest.acked_rate),
+            "preload_msgs_per_s": round(ingest.preload.rate),
+            "cpu_pct": ingest.cpu,
+        },
+        "raw": {
+            "messages": raw.messages,
+            "seconds": round(raw.seconds, 3),
+            "preload_msgs_per_s": round(raw.preload.rate),
+            "cpu_pct": raw.cpu,
+        },
+        "burst": {
+            "publish_seconds": round(burst.publish.seconds, 2),
+            "publish_msgs_per_s": round(burst.publish.rate),
+            "cpu_pct": burst.cpu,
+        },
+        "alert_latency": {label: _latency(r) for label, r in levels.items()},
+        "memory": {
+            k: {
+                "messages": m.messages,
+                "idle_mb": round(m.idle_mb, 1),
+                "loaded_mb": round(m.loaded_mb, 1),
+                "peak_mb": round(m.peak_mb, 1),
+                "start_seconds": round(m.start_s, 2),
+            }
+            for k, m in memory.items()
+        },
+        "drain": {
+            "stored": drain.stored,
+            "resume_seconds": round(drain.resume_s, 2),
+            "drain_seconds": round(drain.drain_s, 2),
+            "outage_ingest_msgs_per_s": round(drain.publish.sent / drain.outage_ingest_s),
+            "cpu_pct": drain.cpu,
+        },
+        "seconds": round(results.seconds, 1),
+    }
+    return summary
+
+
+def _ok(flag: bool | None) -> str:
+    if flag is None:
+        return "not judged (not every device sent)"
+    return "ok" if flag else "MISSED"
+
+
+def _ms(value: float | None) -> str:
+    return "missing" if value is None else f"{value:,.1f} ms"
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The results as an aligned text table, targets beside the figures they judge."""
+    targets = summary["targets"]
+    ingest, raw, burst = summary["ingest"], summary["raw"], summary["burst"]
+    rows: list[tuple[str, str, str]] = [
+        (
+            "ingest, end to end (QoS 1, ack after commit)",
+            f"{summary['ingest_msgs_per_s']:,} msgs/s",
+            f"{ingest['messages']:,} queued, {ingest['stored']:,} stored in "
+            f"{ingest['seconds']} s; acked at {ingest['acked_msgs_per_s']:,} msgs/s",
+        ),
+        (
+            "raw paho consumer (QoS 1, does nothing)",
+            f"{summary['raw_msgs_per_s']:,} msgs/s",
+            f"{raw['messages']:,} queued, drained in {raw['seconds']} s",
+        ),
+        (
+            "ingest / raw",
+            f"{summary['ingest_ratio']:.2f}",
+            f"target >= {RATIO_TARGET}: {_ok(targets['ingest_ratio>=0.5'])}",
+        ),
+        (
+            "burst: all stored after",
+            f"{summary['burst_seconds']} s",
+            f"{summary['burst_sent']:,} sent in {burst['publish_seconds']} s "
+            f"({burst['publish_msgs_per_s']:,} msgs/s), {summary['burst_stored']:,} stored, "
+            f"{summary['burst_lost']:,} lost: {_ok(targets['burst_stored_all'])}",
+        ),
+    ]
+    for label, level in summary["alert_latency"].items():
+        load = (
+            f"load {level['achieved_msgs_per_s']:,}/{level['load_msgs_per_s']:,} msgs/s"
+            if level["load_msgs_per_s"]
+            else "no load"
+        )
+        verdict = ""
+        if label == "50%":
+            verdict = f"; target < {P99_AT_HALF_MS:.0f} ms: {_ok(targets['alert_p99<50ms@50%'])}"
+        elif label == "90%":
+            verdict = f"; target < {P99_AT_90_MS:.0f} ms: {_ok(targets['alert_p99<1s@90%'])}"
+        rows.append(
+            (
+                f"alert latency p50 / p99 at {label}",
+                f"{_ms(level['p50_ms'])} / {_ms(level['p99_ms'])}",
+                f"{level['presses']} presses, {level['missing']} missing, max "
+                f"{_ms(level['max_ms'])}, {load}{verdict}",
+            )
+        )
+    for devices, memory in summary["memory"].items():
+        verdict = ""
+        if devices == str(RSS_TARGET_DEVICES):
+            verdict = f"; target peak < {RSS_TARGET_MB:.0f} MB: {_ok(targets['rss<150MB@100k'])}"
+        rows.append(
+            (
+                f"agent RSS, {int(devices):,} registered devices",
+                f"{memory['loaded_mb']} MB",
+                f"idle {memory['idle_mb']} MB, peak {memory['peak_mb']} MB under "
+                f"{memory['messages']:,} msgs{verdict}",
+            )
+        )
+    drain = summary["drain"]
+    rows.append(
+        (
+            "outage backlog written at",
+            f"{summary['drain_points_per_s']:,} points/s",
+            f"{summary['drain_backlog']:,} readings in {drain['drain_seconds']} s, "
+            f"{drain['stored']:,} stored; first write {drain['resume_seconds']} s after the "
+            f"server returned; ingest during the outage {drain['outage_ingest_msgs_per_s']:,} "
+            "msgs/s",
+        )
+    )
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [
+        f"community-edge bench ({summary['mode']}): {summary['cpu_count']} cores, load "
+        f"{_load(summary['loadavg_before'])} before, {_load(summary['loadavg_after'])} after; "
+        + "; ".join(f"{k}: {v}" for k, v in summary["versions"].items()),
+        "",
+    ]
+    lines += [f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows]
+    lines += [
+        "",
+        f"CPU in % of one core ({summary['cpu_count']} cores: {100 * summary['cpu_count']}%); "
+        "agent_loop is the agent's event loop thread (part of agent), others is what processes "
+        "outside the bench used",
+        f"  raw consumer drain: {_cpu(raw['cpu_pct'])}",
+        f"  ingest: {_cpu(ingest['cpu_pct'])}",
+        f"  burst: {_cpu(burst['cpu_pct'])}",
+        *(
+            f"  alert latency at {label}: {_cpu(level['cpu_pct'])}"
+            for label, level in summary["alert_latency"].items()
+        ),
+        f"  backlog drain: {_cpu(drain['cpu_pct'])}",
+        f"run took {summary['seconds']} s",
+    ]
+    return "\n".join(lines)
+
+
+def _load(values: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def _cpu(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0f}%" for k, v in values.items())
