@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +60,38 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     except ValueError:
         raise ValueError(f"broker URL {url!r} has an invalid port") from None
     return BrokerAddress(parts.hostname, port, parts.username, parts.password)
+
+
+class _BufferedSocket:
+    """paho reads each packet with several tiny recv() calls (type, length, body); this serves
+    them from one 256 KiB read, which cut the agent's recv syscalls by about 3 per message.
+
+    Everything else (send, close, fileno, setblocking) goes to the real socket.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._data = b""
+        self._offset = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._offset >= len(self._data):
+            data = self._sock.recv(262144)  # BlockingIOError when nothing is there: paho's AGAIN
+            if not data:
+                return b""  # the broker closed the connection
+            self._data, self._offset = data, 0
+        chunk = self._data[self._offset : self._offset + size]
+        self._offset += len(chunk)
+        return chunk
+
+    def buffered(self) -> int:
+        return len(self._data) - self._offset
+
+    def pending(self) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +257,9 @@ class MqttSession:
         deferred, self._deferred = self._deferred, None
         for action in deferred:
             action()
+        raw_socket = getattr(client, "_sock", None)  # paho 2.x keeps its socket here
+        if isinstance(raw_socket, socket.socket):
+            client._sock = _BufferedSocket(raw_socket)
         try:
             return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
         except TimeoutError:
@@ -326,6 +362,10 @@ class MqttSession:
                 return
             if self._received == before or client is not self._client:
                 return
+        # stopped at the cap with bytes still buffered: the socket may not wake us for them
+        buffered = getattr(client, "_sock", None)
+        if isinstance(buffered, _BufferedSocket) and buffered.buffered() and self._loop:
+            self._loop.call_soon(self._read, client)
 
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()
