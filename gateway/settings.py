@@ -38,6 +38,18 @@ class MqttSettings(BaseModel):
         return value
 
 
+def _valid_http_url(value: str) -> str:
+    """`value` if it is an http(s) URL with a host and a valid port."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} must be http://HOST:PORT or https://HOST:PORT")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    return value
+
+
 class TsdbSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str | None = None  # None: readings go to the embedded store under the data dir
@@ -48,16 +60,34 @@ class TsdbSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} must be http://HOST:PORT or https://HOST:PORT")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError(f"{value!r} has an invalid port") from None
-        return value.rstrip("/")
+        return None if value is None else _valid_http_url(value).rstrip("/")
+
+
+class WebhookSettings(BaseModel):
+    """One receiver of signed alert-event POSTs (see edge/webhook.py for the scheme).
+
+    `name` keys the receiver's delivery cursor in the outbox: give it explicitly when the list
+    may change, since the default `webhook-<n>` follows the position in the list.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$", max_length=64)
+    url: str
+    secret: SecretStr | None = None  # None: requests are not signed
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError(f"{value!r} holds a space or a control character")
+        return _valid_http_url(value)  # kept as given: a receiver may route "/x/" apart from "/x"
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("must not be empty (leave it out to send unsigned requests)")
+        return value
 
 
 class ApiSettings(BaseModel):
@@ -98,6 +128,19 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
+        """Fill in `webhook-<n>` (from 1) where no name is given; names must be unique."""
+        named: list[WebhookSettings] = []
+        for n, webhook in enumerate(value, start=1):
+            name = webhook.name or f"webhook-{n}"
+            if any(w.name == name for w in named):
+                raise ValueError(f"two webhooks are named {name!r}; names must be unique")
+            named.append(webhook.model_copy(update={"name": name}))
+        return named
 
 
 def load_settings(

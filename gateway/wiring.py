@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from edge.agent import Agent, AgentConfig
+from edge.alert_store import AlertStoreSink
 from edge.clock import SystemClock
 from edge.errors import EdgeError
 from edge.mqtt import parse_mqtt_url
@@ -22,7 +23,7 @@ from edge.reading_store import ReadingStore
 from edge.registry import DeviceRegistry
 from edge.sinks import Sink
 from gateway.api import create_app
-from gateway.settings import ConfigurationError, Settings
+from gateway.settings import ConfigurationError, Settings, WebhookSettings
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def build_gateway(settings: Settings) -> Gateway:
         )
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
+    hooks = _webhooks(settings)
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
     if settings.tsdb.url is not None:
@@ -79,6 +81,12 @@ def build_gateway(settings: Settings) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         readings = ReadingStore(settings.data_dir / "readings.db")
         sinks.append(readings)
+    if settings.webhooks:
+        from edge.webhook import WebhookSink
+
+        for name, webhook in hooks:
+            secret = webhook.secret.get_secret_value() if webhook.secret else None
+            sinks.append(WebhookSink(name, webhook.url, secret))
     config = AgentConfig(
         broker=parse_mqtt_url(settings.mqtt.url),
         client_id=settings.mqtt.client_id,
@@ -92,6 +100,24 @@ def build_gateway(settings: Settings) -> Gateway:
     token, source = api_token(settings)
     agent = Agent(config, profiles, registry, sinks, SystemClock())
     return Gateway(agent=agent, readings=readings, token=token, token_source=source)
+
+
+def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:
+    """Each webhook with its sink name, checked before any sink opens a file or a client.
+
+    A sink's name keys its outbox cursors: two sinks sharing one would skip each other's entries.
+    """
+    # "tsdb" is InfluxSink.name (imported only when used); reserved even when it is not, so
+    # that configuring a tsdb later cannot hand it a webhook's cursor
+    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb"}
+    named = []
+    for n, webhook in enumerate(settings.webhooks, start=1):
+        name = webhook.name or f"webhook-{n}"  # Settings fills it in; the same default
+        if name in taken:
+            raise ConfigurationError(f"webhooks: the name {name!r} is taken by another sink")
+        taken.add(name)
+        named.append((name, webhook))
+    return named
 
 
 def listen(host: str, port: int) -> socket.socket:
