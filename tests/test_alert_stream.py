@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from edge.alert_stream import AlertStream
-from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Severity
-
-AT = datetime(2026, 11, 23, tzinfo=UTC)
+from edge.model import AlertEvent
+from tests.factories import opened_event
 
 
 def _event(i: int) -> AlertEvent:
-    alert = Alert(
-        id=f"a{i}",
-        key=f"sos|d{i}",
-        rule="sos",
-        summary="SOS",
-        severity=Severity.CRITICAL,
-        status=AlertStatus.ACTIVE,
-        device_id=f"d{i}",
-        model="m",
-        category="sos",
-        community="c1",
-        building="b1",
-        opened_at=AT,
-        updated_at=AT,
-        last_seen_at=AT,
-    )
-    return AlertEvent(id=f"e{i}", kind=AlertEventKind.OPENED, at=AT, actor="rule", alert=alert)
+    return opened_event(i, rule="sos", category="sos")
 
 
 async def test_every_subscriber_receives_each_event() -> None:

@@ -13,17 +13,14 @@ from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.forwarder import Forwarder
 from edge.model import (
-    Alert,
     AlertEvent,
-    AlertEventKind,
-    AlertStatus,
     DeadLetter,
     DeviceRef,
     Reading,
-    Severity,
 )
 from edge.outbox import Outbox
 from edge.sinks import MemorySink
+from tests.factories import opened_event
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 DEVICE = DeviceRef(device_id="d1", model="m", category="smoke", community="c1", building="b1")
@@ -41,23 +38,7 @@ def _reading(i: int) -> Reading:
 
 
 def _event(i: int) -> AlertEvent:
-    alert = Alert(
-        id=f"a{i}",
-        key=f"smoke|d{i}",
-        rule="smoke",
-        summary="Smoke",
-        severity=Severity.CRITICAL,
-        status=AlertStatus.ACTIVE,
-        device_id=f"d{i}",
-        model="m",
-        category="smoke",
-        community="c1",
-        building="b1",
-        opened_at=AT,
-        updated_at=AT,
-        last_seen_at=AT,
-    )
-    return AlertEvent(id=f"e{i}", kind=AlertEventKind.OPENED, at=AT, actor="rule", alert=alert)
+    return opened_event(i)
 
 
 def _outbox(path: Path, sinks: Sequence[MemorySink], **kw: int) -> Outbox:
