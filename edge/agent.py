@@ -44,7 +44,7 @@ class AgentConfig:
     data_dir: Path
     receive_maximum: int = 2000  # unacknowledged messages the broker may send us: the backpressure
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
-    alarm_batch_max: int = 100  # alarm messages per transaction: small, so they commit fast
+    alarm_batch_max: int = 500  # alarm messages per transaction at most
     outbox_max_bytes: int = 2 * 1024**3
     shutdown_flush_s: float = 5.0
     hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
