@@ -87,7 +87,7 @@ class IngestLane:
             if out.dead_letter is not None:
                 dead.append(out.dead_letter)
             if out.reading is not None and out.reading.seq is not None:
-                sequences[out.reading.device.key] = out.reading.seq
+                sequences[self.pipeline.identity(out.reading.device)] = out.reading.seq
         await self._commit(readings, events, dead, alarm_readings, sequences)
         self.batches += 1
         if self.hold_acks_s:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from edge.alerts import AlertBook
 from edge.decode import decode
 from edge.errors import DecodeError
-from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
+from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading
 from edge.profiles import ProfileRegistry
 from edge.registry import DeviceRegistry
 from edge.rules import RuleEngine
@@ -67,13 +67,19 @@ class Pipeline:
         )
         self.readings += 1
         if decoded.seq is not None:
-            self._track_sequence(device.key, decoded.seq)
+            self._track_sequence(self.identity(device), decoded.seq)
         events = []
         for verdict in self.rules.evaluate(reading):
             event = self.alerts.apply(verdict)
             if event is not None:
                 events.append(event)
         return Output(reading=reading, events=events)
+
+    def identity(self, device: DeviceRef) -> str:
+        """The key of a device's sequence numbers."""
+        # registered ids are unique and their strings already held by the registry; without a
+        # registry two communities may reuse an id
+        return device.key if self.registry.open_enrollment else device.device_id
 
     def _track_sequence(self, device_id: str, seq: int) -> None:
         last = self._last_seq.get(device_id)
