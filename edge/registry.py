@@ -7,7 +7,9 @@ enrollment: a device is accepted when its topic names its community and building
 from __future__ import annotations
 
 import csv
+import io
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -49,12 +51,14 @@ class DeviceRegistry:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        rows: list[dict[str, object]]
+        rows: Iterable[dict[str, object]]
         if path.suffix.lower() == ".csv":
-            rows = [
+            # one row at a time: a 100,000-row list of dicts would be a start-up peak that the
+            # allocator keeps as resident memory for the life of the process
+            rows = (
                 {k.strip(): (v.strip() or None) for k, v in row.items() if k}
-                for row in csv.DictReader(text.splitlines())
-            ]
+                for row in csv.DictReader(io.StringIO(text))
+            )
         else:
             try:
                 data = yaml.safe_load(text)
