@@ -1,0 +1,79 @@
+"""The device registry: CSV and YAML files, clear errors, identity from the topic only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.errors import RegistryError, UnknownDevice
+from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.registry import DeviceRegistry
+
+PROFILES = ProfileRegistry.load(default_profile_dir())
+SOS = PROFILES.get("tuya-sos-button")
+SMOKE = PROFILES.get("zigbee-ias-smoke")
+
+
+def _csv(tmp_path: Path, *rows: str) -> Path:
+    path = tmp_path / "devices.csv"
+    path.write_text("device_id,model,community,building,unit\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_csv_registry_places_devices_without_trusting_the_topic(tmp_path: Path) -> None:
+    registry = DeviceRegistry.from_file(
+        _csv(
+            tmp_path, "sos-1,tuya-sos-button,garden,b3,1-202", "smk-1,zigbee-ias-smoke,garden,b3,"
+        ),
+        PROFILES,
+    )
+    assert len(registry) == 2
+    ref = registry.resolve(SOS, "sos-1", {"device_id": "sos-1"})
+    assert (ref.community, ref.building, ref.unit, ref.category) == ("garden", "b3", "1-202", "sos")
+    assert registry.resolve(SMOKE, "smk-1", {}).unit is None
+    with pytest.raises(UnknownDevice, match="not registered"):
+        registry.resolve(SOS, "sos-2", {"community": "garden", "building": "b3"})
+    with pytest.raises(UnknownDevice, match="registered as 'tuya-sos-button'"):
+        registry.resolve(SMOKE, "sos-1", {})
+    with pytest.raises(UnknownDevice, match="names 'elsewhere'"):
+        registry.resolve(SOS, "sos-1", {"community": "elsewhere"})
+
+
+def test_a_yaml_registry_with_a_devices_key(tmp_path: Path) -> None:
+    path = tmp_path / "devices.yaml"
+    path.write_text(
+        "devices:\n  - {device_id: s1, model: tuya-sos-button, community: c, building: b}\n"
+    )
+    assert len(DeviceRegistry.from_file(path, PROFILES)) == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("x1,toaster,c,b,", "device #2: unknown model 'toaster'"),
+        ("sos-1,tuya-sos-button,c,b,", "device #2: duplicate device_id 'sos-1'"),
+        ("bad/id,tuya-sos-button,c,b,", "device #2: device_id: String should match pattern"),
+        ("x2,tuya-sos-button,,b,", "device #2: community: Input should be a valid string"),
+    ],
+)
+def test_a_bad_row_is_refused_naming_file_and_row(tmp_path: Path, row: str, problem: str) -> None:
+    path = _csv(tmp_path, "sos-1,tuya-sos-button,c,b,", row)
+    with pytest.raises(RegistryError) as caught:
+        DeviceRegistry.from_file(path, PROFILES)
+    assert str(caught.value).startswith(str(path))
+    assert problem in str(caught.value)
+
+
+def test_open_enrollment_takes_the_place_from_the_topic() -> None:
+    registry = DeviceRegistry()
+    ref = registry.resolve(SOS, "s1", {"community": "c", "building": "b", "device_id": "s1"})
+    assert (ref.community, ref.building) == ("c", "b")
+    assert registry.resolve(SOS, "s1", {"community": "c", "building": "b"}) is ref
+    with pytest.raises(UnknownDevice, match="names no community"):
+        registry.resolve(SOS, "s2", {"device_id": "s2"})
+
+
+def test_an_unreadable_file_is_a_registry_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="cannot read"):
+        DeviceRegistry.from_file(tmp_path / "missing.csv", PROFILES)
