@@ -68,7 +68,6 @@ class IngestLane:
         alarm_readings: list[Reading] = []  # raised or cleared an alert: shed last
         events: list[AlertEvent] = []
         dead: list[DeadLetter] = []
-        sequences: dict[str, int] = {}  # each device's last sequence number in this batch
         handle = self.pipeline.handle
         for delivery in batch:
             out = handle(
@@ -86,8 +85,8 @@ class IngestLane:
                 readings.append(out.reading)
             if out.dead_letter is not None:
                 dead.append(out.dead_letter)
-            if out.reading is not None and out.reading.seq is not None:
-                sequences[self.pipeline.identity(out.reading.device)] = out.reading.seq
+        # each device's last sequence number in this batch, committed with it
+        sequences = self.pipeline.take_sequences()
         await self._commit(readings, events, dead, alarm_readings, sequences)
         self.batches += 1
         if self.hold_acks_s:

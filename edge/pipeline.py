@@ -49,6 +49,7 @@ class Pipeline:
         self.sequence_repeats = 0  # a sequence number seen again: redelivery or device restart
         # seeded from the outbox: a gap that spans an agent restart is still a gap
         self._last_seq: dict[str, int] = dict(last_sequences or {})
+        self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
         self._logged: set[tuple[str, str]] = set()
 
     def handle(self, raw: RawMessage) -> Output:
@@ -67,7 +68,7 @@ class Pipeline:
         )
         self.readings += 1
         if decoded.seq is not None:
-            self._track_sequence(self.identity(device), decoded.seq)
+            self._track_sequence(self._identity(device), decoded.seq)
         events = []
         for verdict in self.rules.evaluate(reading):
             event = self.alerts.apply(verdict)
@@ -75,15 +76,19 @@ class Pipeline:
                 events.append(event)
         return Output(reading=reading, events=events)
 
-    def identity(self, device: DeviceRef) -> str:
-        """The key of a device's sequence numbers."""
+    def take_sequences(self) -> dict[str, int]:
+        """Each device's last sequence number seen since the previous call (to commit with it)."""
+        taken, self._new_seq = self._new_seq, {}
+        return taken
+
+    def _identity(self, device: DeviceRef) -> str:
         # registered ids are unique and their strings already held by the registry; without a
         # registry two communities may reuse an id
         return device.key if self.registry.open_enrollment else device.device_id
 
     def _track_sequence(self, device_id: str, seq: int) -> None:
         last = self._last_seq.get(device_id)
-        self._last_seq[device_id] = seq
+        self._last_seq[device_id] = self._new_seq[device_id] = seq
         if last is None:
             return
         if seq > last + 1:
