@@ -6,12 +6,11 @@ import base64
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from edge.alert_stream import AlertStream
 from edge.database import open_database
-from edge.model import Alert, AlertEvent, AlertStatus, Reading, Severity
+from edge.model import Alert, AlertEvent, AlertStatus, Reading, Severity, epoch_ms
 from edge.sinks import Lane
 
 _SCHEMA = """
@@ -38,10 +37,6 @@ CREATE TABLE IF NOT EXISTS alert_events (
 );
 CREATE INDEX IF NOT EXISTS alert_events_by_alert ON alert_events (alert_id, at_ms);
 """
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +71,7 @@ class AlertStore:
             for event in events:
                 cursor = self._conn.execute(
                     "INSERT OR IGNORE INTO alert_events (id, alert_id, at_ms, body) VALUES (?,?,?,?)",
-                    (event.id, event.alert.id, _ms(event.at), event.model_dump_json()),
+                    (event.id, event.alert.id, epoch_ms(event.at), event.model_dump_json()),
                 )
                 if cursor.rowcount != 1:
                     continue
@@ -98,8 +93,8 @@ class AlertStore:
                         alert.rule,
                         alert.severity.value,
                         alert.status.value,
-                        _ms(alert.opened_at),
-                        _ms(alert.updated_at),
+                        epoch_ms(alert.opened_at),
+                        epoch_ms(alert.updated_at),
                         alert.model_dump_json(),
                     ),
                 )

@@ -22,7 +22,6 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TypeVar, cast
 
 import urllib3
@@ -32,7 +31,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEvent, AlertStatus, DeviceRef, FieldValue, Reading
+from edge.model import AlertEvent, AlertStatus, DeviceRef, FieldValue, Reading, epoch_ms
 from edge.sinks import Lane
 
 _log = logging.getLogger(__name__)
@@ -55,8 +54,6 @@ _KEY_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\\\n", "\r": "\\\\r"})
 _RESERVED_FIELD_KEYS = frozenset({"time", "_field", "_measurement"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _ERROR_BODY_CHARS = 300
 # Retryable although 4xx: the server timed the request out, or asks us to slow down.
 # 401/403: a wrong or revoked token is a configuration fault; keep everything and retry until it
@@ -69,11 +66,6 @@ _RETRYABLE_4XX = frozenset({401, 403, 408, 429})
 # change of write_type cannot bring retries back silently.
 _WRITE_OPTIONS = WriteOptions(write_type=WriteType.synchronous, max_retries=0)
 _PRECISION_MS = cast(WritePrecision, WritePrecision.MS)  # its stubs type the members as str
-
-
-def to_ms(at: datetime) -> int:
-    """Milliseconds since the Unix epoch, floored, computed exactly (no float rounding)."""
-    return (at - _EPOCH) // _MS
 
 
 def _escape_key(text: str, what: str) -> str:
@@ -167,7 +159,7 @@ def reading_line(reading: Reading) -> str:
         SinkRejected: the reading cannot be written as line protocol (see the module docstring).
     """
     try:
-        return f"{_series(reading.device)} {_field_set(reading.fields)} {to_ms(reading.at)}"
+        return f"{_series(reading.device)} {_field_set(reading.fields)} {epoch_ms(reading.at)}"
     except SinkRejected as exc:
         raise SinkRejected(f"reading of device {reading.device.device_id!r}: {exc}") from exc
 
@@ -197,7 +189,7 @@ def event_line(event: AlertEvent) -> str:
                 f"status_code={STATUS_CODES[alert.status]}i",
             )
         )
-        return f"{EVENT_MEASUREMENT}{_tag_set(tags)} {fields} {to_ms(event.at)}"
+        return f"{EVENT_MEASUREMENT}{_tag_set(tags)} {fields} {epoch_ms(event.at)}"
     except SinkRejected as exc:
         raise SinkRejected(f"alert event {event.id!r}: {exc}") from exc
 

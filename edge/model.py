@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(at: datetime) -> int:
+    """Milliseconds since the Unix epoch, floored, computed exactly (no float rounding)."""
+    return (at - _EPOCH) // _MS
+
 
 FieldValue = bool | int | float | str
 """A canonical field value. Booleans and numbers reach every time-series server; strings only some."""

@@ -21,7 +21,7 @@ from typing import TypeVar
 import orjson
 
 from edge.database import open_database, quarantine
-from edge.model import AlertEvent, DeadLetter, DeviceRef, Reading
+from edge.model import AlertEvent, DeadLetter, DeviceRef, Reading, epoch_ms
 from edge.sinks import Lane
 
 _log = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ class LaneDepth:
     oldest_age_s: float
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def encode_reading(reading: Reading) -> bytes:
     d = reading.device
     return orjson.dumps(
@@ -78,8 +74,8 @@ def encode_reading(reading: Reading) -> bytes:
             d.building,
             d.unit,
             reading.fields,
-            _ms(reading.at),
-            _ms(reading.received_at),
+            epoch_ms(reading.at),
+            epoch_ms(reading.received_at),
             reading.time_source,
             reading.seq,
         ]
@@ -213,7 +209,7 @@ class Outbox:
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
     ) -> None:
-        now_ms = _ms(self._now())
+        now_ms = epoch_ms(self._now())
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -251,7 +247,7 @@ class Outbox:
                             if len(d.payload) <= MAX_DEAD_LETTER_PAYLOAD
                             else f"{d.detail} (first {MAX_DEAD_LETTER_PAYLOAD} of "
                             f"{len(d.payload)} bytes kept)",
-                            _ms(d.received_at),
+                            epoch_ms(d.received_at),
                         )
                         for d in dead_letters
                     ],
@@ -404,7 +400,7 @@ class Outbox:
             with self._conn:
                 self._conn.execute(
                     "INSERT INTO rejected (sink, lane, body, reason, at_ms) VALUES (?,?,?,?,?)",
-                    (sink, lane, body, reason[:1000], _ms(self._now())),
+                    (sink, lane, body, reason[:1000], epoch_ms(self._now())),
                 )
                 self._bump("rejected_entries", 1)
             self.rejected_entries += 1
@@ -416,7 +412,7 @@ class Outbox:
         """Per sink and lane: entries not yet delivered and the age of the oldest."""
 
         def work() -> list[LaneDepth]:
-            now_ms = _ms(self._now())
+            now_ms = epoch_ms(self._now())
             out = []
             for sink, lanes in self._sinks.items():
                 for lane in LANES:

@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from edge.database import open_database
-from edge.model import AlertEvent, FieldValue, Reading
+from edge.model import AlertEvent, FieldValue, Reading, epoch_ms
 from edge.sinks import Lane
 
 _SCHEMA = """
@@ -63,7 +63,7 @@ class ReadingStore:
         rows = [
             (
                 r.device.device_id,
-                int(r.at.timestamp() * 1000),
+                epoch_ms(r.at),
                 r.device.category,
                 r.device.community,
                 r.device.building,
@@ -80,9 +80,7 @@ class ReadingStore:
             self._writes += 1
             if self._writes % 100 == 1:
                 cutoff = datetime.now(UTC) - self.retention
-                self._conn.execute(
-                    "DELETE FROM readings WHERE at_ms < ?", (int(cutoff.timestamp() * 1000),)
-                )
+                self._conn.execute("DELETE FROM readings WHERE at_ms < ?", (epoch_ms(cutoff),))
 
     async def write_events(self, events: Sequence[AlertEvent]) -> None:
         return None
@@ -114,10 +112,10 @@ class ReadingStore:
             params.append(category)
         if since is not None:
             where.append("at_ms >= ?")
-            params.append(int(since.timestamp() * 1000))
+            params.append(epoch_ms(since))
         if until is not None:
             where.append("at_ms < ?")
-            params.append(int(until.timestamp() * 1000))
+            params.append(epoch_ms(until))
         sql = "SELECT device_id, at_ms, category, community, building, model, fields FROM readings"
         if where:
             sql += " WHERE " + " AND ".join(where)

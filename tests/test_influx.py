@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from influxdb_client.rest import ApiException
 
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.influx import InfluxSink, event_line, reading_line, to_ms
+from edge.influx import InfluxSink, event_line, reading_line
 from edge.model import (
     Alert,
     AlertEvent,
@@ -31,6 +31,7 @@ from edge.model import (
     FieldValue,
     Reading,
     Severity,
+    epoch_ms,
 )
 from tests.servers import VictoriaMetricsFactory, VictoriaMetricsServer, free_port
 
@@ -287,7 +288,7 @@ def test_empty_or_reserved_fields_are_rejected(fields: dict[str, FieldValue]) ->
     ],
 )
 def test_timestamps_are_exact_milliseconds(at: datetime, ms: int) -> None:
-    assert to_ms(at) == ms
+    assert epoch_ms(at) == ms
     assert reading_line(_reading({"v": 1}, at=at)).endswith(f" {ms}")
 
 
