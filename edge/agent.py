@@ -23,12 +23,14 @@ from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError, SinkUnavailable
 from edge.forwarder import Forwarder
 from edge.ingest import IngestLane
-from edge.model import Alert
+from edge.liveness import DeviceHealth
+from edge.liveness_monitor import LivenessMonitor
+from edge.model import Alert, DeviceRef
 from edge.mqtt import BrokerAddress, Delivery, MqttSession
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.profiles import ProfileRegistry
-from edge.registry import DeviceRegistry
+from edge.registry import DeviceRegistry, RegistryFile
 from edge.rules import RuleEngine
 from edge.sinks import Sink
 
@@ -50,6 +52,9 @@ class AgentConfig:
     hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
     ready_max_backlog: int = 100_000  # /readyz turns false above this many undelivered entries
     ready_max_sink_failure_s: float = 60.0  # ... or when a sink has failed for this long
+    liveness_check_s: float = 30.0  # how often silent devices are looked for
+    broker_lost_after_s: float = 60.0  # a session down this long is one gateway alert
+    registry_check_s: float = 5.0  # how often the registry file is checked for changes
 
 
 class Agent:
@@ -62,10 +67,15 @@ class Agent:
         registry: DeviceRegistry,
         sinks: Sequence[Sink],
         clock: Clock,
+        *,
+        registry_file: RegistryFile | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
         self.registry = registry
+        self.registry_file = registry_file
+        self.liveness = DeviceHealth(clock, profiles)
+        self.monitor: LivenessMonitor
         self.clock = clock
         self._remote_sinks = list(sinks)
         self.alert_store: AlertStore
@@ -93,11 +103,13 @@ class Agent:
         # alert events committed before a crash reach the local store before anything else runs
         await self.forwarders[0].drain()
         self.alerts = AlertBook(self.clock, self.alert_store.open_alerts())
+        self.liveness.reserve(self.registry.slots)
         self.pipeline = Pipeline(
             self.profiles,
             self.registry,
             RuleEngine(self.profiles),
             self.alerts,
+            self.liveness,
             last_sequences=self.outbox.last_sequences(),
         )
         marker = data / "mqtt-session"
@@ -138,6 +150,16 @@ class Agent:
                         hold_acks_s=self.config.hold_acks_s,
                     )
                 )
+        self.monitor = LivenessMonitor(
+            self.pipeline,
+            self.outbox,
+            [lane.session for lane in self.lanes],
+            self.clock,
+            gateway=self._gateway_ref(),
+            check_s=self.config.liveness_check_s,
+            broker_lost_after_s=self.config.broker_lost_after_s,
+        )
+        self.monitor.restore()
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -177,6 +199,41 @@ class Agent:
                 tg.create_task(lane.run(), name=f"lane-{lane.name}")
             for forwarder in self.forwarders:
                 tg.create_task(forwarder.run(), name=f"forward-{forwarder.sink.name}")
+            tg.create_task(self.monitor.run(), name="liveness")
+            if self.registry_file is not None:
+                tg.create_task(self._watch_registry(self.registry_file), name="registry")
+
+    def _gateway_ref(self) -> DeviceRef:
+        """The gateway itself, as the device of its own alerts (the broker lost)."""
+        communities = {d.community for d in self.registry.devices()}
+        community = communities.pop() if len(communities) == 1 else "gateway"
+        return DeviceRef(
+            device_id=self.config.client_id,
+            model="community-edge",
+            category="gateway",
+            community=community,
+            building="gateway",
+        )
+
+    async def _watch_registry(self, source: RegistryFile) -> None:
+        while True:
+            await asyncio.sleep(self.config.registry_check_s)
+            if source.changed():
+                registry = await asyncio.to_thread(source.reload)
+                if registry is not None:
+                    self.use_registry(registry)
+
+    def use_registry(self, registry: DeviceRegistry) -> None:
+        """Switch to a reloaded registry; devices that stay keep their liveness."""
+        old = self.registry
+        moves = [
+            (before.slot, ref.slot)
+            for ref in registry.devices()
+            if (before := old.find(ref.device_id)) is not None and before.model == ref.model
+        ]
+        self.liveness.rebind(moves, registry.slots)
+        self.registry = self.pipeline.registry = registry
+        self.pipeline.unregistered.forget_registered(lambda d: registry.find(d) is not None)
 
     @property
     def acked(self) -> int:
@@ -261,4 +318,11 @@ class Agent:
                 for f in self.forwarders
             },
             "open_alerts": len(self.alerts),
+            "devices": {
+                "registered": len(self.registry),
+                "open_enrollment": self.registry.open_enrollment,
+                "by_status": self.liveness.counts(),
+                "unregistered_topics": len(self.pipeline.unregistered),
+                "registry_error": self.registry_file.last_error if self.registry_file else None,
+            },
         }

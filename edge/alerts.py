@@ -61,6 +61,9 @@ class AlertBook:
     def get(self, alert_id: str) -> Alert | None:
         return self._by_id.get(alert_id)
 
+    def is_open(self, key: str) -> bool:
+        return key in self._by_key
+
     def apply(self, verdict: Verdict) -> AlertEvent | None:
         """Raise or clear the alert a verdict speaks of; returns the event, if anything changed."""
         device = verdict.reading.device

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -82,6 +82,9 @@ class DeviceRef:
     community: str
     building: str
     unit: str | None = None
+    # index of the device's liveness state (edge.liveness), given by the registry that built the
+    # ref; -1 for a ref made elsewhere (decoded from the outbox, tests), which is not supervised
+    slot: int = field(default=-1, compare=False)
 
     @property
     def key(self) -> str:

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 from edge.alerts import AlertBook
 from edge.decode import decode
-from edge.errors import DecodeError
+from edge.errors import DecodeError, UnknownDevice, UnknownTopic
+from edge.liveness import DeviceHealth
 from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading
 from edge.profiles import ProfileRegistry
 from edge.registry import DeviceRegistry
-from edge.rules import RuleEngine
+from edge.rules import RuleEngine, Verdict
+from edge.unregistered import UnregisteredLog
 
 _log = logging.getLogger(__name__)
 _MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and topic"
@@ -37,12 +39,15 @@ class Pipeline:
         registry: DeviceRegistry,
         rules: RuleEngine,
         alerts: AlertBook,
+        health: DeviceHealth,
         last_sequences: Mapping[str, int] | None = None,
     ) -> None:
         self.profiles = profiles
         self.registry = registry
         self.rules = rules
         self.alerts = alerts
+        self.health = health
+        self.unregistered = UnregisteredLog()
         self.dead_letters_by_cause: Counter[str] = Counter()
         self.readings = 0
         self.sequence_gaps = 0  # messages a device numbered but we never received
@@ -55,8 +60,24 @@ class Pipeline:
     def handle(self, raw: RawMessage) -> Output:
         try:
             decoded = decode(raw, self.profiles)
-            device = self.registry.resolve(decoded.profile, decoded.device_id, decoded.topic_values)
         except DecodeError as exc:
+            if isinstance(exc, UnknownTopic):
+                self.unregistered.record(
+                    raw.topic, exc.cause, raw.payload, raw.received_at, exc.detail
+                )
+            return Output(dead_letter=self._dead_letter(raw, exc))
+        try:
+            device = self.registry.resolve(decoded.profile, decoded.device_id, decoded.topic_values)
+        except UnknownDevice as exc:
+            self.unregistered.record(
+                raw.topic,
+                exc.cause,
+                raw.payload,
+                raw.received_at,
+                exc.detail,
+                model=decoded.profile.name,
+                device_id=decoded.device_id,
+            )
             return Output(dead_letter=self._dead_letter(raw, exc))
         reading = Reading.model_construct(  # every part was validated by decode and the registry
             device=device,
@@ -69,8 +90,16 @@ class Pipeline:
         self.readings += 1
         if decoded.seq is not None:
             self._track_sequence(self._identity(device), decoded.seq)
+        verdicts = self.rules.evaluate(reading)
+        change = self.health.seen(device, decoded.fields)
+        if change is not None:
+            offline = self.health.rule_for(device.model)
+            if offline is not None:
+                verdicts.append(
+                    Verdict(offline, "clear" if change == "online" else "raise", reading)
+                )
         events = []
-        for verdict in self.rules.evaluate(reading):
+        for verdict in verdicts:
             event = self.alerts.apply(verdict)
             if event is not None:
                 events.append(event)

@@ -210,10 +210,14 @@ class DeviceProfile(BaseModel):
             raise ValueError("rule ids must be unique within a profile")
         known = set(names)
         for rule in self.rules:
-            used = rule.when.fields() | (rule.clear.fields() if rule.clear else set())
-            unknown = sorted(used - known)
+            unknown = sorted(rule.fields() - known)
             if unknown:
                 raise ValueError(f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}")
+        offline = [r.id for r in self.rules if r.kind == "offline"]
+        if len(offline) > 1:
+            raise ValueError(f"one offline rule per model at most: {', '.join(offline)}")
+        if offline and self.heartbeat_seconds is None:
+            raise ValueError(f"offline rule {offline[0]!r} needs the model's heartbeat_seconds")
         return self
 
     def topic_patterns(self) -> list[TopicPattern]:

@@ -11,7 +11,7 @@ unknown `when` neither raises nor clears anything. No `eval`, ever.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -72,9 +72,12 @@ class RuleSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    # condition: `when` raises, `clear` resolves. offline: raised when the model's
+    # heartbeat_seconds pass without a message, cleared by the next message (no when/clear)
+    kind: Literal["condition", "offline"] = "condition"
     summary: str
     severity: Severity
-    when: Condition
+    when: Condition | None = None
     clear: Condition | None = (
         None  # absent: only a person resolves the alert (events: SOS, forced door)
     )
@@ -85,3 +88,22 @@ class RuleSpec(BaseModel):
         if isinstance(data, dict) and "when" in data and data["when"] is None:
             raise ValueError("'when' must be a condition")
         return data
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> RuleSpec:
+        if self.kind == "condition" and self.when is None:
+            raise ValueError(f"rule {self.id!r} needs a 'when' condition")
+        if self.kind == "offline" and (self.when is not None or self.clear is not None):
+            raise ValueError(
+                f"offline rule {self.id!r} takes no 'when' or 'clear': the model's "
+                "heartbeat_seconds raise it and the next message clears it"
+            )
+        return self
+
+    def fields(self) -> set[str]:
+        """Every field name the rule's conditions read."""
+        used: set[str] = set()
+        for condition in (self.when, self.clear):
+            if condition is not None:
+                used |= condition.fields()
+        return used

@@ -4,8 +4,8 @@ import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.agent import Agent
 from edge.alert_store import InvalidCursor
 from edge.errors import AlertNotFound, AlertTransitionError
-from edge.model import Alert, AlertEvent, AlertStatus, Severity
+from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity
 from edge.reading_store import ReadingStore, StoredReading
+from edge.registry import Contact
 from gateway.metrics import render_metrics
 
 
@@ -49,6 +50,56 @@ class DeadLetterView(BaseModel):
     detail: str
     received_at: datetime
     payload_base64: str
+
+
+class DeviceView(BaseModel):
+    device_id: str
+    model: str
+    category: str
+    community: str
+    building: str
+    unit: str | None
+    status: Literal["unknown", "online", "offline"] = Field(
+        description="offline: silent past the model's heartbeat_seconds, or reported offline "
+        "on its availability topic; unknown: not heard since the gateway started"
+    )
+    reason: str | None = Field(description="why it is offline")
+    last_seen: datetime | None = Field(description="the gateway's time of its last message")
+    battery: int | None = Field(description="percent, as last reported")
+    battery_low: bool | None
+    linkquality: int | None
+    heartbeat_seconds: int | None = Field(description="the model's check-in interval")
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceView]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class DeviceDetail(DeviceView):
+    install_date: date | None
+    resident_ref: str | None = Field(
+        description="the resident's reference in the property's records"
+    )
+    emergency_contacts: list[Contact]
+    open_alerts: list[Alert]
+
+
+class UnregisteredView(BaseModel):
+    topic: str
+    cause: Literal["unknown_topic", "unknown_device"] = Field(
+        description="unknown_topic: no device profile claims it; unknown_device: a profile does "
+        "but the device is not in the registry"
+    )
+    model: str | None
+    device_id: str | None
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    detail: str
+    sample_base64: str = Field(description="the start of the latest payload (512 bytes at most)")
 
 
 class ErrorBody(BaseModel):
@@ -225,6 +276,103 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
     async def resolve(alert_id: str, caller: Caller, body: AlertAction | None = None) -> Alert:
         """Resolve an active or acknowledged alert (409 if it is already resolved)."""
         return await agent.resolve(alert_id, caller, body.note if body else None)
+
+    def _device_view(ref: DeviceRef) -> dict[str, Any]:
+        state = agent.liveness.state(ref)
+        return {
+            "device_id": ref.device_id,
+            "model": ref.model,
+            "category": ref.category,
+            "community": ref.community,
+            "building": ref.building,
+            "unit": ref.unit,
+            "status": state.status.label,
+            "reason": state.reason,
+            "last_seen": state.last_seen,
+            "battery": state.battery,
+            "battery_low": state.battery_low,
+            "linkquality": state.linkquality,
+            "heartbeat_seconds": state.heartbeat_seconds,
+        }
+
+    @app.get("/v1/devices", tags=["devices"], responses={**errors, 400: {"model": ErrorResponse}})
+    async def list_devices(
+        caller: Caller,
+        community: Annotated[list[str] | None, Query()] = None,
+        building: str | None = None,
+        model: str | None = None,
+        status: Literal["unknown", "online", "offline"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+    ) -> DeviceList:
+        """Registered devices (with open enrollment: those heard so far) and their liveness."""
+        start = 0
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise InvalidCursor(cursor)
+            start = int(cursor)
+        registry = agent.registry
+        wanted = set(community) if community else None
+        items: list[DeviceView] = []
+        slot = start
+        for slot in range(start, registry.slots):
+            ref = registry.by_slot(slot)
+            if (
+                (wanted is not None and ref.community not in wanted)
+                or (building is not None and ref.building != building)
+                or (model is not None and ref.model != model)
+            ):
+                continue
+            view = _device_view(ref)
+            if status is not None and view["status"] != status:
+                continue
+            if len(items) == limit:
+                return DeviceList(items=items, next_cursor=str(slot))
+            items.append(DeviceView(**view))
+        return DeviceList(items=items, next_cursor=None)
+
+    @app.get("/v1/devices/unregistered", tags=["devices"], responses=errors)
+    async def list_unregistered(
+        caller: Caller, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+    ) -> list[UnregisteredView]:
+        """Topics of messages from devices the registry does not know, or no profile claims.
+
+        Each message is also kept as a dead letter; register the device (the registry file is
+        reloaded on change) and it leaves this list.
+        """
+        return [
+            UnregisteredView(
+                topic=e.topic,
+                cause=e.cause,
+                model=e.model,
+                device_id=e.device_id,
+                first_seen=e.first_seen,
+                last_seen=e.last_seen,
+                count=e.count,
+                detail=e.detail,
+                sample_base64=base64.b64encode(e.sample).decode(),
+            )
+            for e in agent.pipeline.unregistered.entries()[:limit]
+        ]
+
+    @app.get("/v1/devices/{device_id}", tags=["devices"], responses=errors)
+    async def get_device(device_id: str, caller: Caller) -> DeviceDetail:
+        """One device: where it is, its liveness, battery and link, who to call, open alerts."""
+        ref = agent.registry.find(device_id)
+        if ref is None:
+            raise HTTPException(status_code=404, detail=f"no device {device_id!r}")
+        details = agent.registry.details(device_id)
+        return DeviceDetail(
+            **_device_view(ref),
+            install_date=details.install_date if details else None,
+            resident_ref=details.resident_ref if details else None,
+            emergency_contacts=list(details.emergency_contacts) if details else [],
+            open_alerts=[
+                a
+                for a in agent.alerts.open_alerts()
+                if a.device_id == ref.device_id and a.community == ref.community
+            ],
+        )
 
     @app.get("/v1/readings", tags=["readings"], responses=errors)
     async def list_readings(

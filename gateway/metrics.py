@@ -22,6 +22,7 @@ async def render_metrics(agent: Agent) -> str:
     lanes = agent.lanes
     depths = await agent.outbox.depths()
     pipeline = agent.pipeline
+    source = agent.registry_file
     families: list[tuple[str, str, str, list[Sample]]] = [
         (
             "community_edge_mqtt_connected",
@@ -112,6 +113,33 @@ async def render_metrics(agent: Agent) -> str:
             "counter",
             "entries delivered, per sink",
             [({"sink": f.sink.name}, f.status.delivered) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_devices",
+            "gauge",
+            "devices by liveness status (offline: silent past the model's heartbeat interval)",
+            [({"status": k}, v) for k, v in agent.liveness.counts().items()],
+        ),
+        (
+            "community_edge_unregistered_topics",
+            "gauge",
+            "topics with messages from unknown devices or that no profile claims",
+            [({}, len(pipeline.unregistered))],
+        ),
+        (
+            "community_edge_unregistered_overflow_total",
+            "counter",
+            "such messages on topics beyond the listed bound (still dead letters)",
+            [({}, pipeline.unregistered.overflow)],
+        ),
+        (
+            "community_edge_registry_reloads_total",
+            "counter",
+            "device registry reloads, by result",
+            [
+                ({"result": "ok"}, source.reloads if source else 0),
+                ({"result": "failed"}, source.failures if source else 0),
+            ],
         ),
         (
             "community_edge_open_alerts",

@@ -105,6 +105,15 @@ class ReadinessSettings(BaseModel):
     max_sink_failure_s: float = Field(default=60.0, gt=0)  # a sink failing this long
 
 
+class LivenessSettings(BaseModel):
+    """How silent devices and a lost broker are noticed."""
+
+    model_config = ConfigDict(extra="forbid")
+    check_s: float = Field(default=30.0, gt=0)  # how often silent devices are looked for
+    broker_lost_after_s: float = Field(default=60.0, gt=0)  # then one gateway alert, not one each
+    registry_check_s: float = Field(default=5.0, gt=0)  # the registry file is reloaded on change
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -127,6 +136,7 @@ class Settings(BaseSettings):
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
 

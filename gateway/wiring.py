@@ -20,7 +20,7 @@ from edge.errors import EdgeError
 from edge.mqtt import parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry
+from edge.registry import DeviceRegistry, RegistryFile
 from edge.sinks import Sink
 from gateway.api import create_app
 from gateway.settings import ConfigurationError, Settings, WebhookSettings
@@ -62,10 +62,10 @@ def build_gateway(settings: Settings) -> Gateway:
     """Load profiles and registry and build the agent; raises ConfigurationError."""
     try:
         profiles = ProfileRegistry.load(settings.profiles_dir or default_profile_dir())
-        registry = (
-            DeviceRegistry.from_file(settings.devices_file, profiles)
+        registry_file = (
+            RegistryFile(settings.devices_file, profiles)
             if settings.devices_file is not None
-            else DeviceRegistry()
+            else None
         )
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
@@ -96,9 +96,13 @@ def build_gateway(settings: Settings) -> Gateway:
         hold_acks_s=settings.testing.hold_acks_s,
         ready_max_backlog=settings.readiness.max_backlog,
         ready_max_sink_failure_s=settings.readiness.max_sink_failure_s,
+        liveness_check_s=settings.liveness.check_s,
+        broker_lost_after_s=settings.liveness.broker_lost_after_s,
+        registry_check_s=settings.liveness.registry_check_s,
     )
     token, source = api_token(settings)
-    agent = Agent(config, profiles, registry, sinks, SystemClock())
+    registry = registry_file.registry if registry_file is not None else DeviceRegistry()
+    agent = Agent(config, profiles, registry, sinks, SystemClock(), registry_file=registry_file)
     return Gateway(agent=agent, readings=readings, token=token, token_source=source)
 
 

@@ -124,7 +124,8 @@ async def test_forwarder_retries_until_the_sink_returns(tmp_path: Path) -> None:
         task = tg.create_task(forwarder.run())
         await _until(lambda: forwarder.status.errors >= 3)
         sink.down = False
-        await _until(lambda: len(sink.readings) == 3)
+        # the status is updated just after the write returns: wait for both, not the write alone
+        await _until(lambda: len(sink.readings) == 3 and forwarder.status.failing_since is None)
         task.cancel()
     assert forwarder.status.failing_since is None
     await outbox.close()

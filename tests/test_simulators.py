@@ -255,7 +255,11 @@ def _check_field(spec: FieldSpec, value: Any) -> None:
 
 
 def _raised(profile: DeviceProfile, fields: dict[str, FieldValue]) -> set[str]:
-    return {rule.id for rule in profile.rules if evaluate_condition(rule.when, fields)}
+    return {
+        rule.id
+        for rule in profile.rules
+        if rule.when is not None and evaluate_condition(rule.when, fields)
+    }
 
 
 def test_every_profile_shipped_has_a_simulator() -> None:
