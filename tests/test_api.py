@@ -117,6 +117,9 @@ V1_ROUTES = [
     ("POST", "/v1/alerts/some-id/resolve"),
     ("GET", "/v1/readings"),
     ("GET", "/v1/dead-letters"),
+    ("GET", "/v1/devices"),
+    ("GET", "/v1/devices/unregistered"),
+    ("GET", "/v1/devices/some-id"),
 ]
 
 

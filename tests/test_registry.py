@@ -8,7 +8,7 @@ import pytest
 
 from edge.errors import RegistryError, UnknownDevice
 from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.registry import DeviceRegistry
+from edge.registry import DeviceRegistry, RegistryFile
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 SOS = PROFILES.get("tuya-sos-button")
@@ -77,3 +77,77 @@ def test_open_enrollment_takes_the_place_from_the_topic() -> None:
 def test_an_unreadable_file_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read"):
         DeviceRegistry.from_file(tmp_path / "missing.csv", PROFILES)
+
+
+def test_personal_details_stay_in_the_registry_not_in_the_device_ref(tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_text(
+        "device_id,model,community,building,unit,install_date,resident_ref,emergency_contacts\n"
+        "sos-1,tuya-sos-button,garden,b3,1-202,2026-03-01,R-0042,Li Na:13800138000; Wang:+86 139 0013 9000\n"
+        "smk-1,zigbee-ias-smoke,garden,b3,,,,\n"
+    )
+    registry = DeviceRegistry.from_file(path, PROFILES)
+
+    details = registry.details("sos-1")
+    assert details is not None
+    assert (str(details.install_date), details.resident_ref) == ("2026-03-01", "R-0042")
+    assert [(c.name, c.phone) for c in details.emergency_contacts] == [
+        ("Li Na", "13800138000"),
+        ("Wang", "+86 139 0013 9000"),
+    ]
+    assert registry.details("smk-1") is None  # nothing personal: nothing kept
+    ref = registry.resolve(SOS, "sos-1", {})
+    assert "R-0042" not in repr(ref)
+    assert "13800138000" not in repr(ref)
+
+
+def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "sos-1,tuya-sos-button,c,b,",
+        "x1,toaster,c,b,",
+        "sos-1,tuya-sos-button,c,b,",
+        "sos-2,tuya-sos-button,c",
+    )
+    with pytest.raises(RegistryError) as caught:
+        DeviceRegistry.from_file(path, PROFILES)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{path}: 3 bad rows:"
+    assert lines[1].startswith(f"{path}:3: device #2: unknown model 'toaster'")
+    assert lines[2] == f"{path}:4: device #3: duplicate device_id 'sos-1' (first as device #1)"
+    assert lines[3].startswith(f"{path}:5: device #4: building: Field required")
+
+
+def test_a_bad_contact_cell_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_text(
+        "device_id,model,community,building,emergency_contacts\ns1,tuya-sos-button,c,b,nobody\n"
+    )
+    with pytest.raises(RegistryError, match="expected 'name:phone' entries"):
+        DeviceRegistry.from_file(path, PROFILES)
+
+
+def test_a_registry_file_reloads_when_it_changes_and_keeps_the_old_one_on_a_bad_edit(
+    tmp_path: Path,
+) -> None:
+    path = _csv(tmp_path, "sos-1,tuya-sos-button,c,b,")
+    source = RegistryFile(path, PROFILES)
+    assert source.reload() is None  # unchanged
+
+    path.write_text(path.read_text() + "sos-2,tuya-sos-button,c,b,\n")
+    reloaded = source.reload()
+    assert reloaded is not None
+    assert len(reloaded) == 2
+    assert source.registry is reloaded
+
+    path.write_text(path.read_text() + "x1,toaster,c,b,\n")
+    assert source.reload() is None
+    assert source.registry is reloaded  # still in force
+    assert source.last_error is not None
+    assert "unknown model 'toaster'" in source.last_error
+    assert (source.reloads, source.failures) == (1, 1)
+
+    path.unlink()
+    assert source.reload() is None
+    assert source.last_error is not None
+    assert "cannot read" in source.last_error
