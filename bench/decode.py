@@ -10,6 +10,7 @@ import argparse
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import orjson
 
@@ -47,8 +48,8 @@ def main() -> None:
         payload = orjson.dumps(example.payload)
         raw = RawMessage(topic=example.topic, payload=payload, received_at=received)
         assert decode(raw, profiles).fields == example.fields
-        decode_us = _best_us(lambda raw=raw: decode(raw, profiles), args.loops)
-        json_us = _best_us(lambda payload=payload: orjson.loads(payload), args.loops)
+        decode_us = _best_us(partial(decode, raw, profiles), args.loops)
+        json_us = _best_us(partial(orjson.loads, payload), args.loops)
         print(f"{name:30} {decode_us:10.2f} {json_us:8.2f}  {len(payload)} B, {what}")
 
 
