@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from edge.profile_check import check_profiles
@@ -111,3 +112,14 @@ def test_a_missing_or_empty_directory_is_one_problem(tmp_path: Path) -> None:
     assert [str(p) for p in check_profiles(tmp_path / "gone").problems] == [
         f"{tmp_path / 'gone'}: profile directory does not exist"
     ]
+
+
+def test_the_worked_examples_in_the_readme_are_clean(tmp_path: Path) -> None:
+    readme = (default_profile_dir() / "README.md").read_text(encoding="utf-8")
+    profiles = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("name:")]
+    assert len(profiles) == 2  # one JSON device, one binary device
+    for index, text in enumerate(profiles):
+        (tmp_path / f"worked-{index}.yaml").write_text(text, encoding="utf-8")
+    result = check_profiles(tmp_path)
+    assert result.problems == []
+    assert sorted(p.format for p in result.profiles) == ["binary", "json"]
