@@ -1,7 +1,12 @@
-"""Decoding: a raw MQTT message becomes canonical fields through its device profile. Pure, no I/O."""
+"""Decoding: a raw MQTT message becomes canonical fields through its device profile. Pure, no I/O.
+
+A binary profile's frame (hex or base64 in a JSON envelope) is unpacked here too: its fields are
+read by byte layout, then converted exactly as JSON fields are.
+"""
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -10,7 +15,14 @@ import orjson
 
 from edge.errors import BadPayload
 from edge.model import FieldValue, RawMessage
-from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, TimestampSpec
+from edge.profiles import (
+    DeviceProfile,
+    FieldSpec,
+    FrameSpec,
+    Layout,
+    ProfileRegistry,
+    TimestampSpec,
+)
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a device message larger than this is a bad payload, not a reading
 # A device clock is trusted within this window around the gateway's receive time; outside it
@@ -49,8 +61,14 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         raise BadPayload(
             f"payload is JSON {type(document).__name__}, expected an object", "not_object"
         )
+    frame = b"" if profile.frame is None else _frame(document, profile.frame, profile.frame_length)
     fields: dict[str, FieldValue] = {}
     for spec in profile.fields:
+        layout = spec.layout
+        if layout is not None:
+            fields[spec.name] = _convert(spec, _unpack(spec, layout, frame))
+            continue
+        assert spec.path is not None
         value = _lookup(document, spec.path)
         if value is _MISSING or value is None:
             if spec.required:
@@ -77,12 +95,49 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
 def _lookup(document: dict[str, Any], path: str) -> Any:
     node: Any = document
     for part in path.split("."):
-        if not isinstance(node, dict):
-            return _MISSING
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
+        if isinstance(node, dict):
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
+            node = node[int(part)]  # "rxInfo.0.rssi": the first gateway that heard the uplink
+        else:
             return _MISSING
     return node
+
+
+def _frame(document: dict[str, Any], spec: FrameSpec, needed: int) -> bytes:
+    text = _lookup(document, spec.path)
+    if text is _MISSING or text is None:
+        raise BadPayload(f"envelope has no frame at {spec.path!r}", "missing_frame")
+    if not isinstance(text, str):
+        raise BadPayload(f"frame at {spec.path!r} is not a string", "bad_frame")
+    try:
+        if spec.encoding == "hex":
+            frame = bytes.fromhex(text)
+        else:
+            frame = binascii.a2b_base64(text, strict_mode=True)
+    except (ValueError, binascii.Error):
+        raise BadPayload(
+            f"frame at {spec.path!r} is not valid {spec.encoding}", "bad_frame"
+        ) from None
+    if len(frame) < needed:
+        # longer is fine: newer firmware appends bytes that this profile does not know yet
+        raise BadPayload(f"frame of {len(frame)} bytes, the layout needs {needed}", "short_frame")
+    return frame
+
+
+def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
+    number = int.from_bytes(frame[layout.start : layout.end], layout.order, signed=layout.signed)
+    if layout.mask is not None:
+        number = (number >> layout.shift) & layout.mask
+    if spec.type != "bool":
+        return number
+    if number not in (0, 1):
+        raise BadPayload(
+            f"frame field {spec.name!r} = {number} is not a flag (0 or 1)", "wrong_type"
+        )
+    return number == 1
 
 
 def _convert(spec: FieldSpec, value: Any) -> FieldValue:
@@ -101,7 +156,7 @@ def _convert(spec: FieldSpec, value: Any) -> FieldValue:
         if spec.default is not None:
             return spec.default
         raise BadPayload(
-            f"field {spec.path!r}: value {value!r} is not in the profile's map", "unmapped_value"
+            f"field {spec.where!r}: value {value!r} is not in the profile's map", "unmapped_value"
         )
     if kind == "str":
         if not isinstance(value, str):
@@ -110,14 +165,14 @@ def _convert(spec: FieldSpec, value: Any) -> FieldValue:
     # int / float
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _wrong_type(spec, value, "a number")
-    number = value * spec.scale + spec.offset
+    number = spec.scaled(value)
     if number != number or number in (float("inf"), float("-inf")):
-        raise BadPayload(f"field {spec.path!r} is not a finite number", "out_of_range")
+        raise BadPayload(f"field {spec.where!r} is not a finite number", "out_of_range")
     if (spec.minimum is not None and number < spec.minimum) or (
         spec.maximum is not None and number > spec.maximum
     ):
         raise BadPayload(
-            f"field {spec.path!r} = {number} outside [{spec.minimum}, {spec.maximum}]",
+            f"field {spec.where!r} = {number} outside [{spec.minimum}, {spec.maximum}]",
             "out_of_range",
         )
     if kind == "int":
@@ -131,7 +186,7 @@ def _wrong_type(spec: FieldSpec, value: Any, expected: str) -> BadPayload:
     shown = repr(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
-    return BadPayload(f"field {spec.path!r} = {shown} is not {expected}", "wrong_type")
+    return BadPayload(f"field {spec.where!r} = {shown} is not {expected}", "wrong_type")
 
 
 def _event_time(

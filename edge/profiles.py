@@ -7,11 +7,13 @@ the key. See device_profiles/README.md for the language.
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.errors import ProfileError, UnknownTopic
 from edge.model import FieldValue
@@ -20,14 +22,56 @@ from edge.rule_spec import RuleSpec
 _NAME = r"^[a-z][a-z0-9_]*$"
 _PLACEHOLDERS = ("device_id", "community", "building", "unit")
 _PLACEHOLDER_RE = re.compile(r"^\{([a-z_]+)\}$")
+Loc = tuple[str | int, ...]
+
+
+def _refuse(title: str, problems: list[tuple[Loc, str]]) -> ValidationError:
+    """Every problem a validator found, each at its own key, in one ValidationError."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("profile", "{reason}", {"reason": reason}),
+                loc=loc,
+                input=None,
+            )
+            for loc, reason in problems
+        ],
+    )
+
+
+class Layout:
+    """Where a frame field's bits are: bytes [start, end), byte order, sign, and a bit mask."""
+
+    __slots__ = ("end", "mask", "order", "shift", "signed", "start")
+
+    def __init__(
+        self, start: int, length: int, order: Literal["big", "little"], signed: bool, bits: Any
+    ) -> None:
+        self.start = start
+        self.end = start + length
+        self.order: Literal["big", "little"] = order
+        self.signed = signed
+        low, high = (bits, bits) if isinstance(bits, int) else bits or (0, 8 * length - 1)
+        self.shift = low
+        self.mask = (1 << (high - low + 1)) - 1 if bits is not None else None
 
 
 class FieldSpec(BaseModel):
-    """How one canonical field is read out of the payload."""
+    """How one canonical field is read out of the payload: a JSON path, or bytes of the frame."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(pattern=_NAME)
-    path: str  # dotted path into the JSON payload: "AccessControllerEvent.subEventType"
+    # dotted path into the JSON payload (or envelope): "AccessControllerEvent.subEventType";
+    # a number indexes a list: "rxInfo.0.rssi"
+    path: str | None = None
+    # binary profiles: the field's first byte in the frame (not `offset`: that one is added
+    # after scaling), its length, byte order, sign, and optionally bits within it (0 = lowest)
+    byte: int | None = Field(default=None, ge=0)
+    length: Literal[1, 2, 4, 8] | None = None
+    endianness: Literal["big", "little"] | None = None
+    signed: bool | None = None
+    bits: int | tuple[int, int] | None = None  # one bit (a flag) or an inclusive range [low, high]
     type: Literal["bool", "int", "float", "enum", "str"]
     unit: str | None = None
     scale: float = 1.0
@@ -42,19 +86,81 @@ class FieldSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:
+        problems: list[tuple[Loc, str]] = []
         if self.type == "enum" and not self.map:
-            raise ValueError(f"enum field {self.name!r} needs a 'map'")
+            problems.append((("map",), f"enum field {self.name!r} needs a 'map'"))
         if self.type != "enum" and (self.map is not None or self.default is not None):
-            raise ValueError(f"'map' and 'default' are for enum fields ({self.name!r})")
+            key = "map" if self.map is not None else "default"
+            problems.append(((key,), f"'map' and 'default' are for enum fields ({self.name!r})"))
         if self.invert and self.type != "bool":
-            raise ValueError(f"'invert' is for bool fields ({self.name!r})")
+            problems.append((("invert",), f"'invert' is for bool fields ({self.name!r})"))
         if self.type not in ("int", "float") and (self.scale != 1.0 or self.offset != 0.0):
-            raise ValueError(f"'scale' and 'offset' are for numeric fields ({self.name!r})")
+            key = "scale" if self.scale != 1.0 else "offset"
+            problems.append(
+                ((key,), f"'scale' and 'offset' are for numeric fields ({self.name!r})")
+            )
+        problems.extend(self._layout_problems())
+        if problems:
+            raise _refuse("FieldSpec", problems)
         return self
 
+    def _layout_problems(self) -> list[tuple[Loc, str]]:
+        layout_keys = [
+            k for k in ("length", "endianness", "signed", "bits") if getattr(self, k) is not None
+        ]
+        if (self.path is None) == (self.byte is None):
+            return [
+                ((), f"field {self.name!r} needs exactly one of 'path' (JSON) and 'byte' (frame)")
+            ]
+        if self.byte is None:
+            return [((k,), f"{k!r} is for frame fields (with 'byte')") for k in layout_keys]
+        problems: list[tuple[Loc, str]] = []
+        if self.type == "str":
+            problems.append((("type",), "a frame field is bool, int, float or enum, not str"))
+        if self.bits is not None:
+            low, high = (self.bits, self.bits) if isinstance(self.bits, int) else self.bits
+            width = 8 * (self.length or 1)
+            if not 0 <= low <= high < width:
+                problems.append((("bits",), f"bits must lie within 0..{width - 1}, low <= high"))
+            if self.signed:
+                problems.append((("signed",), "a bit range is unsigned"))
+        return problems
+
+    @cached_property
+    def divisor(self) -> int | None:
+        """1 / scale when that is a whole number (0.1, 0.001), else None."""
+        if self.scale == 0 or abs(self.scale) >= 1:
+            return None
+        inverse = 1 / self.scale
+        return round(inverse) if abs(inverse - round(inverse)) < 1e-9 else None
+
+    def scaled(self, value: float) -> float:
+        """`value * scale + offset`; a scale of 1/N divides by N, so 412203 L is 412.203 m³,
+        not 412.20300000000003."""
+        divisor = self.divisor
+        return (value / divisor if divisor else value * self.scale) + self.offset
+
     @property
-    def path_parts(self) -> tuple[str, ...]:
-        return tuple(self.path.split("."))
+    def where(self) -> str:
+        """The field's place in the payload, for messages: its path, or `frame[byte]`."""
+        return self.path if self.path is not None else f"frame[{self.byte}]"
+
+    @cached_property
+    def layout(self) -> Layout | None:
+        """The frame layout (None for a JSON field)."""
+        if self.byte is None:
+            return None
+        return Layout(
+            self.byte, self.length or 1, self.endianness or "big", bool(self.signed), self.bits
+        )
+
+
+class FrameSpec(BaseModel):
+    """Where a binary frame sits in the JSON envelope, and how it is written there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str  # "data" (ChirpStack), "payload_hex", "uplink_message.frm_payload" (TTS)
+    encoding: Literal["hex", "base64"]
 
 
 class TimestampSpec(BaseModel):
@@ -186,7 +292,9 @@ class DeviceProfile(BaseModel):
     description: str
     category: str = Field(pattern=_NAME)
     topics: list[str] = Field(min_length=1)
-    format: Literal["json"] = "json"
+    # binary: the device's frame travels hex or base64 in a JSON envelope (LoRaWAN, NB-IoT)
+    format: Literal["json", "binary"] = "json"
+    frame: FrameSpec | None = None
     fields: list[FieldSpec] = Field(min_length=1)
     timestamp: TimestampSpec | None = None
     sequence: SequenceSpec | None = None
@@ -199,26 +307,66 @@ class DeviceProfile(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceProfile:
+        problems: list[tuple[Loc, str]] = []
         names = [f.name for f in self.fields]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"field names used twice: {', '.join(duplicates)}")
-        for pattern in self.topics:
-            TopicPattern(pattern)  # raises ValueError with the reason
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                problems.append((("fields", index, "name"), f"field name {name!r} used twice"))
+        for index, pattern in enumerate(self.topics):
+            try:
+                TopicPattern(pattern)
+            except ValueError as exc:
+                problems.append((("topics", index), str(exc)))
         rule_ids = [r.id for r in self.rules]
-        if len(set(rule_ids)) != len(rule_ids):
-            raise ValueError("rule ids must be unique within a profile")
+        for index, rule_id in enumerate(rule_ids):
+            if rule_id in rule_ids[:index]:
+                problems.append((("rules", index, "id"), f"rule id {rule_id!r} used twice"))
         known = set(names)
-        for rule in self.rules:
+        for index, rule in enumerate(self.rules):
             unknown = sorted(rule.fields() - known)
             if unknown:
-                raise ValueError(f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}")
-        offline = [r.id for r in self.rules if r.kind == "offline"]
-        if len(offline) > 1:
-            raise ValueError(f"one offline rule per model at most: {', '.join(offline)}")
+                in_when = rule.when is not None and rule.when.fields() - known
+                problems.append(
+                    (
+                        ("rules", index, "when" if in_when else "clear"),
+                        f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}",
+                    )
+                )
+        offline = [i for i, r in enumerate(self.rules) if r.kind == "offline"]
+        for index in offline[1:]:
+            problems.append((("rules", index, "kind"), "one offline rule per model at most"))
         if offline and self.heartbeat_seconds is None:
-            raise ValueError(f"offline rule {offline[0]!r} needs the model's heartbeat_seconds")
+            problems.append(
+                (
+                    ("rules", offline[0], "kind"),
+                    "an offline rule needs the model's heartbeat_seconds",
+                )
+            )
+        problems.extend(self._frame_problems())
+        if problems:
+            raise _refuse("DeviceProfile", problems)
         return self
+
+    def _frame_problems(self) -> list[tuple[Loc, str]]:
+        frame_fields = [i for i, f in enumerate(self.fields) if f.byte is not None]
+        if self.format == "json":
+            problems: list[tuple[Loc, str]] = [
+                (("fields", i, "byte"), "frame fields need 'format: binary' and a 'frame'")
+                for i in frame_fields
+            ]
+            if self.frame is not None:
+                problems.append((("frame",), "'frame' is for 'format: binary' profiles"))
+            return problems
+        if self.frame is None:
+            return [(("format",), "a binary profile needs a 'frame' (path and encoding)")]
+        if not frame_fields:
+            return [(("fields",), "a binary profile needs at least one frame field ('byte')")]
+        return []
+
+    @cached_property
+    def frame_length(self) -> int:
+        """The bytes a frame needs to hold every frame field (0 for JSON profiles)."""
+        return max((f.layout.end for f in self.fields if f.layout is not None), default=0)
 
     def topic_patterns(self) -> list[TopicPattern]:
         return [TopicPattern(p) for p in self.topics]

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from edge.errors import ProfileError
-from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.profile_check import check_profiles
+from edge.profiles import default_profile_dir
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import Gateway, serve
 
@@ -140,17 +140,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_profiles_check(args: argparse.Namespace) -> int:
     directory = args.directory or default_profile_dir()
-    try:
-        registry = ProfileRegistry.load(directory)
-    except ProfileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for profile in registry:
+    result = check_profiles(directory)
+    for profile in result.profiles:
         print(
             f"ok  {profile.name:32} {profile.category:8} {len(profile.fields)} fields, "
-            f"{len(profile.rules)} rules"
+            f"{len(profile.rules)} rules, {len(profile.examples)} examples"
         )
-    print(f"{len(registry)} profiles in {directory}: no problems")
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if result.problems:
+        count = len(result.problems)
+        print(f"{count} problem{'s' * (count != 1)} in {directory}", file=sys.stderr)
+        return 1
+    print(f"{len(result.profiles)} profiles in {directory}: no problems")
     return 0
 
 

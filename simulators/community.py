@@ -43,6 +43,8 @@ _EXTRA_PREFIXES = {
     "tuya-presence-radar": "prs",
     "water-flow-meter": "wtr",
     "ias-sos-button": "ias",
+    "lorawan-smoke-detector": "lsm",
+    "nbiot-water-meter": "nwm",
 }
 PREFIXES: dict[str, str] = {share.model: share.prefix for share in MIX} | _EXTRA_PREFIXES
 _DEVICES_PER_BUILDING = 40

@@ -5,6 +5,7 @@ Adding a model is one body function and one `_MODELS` entry; `ts`/`seq` are stam
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import time
@@ -59,6 +60,7 @@ class Event(StrEnum):
     VACANT = "vacant"  # ... and then no one
     WATER_FLOW = "water_flow"  # water running through a meter
     LEAK = "leak"  # a water meter's own continuous-flow alarm
+    BURST = "burst"  # a water meter's flow above the pipe's rating
 
 
 class UnsupportedModel(LookupError):
@@ -592,6 +594,59 @@ def _ias_sos_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
     }
 
 
+def _lorawan_smoke_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """LoRaWAN smoke alarm, its 4-byte frame in a ChirpStack v4 uplink (lorawan-smoke-detector)."""
+    rng = device.rng
+    battery = _battery_for(device, event, (3.0, 15.0))
+    fire = event in (Event.SMOKE, Event.SILENCED)
+    flags = (
+        (fire or event is Event.SELF_TEST)
+        | (event is Event.SELF_TEST) << 1
+        | (event is Event.TAMPER) << 2
+        | (battery < 20) << 3
+        | (event is Event.FAULT) << 4
+        | (event is Event.SILENCED) << 5
+    )
+    tenths = round(rng.uniform(38.0, 55.0) * 10 if fire else rng.uniform(16.0, 26.0) * 10)
+    frame = bytes((flags, battery)) + tenths.to_bytes(2, "big", signed=True)
+    dev_eui = f"24e1245{zlib.crc32(device.device_id.encode()):09x}"
+    return {
+        "deduplicationId": f"{rng.getrandbits(128):032x}",
+        "deviceInfo": {"deviceName": device.device_id, "devEui": dev_eui},
+        "fPort": 2,
+        "data": base64.b64encode(frame).decode(),
+        "rxInfo": [{"rssi": rng.randrange(-120, -70), "snr": round(rng.uniform(-10.0, 10.0), 1)}],
+    }
+
+
+_WATER_FLAGS = {Event.LEAK: 0b01, Event.BURST: 0b10}
+_WATER_LITRES = {
+    Event.WATER_FLOW: (5.0, 300.0),
+    Event.LEAK: (20.0, 200.0),
+    Event.BURST: (500.0, 3000.0),
+}
+
+
+def _nbiot_water_body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+    """NB-IoT water meter, its 8-byte frame as hex in the platform's envelope (nbiot-water-meter)."""
+    rng = device.rng
+    battery = _battery_for(device, event, (5.0, 18.0))
+    if device.water_m3 == 0.0:
+        device.water_m3 = rng.uniform(20.0, 900.0)  # an installed meter's register
+    if event in _WATER_LITRES:
+        device.water_m3 += rng.uniform(*_WATER_LITRES[event]) / 1000
+    flags = _WATER_FLAGS.get(event, 0) | (battery < 20) << 3 | (event is Event.TAMPER) << 4
+    millivolts = 3000 + battery * 6  # a 3.6 V lithium cell sagging towards 3.0 V
+    frame = (
+        bytes((flags,))
+        + round(device.water_m3 * 1000).to_bytes(4, "little")
+        + millivolts.to_bytes(2, "little")
+        + rng.randrange(4, 20).to_bytes(1, "little", signed=True)
+    )
+    imei = f"86{zlib.crc32(device.device_id.encode()) % 10**13:013d}"
+    return {"IMEI": imei, "payload_hex": frame.hex(), "rsrp": rng.randrange(-120, -80)}
+
+
 def _always(event: Event) -> Callable[[SimulatedDevice], Event]:
     return lambda _device: event
 
@@ -710,6 +765,36 @@ _MODELS: dict[str, _Model] = {
         _ias_sos_body,
         frozenset({Event.REPORT, Event.SOS, Event.TAMPER, Event.LOW_BATTERY}),
         _always(Event.REPORT),
+    ),
+    "lorawan-smoke-detector": _Model(
+        _lorawan_smoke_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.SMOKE,
+                Event.SMOKE_CLEARED,
+                Event.SELF_TEST,
+                Event.SILENCED,
+                Event.FAULT,
+                Event.TAMPER,
+                Event.LOW_BATTERY,
+            }
+        ),
+        _always(Event.REPORT),
+    ),
+    "nbiot-water-meter": _Model(
+        _nbiot_water_body,
+        frozenset(
+            {
+                Event.REPORT,
+                Event.WATER_FLOW,
+                Event.LEAK,
+                Event.BURST,
+                Event.TAMPER,
+                Event.LOW_BATTERY,
+            }
+        ),
+        _water_routine,
     ),
 }
 

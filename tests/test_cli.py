@@ -72,14 +72,51 @@ def test_profiles_check_names_the_broken_file_and_key(
     broken = directory / "zigbee-ias-smoke.yaml"
     text = broken.read_text(encoding="utf-8")
     assert old in text
-    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    edited = text.replace(old, new, 1)
+    broken.write_text(edited, encoding="utf-8")
+    # the line of the broken key: where its last part is first written from the edit on
+    line = 1 + edited[: edited.index(key.rsplit(".", 1)[-1] + ":", text.index(old))].count("\n")
 
     assert main(["profiles", "check", str(directory)]) == 1
 
     out, err = capsys.readouterr()
     assert "no problems" not in out
-    line = _one_line(err)
-    assert line.startswith(f"error: {broken}: {key}: ")
+    assert "ok  zigbee-ias-smoke " not in out
+    assert "ok  tuya-sos-button " in out  # the other profiles are still checked
+    problem, summary = err.splitlines()
+    assert problem.startswith(f"{broken}:{line}: {key}: ")
+    assert summary == f"1 problem in {directory}"
+
+
+def test_profiles_check_lists_every_problem_of_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _profiles_copy(tmp_path)
+    smoke = directory / "zigbee-ias-smoke.yaml"
+    smoke.write_text(
+        smoke.read_text(encoding="utf-8")
+        .replace("severity: critical", "severity: urgent", 1)
+        .replace("type: bool, required: true", "type: boolean, required: true", 1),
+        encoding="utf-8",
+    )
+    water = directory / "nbiot-water-meter.yaml"
+    water.write_text(
+        water.read_text(encoding="utf-8").replace(
+            "water_temperature: 9.0", "water_temperature: 8.0"
+        ),
+        encoding="utf-8",
+    )
+
+    assert main(["profiles", "check", str(directory)]) == 1
+
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 2)[1] for line in lines[:-1]] == [
+        "examples.0.fields",
+        "fields.0.type",
+        "rules.0.severity",
+    ]
+    assert "water_temperature: decodes to 9.0, expected 8.0" in lines[0]
+    assert lines[-1] == f"3 problems in {directory}"
 
 
 @pytest.mark.parametrize(

@@ -129,3 +129,83 @@ def test_payload_with_no_known_field() -> None:
     with pytest.raises(BadPayload) as caught:
         decode(_raw("ce/c1/b1/tuya-sos-button/s1", {"hello": 1}), PROFILES)
     assert caught.value.cause == "no_known_field"
+
+
+# -- binary frames ---------------------------------------------------------------------------------
+
+LORA_SMOKE = "ce/c1/b1/lorawan-smoke-detector/lsm-1"
+NB_WATER = "ce/c1/b1/nbiot-water-meter/nwm-1"
+
+
+def test_frame_fields_follow_the_byte_layout() -> None:
+    # 21 40 ff 9c: flags 0x21 (smoke, silenced), battery 0x40 = 64 %, int16 0xff9c = -100 -> -10.0 °C
+    payload = {"data": "IUD/nA==", "rxInfo": [{"rssi": -80}]}
+    decoded = decode(_raw(LORA_SMOKE, payload), PROFILES)
+    assert decoded.fields == {
+        "smoke": True,
+        "test": False,
+        "tamper": False,
+        "battery_low": False,
+        "fault": False,
+        "silence": True,
+        "battery": 64.0,
+        "temperature": -10.0,
+        "rssi": -80.0,
+    }
+
+
+def test_little_endian_litres_become_cubic_metres() -> None:
+    decoded = decode(_raw(NB_WATER, {"payload_hex": "00ffffffff000000"}), PROFILES)
+    assert decoded.fields["water_consumed"] == 4_294_967.295  # the uint32 register's top
+    assert decoded.fields["battery_voltage"] == 0.0
+
+
+def test_a_longer_frame_is_read_and_its_extra_bytes_ignored() -> None:
+    decoded = decode(_raw(NB_WATER, {"payload_hex": "001b4a06001c0e09aabbcc"}), PROFILES)
+    assert decoded.fields["water_consumed"] == 412.187
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "cause"),
+    [
+        (LORA_SMOKE, {"fPort": 2}, "missing_frame"),
+        (LORA_SMOKE, {"data": None}, "missing_frame"),
+        (LORA_SMOKE, {"data": 42}, "bad_frame"),
+        (LORA_SMOKE, {"data": "AF8A1w"}, "bad_frame"),  # base64 without its padding
+        (LORA_SMOKE, {"data": "AF8A\n1w=="}, "bad_frame"),
+        (LORA_SMOKE, {"data": "AF8="}, "short_frame"),  # 2 bytes, the layout needs 4
+        (LORA_SMOKE, {"data": ""}, "short_frame"),
+        (LORA_SMOKE, {"data": "AGUA1w=="}, "out_of_range"),  # battery 0x65 = 101 %
+        (NB_WATER, {"payload_hex": "001b4a06001c0e0"}, "bad_frame"),  # odd number of digits
+        (NB_WATER, {"payload_hex": "zz1b4a06001c0e09"}, "bad_frame"),
+        (NB_WATER, {"payload_hex": "001b4a06"}, "short_frame"),
+        (NB_WATER, {"payload_hex": "001b4a06001c0e7f"}, "out_of_range"),  # water at 127 °C
+        (NB_WATER, {"payload_hex": "001b4a06001c0e09", "rsrp": "weak"}, "wrong_type"),
+    ],
+)
+def test_bad_frames_raise_with_a_cause(topic: str, payload: object, cause: str) -> None:
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw(topic, payload), PROFILES)
+    assert caught.value.cause == cause
+
+
+def test_a_whole_byte_read_as_a_flag_must_be_zero_or_one() -> None:
+    from edge.profiles import DeviceProfile
+
+    profile = DeviceProfile.model_validate(
+        {
+            "name": "flag",
+            "vendor": "v",
+            "description": "d",
+            "category": "sos",
+            "topics": ["f/{device_id}"],
+            "format": "binary",
+            "frame": {"path": "hex", "encoding": "hex"},
+            "fields": [{"name": "sos", "byte": 0, "type": "bool"}],
+        }
+    )
+    registry = ProfileRegistry([profile])
+    assert decode(_raw("f/x", {"hex": "01"}), registry).fields == {"sos": True}
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw("f/x", {"hex": "02"}), registry)
+    assert caught.value.cause == "wrong_type"

@@ -95,3 +95,59 @@ def test_unreadable_yaml_is_refused(tmp_path: Path) -> None:
 def test_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"no \*\.yaml device profiles"):
         ProfileRegistry.load(tmp_path)
+
+
+BINARY = """
+name: m1
+vendor: v
+description: d
+category: smoke
+topics: ["x/{device_id}"]
+format: binary
+frame: {path: data, encoding: base64}
+fields:
+  - {name: smoke, byte: 0, bits: 0, type: bool}
+  - {name: temperature, byte: 1, length: 2, endianness: little, signed: true, type: float}
+"""
+
+
+def test_a_binary_profile_knows_its_frame_length(tmp_path: Path) -> None:
+    (profile,) = ProfileRegistry.load(_write(tmp_path, BINARY))
+    assert profile.frame_length == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("format: binary\n", "", r"fields\.0\.byte: frame fields need 'format: binary'"),
+        (
+            "frame: {path: data, encoding: base64}\n",
+            "",
+            r"format: a binary profile needs a 'frame'",
+        ),
+        ("encoding: base64", "encoding: base85", r"frame\.encoding: Input should be 'hex' or"),
+        ("bits: 0", "bits: 8", r"fields\.0\.bits: bits must lie within 0\.\.7"),
+        ("length: 2", "length: 3", r"fields\.1\.length: Input should be 1, 2, 4 or 8"),
+        (
+            "byte: 0, bits: 0",
+            "byte: 0, path: smoke, bits: 0",
+            r"fields\.0: field 'smoke' needs exactly one",
+        ),
+        (
+            "signed: true, type: float",
+            "signed: true, type: str",
+            r"fields\.1\.type: a frame field is",
+        ),
+    ],
+)
+def test_a_broken_frame_layout_names_its_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert old in BINARY
+    with pytest.raises(ProfileError, match=message):
+        ProfileRegistry.load(_write(tmp_path, BINARY.replace(old, new)))
+
+
+def test_layout_keys_on_a_json_field_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"fields\.0\.length: 'length' is for frame fields"):
+        ProfileRegistry.load(_write(tmp_path, GOOD.replace("type: bool", "type: bool, length: 2")))

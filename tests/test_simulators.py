@@ -58,6 +58,7 @@ TUYA_SMOKE, HEIMAN, WEARABLE, KEYPAD, LOCK, PIR, PRESENCE, WATER, IAS_SOS = (
     "water-flow-meter",
     "ias-sos-button",
 )
+LORA_SMOKE, NB_WATER = "lorawan-smoke-detector", "nbiot-water-meter"
 _MISSING = object()
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
@@ -75,11 +76,14 @@ def _device(model: str, device_id: str = "dev-0001", seed: int = 0) -> Simulated
 
 
 def _walk(document: Any, path: str) -> Any:
-    """The value at a dotted JSON path, or _MISSING."""
+    """The value at a dotted JSON path (a number indexes a list), or _MISSING."""
     for part in path.split("."):
-        if not isinstance(document, dict) or part not in document:
+        if isinstance(document, list) and part.isdecimal() and int(part) < len(document):
+            document = document[int(part)]
+        elif isinstance(document, dict) and part in document:
+            document = document[part]
+        else:
             return _MISSING
-        document = document[part]
     return document
 
 
@@ -168,6 +172,9 @@ EXPECTED_JSON: dict[tuple[str, Event], dict[str, tuple[Any, ...]]] = {
     (IAS_SOS, Event.SOS): {"sos": (True,)},
     (IAS_SOS, Event.TAMPER): {"sos": (False,), "tamper": (True,)},
     (IAS_SOS, Event.LOW_BATTERY): {"sos": (False,), "battery_low": (True,)},
+    # binary models: the envelope here, the frame's fields in EXPECTED_FRAME
+    **{(LORA_SMOKE, event): {"fPort": (2,)} for event in _device(LORA_SMOKE).events},
+    **{(NB_WATER, event): {"rsrp": tuple(range(-120, -80))} for event in _device(NB_WATER).events},
 }
 
 # The rule each event must raise once decoded (None: no alert rule of the profile fires).
@@ -237,6 +244,32 @@ EXPECTED_RULE: dict[tuple[str, Event], str | None] = {
     (IAS_SOS, Event.SOS): "sos",
     (IAS_SOS, Event.TAMPER): "sos-tamper",
     (IAS_SOS, Event.LOW_BATTERY): "low-battery",
+    (LORA_SMOKE, Event.REPORT): None,
+    (LORA_SMOKE, Event.SMOKE): "smoke",
+    (LORA_SMOKE, Event.SMOKE_CLEARED): None,
+    (LORA_SMOKE, Event.SELF_TEST): None,  # a self-test is never a fire
+    (LORA_SMOKE, Event.SILENCED): "smoke",  # a silenced siren is still smoke
+    (LORA_SMOKE, Event.FAULT): "fault",
+    (LORA_SMOKE, Event.TAMPER): "smoke-tamper",
+    (LORA_SMOKE, Event.LOW_BATTERY): "low-battery",
+    (NB_WATER, Event.REPORT): None,
+    (NB_WATER, Event.WATER_FLOW): None,
+    (NB_WATER, Event.LEAK): "leak",
+    (NB_WATER, Event.BURST): "burst",
+    (NB_WATER, Event.TAMPER): None,  # recorded; the meter still counts
+    (NB_WATER, Event.LOW_BATTERY): "low-battery",
+}
+
+# What the binary models' frames say once decoded (field -> value), beyond the rule they raise.
+EXPECTED_FRAME: dict[tuple[str, Event], dict[str, FieldValue]] = {
+    (LORA_SMOKE, Event.REPORT): {"smoke": False, "test": False, "battery_low": False},
+    (LORA_SMOKE, Event.SELF_TEST): {"smoke": True, "test": True, "silence": False},
+    (LORA_SMOKE, Event.SILENCED): {"smoke": True, "test": False, "silence": True},
+    (LORA_SMOKE, Event.TAMPER): {"smoke": False, "tamper": True},
+    (NB_WATER, Event.REPORT): {"leak": False, "burst": False, "tamper": False},
+    (NB_WATER, Event.LEAK): {"leak": True, "burst": False},
+    (NB_WATER, Event.BURST): {"leak": False, "burst": True},
+    (NB_WATER, Event.TAMPER): {"leak": False, "tamper": True},
 }
 
 
@@ -279,6 +312,8 @@ def test_payload_has_the_profile_fields_with_json_types(model: str, event: Event
         assert isinstance(document, dict)
         carried = 0
         for spec in profile.fields:
+            if spec.path is None:
+                continue  # a frame field: see test_binary_frames_decode_to_the_event
             value = _walk(document, spec.path)
             if spec.required:
                 assert value is not _MISSING, f"required {spec.path} missing"
@@ -367,6 +402,29 @@ def test_payload_fields_decode_to_the_canonical_values() -> None:
     assert fields(DOOR, Event.DOOR_OPENED)["open"] is True  # contact false: the door is open
     assert fields(DOOR, Event.DOOR_CLOSED)["open"] is False
     assert fields(DOOR, Event.REPORT)["open"] is False
+
+
+@pytest.mark.parametrize(("model", "event"), sorted(EXPECTED_FRAME))
+def test_binary_frames_decode_to_the_event(model: str, event: Event) -> None:
+    device = _device(model)
+    received = datetime.fromtimestamp(NOW, UTC)
+    for _ in range(5):
+        message = device.message(event)
+        raw = RawMessage(topic=message.topic, payload=message.payload, received_at=received)
+        fields = decode(raw, PROFILES).fields
+        assert fields | EXPECTED_FRAME[model, event] == fields
+
+
+def test_water_meter_register_only_counts_up() -> None:
+    device = _device(NB_WATER)
+    received = datetime.fromtimestamp(NOW, UTC)
+    seen: list[FieldValue] = []
+    for _ in range(30):
+        message = device.message()
+        raw = RawMessage(topic=message.topic, payload=message.payload, received_at=received)
+        seen.append(decode(raw, PROFILES).fields["water_consumed"])
+    assert seen == sorted(seen)
+    assert seen[0] != seen[-1]  # routine traffic draws water now and then
 
 
 def test_door_contact_routine_reports_alternate_open_and_closed() -> None:
