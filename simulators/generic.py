@@ -19,6 +19,7 @@ from edge.rule_spec import Condition, RuleSpec
 _log = logging.getLogger(__name__)
 
 _TRIES = 200  # random candidates tried before settling for the last one
+_REDRAWS = 10  # draws for a path read by several fields until every one of them accepts it
 _SPAN = 100.0  # the range of a numeric field with no minimum or maximum (or only one of them)
 _UNMAPPED = "unmapped"  # a vendor code outside the map: decodes to the field's `default`
 
@@ -59,17 +60,22 @@ class GenericPayloads:
             raw = _encode_number(self.battery, _clamp(self.battery, battery))
             if raw is not None:
                 pinned[self.battery.path] = raw
+        # the battery is what the device says it is: rules on it are neither met nor avoided
+        free = [r for r in self.profile.rules if not (pinned and self._reads_battery(r))]
+        aims = [_quiet(self.profile.rules), _quiet(free)]
         if alarm and self.alarms:
-            wanted = _raising(rng.choice(self.alarms))
-        else:
-            wanted = _quiet(self.profile.rules)
-        values = self._search(rng, wanted, pinned)
-        if values is None:
-            # no candidate met the aim (a rule on the battery itself, say): send one anyway
+            aims = [_raising(rng.choice([r for r in self.alarms if r in free] or self.alarms))]
+        for wanted in [*aims, _anything]:
+            values = self._search(rng, wanted, pinned)
+            if values is not None:
+                break
+            # no candidate met the aim (a low battery, or an alarm on the battery itself)
             _log.debug("%s: no payload found for alarm=%s", self.profile.name, alarm)
-            values = self._search(rng, lambda _fields: True, pinned)
-            assert values is not None
+        assert values is not None
         return self._document(values)
+
+    def _reads_battery(self, rule: RuleSpec) -> bool:
+        return self.battery is not None and self.battery.name in rule.when.fields()
 
     def _search(
         self,
@@ -78,17 +84,19 @@ class GenericPayloads:
         pinned: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Raw values by path whose decoded fields are `wanted`, or None after `_TRIES`."""
-        for attempt in range(_TRIES):
+        for _ in range(_TRIES):
             values: dict[str, Any] = {}
             fields: dict[str, FieldValue] = {}
             for path, specs in self._paths.items():
-                if pinned and path in pinned and attempt < _TRIES // 2:
+                if pinned and path in pinned:
                     raw = pinned[path]
                 else:
                     raw = self._draw(rng, rng.choice(specs))
                 decoded = [_decode(spec, raw) for spec in specs]
-                if raw is not _ABSENT and any(value is None for value in decoded):
-                    raw = self._draw(rng, specs[0])  # one reading of the path refused it
+                for _ in range(_REDRAWS):  # one reading of the path refused it: draw again
+                    if raw is _ABSENT or None not in decoded:
+                        break
+                    raw = self._draw(rng, rng.choice(specs))
                     decoded = [_decode(spec, raw) for spec in specs]
                 values[path] = raw
                 for spec, value in zip(specs, decoded, strict=True):
@@ -136,6 +144,10 @@ class GenericPayloads:
 
 def _raising(rule: RuleSpec) -> Callable[[dict[str, FieldValue]], bool]:
     return lambda fields: _holds(rule.when, fields) is True
+
+
+def _anything(fields: dict[str, FieldValue]) -> bool:
+    return True
 
 
 def _quiet(rules: list[RuleSpec]) -> Callable[[dict[str, FieldValue]], bool]:
@@ -190,8 +202,10 @@ def _encode(spec: FieldSpec, rng: random.Random, canonical: FieldValue) -> Any |
             code = rng.choice(codes)
             # numeric vendor codes (Hikvision's minor event types) go out as JSON numbers
             return int(code) if code.isdigit() else code
-        if spec.default is not None and canonical == spec.default and _UNMAPPED not in spec.map:
-            return _UNMAPPED
+        if spec.default is not None and canonical == spec.default:
+            if all(code.isdigit() for code in spec.map):  # a numeric code nobody mapped
+                return next(n for n in range(len(spec.map) + 1) if str(n) not in spec.map)
+            return _UNMAPPED if _UNMAPPED not in spec.map else None
         return None
     if spec.type == "str":
         return canonical if isinstance(canonical, str) else None
