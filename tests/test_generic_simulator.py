@@ -128,11 +128,9 @@ def test_simulate_takes_a_profile_from_profiles_dir(
 ) -> None:
     profiles = ProfileRegistry.load(co2_dir)
     args = ["--profiles-dir", str(co2_dir), "--profile", "acme-co2-meter", "--devices", "3"]
+    args += ["--community", "generic-cli", "--messages", "60", "--rate", "500", "--json"]
     with Recorder(mosquitto.url, "ce/generic-cli/#") as recorder:
-        code = main(
-            ["simulate", "--mqtt-url", mosquitto.url, *args, "--community", "generic-cli"]
-            + ["--messages", "60", "--rate", "500", "--json"]
-        )
+        code = main(["simulate", "--mqtt-url", mosquitto.url, *args])
         received = recorder.wait_for(60)
     assert code == 0
     summary = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
