@@ -58,6 +58,10 @@ class BuildingSpec(BaseModel):
         # `units: [101, 102]` in YAML are integers; they name units all the same
         if isinstance(value, list):
             return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"expected a count of units (0 or more) or a list of names, got {value!r}"
+            )
         return value
 
     @model_validator(mode="after")
