@@ -85,11 +85,13 @@ def build_community(
 
     Args:
         model: a profile name: every device is of that one model instead of the mix (a flood of
-            one device type); ValueError when no simulator exists for it.
+            one device type); ValueError when `profiles` has no such profile. A model without a
+            hand-written body is simulated from its profile's field specs.
     """
-    if model is not None and model not in PREFIXES:
+    registry = profiles or ProfileRegistry.load(default_profile_dir())
+    if model is not None and model not in registry.names():
         raise ValueError(
-            f"unknown device profile {model!r} (simulated: {', '.join(sorted(PREFIXES))})"
+            f"unknown device profile {model!r} (simulated: {', '.join(registry.names())})"
         )
     if devices < 0:
         raise ValueError(f"devices must be >= 0, got {devices}")
@@ -97,7 +99,6 @@ def build_community(
         buildings = max(1, math.ceil(devices / _DEVICES_PER_BUILDING))
     if buildings < 1:
         raise ValueError(f"buildings must be >= 1, got {buildings}")
-    registry = profiles or ProfileRegistry.load(default_profile_dir())
     if model is None:
         counts = model_counts(devices)
         models = [name for name, count in counts.items() for _ in range(count)]
@@ -110,7 +111,7 @@ def build_community(
         building = f"b{index % buildings + 1:02d}"
         number = numbers.get((name, building), 0) + 1
         numbers[name, building] = number
-        device_id = f"{PREFIXES[name]}-{building}-{number:04d}"
+        device_id = f"{PREFIXES.get(name, name)}-{building}-{number:04d}"
         out.append(SimulatedDevice(device_id, community, building, registry.get(name), seed=seed))
     _log.debug("built community %s: %d devices in %d buildings", community, devices, buildings)
     return out

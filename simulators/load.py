@@ -12,8 +12,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -22,8 +23,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict
 
+from edge.profiles import ProfileRegistry
+from simulators.behaviour import Timeline
 from simulators.community import build_community
+from simulators.faults import FaultInjector, Outgoing
 from simulators.scenarios import ScenarioStep, build_scenario
+from simulators.sensors import Message, SimulatedDevice
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +61,9 @@ class LoadResult(BaseModel):
     seconds: float
     rate: float  # sent / seconds
     by_model: dict[str, int]  # acknowledged messages per device model
+    messages: int = 0  # device messages generated (a duplicate's second copy is not one)
+    by_event: dict[str, int] = {}  # generated messages per event (report, smoke, sos, ...)
+    faults: dict[str, int] = {}  # publishes that carried each fault kind (see simulators.faults)
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
@@ -199,7 +207,7 @@ class _Publisher:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def result(self, seconds: float) -> LoadResult:
+    def result(self, seconds: float, **extra: Any) -> LoadResult:
         with self._lock:
             return LoadResult(
                 sent=self.sent,
@@ -207,6 +215,7 @@ class _Publisher:
                 seconds=seconds,
                 rate=self.sent / seconds if seconds > 0 else 0.0,
                 by_model=dict(sorted(self.by_model.items())),
+                **extra,
             )
 
     def _count(self, model: str, ok: bool) -> None:  # caller holds the lock
@@ -264,6 +273,9 @@ class _Publisher:
                 self._acked.notify()
 
 
+Events = Literal["routine", "realistic"]
+
+
 def run_load(
     url: str,
     devices: int,
@@ -276,48 +288,122 @@ def run_load(
     client_id: str | None = None,
     ack_timeout: float = 10.0,
     profile: str | None = None,
+    profiles: ProfileRegistry | None = None,
+    events: Events = "routine",
+    faults: FaultInjector | None = None,
+    messages: int | None = None,
 ) -> LoadResult:
-    """Publish routine traffic from `devices` simulated devices at `rate` msgs/s for `duration` s.
+    """Publish traffic from `devices` simulated devices at `rate` msgs/s for `duration` s.
 
-    Devices take turns in a seeded round-robin, so each publishes about rate/devices msgs/s.
     Blocks until every message is acknowledged (or `ack_timeout` passes), then disconnects.
 
     Args:
         profile: a device model (profile name): all devices are of that model, e.g. a telemetry
             flood of door contacts; None for the mixed community. Unknown: ValueError.
+        profiles: where `profile` and the mix are looked up (default: the shipped profiles).
+        events, faults, messages: see `run_traffic`.
     """
     if devices < 1:
         raise ValueError(f"devices must be >= 1, got {devices}")
-    if duration <= 0:
+    fleet = build_community(devices, community, seed=seed, model=profile, profiles=profiles)
+    return run_traffic(
+        url,
+        fleet,
+        rate,
+        duration,
+        seed=seed,
+        progress=progress,
+        client_id=client_id,
+        ack_timeout=ack_timeout,
+        events=events,
+        faults=faults,
+        messages=messages,
+    )
+
+
+def run_traffic(
+    url: str,
+    fleet: Sequence[SimulatedDevice],
+    rate: float,
+    duration: float,
+    *,
+    seed: int = 0,
+    progress: Callable[[LoadProgress], None] | None = None,
+    client_id: str | None = None,
+    ack_timeout: float = 10.0,
+    events: Events = "routine",
+    faults: FaultInjector | None = None,
+    messages: int | None = None,
+    alarm_scale: float = 1.0,
+) -> LoadResult:
+    """Publish the fleet's traffic at `rate` publishes a second, for `duration` s or `messages`.
+
+    Args:
+        events: "routine": devices take turns in a seeded round-robin, each sending its model's
+            ordinary traffic (about rate/devices msgs/s each); "realistic": heartbeats, routine
+            events and rare alarms at each category's real-life rates (simulators.behaviour),
+            with simulated time compressed or stretched to `rate`.
+        faults: damages, repeats or reorders a fraction of the messages; its `counts` are
+            reported in the result.
+        messages: stop after exactly this many device messages (plus duplicate copies) instead
+            of after `duration`: the same seed then sends the same messages and faults.
+        alarm_scale: multiplies the rare-event rates of "realistic" traffic.
+    """
+    if not fleet:
+        raise ValueError("no devices to simulate")
+    if messages is None and duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
+    if messages is not None and messages < 1:
+        raise ValueError(f"messages must be >= 1, got {messages}")
     bucket = TokenBucket(rate, rate * _BURST)
-    fleet = build_community(devices, community, seed=seed, model=profile)
-    random.Random(f"load:{seed}").shuffle(fleet)
+    source = _messages(fleet, events, seed, alarm_scale)
     publisher = _Publisher(url, client_id)
+    generated: Counter[str] = Counter()
+    pending: deque[Outgoing] = deque()
+
+    def next_publish() -> Outgoing | None:
+        while not pending:
+            if messages is not None and generated.total() >= messages:
+                if faults is not None:
+                    pending.extend(faults.flush())
+                return pending.popleft() if pending else None
+            device, message = next(source)
+            generated[message.event.value] += 1
+            if faults is None:
+                return Outgoing(message, None)
+            pending.extend(faults.apply(message, device.profile))
+        return pending.popleft()
+
     try:
         started = time.monotonic()
-        deadline = started + duration
+        deadline = math.inf if messages is not None else started + duration
         next_report = started + 1.0
-        turn = 0
         bucket.take(started)
-        while True:
-            now = min(
-                time.monotonic(), deadline
-            )  # the last tick takes the tokens up to the deadline
+        done = False
+        while not done:
+            # the last tick takes the tokens up to the deadline
+            now = min(time.monotonic(), deadline)
             for _ in range(bucket.take(now, limit=publisher.window - publisher.in_flight)):
-                message = fleet[turn].message()
-                turn = (turn + 1) % len(fleet)
+                outgoing = next_publish()
+                if outgoing is None:
+                    done = True
+                    break
+                message = outgoing.message
                 publisher.publish(message.topic, message.payload, message.model)
             if progress is not None and now >= next_report:
                 progress(publisher.progress(started))
                 next_report += 1.0
             if now >= deadline:
+                if faults is not None:  # a message still held back goes out plain
+                    for outgoing in faults.flush():
+                        message = outgoing.message
+                        publisher.publish(message.topic, message.payload, message.model)
                 break
             elapsed = time.monotonic() - started
-            pause = max(0.0, min(_TICK - elapsed % _TICK, duration - elapsed))
+            pause = max(0.0, min(_TICK - elapsed % _TICK, deadline - time.monotonic()))
             if bucket.tokens >= 1:  # held back by the window: go on as soon as PUBACKs free it
                 publisher.wait_for_room(pause)
-            else:
+            elif not done:
                 time.sleep(pause)
         publisher.drain(ack_timeout)
         seconds = time.monotonic() - started
@@ -325,7 +411,12 @@ def run_load(
             progress(publisher.progress(started))
     finally:
         publisher.close()
-    result = publisher.result(seconds)
+    result = publisher.result(
+        seconds,
+        messages=generated.total(),
+        by_event=dict(sorted(generated.items())),
+        faults=faults.summary() if faults is not None else {},
+    )
     _log.info(
         "load: %d sent, %d failed in %.1fs (%.0f msg/s)",
         result.sent,
@@ -334,6 +425,23 @@ def run_load(
         result.rate,
     )
     return result
+
+
+def _messages(
+    fleet: Sequence[SimulatedDevice], events: Events, seed: int, alarm_scale: float
+) -> Iterator[tuple[SimulatedDevice, Message]]:
+    """The endless stream of (device, message) the fleet sends."""
+    if events == "realistic":
+        for due in Timeline(fleet, seed=seed, alarm_scale=alarm_scale):
+            yield due.device, due.device.message(due.event)
+    elif events == "routine":
+        order = list(fleet)
+        random.Random(f"load:{seed}").shuffle(order)
+        while True:
+            for device in order:
+                yield device, device.message()
+    else:
+        raise ValueError(f"unknown events {events!r} (known: routine, realistic)")
 
 
 def run_scenario(

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from edge.profiles import DeviceProfile
+from simulators.generic import GenericPayloads
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Event(StrEnum):
     WATER_FLOW = "water_flow"  # water running through a meter
     LEAK = "leak"  # a water meter's own continuous-flow alarm
     BURST = "burst"  # a water meter's flow above the pipe's rating
+    ALARM = "alarm"  # a profile simulated from its field specs: one of its rules' conditions met
 
 
 class UnsupportedModel(LookupError):
@@ -95,17 +97,12 @@ class SimulatedDevice:
         seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if profile.name not in _MODELS:
-            raise UnsupportedModel(
-                f"no simulator for device model {profile.name!r} "
-                f"(simulated: {', '.join(sorted(_MODELS))})"
-            )
         self.device_id = device_id
         self.community = community
         self.building = building
         self.unit = unit
         self.profile = profile
-        self.model = _MODELS[profile.name]
+        self.model = _MODELS.get(profile.name) or _generic_model(profile)
         self.topic = self._render_topic()
         self.clock = clock
         # str seeds hash with SHA-512: reproducible across runs and processes
@@ -797,6 +794,28 @@ _MODELS: dict[str, _Model] = {
         _water_routine,
     ),
 }
+
+
+def _generic_model(profile: DeviceProfile) -> _Model:
+    """A model for a profile with no hand-written body: payloads from its field specs."""
+    if profile.format != "json":
+        raise UnsupportedModel(
+            f"cannot generate payloads for {profile.format} profile {profile.name!r}: "
+            f"only JSON profiles are simulated from their field specs "
+            f"(hand-written: {', '.join(sorted(_MODELS))})"
+        )
+    payloads = GenericPayloads(profile)
+    events = {Event.REPORT}
+    if payloads.alarms:
+        events.add(Event.ALARM)
+    if payloads.battery is not None:
+        events.add(Event.LOW_BATTERY)
+
+    def body(device: SimulatedDevice, event: Event) -> dict[str, Any]:
+        battery = _battery_for(device, event, (3.0, 9.0)) if payloads.battery else None
+        return payloads.body(device.rng, alarm=event is Event.ALARM, battery=battery)
+
+    return _Model(body, frozenset(events), _always(Event.REPORT))
 
 
 def simulated_models() -> list[str]:
