@@ -56,6 +56,8 @@ class AlertEventKind(StrEnum):
     REPEATED = "repeated"  # the condition was reported again while the alert was open
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    ASSIGNED = "assigned"  # a person took it on, or was given it
+    ESCALATED = "escalated"  # nobody acknowledged in time: the next tier of people is notified
 
 
 class RawMessage(BaseModel):
@@ -141,6 +143,12 @@ class AlertEvent(BaseModel):
     actor: str  # "rule" or "device" for automatic transitions, the caller's name otherwise
     note: str | None = None
     alert: Alert
+    # False: recorded and stored, but no notification channel sends it (silenced, flapping, a
+    # drill window); the alert store and the live stream still get every event
+    notify: bool = True
+    # whom a notification is for: an escalation tier ("duty_officer", "property_manager",
+    # "emergency_contacts", ...); None: the channels' default audience
+    tier: str | None = None
 
 
 class DeadLetter(BaseModel):
