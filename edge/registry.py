@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edge.errors import RegistryError, UnknownDevice
 from edge.model import DeviceRef
 from edge.profiles import DeviceProfile, ProfileRegistry
+from edge.yaml_file import describe
 
 _log = logging.getLogger(__name__)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # no MQTT wildcards, no '/', no spaces
@@ -157,12 +158,7 @@ class DeviceRegistry:
             try:
                 device = RegisteredDevice.model_validate(row)
             except ValidationError as exc:
-                problems.append(
-                    f"{where}: "
-                    + "; ".join(
-                        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                    )
-                )
+                problems.append(f"{where}: {describe(exc)}")
                 continue
             category = categories.get(device.model)
             if category is None:
