@@ -1,0 +1,88 @@
+"""The MQTT session against a real mosquitto: flow control holds even when the broker's does not."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge.clock import SystemClock
+from edge.mqtt import Delivery, MqttSession, parse_mqtt_url
+from tests.servers import MosquittoFactory
+
+RECEIVE_MAXIMUM = 100
+MESSAGES = 20_000
+
+
+def _flood(url: str, topic: str, done: threading.Event) -> None:
+    """Publish MESSAGES at QoS 1 as fast as the broker takes them (a window of 1000)."""
+    address = parse_mqtt_url(url)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="flood",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, b'{"n": %d}' % n, qos=1) for n in range(MESSAGES)]
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        done.set()
+
+
+async def test_unacknowledged_deliveries_never_exceed_the_receive_maximum(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    # the bench's broker settings: a wide window and unlimited queues, under which mosquitto
+    # 2.0.11 sent tens of thousands of messages past a client's receive maximum
+    broker = mosquitto_factory(extra_config=["max_inflight_messages 1000", "max_queued_messages 0"])
+    pending: list[Delivery] = []
+    outstanding = 0
+    most = 0
+    received = 0
+    connected = asyncio.Event()
+
+    def on_message(delivery: Delivery) -> None:
+        nonlocal outstanding, most, received
+        pending.append(delivery)
+        received += 1
+        outstanding += 1
+        most = max(most, outstanding)
+
+    session = MqttSession(
+        parse_mqtt_url(broker.url),
+        "flow-control",
+        ["flow/#"],
+        on_message,
+        clock=SystemClock(),
+        receive_maximum=RECEIVE_MAXIMUM,
+        on_connected=connected.set,
+    )
+    runner = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        await asyncio.sleep(0.2)  # the SUBACK
+        done = threading.Event()
+        flood = threading.Thread(target=_flood, args=(broker.url, "flow/x", done), daemon=True)
+        flood.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while received < MESSAGES and loop.time() < deadline:
+            # acknowledge in batches, late, as the ingest lane does after each commit
+            await asyncio.sleep(0.01)
+            batch, pending[:] = pending[:], []
+            outstanding -= session.ack(batch)
+        await asyncio.to_thread(done.wait, 30)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert received == MESSAGES
+    assert most <= RECEIVE_MAXIMUM
