@@ -356,11 +356,11 @@ class MqttSession:
 
         self._soon(unregister)
 
-    def _read(self, client: paho.Client) -> None:
+    def _read(self, client: paho.Client, bounded: bool = True) -> None:
         # paho's loop_read() handles one packet per call; keep calling while messages keep
         # coming, so one readable event takes a whole burst instead of one event-loop turn each
         for _ in range(_READS_PER_WAKEUP):
-            if self.status.unacked >= self._receive_maximum and client is self._client:
+            if bounded and self.status.unacked >= self._receive_maximum and client is self._client:
                 # mosquitto 2.0.11 overshoots our receive maximum when acks come in batches
                 # under a flood (eclipse-mosquitto/mosquitto#2301; 36,877 unacked for a
                 # receive maximum of 2,000 in a test here, 90,500 in the bench): every message
@@ -383,18 +383,28 @@ class MqttSession:
 
     def _pause(self) -> None:
         sock = self._sock
-        if sock is not None and self._loop is not None and sock.fileno() >= 0:
-            self._loop.remove_reader(sock)
+        if sock is None or self._loop is None or sock.fileno() < 0:
+            return
+        self._loop.remove_reader(sock)
         self._paused = True
+        # A pause lasts half a keep-alive at most: paho drops a connection that reads nothing
+        # (not even the PINGRESP) for two keep-alives, and a stalled commit (a full disk) must
+        # not turn into reconnects and redeliveries. A broker that gets no acks sends nothing
+        # past the receive maximum, so reading then takes in only what it already sent.
+        self._loop.call_later(self._keepalive_s / 2, self._resume, self._client, False)
 
-    def _resume(self, client: paho.Client) -> None:
+    def _resume(self, client: paho.Client | None, bounded: bool = True) -> None:
+        if not self._paused:
+            return  # resumed already, by an ack or the timer
         self._paused = False
         sock = self._sock
-        if client is not self._client or sock is None or self._loop is None or sock.fileno() < 0:
+        if client is None or client is not self._client or sock is None or self._loop is None:
             return  # the connection is gone; a new one registers its own reader
+        if sock.fileno() < 0:
+            return
         self._loop.add_reader(sock, self._read, client)
         # bytes already in the _BufferedSocket would not wake the reader: read them now
-        self._loop.call_soon(self._read, client)
+        self._loop.call_soon(self._read, client, bounded)
 
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()

@@ -86,3 +86,56 @@ async def test_unacknowledged_deliveries_never_exceed_the_receive_maximum(
         await asyncio.gather(runner, return_exceptions=True)
     assert received == MESSAGES
     assert most <= RECEIVE_MAXIMUM
+
+
+async def test_a_long_pause_at_the_receive_maximum_keeps_the_connection(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    # a commit that stalls (a full disk) for longer than two keep-alives: the session stops
+    # reading at its receive maximum, but not for so long that paho drops the connection
+    broker = mosquitto_factory(extra_config=["max_inflight_messages 1000", "max_queued_messages 0"])
+    pending: list[Delivery] = []
+    connected = asyncio.Event()
+    session = MqttSession(
+        parse_mqtt_url(broker.url),
+        "stalled",
+        ["stall/#"],
+        pending.append,
+        clock=SystemClock(),
+        receive_maximum=RECEIVE_MAXIMUM,
+        keepalive_s=2,
+        on_connected=connected.set,
+    )
+    runner = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        await asyncio.sleep(0.2)  # the SUBACK
+        publisher = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="stall-publisher",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        publisher.connect(broker.host, broker.port)
+        publisher.loop_start()
+        try:
+            for n in range(3 * RECEIVE_MAXIMUM):
+                publisher.publish("stall/x", b'{"n": %d}' % n, qos=1)
+            await asyncio.sleep(6)  # three keep-alives without a single ack
+            assert len(pending) == RECEIVE_MAXIMUM
+            assert session.status.connected
+            assert session.status.reconnects == 0
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            acked = 0
+            while acked < 3 * RECEIVE_MAXIMUM and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+                batch, pending[:] = pending[:], []
+                acked += session.ack(batch)
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert acked == 3 * RECEIVE_MAXIMUM
+    assert session.status.reconnects == 0
