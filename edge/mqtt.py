@@ -161,6 +161,7 @@ class MqttSession:
         self._sock: Any = None
         self._received = 0
         self._paused = False  # not reading: receive-maximum messages are unacknowledged
+        self._pause_timer: asyncio.TimerHandle | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -220,6 +221,9 @@ class MqttSession:
         self._closed = asyncio.Event()
         self.status.unacked = 0
         self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -391,12 +395,17 @@ class MqttSession:
         # (not even the PINGRESP) for two keep-alives, and a stalled commit (a full disk) must
         # not turn into reconnects and redeliveries. A broker that gets no acks sends nothing
         # past the receive maximum, so reading then takes in only what it already sent.
-        self._loop.call_later(self._keepalive_s / 2, self._resume, self._client, False)
+        self._pause_timer = self._loop.call_later(
+            self._keepalive_s / 2, self._resume, self._client, False
+        )
 
     def _resume(self, client: paho.Client | None, bounded: bool = True) -> None:
         if not self._paused:
             return  # resumed already, by an ack or the timer
         self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()  # this pause is over: its timer must not end a later one
+            self._pause_timer = None
         sock = self._sock
         if client is None or client is not self._client or sock is None or self._loop is None:
             return  # the connection is gone; a new one registers its own reader
