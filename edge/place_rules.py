@@ -106,15 +106,15 @@ class PlaceRules:
             watchers = [*watchers, *by_model]
         seen: set[str] = set()
         for rule, signal in watchers:
-            if rule.id in seen:
+            if rule.id in seen:  # one activity per message and household
                 continue
             if (
                 signal.when is not None
                 and evaluate_condition(signal.when, reading.fields) is not True
             ):
                 continue
-            seen.add(rule.id)
             if rule.kind == "absence":
+                seen.add(rule.id)
                 self._activity(rule, reading, verdicts)
             else:
                 self._correlate(rule, signal, reading, verdicts)
