@@ -72,3 +72,26 @@ async def test_a_pending_fall_and_a_count_window_survive_a_restart(tmp_path: Pat
             "fall",
             "possible-fall",
         ]
+
+
+async def test_the_away_flag_is_set_through_the_api_and_kept(tmp_path: Path) -> None:
+    import httpx
+
+    from gateway.api import create_app
+
+    clock = FakeClock()
+    async with _agent(tmp_path, clock) as agent:
+        app = create_app(agent, "t")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        ) as client:
+            url = "/v1/households/c1/b2/1201/away"
+            response = await client.put(
+                url, json={"away": True}, headers={"Authorization": "Bearer t"}
+            )
+            assert (response.status_code, response.json()) == (200, {"away": True})
+            refused = await client.put(url, json={"away": True})
+            assert refused.status_code == 401
+    async with _agent(tmp_path, clock) as agent:
+        assert agent.pipeline.rules.is_away("c1", "b2", "1201")
+        assert not agent.pipeline.rules.is_away("c1", "b2", "1202")
