@@ -208,6 +208,8 @@ class RuleSpec(BaseModel):
                 raise ValueError(f"a {self.kind} rule ({self.id!r}) takes no {key!r}")
         for key in _REQUIRED.get(self.kind, ()):
             if getattr(self, key) is None:
+                if key == "when":
+                    raise ValueError(f"rule {self.id!r} needs a 'when' condition")
                 raise ValueError(f"{self.kind} rule {self.id!r} needs {key!r}")
         if self.kind == "correlation":
             self._check_correlation()
