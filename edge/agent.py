@@ -31,7 +31,10 @@ from edge.outbox import Outbox
 from edge.pipeline import Pipeline
 from edge.profiles import ProfileRegistry
 from edge.registry import DeviceRegistry, RegistryFile
+from edge.rule_state import RuleStateStore
+from edge.rule_ticker import RuleTicker
 from edge.rules import RuleEngine
+from edge.rules_file import CommunityRules
 from edge.sinks import Sink
 
 _log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class AgentConfig:
     liveness_check_s: float = 30.0  # how often silent devices are looked for
     broker_lost_after_s: float = 60.0  # a session down this long is one gateway alert
     registry_check_s: float = 5.0  # how often the registry file is checked for changes
+    rules_tick_s: float = 1.0  # how often time-driven rules (holds, absence, windows) are decided
 
 
 class Agent:
@@ -69,11 +73,14 @@ class Agent:
         clock: Clock,
         *,
         registry_file: RegistryFile | None = None,
+        community_rules: CommunityRules | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
         self.registry = registry
         self.registry_file = registry_file
+        self.community_rules = community_rules
+        self.ticker: RuleTicker
         self.liveness = DeviceHealth(clock, profiles)
         self.monitor: LivenessMonitor
         self.clock = clock
@@ -107,7 +114,7 @@ class Agent:
         self.pipeline = Pipeline(
             self.profiles,
             self.registry,
-            RuleEngine(self.profiles),
+            RuleEngine(self.profiles, self.community_rules, RuleStateStore(data / "rules.db")),
             self.alerts,
             self.liveness,
             last_sequences=self.outbox.last_sequences(),
@@ -160,6 +167,10 @@ class Agent:
             broker_lost_after_s=self.config.broker_lost_after_s,
         )
         self.monitor.restore()
+        self.pipeline.rules.watch(list(self.registry.devices()))
+        self.ticker = RuleTicker(
+            self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
+        )
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -191,6 +202,9 @@ class Agent:
             await sink.close()
         await self.outbox.close()
         self.alert_store.close()
+        self.pipeline.rules.flush()
+        if self.pipeline.rules.store is not None:
+            self.pipeline.rules.store.close()
 
     async def run(self) -> None:
         """Ingest and deliver until cancelled."""
@@ -200,6 +214,7 @@ class Agent:
             for forwarder in self.forwarders:
                 tg.create_task(forwarder.run(), name=f"forward-{forwarder.sink.name}")
             tg.create_task(self.monitor.run(), name="liveness")
+            tg.create_task(self.ticker.run(), name="rules")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 
@@ -233,6 +248,7 @@ class Agent:
         ]
         self.liveness.rebind(moves, registry.slots)
         self.registry = self.pipeline.registry = registry
+        self.pipeline.rules.watch(list(registry.devices()))
         self.pipeline.unregistered.forget_registered(lambda d: registry.find(d) is not None)
 
     @property

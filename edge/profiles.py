@@ -16,7 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.errors import ProfileError, UnknownTopic
 from edge.model import FieldValue
-from edge.rule_spec import RuleSpec
+from edge.rule_spec import PLACE_KINDS, RuleSpec
 from edge.yaml_file import load_yaml_model
 
 _NAME = r"^[a-z][a-z0-9_]*$"
@@ -342,6 +342,11 @@ class DeviceProfile(BaseModel):
                     "an offline rule needs the model's heartbeat_seconds",
                 )
             )
+        for index, rule in enumerate(self.rules):
+            if rule.kind in PLACE_KINDS:  # they watch a household or building, not one model
+                problems.append(
+                    (("rules", index, "kind"), f"{rule.kind} rules belong in the rules file")
+                )
         problems.extend(self._frame_problems())
         if problems:
             raise _refuse("DeviceProfile", problems)

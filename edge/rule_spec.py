@@ -1,5 +1,9 @@
 """The rule language's schema: conditions over canonical fields, and rules as written in YAML.
 
+Rule kinds: `condition` (optionally held `for_seconds`), `offline` (liveness), `count` (hits in a
+sliding window), `confirm` (two-stage: a suspicion raises unless withdrawn in time), and the
+place kinds of the community rules file, `absence` (a household) and `correlation` (a building).
+
 A condition is one of
     {field: NAME, eq|ne|gt|ge|lt|le|in: VALUE}   a comparison (exactly one operator)
     {field: NAME, present: true|false}          whether the message carries the field
@@ -11,9 +15,11 @@ unknown `when` neither raises nor clears anything. No `eval`, ever.
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.model import FieldValue, Severity
 
@@ -67,20 +73,120 @@ class Condition(BaseModel):
         return set().union(*(c.fields() for c in children))
 
 
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Schedule(BaseModel):
+    """Active hours: `from`..`to` local time on `days` (`to` before `from` runs past midnight)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    start: time = Field(alias="from")
+    end: time = Field(alias="to")
+    days: list[Day] = Field(default_factory=lambda: list(_DAYS), min_length=1)
+    timezone: str | None = None  # None: the rules file's timezone (default UTC)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML 1.1 reads an unquoted 21:00 as the number 1260
+            raise ValueError('write times quoted, "HH:MM" (YAML reads 21:00 unquoted as a number)')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    def opened_at(self, at: datetime, zone: ZoneInfo) -> datetime | None:
+        """When the window holding `at` opened (UTC-aware), or None when `at` is outside it."""
+        local = at.astimezone(self.zone(zone))
+        for back in (0, 1):  # a window past midnight opened the day before
+            day = local.date() - timedelta(days=back)
+            opened = datetime.combine(day, self.start, tzinfo=local.tzinfo)
+            length = datetime.combine(day, self.end, tzinfo=local.tzinfo) - opened
+            if length <= timedelta(0):
+                length += timedelta(days=1)
+            if _DAYS[day.weekday()] in self.days and opened <= local < opened + length:
+                return opened
+        return None
+
+    def zone(self, default: ZoneInfo) -> ZoneInfo:
+        return ZoneInfo(self.timezone) if self.timezone is not None else default
+
+
+class Signal(BaseModel):
+    """Which messages a place rule watches: devices of some categories or models, and a condition."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    categories: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    when: Condition | None = None  # None: any message of those devices
+
+    @model_validator(mode="after")
+    def _some_device(self) -> Signal:
+        if not self.categories and not self.models:
+            raise ValueError(f"signal {self.name!r} needs 'categories' or 'models'")
+        return self
+
+
+Kind = Literal["condition", "offline", "count", "confirm", "absence", "correlation"]
+PLACE_KINDS = frozenset({"absence", "correlation"})
+
+# the keys each kind takes beyond id, kind, summary, severity, enabled
+_KEYS: dict[str, frozenset[str]] = {
+    "condition": frozenset({"when", "clear", "for_seconds", "schedule"}),
+    "offline": frozenset(),
+    "count": frozenset({"when", "clear", "at_least", "within_seconds", "group_by", "schedule"}),
+    "confirm": frozenset({"when", "confirm", "withdraw", "clear", "within_seconds", "schedule"}),
+    "absence": frozenset({"signals", "quiet_hours", "window", "households", "category"}),
+    "correlation": frozenset({"signals", "within_seconds", "min_devices", "all_of", "category"}),
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "condition": ("when",),
+    "count": ("when", "at_least", "within_seconds"),
+    "confirm": ("when", "within_seconds"),
+    "absence": ("signals", "quiet_hours", "window", "households"),
+    "correlation": ("signals", "within_seconds"),
+}
+_OPTIONAL = ("when", "clear", "for_seconds", "schedule", "at_least", "within_seconds", "group_by",
+             "confirm", "withdraw", "signals", "quiet_hours", "window", "households", "min_devices",
+             "all_of", "category")  # fmt: skip
+
+
 class RuleSpec(BaseModel):
-    """A rule as written in a device profile's `rules:` list."""
+    """A rule as written in a device profile's `rules:` list or the community rules file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    # condition: `when` raises, `clear` resolves. offline: raised when the model's
-    # heartbeat_seconds pass without a message, cleared by the next message (no when/clear)
-    kind: Literal["condition", "offline"] = "condition"
+    kind: Kind = "condition"
     summary: str
     severity: Severity
-    when: Condition | None = None
+    enabled: bool = True
+    when: Condition | None = None  # condition: raises; count: a hit; confirm: the suspicion
     clear: Condition | None = (
         None  # absent: only a person resolves the alert (events: SOS, forced door)
     )
+    for_seconds: float | None = Field(default=None, gt=0)  # condition: `when` held this long
+    schedule: Schedule | None = None  # raises only within these hours
+    at_least: int | None = Field(default=None, ge=1)  # count: hits ...
+    within_seconds: float | None = Field(default=None, gt=0)  # ... in this sliding window
+    group_by: str | None = None  # count: counted apart per value of this field (the door)
+    confirm: Condition | None = None  # confirm: raises at once (a confirmed fall)
+    withdraw: Condition | None = None  # confirm: cancels a pending suspicion
+    signals: list[Signal] | None = Field(default=None, min_length=1)
+    quiet_hours: float | None = Field(default=None, gt=0)  # absence
+    window: Schedule | None = None  # absence: the daily hours inactivity counts in
+    households: list[str] | Literal["all"] | None = None  # absence: "c/b/unit" or all
+    min_devices: int | None = Field(default=None, ge=2)  # correlation: distinct devices
+    all_of: list[str] | None = Field(default=None, min_length=2)  # correlation: these signals
+    category: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")  # a place's alert
 
     @model_validator(mode="before")
     @classmethod
@@ -91,19 +197,62 @@ class RuleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _kind_fits(self) -> RuleSpec:
-        if self.kind == "condition" and self.when is None:
-            raise ValueError(f"rule {self.id!r} needs a 'when' condition")
         if self.kind == "offline" and (self.when is not None or self.clear is not None):
             raise ValueError(
                 f"offline rule {self.id!r} takes no 'when' or 'clear': the model's "
                 "heartbeat_seconds raise it and the next message clears it"
             )
+        allowed = _KEYS[self.kind]
+        for key in _OPTIONAL:
+            if getattr(self, key) is not None and key not in allowed:
+                raise ValueError(f"a {self.kind} rule ({self.id!r}) takes no {key!r}")
+        for key in _REQUIRED.get(self.kind, ()):
+            if getattr(self, key) is None:
+                if key == "when":
+                    raise ValueError(f"rule {self.id!r} needs a 'when' condition")
+                raise ValueError(f"{self.kind} rule {self.id!r} needs {key!r}")
+        if self.kind == "correlation":
+            self._check_correlation()
+        if self.kind == "absence" and isinstance(self.households, list):
+            for place in self.households:
+                if place.count("/") != 2 or not all(place.split("/")):
+                    raise ValueError(f"household {place!r} must be 'community/building/unit'")
+        self._life_safety()
         return self
 
+    def _check_correlation(self) -> None:
+        names = [s.name for s in self.signals or ()]
+        if self.min_devices is None and self.all_of is None:
+            raise ValueError(f"correlation rule {self.id!r} needs 'min_devices' or 'all_of'")
+        unknown = sorted(set(self.all_of or ()) - set(names))
+        if unknown:
+            raise ValueError(f"all_of names unknown signals: {', '.join(unknown)}")
+
+    def _life_safety(self) -> None:
+        """A critical rule raises on the message that meets it: never held, counted or scheduled."""
+        if self.severity != Severity.CRITICAL or self.kind in PLACE_KINDS:
+            return
+        why = "life-safety (critical) alerts are never delayed, debounced or switched off"
+        if self.for_seconds is not None:
+            raise ValueError(f"critical rule {self.id!r} cannot be held (for_seconds): {why}")
+        if self.schedule is not None:
+            raise ValueError(f"critical rule {self.id!r} cannot have a schedule: {why}")
+        if self.kind == "count":
+            raise ValueError(f"critical rule {self.id!r} cannot be a count: {why}")
+        if not self.enabled:
+            raise ValueError(f"critical rule {self.id!r} cannot be disabled: {why}")
+        if self.kind == "confirm" and self.confirm is None:
+            raise ValueError(
+                f"critical confirm rule {self.id!r} needs 'confirm': a confirmed event raises at "
+                "once, only a suspicion waits"
+            )
+
     def fields(self) -> set[str]:
-        """Every field name the rule's conditions read."""
+        """Every field name the rule's conditions read (device rules only)."""
         used: set[str] = set()
-        for condition in (self.when, self.clear):
+        for condition in (self.when, self.clear, self.confirm, self.withdraw):
             if condition is not None:
                 used |= condition.fields()
+        if self.group_by is not None:
+            used.add(self.group_by)
         return used

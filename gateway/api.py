@@ -23,6 +23,12 @@ from edge.registry import Contact
 from gateway.metrics import render_metrics
 
 
+class AwayBody(BaseModel):
+    """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
+
+    away: bool
+
+
 class AlertList(BaseModel):
     items: list[Alert]
     next_cursor: str | None = Field(
@@ -422,5 +428,13 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
             )
             for d in letters
         ]
+
+    @app.put("/v1/households/{community}/{building}/{unit}/away", tags=["households"])
+    async def set_away(
+        caller: Caller, community: str, building: str, unit: str, body: AwayBody
+    ) -> AwayBody:
+        """Mark a household away (absence rules skip it; an open absence alert resolves) or back."""
+        await agent.ticker.set_away(community, building, unit, body.away)
+        return AwayBody(away=agent.pipeline.rules.is_away(community, building, unit))
 
     return app

@@ -1,4 +1,4 @@
-"""The `community-edge` command: run, demo, simulate, profiles check. Logging and signals live here."""
+"""The `community-edge` command: run, demo, simulate, profiles check, rules test. Logging and signals live here."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "api.token": args.api_token,
             "data_dir": args.data_dir,
             "devices_file": args.devices,
+            "rules_file": args.rules_file,
             "profiles_dir": args.profiles_dir,
             "log_level": args.log_level,
         },
@@ -253,6 +254,46 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rules_test(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from edge.errors import EdgeError
+    from edge.registry import DeviceRegistry
+    from edge.rule_trace import read_trace, replay
+    from edge.rules_file import default_rules_file, load_rules_file
+
+    try:
+        profiles = ProfileRegistry.load(args.profiles_dir or default_profile_dir())
+        community = load_rules_file(args.rules_file or default_rules_file(), profiles)
+        registry = (
+            DeviceRegistry.from_file(args.devices, profiles) if args.devices else DeviceRegistry()
+        )
+        messages = read_trace(args.trace)
+    except (EdgeError, OSError) as exc:
+        print(f"community-edge rules test: {exc}", file=sys.stderr)
+        return 2
+    result = replay(messages, profiles, registry, community, tick_s=args.tick, tail_s=args.tail)
+    for event in result.events:
+        alert = event.alert
+        place = f"{alert.community}/{alert.building}/{alert.device_id}"
+        print(
+            f"{event.at.astimezone(community.timezone):%Y-%m-%d %H:%M:%S%z}  {event.kind:<9} {alert.severity:<8} "
+            f"{alert.rule:<16} {place:<36} {alert.summary}"
+        )
+    for line in result.dead_letters:
+        print(f"dead letter  {line}", file=sys.stderr)
+    kinds = Counter(str(e.kind) for e in result.events)
+    opened = Counter(e.alert.rule for e in result.events if e.kind == "opened")
+    print(
+        f"{result.messages} messages, {len(result.events)} alert events "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items())) or 'none'}), "
+        f"{len(result.dead_letters)} dead letters"
+    )
+    if opened:
+        print("opened: " + ", ".join(f"{rule} x{n}" for rule, n in sorted(opened.items())))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="community-edge",
@@ -286,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--profiles-dir", type=Path, help="device profiles (default: the shipped ones)"
     )
+    run.add_argument("--rules-file", type=Path, help="community rules (default: the shipped ones)")
     run.add_argument("--log-level", choices=levels)
     run.set_defaults(handler=_cmd_run)
 
@@ -387,6 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         action.add_argument("--data-dir", type=Path, required=True, help="the gateway's data dir")
         action.set_defaults(handler=_cmd_tokens)
+
+    rules = sub.add_parser("rules", help="alert rules")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rtest = rsub.add_parser(
+        "test", help="replay a trace (JSON lines) through profiles and rules on a virtual clock"
+    )
+    rtest.add_argument("trace", type=Path, metavar="TRACE")
+    rtest.add_argument("--profiles-dir", type=Path, help="default: the shipped profiles")
+    rtest.add_argument("--rules-file", type=Path, help="default: the shipped community rules")
+    rtest.add_argument("--devices", type=Path, help="device registry (default: open enrollment)")
+    rtest.add_argument("--tick", type=float, default=1.0, help="virtual seconds between ticks")
+    rtest.add_argument(
+        "--tail", type=float, default=300.0, help="virtual seconds replayed after the last message"
+    )
+    rtest.set_defaults(handler=_cmd_rules_test)
     return parser
 
 

@@ -114,6 +114,13 @@ class LivenessSettings(BaseModel):
     registry_check_s: float = Field(default=5.0, gt=0)  # the registry file is reloaded on change
 
 
+class RulesSettings(BaseModel):
+    """How time-driven rules run (holds, two-stage confirmations, absence, windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tick_s: float = Field(default=1.0, gt=0, le=60)  # how often they are decided and state saved
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -130,6 +137,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     profiles_dir: Path | None = None  # None: the profiles shipped with the package
     devices_file: Path | None = None  # None: open enrollment (community and building from topics)
+    # household and building rules, overrides, away households; None: the shipped default file
+    rules_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     outbox_max_mb: int = Field(default=2048, ge=1)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -137,6 +146,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     liveness: LivenessSettings = Field(default_factory=LivenessSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
 

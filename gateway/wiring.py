@@ -21,6 +21,7 @@ from edge.mqtt import parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
 from edge.registry import DeviceRegistry, RegistryFile
+from edge.rules_file import default_rules_file, load_rules_file
 from edge.sinks import Sink
 from gateway.api import create_app
 from gateway.settings import ConfigurationError, Settings, WebhookSettings
@@ -67,6 +68,7 @@ def build_gateway(settings: Settings) -> Gateway:
             if settings.devices_file is not None
             else None
         )
+        community_rules = load_rules_file(settings.rules_file or default_rules_file(), profiles)
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
@@ -99,10 +101,19 @@ def build_gateway(settings: Settings) -> Gateway:
         liveness_check_s=settings.liveness.check_s,
         broker_lost_after_s=settings.liveness.broker_lost_after_s,
         registry_check_s=settings.liveness.registry_check_s,
+        rules_tick_s=settings.rules.tick_s,
     )
     token, source = api_token(settings)
     registry = registry_file.registry if registry_file is not None else DeviceRegistry()
-    agent = Agent(config, profiles, registry, sinks, SystemClock(), registry_file=registry_file)
+    agent = Agent(
+        config,
+        profiles,
+        registry,
+        sinks,
+        SystemClock(),
+        registry_file=registry_file,
+        community_rules=community_rules,
+    )
     return Gateway(agent=agent, readings=readings, token=token, token_source=source)
 
 

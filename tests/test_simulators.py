@@ -284,11 +284,19 @@ def _check_field(spec: FieldSpec, value: Any) -> None:
 
 
 def _raised(profile: DeviceProfile, fields: dict[str, FieldValue]) -> set[str]:
-    return {
-        rule.id
-        for rule in profile.rules
-        if rule.when is not None and evaluate_condition(rule.when, fields)
-    }
+    """Rules that one message raises at once: unheld conditions and confirmations (not counts,
+    holds or suspicions, which time decides)."""
+    raised = set()
+    for rule in profile.rules:
+        if rule.kind == "condition" and rule.for_seconds is None:
+            immediate = rule.when
+        elif rule.kind == "confirm":
+            immediate = rule.confirm
+        else:
+            continue
+        if immediate is not None and evaluate_condition(immediate, fields):
+            raised.add(rule.id)
+    return raised
 
 
 def test_every_profile_shipped_has_a_simulator() -> None:
