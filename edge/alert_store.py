@@ -210,6 +210,11 @@ class AlertStore:
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM alerts").fetchone()[0])
 
+    def communities(self) -> builtins.list[str]:
+        """Every community with an alert in the store."""
+        rows = self._conn.execute("SELECT DISTINCT community FROM alerts ORDER BY community")
+        return [r[0] for r in rows]
+
     # -- incidents ---------------------------------------------------------------------------------
 
     def incident(self, incident_id: str) -> tuple[Incident, builtins.list[Alert]] | None:
