@@ -69,9 +69,10 @@ class AlertBook:
         incident_window_s: float = 300.0,
     ) -> None:
         self._clock = clock
-        self.policies = policies or EscalationPolicies()
-        self.silences = silences or SilenceBook()
-        self.flaps = flaps or FlapDetector()
+        # `is None`, not `or`: an empty book is falsy and must still be the one given
+        self.policies = EscalationPolicies() if policies is None else policies
+        self.silences = SilenceBook() if silences is None else silences
+        self.flaps = FlapDetector() if flaps is None else flaps
         self._by_key: dict[str, Alert] = {}
         self._by_id: dict[str, Alert] = {}
         self._due: dict[str, datetime] = {}  # alert id -> next escalation step, active alerts only

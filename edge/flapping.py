@@ -25,9 +25,9 @@ class FlapDetector:
 
     def record(self, key: str, at: datetime) -> None:
         """A raise or a clear of `key` at `at`."""
+        self._trim(key, at)  # first: a quiet window before this change ends a spell
         changes = self._changes.setdefault(key, deque())
         changes.append(at)
-        self._trim(key, at)
         if len(changes) >= self.transitions:
             self._flapping.add(key)
 
