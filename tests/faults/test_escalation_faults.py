@@ -9,6 +9,8 @@ the emergency contacts again every 6 s; the escalation task looks every 0.1 s.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from tests.agent_process import AgentProcess, wait_for
+from tests.agent_process import TOKEN, AgentProcess, wait_for
 from tests.servers import MosquittoFactory
 
 POLICY = {
@@ -130,3 +132,62 @@ def test_escalation_timers_survive_a_sigkill_and_restart(
         assert manager > killed_at + 3  # fired by the restarted agent, from the stored timer
     finally:
         agent.__exit__(None, None, None)
+
+
+def _cli(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "silences",
+            args[0],
+            "--api",
+            agent.url,
+            "--token",
+            TOKEN,
+            *args[1:],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_silences_from_the_command_line_hold_an_sos_quietly(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    with AgentProcess(tmp_path / "agent", broker.url, env=ENV) as agent:
+        added = _cli(
+            agent,
+            "add",
+            "--community",
+            "esc",
+            "--device",
+            "sos-3",
+            "--ends",
+            "2099-01-01T00:00:00+00:00",
+            "--reason",
+            "battery swap",
+            "--json",
+        )
+        assert added.returncode == 0, added.stderr
+        silence_id = json.loads(added.stdout)["id"]
+        _press(broker.url, "sos-3")
+        alert_id = _alert_id(agent, "sos-3")
+        time.sleep(4)  # steps come due meanwhile: all held by the silence
+        assert _tiers(agent, alert_id) == [("opened", None, False)]
+        listed = _cli(agent, "list")
+        assert listed.returncode == 0
+        assert silence_id in listed.stdout
+        assert "battery swap" in listed.stdout
+        assert _cli(agent, "expire", silence_id).returncode == 0
+        assert _cli(agent, "expire", silence_id).returncode == 1  # already over: 409
+        # the silence is over and nobody acknowledged: the first tier hears of it now
+        wait_for(lambda: len(_history(agent, alert_id)) == 2, 10, "the held step")
+        assert _tiers(agent, alert_id)[1] == ("escalated", "duty_officer", True)
+        bad = _cli(agent, "add", "--community", "esc", "--reason", "no end")
+        assert bad.returncode == 1
+        assert "ends_at" in bad.stderr
