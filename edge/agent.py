@@ -20,12 +20,22 @@ from edge.alert_store import AlertStore, AlertStoreSink
 from edge.alert_stream import AlertStream
 from edge.alerts import AlertBook
 from edge.clock import Clock
-from edge.errors import AlertNotFound, AlertTransitionError, SinkUnavailable
+from edge.errors import (
+    AlertNotFound,
+    AlertTransitionError,
+    IncidentNotFound,
+    SilenceNotFound,
+    SinkUnavailable,
+)
+from edge.escalation import EscalationPolicies, EscalationPolicy
+from edge.escalator import Escalator
+from edge.flapping import FlapDetector
 from edge.forwarder import Forwarder
+from edge.incidents import Incident
 from edge.ingest import IngestLane
 from edge.liveness import DeviceHealth
 from edge.liveness_monitor import LivenessMonitor
-from edge.model import Alert, DeviceRef
+from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
 from edge.mqtt import BrokerAddress, Delivery, MqttSession
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline
@@ -35,6 +45,7 @@ from edge.rule_state import RuleStateStore
 from edge.rule_ticker import RuleTicker
 from edge.rules import RuleEngine
 from edge.rules_file import CommunityRules
+from edge.silences import Silence, SilenceBook, SilenceSpec, new_silence
 from edge.sinks import Sink
 
 _log = logging.getLogger(__name__)
@@ -59,6 +70,11 @@ class AgentConfig:
     broker_lost_after_s: float = 60.0  # a session down this long is one gateway alert
     registry_check_s: float = 5.0  # how often the registry file is checked for changes
     rules_tick_s: float = 1.0  # how often time-driven rules (holds, absence, windows) are decided
+    escalation_policies: tuple[EscalationPolicy, ...] = ()  # none: nobody is escalated to
+    escalation_check_s: float = 1.0  # how often due escalation steps are looked for
+    flap_transitions: int = 6  # raises + clears of one key within flap_window_s: flapping
+    flap_window_s: float = 600.0
+    incident_window_s: float = 300.0  # related alerts opening this close are one incident
 
 
 class Agent:
@@ -83,6 +99,7 @@ class Agent:
         self.ticker: RuleTicker
         self.liveness = DeviceHealth(clock, profiles)
         self.monitor: LivenessMonitor
+        self.escalator: Escalator
         self.clock = clock
         self._remote_sinks = list(sinks)
         self.alert_store: AlertStore
@@ -109,7 +126,16 @@ class Agent:
         self.forwarders = [Forwarder(self.outbox, s, clock=self.clock) for s in sinks]
         # alert events committed before a crash reach the local store before anything else runs
         await self.forwarders[0].drain()
-        self.alerts = AlertBook(self.clock, self.alert_store.open_alerts())
+        config = self.config
+        self.alerts = AlertBook(
+            self.clock,
+            self.alert_store.open_alerts(),
+            policies=EscalationPolicies(config.escalation_policies),
+            silences=SilenceBook(self.alert_store.silences(current_at=self.clock.now())),
+            flaps=FlapDetector(config.flap_transitions, config.flap_window_s),
+            incident_window_s=config.incident_window_s,
+        )
+        self.escalator = Escalator(self.alerts, self.outbox, check_s=config.escalation_check_s)
         self.liveness.reserve(self.registry.slots)
         self.pipeline = Pipeline(
             self.profiles,
@@ -215,6 +241,7 @@ class Agent:
                 tg.create_task(forwarder.run(), name=f"forward-{forwarder.sink.name}")
             tg.create_task(self.monitor.run(), name="liveness")
             tg.create_task(self.ticker.run(), name="rules")
+            tg.create_task(self.escalator.run(), name="escalation")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 
@@ -267,20 +294,77 @@ class Agent:
     async def resolve(self, alert_id: str, actor: str, note: str | None = None) -> Alert:
         return await self._act(alert_id, "resolve", actor, note)
 
+    async def assign(
+        self, alert_id: str, assignee: str, actor: str, note: str | None = None
+    ) -> Alert:
+        self._check_open(alert_id, "assign")
+        event = self.alerts.assign(alert_id, assignee, actor, note)
+        await self._commit([event])
+        return event.alert
+
     async def _act(self, alert_id: str, action: str, actor: str, note: str | None) -> Alert:
+        self._check_open(alert_id, action)
+        if action == "acknowledge":
+            event = self.alerts.acknowledge(alert_id, actor, note)
+        else:
+            event = self.alerts.resolve(alert_id, actor, note)
+        await self._commit([event])
+        return event.alert
+
+    def _check_open(self, alert_id: str, action: str) -> None:
         if self.alerts.get(alert_id) is None:
             stored = self.alert_store.get(alert_id)
             if stored is None:
                 raise AlertNotFound(f"no alert {alert_id!r}")
             raise AlertTransitionError(f"cannot {action} an alert that is {stored.status}")
+
+    async def act_on_incident(
+        self, incident_id: str, action: str, actor: str, note: str | None = None
+    ) -> Incident:
+        """Acknowledge (its active alerts) or resolve (its open alerts) a whole incident."""
+        if self.alert_store.incident(incident_id) is None:
+            raise IncidentNotFound(f"no incident {incident_id!r}")
+        alerts = self.alerts.in_incident(incident_id)
         if action == "acknowledge":
-            event = self.alerts.acknowledge(alert_id, actor, note)
+            events = [
+                self.alerts.acknowledge(a.id, actor, note)
+                for a in alerts
+                if a.status == AlertStatus.ACTIVE
+            ]
         else:
-            event = self.alerts.resolve(alert_id, actor, note)
-        await self.outbox.commit(events=[event])
+            events = [self.alerts.resolve(a.id, actor, note) for a in alerts]
+        if not events:
+            raise AlertTransitionError(f"incident {incident_id!r} has no alert to {action}")
+        await self._commit(events)
+        found = self.alert_store.incident(incident_id)
+        assert found is not None
+        return found[0]
+
+    async def _commit(self, events: list[AlertEvent]) -> None:
+        await self.outbox.commit(events=events)
         # visible at once; the forwarder's copy is ignored by id
-        self.stream.publish(self.alert_store.apply([event]))
-        return event.alert
+        self.stream.publish(self.alert_store.apply(events))
+
+    # -- silences ------------------------------------------------------------------------------
+
+    def add_silence(self, spec: SilenceSpec, actor: str) -> Silence:
+        silence = new_silence(spec, actor, self.clock.now())
+        self.alert_store.put_silence(silence)
+        self.alerts.silences.put(silence)
+        _log.info("silence %s by %s: %s", silence.id, actor, silence.reason)
+        return silence
+
+    def expire_silence(self, silence_id: str, actor: str) -> Silence:
+        silence = self.alert_store.silence(silence_id)
+        if silence is None:
+            raise SilenceNotFound(f"no silence {silence_id!r}")
+        now = self.clock.now()
+        if silence.over(now):
+            raise AlertTransitionError(f"silence {silence_id!r} is already over")
+        expired = silence.model_copy(update={"expired_at": now, "expired_by": actor})
+        self.alert_store.put_silence(expired)
+        self.alerts.silences.put(expired)
+        return expired
 
     # -- what operators see --------------------------------------------------------------------
 

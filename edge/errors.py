@@ -10,7 +10,9 @@ EdgeError
 ├── RuleError              a rule is invalid
 ├── AlertError
 │   ├── AlertNotFound
-│   └── AlertTransitionError  e.g. acknowledging a resolved alert
+│   ├── IncidentNotFound
+│   ├── SilenceNotFound
+│   └── AlertTransitionError  e.g. acknowledging a resolved alert (or silence already expired)
 └── SinkError
     ├── SinkUnavailable    the sink could not be reached or answered 5xx: retry
     └── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
@@ -67,6 +69,14 @@ class AlertError(EdgeError):
 
 class AlertNotFound(AlertError):
     """No alert with that id (or not visible to the caller)."""
+
+
+class IncidentNotFound(AlertError):
+    """No incident with that id."""
+
+
+class SilenceNotFound(AlertError):
+    """No silence with that id."""
 
 
 class AlertTransitionError(AlertError):

@@ -131,6 +131,19 @@ class Alert(BaseModel):
     resolved_by: str | None = None  # "device" when the device reported the condition cleared
     resolved_at: AwareDatetime | None = None
     note: str | None = None
+    assignee: str | None = None  # the person who has taken it on (POST /v1/alerts/{id}/assign)
+    incident_id: str | None = None  # the incident grouping it with related alerts (edge.incidents)
+    # whether a channel has been told of it: its resolution is notified only if so. True for
+    # alerts stored before silences existed, which were all notified
+    notified: bool = True
+    silenced_by: str | None = None  # the silence that held back its notification, if one did
+    flapping: bool = False  # raised and cleared too often lately: notified once, then quiet
+    escalation_step: int = 0  # steps of its escalation policy done (edge.escalation)
+    escalations: int = 0  # `escalated` events so far (steps and repeats)
+    # when the next escalation step is due; None: nothing due (no policy, acknowledged, resolved).
+    # Stored with the alert, so escalation timers survive a restart
+    next_escalation_at: AwareDatetime | None = None
+    revision: int = 0  # +1 on every change: the alert store keeps the highest
 
 
 class AlertEvent(BaseModel):

@@ -4,7 +4,8 @@ import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -15,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.agent import Agent
 from edge.alert_store import InvalidCursor
-from edge.errors import AlertNotFound, AlertTransitionError
+from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound, SilenceNotFound
+from edge.incidents import Incident
 from edge.liveness import Status
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity
 from edge.reading_store import ReadingStore, StoredReading
 from edge.registry import Contact
+from edge.silences import Silence, SilenceSpec
 from gateway.metrics import render_metrics
 
 
@@ -44,6 +47,46 @@ class AlertDetail(BaseModel):
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=2000)
+
+
+class AssignAction(AlertAction):
+    assignee: str = Field(min_length=1, max_length=100, description="who takes the alert on")
+
+
+class IncidentList(BaseModel):
+    items: list[Incident]
+
+
+class IncidentDetail(BaseModel):
+    incident: Incident
+    alerts: list[Alert]
+
+
+class SilenceList(BaseModel):
+    items: list[Silence]
+
+
+class CommunitySummary(BaseModel):
+    community: str
+    since: datetime
+    until: datetime
+    opened: int = Field(description="alerts opened in the range")
+    acknowledged: int
+    resolved_by_person: int
+    cleared_by_device: int
+    ack_p50_s: float | None = Field(description="seconds from opening to acknowledgement")
+    ack_p90_s: float | None
+    resolve_p50_s: float | None = Field(
+        description="seconds from opening to resolution by a person"
+    )
+    resolve_p90_s: float | None
+    open_by_severity: dict[str, int] = Field(description="open now, whenever opened")
+    escalations: int = Field(description="escalated events of the alerts opened in the range")
+    escalated_alerts: int
+
+
+class SummaryList(BaseModel):
+    items: list[CommunitySummary]
 
 
 class ReadingList(BaseModel):
@@ -180,6 +223,14 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
     async def _not_found(request: Request, exc: AlertNotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
 
+    @app.exception_handler(IncidentNotFound)
+    async def _no_incident(request: Request, exc: IncidentNotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(SilenceNotFound)
+    async def _no_silence(request: Request, exc: SilenceNotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
     @app.exception_handler(AlertTransitionError)
     async def _conflict(request: Request, exc: AlertTransitionError) -> JSONResponse:
         return _error(409, "conflict", str(exc))
@@ -283,6 +334,98 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
     async def resolve(alert_id: str, caller: Caller, body: AlertAction | None = None) -> Alert:
         """Resolve an active or acknowledged alert (409 if it is already resolved)."""
         return await agent.resolve(alert_id, caller, body.note if body else None)
+
+    @app.post("/v1/alerts/{alert_id}/assign", tags=["alerts"], responses=action_errors)
+    async def assign(alert_id: str, caller: Caller, body: AssignAction) -> Alert:
+        """Give an open alert to a person (409 if it is resolved); its status does not change."""
+        return await agent.assign(alert_id, body.assignee, caller, body.note)
+
+    # -- incidents -----------------------------------------------------------------------------
+
+    @app.get("/v1/incidents", tags=["incidents"], responses=errors)
+    async def list_incidents(
+        caller: Caller,
+        community: Annotated[list[str] | None, Query()] = None,
+        open_only: Annotated[bool, Query(alias="open")] = False,
+        min_alerts: Annotated[int, Query(ge=1)] = 1,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> IncidentList:
+        """Incidents newest first; `open=true` for those with an open alert, `min_alerts=2` for
+        groups rather than single alerts."""
+        return IncidentList(
+            items=agent.alert_store.incidents(
+                communities=community, open_only=open_only, min_alerts=min_alerts, limit=limit
+            )
+        )
+
+    @app.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=errors)
+    async def get_incident(incident_id: str, caller: Caller) -> IncidentDetail:
+        """One incident with its alerts (its signals), oldest first."""
+        found = agent.alert_store.incident(incident_id)
+        if found is None:
+            raise IncidentNotFound(f"no incident {incident_id!r}")
+        return IncidentDetail(incident=found[0], alerts=found[1])
+
+    @app.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=action_errors)
+    async def acknowledge_incident(
+        incident_id: str, caller: Caller, body: AlertAction | None = None
+    ) -> Incident:
+        """Acknowledge every active alert of the incident (one event each); 409 if none is."""
+        return await agent.act_on_incident(
+            incident_id, "acknowledge", caller, body.note if body else None
+        )
+
+    @app.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"], responses=action_errors)
+    async def resolve_incident(
+        incident_id: str, caller: Caller, body: AlertAction | None = None
+    ) -> Incident:
+        """Resolve every open alert of the incident (one event each); 409 if none is open."""
+        return await agent.act_on_incident(
+            incident_id, "resolve", caller, body.note if body else None
+        )
+
+    # -- silences ------------------------------------------------------------------------------
+
+    @app.post("/v1/silences", tags=["silences"], status_code=201, responses=errors)
+    async def create_silence(caller: Caller, body: SilenceSpec) -> Silence:
+        """Hold back notifications of matching alerts (still recorded) over a span or window."""
+        return agent.add_silence(body, caller)
+
+    @app.get("/v1/silences", tags=["silences"], responses=errors)
+    async def list_silences(
+        caller: Caller,
+        include_over: Annotated[bool, Query(alias="all")] = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> SilenceList:
+        """Silences newest first: those not over yet, or with `all=true` every one."""
+        current = None if include_over else agent.clock.now()
+        return SilenceList(items=agent.alert_store.silences(current_at=current, limit=limit))
+
+    @app.delete("/v1/silences/{silence_id}", tags=["silences"], responses=action_errors)
+    async def expire_silence(silence_id: str, caller: Caller) -> Silence:
+        """End a silence now (kept for the record); 409 if it is already over."""
+        return agent.expire_silence(silence_id, caller)
+
+    # -- response figures ----------------------------------------------------------------------
+
+    @app.get("/v1/summary", tags=["alerts"], responses=errors)
+    async def summary(
+        caller: Caller,
+        community: Annotated[list[str] | None, Query()] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> SummaryList:
+        """Response figures per community for alerts opened in [since, until) (default: 30 days)."""
+        end = until or agent.clock.now()
+        start = since or end - timedelta(days=30)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise HTTPException(status_code=400, detail="since and until need a time zone")
+        wanted = community or agent.alert_store.communities()
+        return SummaryList(
+            items=[
+                CommunitySummary(**asdict(agent.alert_store.summary(c, start, end))) for c in wanted
+            ]
+        )
 
     def _device_view(ref: DeviceRef) -> dict[str, Any]:
         state = agent.liveness.state(ref)

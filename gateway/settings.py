@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from edge.escalation import EscalationPolicy, EscalationStep
+from edge.model import Severity
 from edge.mqtt import parse_mqtt_url
 
 
@@ -121,6 +123,55 @@ class RulesSettings(BaseModel):
     tick_s: float = Field(default=1.0, gt=0, le=60)  # how often they are decided and state saved
 
 
+def _default_policies() -> list[EscalationPolicy]:
+    return [
+        EscalationPolicy(
+            severity=Severity.CRITICAL,
+            steps=(
+                EscalationStep(after_s=0, tier="duty_officer"),
+                EscalationStep(after_s=120, tier="property_manager"),
+                EscalationStep(after_s=300, tier="emergency_contacts"),
+            ),
+            repeat_every_s=300,
+        )
+    ]
+
+
+class EscalationSettings(BaseModel):
+    """Escalation policies per severity, optionally per community; steps `{after_s, tier}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    check_s: float = Field(default=1.0, gt=0)  # how often due steps are looked for
+    policies: list[EscalationPolicy] = Field(default_factory=_default_policies)
+
+    @field_validator("policies")
+    @classmethod
+    def _one_each(cls, value: list[EscalationPolicy]) -> list[EscalationPolicy]:
+        seen = set()
+        for policy in value:
+            key = (policy.severity, policy.community)
+            if key in seen:
+                where = policy.community or "every community"
+                raise ValueError(f"two policies for {policy.severity} in {where}")
+            seen.add(key)
+        return value
+
+
+class FlappingSettings(BaseModel):
+    """When a key raised and cleared again and again is flapping (notified once, then quiet)."""
+
+    model_config = ConfigDict(extra="forbid")
+    transitions: int = Field(default=6, ge=2)  # raises + clears within the window
+    window_s: float = Field(default=600.0, gt=0)  # and a window without any: stable again
+
+
+class IncidentSettings(BaseModel):
+    """Related alerts (same community, building, category) opening this close are one incident."""
+
+    model_config = ConfigDict(extra="forbid")
+    window_s: float = Field(default=300.0, ge=0)
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -147,6 +198,9 @@ class Settings(BaseSettings):
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     liveness: LivenessSettings = Field(default_factory=LivenessSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    flapping: FlappingSettings = Field(default_factory=FlappingSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
 

@@ -102,6 +102,11 @@ def build_gateway(settings: Settings) -> Gateway:
         broker_lost_after_s=settings.liveness.broker_lost_after_s,
         registry_check_s=settings.liveness.registry_check_s,
         rules_tick_s=settings.rules.tick_s,
+        escalation_policies=tuple(settings.escalation.policies),
+        escalation_check_s=settings.escalation.check_s,
+        flap_transitions=settings.flapping.transitions,
+        flap_window_s=settings.flapping.window_s,
+        incident_window_s=settings.incidents.window_s,
     )
     token, source = api_token(settings)
     registry = registry_file.registry if registry_file is not None else DeviceRegistry()

@@ -1,0 +1,104 @@
+"""Escalation policies: who is told of an unacknowledged alert, and when.
+
+A policy (per severity, optionally per community) is a list of steps `{after_s, tier}` counted
+from the alert's opening, plus `repeat_every_s`. A step at `after_s: 0` is the `opened` event's own
+tier; each later step is an `escalated` event with its tier. After the last step the last tier is
+told again every `repeat_every_s` until someone acknowledges. A step that comes late (a silence
+held it, the agent was down) fires once, and the steps after it keep their spacing from then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.model import Alert, Severity
+
+
+class EscalationStep(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    after_s: float = Field(ge=0)
+    tier: str = Field(min_length=1, max_length=64)
+
+
+class EscalationPolicy(BaseModel):
+    """The steps for one severity (and, when given, one community)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    severity: Severity
+    community: str | None = None  # None: every community without a policy of its own
+    steps: tuple[EscalationStep, ...] = Field(min_length=1)
+    repeat_every_s: float | None = Field(default=None, gt=0)  # None: no repeats after the last
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EscalationPolicy:
+        after = [s.after_s for s in self.steps]
+        if after != sorted(after) or len(set(after)) != len(after):
+            raise ValueError("steps must have increasing after_s")
+        return self
+
+
+class EscalationPolicies:
+    """Finds the policy for an alert: its community's own first, then the severity's default."""
+
+    def __init__(self, policies: Sequence[EscalationPolicy] = ()) -> None:
+        self._policies: dict[tuple[Severity, str | None], EscalationPolicy] = {}
+        for policy in policies:
+            key = (policy.severity, policy.community)
+            if key in self._policies:
+                raise ValueError(
+                    f"two escalation policies for {policy.severity} in "
+                    f"{policy.community or 'every community'}"
+                )
+            self._policies[key] = policy
+
+    def __bool__(self) -> bool:
+        return bool(self._policies)
+
+    def for_alert(self, alert: Alert) -> EscalationPolicy | None:
+        return self._policies.get((alert.severity, alert.community)) or self._policies.get(
+            (alert.severity, None)
+        )
+
+
+def first_due(
+    policy: EscalationPolicy, opened_at: datetime, notified: bool
+) -> tuple[int, str | None, datetime | None]:
+    """(steps done, the opened event's tier, next step due) for an alert opening now.
+
+    An alert opened quietly (silenced, flapping) has done no step: its first one is due at once
+    and fires as soon as nothing holds it back.
+    """
+    steps = policy.steps
+    if not notified:
+        return 0, None, opened_at + timedelta(seconds=steps[0].after_s)
+    if steps[0].after_s == 0:
+        return 1, steps[0].tier, _next_due(policy, 1, opened_at, opened_at)
+    return 0, None, opened_at + timedelta(seconds=steps[0].after_s)
+
+
+def step(policy: EscalationPolicy, alert: Alert, now: datetime) -> tuple[str, int, datetime | None]:
+    """Fire the alert's due step: (its tier, steps done after it, when the next one is due)."""
+    done = alert.escalation_step
+    steps = policy.steps
+    tier = steps[min(done, len(steps) - 1)].tier
+    due = alert.next_escalation_at or now
+    done = min(done + 1, len(steps))
+    return tier, done, _next_due(policy, done, due, now)
+
+
+def _next_due(
+    policy: EscalationPolicy, done: int, fired_due: datetime, now: datetime
+) -> datetime | None:
+    steps = policy.steps
+    if done < len(steps):
+        gap = steps[done].after_s - steps[done - 1].after_s
+    elif policy.repeat_every_s is not None:
+        gap = policy.repeat_every_s
+    else:
+        return None
+    following = fired_due + timedelta(seconds=gap)
+    # late (held by a silence, or the agent was down): keep the spacing from now, do not bunch
+    return following if following > now else now + timedelta(seconds=gap)
