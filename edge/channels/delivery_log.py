@@ -146,9 +146,7 @@ class DeliveryLog:
                 last_at=_time(last),
                 attempts=attempts,
             )
-            for sink, event_id, kind, result, reason, first, last, attempts in await self._run(
-                work
-            )
+            for sink, event_id, kind, result, reason, first, last, attempts in await self._run(work)
         ]
 
     async def close(self) -> None:

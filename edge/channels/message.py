@@ -34,7 +34,10 @@ KIND_LABEL: dict[AlertEventKind, str] = {
     AlertEventKind.ESCALATED: "告警升级 Escalated",
 }
 _FIELD_CHARS = 120  # a field from a device or profile is cut here: a message stays short
-_MARKUP = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")", "*": "＊", "`": "'", "#": "＃"})
+# look-alikes for what WeCom / DingTalk markdown acts on (tags, mentions, links, bold, headings)
+_MARKUP = str.maketrans(
+    {"<": "\u2039", ">": "\u203a", "[": "(", "]": ")", "*": "\uff0a", "`": "'", "#": "\uff03"}
+)
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 

@@ -186,8 +186,7 @@ class RobotSink(ABC):
         excerpt = " ".join(response.text[:_ERROR_BODY_CHARS].split())
         if not response.is_success:
             message = self._redact(
-                f"{self._where} answered {response.status_code} {response.reason_phrase}: "
-                f"{excerpt}"
+                f"{self._where} answered {response.status_code} {response.reason_phrase}: {excerpt}"
             )
             if 400 <= response.status_code < 500 and response.status_code not in (
                 401,
