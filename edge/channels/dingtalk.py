@@ -21,7 +21,6 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from edge.channels.message import Notice, NoticeFormat, clip
 from edge.channels.robot import RateWindow, RobotSink
@@ -64,7 +63,8 @@ class DingtalkSink(RobotSink):
         self._mentions = list(mention_mobiles)
         super().__init__(
             name,
-            f"{base_url.rstrip('/')}/robot/send?access_token={quote(token, safe='')}",
+            f"{base_url.rstrip('/')}/robot/send",
+            {"access_token": token},
             notices=notices,
             rate=rate,
             secrets=[token, *([secret] if secret else [])],

@@ -104,6 +104,7 @@ class RobotSink(ABC):
         self,
         name: str,
         url: str,
+        query: Mapping[str, str],
         *,
         notices: NoticeFormat,
         rate: RateWindow,
@@ -112,7 +113,8 @@ class RobotSink(ABC):
         clock: Clock | None = None,
     ) -> None:
         self.name = name
-        self._url = url
+        self._url = url  # without a query: httpx would replace it with `params`
+        self._query = dict(query)  # the credential (key or access token)
         self._notices = notices
         self.rate = rate
         self._secrets = [s for s in secrets if s]
@@ -176,7 +178,7 @@ class RobotSink(ABC):
         try:
             response = await self._client.post(
                 self._url,
-                params=self.params(),
+                params={**self._query, **self.params()},
                 content=body,
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )

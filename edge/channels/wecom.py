@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from edge.channels.message import Notice, NoticeFormat, clip
 from edge.channels.robot import RateWindow, RobotSink
@@ -23,11 +22,6 @@ from edge.clock import Clock
 BASE_URL = "https://qyapi.weixin.qq.com"
 MARKDOWN_MAX_BYTES = 4096
 TEXT_MAX_BYTES = 2048
-
-
-def wecom_url(base_url: str, key: str) -> str:
-    """The robot's webhook URL (the key is its only credential)."""
-    return f"{base_url.rstrip('/')}/cgi-bin/webhook/send?key={quote(key, safe='')}"
 
 
 class WecomSink(RobotSink):
@@ -54,7 +48,8 @@ class WecomSink(RobotSink):
         self.max_bytes = TEXT_MAX_BYTES if self._mentions else MARKDOWN_MAX_BYTES
         super().__init__(
             name,
-            wecom_url(base_url, key),
+            f"{base_url.rstrip('/')}/cgi-bin/webhook/send",
+            {"key": key},  # the robot's only credential
             notices=notices,
             rate=rate,
             secrets=[key],
