@@ -176,6 +176,7 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
             )
             time.sleep(1.0)  # nothing more arrives: no duplicates trail in
             final: dict[str, Any] = agent.get(f"/v1/alerts/{ids[0]}")
+            metrics = agent.metrics()
     finally:
         wecom.close()
         dingtalk.close()
@@ -188,6 +189,10 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
     assert all(
         "https://gw.example/v1/alerts/" in r.text for r in wecom.requests if "汇总" not in r.text
     )
+    events = sum(expected.values())
+    for sink in ("duty-wecom", "duty-dingtalk"):
+        assert metrics[f'community_edge_channel_sent_total{{sink="{sink}"}}'] == events
+        assert metrics[f'community_edge_channel_skipped_total{{sink="{sink}"}}'] == 0
     results = Counter((d["sink"], d["result"]) for d in final["deliveries"])
     assert results[("duty-wecom", "delivered")] == 2  # opened and acknowledged, once each
     assert results[("duty-dingtalk", "delivered")] == 2
