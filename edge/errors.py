@@ -84,7 +84,16 @@ class AlertTransitionError(AlertError):
 
 
 class SinkError(EdgeError):
-    """Base of sink errors."""
+    """Base of sink errors.
+
+    Args:
+        delivered: ids of the batch's alert events that did reach the sink before it failed (a
+            channel that sends a batch as several messages); the rest did not.
+    """
+
+    def __init__(self, message: str, delivered: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class SinkUnavailable(SinkError):

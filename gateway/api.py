@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.agent import Agent
 from edge.alert_store import InvalidCursor
+from edge.channels.delivery_log import Delivery, DeliveryLog
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound, SilenceNotFound
 from edge.incidents import Incident
 from edge.liveness import Status
@@ -42,6 +43,10 @@ class AlertList(BaseModel):
 class AlertDetail(BaseModel):
     alert: Alert
     history: list[AlertEvent]
+    deliveries: list[Delivery] = Field(
+        default=[],
+        description="every notification channel's attempts at the alert's events, oldest first",
+    )
 
 
 class AlertAction(BaseModel):
@@ -166,7 +171,12 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
 
-def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -> FastAPI:
+def create_app(
+    agent: Agent,
+    token: str,
+    readings: ReadingStore | None = None,
+    deliveries: DeliveryLog | None = None,
+) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent."""
     app = FastAPI(
         title="community-edge alert API",
@@ -317,11 +327,15 @@ def create_app(agent: Agent, token: str, readings: ReadingStore | None = None) -
 
     @app.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=errors)
     async def get_alert(alert_id: str, caller: Caller) -> AlertDetail:
-        """One alert with its event history."""
+        """One alert with its event history and its notification channels' delivery attempts."""
         alert = agent.alert_store.get(alert_id)
         if alert is None:
             raise AlertNotFound(f"no alert {alert_id!r}")
-        return AlertDetail(alert=alert, history=agent.alert_store.history(alert_id))
+        return AlertDetail(
+            alert=alert,
+            history=agent.alert_store.history(alert_id),
+            deliveries=await deliveries.for_alert(alert_id) if deliveries is not None else [],
+        )
 
     action_errors = {**errors, 409: {"model": ErrorResponse}}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from edge.agent import Agent
+from edge.channels.channel import Channel
+from edge.channels.robot import RobotSink
 
 Sample = tuple[dict[str, str], float]
 
@@ -23,6 +25,7 @@ async def render_metrics(agent: Agent) -> str:
     depths = await agent.outbox.depths()
     pipeline = agent.pipeline
     source = agent.registry_file
+    channels = [f.sink for f in agent.forwarders if isinstance(f.sink, Channel)]
     families: list[tuple[str, str, str, list[Sample]]] = [
         (
             "community_edge_mqtt_connected",
@@ -113,6 +116,28 @@ async def render_metrics(agent: Agent) -> str:
             "counter",
             "entries delivered, per sink",
             [({"sink": f.sink.name}, f.status.delivered) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_channel_sent_total",
+            "counter",
+            "alert events a notification channel sent (its route took them)",
+            [({"sink": c.name}, c.sent) for c in channels],
+        ),
+        (
+            "community_edge_channel_skipped_total",
+            "counter",
+            "alert events a notification channel skipped (route, or notify off)",
+            [({"sink": c.name}, c.skipped) for c in channels],
+        ),
+        (
+            "community_edge_channel_paced_seconds_total",
+            "counter",
+            "time a group-robot channel waited for its rate limit (how far behind it was)",
+            [
+                ({"sink": c.name}, c.sink.rate.waited_s)
+                for c in channels
+                if isinstance(c.sink, RobotSink)
+            ],
         ),
         (
             "community_edge_devices",

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from edge.channels.route import Route, TimeWindow
 from edge.escalation import EscalationPolicy, EscalationStep
-from edge.model import Severity
+from edge.model import AlertEventKind, Severity
 from edge.mqtt import parse_mqtt_url
 
 
@@ -80,16 +90,199 @@ class WebhookSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if any(c.isspace() or not c.isprintable() for c in value):
-            raise ValueError(f"{value!r} holds a space or a control character")
-        return _valid_http_url(value)  # kept as given: a receiver may route "/x/" apart from "/x"
+        return _receiver_url(value)
 
     @field_validator("secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            raise ValueError("must not be empty (leave it out to send unsigned requests)")
+        return _signing_secret(value)
+
+
+def _receiver_url(value: str) -> str:
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{value!r} holds a space or a control character")
+    return _valid_http_url(value)  # kept as given: a receiver may route "/x/" apart from "/x"
+
+
+def _signing_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value():
+        raise ValueError("must not be empty (leave it out to send unsigned requests)")
+    return value
+
+
+# -- notification channels -----------------------------------------------------------------------
+
+_SINK_NAME = r"^[a-z0-9-]+$"
+
+
+def _not_empty(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    if value is not None and any(c.isspace() for c in value.get_secret_value()):
+        raise ValueError("must not hold spaces")
+    return value
+
+
+class RouteSettings(BaseModel):
+    """Which alert events a channel sends; a criterion left out matches everything.
+
+    `tiers` lists escalation tiers; `null` (or `default`) in it is the default audience.
+    `hours` lists windows of local time ("22:00-07:00" wraps past midnight), in
+    `notifications.time_zone`, matched against the time of the event.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    communities: list[str] | None = None
+    buildings: list[str] | None = None
+    min_severity: Severity | None = None  # this one and every more urgent one
+    severities: list[Severity] | None = None
+    kinds: list[AlertEventKind] | None = None
+    tiers: list[str | None] | None = None
+    hours: list[str] | None = None
+
+    @field_validator("communities", "buildings", "severities", "kinds", "tiers", "hours")
+    @classmethod
+    def _not_an_empty_list(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list matches nothing: leave the key out to match all")
         return value
+
+    @field_validator("hours")
+    @classmethod
+    def _windows(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or ():
+            TimeWindow.parse(text)
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _default_tier(cls, value: list[str | None] | None) -> list[str | None] | None:
+        return None if value is None else [None if t in (None, "default") else t for t in value]
+
+    @model_validator(mode="after")
+    def _one_severity_filter(self) -> RouteSettings:
+        if self.min_severity is not None and self.severities is not None:
+            raise ValueError("give min_severity or severities, not both")
+        return self
+
+    def route(self, zone: ZoneInfo) -> Route:
+        severities = (
+            Route.at_least(self.min_severity)
+            if self.min_severity is not None
+            else _set(self.severities)
+        )
+        return Route(
+            communities=_set(self.communities),
+            buildings=_set(self.buildings),
+            severities=severities,
+            kinds=_set(self.kinds),
+            tiers=_set(self.tiers),
+            hours=None if self.hours is None else tuple(TimeWindow.parse(h) for h in self.hours),
+            zone=zone,
+        )
+
+
+def _set(values: list[Any] | None) -> frozenset[Any] | None:
+    return None if values is None else frozenset(values)
+
+
+class _ChannelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # keys the channel's delivery cursor in the outbox: renaming a channel starts it afresh
+    name: str = Field(pattern=_SINK_NAME, max_length=64)
+    route: RouteSettings = Field(default_factory=RouteSettings)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class WebhookChannelSettings(_ChannelSettings):
+    """The generic signed webhook (edge/webhook.py) as a routed channel."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _receiver_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return _signing_secret(value)
+
+
+class _RobotSettings(_ChannelSettings):
+    # duty staff to @ in the group (their mobile numbers, from this file); never residents
+    mention_mobiles: list[Annotated[str, Field(pattern=r"^\+?[0-9]{5,15}$")]] = []
+    # both vendors allow 20 a minute per robot; lower it when another system shares the robot
+    rate_per_minute: int = Field(default=20, ge=1, le=20)
+    base_url: str  # the vendor's; a test or a proxy gives another
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _valid_http_url(value).rstrip("/")
+
+
+class WecomChannelSettings(_RobotSettings):
+    """A WeCom (企业微信) group robot: the `key` of its webhook URL."""
+
+    type: Literal["wecom"]
+    key: SecretStr
+    base_url: str = "https://qyapi.weixin.qq.com"
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        _not_empty(value)
+        return value
+
+
+class DingtalkChannelSettings(_RobotSettings):
+    """A DingTalk (钉钉) custom robot: the `access_token` of its URL, and its SEC... secret."""
+
+    type: Literal["dingtalk"]
+    token: SecretStr
+    secret: SecretStr | None = None  # None: the robot is secured by keyword or IP instead
+    base_url: str = "https://oapi.dingtalk.com"
+
+    @field_validator("token", "secret")
+    @classmethod
+    def _credentials(cls, value: SecretStr | None) -> SecretStr | None:
+        return _not_empty(value)
+
+
+ChannelSettings = Annotated[
+    WebhookChannelSettings | WecomChannelSettings | DingtalkChannelSettings,
+    Field(discriminator="type"),
+]
+
+
+class NotificationSettings(BaseModel):
+    """What every channel's messages share."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_zone: str = "Asia/Shanghai"  # local time in messages and in routes' `hours`
+    public_url: str | None = None  # the API as duty officers reach it: messages link to alerts
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (e.g. Asia/Shanghai)") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_http_url(value).rstrip("/")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
 
 class ApiSettings(BaseModel):
@@ -202,7 +395,9 @@ class Settings(BaseSettings):
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
-    webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
+    webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
+    channels: list[ChannelSettings] = []  # routed notification channels, each its own sink
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @field_validator("webhooks")
     @classmethod
@@ -215,6 +410,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"two webhooks are named {name!r}; names must be unique")
             named.append(webhook.model_copy(update={"name": name}))
         return named
+
+    @model_validator(mode="after")
+    def _channel_names(self) -> Settings:
+        """A channel's name keys its outbox cursor: unique across `webhooks` and `channels`."""
+        seen = {w.name for w in self.webhooks}
+        for channel in self.channels:
+            if channel.name in seen:
+                raise ValueError(
+                    f"channels: two sinks are named {channel.name!r}; names must be unique "
+                    "across webhooks and channels"
+                )
+            seen.add(channel.name)
+        return self
 
 
 def load_settings(

@@ -15,7 +15,11 @@ import uvicorn
 
 from edge.agent import Agent, AgentConfig
 from edge.alert_store import AlertStoreSink
-from edge.clock import SystemClock
+from edge.channels.channel import Channel
+from edge.channels.delivery_log import DeliveryLog
+from edge.channels.message import NoticeFormat
+from edge.channels.robot import RateWindow
+from edge.clock import Clock, SystemClock
 from edge.errors import EdgeError
 from edge.mqtt import parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
@@ -24,7 +28,15 @@ from edge.registry import DeviceRegistry, RegistryFile
 from edge.rules_file import default_rules_file, load_rules_file
 from edge.sinks import Sink
 from gateway.api import create_app
-from gateway.settings import ConfigurationError, Settings, WebhookSettings
+from gateway.settings import (
+    ChannelSettings,
+    ConfigurationError,
+    DingtalkChannelSettings,
+    Settings,
+    WebhookChannelSettings,
+    WebhookSettings,
+    WecomChannelSettings,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +49,7 @@ class Gateway:
     readings: ReadingStore | None
     token: str
     token_source: str
+    deliveries: DeliveryLog | None = None  # None: no notification channel is configured
 
 
 def api_token(settings: Settings) -> tuple[str, str]:
@@ -72,6 +85,8 @@ def build_gateway(settings: Settings) -> Gateway:
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
+    _check_channel_names(settings)
+    clock = SystemClock()
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
     if settings.tsdb.url is not None:
@@ -83,12 +98,11 @@ def build_gateway(settings: Settings) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         readings = ReadingStore(settings.data_dir / "readings.db")
         sinks.append(readings)
-    if settings.webhooks:
-        from edge.webhook import WebhookSink
-
-        for name, webhook in hooks:
-            secret = webhook.secret.get_secret_value() if webhook.secret else None
-            sinks.append(WebhookSink(name, webhook.url, secret))
+    deliveries: DeliveryLog | None = None
+    if hooks or settings.channels:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
+        sinks.extend(_channels(settings, hooks, deliveries, clock))
     config = AgentConfig(
         broker=parse_mqtt_url(settings.mqtt.url),
         client_id=settings.mqtt.client_id,
@@ -115,11 +129,79 @@ def build_gateway(settings: Settings) -> Gateway:
         profiles,
         registry,
         sinks,
-        SystemClock(),
+        clock,
         registry_file=registry_file,
         community_rules=community_rules,
     )
-    return Gateway(agent=agent, readings=readings, token=token, token_source=source)
+    return Gateway(
+        agent=agent, readings=readings, token=token, token_source=source, deliveries=deliveries
+    )
+
+
+def _channels(
+    settings: Settings,
+    hooks: list[tuple[str, WebhookSettings]],
+    log: DeliveryLog,
+    clock: Clock,
+) -> list[Sink]:
+    """One sink per channel: `webhooks` take every event, `channels` what their route takes."""
+    from edge.webhook import WebhookSink
+
+    out: list[Sink] = []
+    for name, webhook in hooks:
+        secret = webhook.secret.get_secret_value() if webhook.secret else None
+        out.append(Channel(WebhookSink(name, webhook.url, secret, clock=clock), None, log))
+    notices = NoticeFormat(settings.notifications.zone, settings.notifications.public_url)
+    for channel in settings.channels:
+        route = channel.route.route(settings.notifications.zone)
+        out.append(Channel(_channel_sink(channel, notices, clock), route, log))
+    return out
+
+
+def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock) -> Sink:
+    if isinstance(channel, WebhookChannelSettings):
+        from edge.webhook import WebhookSink
+
+        secret = channel.secret.get_secret_value() if channel.secret else None
+        return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+    rate = RateWindow(channel.rate_per_minute, 60.0, clock)
+    if isinstance(channel, WecomChannelSettings):
+        from edge.channels.wecom import WecomSink
+
+        return WecomSink(
+            channel.name,
+            channel.key.get_secret_value(),
+            notices=notices,
+            rate=rate,
+            base_url=channel.base_url,
+            mention_mobiles=channel.mention_mobiles,
+            timeout_s=channel.timeout_s,
+            clock=clock,
+        )
+    assert isinstance(channel, DingtalkChannelSettings)
+    from edge.channels.dingtalk import DingtalkSink
+
+    return DingtalkSink(
+        channel.name,
+        channel.token.get_secret_value(),
+        notices=notices,
+        rate=rate,
+        secret=channel.secret.get_secret_value() if channel.secret else None,
+        base_url=channel.base_url,
+        mention_mobiles=channel.mention_mobiles,
+        timeout_s=channel.timeout_s,
+        clock=clock,
+    )
+
+
+def _check_channel_names(settings: Settings) -> None:
+    """No channel takes the name (and so the outbox cursor) of a built-in sink."""
+    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb"}
+    for channel in settings.channels:
+        if channel.name in taken:
+            raise ConfigurationError(
+                f"channels: the name {channel.name!r} is taken by another sink"
+            )
 
 
 def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:
@@ -177,7 +259,7 @@ async def serve(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     try:
         async with gateway.agent as agent:
-            app = create_app(agent, gateway.token, gateway.readings)
+            app = create_app(agent, gateway.token, gateway.readings, gateway.deliveries)
             server = _ApiServer(
                 uvicorn.Config(
                     app,
@@ -199,3 +281,5 @@ async def serve(
                 agent_task.cancel()
     finally:
         sock.close()
+        if gateway.deliveries is not None:
+            await gateway.deliveries.close()

@@ -1,0 +1,1 @@
+"""Notification channels: routes, messages, group robots (WeCom, DingTalk) and the delivery log."""

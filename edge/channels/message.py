@@ -1,0 +1,177 @@
+"""What a duty officer reads on a phone: one alert event, or a digest of several, in Chinese and English.
+
+Messages carry severity, summary, community / building / unit, device, local time, what happened
+(opened, escalated to a tier, acknowledged by, resolved), the alert id and, when the gateway has a
+public address, a link to the alert in the API. Nothing else: no notes (free text that may name a
+resident), no resident reference, no contacts. Text that comes from devices or profiles is cleaned
+of line breaks and markup so it cannot forge lines, links or mentions in a group chat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from urllib.parse import quote
+
+from edge.model import AlertEvent, AlertEventKind, Severity
+
+SEVERITY_LABEL: dict[Severity, str] = {
+    Severity.CRITICAL: "紧急 CRITICAL",
+    Severity.MAJOR: "重要 MAJOR",
+    Severity.MINOR: "次要 MINOR",
+    Severity.WARNING: "警告 WARNING",
+    Severity.INFO: "提示 INFO",
+}
+# every title holds 告警 ("alert"): a DingTalk robot secured by keyword can be given that one
+KIND_LABEL: dict[AlertEventKind, str] = {
+    AlertEventKind.OPENED: "新告警 Opened",
+    AlertEventKind.REPEATED: "告警再次触发 Repeated",
+    AlertEventKind.ACKNOWLEDGED: "告警已确认 Acknowledged",
+    AlertEventKind.RESOLVED: "告警已解除 Resolved",
+    AlertEventKind.ASSIGNED: "告警已指派 Assigned",
+    AlertEventKind.ESCALATED: "告警升级 Escalated",
+}
+_FIELD_CHARS = 120  # a field from a device or profile is cut here: a message stays short
+# look-alikes for what WeCom / DingTalk markdown acts on (tags, mentions, links, bold, headings)
+_MARKUP = str.maketrans(
+    {"<": "\u2039", ">": "\u203a", "[": "(", "]": ")", "*": "\uff0a", "`": "'", "#": "\uff03"}
+)
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
+
+
+def clean(text: str, limit: int = _FIELD_CHARS) -> str:
+    """One line, no markup that a group chat would act on, at most `limit` characters."""
+    flat = _SPACE.sub(" ", text).strip().translate(_MARKUP)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, on a character boundary."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message before a channel's markup: a title, its lines and an optional link."""
+
+    title: str
+    lines: tuple[str, ...]
+    link: str | None = None
+
+    def markdown(self, newline: str = "\n") -> str:
+        """Bold title, quoted lines, the link last (WeCom breaks on "\\n", DingTalk on "\\n\\n")."""
+        parts = [f"**{self.title}**", *(f"> {line}" for line in self.lines)]
+        if self.link is not None:
+            parts.append(f"[查看详情 Details]({self.link})")
+        return newline.join(parts)
+
+    def text(self) -> str:
+        """Plain text, for message types without markup."""
+        parts = [self.title, *self.lines]
+        if self.link is not None:
+            parts.append(f"查看详情 Details: {self.link}")
+        return "\n".join(parts)
+
+
+class NoticeFormat:
+    """Turns alert events into notices in one time zone, with links under one public address."""
+
+    def __init__(self, zone: tzinfo, public_url: str | None = None) -> None:
+        self._zone = zone
+        self._public_url = public_url.rstrip("/") if public_url else None
+
+    def link(self, event: AlertEvent) -> str | None:
+        if self._public_url is None:
+            return None
+        return f"{self._public_url}/v1/alerts/{quote(event.alert.id, safe='')}"
+
+    def single(self, event: AlertEvent) -> Notice:
+        """The full message for one event."""
+        alert = event.alert
+        local = event.at.astimezone(self._zone)
+        lines = [
+            clean(alert.summary),
+            f"位置 Where: {self._where(event)}",
+            f"设备 Device: {clean(alert.device_id)} ({clean(alert.model)})",
+            f"时间 Time: {local:%Y-%m-%d %H:%M:%S} {_offset(local.strftime('%z'))}",
+        ]
+        what = self._what(event)
+        if what:
+            lines.append(what)
+        lines.append(f"告警编号 Alert: {clean(alert.id)}")
+        return Notice(self._title(event), tuple(lines), self.link(event))
+
+    def line(self, event: AlertEvent) -> str:
+        """One event as a single line of a digest."""
+        alert = event.alert
+        local = event.at.astimezone(self._zone)
+        parts = [
+            f"【{SEVERITY_LABEL[alert.severity]}】{KIND_LABEL[event.kind]}",
+            clean(alert.summary, 60),
+            self._where(event),
+            clean(alert.device_id, 40),
+            f"{local:%m-%d %H:%M:%S}",
+        ]
+        what = self._what(event)
+        if what:
+            parts.append(what)
+        parts.append(clean(alert.id, 60))
+        return " · ".join(parts)
+
+    def digest(self, events: Sequence[AlertEvent]) -> Notice:
+        """Several events in one message (a channel behind its rate limit)."""
+        critical = sum(e.alert.severity is Severity.CRITICAL for e in events)
+        title = f"告警汇总 Alert digest: {len(events)} 条 events"
+        if critical:
+            title += f", {critical} 紧急 critical"
+        return Notice(title, tuple(self.line(e) for e in events))
+
+    def digests(
+        self, events: Sequence[AlertEvent], fits: Callable[[Notice], bool]
+    ) -> list[tuple[list[AlertEvent], Notice]]:
+        """`events` in order, packed greedily into as few digests as `fits` allows.
+
+        A single event that does not fit even alone goes as its own digest; the channel clips it.
+        """
+        packed: list[tuple[list[AlertEvent], Notice]] = []
+        group: list[AlertEvent] = []
+        for event in events:
+            if group and not fits(self.digest([*group, event])):
+                packed.append((group, self.digest(group)))
+                group = []
+            group.append(event)
+        if group:
+            packed.append((group, self.digest(group)))
+        return packed
+
+    def _title(self, event: AlertEvent) -> str:
+        return f"【{SEVERITY_LABEL[event.alert.severity]}】{KIND_LABEL[event.kind]}"
+
+    def _where(self, event: AlertEvent) -> str:
+        alert = event.alert
+        parts = [alert.community, alert.building, *([alert.unit] if alert.unit else [])]
+        return " / ".join(clean(p, 40) for p in parts)
+
+    def _what(self, event: AlertEvent) -> str | None:
+        kind, alert = event.kind, event.alert
+        if kind is AlertEventKind.ESCALATED:
+            return f"升级至 Tier: {clean(event.tier or 'default', 40)}"
+        if kind is AlertEventKind.ACKNOWLEDGED:
+            return f"确认人 By: {clean(alert.acknowledged_by or event.actor, 40)}"
+        if kind is AlertEventKind.RESOLVED:
+            return f"解除 By: {clean(alert.resolved_by or event.actor, 40)}"
+        if kind is AlertEventKind.ASSIGNED:
+            return f"指派 By: {clean(event.actor, 40)}"
+        if kind is AlertEventKind.REPEATED:
+            return f"次数 Count: {alert.count}"
+        return None
+
+
+def _offset(z: str) -> str:
+    """`+0800` as `UTC+08:00`."""
+    return f"UTC{z[:3]}:{z[3:]}" if len(z) == 5 else "UTC"

@@ -1,0 +1,223 @@
+"""Local stand-ins for the WeCom and DingTalk robot endpoints that check requests as the vendors do.
+
+Each runs http.server on 127.0.0.1 in a thread. WeCom: `POST /cgi-bin/webhook/send?key=KEY`,
+body `{"msgtype": "markdown", "markdown": {"content": ...}}` (content at most 4096 bytes) or
+`text` with `mentioned_mobile_list` (at most 2048 bytes); a wrong key is errcode 93000. DingTalk:
+`POST /robot/send?access_token=TOKEN[&timestamp=&sign=]`, body `{"msgtype": "markdown",
+"markdown": {"title", "text"}, "at": {...}}`; with a secret, the signature is recomputed and the
+timestamp must be within an hour, else errcode 310000. Any malformed body is errcode 40035 /
+40058. `answer` may override the errcode of a well-formed request (45009, 130101, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, Self, cast
+from urllib.parse import parse_qs, urlsplit
+
+Vendor = Literal["wecom", "dingtalk"]
+
+
+@dataclass(frozen=True)
+class RobotRequest:
+    """One POST as the robot endpoint saw it, and what it answered."""
+
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any]
+    raw: bytes
+    errcode: int
+    at: float  # time.monotonic()
+
+    @property
+    def text(self) -> str:
+        """The message text, whatever its type."""
+        if self.body.get("msgtype") == "markdown":
+            md = self.body["markdown"]
+            return str(md.get("content") or md.get("text"))
+        return str(self.body["text"]["content"])
+
+
+def dingtalk_sign(secret: str, timestamp: str) -> str:
+    """What DingTalk computes: Base64(HMAC-SHA256(secret, "<timestamp>\\n<secret>"))."""
+    mac = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+@dataclass
+class _State:
+    vendor: Vendor
+    credential: str  # WeCom key or DingTalk access token
+    secret: str | None
+    answer: Callable[[RobotRequest], int | None]
+    requests: list[RobotRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _wecom_check(state: _State, query: dict[str, str], body: Any) -> int:
+    if query.get("key") != state.credential:
+        return 93000  # invalid webhook url
+    if not isinstance(body, dict):
+        return 40058
+    kind = body.get("msgtype")
+    if kind == "markdown":
+        md = body.get("markdown")
+        if (
+            set(body) != {"msgtype", "markdown"}
+            or not isinstance(md, dict)
+            or set(md) != {"content"}
+        ):
+            return 40058
+        content, limit = md["content"], 4096
+    elif kind == "text":
+        text = body.get("text")
+        if set(body) != {"msgtype", "text"} or not isinstance(text, dict):
+            return 40058
+        if not set(text) <= {"content", "mentioned_list", "mentioned_mobile_list"}:
+            return 40058
+        content, limit = text.get("content"), 2048
+    else:
+        return 40008
+    if not isinstance(content, str) or not content:
+        return 44004
+    if len(content.encode()) > limit:
+        return 40058
+    return 0
+
+
+def _dingtalk_check(state: _State, query: dict[str, str], body: Any) -> int:
+    if query.get("access_token") != state.credential:
+        return 300001  # token is not exist
+    if state.secret is not None:
+        timestamp, given = query.get("timestamp", ""), query.get("sign", "")
+        if not timestamp.isdigit() or abs(time.time() * 1000 - int(timestamp)) > 3600_000:
+            return 310000
+        if not hmac.compare_digest(given, dingtalk_sign(state.secret, timestamp)):
+            return 310000
+    if not isinstance(body, dict) or body.get("msgtype") != "markdown":
+        return 40035
+    md = body.get("markdown")
+    if not isinstance(md, dict) or set(md) != {"title", "text"}:
+        return 40035
+    if not all(isinstance(md[k], str) and md[k] for k in ("title", "text")):
+        return 40035
+    at = body.get("at", {})
+    if not isinstance(at, dict) or not set(at) <= {"atMobiles", "atUserIds", "isAtAll"}:
+        return 40035
+    return 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        state = cast(_Server, self.server).state
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        parts = urlsplit(self.path)
+        # the vendors' URL decoding: a `sign` with + / = arrives as sent only if it was encoded
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        expected = "/cgi-bin/webhook/send" if state.vendor == "wecom" else "/robot/send"
+        if parts.path != expected:
+            status, errcode = 404, -1
+        else:
+            check = _wecom_check if state.vendor == "wecom" else _dingtalk_check
+            status, errcode = 200, check(state, query, body)
+        got = RobotRequest(parts.path, query, body or {}, raw, errcode, time.monotonic())
+        if errcode == 0:
+            override = state.answer(got)
+            if override is not None:
+                errcode = override
+                got = RobotRequest(parts.path, query, body or {}, raw, errcode, got.at)
+        with state.lock:
+            state.requests.append(got)
+        reply = json.dumps({"errcode": errcode, "errmsg": "ok" if errcode == 0 else "error"})
+        with contextlib.suppress(ConnectionError):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, state: _State) -> None:
+        self.state = state
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class RobotReceiver:
+    """A WeCom or DingTalk robot endpoint on 127.0.0.1; it may start late on a chosen port."""
+
+    def __init__(
+        self,
+        vendor: Vendor,
+        credential: str,
+        secret: str | None = None,
+        answer: Callable[[RobotRequest], int | None] = lambda _: None,
+        *,
+        port: int = 0,
+    ) -> None:
+        self._state = _State(vendor, credential, secret, answer)
+        self.port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[RobotRequest]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def accepted(self) -> list[RobotRequest]:
+        return [r for r in self.requests if r.errcode == 0]
+
+    def start(self) -> None:
+        self._server = _Server(self.port, self._state)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="robot-receiver", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
