@@ -17,13 +17,14 @@ from edge.agent import Agent, AgentConfig
 from edge.alert_store import AlertStoreSink
 from edge.clock import SystemClock
 from edge.errors import EdgeError
-from edge.mqtt import parse_mqtt_url
+from edge.errors import TlsConfigError
+from edge.mqtt import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
 from edge.registry import DeviceRegistry, RegistryFile
 from edge.sinks import Sink
 from gateway.api import create_app
-from gateway.settings import ConfigurationError, Settings, WebhookSettings
+from gateway.settings import ConfigurationError, MqttSettings, Settings, WebhookSettings
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def build_gateway(settings: Settings) -> Gateway:
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
+    broker = broker_address(settings.mqtt)  # TLS files checked before any file is opened
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
     if settings.tsdb.url is not None:
@@ -88,7 +90,7 @@ def build_gateway(settings: Settings) -> Gateway:
             secret = webhook.secret.get_secret_value() if webhook.secret else None
             sinks.append(WebhookSink(name, webhook.url, secret))
     config = AgentConfig(
-        broker=parse_mqtt_url(settings.mqtt.url),
+        broker=broker,
         client_id=settings.mqtt.client_id,
         data_dir=settings.data_dir,
         receive_maximum=settings.mqtt.receive_maximum,
@@ -104,6 +106,35 @@ def build_gateway(settings: Settings) -> Gateway:
     registry = registry_file.registry if registry_file is not None else DeviceRegistry()
     agent = Agent(config, profiles, registry, sinks, SystemClock(), registry_file=registry_file)
     return Gateway(agent=agent, readings=readings, token=token, token_source=source)
+
+
+def broker_address(mqtt: MqttSettings) -> BrokerAddress:
+    """The broker, its credentials and TLS files; raises ConfigurationError for a TLS file that
+    cannot be used now (a file that breaks later is reported and retried by the session)."""
+    address = parse_mqtt_url(mqtt.url)
+    tls = address.tls
+    if tls is not None:
+        key_password = mqtt.tls.key_password
+        tls = TlsConfig(
+            ca_file=mqtt.tls.ca_file,
+            cert_file=mqtt.tls.cert_file,
+            key_file=mqtt.tls.key_file,
+            key_password=None if key_password is None else key_password.get_secret_value(),
+        )
+        try:
+            tls.context()
+        except TlsConfigError as exc:
+            raise ConfigurationError(f"mqtt.tls: {exc}") from exc
+    password = address.password
+    if mqtt.password is not None:
+        password = mqtt.password.get_secret_value()
+    return BrokerAddress(
+        host=address.host,
+        port=address.port,
+        username=mqtt.username if mqtt.username is not None else address.username,
+        password=password,
+        tls=tls,
+    )
 
 
 def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:
