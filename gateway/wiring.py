@@ -16,8 +16,7 @@ import uvicorn
 from edge.agent import Agent, AgentConfig
 from edge.alert_store import AlertStoreSink
 from edge.clock import SystemClock
-from edge.errors import EdgeError
-from edge.errors import TlsConfigError
+from edge.errors import EdgeError, TlsConfigError
 from edge.mqtt import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
