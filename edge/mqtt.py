@@ -75,9 +75,8 @@ class TlsConfig:
                 raise TlsConfigError(f"key_file {self.key_file} is given without a cert_file")
             return context
         cert = _readable("cert_file", self.cert_file)
-        if self.key_file is not None:
-            _readable("key_file", self.key_file)
-        elif b"PRIVATE KEY-----" not in cert:
+        key_pem = cert if self.key_file is None else _readable("key_file", self.key_file)
+        if self.key_file is None and b"PRIVATE KEY-----" not in cert:
             raise TlsConfigError(
                 f"cert_file {self.cert_file} holds no private key and no key_file is given"
             )
@@ -95,7 +94,7 @@ class TlsConfig:
             reason = _ssl_reason(exc)
             if "KEY_VALUES_MISMATCH" in reason.upper():
                 problem = f"the key in {key} does not belong to the certificate {self.cert_file}"
-            elif "BAD_DECRYPT" in reason.upper() or "DECRYPT" in reason.upper():
+            elif b"ENCRYPTED" in key_pem:  # PKCS#8 or traditional; OpenSSL says only "PEM lib"
                 problem = f"cannot decrypt the key in {key}: wrong or missing key password"
             else:
                 problem = f"cannot load {self.cert_file} with the key in {key} ({reason})"
@@ -267,6 +266,7 @@ class SessionStatus:
     connected: bool = False
     connects: int = 0
     reconnects: int = 0
+    failed_connects: int = 0  # attempts that ended before a CONNACK accepted us (TLS, auth, TCP)
     empty_sessions: int = 0  # the broker came back without our session: queued messages lost
     last_error: str | None = None
     unacked: int = 0
@@ -323,6 +323,8 @@ class MqttSession:
         try:
             while True:
                 connected = await self._connect_once()
+                if not connected:
+                    self.status.failed_connects += 1
                 if connected:
                     delay = self._backoff_initial_s
                     misc = asyncio.create_task(self._misc_loop(), name="mqtt-misc")
