@@ -238,6 +238,17 @@ class _BufferedSocket:
         return getattr(self._sock, name)
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that closes itself when its handshake fails."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def _pending(sock: object) -> int:
     return sock.pending() if isinstance(sock, _BufferedSocket) else 0
 
@@ -313,6 +324,8 @@ class MqttSession:
         self._deferred: list[Callable[[], None]] | None = None
         self._sock: Any = None
         self._received = 0
+        self._attempt_failed = False  # this connection attempt already has its reason
+        self._buffered: _BufferedSocket | None = None  # this connection's socket, for TLS errors
 
     # -- public --------------------------------------------------------------------------------
 
@@ -370,6 +383,8 @@ class MqttSession:
         assert self._loop is not None
         self._generation += 1
         self._closed = asyncio.Event()
+        self._attempt_failed = False
+        self._buffered = None
         self.status.unacked = 0
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -382,7 +397,10 @@ class MqttSession:
             client.username_pw_set(self.address.username, self.address.password)
         if self.address.tls is not None:
             try:
-                client.tls_set_context(self.address.tls.context())
+                context = self.address.tls.context()
+                # paho leaves the socket of a failed handshake open: this class closes it
+                context.sslsocket_class = _ClosingSSLSocket
+                client.tls_set_context(context)
             except TlsConfigError as exc:  # a file gone or broken since start: retried
                 self._note_error(f"TLS: {exc}")
                 return False
@@ -425,7 +443,7 @@ class MqttSession:
             action()
         raw_socket = getattr(client, "_sock", None)  # paho 2.x keeps its socket here
         if isinstance(raw_socket, socket.socket):
-            client._sock = _BufferedSocket(raw_socket)
+            self._buffered = client._sock = _BufferedSocket(raw_socket)
         try:
             return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
         except TimeoutError:
@@ -433,10 +451,12 @@ class MqttSession:
             return False
 
     def _note_error(self, message: str) -> None:
+        """A failed connection attempt: logged when it differs from the last one."""
         if self.status.last_error != message:
             _log.warning("%s", message)
         self.status.last_error = message
         self.status.connected = False
+        self._attempt_failed = True
 
     def _teardown(self, disconnect: bool = False) -> None:
         client, self._client = self._client, None
@@ -470,7 +490,13 @@ class MqttSession:
 
     def _mark_closed(self, reason: str) -> None:
         self.status.connected = False
-        self.status.last_error = reason
+        connecting = self._connack is not None and not self._connack.done()
+        if self._attempt_failed:
+            pass  # keep the first reason: a refused CONNACK, then the broker's close, says less
+        elif connecting:
+            self._note_error(reason)  # e.g. the broker's TLS alert before any CONNACK: logged
+        else:
+            self.status.last_error = reason  # run() logs the loss of an accepted connection
         self._closed.set()
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(False)
@@ -525,7 +551,7 @@ class MqttSession:
             before = self._received
             rc = client.loop_read()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-                self._mark_closed(self._read_failure(buffered, rc))
+                self._mark_closed(self._tls_failure() or f"read failed: {paho.error_string(rc)}")
                 return
             if client is not self._client:
                 return
@@ -537,20 +563,17 @@ class MqttSession:
         if _pending(buffered) and self._loop:
             self._loop.call_soon(self._read, client)
 
-    def _read_failure(self, sock: object, rc: MQTTErrorCode) -> str:
-        tls_error = sock.tls_error if isinstance(sock, _BufferedSocket) else None
-        if tls_error is not None:
-            return f"{describe_tls_error(tls_error)} (broker {self.address})"
-        return f"read failed: {paho.error_string(rc)}"
+    def _tls_failure(self) -> str | None:
+        """The TLS error that ended this connection, if one did (paho reports only a loss)."""
+        sock = self._buffered
+        if sock is None or sock.tls_error is None:
+            return None
+        return f"{describe_tls_error(sock.tls_error)} (broker {self.address})"
 
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            sock = getattr(client, "_sock", None)
-            if isinstance(sock, _BufferedSocket) and sock.tls_error is not None:
-                self._mark_closed(f"{describe_tls_error(sock.tls_error)} (broker {self.address})")
-            else:
-                self._mark_closed(f"write failed: {paho.error_string(rc)}")
+            self._mark_closed(self._tls_failure() or f"write failed: {paho.error_string(rc)}")
 
     def _handle_connect(
         self,
@@ -625,7 +648,7 @@ class MqttSession:
         properties: Properties | None,
     ) -> None:
         if client is self._client:
-            self._mark_closed(f"disconnected: {reason_code}")
+            self._mark_closed(self._tls_failure() or f"disconnected: {reason_code}")
 
     def _handle_message(
         self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
