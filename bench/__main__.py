@@ -1,7 +1,9 @@
-"""`python -m bench [--quick] [--json-only]`: every benchmark in one run, a table, then one JSON line.
+"""`python -m bench [--quick] [--json-only] [--only memory]`: the benchmarks, a table, one JSON line.
 
 Phases, in order: raw consumer, agent ingest, burst, alert latency (idle, 50 %, 90 % of the
 measured ingest rate), outage drain, memory with 10,000 and 100,000 registered devices.
+`--only memory` runs the memory phase alone (its keys only): RSS does not depend on the CPU the
+other phases need, so it can be measured on a busy machine and repeated cheaply.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from bench.drain import DrainResult, measure_drain
 from bench.ingest import measure_burst, measure_ingest
 from bench.latency import ALERT_COMMUNITY, AlertListener, LatencyPlan, measure_latency
 from bench.machine import load_average, versions
-from bench.memory import measure_memory
+from bench.memory import MemoryResult, measure_memory
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.raw import measure_raw
-from bench.report import Results, summarize, table
+from bench.report import Results, memory_summary, memory_table, summarize, table
 from bench.rig import Rig
 from bench.traffic import Traffic, min_span_s, roster
 
@@ -87,6 +90,42 @@ def _traffic(community: str, messages: int, span_s: float | None = None) -> Traf
     return Traffic(community, members, messages, span, time.time())
 
 
+def _memory(rig: Rig, pool: PublisherPool, plan: Plan) -> list[MemoryResult]:
+    memory = []
+    for devices in plan.memory_devices:
+        messages = plan.memory_messages or devices
+        _say(f"memory: {devices:,} registered devices, {messages:,} messages")
+        memory.append(measure_memory(rig, pool, devices, messages))
+        _say(f"memory: idle {memory[-1].idle_mb:.1f} MB, peak {memory[-1].peak_mb:.1f} MB")
+    return memory
+
+
+def _machine(
+    rig: Rig, pool: PublisherPool, load_before: tuple[float, float, float]
+) -> dict[str, object]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in load_average()],
+        "publishers": pool.size,
+        "versions": versions(rig.broker.binary, rig.tsdb.url),
+    }
+
+
+def run_memory(plan: Plan, publishers: int) -> dict[str, Any]:
+    """The memory phase alone (`--only memory`): its keys of the JSON object."""
+    started = time.monotonic()
+    load_before = load_average()
+    with Rig() as rig:
+        pool = PublisherPool(rig.broker.host, rig.broker.port, publishers)
+        try:
+            memory = _memory(rig, pool, plan)
+            machine = _machine(rig, pool, load_before)
+        finally:
+            pool.close()
+    return memory_summary(plan.mode, machine, memory, time.monotonic() - started)
+
+
 def run(plan: Plan, publishers: int) -> Results:
     started = time.monotonic()
     load_before = load_average()
@@ -141,19 +180,8 @@ def run(plan: Plan, publishers: int) -> Results:
             probe.close()
             rig.stop_agent(agent, forget=True)
 
-            memory = []
-            for devices in plan.memory_devices:
-                messages = plan.memory_messages or devices
-                _say(f"memory: {devices:,} registered devices, {messages:,} messages")
-                memory.append(measure_memory(rig, pool, devices, messages))
-                _say(f"memory: peak {memory[-1].peak_mb:.1f} MB")
-            machine = {
-                "cpu_count": os.cpu_count(),
-                "loadavg_before": [round(v, 2) for v in load_before],
-                "loadavg_after": [round(v, 2) for v in load_average()],
-                "publishers": pool.size,
-                "versions": versions(rig.broker.binary, rig.tsdb.url),
-            }
+            memory = _memory(rig, pool, plan)
+            machine = _machine(rig, pool, load_before)
         finally:
             pool.close()
     return Results(
@@ -187,18 +215,26 @@ def main(argv: list[str] | None = None) -> int:
         default=max(2, os.cpu_count() or 1),
         help="publisher processes (default: the core count, at least 2)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["memory"],
+        help="run one phase alone and report only its keys (memory: 10,000 and 100,000 devices)",
+    )
     args = parser.parse_args(argv)
     # Ctrl-C works even when started with SIGINT ignored (a background job of a script)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    plan = QUICK if args.quick else FULL
     try:
-        results = run(QUICK if args.quick else FULL, args.publishers)
+        if args.only == "memory":
+            summary = run_memory(plan, args.publishers)
+        else:
+            summary = summarize(run(plan, args.publishers))
     except KeyboardInterrupt:
         _say("interrupted: everything started is stopped")
         return 130
-    summary = summarize(results)
     if not args.json_only:
-        print(table(summary))
+        print(memory_table(summary) if args.only == "memory" else table(summary))
     print(json.dumps(summary, separators=(",", ":")), flush=True)
     return 0
 

@@ -49,16 +49,53 @@ def _latency(result: LatencyResult) -> dict[str, Any]:
     }
 
 
+def _memory_keys(results: list[MemoryResult]) -> dict[str, Any]:
+    memory = {str(m.devices): m for m in results}
+    biggest = memory.get(str(RSS_TARGET_DEVICES))
+    return {
+        "rss_mb": {k: round(m.loaded_mb, 1) for k, m in memory.items()},
+        "rss_peak_mb": {k: round(m.peak_mb, 1) for k, m in memory.items()},
+        "targets": {
+            # judged only when every registered device sent (the full run), else null
+            "rss<150MB@100k": None
+            if biggest is None or biggest.messages < biggest.devices
+            else biggest.peak_mb < RSS_TARGET_MB,
+        },
+        "memory": {
+            k: {
+                "messages": m.messages,
+                "idle_mb": round(m.idle_mb, 1),
+                "loaded_mb": round(m.loaded_mb, 1),
+                "peak_mb": round(m.peak_mb, 1),
+                "start_seconds": round(m.start_s, 2),
+            }
+            for k, m in memory.items()
+        },
+    }
+
+
+def memory_summary(
+    mode: str, machine: dict[str, Any], results: list[MemoryResult], seconds: float
+) -> dict[str, Any]:
+    """The JSON object of `--only memory`: the memory keys of `summarize`, nothing else."""
+    return {
+        "mode": mode,
+        **machine,
+        **_memory_keys(results),
+        "only": "memory",
+        "seconds": round(seconds, 1),
+    }
+
+
 def summarize(results: Results) -> dict[str, Any]:
     """The JSON object: headline keys first, then the details of each phase."""
     raw, ingest, burst, drain = results.raw, results.ingest, results.burst, results.drain
     levels = {r.label: r for r in results.latency}
     half, ninety = levels.get("50%"), levels.get("90%")
-    memory = {str(m.devices): m for m in results.memory}
-    biggest = memory.get(str(RSS_TARGET_DEVICES))
     ratio = ingest.rate / raw.rate
     p99_half = half.percentile(99) if half else None
     p99_ninety = ninety.percentile(99) if ninety else None
+    memory = _memory_keys(results.memory)
     summary: dict[str, Any] = {
         "mode": results.mode,
         **results.machine,
@@ -73,8 +110,8 @@ def summarize(results: Results) -> dict[str, Any]:
         "alert_p99_ms": _round(p99_half),
         "alert_p99_ms_idle": _round(levels["idle"].percentile(99) if "idle" in levels else None),
         "alert_p99_ms_90": _round(p99_ninety),
-        "rss_mb": {k: round(m.loaded_mb, 1) for k, m in memory.items()},
-        "rss_peak_mb": {k: round(m.peak_mb, 1) for k, m in memory.items()},
+        "rss_mb": memory["rss_mb"],
+        "rss_peak_mb": memory["rss_peak_mb"],
         "drain_points_per_s": round(drain.rate),
         "drain_backlog": drain.backlog,
         "targets": {
@@ -82,10 +119,7 @@ def summarize(results: Results) -> dict[str, Any]:
             "burst_stored_all": burst.lost == 0 and burst.stored == burst.sent,
             "alert_p99<50ms@50%": p99_half is not None and p99_half < P99_AT_HALF_MS,
             "alert_p99<1s@90%": p99_ninety is not None and p99_ninety < P99_AT_90_MS,
-            # judged only when every registered device sent (the full run), else null
-            "rss<150MB@100k": None
-            if biggest is None or biggest.messages < biggest.devices
-            else biggest.peak_mb < RSS_TARGET_MB,
+            "rss<150MB@100k": memory["targets"]["rss<150MB@100k"],
         },
         "ingest": {
             "messages": ingest.messages,
@@ -107,16 +141,7 @@ def summarize(results: Results) -> dict[str, Any]:
             "cpu_pct": burst.cpu,
         },
         "alert_latency": {label: _latency(r) for label, r in levels.items()},
-        "memory": {
-            k: {
-                "messages": m.messages,
-                "idle_mb": round(m.idle_mb, 1),
-                "loaded_mb": round(m.loaded_mb, 1),
-                "peak_mb": round(m.peak_mb, 1),
-                "start_seconds": round(m.start_s, 2),
-            }
-            for k, m in memory.items()
-        },
+        "memory": memory["memory"],
         "drain": {
             "stored": drain.stored,
             "resume_seconds": round(drain.resume_s, 2),
@@ -187,18 +212,7 @@ def table(summary: dict[str, Any]) -> str:
                 f"{_ms(level['max_ms'])}, {load}{verdict}",
             )
         )
-    for devices, memory in summary["memory"].items():
-        verdict = ""
-        if devices == str(RSS_TARGET_DEVICES):
-            verdict = f"; target peak < {RSS_TARGET_MB:.0f} MB: {_ok(targets['rss<150MB@100k'])}"
-        rows.append(
-            (
-                f"agent RSS, {int(devices):,} registered devices",
-                f"{memory['loaded_mb']} MB",
-                f"idle {memory['idle_mb']} MB, peak {memory['peak_mb']} MB under "
-                f"{memory['messages']:,} msgs{verdict}",
-            )
-        )
+    rows += _memory_rows(summary)
     drain = summary["drain"]
     rows.append(
         (
@@ -210,14 +224,7 @@ def table(summary: dict[str, Any]) -> str:
             "msgs/s",
         )
     )
-    width = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [
-        f"community-edge bench ({summary['mode']}): {summary['cpu_count']} cores, load "
-        f"{_load(summary['loadavg_before'])} before, {_load(summary['loadavg_after'])} after; "
-        + "; ".join(f"{k}: {v}" for k, v in summary["versions"].items()),
-        "",
-    ]
-    lines += [f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows]
+    lines = _heading(summary) + _aligned(rows)
     lines += [
         "",
         f"CPU in % of one core ({summary['cpu_count']} cores: {100 * summary['cpu_count']}%); "
@@ -234,6 +241,44 @@ def table(summary: dict[str, Any]) -> str:
         f"run took {summary['seconds']} s",
     ]
     return "\n".join(lines)
+
+
+def memory_table(summary: dict[str, Any]) -> str:
+    """The table of `--only memory`."""
+    lines = _heading(summary) + _aligned(_memory_rows(summary))
+    return "\n".join([*lines, f"run took {summary['seconds']} s"])
+
+
+def _memory_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for devices, memory in summary["memory"].items():
+        verdict = ""
+        if devices == str(RSS_TARGET_DEVICES):
+            flag = summary["targets"]["rss<150MB@100k"]
+            verdict = f"; target peak < {RSS_TARGET_MB:.0f} MB: {_ok(flag)}"
+        rows.append(
+            (
+                f"agent RSS, {int(devices):,} registered devices",
+                f"{memory['loaded_mb']} MB",
+                f"idle {memory['idle_mb']} MB, peak {memory['peak_mb']} MB under "
+                f"{memory['messages']:,} msgs{verdict}",
+            )
+        )
+    return rows
+
+
+def _heading(summary: dict[str, Any]) -> list[str]:
+    return [
+        f"community-edge bench ({summary['mode']}): {summary['cpu_count']} cores, load "
+        f"{_load(summary['loadavg_before'])} before, {_load(summary['loadavg_after'])} after; "
+        + "; ".join(f"{k}: {v}" for k, v in summary["versions"].items()),
+        "",
+    ]
+
+
+def _aligned(rows: list[tuple[str, str, str]]) -> list[str]:
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    return [f"{a:<{width[0]}}  {b:>{width[1]}}  {c}" for a, b, c in rows]
 
 
 def _load(values: list[float]) -> str:

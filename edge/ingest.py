@@ -44,8 +44,9 @@ class IngestLane:
         self.session = make_session(self._receive)
 
     def _receive(self, delivery: Delivery) -> None:
-        # No bound here on purpose: the broker sends at most receive-maximum unacknowledged
-        # messages per session, so this deque never holds more than that.
+        # No bound here on purpose: the session reads no more than receive-maximum
+        # unacknowledged messages (even when the broker sends more), so this deque never holds
+        # more than that.
         self._inbox.append(delivery)
         self._wake.set()
 

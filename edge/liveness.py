@@ -181,6 +181,13 @@ class DeviceHealth:
         self._status[device.slot] = Status.OFFLINE
         self._reason[device.slot] = reason
 
+    def status_of(self, device: DeviceRef) -> Status:
+        """The device's status alone: cheap enough to filter 100,000 devices by."""
+        slot = device.slot
+        if slot < 0 or slot >= len(self._status):
+            return Status.UNKNOWN
+        return Status(self._status[slot])
+
     def state(self, device: DeviceRef) -> DeviceState:
         slot = device.slot
         heartbeat = self._heartbeat.get(device.model)

@@ -6,7 +6,8 @@ authentication failures are reported as such (`TLS: ...`, `authentication: ...`)
 paho (not aiomqtt's iterator) because aiomqtt acknowledges a message before the application has
 processed it; here `manual_ack=True` holds every PUBACK until `ack()` is called, once the message's
 results are durable. The MQTT 5 receive-maximum bounds how many unacknowledged messages the broker
-sends us: that bound is our backpressure, and nothing is ever discarded to relieve it.
+sends us: that bound is our backpressure, and nothing is ever discarded to relieve it. The session
+enforces the bound itself too, by not reading the socket while it is reached (see `_read`).
 """
 
 from __future__ import annotations
@@ -324,6 +325,8 @@ class MqttSession:
         self._deferred: list[Callable[[], None]] | None = None
         self._sock: Any = None
         self._received = 0
+        self._paused = False  # not reading: receive-maximum messages are unacknowledged
+        self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
         self._buffered: _BufferedSocket | None = None  # this connection's socket, for TLS errors
 
@@ -375,6 +378,8 @@ class MqttSession:
             self.status.unacked -= 1
             client.ack(delivery.mid, delivery.qos)
             acked += 1
+        if self._paused and client is not None and self.status.unacked < self._receive_maximum:
+            self._resume(client)
         return acked
 
     # -- connection ----------------------------------------------------------------------------
@@ -386,6 +391,10 @@ class MqttSession:
         self._attempt_failed = False
         self._buffered = None
         self.status.unacked = 0
+        self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -543,11 +552,20 @@ class MqttSession:
 
         self._soon(unregister)
 
-    def _read(self, client: paho.Client) -> None:
+    def _read(self, client: paho.Client, bounded: bool = True) -> None:
         # paho's loop_read() handles one packet per call; keep calling while packets keep
         # coming, so one readable event takes a whole burst instead of one event-loop turn each
         buffered = getattr(client, "_sock", None)
         for _ in range(_READS_PER_WAKEUP):
+            if bounded and self.status.unacked >= self._receive_maximum and client is self._client:
+                # mosquitto 2.0.11 overshoots our receive maximum when acks come in batches
+                # under a flood (eclipse-mosquitto/mosquitto#2301; 36,877 unacked for a
+                # receive maximum of 2,000 in a test here, 90,500 in the bench): every message
+                # read is held in memory until its batch commits (95,000 deliveries, 55 MB at
+                # the 100,000-device peak). Stop reading instead; TCP holds the rest in the
+                # broker, and `ack()` resumes. Nothing is discarded.
+                self._pause()
+                return
             before = self._received
             rc = client.loop_read()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
@@ -569,6 +587,36 @@ class MqttSession:
         if sock is None or sock.tls_error is None:
             return None
         return f"{describe_tls_error(sock.tls_error)} (broker {self.address})"
+
+    def _pause(self) -> None:
+        sock = self._sock
+        if sock is None or self._loop is None or sock.fileno() < 0:
+            return
+        self._loop.remove_reader(sock)
+        self._paused = True
+        # A pause lasts half a keep-alive at most: paho drops a connection that reads nothing
+        # (not even the PINGRESP) for two keep-alives, and a stalled commit (a full disk) must
+        # not turn into reconnects and redeliveries. A broker that gets no acks sends nothing
+        # past the receive maximum, so reading then takes in only what it already sent.
+        self._pause_timer = self._loop.call_later(
+            self._keepalive_s / 2, self._resume, self._client, False
+        )
+
+    def _resume(self, client: paho.Client | None, bounded: bool = True) -> None:
+        if not self._paused:
+            return  # resumed already, by an ack or the timer
+        self._paused = False
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()  # this pause is over: its timer must not end a later one
+            self._pause_timer = None
+        sock = self._sock
+        if client is None or client is not self._client or sock is None or self._loop is None:
+            return  # the connection is gone; a new one registers its own reader
+        if sock.fileno() < 0:
+            return
+        self._loop.add_reader(sock, self._read, client)
+        # bytes already in the _BufferedSocket would not wake the reader: read them now
+        self._loop.call_soon(self._read, client, bounded)
 
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()

@@ -11,13 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.errors import ProfileError, UnknownTopic
 from edge.model import FieldValue
 from edge.rule_spec import RuleSpec
+from edge.yaml_file import load_yaml_model
 
 _NAME = r"^[a-z][a-z0-9_]*$"
 _PLACEHOLDERS = ("device_id", "community", "building", "unit")
@@ -374,22 +374,7 @@ class DeviceProfile(BaseModel):
 
 def load_profile(path: Path) -> DeviceProfile:
     """Read and validate one profile file; errors name the file and the key."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(f"{path}: expected a mapping at the top level")
-    try:
-        return DeviceProfile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ProfileError(f"{path}: {problems}") from exc
+    return load_yaml_model(path, DeviceProfile, ProfileError)
 
 
 class ProfileRegistry:

@@ -13,7 +13,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edge.errors import RegistryError, UnknownDevice
 from edge.model import DeviceRef
 from edge.profiles import DeviceProfile, ProfileRegistry
+from edge.yaml_file import describe
 
 _log = logging.getLogger(__name__)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # no MQTT wildcards, no '/', no spaces
@@ -92,18 +94,15 @@ class DeviceRegistry:
 
     def __init__(
         self,
-        devices: Iterable[DeviceRef] | None = None,
+        devices: dict[str, DeviceRef] | None = None,
         details: dict[str, DeviceDetails] | None = None,
     ) -> None:
+        """`devices`: by id, in slot order (`slot` indexes the device's liveness state)."""
         self.open_enrollment = devices is None
-        # one DeviceRef per device, built at load; `slot` indexes its liveness state
-        self._devices: dict[str, DeviceRef] = {}
-        self._by_slot: list[DeviceRef] = []
-        for ref in devices or ():
-            if ref.slot != len(self._by_slot):
-                raise ValueError("registered devices need slots 0..n-1 in order")
-            self._devices[ref.device_id] = ref
-            self._by_slot.append(ref)
+        self._devices: dict[str, DeviceRef] = devices if devices is not None else {}
+        self._by_slot: list[DeviceRef] = list(self._devices.values())
+        if any(ref.slot != slot for slot, ref in enumerate(self._by_slot)):
+            raise ValueError("registered devices need slots 0..n-1 in order")
         self._details = details or {}
         self._enrolled: dict[tuple[str, str, str, str, str | None], DeviceRef] = {}
 
@@ -147,47 +146,49 @@ class DeviceRegistry:
             raise RegistryError(f"{path}: not UTF-8 (byte {exc.start})") from exc
         csv_file = path.suffix.lower() == ".csv"
         rows = _csv_rows(path, text) if csv_file else _yaml_rows(path, text)
-        refs: list[DeviceRef] = []
-        seen: dict[str, int] = {}
+        devices: dict[str, DeviceRef] = {}
+        numbers = array("i")  # each registered device's row number, by slot: for duplicates
         details: dict[str, DeviceDetails] = {}
         problems: list[str] = []
         categories = {p.name: p.category for p in profiles}
-        for number, (where, row) in enumerate(rows, start=1):
-            where = f"{where}device #{number}"
+
+        # Nothing per row beyond what is kept (no message strings, no side tables): 100,000
+        # transient objects at start-up fragment the allocator's arenas for the process's life.
+        def where(number: int, line: int | None) -> str:
+            return f"{path}:{line}: device #{number}" if line else f"{path}: device #{number}"
+
+        for number, (line, row) in enumerate(rows, start=1):
             try:
                 device = RegisteredDevice.model_validate(row)
             except ValidationError as exc:
-                problems.append(
-                    f"{where}: "
-                    + "; ".join(
-                        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                    )
-                )
+                problems.append(f"{where(number, line)}: {describe(exc)}")
                 continue
             category = categories.get(device.model)
             if category is None:
                 known = ", ".join(sorted(categories))
-                problems.append(f"{where}: unknown model {device.model!r} (known: {known})")
-                continue
-            if device.device_id in seen:
                 problems.append(
-                    f"{where}: duplicate device_id {device.device_id!r} "
-                    f"(first as device #{seen[device.device_id]})"
+                    f"{where(number, line)}: unknown model {device.model!r} (known: {known})"
                 )
                 continue
-            seen[device.device_id] = number
-            # interned: thousands of devices share a handful of communities, buildings, models
-            refs.append(
-                DeviceRef(
-                    device_id=device.device_id,
-                    model=sys.intern(device.model),
-                    category=sys.intern(category),
-                    community=sys.intern(device.community),
-                    building=sys.intern(device.building),
-                    unit=device.unit,
-                    slot=len(refs),
+            first = devices.get(device.device_id)
+            if first is not None:
+                problems.append(
+                    f"{where(number, line)}: duplicate device_id {device.device_id!r} "
+                    f"(first as device #{numbers[first.slot]})"
                 )
+                continue
+            # interned: thousands of devices share a handful of communities, buildings, models
+            ref = DeviceRef(
+                device_id=device.device_id,
+                model=sys.intern(device.model),
+                category=sys.intern(category),
+                community=sys.intern(device.community),
+                building=sys.intern(device.building),
+                unit=device.unit,
+                slot=len(devices),
             )
+            devices[ref.device_id] = ref
+            numbers.append(number)
             if device.install_date or device.resident_ref or device.emergency_contacts:
                 details[device.device_id] = DeviceDetails(
                     device.install_date, device.resident_ref, tuple(device.emergency_contacts)
@@ -199,7 +200,7 @@ class DeviceRegistry:
             more = len(problems) - len(shown)
             tail = f"\n(and {more} more problems)" if more else ""
             raise RegistryError(f"{path}: {len(problems)} bad rows:\n" + "\n".join(shown) + tail)
-        return cls(refs, details)
+        return cls(devices, details)
 
     def resolve(
         self, profile: DeviceProfile, device_id: str, topic_values: dict[str, str]
@@ -250,7 +251,7 @@ class DeviceRegistry:
         return ref
 
 
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, object]]:
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int | None, object]]:
     # one row at a time: a 100,000-row list of dicts would be a start-up peak that the
     # allocator keeps as resident memory for the life of the process
     reader = csv.DictReader(io.StringIO(text))
@@ -258,15 +259,15 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, object]]:
         raise RegistryError(f"{path}: empty file: expected a header line")
     for row in reader:
         if None in row:  # more cells than the header names
-            yield f"{path}:{reader.line_num}: ", {"(row)": "has more cells than the header"}
+            yield reader.line_num, {"(row)": "has more cells than the header"}
             continue
         yield (
-            f"{path}:{reader.line_num}: ",
+            reader.line_num,
             {k.strip(): (v.strip() or None) for k, v in row.items() if k and v is not None},
         )
 
 
-def _yaml_rows(path: Path, text: str) -> Iterator[tuple[str, object]]:
+def _yaml_rows(path: Path, text: str) -> Iterator[tuple[int | None, object]]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -276,7 +277,7 @@ def _yaml_rows(path: Path, text: str) -> Iterator[tuple[str, object]]:
     if not isinstance(data, list):
         raise RegistryError(f"{path}: expected a list of devices (or a 'devices:' key)")
     for row in data:
-        yield f"{path}: ", row
+        yield None, row
 
 
 class RegistryFile:

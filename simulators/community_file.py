@@ -17,10 +17,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.profiles import ProfileRegistry
+from edge.yaml_file import load_yaml_model
 from simulators.community import PREFIXES
 from simulators.sensors import SimulatedDevice
 
@@ -101,22 +101,7 @@ class CommunitySpec(BaseModel):
 
 def load_community(path: Path, profiles: ProfileRegistry) -> CommunitySpec:
     """Read and validate a community file; every model must have a profile in `profiles`."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CommunityFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise CommunityFileError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CommunityFileError(f"{path}: expected a mapping at the top level")
-    try:
-        spec = CommunitySpec.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise CommunityFileError(f"{path}: {problems}") from exc
+    spec = load_yaml_model(path, CommunitySpec, CommunityFileError)
     known = set(profiles.names())
     sets = [("devices", spec.devices)] + [
         (f"buildings.{n}.devices", b.devices)

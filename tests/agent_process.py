@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +13,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.servers import free_port
 
@@ -152,36 +149,6 @@ class AgentProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-
-
-class Recorder:
-    """An outside MQTT subscriber that keeps every message it sees (what the agent should see)."""
-
-    def __init__(self, mqtt_url: str, topic_filter: str) -> None:
-        host, _, port = mqtt_url.removeprefix("mqtt://").partition(":")
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"recorder-{os.getpid()}-{time.monotonic_ns()}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = lambda *args: self._subscribed.set()
-        self._client.connect(host, int(port))
-        self._client.subscribe(topic_filter, qos=1)
-        self._client.loop_start()
-        if not self._subscribed.wait(5):
-            raise AssertionError("recorder could not subscribe")
-
-    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, bytes(message.payload)))
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
 
 
 def simulate(mqtt_url: str, *args: str) -> dict[str, Any]:

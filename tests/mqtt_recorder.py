@@ -16,11 +16,13 @@ from simulators.load import parse_mqtt_url
 
 
 class Recorder:
-    """Subscribes (QoS 1) on entry; `wait_for(n)` returns what arrived, in arrival order."""
+    """An outside subscriber (QoS 1, subscribed once constructed) that keeps every message it sees.
+
+    `wait_for(n)` returns what arrived, in arrival order; use as a context manager or `close()`.
+    """
 
     def __init__(self, url: str, topic_filter: str) -> None:
-        self._host, self._port = parse_mqtt_url(url)
-        self._filter = topic_filter
+        host, port = parse_mqtt_url(url)
         self._messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -31,17 +33,24 @@ class Recorder:
         )
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.connect(host, port)
+        self._client.loop_start()
+        self._client.subscribe(topic_filter, qos=1)
+        assert self._subscribed.wait(5), "no SUBACK"
 
     def __enter__(self) -> Recorder:
-        self._client.connect(self._host, self._port)
-        self._client.loop_start()
-        self._client.subscribe(self._filter, qos=1)
-        assert self._subscribed.wait(5), "no SUBACK"
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+    @property
+    def messages(self) -> list[tuple[str, bytes]]:
+        return self.received()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, bytes]]:
         deadline = time.monotonic() + timeout

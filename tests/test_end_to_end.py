@@ -16,7 +16,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from tests.agent_process import AgentProcess, Recorder, simulate, wait_for
+from tests.agent_process import AgentProcess, simulate, wait_for
+from tests.mqtt_recorder import Recorder
 from tests.servers import MosquittoServer, VictoriaMetricsServer
 
 # Which field each model's messages are checked by, read straight from the payload the device sent.

@@ -8,7 +8,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.decode import decode
 from edge.model import DeviceRef, FieldValue, RawMessage, Reading
@@ -36,6 +31,7 @@ from simulators.sensors import (
     UnsupportedModel,
     simulated_models,
 )
+from tests.mqtt_recorder import Recorder
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 ENGINE = RuleEngine(PROFILES)
@@ -784,63 +780,10 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) 
     pytest.fail(f"mosquitto did not listen on {port}: {log_path.read_text(errors='replace')}")
 
 
-class _Subscriber:
-    """A paho client that records everything under one topic filter (QoS 1)."""
-
-    def __init__(self, url: str, topic_filter: str) -> None:
-        host, port = parse_mqtt_url(url)
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"test-sub-{os.getpid()}-{time.monotonic_ns()}",
-            protocol=mqtt.MQTTv5,
-        )
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
-        self._client.connect(host, port)
-        self._client.loop_start()
-        self._client.subscribe(topic_filter, qos=1)
-        assert self._subscribed.wait(5), "no SUBACK"
-
-    def __enter__(self) -> _Subscriber:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received()) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.1)  # anything beyond `count` would arrive now
-        return self.received()
-
-    def received(self) -> list[tuple[str, bytes]]:
-        with self._lock:
-            return list(self.messages)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, bytes(message.payload)))
-
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        self._subscribed.set()
-
-
 @pytest.mark.broker
 def test_run_load_sends_what_the_broker_delivers(_mosquitto_url: str) -> None:  # noqa: PT019
     reports: list[LoadProgress] = []
-    with _Subscriber(_mosquitto_url, "ce/load/#") as subscriber:
+    with Recorder(_mosquitto_url, "ce/load/#") as subscriber:
         result = run_load(
             _mosquitto_url,
             devices=20,
@@ -869,7 +812,7 @@ def test_run_load_sends_what_the_broker_delivers(_mosquitto_url: str) -> None:  
 def test_run_scenario_delivers_its_messages(_mosquitto_url: str, name: str) -> None:  # noqa: PT019
     scenario = SCENARIOS[name]
     community = f"sc-{name}"
-    with _Subscriber(_mosquitto_url, f"ce/{community}/#") as subscriber:
+    with Recorder(_mosquitto_url, f"ce/{community}/#") as subscriber:
         result = run_scenario(_mosquitto_url, name, community, delay_scale=0.05)
         received = subscriber.wait_for(len(scenario.steps))
     assert result.failed == 0
@@ -885,7 +828,7 @@ def test_run_scenario_delivers_its_messages(_mosquitto_url: str, name: str) -> N
 
 @pytest.mark.broker
 def test_run_load_of_one_profile_publishes_only_that_model(_mosquitto_url: str) -> None:  # noqa: PT019
-    with _Subscriber(_mosquitto_url, "ce/doors/#") as subscriber:
+    with Recorder(_mosquitto_url, "ce/doors/#") as subscriber:
         result = run_load(
             _mosquitto_url, devices=10, rate=200, duration=1, community="doors", profile=DOOR
         )

@@ -1,0 +1,137 @@
+"""The audit log: one append-only record per read of personal data, per alert action, per token
+change and per refused cross-tenant attempt. Ids, never names or phone numbers.
+
+DATA_DIR/audit.db (mode 0600); triggers refuse UPDATE and DELETE, and the API only reads it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from edge.database import open_database
+
+Result = Literal["ok", "refused", "not_found", "conflict"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+    role TEXT NOT NULL, community TEXT, object TEXT NOT NULL, action TEXT NOT NULL,
+    result TEXT NOT NULL, request_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_community ON audit (community, id);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class AuditRecord(BaseModel):
+    """Who did what to which object, when, and how it ended."""
+
+    id: int
+    at: datetime
+    actor: str  # the token id
+    role: str
+    community: str | None
+    object: str  # "alert:<id>", "device:<id>", "token:<id>", "alerts:export", ...
+    action: str  # "read_personal_data", "acknowledge", "resolve", "assign", "silence", ...
+    result: Result
+    request_id: str
+
+
+class AuditLog:
+    """Appends records; reads them newest first."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def record(
+        self,
+        *,
+        actor: str,
+        role: str,
+        community: str | None,
+        object: str,
+        action: str,
+        result: Result,
+        request_id: str,
+    ) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO audit (at, actor, role, community, object, action, result, "
+                "request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    datetime.now(UTC).isoformat(),
+                    actor,
+                    role,
+                    community,
+                    object,
+                    action,
+                    result,
+                    request_id,
+                ),
+            )
+
+    def query(
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        community: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditRecord]:
+        sql = "SELECT id, at, actor, role, community, object, action, result, request_id FROM audit"
+        where: list[str] = []
+        params: list[object] = []
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        if community is not None:
+            where.append("community = ?")
+            params.append(community)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [
+            AuditRecord(
+                id=r[0],
+                at=datetime.fromisoformat(r[1]),
+                actor=r[2],
+                role=r[3],
+                community=r[4],
+                object=r[5],
+                action=r[6],
+                result=r[7],
+                request_id=r[8],
+            )
+            for r in rows
+        ]
+
+    def count(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT count(*) FROM audit").fetchone()
+        return int(row[0])
+
+
+def open_audit(data_dir: Path) -> AuditLog:
+    """The audit log of a data directory (created on first use)."""
+    try:
+        return AuditLog(data_dir / "audit.db")
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{data_dir / 'audit.db'}: {exc}") from exc

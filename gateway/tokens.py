@@ -1,0 +1,181 @@
+"""API tokens: each has a role and the communities it may see; only a hash is ever stored.
+
+A token reads `ce_<id>_<secret>`: the id finds the row, the secret is checked against its SHA-256
+(tokens are 256-bit random strings, so a fast hash is enough: no password to stretch). Shown once,
+at creation. Stored in DATA_DIR/tokens.db (mode 0600); a revoked token fails at once, also in a
+running API, which reads the file on each request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from edge.database import open_database
+
+ALL = "*"  # the community list of a token that may see every community
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL, communities TEXT NOT NULL,
+    name TEXT, created_at TEXT NOT NULL, revoked_at TEXT);
+"""
+
+
+class Role(StrEnum):
+    """What a token may do; who sees personal data is decided by the role (see gateway.privacy)."""
+
+    DUTY_OFFICER = "duty_officer"
+    PROPERTY_MANAGER = "property_manager"
+    PLATFORM = "platform"
+    ADMIN = "admin"
+    EDGE_AGENT = "edge_agent"
+
+
+class TokenError(ValueError):
+    """A token request that cannot be carried out (bad role, no community, unknown id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's id (never its secret), role and communities."""
+
+    token_id: str
+    role: Role
+    communities: frozenset[str]  # {ALL}: every community
+
+    @property
+    def all_communities(self) -> bool:
+        return ALL in self.communities
+
+    def may_see(self, community: str) -> bool:
+        return self.all_communities or community in self.communities
+
+    def scope(self, wanted: list[str] | None) -> list[str] | None:
+        """The communities a query may read: the wanted ones within the token's (None: any)."""
+        if self.all_communities:
+            return wanted
+        if wanted is None:
+            return sorted(self.communities)
+        return [c for c in wanted if c in self.communities]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as `tokens list` shows it (no secret, no hash)."""
+
+    id: str
+    role: Role
+    communities: tuple[str, ...]
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenStore:
+    """Tokens in a SQLite file; safe to use from the API's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def create(self, role: str, communities: list[str], name: str | None = None) -> tuple[str, str]:
+        """A new token: returns (id, the token itself). The token is not kept anywhere."""
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise TokenError(
+                f"unknown role {role!r} (one of: {', '.join(r.value for r in Role)})"
+            ) from None
+        scope = sorted(set(communities))
+        if not scope:
+            raise TokenError("a token needs at least one --community (or '*' for all)")
+        if ALL in scope and parsed not in (Role.ADMIN, Role.PLATFORM):
+            raise TokenError(f"only admin and platform tokens may see every community ('{ALL}')")
+        bad = [c for c in scope if c != ALL and (not c or "," in c or c.strip() != c)]
+        if bad:
+            raise TokenError(f"invalid community id {bad[0]!r}")
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO tokens (id, hash, role, communities, name, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (token_id, _digest(secret), parsed.value, ",".join(scope), name, _now()),
+            )
+        return token_id, f"ce_{token_id}_{secret}"
+
+    def verify(self, token: str) -> Principal | None:
+        """The token's principal, or None when it is unknown, malformed or revoked."""
+        prefix, _, rest = token.partition("_")
+        token_id, _, secret = rest.partition("_")
+        if prefix != "ce" or not token_id or not secret:
+            return None
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT hash, role, communities, revoked_at FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        if row is None or row[3] is not None:
+            return None
+        if not hmac.compare_digest(row[0], _digest(secret)):
+            return None
+        return Principal(token_id, Role(row[1]), frozenset(row[2].split(",")))
+
+    def list(self) -> list[TokenInfo]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, role, communities, name, created_at, revoked_at FROM tokens "
+                "ORDER BY created_at, id"
+            ).fetchall()
+        return [
+            TokenInfo(
+                id=r[0],
+                role=Role(r[1]),
+                communities=tuple(r[2].split(",")),
+                name=r[3],
+                created_at=datetime.fromisoformat(r[4]),
+                revoked_at=datetime.fromisoformat(r[5]) if r[5] else None,
+            )
+            for r in rows
+        ]
+
+    def revoke(self, token_id: str) -> None:
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (_now(), token_id),
+            )
+            if cursor.rowcount == 0:
+                known = self._conn.execute(
+                    "SELECT 1 FROM tokens WHERE id = ?", (token_id,)
+                ).fetchone()
+                raise TokenError(
+                    f"token {token_id!r} is already revoked" if known else f"no token {token_id!r}"
+                )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def open_tokens(data_dir: Path) -> TokenStore:
+    """The token store of a data directory (created on first use)."""
+    try:
+        return TokenStore(data_dir / "tokens.db")
+    except sqlite3.DatabaseError as exc:
+        raise TokenError(f"{data_dir / 'tokens.db'}: {exc}") from exc
