@@ -8,6 +8,7 @@ EdgeError
 ├── ProfileError           a device profile file is invalid (names file and key)
 ├── RegistryError          a device registry file is invalid
 ├── RuleError              a rule is invalid
+├── TlsConfigError         the broker TLS files cannot be used (names the file and the problem)
 ├── AlertError
 │   ├── AlertNotFound
 │   ├── IncidentNotFound
@@ -23,6 +24,10 @@ from __future__ import annotations
 
 class EdgeError(Exception):
     """Base of every error the edge core raises on purpose."""
+
+
+class TlsConfigError(EdgeError):
+    """A CA, certificate or key file for the broker connection that cannot be used."""
 
 
 class DecodeError(EdgeError):

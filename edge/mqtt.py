@@ -1,5 +1,8 @@
 """The MQTT session: paho-mqtt driven from asyncio, QoS 1, persistent session, ack after commit.
 
+Over TLS (`mqtts://`) with a CA, a client certificate, and a username and password; TLS and
+authentication failures are reported as such (`TLS: ...`, `authentication: ...`) and retried.
+
 paho (not aiomqtt's iterator) because aiomqtt acknowledges a message before the application has
 processed it; here `manual_ack=True` holds every PUBACK until `ack()` is called, once the message's
 results are durable. The MQTT 5 receive-maximum bounds how many unacknowledged messages the broker
@@ -13,11 +16,13 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -27,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.clock import Clock
+from edge.errors import TlsConfigError
 
 _log = logging.getLogger(__name__)
 
@@ -35,49 +41,175 @@ _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes an
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """How the agent speaks TLS to the broker: which CA it trusts and which certificate it shows.
+
+    There is no switch to skip verification: a broker with a private CA is trusted by giving that
+    CA's file, never by trusting everyone.
+    """
+
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    cert_file: Path | None = None  # the client certificate (PEM), for brokers that ask for one
+    key_file: Path | None = None  # None: the key is in cert_file
+    key_password: str | None = field(default=None, repr=False)
+
+    def context(self) -> ssl.SSLContext:
+        """A client context (TLS 1.2+, hostname checked); raises TlsConfigError naming the file.
+
+        Built for every connection attempt, so a CA or client certificate renewed on disk is
+        used at the next reconnect without a restart.
+        """
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.ca_file is None:
+            context.load_default_certs()
+        else:
+            _readable("ca_file", self.ca_file)
+            try:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            except ssl.SSLError as exc:
+                raise TlsConfigError(
+                    f"ca_file {self.ca_file}: not a PEM CA certificate ({_ssl_reason(exc)})"
+                ) from exc
+        if self.cert_file is None:
+            if self.key_file is not None:
+                raise TlsConfigError(f"key_file {self.key_file} is given without a cert_file")
+            return context
+        cert = _readable("cert_file", self.cert_file)
+        key_pem = cert if self.key_file is None else _readable("key_file", self.key_file)
+        if self.key_file is None and b"PRIVATE KEY-----" not in cert:
+            raise TlsConfigError(
+                f"cert_file {self.cert_file} holds no private key and no key_file is given"
+            )
+        password = self.key_password or ""
+        try:
+            # a callable, never None: with None OpenSSL would prompt on the terminal for the
+            # password of an encrypted key, and a service would hang there
+            context.load_cert_chain(
+                str(self.cert_file),
+                None if self.key_file is None else str(self.key_file),
+                password=lambda: password,
+            )
+        except ssl.SSLError as exc:
+            key = self.key_file or self.cert_file
+            reason = _ssl_reason(exc)
+            if "KEY_VALUES_MISMATCH" in reason.upper():
+                problem = f"the key in {key} does not belong to the certificate {self.cert_file}"
+            elif b"ENCRYPTED" in key_pem:  # PKCS#8 or traditional; OpenSSL says only "PEM lib"
+                problem = f"cannot decrypt the key in {key}: wrong or missing key password"
+            else:
+                problem = f"cannot load {self.cert_file} with the key in {key} ({reason})"
+            raise TlsConfigError(problem) from exc
+        return context
+
+
+def _readable(name: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TlsConfigError(f"{name} {path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason for an error, e.g. 'CERTIFICATE_VERIFY_FAILED', else the message."""
+    return str(exc.reason or exc.strerror or exc)
+
+
+# OpenSSL reasons a broker's TLS alert arrives with, and what they mean for the operator
+_TLS_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker requires a client certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the broker does not trust our client certificate's CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the broker refused our client certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the broker says our client certificate has expired",
+    "WRONG_VERSION_NUMBER": "the broker did not answer in TLS (a plain mqtt:// listener?)",
+}
+
+
+def describe_tls_error(exc: ssl.SSLError | ssl.CertificateError) -> str:
+    """One line for the log and /healthz, starting with `TLS: `."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or _ssl_reason(exc)
+        return f"TLS: the broker's certificate is not accepted: {detail}"
+    if isinstance(exc, ssl.SSLError):
+        reason = _ssl_reason(exc)
+        meaning = _TLS_ALERTS.get(reason.upper())
+        return f"TLS: {meaning} ({reason.lower()})" if meaning else f"TLS: {reason.lower()}"
+    return f"TLS: {exc}"
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where the broker is: `mqtt://[user:password@]HOST[:PORT]`."""
+    """Where the broker is and how to log in: `mqtt[s]://[user:password@]HOST[:PORT]`."""
 
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: TlsConfig | None = None  # None: plain TCP
 
     def __str__(self) -> str:  # never shows the password
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self.tls is not None else "mqtt"
+        user = f"{self.username}@" if self.username is not None else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse and check a broker URL; raises ValueError naming the problem."""
+    """Parse and check a broker URL; raises ValueError naming the problem (never the password).
+
+    `mqtts://` means TLS with the system's CAs (port 8883 by default); the caller replaces `tls`
+    to give a CA or a client certificate. User and password are percent-decoded.
+    """
     parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        raise ValueError(f"broker URL {url!r} must start with mqtt://")
+    shown = _without_password(url, parts.password)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker URL {shown!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
-        raise ValueError(f"broker URL {url!r} has no host")
+        raise ValueError(f"broker URL {shown!r} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"broker URL {url!r} must be mqtt://HOST:PORT with nothing after the port")
+        raise ValueError(
+            f"broker URL {shown!r} must be {parts.scheme}://HOST:PORT with nothing after the port"
+        )
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
-        raise ValueError(f"broker URL {url!r} has an invalid port") from None
-    return BrokerAddress(parts.hostname, port, parts.username, parts.password)
+        raise ValueError(f"broker URL {shown!r} has an invalid port") from None
+    return BrokerAddress(
+        parts.hostname,
+        port,
+        None if parts.username is None else unquote(parts.username),
+        None if parts.password is None else unquote(parts.password),
+        TlsConfig() if parts.scheme == "mqtts" else None,
+    )
+
+
+def _without_password(url: str, password: str | None) -> str:
+    return url if not password else url.replace(f":{password}@", ":***@", 1)
 
 
 class _BufferedSocket:
     """paho reads each packet with several tiny recv() calls (type, length, body); this serves
     them from one 256 KiB read, which cut the agent's recv syscalls by about 3 per message.
 
-    Everything else (send, close, fileno, setblocking) goes to the real socket.
+    Over TLS it also keeps the last TLS error (a broker's alert arrives on a read after the
+    handshake, e.g. a refused client certificate under TLS 1.3), which paho only logs as a lost
+    connection. Everything else (close, fileno, setblocking) goes to the real socket.
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._data = b""
         self._offset = 0
+        self.tls_error: ssl.SSLError | None = None
 
     def recv(self, size: int) -> bytes:
         if self._offset >= len(self._data):
-            data = self._sock.recv(262144)  # BlockingIOError when nothing is there: paho's AGAIN
+            try:
+                data = self._sock.recv(262144)  # BlockingIOError when nothing is there: AGAIN
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise  # paho turns these into "try again"
+            except ssl.SSLError as exc:
+                self.tls_error = exc
+                raise
             if not data:
                 return b""  # the broker closed the connection
             self._data, self._offset = data, 0
@@ -85,14 +217,46 @@ class _BufferedSocket:
         self._offset += len(chunk)
         return chunk
 
+    def send(self, buffer: bytes | bytearray) -> int:
+        try:
+            return self._sock.send(buffer)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            self.tls_error = exc
+            raise
+
     def buffered(self) -> int:
         return len(self._data) - self._offset
 
     def pending(self) -> int:
-        return 0
+        """Bytes readable without the socket becoming readable again: ours, and TLS records
+        OpenSSL has already taken off the socket."""
+        tls = self._sock.pending() if isinstance(self._sock, ssl.SSLSocket) else 0
+        return self.buffered() + tls
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that closes itself when its handshake fails."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def _pending(sock: object) -> int:
+    return sock.pending() if isinstance(sock, _BufferedSocket) else 0
+
+
+# CONNACK reason codes that mean "your credentials", as MQTT 5 numbers them (3.1.1's 4 and 5
+# arrive mapped to 0x86 and 0x87 by paho)
+_AUTH_FAILURES = frozenset({0x85, 0x86, 0x87, 0x8C})  # client id, user/password, not authorized
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +278,7 @@ class SessionStatus:
     connected: bool = False
     connects: int = 0
     reconnects: int = 0
+    failed_connects: int = 0  # attempts that ended before a CONNACK accepted us (TLS, auth, TCP)
     empty_sessions: int = 0  # the broker came back without our session: queued messages lost
     last_error: str | None = None
     unacked: int = 0
@@ -162,6 +327,8 @@ class MqttSession:
         self._received = 0
         self._paused = False  # not reading: receive-maximum messages are unacknowledged
         self._pause_timer: asyncio.TimerHandle | None = None
+        self._attempt_failed = False  # this connection attempt already has its reason
+        self._buffered: _BufferedSocket | None = None  # this connection's socket, for TLS errors
 
     # -- public --------------------------------------------------------------------------------
 
@@ -172,6 +339,8 @@ class MqttSession:
         try:
             while True:
                 connected = await self._connect_once()
+                if not connected:
+                    self.status.failed_connects += 1
                 if connected:
                     delay = self._backoff_initial_s
                     misc = asyncio.create_task(self._misc_loop(), name="mqtt-misc")
@@ -219,6 +388,8 @@ class MqttSession:
         assert self._loop is not None
         self._generation += 1
         self._closed = asyncio.Event()
+        self._attempt_failed = False
+        self._buffered = None
         self.status.unacked = 0
         self._paused = False
         if self._pause_timer is not None:
@@ -233,6 +404,15 @@ class MqttSession:
         )
         if self.address.username is not None:
             client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls is not None:
+            try:
+                context = self.address.tls.context()
+                # paho leaves the socket of a failed handshake open: this class closes it
+                context.sslsocket_class = _ClosingSSLSocket
+                client.tls_set_context(context)
+            except TlsConfigError as exc:  # a file gone or broken since start: retried
+                self._note_error(f"TLS: {exc}")
+                return False
         # handlers registered before connecting: nothing that arrives early is missed
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -259,6 +439,10 @@ class MqttSession:
                 clean_start=False,  # keep the broker's session (and its queued messages)
                 properties=properties,
             )
+        except (ssl.SSLError, ssl.CertificateError) as exc:  # before OSError: a subclass
+            self._deferred = None
+            self._note_error(f"{describe_tls_error(exc)} (broker {self.address})")
+            return False
         except (OSError, ValueError) as exc:
             self._deferred = None
             self._note_error(f"cannot connect to {self.address}: {exc}")
@@ -268,7 +452,7 @@ class MqttSession:
             action()
         raw_socket = getattr(client, "_sock", None)  # paho 2.x keeps its socket here
         if isinstance(raw_socket, socket.socket):
-            client._sock = _BufferedSocket(raw_socket)
+            self._buffered = client._sock = _BufferedSocket(raw_socket)
         try:
             return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
         except TimeoutError:
@@ -276,10 +460,12 @@ class MqttSession:
             return False
 
     def _note_error(self, message: str) -> None:
+        """A failed connection attempt: logged when it differs from the last one."""
         if self.status.last_error != message:
             _log.warning("%s", message)
         self.status.last_error = message
         self.status.connected = False
+        self._attempt_failed = True
 
     def _teardown(self, disconnect: bool = False) -> None:
         client, self._client = self._client, None
@@ -313,7 +499,13 @@ class MqttSession:
 
     def _mark_closed(self, reason: str) -> None:
         self.status.connected = False
-        self.status.last_error = reason
+        connecting = self._connack is not None and not self._connack.done()
+        if self._attempt_failed:
+            pass  # keep the first reason: a refused CONNACK, then the broker's close, says less
+        elif connecting:
+            self._note_error(reason)  # e.g. the broker's TLS alert before any CONNACK: logged
+        else:
+            self.status.last_error = reason  # run() logs the loss of an accepted connection
         self._closed.set()
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(False)
@@ -361,8 +553,9 @@ class MqttSession:
         self._soon(unregister)
 
     def _read(self, client: paho.Client, bounded: bool = True) -> None:
-        # paho's loop_read() handles one packet per call; keep calling while messages keep
+        # paho's loop_read() handles one packet per call; keep calling while packets keep
         # coming, so one readable event takes a whole burst instead of one event-loop turn each
+        buffered = getattr(client, "_sock", None)
         for _ in range(_READS_PER_WAKEUP):
             if bounded and self.status.unacked >= self._receive_maximum and client is self._client:
                 # mosquitto 2.0.11 overshoots our receive maximum when acks come in batches
@@ -376,14 +569,24 @@ class MqttSession:
             before = self._received
             rc = client.loop_read()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-                self._mark_closed(f"read failed: {paho.error_string(rc)}")
+                self._mark_closed(self._tls_failure() or f"read failed: {paho.error_string(rc)}")
                 return
-            if self._received == before or client is not self._client:
+            if client is not self._client:
+                return
+            # a packet other than PUBLISH (CONNACK, SUBACK) may sit before buffered messages:
+            # the socket will not wake us for bytes already read off it
+            if self._received == before and not _pending(buffered):
                 return
         # stopped at the cap with bytes still buffered: the socket may not wake us for them
-        buffered = getattr(client, "_sock", None)
-        if isinstance(buffered, _BufferedSocket) and buffered.buffered() and self._loop:
+        if _pending(buffered) and self._loop:
             self._loop.call_soon(self._read, client)
+
+    def _tls_failure(self) -> str | None:
+        """The TLS error that ended this connection, if one did (paho reports only a loss)."""
+        sock = self._buffered
+        if sock is None or sock.tls_error is None:
+            return None
+        return f"{describe_tls_error(sock.tls_error)} (broker {self.address})"
 
     def _pause(self) -> None:
         sock = self._sock
@@ -418,7 +621,7 @@ class MqttSession:
     def _write(self, client: paho.Client) -> None:
         rc = client.loop_write()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self._mark_closed(f"write failed: {paho.error_string(rc)}")
+            self._mark_closed(self._tls_failure() or f"write failed: {paho.error_string(rc)}")
 
     def _handle_connect(
         self,
@@ -429,7 +632,18 @@ class MqttSession:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            self._note_error(f"broker {self.address} refused the connection: {reason_code}")
+            if reason_code.value in _AUTH_FAILURES:
+                who = (
+                    "without a username"
+                    if self.address.username is None
+                    else (f"as user {self.address.username!r}")
+                )
+                self._note_error(
+                    f"authentication: broker {self.address} refused client {self.client_id!r} "
+                    f"{who}: {reason_code}"
+                )
+            else:
+                self._note_error(f"broker {self.address} refused the connection: {reason_code}")
             if self._connack is not None and not self._connack.done():
                 self._connack.set_result(False)
             return
@@ -482,7 +696,7 @@ class MqttSession:
         properties: Properties | None,
     ) -> None:
         if client is self._client:
-            self._mark_closed(f"disconnected: {reason_code}")
+            self._mark_closed(self._tls_failure() or f"disconnected: {reason_code}")
 
     def _handle_message(
         self, client: paho.Client, userdata: Any, message: paho.MQTTMessage

@@ -34,6 +34,26 @@ class ConfigurationError(Exception):
     """Settings that cannot work; the message is one line naming the problem."""
 
 
+class MqttTlsSettings(BaseModel):
+    """TLS to the broker (with an `mqtts://` URL); the files are checked when the agent starts."""
+
+    model_config = ConfigDict(extra="forbid")
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    cert_file: Path | None = None  # client certificate (PEM), when the broker asks for one
+    key_file: Path | None = None  # None: the key is in cert_file
+    key_password: SecretStr | None = None  # for an encrypted key_file
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> MqttTlsSettings:
+        if self.cert_file is None and (self.key_file is not None or self.key_password is not None):
+            raise ValueError("key_file and key_password need a cert_file")
+        return self
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.ca_file, self.cert_file, self.key_file))
+
+
 class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = "mqtt://127.0.0.1:1883"
@@ -42,12 +62,29 @@ class MqttSettings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     )
     receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    # the broker's user for this gateway; no MQTT wildcards, '/' or spaces (ACL files split there)
+    username: str | None = Field(default=None, pattern=r"^[^\s+#/]{1,256}$")
+    password: SecretStr | None = None
+    tls: MqttTlsSettings = Field(default_factory=MqttTlsSettings)
 
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
         parse_mqtt_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _credentials_and_tls(self) -> MqttSettings:
+        address = parse_mqtt_url(self.url)
+        if address.username is not None and self.username is not None:
+            raise ValueError("give the user either in mqtt.url or as mqtt.username, not both")
+        if address.password is not None and self.password is not None:
+            raise ValueError("give the password either in mqtt.url or as mqtt.password, not both")
+        if self.password is not None and (self.username or address.username) is None:
+            raise ValueError("mqtt.password needs a user (mqtt.username)")
+        if self.tls.given and address.tls is None:
+            raise ValueError("mqtt.tls is set but mqtt.url is mqtt://; use mqtts://")
+        return self
 
 
 def _valid_http_url(value: str) -> str:

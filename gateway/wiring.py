@@ -20,8 +20,8 @@ from edge.channels.delivery_log import DeliveryLog
 from edge.channels.message import NoticeFormat
 from edge.channels.robot import RateWindow
 from edge.clock import Clock, SystemClock
-from edge.errors import EdgeError
-from edge.mqtt import parse_mqtt_url
+from edge.errors import EdgeError, TlsConfigError
+from edge.mqtt import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
 from edge.registry import DeviceRegistry, RegistryFile
@@ -32,6 +32,7 @@ from gateway.settings import (
     ChannelSettings,
     ConfigurationError,
     DingtalkChannelSettings,
+    MqttSettings,
     Settings,
     WebhookChannelSettings,
     WebhookSettings,
@@ -85,6 +86,7 @@ def build_gateway(settings: Settings) -> Gateway:
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
+    broker = broker_address(settings.mqtt)  # TLS files checked before any file is opened
     _check_channel_names(settings)
     clock = SystemClock()
     sinks: list[Sink] = []
@@ -104,7 +106,7 @@ def build_gateway(settings: Settings) -> Gateway:
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
         sinks.extend(_channels(settings, hooks, deliveries, clock))
     config = AgentConfig(
-        broker=parse_mqtt_url(settings.mqtt.url),
+        broker=broker,
         client_id=settings.mqtt.client_id,
         data_dir=settings.data_dir,
         receive_maximum=settings.mqtt.receive_maximum,
@@ -202,6 +204,35 @@ def _check_channel_names(settings: Settings) -> None:
             raise ConfigurationError(
                 f"channels: the name {channel.name!r} is taken by another sink"
             )
+
+
+def broker_address(mqtt: MqttSettings) -> BrokerAddress:
+    """The broker, its credentials and TLS files; raises ConfigurationError for a TLS file that
+    cannot be used now (a file that breaks later is reported and retried by the session)."""
+    address = parse_mqtt_url(mqtt.url)
+    tls = address.tls
+    if tls is not None:
+        key_password = mqtt.tls.key_password
+        tls = TlsConfig(
+            ca_file=mqtt.tls.ca_file,
+            cert_file=mqtt.tls.cert_file,
+            key_file=mqtt.tls.key_file,
+            key_password=None if key_password is None else key_password.get_secret_value(),
+        )
+        try:
+            tls.context()
+        except TlsConfigError as exc:
+            raise ConfigurationError(f"mqtt.tls: {exc}") from exc
+    password = address.password
+    if mqtt.password is not None:
+        password = mqtt.password.get_secret_value()
+    return BrokerAddress(
+        host=address.host,
+        port=address.port,
+        username=mqtt.username if mqtt.username is not None else address.username,
+        password=password,
+        tls=tls,
+    )
 
 
 def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:

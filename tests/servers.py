@@ -210,13 +210,42 @@ class _Server:
         return f"<{type(self).__name__} {HOST}:{self.port} running={self.running}>"
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener of a test broker: its certificate and the CA it checks clients against.
+
+    `require_certificate`: clients must show a certificate signed by `ca_file`;
+    `use_identity_as_username`: the certificate's CN is the client's username (no password).
+    """
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False
+    use_identity_as_username: bool = False
+
+    def config_lines(self, port: int) -> list[str]:
+        return [
+            f"listener {port} {HOST}",
+            f"cafile {self.ca_file}",
+            f"certfile {self.cert_file}",
+            f"keyfile {self.key_file}",
+            "tls_version tlsv1.2",  # the minimum; TLS 1.3 is negotiated when both sides can
+            f"require_certificate {str(self.require_certificate).lower()}",
+            f"use_identity_as_username {str(self.use_identity_as_username).lower()}",
+        ]
+
+
 class MosquittoServer(_Server):
-    """A mosquitto broker; `url` is mqtt://127.0.0.1:<port>.
+    """A mosquitto broker; `url` is mqtt://127.0.0.1:<port>, `tls_urls` its TLS listeners.
 
     Args:
         persistence: save the session and queue database in the server's directory, so that
             `restart()` (after `stop()`) brings queued messages back.
         extra_config: further mosquitto.conf lines, e.g. "max_queued_messages 5000".
+        tls_listeners: TLS listeners, each on a free port of its own, beside the plain one.
+        password_file: a mosquitto_passwd file; then anonymous clients are refused everywhere.
+        acl_file: a mosquitto ACL file.
     """
 
     kind = "mosquitto"
@@ -227,12 +256,23 @@ class MosquittoServer(_Server):
         persistence: bool = False,
         extra_config: Sequence[str] = (),
         directory: Path | None = None,
+        tls_listeners: Sequence[TlsListener] = (),
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
     ) -> None:
         super().__init__(find_binary("mosquitto", "mosquitto"), directory)
         self.persistence = persistence
         self.extra_config = tuple(extra_config)
         self.config_path = self.directory / "mosquitto.conf"
         self.persistence_dir = self.directory / "persistence"
+        self.tls_listeners = tuple(tls_listeners)
+        self.tls_ports = [free_port() for _ in self.tls_listeners]
+        self.password_file = password_file
+        self.acl_file = acl_file
+
+    @property
+    def tls_urls(self) -> list[str]:
+        return [f"mqtts://{HOST}:{port}" for port in self.tls_ports]
 
     @property
     def host(self) -> str:
@@ -243,7 +283,20 @@ class MosquittoServer(_Server):
         return f"mqtt://{HOST}:{self.port}"
 
     def config_lines(self) -> list[str]:
-        lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "log_dest stdout"]
+        anonymous = self.password_file is None and not any(
+            t.use_identity_as_username for t in self.tls_listeners
+        )
+        lines = [
+            f"listener {self.port} {HOST}",
+            f"allow_anonymous {str(anonymous).lower()}",
+            "log_dest stdout",
+        ]
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        for listener, port in zip(self.tls_listeners, self.tls_ports, strict=True):
+            lines += listener.config_lines(port)
         if os.geteuid() == 0:
             # As root, mosquitto switches to the user "mosquitto", which cannot write our 0700
             # temporary directory (the persistence file); stay the user who owns it.
@@ -259,7 +312,9 @@ class MosquittoServer(_Server):
         return [self.binary, "-c", str(self.config_path)]
 
     def _answers(self) -> bool:
-        return mqtt_connack(HOST, self.port, timeout_s=1.0) == 0
+        code = mqtt_connack(HOST, self.port, timeout_s=1.0)
+        # 5 (not authorized) is an answer too, when anonymous clients are refused
+        return code == 0 or (code == 5 and self.password_file is not None)
 
 
 def mqtt_connack(host: str, port: int, timeout_s: float) -> int | None:
