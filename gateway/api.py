@@ -2,13 +2,15 @@
 
 import asyncio
 import base64
-import secrets
-from collections.abc import AsyncIterator
+import math
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,7 +26,13 @@ from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity
 from edge.reading_store import ReadingStore, StoredReading
 from edge.registry import Contact
 from edge.silences import Silence, SilenceSpec
+from gateway.audit import AuditLog, AuditRecord
+from gateway.audit import Result as AuditResult
+from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
+from gateway.limits import MAX_BODY_BYTES, BodySizeLimit
 from gateway.metrics import render_metrics
+from gateway.privacy import mask_name, mask_phone, sees_personal_data
+from gateway.tokens import Principal, Role, TokenStore
 
 
 class AwayBody(BaseModel):
@@ -167,6 +175,9 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
@@ -176,37 +187,119 @@ def create_app(
     token: str,
     readings: ReadingStore | None = None,
     deliveries: DeliveryLog | None = None,
+    tokens: TokenStore | None = None,
+    audit: AuditLog | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The FastAPI app over a running (or at least entered) agent."""
+    """The FastAPI app over a running (or at least entered) agent.
+
+    Args:
+        token: the bootstrap token (an admin of every community).
+        tokens: scoped tokens (`community-edge tokens`); None: the bootstrap token only.
+        audit: where alert actions, personal-data reads and refused cross-tenant attempts go.
+    """
     app = FastAPI(
         title="community-edge alert API",
         version="1",
         description="Alerts from a community gateway. Every /v1 route needs `Authorization: Bearer <token>`.",
     )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     bearer = HTTPBearer(auto_error=False)
+    auth = Authenticator(token, tokens)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
     }
 
     def authorize(
+        request: Request,
+        response: Response,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str:
-        if credentials is None or not secrets.compare_digest(
-            credentials.credentials.encode(), token.encode()
-        ):
+    ) -> Principal:
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        response.headers["X-Request-Id"] = request.state.request_id
+        client = request.client.host if request.client else "unknown"
+        try:
+            principal = auth.authenticate(credentials.credentials if credentials else None, client)
+        except Throttled as exc:
             raise HTTPException(
-                status_code=401,
-                detail="missing or wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
+                status_code=429,
+                detail="too many failed authentications from this address; try again later",
+                headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
+            ) from None
+        except Unauthenticated as exc:
+            raise HTTPException(
+                status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        if principal.role == Role.EDGE_AGENT:
+            raise HTTPException(
+                status_code=403, detail="edge_agent tokens only post alert events to a central API"
             )
-        return "api-token"  # the caller's identity, recorded on alert events
+        return principal
 
-    Caller = Annotated[str, Depends(authorize)]
+    # every /v1 route takes its caller from here: a route without it is refused by
+    # tests/test_tenancy.py, which walks every route with another community's token
+    Caller = Annotated[Principal, Depends(authorize)]
+
+    def _audit(
+        request: Request,
+        caller: Principal,
+        community: str | None,
+        obj: str,
+        action: str,
+        result: AuditResult = "ok",
+    ) -> None:
+        if audit is not None:
+            audit.record(
+                actor=caller.token_id,
+                role=caller.role.value,
+                community=community,
+                object=obj,
+                action=action,
+                result=result,
+                request_id=request.state.request_id,
+            )
+
+    def _visible(request: Request, caller: Principal, community: str, obj: str) -> None:
+        """404 (not 403: ids do not leak) for another community's object; the attempt is audited."""
+        if not caller.may_see(community):
+            _audit(request, caller, community, obj, "cross_tenant", "refused")
+            kind, _, ident = obj.partition(":")
+            raise HTTPException(status_code=404, detail=f"no {kind} {ident!r}")
+
+    def _may_act(caller: Principal) -> None:
+        if caller.role not in ACTORS:
+            raise HTTPException(
+                status_code=403, detail=f"a {caller.role} token may read, not act on alerts"
+            )
+
+    def _admin(caller: Principal) -> None:
+        if caller.role != Role.ADMIN:
+            raise HTTPException(status_code=403, detail="for admin tokens only")
+
+    def _masked(caller: Principal, alert: Alert) -> Alert:
+        """The unit (where a resident lives) only for responders of the alert's community."""
+        if alert.unit is None or sees_personal_data(caller, alert.community):
+            return alert
+        return alert.model_copy(update={"unit": None})
+
+    def _masked_event(caller: Principal, event: AlertEvent) -> AlertEvent:
+        alert = _masked(caller, event.alert)
+        return event if alert is event.alert else event.model_copy(update={"alert": alert})
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        codes = {401: "unauthorized", 404: "not_found", 409: "conflict", 400: "bad_request"}
+        codes = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            409: "conflict",
+            429: "too_many_requests",
+        }
         response = _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
@@ -279,10 +372,15 @@ def create_app(
         cursor: str | None = None,
     ) -> AlertList:
         """Alerts newest first; filter by community (repeatable), status and severity."""
+        scope = caller.scope(community)
+        if scope == []:
+            return AlertList(items=[], next_cursor=None)
         page = agent.alert_store.list(
-            communities=community, status=status, severity=severity, limit=limit, cursor=cursor
+            communities=scope, status=status, severity=severity, limit=limit, cursor=cursor
         )
-        return AlertList(items=page.items, next_cursor=page.next_cursor)
+        return AlertList(
+            items=[_masked(caller, a) for a in page.items], next_cursor=page.next_cursor
+        )
 
     @app.get(
         "/v1/alerts/stream",
@@ -299,7 +397,8 @@ def create_app(
         A comment line every 15 s keeps proxies from closing an idle stream. A consumer that falls
         1,000 events behind gets `event: overflow` and the stream ends: reconnect and list.
         """
-        wanted = set(community) if community else None
+        scope = caller.scope(community)
+        wanted = set(scope) if scope is not None else None
 
         async def events() -> AsyncIterator[bytes]:
             with agent.stream.subscription() as queue:
@@ -316,7 +415,7 @@ def create_app(
                         return
                     if wanted is not None and event.alert.community not in wanted:
                         continue
-                    body = event.model_dump_json()
+                    body = _masked_event(caller, event).model_dump_json()
                     yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
 
         return StreamingResponse(
@@ -326,33 +425,81 @@ def create_app(
         )
 
     @app.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=errors)
-    async def get_alert(alert_id: str, caller: Caller) -> AlertDetail:
+    async def get_alert(alert_id: str, caller: Caller, request: Request) -> AlertDetail:
         """One alert with its event history and its notification channels' delivery attempts."""
-        alert = agent.alert_store.get(alert_id)
-        if alert is None:
-            raise AlertNotFound(f"no alert {alert_id!r}")
+        alert = _alert_of(request, caller, alert_id)
+        if sees_personal_data(caller, alert.community) and alert.unit is not None:
+            _audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
         return AlertDetail(
-            alert=alert,
-            history=agent.alert_store.history(alert_id),
+            alert=_masked(caller, alert),
+            history=[_masked_event(caller, e) for e in agent.alert_store.history(alert_id)],
             deliveries=await deliveries.for_alert(alert_id) if deliveries is not None else [],
         )
 
     action_errors = {**errors, 409: {"model": ErrorResponse}}
 
+    def _alert_of(request: Request, caller: Principal, alert_id: str) -> Alert:
+        alert = agent.alert_store.get(alert_id)
+        if alert is None:
+            raise AlertNotFound(f"no alert {alert_id!r}")
+        _visible(request, caller, alert.community, f"alert:{alert_id}")
+        return alert
+
+    async def _on_alert(
+        request: Request,
+        caller: Principal,
+        alert_id: str,
+        action: str,
+        act: Callable[[], Awaitable[Alert]],
+    ) -> Alert:
+        alert = _alert_of(request, caller, alert_id)
+        _may_act(caller)
+        try:
+            done = await act()
+        except AlertTransitionError:
+            _audit(request, caller, alert.community, f"alert:{alert_id}", action, "conflict")
+            raise
+        _audit(request, caller, alert.community, f"alert:{alert_id}", action)
+        return _masked(caller, done)
+
     @app.post("/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=action_errors)
-    async def acknowledge(alert_id: str, caller: Caller, body: AlertAction | None = None) -> Alert:
+    async def acknowledge(
+        alert_id: str, caller: Caller, request: Request, body: AlertAction | None = None
+    ) -> Alert:
         """Acknowledge an active alert (409 if it is already acknowledged or resolved)."""
-        return await agent.acknowledge(alert_id, caller, body.note if body else None)
+        note = body.note if body else None
+        return await _on_alert(
+            request,
+            caller,
+            alert_id,
+            "acknowledge",
+            lambda: agent.acknowledge(alert_id, caller.token_id, note),
+        )
 
     @app.post("/v1/alerts/{alert_id}/resolve", tags=["alerts"], responses=action_errors)
-    async def resolve(alert_id: str, caller: Caller, body: AlertAction | None = None) -> Alert:
+    async def resolve(
+        alert_id: str, caller: Caller, request: Request, body: AlertAction | None = None
+    ) -> Alert:
         """Resolve an active or acknowledged alert (409 if it is already resolved)."""
-        return await agent.resolve(alert_id, caller, body.note if body else None)
+        note = body.note if body else None
+        return await _on_alert(
+            request,
+            caller,
+            alert_id,
+            "resolve",
+            lambda: agent.resolve(alert_id, caller.token_id, note),
+        )
 
     @app.post("/v1/alerts/{alert_id}/assign", tags=["alerts"], responses=action_errors)
-    async def assign(alert_id: str, caller: Caller, body: AssignAction) -> Alert:
+    async def assign(alert_id: str, caller: Caller, request: Request, body: AssignAction) -> Alert:
         """Give an open alert to a person (409 if it is resolved); its status does not change."""
-        return await agent.assign(alert_id, body.assignee, caller, body.note)
+        return await _on_alert(
+            request,
+            caller,
+            alert_id,
+            "assign",
+            lambda: agent.assign(alert_id, body.assignee, caller.token_id, body.note),
+        )
 
     # -- incidents -----------------------------------------------------------------------------
 
@@ -366,44 +513,72 @@ def create_app(
     ) -> IncidentList:
         """Incidents newest first; `open=true` for those with an open alert, `min_alerts=2` for
         groups rather than single alerts."""
+        scope = caller.scope(community)
+        if scope == []:
+            return IncidentList(items=[])
         return IncidentList(
             items=agent.alert_store.incidents(
-                communities=community, open_only=open_only, min_alerts=min_alerts, limit=limit
+                communities=scope, open_only=open_only, min_alerts=min_alerts, limit=limit
             )
         )
 
     @app.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=errors)
-    async def get_incident(incident_id: str, caller: Caller) -> IncidentDetail:
+    async def get_incident(incident_id: str, caller: Caller, request: Request) -> IncidentDetail:
         """One incident with its alerts (its signals), oldest first."""
+        incident, alerts = _incident_of(request, caller, incident_id)
+        return IncidentDetail(incident=incident, alerts=[_masked(caller, a) for a in alerts])
+
+    def _incident_of(
+        request: Request, caller: Principal, incident_id: str
+    ) -> tuple[Incident, list[Alert]]:
         found = agent.alert_store.incident(incident_id)
         if found is None:
             raise IncidentNotFound(f"no incident {incident_id!r}")
-        return IncidentDetail(incident=found[0], alerts=found[1])
+        _visible(request, caller, found[0].community, f"incident:{incident_id}")
+        return found
+
+    async def _on_incident(
+        request: Request, caller: Principal, incident_id: str, action: str, note: str | None
+    ) -> Incident:
+        incident, _ = _incident_of(request, caller, incident_id)
+        _may_act(caller)
+        done = await agent.act_on_incident(incident_id, action, caller.token_id, note)
+        _audit(request, caller, incident.community, f"incident:{incident_id}", action)
+        return done
 
     @app.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=action_errors)
     async def acknowledge_incident(
-        incident_id: str, caller: Caller, body: AlertAction | None = None
+        incident_id: str, caller: Caller, request: Request, body: AlertAction | None = None
     ) -> Incident:
         """Acknowledge every active alert of the incident (one event each); 409 if none is."""
-        return await agent.act_on_incident(
-            incident_id, "acknowledge", caller, body.note if body else None
-        )
+        note = body.note if body else None
+        return await _on_incident(request, caller, incident_id, "acknowledge", note)
 
     @app.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"], responses=action_errors)
     async def resolve_incident(
-        incident_id: str, caller: Caller, body: AlertAction | None = None
+        incident_id: str, caller: Caller, request: Request, body: AlertAction | None = None
     ) -> Incident:
         """Resolve every open alert of the incident (one event each); 409 if none is open."""
-        return await agent.act_on_incident(
-            incident_id, "resolve", caller, body.note if body else None
-        )
+        note = body.note if body else None
+        return await _on_incident(request, caller, incident_id, "resolve", note)
 
     # -- silences ------------------------------------------------------------------------------
 
     @app.post("/v1/silences", tags=["silences"], status_code=201, responses=errors)
-    async def create_silence(caller: Caller, body: SilenceSpec) -> Silence:
-        """Hold back notifications of matching alerts (still recorded) over a span or window."""
-        return agent.add_silence(body, caller)
+    async def create_silence(caller: Caller, request: Request, body: SilenceSpec) -> Silence:
+        """Hold back notifications of matching alerts (still recorded) over a span or window.
+
+        A token scoped to some communities must name one of them; only a token of every
+        community may silence across communities.
+        """
+        _may_act(caller)
+        if body.community is None and not caller.all_communities:
+            raise HTTPException(status_code=403, detail="name the community to silence")
+        if body.community is not None:
+            _visible(request, caller, body.community, f"community:{body.community}")
+        silence = agent.add_silence(body, caller.token_id)
+        _audit(request, caller, body.community, f"silence:{silence.id}", "silence")
+        return silence
 
     @app.get("/v1/silences", tags=["silences"], responses=errors)
     async def list_silences(
@@ -413,12 +588,33 @@ def create_app(
     ) -> SilenceList:
         """Silences newest first: those not over yet, or with `all=true` every one."""
         current = None if include_over else agent.clock.now()
-        return SilenceList(items=agent.alert_store.silences(current_at=current, limit=limit))
+        return SilenceList(
+            items=[
+                s
+                for s in agent.alert_store.silences(current_at=current, limit=limit)
+                if caller.all_communities or (s.community and caller.may_see(s.community))
+            ]
+        )
 
     @app.delete("/v1/silences/{silence_id}", tags=["silences"], responses=action_errors)
-    async def expire_silence(silence_id: str, caller: Caller) -> Silence:
+    async def expire_silence(silence_id: str, caller: Caller, request: Request) -> Silence:
         """End a silence now (kept for the record); 409 if it is already over."""
-        return agent.expire_silence(silence_id, caller)
+        found = next(
+            (
+                s
+                for s in agent.alert_store.silences(current_at=None, limit=100_000)
+                if s.id == silence_id
+            ),
+            None,
+        )
+        if found is None:
+            raise SilenceNotFound(f"no silence {silence_id!r}")
+        if not caller.all_communities:
+            _visible(request, caller, found.community or "*", f"silence:{silence_id}")
+        _may_act(caller)
+        silence = agent.expire_silence(silence_id, caller.token_id)
+        _audit(request, caller, found.community, f"silence:{silence_id}", "expire_silence")
+        return silence
 
     # -- response figures ----------------------------------------------------------------------
 
@@ -434,14 +630,14 @@ def create_app(
         start = since or end - timedelta(days=30)
         if start.tzinfo is None or end.tzinfo is None:
             raise HTTPException(status_code=400, detail="since and until need a time zone")
-        wanted = community or agent.alert_store.communities()
+        wanted = [c for c in (community or agent.alert_store.communities()) if caller.may_see(c)]
         return SummaryList(
             items=[
                 CommunitySummary(**asdict(agent.alert_store.summary(c, start, end))) for c in wanted
             ]
         )
 
-    def _device_view(ref: DeviceRef) -> dict[str, Any]:
+    def _device_view(caller: Principal, ref: DeviceRef) -> dict[str, Any]:
         state = agent.liveness.state(ref)
         return {
             "device_id": ref.device_id,
@@ -449,7 +645,7 @@ def create_app(
             "category": ref.category,
             "community": ref.community,
             "building": ref.building,
-            "unit": ref.unit,
+            "unit": ref.unit if sees_personal_data(caller, ref.community) else None,
             "status": state.status.label,
             "reason": state.reason,
             "last_seen": state.last_seen,
@@ -477,7 +673,8 @@ def create_app(
             start = int(cursor)
         registry = agent.registry
         health = agent.liveness
-        wanted = set(community) if community else None
+        scope = caller.scope(community)
+        wanted = set(scope) if scope is not None else None
         wanted_status = Status[status.upper()] if status is not None else None
         items: list[DeviceView] = []
         # a scan of plain comparisons: 100,000 devices in tens of milliseconds; only the page's
@@ -493,7 +690,7 @@ def create_app(
                 continue
             if len(items) == limit:
                 return DeviceList(items=items, next_cursor=str(slot))
-            items.append(DeviceView(**_device_view(ref)))
+            items.append(DeviceView(**_device_view(caller, ref)))
         return DeviceList(items=items, next_cursor=None)
 
     @app.get("/v1/devices/unregistered", tags=["devices"], responses=errors)
@@ -503,8 +700,9 @@ def create_app(
         """Topics of messages from devices the registry does not know, or no profile claims.
 
         Each message is also kept as a dead letter; register the device (the registry file is
-        reloaded on change) and it leaves this list.
+        reloaded on change) and it leaves this list. Admin tokens only (the installer's view).
         """
+        _admin(caller)
         return [
             UnregisteredView(
                 topic=e.topic,
@@ -521,19 +719,33 @@ def create_app(
         ]
 
     @app.get("/v1/devices/{device_id}", tags=["devices"], responses=errors)
-    async def get_device(device_id: str, caller: Caller) -> DeviceDetail:
-        """One device: where it is, its liveness, battery and link, who to call, open alerts."""
+    async def get_device(device_id: str, caller: Caller, request: Request) -> DeviceDetail:
+        """One device: where it is, its liveness, battery and link, who to call, open alerts.
+
+        The resident reference, emergency contacts and unit go in full to the responders of the
+        device's community (each such read is audited); others see them masked.
+        """
         ref = agent.registry.find(device_id)
         if ref is None:
             raise HTTPException(status_code=404, detail=f"no device {device_id!r}")
+        _visible(request, caller, ref.community, f"device:{device_id}")
         details = agent.registry.details(device_id)
+        contacts = list(details.emergency_contacts) if details else []
+        responder = sees_personal_data(caller, ref.community)
+        if responder and details is not None:
+            _audit(request, caller, ref.community, f"device:{device_id}", "read_personal_data")
+        if not responder:
+            contacts = [
+                c.model_copy(update={"name": mask_name(c.name), "phone": mask_phone(c.phone)})
+                for c in contacts
+            ]
         return DeviceDetail(
-            **_device_view(ref),
+            **_device_view(caller, ref),
             install_date=details.install_date if details else None,
-            resident_ref=details.resident_ref if details else None,
-            emergency_contacts=list(details.emergency_contacts) if details else [],
+            resident_ref=details.resident_ref if details and responder else None,
+            emergency_contacts=contacts,
             open_alerts=[
-                a
+                _masked(caller, a)
                 for a in agent.alerts.open_alerts()
                 if a.device_id == ref.device_id and a.community == ref.community
             ],
@@ -555,10 +767,13 @@ def create_app(
                 status_code=404,
                 detail="readings go to the configured time-series server; query it directly",
             )
+        scope = caller.scope(community)
+        if scope == []:
+            return ReadingList(items=[])
         return ReadingList(
             items=readings.query(
                 device_id=device_id,
-                communities=community,
+                communities=scope,
                 category=category,
                 since=since,
                 until=until,
@@ -572,7 +787,8 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before_id: int | None = None,
     ) -> list[DeadLetterView]:
-        """Messages that could not be decoded, newest first, with the reason."""
+        """Messages that could not be decoded, newest first, with the reason (admin tokens only)."""
+        _admin(caller)
         letters = await agent.outbox.dead_letters(limit=limit, before_id=before_id)
         return [
             DeadLetterView(
@@ -588,10 +804,27 @@ def create_app(
 
     @app.put("/v1/households/{community}/{building}/{unit}/away", tags=["households"])
     async def set_away(
-        caller: Caller, community: str, building: str, unit: str, body: AwayBody
+        caller: Caller, request: Request, community: str, building: str, unit: str, body: AwayBody
     ) -> AwayBody:
         """Mark a household away (absence rules skip it; an open absence alert resolves) or back."""
+        _visible(request, caller, community, f"household:{community}/{building}/{unit}")
+        _may_act(caller)
         await agent.ticker.set_away(community, building, unit, body.away)
+        _audit(request, caller, community, f"household:{building}/{unit}", "set_away")
         return AwayBody(away=agent.pipeline.rules.is_away(community, building, unit))
+
+    @app.get("/v1/audit", tags=["operations"], responses=errors)
+    async def list_audit(
+        caller: Caller,
+        community: str | None = None,
+        action: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before_id: int | None = None,
+    ) -> list[AuditRecord]:
+        """The audit log, newest first (admin tokens only; read-only: nothing here writes it)."""
+        _admin(caller)
+        if audit is None:
+            return []
+        return audit.query(limit=limit, before_id=before_id, community=community, action=action)
 
     return app

@@ -28,6 +28,7 @@ from edge.registry import DeviceRegistry, RegistryFile
 from edge.rules_file import default_rules_file, load_rules_file
 from edge.sinks import Sink
 from gateway.api import create_app
+from gateway.audit import AuditLog
 from gateway.settings import (
     ChannelSettings,
     ConfigurationError,
@@ -38,6 +39,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.tokens import TokenStore
 
 _log = logging.getLogger(__name__)
 
@@ -288,9 +290,18 @@ async def serve(
         raise
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    tokens = TokenStore(settings.data_dir / "tokens.db")  # `community-edge tokens` writes it
+    audit = AuditLog(settings.data_dir / "audit.db")
     try:
         async with gateway.agent as agent:
-            app = create_app(agent, gateway.token, gateway.readings, gateway.deliveries)
+            app = create_app(
+                agent,
+                gateway.token,
+                gateway.readings,
+                gateway.deliveries,
+                tokens=tokens,
+                audit=audit,
+            )
             server = _ApiServer(
                 uvicorn.Config(
                     app,
@@ -312,5 +323,7 @@ async def serve(
                 agent_task.cancel()
     finally:
         sock.close()
+        tokens.close()
+        audit.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()

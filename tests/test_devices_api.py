@@ -18,6 +18,8 @@ from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.reading_store import ReadingStore
 from edge.registry import RegistryFile
 from gateway.api import create_app
+from gateway.audit import AuditLog
+from gateway.tokens import TokenStore
 
 TOKEN = "token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,13 +35,23 @@ HEARTBEAT = b'{"eventType": "heartBeat", "dateTime": "2026-01-01T08:00:00+08:00"
 
 
 class _Api:
-    def __init__(self, agent: Agent, client: httpx.AsyncClient, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        client: httpx.AsyncClient,
+        clock: FakeClock,
+        tokens: TokenStore,
+        audit: AuditLog,
+    ) -> None:
         self.agent = agent
         self.client = client
         self.clock = clock
+        self.tokens = tokens
+        self.audit = audit
 
-    async def get(self, url: str, **params: Any) -> Any:
-        response = await self.client.get(url, params=params, headers=AUTH)
+    async def get(self, url: str, token: str = TOKEN, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        response = await self.client.get(url, params=params, headers=headers)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -67,11 +79,13 @@ async def api(tmp_path: Path) -> AsyncIterator[_Api]:
     )
     readings = ReadingStore(tmp_path / "readings.db")
     agent = Agent(config, PROFILES, source.registry, [readings], clock, registry_file=source)
+    tokens = TokenStore(tmp_path / "tokens.db")
+    audit = AuditLog(tmp_path / "audit.db")
     async with agent:
-        app = create_app(agent, TOKEN, readings)
+        app = create_app(agent, TOKEN, readings, tokens=tokens, audit=audit)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield _Api(agent, client, clock)
+            yield _Api(agent, client, clock, tokens, audit)
 
 
 async def test_devices_are_listed_with_place_and_liveness(api: _Api) -> None:
@@ -143,10 +157,19 @@ async def test_one_device_shows_its_contacts_and_open_alerts_and_why_it_is_offli
     assert gate["status"] == "offline"
     assert gate["reason"].startswith("no message for 11 min")
     assert [a["rule"] for a in gate["open_alerts"]] == ["device-offline"]
-    sos = await api.get("/v1/devices/sos-1")
-    assert (sos["install_date"], sos["resident_ref"]) == ("2026-03-01", "R-1")
+    _, duty = api.tokens.create("duty_officer", ["garden"])
+    sos = await api.get("/v1/devices/sos-1", token=duty)
+    assert (sos["install_date"], sos["resident_ref"], sos["unit"]) == ("2026-03-01", "R-1", "1-101")
     assert sos["emergency_contacts"] == [
         {"name": "Li Na", "phone": "13800138000", "relation": None}
+    ]
+    (read,) = api.audit.query(action="read_personal_data")
+    assert (read.object, read.community, read.role) == ("device:sos-1", "garden", "duty_officer")
+    # the bootstrap token is an admin: not a responder, so it sees the details masked
+    masked = await api.get("/v1/devices/sos-1")
+    assert (masked["resident_ref"], masked["unit"]) == (None, None)
+    assert masked["emergency_contacts"] == [
+        {"name": "L***a", "phone": "138****8000", "relation": None}
     ]
     missing = await api.client.get("/v1/devices/nope", headers=AUTH)
     assert missing.status_code == 404

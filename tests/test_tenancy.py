@@ -1,0 +1,247 @@
+"""Community A's token against every route with community B's ids: nothing of B ever shows.
+
+Every route of the app must be in ROUTES below, so a new route fails this test until somebody has
+said how its scope is guarded. Objects of B are 404 (not 403: ids do not leak), lists never hold B,
+read-only and admin routes refuse; no B id appears in any answer; refusals are audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from edge.agent import Agent, AgentConfig
+from edge.clock import FakeClock
+from edge.model import AlertEvent, RawMessage
+from edge.mqtt import parse_mqtt_url
+from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.reading_store import ReadingStore
+from edge.registry import DeviceRegistry
+from edge.silences import SilenceSpec
+from gateway.api import create_app
+from gateway.audit import AuditLog
+from gateway.tokens import TokenStore
+
+PROFILES = ProfileRegistry.load(default_profile_dir())
+BOOTSTRAP = "bootstrap-admin-token"
+SOS = b'{"action": "emergency", "battery": 80}'
+
+Expect = Literal["not_found", "no_b", "forbidden", "open"]
+
+
+@dataclass
+class _World:
+    agent: Agent
+    client: httpx.AsyncClient
+    audit: AuditLog
+    a_token: str
+    b: dict[str, str]  # B's ids: alert, incident, silence, device
+    a_alert: str
+
+    async def call(self, method: str, url: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.a_token}"}
+        return await self.client.request(method, url, json=body, headers=headers)
+
+
+async def _publish(agent: Agent, clock: FakeClock, topic: str) -> list[AlertEvent]:
+    clock.advance(1)
+    out = agent.pipeline.handle(RawMessage(topic=topic, payload=SOS, received_at=clock.now()))
+    await agent.outbox.commit([out.reading] if out.reading else [], out.events)
+    for forwarder in agent.forwarders:
+        await forwarder.drain()
+    return out.events
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[_World]:
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    config = AgentConfig(
+        broker=parse_mqtt_url("mqtt://127.0.0.1:1"), client_id="gw", data_dir=tmp_path / "data"
+    )
+    readings = ReadingStore(tmp_path / "readings.db")
+    agent = Agent(config, PROFILES, DeviceRegistry(), [readings], clock)
+    tokens = TokenStore(tmp_path / "tokens.db")
+    audit = AuditLog(tmp_path / "audit.db")
+    _, a_token = tokens.create("duty_officer", ["a"])
+    async with agent:
+        (b_event,) = await _publish(agent, clock, "ce/b/b1/tuya-sos-button/sos-b1")
+        (a_event,) = await _publish(agent, clock, "ce/a/a1/tuya-sos-button/sos-a1")
+        spec = SilenceSpec(
+            community="b", reason="drill in b", ends_at=datetime(2099, 1, 1, tzinfo=UTC)
+        )
+        silence = agent.add_silence(spec, "admin")
+        incident = b_event.alert.incident_id
+        assert incident is not None
+        b = {
+            "alert": b_event.alert.id,
+            "incident": incident,
+            "silence": silence.id,
+            "device": "sos-b1",
+        }
+        app = create_app(agent, BOOTSTRAP, readings, tokens=tokens, audit=audit)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield _World(agent, client, audit, a_token, b, a_event.alert.id)
+
+
+def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
+    """(method, route path) -> (URL with B's ids, body, what A's token must get)."""
+    b = world.b
+    note = {"note": "not yours"}
+    return {
+        ("GET", "/openapi.json"): ("/openapi.json", None, "open"),
+        ("GET", "/docs"): ("/docs", None, "open"),
+        ("GET", "/docs/oauth2-redirect"): ("/docs/oauth2-redirect", None, "open"),
+        ("GET", "/redoc"): ("/redoc", None, "open"),
+        ("GET", "/healthz"): ("/healthz", None, "open"),
+        ("GET", "/readyz"): ("/readyz", None, "open"),
+        ("GET", "/metrics"): ("/metrics", None, "open"),
+        ("GET", "/v1/alerts"): ("/v1/alerts?community=b&community=a", None, "no_b"),
+        ("GET", "/v1/alerts/stream"): ("/v1/alerts/stream?community=b", None, "no_b"),
+        ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b['alert']}", None, "not_found"),
+        ("POST", "/v1/alerts/{alert_id}/ack"): (f"/v1/alerts/{b['alert']}/ack", note, "not_found"),
+        ("POST", "/v1/alerts/{alert_id}/resolve"): (
+            f"/v1/alerts/{b['alert']}/resolve",
+            note,
+            "not_found",
+        ),
+        ("POST", "/v1/alerts/{alert_id}/assign"): (
+            f"/v1/alerts/{b['alert']}/assign",
+            {"assignee": "someone"},
+            "not_found",
+        ),
+        ("GET", "/v1/incidents"): ("/v1/incidents?community=b", None, "no_b"),
+        ("GET", "/v1/incidents/{incident_id}"): (
+            f"/v1/incidents/{b['incident']}",
+            None,
+            "not_found",
+        ),
+        ("POST", "/v1/incidents/{incident_id}/ack"): (
+            f"/v1/incidents/{b['incident']}/ack",
+            note,
+            "not_found",
+        ),
+        ("POST", "/v1/incidents/{incident_id}/resolve"): (
+            f"/v1/incidents/{b['incident']}/resolve",
+            note,
+            "not_found",
+        ),
+        ("POST", "/v1/silences"): (
+            "/v1/silences",
+            {"community": "b", "reason": "silence someone else", "ends_at": "2099-01-01T00:00:00Z"},
+            "not_found",
+        ),
+        ("GET", "/v1/silences"): ("/v1/silences?all=true", None, "no_b"),
+        ("DELETE", "/v1/silences/{silence_id}"): (
+            f"/v1/silences/{b['silence']}",
+            None,
+            "not_found",
+        ),
+        ("GET", "/v1/summary"): ("/v1/summary?community=b", None, "no_b"),
+        ("GET", "/v1/devices"): ("/v1/devices?community=b", None, "no_b"),
+        ("GET", "/v1/devices/unregistered"): ("/v1/devices/unregistered", None, "forbidden"),
+        ("GET", "/v1/devices/{device_id}"): (f"/v1/devices/{b['device']}", None, "not_found"),
+        ("GET", "/v1/readings"): (f"/v1/readings?device_id={b['device']}", None, "no_b"),
+        ("GET", "/v1/dead-letters"): ("/v1/dead-letters", None, "forbidden"),
+        ("PUT", "/v1/households/{community}/{building}/{unit}/away"): (
+            "/v1/households/b/b1/101/away",
+            {"away": True},
+            "not_found",
+        ),
+        ("GET", "/v1/audit"): ("/v1/audit", None, "forbidden"),
+    }
+
+
+def _app_routes(world: _World) -> set[tuple[str, str]]:
+    app = world.client._transport.app  # type: ignore[attr-defined]
+    found = set()
+    for route in app.routes:
+        methods = getattr(route, "methods", None) or {"GET"}
+        for method in methods - {"HEAD"}:
+            found.add((method, route.path))
+    return found
+
+
+async def test_every_route_is_classified_for_tenancy(world: _World) -> None:
+    unguarded = _app_routes(world) - set(_routes(world))
+    assert not unguarded, f"routes without a tenancy entry in this test: {sorted(unguarded)}"
+    api_routes = [r for r in world.client._transport.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
+    assert len(api_routes) >= 20
+
+
+async def _stream_body(world: _World, url: str) -> str:
+    """The stream's body while one event of B and one of A are published, until it closes."""
+    task = asyncio.create_task(world.call("GET", url))
+    for _ in range(200):
+        if len(world.agent.stream):
+            break
+        await asyncio.sleep(0.01)
+    b_alert = world.agent.alert_store.get(world.b["alert"])
+    a_alert = world.agent.alert_store.get(world.a_alert)
+    assert b_alert is not None
+    assert a_alert is not None
+    for alert in (b_alert, a_alert):
+        event = AlertEvent(
+            id=f"ev-{alert.id}", kind="repeated", at=alert.updated_at, actor="t", alert=alert
+        )
+        world.agent.stream.publish([event])
+    await asyncio.sleep(0.05)
+    world.agent.stream.close()
+    response = await task
+    assert response.status_code == 200
+    return response.text
+
+
+async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -> None:
+    leaks: list[str] = []
+    for (method, _path), (url, body, expect) in _routes(world).items():
+        if url.startswith("/v1/alerts/stream"):
+            text = await _stream_body(world, url)
+            status = 200
+        else:
+            response = await world.call(method, url, body)
+            text, status = response.text, response.status_code
+        wanted = {"not_found": 404, "forbidden": 403, "no_b": 200}.get(expect)
+        if wanted is not None and status != wanted:
+            leaks.append(f"{method} {url}: {status}, expected {wanted}: {text[:200]}")
+        named = [ident for ident in world.b.values() if ident in url]
+        if expect == "not_found" and named:
+            # the answer must be the one for an id that does not exist at all
+            missing = await world.call(method, url.replace(named[0], "missing-id"), body)
+            if (status, text.replace(named[0], "missing-id")) != (
+                missing.status_code,
+                missing.text,
+            ):
+                leaks.append(f"{method} {url}: answers otherwise than for a missing id: {text}")
+            text = text.replace(named[0], "")
+        for what, ident in world.b.items():
+            if ident in text:
+                leaks.append(f"{method} {url}: B's {what} id {ident} in the answer")
+        if expect == "no_b" and '"community":"b"' in text.replace(" ", ""):
+            leaks.append(f"{method} {url}: an object of community b in the answer")
+    assert not leaks, "\n".join(leaks)
+    # nothing of B was changed by A's attempts
+    alert = world.agent.alert_store.get(world.b["alert"])
+    assert alert is not None
+    assert (alert.status, alert.assignee) == ("active", None)
+    refused = world.audit.query(action="cross_tenant")
+    assert {r.result for r in refused} == {"refused"}
+    assert len(refused) >= 9  # one per object route above
+
+
+async def test_a_token_of_community_a_still_sees_and_acts_on_a(world: _World) -> None:
+    listed = (await world.call("GET", "/v1/alerts")).json()["items"]
+    assert [a["community"] for a in listed] == ["a"]
+    assert listed[0]["unit"] is None  # its topic names no unit; a responder would see one
+    acked = await world.call("POST", f"/v1/alerts/{world.a_alert}/ack", {"note": "on my way"})
+    assert acked.status_code == 200, acked.text
+    (record,) = world.audit.query(action="acknowledge")
+    assert (record.object, record.community, record.result) == (f"alert:{world.a_alert}", "a", "ok")
