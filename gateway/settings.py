@@ -12,7 +12,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from edge.mqtt import parse_mqtt_url
@@ -90,6 +98,25 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class CentralSettings(BaseModel):
+    """The central alert API (`community-edge api`) this gateway posts its alert events to."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None  # None: no central API; alerts stay in the gateway's own store
+    token: SecretStr | None = None  # an edge_agent token for this gateway's communities
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_http_url(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_with_url(self) -> CentralSettings:
+        if self.url is not None and (self.token is None or not self.token.get_secret_value()):
+            raise ValueError("url needs a token (community-edge tokens create --role edge_agent)")
+        return self
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
@@ -139,6 +166,7 @@ class Settings(BaseSettings):
     liveness: LivenessSettings = Field(default_factory=LivenessSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     webhooks: list[WebhookSettings] = []  # alert-event receivers, each an extra sink
+    central: CentralSettings = Field(default_factory=CentralSettings)
 
     @field_validator("webhooks")
     @classmethod
