@@ -36,7 +36,9 @@ async def test_batches_are_delivered_and_replays_stored_once(central: CentralApi
     seen: list[str] = []
     cursor = None
     while True:
-        page = central.get(reader, "/v1/alerts", limit=500, **({"cursor": cursor} if cursor else {}))
+        page = central.get(
+            reader, "/v1/alerts", limit=500, **({"cursor": cursor} if cursor else {})
+        )
         seen += [a["id"] for a in page["items"]]
         if (cursor := page["next_cursor"]) is None:
             break
