@@ -1,4 +1,5 @@
-"""The `community-edge` command: run, demo, simulate, profiles check. Logging and signals live here."""
+"""The `community-edge` command: run, demo, simulate, profiles check, tokens, api, db. Logging and
+signals live here."""
 
 from __future__ import annotations
 
