@@ -173,18 +173,24 @@ class CentralStore:
         A page never repeats an alert and never skips one that existed when the listing began:
         the cursor is the (opened_at, id) of the last alert shown, not an offset.
         """
+        bodies, next_cursor = self.list_bodies(wanted, limit=limit, cursor=cursor)
+        return AlertPage([Alert.model_validate_json(b) for b in bodies], next_cursor)
+
+    def list_bodies(
+        self, wanted: AlertFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """As `list_alerts`, the alerts as the JSON stored (the API sends them on unparsed)."""
         if wanted.communities is not None and not wanted.communities:
-            return AlertPage([], None)
+            return [], None
         after = _decode_cursor(cursor) if cursor is not None else None
         query = self._page_query(wanted, after, limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        items = [Alert.model_validate_json(r.body) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = _encode_cursor(last.opened_ms, last.id)
-        return AlertPage(items, next_cursor)
+        return [r.body for r in rows[:limit]], next_cursor
 
     def iterate(self, wanted: AlertFilter, page_size: int = 1000) -> Iterator[Alert]:
         """Every matching alert, newest first, read a page at a time (for exports)."""
