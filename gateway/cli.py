@@ -1,6 +1,5 @@
-"""The `community-edge` command: run, demo, simulate, profiles check, rules test, silences, tokens.
-
-Logging and signals live here.
+"""The `community-edge` command: run, demo, simulate, profiles check, rules test, silences, tokens,
+api, db. Logging and signals live here.
 """
 
 from __future__ import annotations
@@ -362,6 +361,35 @@ def _cmd_silences(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from gateway.central.server import default_store, serve_central
+
+    _setup_logging(args.log_level)
+    store = args.store or default_store(args.data_dir)
+
+    def ready(url: str) -> None:
+        print(f"community-edge central API: {url}  (docs: {url}/docs)", flush=True)
+
+    run_until_signal(
+        lambda stop: serve_central(store, args.data_dir, args.host, args.port, stop, ready)
+    )
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from gateway.central.server import default_store, open_store
+
+    _setup_logging("WARNING")
+    store = open_store(args.store or default_store(args.data_dir))
+    try:
+        from gateway.central.database import current
+
+        print(f"alert store at revision {current(store.engine)}")
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="community-edge",
@@ -544,6 +572,30 @@ def build_parser() -> argparse.ArgumentParser:
             action.add_argument("--at", default="00:00", help="window start, HH:MM local")
             action.add_argument("--duration-s", type=int, default=3600, help="window length")
             action.add_argument("--timezone", default="UTC", help="e.g. Asia/Shanghai")
+    store_help = (
+        "postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass) or "
+        "sqlite:///PATH (default: sqlite:///DATA_DIR/central.db)"
+    )
+    api = sub.add_parser(
+        "api", help="the central alert API that many gateways post alert events to"
+    )
+    api.add_argument("--store", help=store_help)
+    api.add_argument(
+        "--data-dir", type=Path, required=True, help="tokens.db and audit.db (tokens create)"
+    )
+    api.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    api.add_argument("--port", type=int, default=8090, help="default 8090")
+    api.add_argument("--log-level", choices=levels, default="INFO")
+    api.set_defaults(handler=_cmd_api)
+
+    db = sub.add_parser("db", help="the central alert store's schema")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_upgrade = dbsub.add_parser(
+        "upgrade", help="migrate to the newest schema (`api` also does it at start)"
+    )
+    db_upgrade.add_argument("--store", help=store_help)
+    db_upgrade.add_argument("--data-dir", type=Path, default=Path("data"))
+    db_upgrade.set_defaults(handler=_cmd_db_upgrade)
     return parser
 
 

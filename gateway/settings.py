@@ -322,6 +322,25 @@ class NotificationSettings(BaseModel):
         return ZoneInfo(self.time_zone)
 
 
+class CentralSettings(BaseModel):
+    """The central alert API (`community-edge api`) this gateway posts its alert events to."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None  # None: no central API; alerts stay in the gateway's own store
+    token: SecretStr | None = None  # an edge_agent token for this gateway's communities
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_http_url(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_with_url(self) -> CentralSettings:
+        if self.url is not None and (self.token is None or not self.token.get_secret_value()):
+            raise ValueError("url needs a token (community-edge tokens create --role edge_agent)")
+        return self
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
@@ -435,6 +454,7 @@ class Settings(BaseSettings):
     webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
     channels: list[ChannelSettings] = []  # routed notification channels, each its own sink
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    central: CentralSettings = Field(default_factory=CentralSettings)
 
     @field_validator("webhooks")
     @classmethod

@@ -43,6 +43,8 @@ from gateway.tokens import TokenStore
 
 _log = logging.getLogger(__name__)
 
+CENTRAL_SINK = "central"  # the outbox cursor of the central alert API (settings `central`)
+
 
 @dataclass
 class Gateway:
@@ -107,6 +109,14 @@ def build_gateway(settings: Settings) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
         sinks.extend(_channels(settings, hooks, deliveries, clock))
+    if settings.central.url is not None and settings.central.token is not None:
+        from edge.alert_api_sink import AlertApiSink
+
+        sinks.append(
+            AlertApiSink(
+                CENTRAL_SINK, settings.central.url, settings.central.token.get_secret_value()
+            )
+        )
     config = AgentConfig(
         broker=broker,
         client_id=settings.mqtt.client_id,
@@ -244,7 +254,7 @@ def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:
     """
     # "tsdb" is InfluxSink.name (imported only when used); reserved even when it is not, so
     # that configuring a tsdb later cannot hand it a webhook's cursor
-    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb"}
+    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb", CENTRAL_SINK}
     named = []
     for n, webhook in enumerate(settings.webhooks, start=1):
         name = webhook.name or f"webhook-{n}"  # Settings fills it in; the same default

@@ -27,6 +27,23 @@ if ! have mosquitto || ! have victoria-metrics; then
         apt-get install -y --no-install-recommends mosquitto victoria-metrics
 fi
 
+# Debian keeps PostgreSQL's server binaries (initdb, postgres) in /usr/lib/postgresql/<version>/bin;
+# the tests run a private cluster on a free port and never the system service.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "PostgreSQL is missing and this is neither root nor has sudo:" >&2
+        echo "  apt-get install -y --no-install-recommends postgresql" >&2
+        exit 1
+    fi
+    ${sudo[@]+"${sudo[@]}"} apt-get update
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends postgresql
+fi
+
 if [[ ! -x .venv/bin/python ]]; then
     python="${PYTHON:-python3}"
     if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

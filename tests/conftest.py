@@ -1,4 +1,4 @@
-"""Shared fixtures: real mosquitto and VictoriaMetrics servers, and per-test topic prefixes.
+"""Shared fixtures: real mosquitto, VictoriaMetrics and PostgreSQL servers, and per-test topic prefixes.
 
 A missing server binary makes the tests that need it fail (with the install command), never skip.
 """
@@ -12,12 +12,14 @@ import pytest
 from tests.servers import (
     MosquittoFactory,
     MosquittoServer,
+    PostgresServer,
     VictoriaMetricsFactory,
     VictoriaMetricsServer,
 )
 
 _BROKER_FIXTURES = frozenset({"mosquitto", "mosquitto_factory"})
 _TSDB_FIXTURES = frozenset({"victoria_metrics", "victoria_metrics_factory"})
+_DATABASE_FIXTURES = frozenset({"postgres", "postgres_url"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,6 +30,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
         if used & _TSDB_FIXTURES:
             item.add_marker(pytest.mark.tsdb)
+        if used & _DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.database)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,19 @@ def victoria_metrics() -> Iterator[VictoriaMetricsServer]:
     """One VictoriaMetrics for the whole session; tests keep apart by device id."""
     with VictoriaMetricsServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole session; each test gets its own database."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A --store URL of a new, empty database of this test's own."""
+    return postgres.url(postgres.create_database())
 
 
 @pytest.fixture

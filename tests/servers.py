@@ -1,4 +1,4 @@
-"""Real mosquitto and VictoriaMetrics processes for integration and fault tests.
+"""Real mosquitto, VictoriaMetrics and PostgreSQL processes for integration and fault tests.
 
 Each server runs on a free port of 127.0.0.1 inside its own temporary directory, which survives
 `stop()`, `kill()` and `restart()` so that persistence can be tested; `close()` removes it.
@@ -7,6 +7,7 @@ Each server runs on a free port of 127.0.0.1 inside its own temporary directory,
 from __future__ import annotations
 
 import contextlib
+import glob
 import itertools
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Protocol, Self
 import httpx
 
 HOST = "127.0.0.1"
-_STANDARD_PORTS = frozenset({1883, 8883, 8086, 8428, 8089, 4242, 2003})
+_STANDARD_PORTS = frozenset({1883, 8883, 8086, 8428, 8089, 4242, 2003, 5432})
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 _LOG_TAIL_LINES = 40
 _probe_ids = itertools.count()
@@ -90,6 +91,10 @@ class _Server:
         """True once the server really serves requests on its port."""
         raise NotImplementedError
 
+    def _user(self) -> str | None:
+        """The user to run the process as (None: this one)."""
+        return None
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
@@ -117,6 +122,7 @@ class _Server:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl-C of pytest must not reach the server first
+                user=self._user(),
             )
         self._wait_until_answering(command)
 
@@ -479,3 +485,116 @@ class VictoriaMetricsFactory(Protocol):
     """Starts a private VictoriaMetrics that the test may stop, kill and restart."""
 
     def __call__(self, *, extra_args: Sequence[str] = ()) -> VictoriaMetricsServer: ...
+
+
+def find_postgres_binary(name: str) -> str:
+    """A PostgreSQL server binary: Debian keeps them in /usr/lib/postgresql/<version>/bin."""
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    on_path = shutil.which(name)
+    if on_path is None:
+        raise ServerNotInstalled(
+            f"{name} is not installed (looked in /usr/lib/postgresql/*/bin and PATH): "
+            "install it with `apt-get install postgresql`"
+        )
+    return on_path
+
+
+class PostgresServer(_Server):
+    """A private PostgreSQL cluster (initdb on first start); never the machine's own on 5432.
+
+    Trust authentication on 127.0.0.1 and a Unix socket in the server's directory. PostgreSQL
+    refuses to run as root: as root, the directory is given to the `postgres` user (Debian's
+    package creates it) and the server runs as that user. `durable=False` (the default) turns
+    fsync off: the tests kill the API, not the database.
+    """
+
+    kind = "postgres"
+    start_timeout_s = 30.0
+    superuser = "postgres"
+
+    def __init__(
+        self,
+        *,
+        durable: bool = False,
+        extra_settings: Sequence[str] = (),
+        directory: Path | None = None,
+    ) -> None:
+        super().__init__(find_postgres_binary("postgres"), directory)
+        self.initdb = find_postgres_binary("initdb")
+        self.durable = durable
+        self.extra_settings = tuple(extra_settings)
+        self.data_dir = self.directory / "data"
+        self._databases = itertools.count(1)
+
+    def _user(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def _command(self) -> list[str]:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._init_cluster()
+        settings = [f"listen_addresses={HOST}", "max_connections=300", "shared_buffers=256MB"]
+        if not self.durable:
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        settings += self.extra_settings
+        command = [self.binary, "-D", str(self.data_dir), "-p", str(self.port)]
+        command += ["-k", str(self.directory)]
+        for setting in settings:
+            command += ["-c", setting]
+        return command
+
+    def _init_cluster(self) -> None:
+        user = self._user()
+        if user is not None:
+            owner = pwd.getpwnam(user)
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            if self.log_path.exists():
+                os.chown(self.log_path, owner.pw_uid, owner.pw_gid)
+        result = subprocess.run(
+            [
+                *(self.initdb, "-D", str(self.data_dir), "-U", self.superuser, "-A", "trust"),
+                *("-E", "UTF8", "--no-sync", "--locale=C"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=self.directory,
+            user=user,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed ({result.returncode}): {result.stderr[-2000:]}")
+
+    def stop(self) -> None:
+        """SIGINT, PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)."""
+        self._terminate(signal.SIGINT)
+
+    def _answers(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=1) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def dsn(self, database: str) -> str:
+        """A libpq connection string for psycopg."""
+        return f"host={HOST} port={self.port} user={self.superuser} dbname={database}"
+
+    def url(self, database: str) -> str:
+        """A --store URL for the database."""
+        return f"postgresql://{self.superuser}@{HOST}:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "test") -> str:
+        """A new, empty database; returns its name."""
+        import psycopg
+
+        name = f"{prefix}_{os.getpid()}_{next(self._databases)}"
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name

@@ -1,0 +1,91 @@
+"""`community-edge api`: the central alert API served over a store, migrated at start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.audit import open_audit
+from gateway.central.api import create_central_app
+from gateway.central.database import StoreUrlError, create_store_engine, upgrade
+from gateway.central.store import CentralStore
+from gateway.settings import ConfigurationError
+from gateway.tokens import TokenError, open_tokens
+from gateway.wiring import listen
+
+_log = logging.getLogger(__name__)
+
+
+def default_store(data_dir: Path) -> str:
+    """The embedded default: a SQLite file in the data directory."""
+    return f"sqlite:///{(data_dir / 'central.db').resolve()}"
+
+
+def open_store(url: str) -> CentralStore:
+    """Connect and migrate (`alembic upgrade head`); raises ConfigurationError."""
+    try:
+        engine = create_store_engine(url)
+    except StoreUrlError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    try:
+        revision = upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigurationError(
+            f"alert store {engine.url.render_as_string(hide_password=True)}: "
+            f"{' '.join(str(getattr(exc, 'orig', None) or exc).split())[:300]}"
+        ) from exc
+    _log.info("alert store %s at revision %s", engine.url.render_as_string(), revision)
+    return CentralStore(engine)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the command line owns SIGINT/SIGTERM and stops the server through `stop`
+
+
+async def serve_central(
+    store_url: str,
+    data_dir: Path,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Migrate the store, then serve the central API until `stop` is set."""
+    sock = listen(host, port)  # a busy port fails before the store is touched
+    try:
+        store = open_store(store_url)
+        try:
+            tokens = open_tokens(data_dir)
+        except TokenError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    except BaseException:
+        sock.close()
+        raise
+    audit = open_audit(data_dir)
+    app = create_central_app(store, tokens, audit)
+    bound_host, bound_port = sock.getsockname()[:2]
+    url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = _Server(config)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(server.serve(sockets=[sock]), name="central-api")
+            if on_ready is not None:
+                on_ready(url)
+            await stop.wait()
+            _log.info("stopping")
+            server.should_exit = True
+    finally:
+        sock.close()
+        store.close()
+        tokens.close()
+        audit.close()
