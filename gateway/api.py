@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Agent
 from edge.alert_store import InvalidCursor
@@ -26,10 +27,11 @@ from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity
 from edge.reading_store import ReadingStore, StoredReading
 from edge.registry import Contact
 from edge.silences import Silence, SilenceSpec
+from edge.yaml_file import describe
 from gateway.audit import AuditLog, AuditRecord
 from gateway.audit import Result as AuditResult
 from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
-from gateway.limits import MAX_BODY_BYTES, BodySizeLimit
+from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.privacy import mask_name, mask_phone, sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
@@ -38,7 +40,7 @@ from gateway.tokens import Principal, Role, TokenStore
 class AwayBody(BaseModel):
     """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
 
-    away: bool
+    away: StrictBool
 
 
 class AlertList(BaseModel):
@@ -190,6 +192,7 @@ def create_app(
     tokens: TokenStore | None = None,
     audit: AuditLog | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    auth_failures_per_minute: int = 10,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -205,8 +208,9 @@ def create_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     bearer = HTTPBearer(auto_error=False)
-    auth = Authenticator(token, tokens)
+    auth = Authenticator(token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute))
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
@@ -290,8 +294,8 @@ def create_app(
         alert = _masked(caller, event.alert)
         return event if alert is event.alert else event.model_copy(update={"alert": alert})
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also FastAPI's own (bad JSON, 404, 405)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
             400: "bad_request",
             401: "unauthorized",
@@ -376,7 +380,11 @@ def create_app(
         if scope == []:
             return AlertList(items=[], next_cursor=None)
         page = agent.alert_store.list(
-            communities=scope, status=status, severity=severity, limit=limit, cursor=cursor
+            communities=scope,
+            status=status,
+            severity=severity,
+            limit=limit,
+            cursor=cursor or None,  # an empty cursor is the first page
         )
         return AlertList(
             items=[_masked(caller, a) for a in page.items], next_cursor=page.next_cursor
@@ -576,7 +584,10 @@ def create_app(
             raise HTTPException(status_code=403, detail="name the community to silence")
         if body.community is not None:
             _visible(request, caller, body.community, f"community:{body.community}")
-        silence = agent.add_silence(body, caller.token_id)
+        try:
+            silence = agent.add_silence(body, caller.token_id)
+        except ValidationError as exc:  # e.g. an end before the start (default start: now)
+            raise HTTPException(status_code=422, detail=describe(exc)) from None
         _audit(request, caller, body.community, f"silence:{silence.id}", "silence")
         return silence
 
@@ -667,7 +678,7 @@ def create_app(
     ) -> DeviceList:
         """Registered devices (with open enrollment: those heard so far) and their liveness."""
         start = 0
-        if cursor is not None:
+        if cursor:  # absent or empty: the first page
             if not cursor.isdigit():
                 raise InvalidCursor(cursor)
             start = int(cursor)
@@ -785,7 +796,7 @@ def create_app(
     async def list_dead_letters(
         caller: Caller,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before_id: int | None = None,
+        before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> list[DeadLetterView]:
         """Messages that could not be decoded, newest first, with the reason (admin tokens only)."""
         _admin(caller)
@@ -802,7 +813,11 @@ def create_app(
             for d in letters
         ]
 
-    @app.put("/v1/households/{community}/{building}/{unit}/away", tags=["households"])
+    @app.put(
+        "/v1/households/{community}/{building}/{unit}/away",
+        tags=["households"],
+        responses=action_errors,
+    )
     async def set_away(
         caller: Caller, request: Request, community: str, building: str, unit: str, body: AwayBody
     ) -> AwayBody:
@@ -819,7 +834,7 @@ def create_app(
         community: str | None = None,
         action: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before_id: int | None = None,
+        before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> list[AuditRecord]:
         """The audit log, newest first (admin tokens only; read-only: nothing here writes it)."""
         _admin(caller)

@@ -346,6 +346,8 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     token: SecretStr | None = None  # None: a random token kept in DATA_DIR/api-token
+    # failed authentications from one address within 60 s before it gets 429 (token guessing)
+    auth_failures_per_minute: int = Field(default=10, ge=1, le=100_000)
 
 
 class ReadinessSettings(BaseModel):

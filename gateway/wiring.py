@@ -311,6 +311,7 @@ async def serve(
                 gateway.deliveries,
                 tokens=tokens,
                 audit=audit,
+                auth_failures_per_minute=settings.api.auth_failures_per_minute,
             )
             server = _ApiServer(
                 uvicorn.Config(
