@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Agent
@@ -180,6 +181,16 @@ class ErrorResponse(BaseModel):
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def _iso_time(value: Any) -> Any:
+    """Query times are ISO 8601 text; a bare number (epoch seconds?) is refused, not guessed."""
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("an ISO 8601 time is expected, e.g. 2026-12-01T08:00:00+08:00")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
@@ -307,6 +318,15 @@ def create_app(
         response = _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path may have several
+            allowed = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            }
+            response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -633,8 +653,8 @@ def create_app(
     async def summary(
         caller: Caller,
         community: Annotated[list[str] | None, Query()] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoTime | None = None,
+        until: IsoTime | None = None,
     ) -> SummaryList:
         """Response figures per community for alerts opened in [since, until) (default: 30 days)."""
         end = until or agent.clock.now()
@@ -674,7 +694,7 @@ def create_app(
         model: str | None = None,
         status: Literal["unknown", "online", "offline"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{0,12}$")] = None,
     ) -> DeviceList:
         """Registered devices (with open enrollment: those heard so far) and their liveness."""
         start = 0
@@ -768,8 +788,8 @@ def create_app(
         device_id: str | None = None,
         community: Annotated[list[str] | None, Query()] = None,
         category: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoTime | None = None,
+        until: IsoTime | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 100,
     ) -> ReadingList:
         """Readings newest first, from the embedded store (404 when a time-series server is used)."""

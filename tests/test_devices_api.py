@@ -137,7 +137,8 @@ async def test_device_pages_follow_the_cursor(api: _Api) -> None:
             break
     assert (seen, pages) == (["sos-1", "sos-2", "gate-1", "smk-1"], 2)
     bad = await api.client.get("/v1/devices", params={"cursor": "x"}, headers=AUTH)
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # a cursor is the digits we handed out
+    assert bad.json()["error"]["code"] == "invalid_request"
 
 
 async def test_one_device_shows_its_contacts_and_open_alerts_and_why_it_is_offline(
