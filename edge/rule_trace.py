@@ -8,7 +8,7 @@ A trace is JSON lines: {"at": ISO 8601 or epoch ms, "topic": ..., "payload": {..
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ import orjson
 from edge.alerts import AlertBook
 from edge.clock import FakeClock
 from edge.errors import RuleError
+from edge.escalation import EscalationPolicies, EscalationPolicy
 from edge.liveness import DeviceHealth
 from edge.model import AlertEvent, RawMessage
 from edge.pipeline import Pipeline
@@ -75,8 +76,13 @@ def replay(
     *,
     tick_s: float = 1.0,
     tail_s: float = 300.0,
+    policies: Sequence[EscalationPolicy] = (),
 ) -> TraceResult:
-    """Replay on a fake clock: ticks every `tick_s` between messages and for `tail_s` after."""
+    """Replay on a fake clock: ticks every `tick_s` between messages and for `tail_s` after.
+
+    With escalation `policies`, unacknowledged alerts escalate on the same clock (nobody
+    acknowledges in a replay), so the events say whom each notification is for (`tier`).
+    """
     messages = list(messages)
     result = TraceResult()
     if not messages:
@@ -84,7 +90,7 @@ def replay(
     clock = FakeClock(messages[0].at)
     engine = RuleEngine(profiles, community)
     engine.watch(list(registry.devices()))
-    alerts = AlertBook(clock)
+    alerts = AlertBook(clock, policies=EscalationPolicies(tuple(policies)))
     pipeline = Pipeline(profiles, registry, engine, alerts, DeviceHealth(clock, profiles))
     engine.tick(clock.now())  # watching starts with the trace
 
@@ -95,6 +101,7 @@ def replay(
                 event = alerts.apply(verdict)
                 if event is not None:
                     result.events.append(event)
+            result.events.extend(alerts.escalate_due())
 
     for message in messages:
         tick_until(message.at)

@@ -264,6 +264,8 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     from edge.rule_trace import read_trace, replay
     from edge.rules_file import default_rules_file, load_rules_file
 
+    settings = load_settings(args.config, {})  # escalation policies and channel routes
+    routes = [(c.name, c.route.route(settings.notifications.zone)) for c in settings.channels]
     try:
         profiles = ProfileRegistry.load(args.profiles_dir or default_profile_dir())
         community = load_rules_file(args.rules_file or default_rules_file(), profiles)
@@ -274,7 +276,17 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     except (EdgeError, OSError) as exc:
         print(f"community-edge rules test: {exc}", file=sys.stderr)
         return 2
-    result = replay(messages, profiles, registry, community, tick_s=args.tick, tail_s=args.tail)
+    result = replay(
+        messages,
+        profiles,
+        registry,
+        community,
+        tick_s=args.tick,
+        tail_s=args.tail,
+        # as configured on the gateway; without --config the replay shows first notices only
+        policies=settings.escalation.policies if args.config else (),
+    )
+    notified = 0
     for event in result.events:
         alert = event.alert
         place = f"{alert.community}/{alert.building}/{alert.device_id}"
@@ -282,6 +294,18 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
             f"{event.at.astimezone(community.timezone):%Y-%m-%d %H:%M:%S%z}  {event.kind:<9} {alert.severity:<8} "
             f"{alert.rule:<16} {place:<36} {alert.summary}"
         )
+        if event.notify:
+            # whom it is for (the escalation tier) and which channels' routes take it
+            channels = [name for name, route in routes if route.mismatch(event) is None]
+            notified += 1
+            print(
+                f"    notify {event.tier or 'default audience'}"
+                + (
+                    f" via {', '.join(channels) or 'no channel (no route takes it)'}"
+                    if routes
+                    else ""
+                )
+            )
     for line in result.dead_letters:
         print(f"dead letter  {line}", file=sys.stderr)
     kinds = Counter(str(e.kind) for e in result.events)
@@ -289,7 +313,7 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     print(
         f"{result.messages} messages, {len(result.events)} alert events "
         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items())) or 'none'}), "
-        f"{len(result.dead_letters)} dead letters"
+        f"{len(result.dead_letters)} dead letters, {notified} notifications"
     )
     if opened:
         print("opened: " + ", ".join(f"{rule} x{n}" for rule, n in sorted(opened.items())))
@@ -535,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     rtest.add_argument("--profiles-dir", type=Path, help="default: the shipped profiles")
     rtest.add_argument("--rules-file", type=Path, help="default: the shipped community rules")
     rtest.add_argument("--devices", type=Path, help="device registry (default: open enrollment)")
+    rtest.add_argument(
+        "--config",
+        type=Path,
+        help="gateway settings (YAML): escalation policies and channel routes to apply",
+    )
     rtest.add_argument("--tick", type=float, default=1.0, help="virtual seconds between ticks")
     rtest.add_argument(
         "--tail", type=float, default=300.0, help="virtual seconds replayed after the last message"
