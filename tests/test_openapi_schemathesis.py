@@ -18,49 +18,46 @@ from pathlib import Path
 import pytest
 
 from tests.agent_process import TOKEN, AgentProcess
+from tests.central_process import CentralApiProcess
 from tests.servers import MosquittoServer
 
 EXCLUDED_CHECKS = "positive_data_acceptance,negative_data_rejection"
 
 
-@pytest.mark.broker
-def test_the_api_answers_as_its_openapi_schema_says(
-    tmp_path: Path, mosquitto: MosquittoServer
-) -> None:
-    # schemathesis sends wrong tokens on purpose: the per-address brake must not stop the run
-    env = {"COMMUNITY_EDGE_API__AUTH_FAILURES_PER_MINUTE": "100000"}
+def _schemathesis(url: str, token: str, *exclude_paths: str) -> str:
+    """Run schemathesis against `url`'s schema; returns its summary, asserting it passed."""
     st = Path(sys.executable).with_name("st")
     assert st.exists(), "schemathesis is a dev dependency: pip install -e . --group dev"
-    with AgentProcess(tmp_path / "agent", mosquitto.url, env=env) as agent:
-        result = subprocess.run(
-            [
-                str(st),
-                "run",
-                f"{agent.url}/openapi.json",
-                "--header",
-                f"Authorization: Bearer {TOKEN}",
-                "--max-examples",
-                "5",
-                "--seed",
-                "1",
-                "--phases",
-                "examples,coverage,fuzzing",
-                "--checks",
-                "all",
-                "--exclude-checks",
-                EXCLUDED_CHECKS,
-                "--exclude-path",
-                "/v1/alerts/stream",
-                "--request-timeout",
-                "10",
-                "--no-color",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+    excluded = [arg for path in exclude_paths for arg in ("--exclude-path", path)]
+    result = subprocess.run(
+        [
+            *(str(st), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {token}"),
+            *("--max-examples", "5", "--seed", "1", "--phases", "examples,coverage,fuzzing"),
+            *("--checks", "all", "--exclude-checks", EXCLUDED_CHECKS, *excluded),
+            *("--request-timeout", "10", "--no-color"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     summary = result.stdout[-3000:]
     print(summary)  # the figures for the closing note (`pytest -s`)
     assert result.returncode == 0, summary
     assert " passed" in summary
+    return summary
+
+
+@pytest.mark.broker
+def test_the_gateway_api_answers_as_its_openapi_schema_says(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    # schemathesis sends wrong tokens on purpose: the per-address brake must not stop the run
+    env = {"COMMUNITY_EDGE_API__AUTH_FAILURES_PER_MINUTE": "100000"}
+    with AgentProcess(tmp_path / "agent", mosquitto.url, env=env) as agent:
+        _schemathesis(agent.url, TOKEN, "/v1/alerts/stream")
+
+
+def test_the_central_api_answers_as_its_openapi_schema_says(tmp_path: Path) -> None:
+    with CentralApiProcess(tmp_path / "central", f"sqlite:///{tmp_path / 'central.db'}") as api:
+        _schemathesis(api.url, api.create_token("admin", "*"))

@@ -24,17 +24,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.alert_store import InvalidCursor
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.audit import AuditLog, Result
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary
+from gateway.limits import MAX_BODY_BYTES, BodySizeLimit
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
 
 _log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # larger requests are 413; AlertApiSink sends smaller batches
 MAX_EVENTS = 1000
 _CSV_COLUMNS = (
     *("id", "community", "building", "unit", "device_id", "model", "category", "rule"),
@@ -96,54 +97,6 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 
 
-class BodyLimit:
-    """Refuses a request body over `limit` bytes with 413 before the app parses any of it."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_large = declared is not None and declared.isdigit() and int(declared) > self.limit
-        chunks: list[bytes] = []
-        size = 0
-        while not too_large:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)  # the client went away: let the app see it
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            too_large = size > self.limit
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if too_large:
-            response = _error(413, "too_large", f"request body over {self.limit} bytes")
-            await response(scope, receive, send)
-            return
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
 def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog) -> FastAPI:
     """The central API over a migrated store, the token store and the audit log."""
     app = FastAPI(
@@ -152,9 +105,10 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         description="Alerts from many gateways. Every /v1 route needs `Authorization: Bearer "
         "<token>` (`community-edge tokens create`).",
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     bearer = HTTPBearer(auto_error=False)
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
@@ -205,8 +159,8 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
             return alert
         return alert.model_copy(update={"unit": None})
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also FastAPI's own (bad JSON, 404, 405)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
             400: "bad_request",
             401: "unauthorized",
