@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.model import FieldValue
 from edge.profiles import DeviceProfile, FieldSpec
-from edge.rule_spec import Condition, RuleSpec
+from edge.rule_spec import Condition, RuleSpec, evaluate_condition
 
 _log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class GenericPayloads:
 
 def _raising(rule: RuleSpec) -> Callable[[dict[str, FieldValue]], bool]:
     when = rule.when
-    return lambda fields: when is not None and _holds(when, fields) is True
+    return lambda fields: when is not None and evaluate_condition(when, fields) is True
 
 
 def _anything(fields: dict[str, FieldValue]) -> bool:
@@ -154,7 +154,10 @@ def _anything(fields: dict[str, FieldValue]) -> bool:
 
 def _quiet(rules: list[RuleSpec]) -> Callable[[dict[str, FieldValue]], bool]:
     return lambda fields: (
-        not any(rule.when is not None and _holds(rule.when, fields) is True for rule in rules)
+        not any(
+            rule.when is not None and evaluate_condition(rule.when, fields) is True
+            for rule in rules
+        )
     )
 
 
@@ -270,48 +273,6 @@ def _bounds(spec: FieldSpec) -> tuple[float, float]:
 def _clamp(spec: FieldSpec, value: float) -> float:
     low, high = _bounds(spec)
     return min(max(value, low), high)
-
-
-def _holds(condition: Condition, fields: dict[str, FieldValue]) -> bool | None:
-    """The rule language's three-valued truth (a copy: simulators never import edge.rules)."""
-    if condition.field is not None:
-        if condition.present is not None:
-            return (condition.field in fields) == condition.present
-        value = fields.get(condition.field)
-        return None if value is None else _compare(condition, value)
-    if condition.all is not None:
-        results = [_holds(c, fields) for c in condition.all]
-        return False if False in results else None if None in results else True
-    if condition.any is not None:
-        results = [_holds(c, fields) for c in condition.any]
-        return True if True in results else None if None in results else False
-    assert condition.not_ is not None
-    inner = _holds(condition.not_, fields)
-    return None if inner is None else not inner
-
-
-def _compare(condition: Condition, value: FieldValue) -> bool:
-    if condition.eq is not None:
-        return _same(value, condition.eq)
-    if condition.ne is not None:
-        return not _same(value, condition.ne)
-    if condition.in_ is not None:
-        return any(_same(value, option) for option in condition.in_)
-    if isinstance(value, bool | str):
-        return False
-    if condition.gt is not None:
-        return value > condition.gt
-    if condition.ge is not None:
-        return value >= condition.ge
-    if condition.lt is not None:
-        return value < condition.lt
-    assert condition.le is not None
-    return value <= condition.le
-
-
-def _same(value: FieldValue, expected: FieldValue) -> bool:
-    # a boolean never equals a number here: `true` is not 1
-    return isinstance(value, bool) == isinstance(expected, bool) and value == expected
 
 
 def _set(body: dict[str, Any], path: str, value: Any, *, overwrite: bool = True) -> None:
