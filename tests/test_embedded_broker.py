@@ -231,6 +231,9 @@ async def test_persistent_session_receives_what_was_published_while_offline(
     for n in range(3):
         await pub.publish(f"alerts/{n}", str(n).encode(), qos=1)
     await pub.publish("alerts/ignored", b"qos0 is not kept", qos=0)
+    # a QoS 0 publish has no answer: this PUBACK, on the same connection, says the broker has
+    # handled it while "keeper" was still away (else it may meet the reconnected session live)
+    await pub.publish("sync/after-qos0", b"", qos=1)
 
     second = await _connected(clients, "keeper", **options)
     assert second.session_present == [True]
