@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.clock import SystemClock
-from edge.mqtt import Delivery, MqttSession, parse_mqtt_url
+from edge.mqtt import Delivery, MqttSession, _PublishProperties, parse_mqtt_url
 from tests.servers import MosquittoFactory
 
 RECEIVE_MAXIMUM = 100
@@ -139,3 +143,34 @@ async def test_a_long_pause_at_the_receive_maximum_keeps_the_connection(
         await asyncio.gather(runner, return_exceptions=True)
     assert acked == 3 * RECEIVE_MAXIMUM
     assert session.status.reconnects == 0
+
+
+def _publish_packet(properties: bytes) -> bytes:
+    topic = b"ce/c1/b1/tuya-sos-button/sos-1"
+    body = b'{"action": "emergency"}'
+    return struct.pack("!H", len(topic)) + topic + struct.pack("!H", 7) + properties + body
+
+
+def test_publish_properties_decode_as_paho_decodes_them_with_shared_tables() -> None:
+    import paho.mqtt._packet as packet_module
+
+    assert packet_module.Properties is _PublishProperties  # type: ignore[attr-defined]
+    empty = packet_module.decode_publish(0x32, _publish_packet(b"\x00"), MQTTProtocolVersion.MQTTv5)
+    assert (empty.payload, empty.mid, str(empty.properties)) == (
+        b'{"action": "emergency"}',
+        7,
+        "[]",
+    )
+    sent = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    sent.UserProperty = ("site", "b1")
+    sent.MessageExpiryInterval = 30
+    packed = sent.pack()  # type: ignore[no-untyped-call]
+    decoded = packet_module.decode_publish(
+        0x32, _publish_packet(packed), MQTTProtocolVersion.MQTTv5
+    )
+    properties: Any = decoded.properties
+    assert properties.UserProperty == [("site", "b1")]
+    assert properties.MessageExpiryInterval == 30
+    assert decoded.payload == b'{"action": "emergency"}'
+    # two packets never share the attributes they decoded
+    assert not hasattr(empty.properties, "UserProperty")
