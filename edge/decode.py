@@ -64,12 +64,14 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
     frame = b"" if profile.frame is None else _frame(document, profile.frame, profile.frame_length)
     fields: dict[str, FieldValue] = {}
     for spec in profile.fields:
-        layout = spec.layout
-        if layout is not None:
+        parts = spec.parts
+        if parts is None:  # a frame field
+            layout = spec.layout
+            assert layout is not None
             fields[spec.name] = _convert(spec, _unpack(spec, layout, frame))
             continue
-        assert spec.path is not None
-        value = _lookup(document, spec.path)
+        # most vendor fields sit at the top level: one dict lookup, no walk
+        value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
         if value is _MISSING or value is None:
             if spec.required:
                 raise BadPayload(f"required field {spec.path!r} is missing", "missing_field")
@@ -93,8 +95,12 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
 
 
 def _lookup(document: dict[str, Any], path: str) -> Any:
+    return _walk(document, path.split("."))
+
+
+def _walk(document: dict[str, Any], parts: tuple[str, ...] | list[str]) -> Any:
     node: Any = document
-    for part in path.split("."):
+    for part in parts:
         if isinstance(node, dict):
             node = node.get(part, _MISSING)
             if node is _MISSING:

@@ -72,7 +72,7 @@ class IngestLane:
         handle = self.pipeline.handle
         for delivery in batch:
             out = handle(
-                RawMessage.model_construct(
+                RawMessage(
                     topic=delivery.topic,
                     payload=delivery.payload,
                     received_at=delivery.received_at,

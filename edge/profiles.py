@@ -146,6 +146,11 @@ class FieldSpec(BaseModel):
         return self.path if self.path is not None else f"frame[{self.byte}]"
 
     @cached_property
+    def parts(self) -> tuple[str, ...] | None:
+        """The JSON path split once (decode walks it for every message); None for a frame field."""
+        return None if self.path is None else tuple(self.path.split("."))
+
+    @cached_property
     def layout(self) -> Layout | None:
         """The frame layout (None for a JSON field)."""
         if self.byte is None:
