@@ -191,7 +191,7 @@ class AlertStore:
             where.append("severity = ?")
             params.append(severity.value)
         if cursor is not None:
-            opened_ms, last_id = _decode_cursor(cursor)
+            opened_ms, last_id = decode_cursor(cursor)
             where.append("(opened_ms < ? OR (opened_ms = ? AND id < ?))")
             params.extend((opened_ms, opened_ms, last_id))
         sql = "SELECT body, opened_ms, id FROM alerts"
@@ -204,7 +204,7 @@ class AlertStore:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = _encode_cursor(last[1], last[2])
+            next_cursor = encode_cursor(last[1], last[2])
         return AlertPage(items, next_cursor)
 
     def count(self) -> int:
@@ -350,11 +350,13 @@ def _ms(at: datetime | None) -> int | None:
     return None if at is None else epoch_ms(at)
 
 
-def _encode_cursor(opened_ms: int, alert_id: str) -> str:
+def encode_cursor(opened_ms: int, alert_id: str) -> str:
+    """A page cursor: the last alert's opening time and id (keyset pagination)."""
     return base64.urlsafe_b64encode(f"{opened_ms}:{alert_id}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (opened_ms, id) a cursor names; raises InvalidCursor for one not issued here."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         opened, _, alert_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")

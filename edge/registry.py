@@ -72,7 +72,8 @@ class RegisteredDevice(BaseModel):
                 continue
             found = _CONTACT_RE.match(part)
             if found is None:
-                raise ValueError(f"expected 'name:phone' entries separated by ';', got {part!r}")
+                # the cell's content is personal data: the message names the problem, not the value
+                raise ValueError("expected 'name:phone' entries separated by ';'")
             contacts.append({"name": found["name"], "phone": found["phone"]})
         return contacts
 

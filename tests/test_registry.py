@@ -123,8 +123,9 @@ def test_a_bad_contact_cell_is_refused(tmp_path: Path) -> None:
     path.write_text(
         "device_id,model,community,building,emergency_contacts\ns1,tuya-sos-button,c,b,nobody\n"
     )
-    with pytest.raises(RegistryError, match="expected 'name:phone' entries"):
+    with pytest.raises(RegistryError, match="expected 'name:phone' entries") as caught:
         DeviceRegistry.from_file(path, PROFILES)
+    assert "nobody" not in str(caught.value)  # the cell is personal data: never echoed to logs
 
 
 def test_a_registry_file_reloads_when_it_changes_and_keeps_the_old_one_on_a_bad_edit(

@@ -9,7 +9,6 @@ an alert's row moves only forward, ordered by (updated_at, lifecycle rank).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from edge.alert_store import AlertPage, InvalidCursor
+from edge.alert_store import AlertPage, decode_cursor, encode_cursor
 from edge.clock import Clock, SystemClock
 from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
 from gateway.central.schema import alert_events, alerts
@@ -182,14 +181,14 @@ class CentralStore:
         """As `list_alerts`, the alerts as the JSON stored (the API sends them on unparsed)."""
         if wanted.communities is not None and not wanted.communities:
             return [], None
-        after = _decode_cursor(cursor) if cursor is not None else None
+        after = decode_cursor(cursor) if cursor is not None else None
         query = self._page_query(wanted, after, limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = _encode_cursor(last.opened_ms, last.id)
+            next_cursor = encode_cursor(last.opened_ms, last.id)
         return [r.body for r in rows[:limit]], next_cursor
 
     def iterate(self, wanted: AlertFilter, page_size: int = 1000) -> Iterator[Alert]:
@@ -376,21 +375,3 @@ def _alert_row(alert: Alert, gateway: str) -> dict[str, Any]:
         "gateway": gateway,
         "body": alert.model_dump_json(),
     }
-
-
-def _encode_cursor(opened_ms: int, alert_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{opened_ms}:{alert_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        opened, _, alert_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        if not alert_id:
-            raise ValueError("no id")
-        opened_ms = int(opened)
-        if not 0 <= opened_ms < 2**62:
-            raise ValueError("timestamp out of range")
-        return opened_ms, alert_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("invalid cursor") from exc
