@@ -630,14 +630,7 @@ def create_app(
     @app.delete("/v1/silences/{silence_id}", tags=["silences"], responses=action_errors)
     async def expire_silence(silence_id: str, caller: Caller, request: Request) -> Silence:
         """End a silence now (kept for the record); 409 if it is already over."""
-        found = next(
-            (
-                s
-                for s in agent.alert_store.silences(current_at=None, limit=100_000)
-                if s.id == silence_id
-            ),
-            None,
-        )
+        found = agent.alert_store.silence(silence_id)
         if found is None:
             raise SilenceNotFound(f"no silence {silence_id!r}")
         if not caller.all_communities:
