@@ -116,6 +116,59 @@ async def test_an_agent_posting_for_another_community_is_refused_whole(central: 
     ]
 
 
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+async def test_a_gateway_cannot_rewrite_another_communitys_alert(central: Central) -> None:
+    south = opened(1, "B")
+    assert (await central.post("agent_b", [south])).status_code == 200
+    # north's gateway claims south's alert as its own, resolved later: the attack of #20
+    forged = moved(south, AlertEventKind.RESOLVED, 60)
+    forged = forged.model_copy(
+        update={"id": "evt-forged", "alert": forged.alert.model_copy(update={"community": "A"})}
+    )
+    refused = await central.post("agent_a", [opened(7, "A"), forged])
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {
+        "code": "forbidden",
+        "message": "events for alerts that another community or gateway reported: B-1",
+    }
+    # nothing of the batch is stored, south's alert is as south's gateway left it
+    assert central.store.count_events() == 1
+    seen = (await central.get("manager_b", "/v1/alerts/B-1")).json()
+    assert (seen["alert"]["community"], seen["alert"]["status"]) == ("B", "active")
+    assert [e["id"] for e in seen["history"]] == [south.id]
+    active = (await central.get("manager_b", "/v1/alerts", status="active")).json()["items"]
+    assert [a["id"] for a in active] == ["B-1"]
+    assert ("B", "alert:B-1", "post_events") in _refusals(central)
+
+
+async def test_a_second_gateway_of_the_same_community_cannot_rewrite_the_firsts(
+    central: Central,
+) -> None:
+    other_gateway = central.tokens.create("edge_agent", ["B"], "agent_b2")[1]
+    central.token["agent_b2"] = other_gateway
+    first = opened(1, "B")
+    assert (await central.post("agent_b", [first])).status_code == 200
+    forged = moved(first, AlertEventKind.ACKNOWLEDGED, 5)
+    refused = await central.post("agent_b2", [forged])
+    assert refused.status_code == 403
+    assert central.store.count_events() == 1
+    # the gateway that reported it moves it on as before
+    assert (await central.post("agent_b", [forged])).json() == {"stored": 1, "duplicates": 0}
+    seen = (await central.get("manager_b", "/v1/alerts/B-1")).json()
+    assert seen["alert"]["status"] == "acknowledged"
+
+
+async def test_one_batch_cannot_claim_one_alert_for_two_communities(central: Central) -> None:
+    event = opened(1, "A")
+    twin = event.model_copy(
+        update={"id": "evt-twin", "alert": event.alert.model_copy(update={"community": "B"})}
+    )
+    both = central.tokens.create("edge_agent", ["A", "B"], "agent_ab")[1]
+    central.token["agent_ab"] = both
+    assert (await central.post("agent_ab", [event, twin])).status_code == 403
+    assert central.store.count_events() == 0
+
+
 async def test_roles_post_or_read_never_both(central: Central) -> None:
     posted_by_reader = await central.post("duty_a", [opened(1, "A")])
     read_by_agent = await central.get("agent_a", "/v1/alerts")

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from edge.alert_store import InvalidCursor
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.audit import AuditLog, Result
-from gateway.central.store import AlertFilter, CentralStore, CommunitySummary
+from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
 from gateway.limits import MAX_BODY_BYTES, BodySizeLimit
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
@@ -206,7 +206,8 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
     def post_alert_events(principal: Agent, batch: AlertEventBatch) -> BatchResult:
         """A batch of alert events from an edge agent; idempotent by event id.
 
-        The whole batch is refused (403) if one event belongs to a community outside the token's.
+        The whole batch is refused (403) if one event belongs to a community outside the token's,
+        or to an alert that another community or gateway reported first (never merged).
         """
         if principal.role is not Role.EDGE_AGENT:
             raise HTTPException(status_code=403, detail="only edge_agent tokens post events")
@@ -220,7 +221,16 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
                 status_code=403,
                 detail=f"events of communities outside this token: {', '.join(foreign)}",
             )
-        result = store.apply(batch.events, gateway=principal.token_id)
+        try:
+            result = store.apply(batch.events, gateway=principal.token_id)
+        except ForeignAlerts as refused:
+            for alert_id, owner in sorted(refused.owners.items()):
+                record(principal, owner, f"alert:{alert_id}", "post_events", "refused")
+            raise HTTPException(
+                status_code=403,
+                detail="events for alerts that another community or gateway reported: "
+                + ", ".join(sorted(refused.owners)),
+            ) from None
         return BatchResult(stored=result.stored, duplicates=result.duplicates)
 
     def _filter(

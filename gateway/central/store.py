@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Select,
     and_,
@@ -48,6 +49,14 @@ class AlertFilter:
     category: str | None = None
     since: datetime | None = None  # opened at or after
     until: datetime | None = None  # opened before
+
+
+class ForeignAlerts(Exception):
+    """A batch holds events for alerts that another community or gateway owns; nothing stored."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners = owners  # alert id -> the community that owns it
+        super().__init__(f"alerts owned by another community or gateway: {', '.join(owners)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,12 @@ class CentralStore:
     # -- writing ----------------------------------------------------------------------------
 
     def apply(self, events: Sequence[AlertEvent], gateway: str) -> ApplyResult:
-        """Record a batch in one transaction; an event id stored before is skipped."""
+        """Record a batch in one transaction; an event id stored before is skipped.
+
+        An alert belongs to the community and the gateway that first reported it: an event for an
+        alert that exists under another community or gateway raises `ForeignAlerts` and the whole
+        batch is rolled back, so a gateway can never rewrite another's alert.
+        """
         unique = list({e.id: e for e in events}.values())
         received_ms = epoch_ms(self._clock.now())
         insert = postgresql.insert if self._postgres else sqlite.insert
@@ -125,15 +139,22 @@ class CentralStore:
                     upsert.on_conflict_do_update(
                         index_elements=[alerts.c.id],
                         set_={c: new_row[c] for c in columns},
-                        where=or_(
-                            new_row.updated_ms > alerts.c.updated_ms,
-                            and_(
-                                new_row.updated_ms == alerts.c.updated_ms,
-                                new_row.status_rank >= alerts.c.status_rank,
+                        where=and_(
+                            new_row.community == alerts.c.community,
+                            new_row.gateway == alerts.c.gateway,
+                            or_(
+                                new_row.updated_ms > alerts.c.updated_ms,
+                                and_(
+                                    new_row.updated_ms == alerts.c.updated_ms,
+                                    new_row.status_rank >= alerts.c.status_rank,
+                                ),
                             ),
                         ),
                     )
                 )
+            # checked after the upsert, inside the transaction: the rows are written (and locked)
+            # by now, so a batch racing another gateway's for a new alert id is caught as well
+            _refuse_foreign(conn, new, gateway)
         return ApplyResult(stored=len(new), duplicates=len(events) - len(new))
 
     # -- reading ----------------------------------------------------------------------------
@@ -341,6 +362,25 @@ def _conditions(wanted: AlertFilter) -> list[ColumnElement[bool]]:
 
 def _version(alert: Alert) -> tuple[int, int]:
     return epoch_ms(alert.updated_at), _RANK[alert.status]
+
+
+def _refuse_foreign(conn: Connection, new: Sequence[AlertEvent], gateway: str) -> None:
+    claimed = {e.alert.id: e.alert.community for e in new}
+    owners: dict[str, str] = {}
+    ids = sorted(claimed)
+    for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+        query = select(alerts.c.id, alerts.c.community, alerts.c.gateway).where(
+            alerts.c.id.in_(ids[start : start + _ROWS_PER_STATEMENT])
+        )
+        for row in conn.execute(query):
+            if row.community != claimed[row.id] or row.gateway != gateway:
+                owners[row.id] = row.community
+    # an alert claimed under two communities within one batch cannot be both
+    for event in new:
+        if event.alert.community != claimed[event.alert.id]:
+            owners.setdefault(event.alert.id, claimed[event.alert.id])
+    if owners:
+        raise ForeignAlerts(owners)
 
 
 def _event_row(event: AlertEvent, received_ms: int, gateway: str) -> dict[str, Any]:
