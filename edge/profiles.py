@@ -444,6 +444,14 @@ class ProfileRegistry:
         profile, pattern = found
         return profile, {name: levels[index] for index, name in pattern.slots}
 
+    def community_of(self, topic: str) -> str | None:
+        """The community a topic names, by the profile that claims it (None: no such level)."""
+        levels = topic.split("/")
+        found = self._tree.find(levels)
+        if found is None:
+            return None
+        return next((levels[i] for i, name in found[1].slots if name == "community"), None)
+
 
 def default_profile_dir() -> Path:
     """The profiles shipped with the package (`device_profiles/` beside the code)."""

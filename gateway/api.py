@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import itertools
 import math
 import re
 import uuid
@@ -24,7 +25,7 @@ from edge.channels.delivery_log import Delivery, DeliveryLog
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound, SilenceNotFound
 from edge.incidents import Incident
 from edge.liveness import Status
-from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity
+from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
 from edge.reading_store import ReadingStore, StoredReading
 from edge.registry import Contact
 from edge.silences import Silence, SilenceSpec
@@ -34,7 +35,7 @@ from gateway.audit import Result as AuditResult
 from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
-from gateway.privacy import mask_name, mask_phone, sees_personal_data
+from gateway.privacy import mask_name, mask_payload, mask_phone, mask_text, sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
 
 
@@ -294,6 +295,13 @@ def create_app(
     def _admin(caller: Principal) -> None:
         if caller.role != Role.ADMIN:
             raise HTTPException(status_code=403, detail="for admin tokens only")
+
+    def _topic_visible(caller: Principal, topic: str) -> bool:
+        """A raw message's topic is within the caller's communities (one naming none: all only)."""
+        if caller.all_communities:
+            return True
+        community = agent.profiles.community_of(topic)
+        return community is not None and caller.may_see(community)
 
     def _masked(caller: Principal, alert: Alert) -> Alert:
         """The unit (where a resident lives) only for responders of the alert's community."""
@@ -727,6 +735,9 @@ def create_app(
         reloaded on change) and it leaves this list. Admin tokens only (the installer's view).
         """
         _admin(caller)
+        entries = (
+            e for e in agent.pipeline.unregistered.entries() if _topic_visible(caller, e.topic)
+        )
         return [
             UnregisteredView(
                 topic=e.topic,
@@ -736,10 +747,10 @@ def create_app(
                 first_seen=e.first_seen,
                 last_seen=e.last_seen,
                 count=e.count,
-                detail=e.detail,
-                sample_base64=base64.b64encode(e.sample).decode(),
+                detail=mask_text(e.detail),
+                sample_base64=base64.b64encode(mask_payload(e.sample)).decode(),
             )
-            for e in agent.pipeline.unregistered.entries()[:limit]
+            for e in itertools.islice(entries, limit)
         ]
 
     @app.get("/v1/devices/{device_id}", tags=["devices"], responses=errors)
@@ -811,19 +822,30 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> list[DeadLetterView]:
-        """Messages that could not be decoded, newest first, with the reason (admin tokens only)."""
+        """Messages that could not be decoded, newest first, with the reason (admin tokens only).
+
+        A community admin sees those whose topic names one of its communities; payloads and
+        reasons come with names and phone numbers masked (admins are not responders).
+        """
         _admin(caller)
-        letters = await agent.outbox.dead_letters(limit=limit, before_id=before_id)
+        letters: list[DeadLetter] = []
+        cursor = before_id
+        while len(letters) < limit:
+            page = await agent.outbox.dead_letters(limit=max(limit, 500), before_id=cursor)
+            letters.extend(d for d in page if _topic_visible(caller, d.topic))
+            if len(page) < max(limit, 500) or page[-1].id is None:
+                break
+            cursor = page[-1].id
         return [
             DeadLetterView(
                 id=d.id or 0,
                 topic=d.topic,
                 cause=d.cause,
-                detail=d.detail,
+                detail=mask_text(d.detail),
                 received_at=d.received_at,
-                payload_base64=base64.b64encode(d.payload).decode(),
+                payload_base64=base64.b64encode(mask_payload(d.payload)).decode(),
             )
-            for d in letters
+            for d in letters[:limit]
         ]
 
     @app.put(
@@ -844,15 +866,25 @@ def create_app(
     @app.get("/v1/audit", tags=["operations"], responses=errors)
     async def list_audit(
         caller: Caller,
+        request: Request,
         community: str | None = None,
         action: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> list[AuditRecord]:
-        """The audit log, newest first (admin tokens only; read-only: nothing here writes it)."""
+        """The audit log, newest first (admin tokens only; read-only: nothing here writes it).
+
+        A community admin reads the records of its communities only.
+        """
         _admin(caller)
         if audit is None:
             return []
-        return audit.query(limit=limit, before_id=before_id, community=community, action=action)
+        if community is not None and not caller.may_see(community):
+            _audit(request, caller, community, f"community:{community}", "read_audit", "refused")
+            return []
+        scope = None if caller.all_communities else sorted(caller.communities)
+        return audit.query(
+            limit=limit, before_id=before_id, community=community, action=action, communities=scope
+        )
 
     return app

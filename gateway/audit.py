@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -89,7 +90,10 @@ class AuditLog:
         before_id: int | None = None,
         community: str | None = None,
         action: str | None = None,
+        communities: Sequence[str] | None = None,
     ) -> list[AuditRecord]:
+        """Newest first; `communities` is the caller's scope (None: every record, also those of
+        no community, such as token changes)."""
         sql = "SELECT id, at, actor, role, community, object, action, result, request_id FROM audit"
         where: list[str] = []
         params: list[object] = []
@@ -102,6 +106,11 @@ class AuditLog:
         if action is not None:
             where.append("action = ?")
             params.append(action)
+        if communities is not None:
+            where.append(
+                f"community IN ({','.join('?' * len(communities))})" if communities else "0"
+            )
+            params.extend(communities)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"

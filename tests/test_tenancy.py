@@ -8,6 +8,8 @@ read-only and admin routes refuse; no B id appears in any answer; refusals are a
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +44,7 @@ class _World:
     agent: Agent
     client: httpx.AsyncClient
     audit: AuditLog
+    tokens: TokenStore
     a_token: str
     b: dict[str, str]  # B's ids: alert, incident, silence, device
     a_alert: str
@@ -89,7 +92,7 @@ async def world(tmp_path: Path) -> AsyncIterator[_World]:
         app = create_app(agent, BOOTSTRAP, readings, tokens=tokens, audit=audit)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield _World(agent, client, audit, a_token, b, a_event.alert.id)
+            yield _World(agent, client, audit, tokens, a_token, b, a_event.alert.id)
 
 
 def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
@@ -245,3 +248,59 @@ async def test_a_token_of_community_a_still_sees_and_acts_on_a(world: _World) ->
     assert acked.status_code == 200, acked.text
     (record,) = world.audit.query(action="acknowledge")
     assert (record.object, record.community, record.result) == (f"alert:{world.a_alert}", "a", "ok")
+
+
+_RESIDENT = "张三丰 13812345678"
+_PERSONAL = json.dumps({"action": "emergency", "battery": _RESIDENT}, ensure_ascii=False).encode()
+
+
+async def _dead_letter(world: _World, topic: str, payload: bytes) -> None:
+    out = world.agent.pipeline.handle(
+        RawMessage(topic=topic, payload=payload, received_at=datetime.now(UTC))
+    )
+    assert out.dead_letter is not None
+    await world.agent.outbox.commit(dead_letters=[out.dead_letter])
+
+
+async def _as(world: _World, token: str, url: str) -> httpx.Response:
+    return await world.client.get(url, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_an_admin_of_community_a_reads_only_as_raw_data(world: _World) -> None:
+    """#20 finding 2: a community admin got every community's dead letters, unregistered topics
+    and audit records, with residents' names and phones in the payloads."""
+    _, admin_a = world.tokens.create("admin", ["a"])
+    await _dead_letter(world, "ce/b/b1/tuya-sos-button/sos-b1", _PERSONAL)
+    await _dead_letter(world, "ce/a/a1/tuya-sos-button/sos-a1", _PERSONAL)
+    await _dead_letter(world, "vendor/x/unclaimed", _PERSONAL)  # names no community
+    world.audit.record(
+        actor="tok-b", role="duty_officer", community="b", object="alert:x", action="ack",
+        result="ok", request_id="r1",
+    )  # fmt: skip
+    world.audit.record(
+        actor="tok-a", role="duty_officer", community="a", object="alert:y", action="ack",
+        result="ok", request_id="r2",
+    )  # fmt: skip
+
+    letters = (await _as(world, admin_a, "/v1/dead-letters")).json()
+    assert [d["topic"] for d in letters] == ["ce/a/a1/tuya-sos-button/sos-a1"]
+    unregistered = (await _as(world, admin_a, "/v1/devices/unregistered")).json()
+    assert [u["topic"] for u in unregistered] == []  # only the unclaimed topic is unregistered
+    audit = (await _as(world, admin_a, "/v1/audit")).json()
+    assert {r["community"] for r in audit} == {"a"}
+    assert (await _as(world, admin_a, "/v1/audit?community=b")).json() == []
+    refused = world.audit.query(action="read_audit")
+    assert [(r.community, r.result) for r in refused] == [("b", "refused")]
+
+    # the unscoped admin sees every community and what names none, still masked
+    everything = (await _as(world, BOOTSTRAP, "/v1/dead-letters")).json()
+    assert len(everything) == 3
+    unclaimed = (await _as(world, BOOTSTRAP, "/v1/devices/unregistered")).json()
+    assert [u["topic"] for u in unclaimed] == ["vendor/x/unclaimed"]
+    shown = [base64.b64decode(d["payload_base64"]).decode() for d in everything]
+    shown += [base64.b64decode(u["sample_base64"]).decode() for u in unclaimed]
+    shown += [d["detail"] for d in everything]
+    for text in shown:
+        assert "张三丰" not in text
+        assert "13812345678" not in text
+    assert json.loads(shown[0]) == {"action": "emergency", "battery": "张" + "*" * 13 + "8"}
