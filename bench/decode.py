@@ -14,9 +14,8 @@ from functools import partial
 
 import orjson
 
-from edge.decode import decode
+from edge.decode import ProfileRegistry, decode, default_profile_dir
 from edge.model import RawMessage
-from edge.profiles import ProfileRegistry, default_profile_dir
 
 CASES = (  # (profile, example index, what it stands for)
     ("zigbee-ias-smoke", 0, "JSON, 8 flat fields"),

@@ -13,11 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from edge.decode import decode
+from edge.decode import ProfileRegistry, decode, default_profile_dir
 from edge.model import DeviceRef, RawMessage, Reading
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.rules import RuleEngine
-from edge.rules_file import default_rules_file, load_rules_file
+from edge.rules import RuleEngine, default_rules_file, load_rules_file
 
 _T0 = datetime(2026, 11, 23, tzinfo=UTC)
 

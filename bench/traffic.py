@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.decode import ProfileRegistry, default_profile_dir
 from simulators.community import build_community
 from simulators.sensors import SimulatedDevice
 

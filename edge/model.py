@@ -9,6 +9,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+# the two kinds of outbox entry; a sink says which it takes
+Lane = Literal["events", "readings"]
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -88,7 +91,7 @@ class DeviceRef:
     community: str
     building: str
     unit: str | None = None
-    # index of the device's liveness state (edge.liveness), given by the registry that built the
+    # index of the device's liveness state (edge.enrich.liveness), given by the registry that built the
     # ref; -1 for a ref made elsewhere (decoded from the outbox, tests), which is not supervised
     slot: int = field(default=-1, compare=False)
 
@@ -136,13 +139,15 @@ class Alert(BaseModel):
     resolved_at: AwareDatetime | None = None
     note: str | None = None
     assignee: str | None = None  # the person who has taken it on (POST /v1/alerts/{id}/assign)
-    incident_id: str | None = None  # the incident grouping it with related alerts (edge.incidents)
+    incident_id: str | None = (
+        None  # the incident grouping it with related alerts (edge.alerts.incidents)
+    )
     # whether a channel has been told of it: its resolution is notified only if so. True for
     # alerts stored before silences existed, which were all notified
     notified: bool = True
     silenced_by: str | None = None  # the silence that held back its notification, if one did
     flapping: bool = False  # raised and cleared too often lately: notified once, then quiet
-    escalation_step: int = 0  # steps of its escalation policy done (edge.escalation)
+    escalation_step: int = 0  # steps of its escalation policy done (edge.alerts.escalation)
     escalations: int = 0  # `escalated` events so far (steps and repeats)
     # when the next escalation step is due; None: nothing due (no policy, acknowledged, resolved).
     # Stored with the alert, so escalation timers survive a restart

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,3 +36,26 @@ def load_yaml_model(path: Path, model: type[_M], error: type[Exception]) -> _M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise error(f"{path}: {describe(exc)}") from exc
+
+
+def line_of(node: yaml.Node, loc: Sequence[str | int]) -> int:
+    """The line of the deepest node that `loc` reaches (a key's own line for a mapping entry)."""
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                break  # a missing key: the mapping that lacks it
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break  # union branch names and the like: no node of their own
+    return line

@@ -20,15 +20,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Agent
-from edge.alert_store import InvalidCursor
-from edge.channels.delivery_log import Delivery, DeliveryLog
+from edge.alerts import Incident, InvalidCursor, Silence, SilenceSpec
+from edge.enrich import Contact, Status
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound, SilenceNotFound
-from edge.incidents import Incident
-from edge.liveness import Status
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
-from edge.reading_store import ReadingStore, StoredReading
-from edge.registry import Contact
-from edge.silences import Silence, SilenceSpec
+from edge.sinks import Delivery, DeliveryLog, ReadingStore, StoredReading
 from edge.yaml_file import describe
 from gateway.audit import AuditLog, AuditRecord
 from gateway.audit import Result as AuditResult

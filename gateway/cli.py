@@ -15,9 +15,8 @@ from typing import Any
 
 import orjson
 
+from edge.decode import ProfileRegistry, check_profiles, default_profile_dir
 from edge.errors import ProfileError
-from edge.profile_check import check_profiles
-from edge.profiles import ProfileRegistry, default_profile_dir
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import Gateway, serve
 
@@ -259,10 +258,10 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
 def _cmd_rules_test(args: argparse.Namespace) -> int:
     from collections import Counter
 
+    from edge.agent import read_trace, replay
+    from edge.enrich import DeviceRegistry
     from edge.errors import EdgeError
-    from edge.registry import DeviceRegistry
-    from edge.rule_trace import read_trace, replay
-    from edge.rules_file import default_rules_file, load_rules_file
+    from edge.rules import default_rules_file, load_rules_file
 
     settings = load_settings(args.config, {})  # escalation policies and channel routes
     routes = [(c.name, c.route.route(settings.notifications.zone)) for c in settings.channels]

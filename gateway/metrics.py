@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from edge.agent import Agent
-from edge.channels.channel import Channel
-from edge.channels.robot import RobotSink
+from edge.sinks import Channel, RobotSink
 
 Sample = tuple[dict[str, str], float]
 

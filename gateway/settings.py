@@ -24,10 +24,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from edge.channels.route import Route, TimeWindow
-from edge.escalation import EscalationPolicy, EscalationStep
+from edge.alerts import EscalationPolicy, EscalationStep
+from edge.ingest import parse_mqtt_url
 from edge.model import AlertEventKind, Severity
-from edge.mqtt import parse_mqtt_url
+from edge.sinks import Route, TimeWindow
 
 
 class ConfigurationError(Exception):

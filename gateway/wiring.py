@@ -14,19 +14,15 @@ from dataclasses import dataclass
 import uvicorn
 
 from edge.agent import Agent, AgentConfig
-from edge.alert_store import AlertStoreSink
-from edge.channels.channel import Channel
-from edge.channels.delivery_log import DeliveryLog
-from edge.channels.message import NoticeFormat
-from edge.channels.robot import RateWindow
+from edge.alerts import AlertStoreSink
 from edge.clock import Clock, SystemClock
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry, RegistryFile
 from edge.errors import EdgeError, TlsConfigError
-from edge.mqtt import BrokerAddress, TlsConfig, parse_mqtt_url
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry, RegistryFile
-from edge.rules_file import default_rules_file, load_rules_file
-from edge.sinks import Sink
+from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
+from edge.outbox import Sink
+from edge.rules import default_rules_file, load_rules_file
+from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.settings import (
@@ -96,7 +92,7 @@ def build_gateway(settings: Settings) -> Gateway:
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
     if settings.tsdb.url is not None:
-        from edge.influx import InfluxSink  # influxdb-client is loaded only when it is used
+        from edge.sinks import InfluxSink
 
         token = settings.tsdb.token.get_secret_value() if settings.tsdb.token else None
         sinks.append(InfluxSink(settings.tsdb.url, settings.tsdb.org, settings.tsdb.bucket, token))
@@ -110,7 +106,7 @@ def build_gateway(settings: Settings) -> Gateway:
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
         sinks.extend(_channels(settings, hooks, deliveries, clock))
     if settings.central.url is not None and settings.central.token is not None:
-        from edge.alert_api_sink import AlertApiSink
+        from edge.sinks import AlertApiSink
 
         sinks.append(
             AlertApiSink(
@@ -159,7 +155,7 @@ def _channels(
     clock: Clock,
 ) -> list[Sink]:
     """One sink per channel: `webhooks` take every event, `channels` what their route takes."""
-    from edge.webhook import WebhookSink
+    from edge.sinks import WebhookSink
 
     out: list[Sink] = []
     for name, webhook in hooks:
@@ -174,13 +170,13 @@ def _channels(
 
 def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock) -> Sink:
     if isinstance(channel, WebhookChannelSettings):
-        from edge.webhook import WebhookSink
+        from edge.sinks import WebhookSink
 
         secret = channel.secret.get_secret_value() if channel.secret else None
         return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
-        from edge.channels.wecom import WecomSink
+        from edge.sinks import WecomSink
 
         return WecomSink(
             channel.name,
@@ -193,7 +189,7 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
             clock=clock,
         )
     assert isinstance(channel, DingtalkChannelSettings)
-    from edge.channels.dingtalk import DingtalkSink
+    from edge.sinks import DingtalkSink
 
     return DingtalkSink(
         channel.name,

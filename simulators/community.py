@@ -7,7 +7,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.decode import ProfileRegistry, default_profile_dir
 from simulators.sensors import SimulatedDevice
 
 _log = logging.getLogger(__name__)

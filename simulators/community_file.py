@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.profiles import ProfileRegistry
+from edge.decode import ProfileRegistry
 from edge.yaml_file import load_yaml_model
 from simulators.community import PREFIXES
 from simulators.sensors import SimulatedDevice

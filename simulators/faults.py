@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from edge.profiles import DeviceProfile
+from edge.decode import DeviceProfile
 from simulators.sensors import Message
 
 _log = logging.getLogger(__name__)

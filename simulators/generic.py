@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from edge.decode import DeviceProfile, FieldSpec
 from edge.model import FieldValue
-from edge.profiles import DeviceProfile, FieldSpec
 from edge.rule_spec import Condition, RuleSpec, evaluate_condition
 
 _log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict
 
-from edge.profiles import ProfileRegistry
+from edge.decode import ProfileRegistry
 from simulators.behaviour import Timeline
 from simulators.community import build_community
 from simulators.faults import FaultInjector, Outgoing

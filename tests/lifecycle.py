@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from edge.alerts import AlertBook
+from edge.alerts import AlertBook, EscalationPolicies, EscalationPolicy, EscalationStep
 from edge.clock import FakeClock
-from edge.escalation import EscalationPolicies, EscalationPolicy, EscalationStep
 from edge.model import AlertEvent, DeviceRef, Reading, Severity
 from edge.rule_spec import Condition, RuleSpec
 from edge.rules import Verdict

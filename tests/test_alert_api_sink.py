@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.alert_api_sink import AlertApiSink
 from edge.errors import SinkRejected, SinkUnavailable
+from edge.sinks import AlertApiSink
 from gateway.settings import ConfigurationError, load_settings
 from tests.central_factories import opened
 from tests.central_process import CentralApiProcess

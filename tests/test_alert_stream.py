@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.alert_stream import AlertStream
+from edge.alerts import AlertStream
 from edge.model import AlertEvent
 from tests.factories import opened_event
 

@@ -9,9 +9,9 @@ import pytest
 
 from edge.alerts import AlertBook
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import AlertEventKind, AlertStatus, DeviceRef, FieldValue, Reading
-from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.rules import RuleEngine
 
 PROFILES = ProfileRegistry.load(default_profile_dir())

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import SystemClock
-from edge.mqtt import BrokerAddress, Delivery, MqttSession, TlsConfig, parse_mqtt_url
+from edge.ingest import BrokerAddress, Delivery, MqttSession, TlsConfig, parse_mqtt_url
 from gateway.settings import ConfigurationError, MqttSettings, load_settings
 from gateway.wiring import broker_address
 from tests.agent_process import AgentProcess, wait_for
@@ -402,7 +402,7 @@ async def test_a_broker_certificate_from_another_ca_is_a_tls_error_retried(
         "TLS: the broker's certificate is not accepted: self-signed certificate in certificate "
         f"chain (broker mqtts://{HOST}:{secure_broker.certificate_port})"
     )
-    logged = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "edge.ingest.session"]
     assert logged == [error]  # once, not once per attempt
 
 

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from edge.alert_store import InvalidCursor
+from edge.alerts import InvalidCursor
 from edge.model import AlertEventKind, AlertStatus, Severity
 from gateway.central.database import create_store_engine, current, head, upgrade
 from gateway.central.schema import metadata

@@ -13,19 +13,25 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.channels.channel import Channel
-from edge.channels.delivery_log import DeliveryLog, DeliveryResult
-from edge.channels.dingtalk import DingtalkSink, sign
-from edge.channels.message import NoticeFormat, clean
-from edge.channels.robot import RateWindow, RobotSink
-from edge.channels.route import Route, TimeWindow
-from edge.channels.wecom import WecomSink
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.forwarder import Forwarder
 from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Severity
-from edge.outbox import Outbox
-from edge.sinks import MemorySink
+from edge.outbox import Forwarder, Outbox
+from edge.sinks import (
+    Channel,
+    DeliveryLog,
+    DingtalkSink,
+    NoticeFormat,
+    RateWindow,
+    RobotSink,
+    Route,
+    TimeWindow,
+    WecomSink,
+)
+from edge.sinks.channels.delivery_log import DeliveryResult
+from edge.sinks.channels.dingtalk import sign
+from edge.sinks.channels.message import clean
+from edge.sinks.memory import MemorySink
 from gateway.settings import ConfigurationError, Settings, load_settings
 from tests.robot_receivers import RobotReceiver, Vendor, dingtalk_sign
 from tests.servers import free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.decode import ProfileRegistry, default_profile_dir
 from gateway.cli import main
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import api_token

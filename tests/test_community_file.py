@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.registry import DeviceRegistry
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry
 from gateway.cli import main
 from simulators.behaviour import ROUTINE_PER_HOUR, Timeline
 from simulators.community_file import CommunityFileError, build_from_spec, load_community

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from edge.decode import decode
+from edge.decode import ProfileRegistry, decode, default_profile_dir
 from edge.errors import BadPayload, UnknownTopic
 from edge.model import RawMessage
-from edge.profiles import ProfileRegistry, default_profile_dir
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -28,7 +27,7 @@ def _raw(topic: str, payload: object) -> RawMessage:
 def test_every_profile_example_decodes_to_its_fields(
     model: str, index: int, example: object
 ) -> None:
-    from edge.profiles import ProfileExample
+    from edge.decode.profiles import ProfileExample
 
     assert isinstance(example, ProfileExample)
     decoded = decode(_raw(example.topic, example.payload), PROFILES)
@@ -86,7 +85,7 @@ def test_unmapped_access_code_maps_to_the_default() -> None:
 
 
 def test_contact_style_inverted_boolean() -> None:
-    from edge.profiles import DeviceProfile
+    from edge.decode import DeviceProfile
 
     profile = DeviceProfile.model_validate(
         {
@@ -190,7 +189,7 @@ def test_bad_frames_raise_with_a_cause(topic: str, payload: object, cause: str) 
 
 
 def test_a_whole_byte_read_as_a_flag_must_be_zero_or_one() -> None:
-    from edge.profiles import DeviceProfile
+    from edge.decode import DeviceProfile
 
     profile = DeviceProfile.model_validate(
         {

@@ -16,15 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge.agent.pipeline import Pipeline
 from edge.alerts import AlertBook
 from edge.clock import FakeClock
-from edge.decode import decode
+from edge.decode import DeviceProfile, FieldSpec, ProfileRegistry, decode, default_profile_dir
+from edge.enrich import DeviceHealth, DeviceRegistry
 from edge.errors import DecodeError
-from edge.liveness import DeviceHealth
 from edge.model import FieldValue, RawMessage
-from edge.pipeline import Pipeline
-from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, default_profile_dir
-from edge.registry import DeviceRegistry
 from edge.rules import RuleEngine
 
 PROFILES = ProfileRegistry.load(default_profile_dir())

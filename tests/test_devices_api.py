@@ -12,11 +12,11 @@ import pytest
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import RegistryFile
+from edge.ingest import parse_mqtt_url
 from edge.model import RawMessage
-from edge.mqtt import parse_mqtt_url
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.reading_store import ReadingStore
-from edge.registry import RegistryFile
+from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.tokens import TokenStore

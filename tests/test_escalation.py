@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.alerts import AlertBook
+from edge.alerts import AlertBook, EscalationPolicies, EscalationPolicy, EscalationStep
 from edge.clock import FakeClock
-from edge.escalation import EscalationPolicies, EscalationPolicy, EscalationStep
 from edge.model import AlertEventKind, Severity
 from tests.lifecycle import (
     BATTERY,

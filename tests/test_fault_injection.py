@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from edge.decode import MAX_PAYLOAD_BYTES, Decoded, decode
+from edge.decode import ProfileRegistry, decode, default_profile_dir
+from edge.decode.decode import MAX_PAYLOAD_BYTES, Decoded
 from edge.errors import BadPayload
 from edge.model import RawMessage
-from edge.profiles import ProfileRegistry, default_profile_dir
 from gateway.cli import main
 from simulators.community import build_community
 from simulators.faults import OVERSIZED_BYTES, FaultInjector, FaultKind, Outgoing, parse_kinds

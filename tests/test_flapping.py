@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edge.alerts import FlapDetector
 from edge.clock import FakeClock
-from edge.flapping import FlapDetector
 from tests.lifecycle import CRITICAL_POLICY, SMOKE, START, book, cleared, device, raised
 
 

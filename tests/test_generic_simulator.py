@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from edge.decode import Decoded, decode
+from edge.decode import DeviceProfile, ProfileRegistry, decode, default_profile_dir
+from edge.decode.decode import Decoded
 from edge.model import RawMessage
-from edge.profiles import DeviceProfile, ProfileRegistry, default_profile_dir
-from edge.rules import evaluate_condition
+from edge.rules.engine import evaluate_condition
 from gateway.cli import main
 from simulators.sensors import Event, SimulatedDevice
 from tests.mqtt_recorder import Recorder

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.alert_store import AlertStore
+from edge.alerts import AlertStore
+from edge.alerts.incidents import summarize
 from edge.clock import FakeClock
-from edge.incidents import summarize
 from edge.model import AlertStatus, Severity
 from edge.rule_spec import RuleSpec
 from tests.lifecycle import CONFIRMED_FIRE, SMOKE, SOS, START, book, device, raised

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from influxdb_client.rest import ApiException
 
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.influx import InfluxSink, event_line, reading_line
 from edge.model import (
     Alert,
     AlertEvent,
@@ -33,6 +32,8 @@ from edge.model import (
     Severity,
     epoch_ms,
 )
+from edge.sinks import InfluxSink
+from edge.sinks.influx import event_line, reading_line
 from tests.servers import VictoriaMetricsFactory, VictoriaMetricsServer, free_port
 
 BASE = datetime(2026, 1, 1, 8, 0, 0, 123456, tzinfo=UTC)

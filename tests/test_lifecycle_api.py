@@ -13,9 +13,9 @@ import pytest
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
-from edge.mqtt import parse_mqtt_url
-from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry
+from edge.enrich import DeviceRegistry
+from edge.ingest import parse_mqtt_url
+from edge.sinks import ReadingStore
 from gateway.api import create_app
 from tests.lifecycle import CRITICAL_POLICY
 from tests.test_api import (

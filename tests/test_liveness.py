@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 
 from edge.agent import Agent, AgentConfig
+from edge.agent.liveness_monitor import BROKER_LOST, LivenessMonitor
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.decode.profiles import load_profile
+from edge.enrich import DeviceHealth, DeviceRegistry, Status
+from edge.enrich.liveness import DEFAULT_OFFLINE_RULE, offline_rule
 from edge.errors import ProfileError
-from edge.liveness import DEFAULT_OFFLINE_RULE, DeviceHealth, Status, offline_rule
-from edge.liveness_monitor import BROKER_LOST, LivenessMonitor
+from edge.ingest import parse_mqtt_url
+from edge.ingest.session import SessionStatus
 from edge.model import AlertEvent, AlertEventKind, AlertStatus, RawMessage, Severity
-from edge.mqtt import SessionStatus, parse_mqtt_url
-from edge.profiles import ProfileRegistry, default_profile_dir, load_profile
-from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry
+from edge.sinks import ReadingStore
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 SOS = "tuya-sos-button"  # heartbeat_seconds 90000 (25 h), alarm lane

@@ -13,7 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.clock import SystemClock
-from edge.mqtt import Delivery, MqttSession, _PublishProperties, parse_mqtt_url
+from edge.ingest import Delivery, MqttSession, parse_mqtt_url
+from edge.ingest.session import _PublishProperties
 from tests.servers import MosquittoFactory
 
 RECEIVE_MAXIMUM = 100

@@ -11,15 +11,14 @@ import pytest
 
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.forwarder import Forwarder
 from edge.model import (
     AlertEvent,
     DeadLetter,
     DeviceRef,
     Reading,
 )
-from edge.outbox import Outbox
-from edge.sinks import MemorySink
+from edge.outbox import Forwarder, Outbox
+from edge.sinks.memory import MemorySink
 from tests.factories import opened_event
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)

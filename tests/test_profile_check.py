@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edge.profile_check import check_profiles
-from edge.profiles import ProfileRegistry, default_profile_dir
+from edge.decode import ProfileRegistry, check_profiles, default_profile_dir
 
 BROKEN = """\
 name: m1

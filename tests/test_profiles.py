@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.decode.profiles import TopicPattern
 from edge.errors import ProfileError, UnknownTopic
-from edge.profiles import ProfileRegistry, TopicPattern, default_profile_dir
 
 FAMILIES = {"access", "smoke", "fall", "sos"}
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry, RegistryFile
 from edge.errors import RegistryError, UnknownDevice
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.registry import DeviceRegistry, RegistryFile
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 SOS = PROFILES.get("tuya-sos-button")

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from edge.decode import ProfileRegistry, default_profile_dir
 from edge.model import DeviceRef, FieldValue, Reading
-from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.rule_spec import Condition
-from edge.rules import RuleEngine, evaluate_condition
+from edge.rules import RuleEngine
+from edge.rules.engine import evaluate_condition
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 ENGINE = RuleEngine(PROFILES)

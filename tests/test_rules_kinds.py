@@ -11,13 +11,18 @@ import yaml
 
 from edge.alerts import AlertBook
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
 from edge.errors import RuleError
 from edge.model import DeviceRef, FieldValue, Reading
-from edge.profiles import ProfileRegistry, default_profile_dir
 from edge.rule_spec import RuleSpec
-from edge.rule_state import RuleStateStore
-from edge.rules import RuleEngine, Verdict
-from edge.rules_file import CommunityRules, default_rules_file, load_rules_file
+from edge.rules import (
+    CommunityRules,
+    RuleEngine,
+    RuleStateStore,
+    Verdict,
+    default_rules_file,
+    load_rules_file,
+)
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # 08:00 in Asia/Shanghai
@@ -286,8 +291,8 @@ def test_rules_file_names_line_and_key_of_a_typo(tmp_path: Path) -> None:
 
 
 def test_place_kinds_are_refused_in_a_profile() -> None:
+    from edge.decode import DeviceProfile
     from edge.errors import ProfileError
-    from edge.profiles import DeviceProfile
 
     data = yaml.safe_load((default_profile_dir() / "zigbee-door-contact.yaml").read_text())
     data["rules"].append(yaml.safe_load(default_rules_file().read_text())["rules"][1])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry
+from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, RawMessage
-from edge.mqtt import parse_mqtt_url
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry
+from edge.sinks import ReadingStore
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 RADAR = "ce/c1/b1/tuya-fall-radar/rad-1"

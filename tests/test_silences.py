@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from edge.alerts import SilenceBook, SilenceSpec, new_silence
+from edge.alerts.silences import Recurrence
 from edge.clock import FakeClock
 from edge.model import AlertEventKind, Severity
-from edge.silences import Recurrence, SilenceBook, SilenceSpec, new_silence
 from tests.lifecycle import CRITICAL_POLICY, SMOKE, SOS, START, book, cleared, device, raised
 
 

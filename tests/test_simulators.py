@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from edge.decode import decode
+from edge.decode import DeviceProfile, FieldSpec, ProfileRegistry, decode, default_profile_dir
 from edge.model import DeviceRef, FieldValue, RawMessage, Reading
-from edge.profiles import DeviceProfile, FieldSpec, ProfileRegistry, default_profile_dir
-from edge.rules import RuleEngine, evaluate_condition
+from edge.rules import RuleEngine
+from edge.rules.engine import evaluate_condition
 from simulators.community import MIX, PREFIXES, build_community, model_counts
 from simulators.load import LoadProgress, TokenBucket, parse_mqtt_url, run_load, run_scenario
 from simulators.scenarios import SCENARIOS, build_scenario

@@ -21,13 +21,13 @@ import pytest
 from fastapi.routing import APIRoute
 
 from edge.agent import Agent, AgentConfig
+from edge.alerts import SilenceSpec
 from edge.clock import FakeClock
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry
+from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, RawMessage
-from edge.mqtt import parse_mqtt_url
-from edge.profiles import ProfileRegistry, default_profile_dir
-from edge.reading_store import ReadingStore
-from edge.registry import DeviceRegistry
-from edge.silences import SilenceSpec
+from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.tokens import TokenStore

@@ -23,7 +23,6 @@ import pytest
 
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.forwarder import Forwarder
 from edge.model import (
     Alert,
     AlertEvent,
@@ -33,8 +32,8 @@ from edge.model import (
     Reading,
     Severity,
 )
-from edge.outbox import Outbox
-from edge.webhook import WebhookSink
+from edge.outbox import Forwarder, Outbox
+from edge.sinks import WebhookSink
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import build_gateway
 from tests.servers import free_port

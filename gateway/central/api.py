@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.alert_store import InvalidCursor
+from edge.alerts import InvalidCursor
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.audit import AuditLog, Result
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts

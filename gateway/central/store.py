@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from edge.alert_store import AlertPage, decode_cursor, encode_cursor
+from edge.alerts import AlertPage, decode_cursor, encode_cursor
 from edge.clock import Clock, SystemClock
 from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
 from gateway.central.schema import alert_events, alerts

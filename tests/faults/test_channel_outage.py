@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.channels.message import KIND_LABEL
+from edge.sinks.channels.message import KIND_LABEL
 from tests.agent_process import AgentProcess, wait_for
 from tests.robot_receivers import RobotReceiver, RobotRequest
 from tests.servers import MosquittoServer, free_port

@@ -20,7 +20,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.profiles import default_profile_dir
+from edge.decode import default_profile_dir
 from tests.agent_process import AgentProcess, wait_for
 from tests.servers import MosquittoFactory
 

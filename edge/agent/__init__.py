@@ -1,0 +1,13 @@
+"""The agent: assembles the stages (ingest -> decode -> enrich -> rules -> alerts -> outbox ->
+sinks), owns their tasks, and replays traces through them.
+"""
+
+from edge.agent.assembly import Agent, AgentConfig
+from edge.agent.trace import read_trace, replay
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "read_trace",
+    "replay",
+]

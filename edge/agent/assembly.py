@@ -1,0 +1,429 @@
+"""The agent: one MQTT session, the pipeline, the outbox and a forwarder per sink, in one TaskGroup.
+
+A message is acknowledged to the broker only after its reading, alert events or dead letter are
+committed to the outbox. Commits are batched: whatever arrived while the previous commit was on
+its way to disk goes into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edge.agent.escalator import Escalator
+from edge.agent.liveness_monitor import LivenessMonitor
+from edge.agent.pipeline import Pipeline
+from edge.agent.rule_ticker import RuleTicker
+from edge.alerts import (
+    AlertBook,
+    AlertStore,
+    AlertStoreSink,
+    AlertStream,
+    EscalationPolicies,
+    EscalationPolicy,
+    FlapDetector,
+    Incident,
+    Silence,
+    SilenceBook,
+    SilenceSpec,
+    new_silence,
+)
+from edge.clock import Clock
+from edge.decode import ProfileRegistry
+from edge.enrich import DeviceHealth, DeviceRegistry, RegistryFile
+from edge.errors import (
+    AlertNotFound,
+    AlertTransitionError,
+    IncidentNotFound,
+    SilenceNotFound,
+    SinkUnavailable,
+)
+from edge.ingest import BrokerAddress, Delivery, IngestLane, MqttSession
+from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
+from edge.outbox import Forwarder, Outbox, Sink
+from edge.rules import CommunityRules, RuleEngine, RuleStateStore
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Plain values the agent needs; the gateway builds it from its settings."""
+
+    broker: BrokerAddress
+    client_id: str
+    data_dir: Path
+    receive_maximum: int = 2000  # unacknowledged messages the broker may send us: the backpressure
+    batch_max: int = 1000  # telemetry messages per outbox transaction at most
+    alarm_batch_max: int = 500  # alarm messages per transaction at most
+    outbox_max_bytes: int = 2 * 1024**3
+    shutdown_flush_s: float = 5.0
+    hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
+    ready_max_backlog: int = 100_000  # /readyz turns false above this many undelivered entries
+    ready_max_sink_failure_s: float = 60.0  # ... or when a sink has failed for this long
+    liveness_check_s: float = 30.0  # how often silent devices are looked for
+    broker_lost_after_s: float = 60.0  # a session down this long is one gateway alert
+    registry_check_s: float = 5.0  # how often the registry file is checked for changes
+    rules_tick_s: float = 1.0  # how often time-driven rules (holds, absence, windows) are decided
+    escalation_policies: tuple[EscalationPolicy, ...] = ()  # none: nobody is escalated to
+    escalation_check_s: float = 1.0  # how often due escalation steps are looked for
+    flap_transitions: int = 6  # raises + clears of one key within flap_window_s: flapping
+    flap_window_s: float = 600.0
+    incident_window_s: float = 300.0  # related alerts opening this close are one incident
+
+
+class Agent:
+    """Owns every background task of the edge; use as an async context manager, then `run()`."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        profiles: ProfileRegistry,
+        registry: DeviceRegistry,
+        sinks: Sequence[Sink],
+        clock: Clock,
+        *,
+        registry_file: RegistryFile | None = None,
+        community_rules: CommunityRules | None = None,
+    ) -> None:
+        self.config = config
+        self.profiles = profiles
+        self.registry = registry
+        self.registry_file = registry_file
+        self.community_rules = community_rules
+        self.ticker: RuleTicker
+        self.liveness = DeviceHealth(clock, profiles)
+        self.monitor: LivenessMonitor
+        self.escalator: Escalator
+        self.clock = clock
+        self._remote_sinks = list(sinks)
+        self.alert_store: AlertStore
+        self.outbox: Outbox
+        self.alerts: AlertBook
+        self.pipeline: Pipeline
+        self.lanes: list[IngestLane] = []
+        self.stream = AlertStream()
+        self.forwarders: list[Forwarder] = []
+
+    async def __aenter__(self) -> Agent:
+        data = self.config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        self.alert_store = AlertStore(data / "alerts.db")
+        store_sink = AlertStoreSink(self.alert_store, self.stream)
+        sinks: list[Sink] = [store_sink, *self._remote_sinks]
+        self.outbox = Outbox(
+            data / "outbox.db",
+            {s.name: s.lanes for s in sinks},
+            now=self.clock.now,
+            max_bytes=self.config.outbox_max_bytes,
+        )
+        self.forwarders = [Forwarder(self.outbox, s, clock=self.clock) for s in sinks]
+        # alert events committed before a crash reach the local store before anything else runs
+        await self.forwarders[0].drain()
+        config = self.config
+        self.alerts = AlertBook(
+            self.clock,
+            self.alert_store.open_alerts(),
+            policies=EscalationPolicies(config.escalation_policies),
+            silences=SilenceBook(self.alert_store.silences(current_at=self.clock.now())),
+            flaps=FlapDetector(config.flap_transitions, config.flap_window_s),
+            incident_window_s=config.incident_window_s,
+        )
+        self.escalator = Escalator(self.alerts, self.outbox, check_s=config.escalation_check_s)
+        self.liveness.reserve(self.registry.slots)
+        self.pipeline = Pipeline(
+            self.profiles,
+            self.registry,
+            RuleEngine(self.profiles, self.community_rules, RuleStateStore(data / "rules.db")),
+            self.alerts,
+            self.liveness,
+            last_sequences=self.outbox.last_sequences(),
+        )
+        marker = data / "mqtt-session"
+        expect_session = marker.exists()
+
+        def remember_session() -> None:
+            if not marker.exists():
+                marker.write_text(self.config.client_id)
+
+        def session_for(lane: str) -> Callable[[Callable[[Delivery], None]], MqttSession]:
+            client_id = self.config.client_id + ("-alarm" if lane == "alarm" else "")
+
+            def make(on_message: Callable[[Delivery], None]) -> MqttSession:
+                return MqttSession(
+                    self.config.broker,
+                    client_id,
+                    self.profiles.subscriptions(lane),
+                    on_message,
+                    clock=self.clock,
+                    receive_maximum=self.config.receive_maximum,
+                    expect_session=expect_session,
+                    on_connected=remember_session,
+                )
+
+            return make
+
+        for lane in ("alarm", "telemetry"):
+            if self.profiles.subscriptions(lane):
+                self.lanes.append(
+                    IngestLane(
+                        lane,
+                        session_for(lane),
+                        self.pipeline,
+                        self.outbox,
+                        batch_max=self.config.alarm_batch_max
+                        if lane == "alarm"
+                        else self.config.batch_max,
+                        hold_acks_s=self.config.hold_acks_s,
+                    )
+                )
+        self.monitor = LivenessMonitor(
+            self.pipeline,
+            self.outbox,
+            [lane.session for lane in self.lanes],
+            self.clock,
+            gateway=self._gateway_ref(),
+            check_s=self.config.liveness_check_s,
+            broker_lost_after_s=self.config.broker_lost_after_s,
+        )
+        self.monitor.restore()
+        self.pipeline.rules.watch(list(self.registry.devices()))
+        self.ticker = RuleTicker(
+            self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
+        )
+        # Everything built so far (profiles, registry, libraries) lives as long as the process:
+        # keep it out of the garbage collector's full scans, which otherwise grow with it.
+        gc.collect()
+        gc.freeze()
+        _log.info(
+            "agent ready: %d profiles, %d open alerts, sinks: %s",
+            len(self.profiles),
+            len(self.alerts),
+            ", ".join(s.name for s in sinks),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for forwarder in self.forwarders:
+            try:
+                await asyncio.wait_for(forwarder.drain(), self.config.shutdown_flush_s)
+            except (TimeoutError, SinkUnavailable) as error:
+                _log.warning(
+                    "sink %s not flushed on shutdown (%s): entries stay in the outbox",
+                    forwarder.sink.name,
+                    error or "timeout",
+                )
+        for sink in self._remote_sinks:
+            await sink.close()
+        await self.outbox.close()
+        self.alert_store.close()
+        self.pipeline.rules.flush()
+        if self.pipeline.rules.store is not None:
+            self.pipeline.rules.store.close()
+
+    async def run(self) -> None:
+        """Ingest and deliver until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for lane in self.lanes:
+                tg.create_task(lane.run(), name=f"lane-{lane.name}")
+            for forwarder in self.forwarders:
+                tg.create_task(forwarder.run(), name=f"forward-{forwarder.sink.name}")
+            tg.create_task(self.monitor.run(), name="liveness")
+            tg.create_task(self.ticker.run(), name="rules")
+            tg.create_task(self.escalator.run(), name="escalation")
+            if self.registry_file is not None:
+                tg.create_task(self._watch_registry(self.registry_file), name="registry")
+
+    def _gateway_ref(self) -> DeviceRef:
+        """The gateway itself, as the device of its own alerts (the broker lost)."""
+        communities = {d.community for d in self.registry.devices()}
+        community = communities.pop() if len(communities) == 1 else "gateway"
+        return DeviceRef(
+            device_id=self.config.client_id,
+            model="community-edge",
+            category="gateway",
+            community=community,
+            building="gateway",
+        )
+
+    async def _watch_registry(self, source: RegistryFile) -> None:
+        while True:
+            await asyncio.sleep(self.config.registry_check_s)
+            if source.changed():
+                registry = await asyncio.to_thread(source.reload)
+                if registry is not None:
+                    self.use_registry(registry)
+
+    def use_registry(self, registry: DeviceRegistry) -> None:
+        """Switch to a reloaded registry; devices that stay keep their liveness."""
+        old = self.registry
+        moves = [
+            (before.slot, ref.slot)
+            for ref in registry.devices()
+            if (before := old.find(ref.device_id)) is not None and before.model == ref.model
+        ]
+        self.liveness.rebind(moves, registry.slots)
+        self.registry = self.pipeline.registry = registry
+        self.pipeline.rules.watch(list(registry.devices()))
+        self.pipeline.unregistered.forget_registered(lambda d: registry.find(d) is not None)
+
+    @property
+    def acked(self) -> int:
+        return sum(lane.acked for lane in self.lanes)
+
+    @property
+    def connected(self) -> bool:
+        return all(lane.session.status.connected for lane in self.lanes)
+
+    # -- people acting on alerts ---------------------------------------------------------------
+
+    async def acknowledge(self, alert_id: str, actor: str, note: str | None = None) -> Alert:
+        return await self._act(alert_id, "acknowledge", actor, note)
+
+    async def resolve(self, alert_id: str, actor: str, note: str | None = None) -> Alert:
+        return await self._act(alert_id, "resolve", actor, note)
+
+    async def assign(
+        self, alert_id: str, assignee: str, actor: str, note: str | None = None
+    ) -> Alert:
+        self._check_open(alert_id, "assign")
+        event = self.alerts.assign(alert_id, assignee, actor, note)
+        await self._commit([event])
+        return event.alert
+
+    async def _act(self, alert_id: str, action: str, actor: str, note: str | None) -> Alert:
+        self._check_open(alert_id, action)
+        if action == "acknowledge":
+            event = self.alerts.acknowledge(alert_id, actor, note)
+        else:
+            event = self.alerts.resolve(alert_id, actor, note)
+        await self._commit([event])
+        return event.alert
+
+    def _check_open(self, alert_id: str, action: str) -> None:
+        if self.alerts.get(alert_id) is None:
+            stored = self.alert_store.get(alert_id)
+            if stored is None:
+                raise AlertNotFound(f"no alert {alert_id!r}")
+            raise AlertTransitionError(f"cannot {action} an alert that is {stored.status}")
+
+    async def act_on_incident(
+        self, incident_id: str, action: str, actor: str, note: str | None = None
+    ) -> Incident:
+        """Acknowledge (its active alerts) or resolve (its open alerts) a whole incident."""
+        if self.alert_store.incident(incident_id) is None:
+            raise IncidentNotFound(f"no incident {incident_id!r}")
+        alerts = self.alerts.in_incident(incident_id)
+        if action == "acknowledge":
+            events = [
+                self.alerts.acknowledge(a.id, actor, note)
+                for a in alerts
+                if a.status == AlertStatus.ACTIVE
+            ]
+        else:
+            events = [self.alerts.resolve(a.id, actor, note) for a in alerts]
+        if not events:
+            raise AlertTransitionError(f"incident {incident_id!r} has no alert to {action}")
+        await self._commit(events)
+        found = self.alert_store.incident(incident_id)
+        assert found is not None
+        return found[0]
+
+    async def _commit(self, events: list[AlertEvent]) -> None:
+        await self.outbox.commit(events=events)
+        # visible at once; the forwarder's copy is ignored by id
+        self.stream.publish(self.alert_store.apply(events))
+
+    # -- silences ------------------------------------------------------------------------------
+
+    def add_silence(self, spec: SilenceSpec, actor: str) -> Silence:
+        silence = new_silence(spec, actor, self.clock.now())
+        self.alert_store.put_silence(silence)
+        self.alerts.silences.put(silence)
+        _log.info("silence %s by %s: %s", silence.id, actor, silence.reason)
+        return silence
+
+    def expire_silence(self, silence_id: str, actor: str) -> Silence:
+        silence = self.alert_store.silence(silence_id)
+        if silence is None:
+            raise SilenceNotFound(f"no silence {silence_id!r}")
+        now = self.clock.now()
+        if silence.over(now):
+            raise AlertTransitionError(f"silence {silence_id!r} is already over")
+        expired = silence.model_copy(update={"expired_at": now, "expired_by": actor})
+        self.alert_store.put_silence(expired)
+        self.alerts.silences.put(expired)
+        return expired
+
+    # -- what operators see --------------------------------------------------------------------
+
+    async def readiness(self) -> list[str]:
+        """Why the agent is not ready (an empty list when it is)."""
+        problems = [
+            f"MQTT session {lane.session.client_id!r} not connected: {lane.session.status.last_error}"
+            for lane in self.lanes
+            if not lane.session.status.connected
+        ]
+        now = self.clock.monotonic()
+        for forwarder in self.forwarders:
+            since = forwarder.status.failing_since
+            if since is not None and now - since > self.config.ready_max_sink_failure_s:
+                problems.append(
+                    f"sink {forwarder.sink.name} failing for {now - since:.0f} s: "
+                    f"{forwarder.status.last_error}"
+                )
+        for depth in await self.outbox.depths():
+            if depth.depth > self.config.ready_max_backlog:
+                problems.append(
+                    f"outbox backlog for {depth.sink}/{depth.lane} is {depth.depth} entries "
+                    f"(limit {self.config.ready_max_backlog})"
+                )
+        return problems
+
+    async def health(self) -> dict[str, Any]:
+        depths = await self.outbox.depths()
+        return {
+            "mqtt": {
+                "connected": self.connected,
+                "broker": str(self.config.broker),
+                "sessions": {
+                    lane.name: {
+                        "client_id": lane.session.client_id,
+                        "connected": lane.session.status.connected,
+                        "last_error": lane.session.status.last_error,
+                        "reconnects": lane.session.status.reconnects,
+                        "empty_sessions": lane.session.status.empty_sessions,
+                    }
+                    for lane in self.lanes
+                },
+            },
+            "sinks": {
+                f.sink.name: {
+                    "ok": f.status.failing_since is None,
+                    "last_error": f.status.last_error,
+                    "delivered": f.status.delivered,
+                    "backlog": sum(d.depth for d in depths if d.sink == f.sink.name),
+                }
+                for f in self.forwarders
+            },
+            "open_alerts": len(self.alerts),
+            "devices": {
+                "registered": len(self.registry),
+                "open_enrollment": self.registry.open_enrollment,
+                "by_status": self.liveness.counts(),
+                "unregistered_topics": len(self.pipeline.unregistered),
+                "registry_error": self.registry_file.last_error if self.registry_file else None,
+            },
+        }

@@ -1,0 +1,39 @@
+"""Alerts: the lifecycle (AlertBook), incidents, escalation policies, silences, flapping, the
+alert store and its live stream.
+"""
+
+from edge.alerts.escalation import EscalationPolicies, EscalationPolicy, EscalationStep
+from edge.alerts.flapping import FlapDetector
+from edge.alerts.incidents import Incident
+from edge.alerts.lifecycle import AlertBook, alert_key
+from edge.alerts.silences import Silence, SilenceBook, SilenceSpec, new_silence
+from edge.alerts.store import (
+    AlertPage,
+    AlertStore,
+    AlertStoreSink,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+)
+from edge.alerts.stream import AlertStream
+
+__all__ = [
+    "AlertBook",
+    "AlertPage",
+    "AlertStore",
+    "AlertStoreSink",
+    "AlertStream",
+    "EscalationPolicies",
+    "EscalationPolicy",
+    "EscalationStep",
+    "FlapDetector",
+    "Incident",
+    "InvalidCursor",
+    "Silence",
+    "SilenceBook",
+    "SilenceSpec",
+    "alert_key",
+    "decode_cursor",
+    "encode_cursor",
+    "new_silence",
+]

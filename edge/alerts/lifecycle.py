@@ -1,0 +1,293 @@
+"""The alert lifecycle: one open alert per rule and device, moved by an explicit transition table.
+
+active ──ack──> acknowledged ──resolve──> resolved
+  │                                          ^
+  └──────── resolve / condition cleared ─────┘
+(assign keeps the status.) Each change is an event saying whether channels notify it: an alert
+opened under a silence, or while its key flaps, is recorded quietly; its later events (and its
+resolution) are notified only once it has been. Escalation steps come from `escalate_due`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from edge.alerts.escalation import EscalationPolicies, first_due, step
+from edge.alerts.flapping import FlapDetector
+from edge.alerts.incidents import IncidentBook
+from edge.alerts.silences import SilenceBook
+from edge.clock import Clock
+from edge.errors import AlertNotFound, AlertTransitionError
+from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, DeviceRef
+from edge.rules import Verdict
+
+Action = Literal["acknowledge", "resolve", "clear", "assign"]
+
+TRANSITIONS: dict[tuple[AlertStatus, Action], AlertStatus] = {
+    (AlertStatus.ACTIVE, "acknowledge"): AlertStatus.ACKNOWLEDGED,
+    (AlertStatus.ACTIVE, "resolve"): AlertStatus.RESOLVED,
+    (AlertStatus.ACTIVE, "clear"): AlertStatus.RESOLVED,
+    (AlertStatus.ACTIVE, "assign"): AlertStatus.ACTIVE,
+    (AlertStatus.ACKNOWLEDGED, "resolve"): AlertStatus.RESOLVED,
+    (AlertStatus.ACKNOWLEDGED, "clear"): AlertStatus.RESOLVED,
+    (AlertStatus.ACKNOWLEDGED, "assign"): AlertStatus.ACKNOWLEDGED,
+}
+
+_EVENT_KIND: dict[Action, AlertEventKind] = {
+    "acknowledge": AlertEventKind.ACKNOWLEDGED,
+    "resolve": AlertEventKind.RESOLVED,
+    "clear": AlertEventKind.RESOLVED,
+    "assign": AlertEventKind.ASSIGNED,
+}
+
+ESCALATION_ACTOR = "escalation"
+
+
+def alert_key(rule_id: str, device: DeviceRef) -> str:
+    """At most one open alert per key: the rule and the device's whole identity."""
+    return f"{rule_id}|{device.key}"
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AlertBook:
+    """The open alerts (active or acknowledged). Resolved alerts live only in the alert store."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        open_alerts: Iterable[Alert] = (),
+        *,
+        policies: EscalationPolicies | None = None,
+        silences: SilenceBook | None = None,
+        flaps: FlapDetector | None = None,
+        incident_window_s: float = 300.0,
+    ) -> None:
+        self._clock = clock
+        # `is None`, not `or`: an empty book is falsy and must still be the one given
+        self.policies = EscalationPolicies() if policies is None else policies
+        self.silences = SilenceBook() if silences is None else silences
+        self.flaps = FlapDetector() if flaps is None else flaps
+        self._by_key: dict[str, Alert] = {}
+        self._by_id: dict[str, Alert] = {}
+        self._due: dict[str, datetime] = {}  # alert id -> next escalation step, active alerts only
+        restored = [a for a in open_alerts if a.status != AlertStatus.RESOLVED]
+        self.incidents = IncidentBook(incident_window_s, restored)
+        for alert in restored:
+            self._remember(alert)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def open_alerts(self) -> list[Alert]:
+        return list(self._by_key.values())
+
+    def get(self, alert_id: str) -> Alert | None:
+        return self._by_id.get(alert_id)
+
+    def is_open(self, key: str) -> bool:
+        return key in self._by_key
+
+    def in_incident(self, incident_id: str) -> list[Alert]:
+        """The open alerts of one incident."""
+        return [a for a in self._by_id.values() if a.incident_id == incident_id]
+
+    @property
+    def escalations_pending(self) -> int:
+        return len(self._due)
+
+    def apply(self, verdict: Verdict) -> AlertEvent | None:
+        """Raise or clear the alert a verdict speaks of; returns the event, if anything changed."""
+        device = verdict.reading.device
+        key = alert_key(verdict.rule.id, device)
+        current = self._by_key.get(key)
+        now = self._clock.now()
+        if verdict.action == "clear":
+            if current is None:
+                return None
+            self.flaps.record(key, now)
+            return self._transition(current, "clear", actor="device", note=None)
+        if current is not None:
+            if verdict.reading.at == current.last_seen_at:
+                # the same device message again: a QoS 1 redelivery after a crash, not a new press
+                return None
+            updated = _changed(
+                current, now, count=current.count + 1, last_seen_at=verdict.reading.at
+            )
+            self._remember(updated)
+            # a repeat is recorded, not notified: reminders are the escalation policy's repeats
+            return self._event(AlertEventKind.REPEATED, updated, "device", None, notify=False)
+        alert = Alert(
+            id=_new_id(),
+            key=key,
+            rule=verdict.rule.id,
+            summary=verdict.rule.summary,
+            severity=verdict.rule.severity,
+            status=AlertStatus.ACTIVE,
+            device_id=device.device_id,
+            model=device.model,
+            category=device.category,
+            community=device.community,
+            building=device.building,
+            unit=device.unit,
+            opened_at=now,
+            updated_at=now,
+            last_seen_at=verdict.reading.at,
+        )
+        return self._open(alert, offline=verdict.rule.kind == "offline")
+
+    def _open(self, alert: Alert, *, offline: bool) -> AlertEvent:
+        now = alert.opened_at
+        self.flaps.record(alert.key, now)
+        changes: dict[str, Any] = {
+            "incident_id": self.incidents.place(alert, offline=offline),
+            "notified": True,
+        }
+        note = None
+        silence = self.silences.matching(alert, now)
+        if silence is not None:
+            changes.update(notified=False, silenced_by=silence.id)
+            note = f"silenced ({silence.reason}): recorded, not notified"
+        elif self.flaps.is_flapping(alert.key, now):
+            changes["flapping"] = True
+            if self.flaps.take_notice(alert.key):
+                note = "flapping: raised and cleared too often; not notified again until stable"
+            else:
+                changes["notified"] = False
+                note = "flapping: recorded, not notified"
+        tier = None
+        policy = self.policies.for_alert(alert)
+        if policy is not None:
+            done, tier, due = first_due(policy, now, changes["notified"])
+            changes.update(escalation_step=done, next_escalation_at=due)
+        opened = alert.model_copy(update=changes)
+        self._remember(opened)
+        return self._event(
+            AlertEventKind.OPENED, opened, "rule", note, notify=opened.notified, tier=tier
+        )
+
+    def acknowledge(self, alert_id: str, actor: str, note: str | None = None) -> AlertEvent:
+        return self._transition(self._open_alert(alert_id), "acknowledge", actor, note)
+
+    def resolve(self, alert_id: str, actor: str, note: str | None = None) -> AlertEvent:
+        return self._transition(self._open_alert(alert_id), "resolve", actor, note)
+
+    def assign(
+        self, alert_id: str, assignee: str, actor: str, note: str | None = None
+    ) -> AlertEvent:
+        return self._transition(self._open_alert(alert_id), "assign", actor, note, assignee)
+
+    def escalate_due(self) -> list[AlertEvent]:
+        """One `escalated` event per alert whose step is due and that nothing holds back."""
+        now = self._clock.now()
+        self.silences.prune(now)
+        self.flaps.prune(now)
+        events: list[AlertEvent] = []
+        for alert_id, due in list(self._due.items()):
+            if due > now:
+                continue
+            alert = self._by_id[alert_id]
+            policy = self.policies.for_alert(alert)
+            if policy is None:  # the policy was removed from the settings since
+                self._remember(_changed(alert, now, next_escalation_at=None))
+                continue
+            if self.silences.matching(alert, now) is not None or self.flaps.is_flapping(
+                alert.key, now
+            ):
+                continue  # held: fires once the silence ends or the key is stable
+            tier, done, following = step(policy, alert, now)
+            updated = _changed(
+                alert,
+                now,
+                notified=True,
+                escalation_step=done,
+                escalations=alert.escalations + 1,
+                next_escalation_at=following,
+            )
+            self._remember(updated)
+            waited = int((now - alert.opened_at).total_seconds())
+            note = f"not acknowledged after {waited} s: notifying {tier}"
+            events.append(
+                self._event(AlertEventKind.ESCALATED, updated, ESCALATION_ACTOR, note, tier=tier)
+            )
+        return events
+
+    def _open_alert(self, alert_id: str) -> Alert:
+        alert = self._by_id.get(alert_id)
+        if alert is None:
+            raise AlertNotFound(f"no open alert {alert_id!r}")
+        return alert
+
+    def _transition(
+        self,
+        alert: Alert,
+        action: Action,
+        actor: str,
+        note: str | None,
+        assignee: str | None = None,
+    ) -> AlertEvent:
+        target = TRANSITIONS.get((alert.status, action))
+        if target is None:
+            raise AlertTransitionError(f"cannot {action} an alert that is {alert.status}")
+        now = self._clock.now()
+        changes: dict[str, Any] = {"status": target}
+        if note is not None:
+            changes["note"] = note
+        if action == "assign":
+            changes["assignee"] = assignee
+        elif target == AlertStatus.ACKNOWLEDGED:
+            changes.update(acknowledged_by=actor, acknowledged_at=now, next_escalation_at=None)
+        else:
+            changes.update(resolved_by=actor, resolved_at=now, next_escalation_at=None)
+        updated = _changed(alert, now, **changes)
+        if target == AlertStatus.RESOLVED:
+            self._forget(updated)
+        else:
+            self._remember(updated)
+        # channels hear the rest of an alert's story only if they heard its beginning
+        return self._event(_EVENT_KIND[action], updated, actor, note, notify=updated.notified)
+
+    def _event(
+        self,
+        kind: AlertEventKind,
+        alert: Alert,
+        actor: str,
+        note: str | None,
+        *,
+        notify: bool = True,
+        tier: str | None = None,
+    ) -> AlertEvent:
+        return AlertEvent(
+            id=_new_id(),
+            kind=kind,
+            at=alert.updated_at,
+            actor=actor,
+            note=note,
+            alert=alert,
+            notify=notify,
+            tier=tier,
+        )
+
+    def _remember(self, alert: Alert) -> None:
+        self._by_key[alert.key] = alert
+        self._by_id[alert.id] = alert
+        if alert.next_escalation_at is not None and alert.status == AlertStatus.ACTIVE:
+            self._due[alert.id] = alert.next_escalation_at
+        else:
+            self._due.pop(alert.id, None)
+
+    def _forget(self, alert: Alert) -> None:
+        self._by_key.pop(alert.key, None)
+        self._by_id.pop(alert.id, None)
+        self._due.pop(alert.id, None)
+        self.incidents.closed(alert)
+
+
+def _changed(alert: Alert, now: datetime, **changes: Any) -> Alert:
+    """The alert with `changes`, touched now, one revision on."""
+    return alert.model_copy(update={**changes, "updated_at": now, "revision": alert.revision + 1})

@@ -1,0 +1,238 @@
+"""Decoding: a raw MQTT message becomes canonical fields through its device profile. Pure, no I/O.
+
+A binary profile's frame (hex or base64 in a JSON envelope) is unpacked here too: its fields are
+read by byte layout, then converted exactly as JSON fields are.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+
+from edge.decode.profiles import (
+    DeviceProfile,
+    FieldSpec,
+    FrameSpec,
+    Layout,
+    ProfileRegistry,
+    TimestampSpec,
+)
+from edge.errors import BadPayload
+from edge.model import FieldValue, RawMessage
+
+MAX_PAYLOAD_BYTES = 64 * 1024  # a device message larger than this is a bad payload, not a reading
+# A device clock is trusted within this window around the gateway's receive time; outside it
+# (zero, seconds taken for milliseconds, a dead RTC battery, the far future) the receive time wins.
+MAX_FUTURE = timedelta(minutes=5)
+MAX_PAST = timedelta(days=7)
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What one message says, before the registry tells where the device is."""
+
+    profile: DeviceProfile
+    device_id: str
+    topic_values: dict[str, str]
+    fields: dict[str, FieldValue]
+    at: datetime
+    time_source: Literal["device", "gateway"]
+    seq: int | None
+
+
+def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
+    """Decode `raw` with the profile that claims its topic; raises a DecodeError subclass."""
+    profile, topic_values = profiles.match(raw.topic)
+    device_id = topic_values["device_id"]
+    if len(raw.payload) > MAX_PAYLOAD_BYTES:
+        raise BadPayload(
+            f"payload of {len(raw.payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", "too_large"
+        )
+    try:
+        document = orjson.loads(raw.payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadPayload(f"payload is not JSON: {exc}", "not_json") from None
+    if not isinstance(document, dict):
+        raise BadPayload(
+            f"payload is JSON {type(document).__name__}, expected an object", "not_object"
+        )
+    frame = b"" if profile.frame is None else _frame(document, profile.frame, profile.frame_length)
+    fields: dict[str, FieldValue] = {}
+    for spec in profile.fields:
+        parts = spec.parts
+        if parts is None:  # a frame field
+            layout = spec.layout
+            assert layout is not None
+            fields[spec.name] = _convert(spec, _unpack(spec, layout, frame))
+            continue
+        # most vendor fields sit at the top level: one dict lookup, no walk
+        value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
+        if value is _MISSING or value is None:
+            if spec.required:
+                raise BadPayload(f"required field {spec.path!r} is missing", "missing_field")
+            continue
+        fields[spec.name] = _convert(spec, value)
+    if not fields:
+        raise BadPayload("payload carries none of the profile's fields", "no_known_field")
+    seq = None
+    if profile.sequence is not None:
+        raw_seq = _lookup(document, profile.sequence.path)
+        if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and raw_seq >= 0:
+            seq = raw_seq
+    at, time_source = _event_time(document, profile.timestamp, raw.received_at)
+    timestamp = profile.timestamp
+    if time_source == "device" and timestamp is not None and timestamp.resolution == "s":
+        # the sequence number when there is one (the same on every redelivery), else the
+        # receive time's milliseconds (a heartbeat has no serial number)
+        millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
+        at = at.replace(microsecond=millis * 1000)
+    return Decoded(profile, device_id, topic_values, fields, at, time_source, seq)
+
+
+def _lookup(document: dict[str, Any], path: str) -> Any:
+    return _walk(document, path.split("."))
+
+
+def _walk(document: dict[str, Any], parts: tuple[str, ...] | list[str]) -> Any:
+    node: Any = document
+    for part in parts:
+        if isinstance(node, dict):
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
+            node = node[int(part)]  # "rxInfo.0.rssi": the first gateway that heard the uplink
+        else:
+            return _MISSING
+    return node
+
+
+def _frame(document: dict[str, Any], spec: FrameSpec, needed: int) -> bytes:
+    text = _lookup(document, spec.path)
+    if text is _MISSING or text is None:
+        raise BadPayload(f"envelope has no frame at {spec.path!r}", "missing_frame")
+    if not isinstance(text, str):
+        raise BadPayload(f"frame at {spec.path!r} is not a string", "bad_frame")
+    try:
+        if spec.encoding == "hex":
+            frame = bytes.fromhex(text)
+        else:
+            frame = binascii.a2b_base64(text, strict_mode=True)
+    except (ValueError, binascii.Error):
+        raise BadPayload(
+            f"frame at {spec.path!r} is not valid {spec.encoding}", "bad_frame"
+        ) from None
+    if len(frame) < needed:
+        # longer is fine: newer firmware appends bytes that this profile does not know yet
+        raise BadPayload(f"frame of {len(frame)} bytes, the layout needs {needed}", "short_frame")
+    return frame
+
+
+def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
+    number = int.from_bytes(frame[layout.start : layout.end], layout.order, signed=layout.signed)
+    if layout.mask is not None:
+        number = (number >> layout.shift) & layout.mask
+    if spec.type != "bool":
+        return number
+    if number not in (0, 1):
+        raise BadPayload(
+            f"frame field {spec.name!r} = {number} is not a flag (0 or 1)", "wrong_type"
+        )
+    return number == 1
+
+
+def _convert(spec: FieldSpec, value: Any) -> FieldValue:
+    kind = spec.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _wrong_type(spec, value, "a boolean")
+        return value != spec.invert
+    if kind == "enum":
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise _wrong_type(spec, value, "a string or integer code")
+        assert spec.map is not None
+        mapped = spec.map.get(str(value))
+        if mapped is not None:
+            return mapped
+        if spec.default is not None:
+            return spec.default
+        raise BadPayload(
+            f"field {spec.where!r}: value {value!r} is not in the profile's map", "unmapped_value"
+        )
+    if kind == "str":
+        if not isinstance(value, str):
+            raise _wrong_type(spec, value, "a string")
+        return value
+    # int / float
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong_type(spec, value, "a number")
+    number = spec.scaled(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise BadPayload(f"field {spec.where!r} is not a finite number", "out_of_range")
+    if (spec.minimum is not None and number < spec.minimum) or (
+        spec.maximum is not None and number > spec.maximum
+    ):
+        raise BadPayload(
+            f"field {spec.where!r} = {number} outside [{spec.minimum}, {spec.maximum}]",
+            "out_of_range",
+        )
+    if kind == "int":
+        if number != int(number):
+            raise _wrong_type(spec, value, "an integer")
+        return int(number)
+    return float(number)
+
+
+def _wrong_type(spec: FieldSpec, value: Any, expected: str) -> BadPayload:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return BadPayload(f"field {spec.where!r} = {shown} is not {expected}", "wrong_type")
+
+
+def _event_time(
+    document: dict[str, Any], spec: TimestampSpec | None, received_at: datetime
+) -> tuple[datetime, Literal["device", "gateway"]]:
+    if spec is None:
+        return received_at, "gateway"
+    value = _lookup(document, spec.path)
+    at = _parse_time(value, spec.format)
+    if at is None or not (received_at - MAX_PAST <= at <= received_at + MAX_FUTURE):
+        return received_at, "gateway"
+    return at, "device"
+
+
+def _parse_time(value: Any, fmt: str) -> datetime | None:
+    if fmt == "iso8601":
+        if not isinstance(value, str):
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None  # a local time without its offset cannot be placed
+        return parsed.astimezone(UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    if fmt == "epoch_s":
+        seconds = float(value)
+    elif fmt == "epoch_ms":
+        seconds = value / 1000
+    elif value >= 1e14:  # epoch_auto: microseconds
+        seconds = value / 1_000_000
+    elif value >= 1e11:  # milliseconds (1e11 ms is 1973; 1e11 s is the year 5138)
+        seconds = value / 1000
+    else:
+        seconds = float(value)
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    # keep millisecond precision: the time-series key is the device timestamp in ms
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

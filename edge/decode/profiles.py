@@ -1,0 +1,458 @@
+"""Device profiles: one YAML file per device model saying how its messages become readings.
+
+`ProfileRegistry.load(directory)` reads every `*.yaml` file; a typo fails the load with the file and
+the key. See device_profiles/README.md for the language.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from edge.errors import ProfileError, UnknownTopic
+from edge.model import FieldValue
+from edge.rule_spec import PLACE_KINDS, RuleSpec
+from edge.yaml_file import load_yaml_model
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+_PLACEHOLDERS = ("device_id", "community", "building", "unit")
+_PLACEHOLDER_RE = re.compile(r"^\{([a-z_]+)\}$")
+Loc = tuple[str | int, ...]
+
+
+def _refuse(title: str, problems: list[tuple[Loc, str]]) -> ValidationError:
+    """Every problem a validator found, each at its own key, in one ValidationError."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("profile", "{reason}", {"reason": reason}),
+                loc=loc,
+                input=None,
+            )
+            for loc, reason in problems
+        ],
+    )
+
+
+class Layout:
+    """Where a frame field's bits are: bytes [start, end), byte order, sign, and a bit mask."""
+
+    __slots__ = ("end", "mask", "order", "shift", "signed", "start")
+
+    def __init__(
+        self, start: int, length: int, order: Literal["big", "little"], signed: bool, bits: Any
+    ) -> None:
+        self.start = start
+        self.end = start + length
+        self.order: Literal["big", "little"] = order
+        self.signed = signed
+        low, high = (bits, bits) if isinstance(bits, int) else bits or (0, 8 * length - 1)
+        self.shift = low
+        self.mask = (1 << (high - low + 1)) - 1 if bits is not None else None
+
+
+class FieldSpec(BaseModel):
+    """How one canonical field is read out of the payload: a JSON path, or bytes of the frame."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=_NAME)
+    # dotted path into the JSON payload (or envelope): "AccessControllerEvent.subEventType";
+    # a number indexes a list: "rxInfo.0.rssi"
+    path: str | None = None
+    # binary profiles: the field's first byte in the frame (not `offset`: that one is added
+    # after scaling), its length, byte order, sign, and optionally bits within it (0 = lowest)
+    byte: int | None = Field(default=None, ge=0)
+    length: Literal[1, 2, 4, 8] | None = None
+    endianness: Literal["big", "little"] | None = None
+    signed: bool | None = None
+    bits: int | tuple[int, int] | None = None  # one bit (a flag) or an inclusive range [low, high]
+    type: Literal["bool", "int", "float", "enum", "str"]
+    unit: str | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    minimum: float | None = None  # after scaling; outside the range the message is a bad payload
+    maximum: float | None = None
+    invert: bool = False  # bool only: a contact that reports true when closed
+    map: dict[str, str] | None = None  # enum only: vendor value -> canonical value
+    default: str | None = None  # enum only: canonical value for vendor values not in `map`
+    required: bool = False  # a message without it is a bad payload
+    nullable: bool = True  # a JSON null means "not reported" (the field is left out)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        problems: list[tuple[Loc, str]] = []
+        if self.type == "enum" and not self.map:
+            problems.append((("map",), f"enum field {self.name!r} needs a 'map'"))
+        if self.type != "enum" and (self.map is not None or self.default is not None):
+            key = "map" if self.map is not None else "default"
+            problems.append(((key,), f"'map' and 'default' are for enum fields ({self.name!r})"))
+        if self.invert and self.type != "bool":
+            problems.append((("invert",), f"'invert' is for bool fields ({self.name!r})"))
+        if self.type not in ("int", "float") and (self.scale != 1.0 or self.offset != 0.0):
+            key = "scale" if self.scale != 1.0 else "offset"
+            problems.append(
+                ((key,), f"'scale' and 'offset' are for numeric fields ({self.name!r})")
+            )
+        problems.extend(self._layout_problems())
+        if problems:
+            raise _refuse("FieldSpec", problems)
+        return self
+
+    def _layout_problems(self) -> list[tuple[Loc, str]]:
+        layout_keys = [
+            k for k in ("length", "endianness", "signed", "bits") if getattr(self, k) is not None
+        ]
+        if (self.path is None) == (self.byte is None):
+            return [
+                ((), f"field {self.name!r} needs exactly one of 'path' (JSON) and 'byte' (frame)")
+            ]
+        if self.byte is None:
+            return [((k,), f"{k!r} is for frame fields (with 'byte')") for k in layout_keys]
+        problems: list[tuple[Loc, str]] = []
+        if self.type == "str":
+            problems.append((("type",), "a frame field is bool, int, float or enum, not str"))
+        if self.bits is not None:
+            low, high = (self.bits, self.bits) if isinstance(self.bits, int) else self.bits
+            width = 8 * (self.length or 1)
+            if not 0 <= low <= high < width:
+                problems.append((("bits",), f"bits must lie within 0..{width - 1}, low <= high"))
+            if self.signed:
+                problems.append((("signed",), "a bit range is unsigned"))
+        return problems
+
+    @cached_property
+    def divisor(self) -> int | None:
+        """1 / scale when that is a whole number (0.1, 0.001), else None."""
+        if self.scale == 0 or abs(self.scale) >= 1:
+            return None
+        inverse = 1 / self.scale
+        return round(inverse) if abs(inverse - round(inverse)) < 1e-9 else None
+
+    def scaled(self, value: float) -> float:
+        """`value * scale + offset`; a scale of 1/N divides by N, so 412203 L is 412.203 m³,
+        not 412.20300000000003."""
+        divisor = self.divisor
+        return (value / divisor if divisor else value * self.scale) + self.offset
+
+    @property
+    def where(self) -> str:
+        """The field's place in the payload, for messages: its path, or `frame[byte]`."""
+        return self.path if self.path is not None else f"frame[{self.byte}]"
+
+    @cached_property
+    def parts(self) -> tuple[str, ...] | None:
+        """The JSON path split once (decode walks it for every message); None for a frame field."""
+        return None if self.path is None else tuple(self.path.split("."))
+
+    @cached_property
+    def layout(self) -> Layout | None:
+        """The frame layout (None for a JSON field)."""
+        if self.byte is None:
+            return None
+        return Layout(
+            self.byte, self.length or 1, self.endianness or "big", bool(self.signed), self.bits
+        )
+
+
+class FrameSpec(BaseModel):
+    """Where a binary frame sits in the JSON envelope, and how it is written there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str  # "data" (ChirpStack), "payload_hex", "uplink_message.frm_payload" (TTS)
+    encoding: Literal["hex", "base64"]
+
+
+class TimestampSpec(BaseModel):
+    """Where the device's own event time is, and in what form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+    format: Literal["epoch_ms", "epoch_s", "epoch_auto", "iso8601"] = "epoch_auto"
+    # "s": the device stamps whole seconds (Hikvision ISAPI). Two events in one second would be
+    # one time-series point, so the device's sequence number (mod 1000) becomes the milliseconds:
+    # unique per second and the same on every redelivery; without one, the receive time's ms.
+    resolution: Literal["ms", "s"] = "ms"
+
+
+class SequenceSpec(BaseModel):
+    """Where the device's own message counter is (gaps reveal lost messages)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+
+
+class ProfileExample(BaseModel):
+    """A payload the model really sends and the canonical fields it must decode to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    topic: str
+    payload: dict[str, Any]
+    fields: dict[str, FieldValue]
+
+
+class TopicPattern:
+    """A topic with `{placeholder}` levels, e.g. `ce/{community}/{building}/smoke/{device_id}`."""
+
+    def __init__(self, pattern: str) -> None:
+        levels = pattern.split("/")
+        names: list[str] = []
+        regex_parts: list[str] = []
+        filter_parts: list[str] = []
+        for level in levels:
+            if "+" in level or "#" in level:
+                raise ValueError(f"topic {pattern!r}: use {{placeholders}}, not MQTT wildcards")
+            match = _PLACEHOLDER_RE.match(level)
+            if match:
+                name = match.group(1)
+                if name not in _PLACEHOLDERS:
+                    raise ValueError(
+                        f"topic {pattern!r}: unknown placeholder {{{name}}} "
+                        f"(allowed: {', '.join(_PLACEHOLDERS)})"
+                    )
+                if name in names:
+                    raise ValueError(f"topic {pattern!r}: placeholder {{{name}}} twice")
+                names.append(name)
+                regex_parts.append(f"(?P<{name}>[^/]+)")
+                filter_parts.append("+")
+            elif "{" in level or "}" in level:
+                raise ValueError(f"topic {pattern!r}: a placeholder must fill a whole level")
+            else:
+                regex_parts.append(re.escape(level))
+                filter_parts.append(level)
+        if "device_id" not in names:
+            raise ValueError(f"topic {pattern!r} needs a {{device_id}} level")
+        self.pattern = pattern
+        self.placeholders = tuple(names)
+        self.levels = tuple(levels)
+        self.slots = tuple(
+            (index, level[1:-1])
+            for index, level in enumerate(levels)
+            if _PLACEHOLDER_RE.match(level)
+        )
+        self.subscription = "/".join(filter_parts)
+        self._regex = re.compile("^" + "/".join(regex_parts) + "$")
+
+    def match(self, topic: str) -> dict[str, str] | None:
+        found = self._regex.match(topic)
+        return found.groupdict() if found else None
+
+    def render(self, **values: str) -> str:
+        out = self.pattern
+        for name in self.placeholders:
+            out = out.replace("{" + name + "}", values[name])
+        return out
+
+
+class _TopicTree:
+    """Topic patterns by level: a literal level is a dict lookup, a placeholder a wildcard child.
+
+    Matching walks the levels once (literal before placeholder, so the more specific pattern
+    wins) and keeps nothing per topic: 100,000 devices cost no memory here.
+    """
+
+    __slots__ = ("ends", "literal", "wild")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _TopicTree] = {}
+        self.wild: _TopicTree | None = None
+        self.ends: list[tuple[DeviceProfile, TopicPattern]] = []
+
+    def add(self, profile: DeviceProfile, pattern: TopicPattern) -> None:
+        node = self
+        for level in pattern.levels:
+            if _PLACEHOLDER_RE.match(level):
+                node.wild = node.wild or _TopicTree()
+                node = node.wild
+            else:
+                node = node.literal.setdefault(level, _TopicTree())
+        node.ends.append((profile, pattern))
+
+    def find(self, levels: list[str], index: int = 0) -> tuple[DeviceProfile, TopicPattern] | None:
+        if index == len(levels):
+            return self.ends[0] if self.ends else None
+        level = levels[index]
+        child = self.literal.get(level)
+        if child is not None:
+            found = child.find(levels, index + 1)
+            if found is not None:
+                return found
+        if self.wild is not None and level:  # a placeholder never matches an empty level
+            return self.wild.find(levels, index + 1)
+        return None
+
+
+class DeviceProfile(BaseModel):
+    """One device model: its topics, payload fields, liveness interval and default rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    vendor: str
+    description: str
+    category: str = Field(pattern=_NAME)
+    topics: list[str] = Field(min_length=1)
+    # binary: the device's frame travels hex or base64 in a JSON envelope (LoRaWAN, NB-IoT)
+    format: Literal["json", "binary"] = "json"
+    frame: FrameSpec | None = None
+    fields: list[FieldSpec] = Field(min_length=1)
+    timestamp: TimestampSpec | None = None
+    sequence: SequenceSpec | None = None
+    heartbeat_seconds: int | None = Field(default=None, gt=0)
+    # alarm: life-safety devices (SOS, smoke, fall, forced door) get their own MQTT session and
+    # queue, so a telemetry flood cannot delay them
+    lane: Literal["alarm", "telemetry"] = "telemetry"
+    rules: list[RuleSpec] = Field(default_factory=list)
+    examples: list[ProfileExample] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceProfile:
+        problems: list[tuple[Loc, str]] = []
+        names = [f.name for f in self.fields]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                problems.append((("fields", index, "name"), f"field name {name!r} used twice"))
+        for index, pattern in enumerate(self.topics):
+            try:
+                TopicPattern(pattern)
+            except ValueError as exc:
+                problems.append((("topics", index), str(exc)))
+        rule_ids = [r.id for r in self.rules]
+        for index, rule_id in enumerate(rule_ids):
+            if rule_id in rule_ids[:index]:
+                problems.append((("rules", index, "id"), f"rule id {rule_id!r} used twice"))
+        known = set(names)
+        for index, rule in enumerate(self.rules):
+            unknown = sorted(rule.fields() - known)
+            if unknown:
+                in_when = rule.when is not None and rule.when.fields() - known
+                problems.append(
+                    (
+                        ("rules", index, "when" if in_when else "clear"),
+                        f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}",
+                    )
+                )
+        offline = [i for i, r in enumerate(self.rules) if r.kind == "offline"]
+        for index in offline[1:]:
+            problems.append((("rules", index, "kind"), "one offline rule per model at most"))
+        if offline and self.heartbeat_seconds is None:
+            problems.append(
+                (
+                    ("rules", offline[0], "kind"),
+                    "an offline rule needs the model's heartbeat_seconds",
+                )
+            )
+        for index, rule in enumerate(self.rules):
+            if rule.kind in PLACE_KINDS:  # they watch a household or building, not one model
+                problems.append(
+                    (("rules", index, "kind"), f"{rule.kind} rules belong in the rules file")
+                )
+        problems.extend(self._frame_problems())
+        if problems:
+            raise _refuse("DeviceProfile", problems)
+        return self
+
+    def _frame_problems(self) -> list[tuple[Loc, str]]:
+        frame_fields = [i for i, f in enumerate(self.fields) if f.byte is not None]
+        if self.format == "json":
+            problems: list[tuple[Loc, str]] = [
+                (("fields", i, "byte"), "frame fields need 'format: binary' and a 'frame'")
+                for i in frame_fields
+            ]
+            if self.frame is not None:
+                problems.append((("frame",), "'frame' is for 'format: binary' profiles"))
+            return problems
+        if self.frame is None:
+            return [(("format",), "a binary profile needs a 'frame' (path and encoding)")]
+        if not frame_fields:
+            return [(("fields",), "a binary profile needs at least one frame field ('byte')")]
+        return []
+
+    @cached_property
+    def frame_length(self) -> int:
+        """The bytes a frame needs to hold every frame field (0 for JSON profiles)."""
+        return max((f.layout.end for f in self.fields if f.layout is not None), default=0)
+
+    def topic_patterns(self) -> list[TopicPattern]:
+        return [TopicPattern(p) for p in self.topics]
+
+
+def load_profile(path: Path) -> DeviceProfile:
+    """Read and validate one profile file; errors name the file and the key."""
+    return load_yaml_model(path, DeviceProfile, ProfileError)
+
+
+class ProfileRegistry:
+    """Every loaded profile, and which one claims a topic."""
+
+    def __init__(self, profiles: list[DeviceProfile]) -> None:
+        self._profiles = {p.name: p for p in profiles}
+        if len(self._profiles) != len(profiles):
+            raise ProfileError("two profiles share a name")
+        self._patterns = [(p, t) for p in profiles for t in p.topic_patterns()]
+        self._tree = _TopicTree()
+        for profile, pattern in self._patterns:
+            self._tree.add(profile, pattern)
+
+    @classmethod
+    def load(cls, directory: Path) -> ProfileRegistry:
+        if not directory.is_dir():
+            raise ProfileError(f"{directory}: profile directory does not exist")
+        files = sorted(directory.glob("*.yaml"))
+        if not files:
+            raise ProfileError(f"{directory}: no *.yaml device profiles found")
+        profiles = [load_profile(f) for f in files]
+        seen: dict[str, Path] = {}
+        for profile, path in zip(profiles, files, strict=True):
+            if profile.name in seen:
+                raise ProfileError(
+                    f"{path}: name {profile.name!r} already used by {seen[profile.name]}"
+                )
+            seen[profile.name] = path
+        return cls(profiles)
+
+    def __iter__(self) -> Any:
+        return iter(self._profiles.values())
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def get(self, name: str) -> DeviceProfile:
+        try:
+            return self._profiles[name]
+        except KeyError:
+            raise ProfileError(f"no device profile named {name!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._profiles)
+
+    def subscriptions(self, lane: str | None = None) -> list[str]:
+        """MQTT topic filters covering the profiles' topics (of one lane), without repeats."""
+        return sorted({t.subscription for p, t in self._patterns if lane is None or p.lane == lane})
+
+    def match(self, topic: str) -> tuple[DeviceProfile, dict[str, str]]:
+        """The profile that claims `topic` and the placeholder values; raises UnknownTopic."""
+        levels = topic.split("/")
+        found = self._tree.find(levels)
+        if found is None:
+            raise UnknownTopic(f"no device profile claims topic {topic!r}")
+        profile, pattern = found
+        return profile, {name: levels[index] for index, name in pattern.slots}
+
+    def community_of(self, topic: str) -> str | None:
+        """The community a topic names, by the profile that claims it (None: no such level)."""
+        levels = topic.split("/")
+        found = self._tree.find(levels)
+        if found is None:
+            return None
+        return next((levels[i] for i, name in found[1].slots if name == "community"), None)
+
+
+def default_profile_dir() -> Path:
+    """The profiles shipped with the package (`device_profiles/` beside the code)."""
+    return Path(__file__).resolve().parents[2] / "device_profiles"

@@ -1,0 +1,149 @@
+"""An ingest lane: one MQTT session, its inbox, and the worker that commits and then acknowledges.
+
+The agent runs two lanes: `alarm` (life-safety device models) and `telemetry` (everything else),
+each with its own broker session and queue, so a telemetry flood cannot delay an SOS. A lane knows
+the pipeline and the outbox only by the two small protocols below (the agent hands it both), so
+ingest depends on no later stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from edge.ingest.session import Delivery, MqttSession
+from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
+
+_log = logging.getLogger(__name__)
+
+
+class Handled(Protocol):
+    """What one message produced."""
+
+    @property
+    def reading(self) -> Reading | None: ...
+    @property
+    def events(self) -> list[AlertEvent]: ...
+    @property
+    def dead_letter(self) -> DeadLetter | None: ...
+
+
+class Handler(Protocol):
+    """Turns one raw message into what it produced (the agent's pipeline)."""
+
+    def handle(self, raw: RawMessage) -> Handled: ...
+
+    def take_sequences(self) -> dict[str, int]: ...
+
+
+class Committer(Protocol):
+    """Makes one batch durable (the outbox); returns once it is on disk."""
+
+    async def commit(
+        self,
+        readings: Sequence[Reading] = (),
+        events: Sequence[AlertEvent] = (),
+        dead_letters: Sequence[DeadLetter] = (),
+        alarm_readings: Sequence[Reading] = (),
+        sequences: Mapping[str, int] | None = None,
+    ) -> None: ...
+
+
+class IngestLane:
+    """Receives deliveries from one session and commits them to the outbox in batches."""
+
+    def __init__(
+        self,
+        name: str,
+        make_session: Callable[[Callable[[Delivery], None]], MqttSession],
+        pipeline: Handler,
+        outbox: Committer,
+        *,
+        batch_max: int,
+        hold_acks_s: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.outbox = outbox
+        self.batch_max = batch_max
+        self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
+        self.acked = 0
+        self.batches = 0
+        self._inbox: deque[Delivery] = deque()
+        self._wake = asyncio.Event()
+        self.session = make_session(self._receive)
+
+    def _receive(self, delivery: Delivery) -> None:
+        # No bound here on purpose: the session reads no more than receive-maximum
+        # unacknowledged messages (even when the broker sends more), so this deque never holds
+        # more than that.
+        self._inbox.append(delivery)
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.session.run(), name=f"mqtt-{self.name}")
+            tg.create_task(self._work(), name=f"ingest-{self.name}")
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._inbox:
+                count = min(len(self._inbox), self.batch_max)
+                batch = [self._inbox.popleft() for _ in range(count)]
+                await self._process(batch)
+
+    async def _process(self, batch: list[Delivery]) -> None:
+        readings: list[Reading] = []
+        alarm_readings: list[Reading] = []  # raised or cleared an alert: shed last
+        events: list[AlertEvent] = []
+        dead: list[DeadLetter] = []
+        handle = self.pipeline.handle
+        for delivery in batch:
+            out = handle(
+                RawMessage(
+                    topic=delivery.topic,
+                    payload=delivery.payload,
+                    received_at=delivery.received_at,
+                )
+            )
+            if out.events:
+                events.extend(out.events)
+                if out.reading is not None:
+                    alarm_readings.append(out.reading)
+            elif out.reading is not None:
+                readings.append(out.reading)
+            if out.dead_letter is not None:
+                dead.append(out.dead_letter)
+        # each device's last sequence number in this batch, committed with it
+        sequences = self.pipeline.take_sequences()
+        await self._commit(readings, events, dead, alarm_readings, sequences)
+        self.batches += 1
+        if self.hold_acks_s:
+            _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
+            await asyncio.sleep(self.hold_acks_s)
+        self.acked += self.session.ack(batch)
+
+    async def _commit(
+        self,
+        readings: list[Reading],
+        events: list[AlertEvent],
+        dead: list[DeadLetter],
+        alarm_readings: list[Reading],
+        sequences: dict[str, int],
+    ) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.outbox.commit(readings, events, dead, alarm_readings, sequences)
+                return
+            except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
+                _log.exception(
+                    "outbox commit failed; retrying in %.1f s (nothing acknowledged)", delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,13 @@
+"""Outbox: the durable on-disk outbox (SQLite WAL, a cursor per sink), the forwarders that drain
+it, and the Sink protocol every destination implements.
+"""
+
+from edge.outbox.forwarder import Forwarder
+from edge.outbox.outbox import Outbox
+from edge.outbox.sink import Sink
+
+__all__ = [
+    "Forwarder",
+    "Outbox",
+    "Sink",
+]

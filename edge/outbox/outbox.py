@@ -1,0 +1,458 @@
+"""The durable outbox: readings, alert events and dead letters committed to disk before the ack.
+
+SQLite in WAL mode with `synchronous=FULL`, one table per lane, a cursor per sink and lane. All
+database work runs on one dedicated thread, so the event loop never waits on an fsync and the
+connection is never shared between threads. At the size cap the oldest routine readings are shed
+(counted and logged); alert events are never shed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from edge.database import open_database, quarantine
+from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, epoch_ms
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+LANES: tuple[Lane, ...] = ("events", "readings")  # drain order: alert events before readings
+MAX_DEAD_LETTERS = 100_000  # newest kept; older ones are counted as dropped
+MAX_DEAD_LETTER_PAYLOAD = 4096  # bytes of a bad payload kept: enough to see what it was
+DEAD_LETTER_SHARE = 0.1  # at the size cap, dead letters beyond this share of it go first
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    routine INTEGER NOT NULL DEFAULT 1);  -- 0: the reading raised or cleared an alert
+CREATE TABLE IF NOT EXISTS cursors (
+    sink TEXT NOT NULL, lane TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (sink, lane));
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    cause TEXT NOT NULL, detail TEXT NOT NULL, received_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, lane TEXT NOT NULL,
+    body BLOB NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+Item = Reading | AlertEvent
+
+
+@dataclass(frozen=True, slots=True)
+class LaneDepth:
+    """How far one sink is behind on one lane."""
+
+    sink: str
+    lane: Lane
+    depth: int
+    oldest_age_s: float
+
+
+def encode_reading(reading: Reading) -> bytes:
+    d = reading.device
+    return orjson.dumps(
+        [
+            d.device_id,
+            d.model,
+            d.category,
+            d.community,
+            d.building,
+            d.unit,
+            reading.fields,
+            epoch_ms(reading.at),
+            epoch_ms(reading.received_at),
+            reading.time_source,
+            reading.seq,
+        ]
+    )
+
+
+class _ReadingDecoder:
+    """Rebuilds readings from outbox rows."""
+
+    def __call__(self, body: bytes) -> Reading:
+        (
+            device_id,
+            model,
+            category,
+            community,
+            building,
+            unit,
+            fields,
+            at_ms,
+            recv_ms,
+            source,
+            seq,
+        ) = orjson.loads(body)
+        # rows were validated before they were written: construct without validating again
+        return Reading.model_construct(
+            device=DeviceRef(device_id, model, category, community, building, unit),
+            fields=fields,
+            at=datetime.fromtimestamp(at_ms / 1000, UTC),
+            received_at=datetime.fromtimestamp(recv_ms / 1000, UTC),
+            time_source=source,
+            seq=seq,
+        )
+
+
+class Outbox:
+    """Everything the agent has acknowledged and not yet delivered to every sink."""
+
+    def __init__(
+        self,
+        path: Path,
+        sinks: dict[str, frozenset[Lane]],
+        *,
+        now: Callable[[], datetime],
+        max_bytes: int = 2 * 1024**3,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.recovered_from: Path | None = None  # where a corrupt file was moved on start
+        self._sinks = sinks
+        self._now = now
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._conn = self._open()
+        self._decode_reading = _ReadingDecoder()
+        self._waiters: list[asyncio.Event] = []
+        self.shed_readings = self._counter("shed_readings")
+        self.dropped_dead_letters = self._counter("dropped_dead_letters")
+        self.rejected_entries = self._counter("rejected_entries")
+        self._commits_since_size_check = 0
+        for sink, lanes in sinks.items():
+            for lane in lanes:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO cursors (sink, lane, seq) VALUES (?, ?, 0)", (sink, lane)
+                )
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return open_database(self.path, _SCHEMA, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            moved = quarantine(self.path)
+            self.recovered_from = moved
+            _log.error(
+                "outbox %s is unreadable (%s): moved aside to %s and starting a fresh one; "
+                "entries in the old file were not delivered",
+                self.path,
+                exc,
+                moved,
+            )
+            return open_database(self.path, _SCHEMA, check_same_thread=False)
+
+    def last_sequences(self) -> dict[str, int]:
+        """Each device's last committed sequence number (read once, at start)."""
+        rows = self._conn.execute("SELECT device, seq FROM device_sequences").fetchall()
+        return {str(device): int(seq) for device, seq in rows}
+
+    def _counter(self, name: str) -> int:
+        row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def waiter(self) -> asyncio.Event:
+        """An event set whenever something is committed (one per forwarder)."""
+        event = asyncio.Event()
+        self._waiters.append(event)
+        return event
+
+    async def close(self) -> None:
+        await self._run(self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        readings: Sequence[Reading] = (),
+        events: Sequence[AlertEvent] = (),
+        dead_letters: Sequence[DeadLetter] = (),
+        alarm_readings: Sequence[Reading] = (),
+        sequences: Mapping[str, int] | None = None,
+    ) -> None:
+        """Write one batch in one transaction; returns once it is on disk (fsync'd).
+
+        `alarm_readings` raised or cleared an alert: at the size cap they go only after every
+        routine reading. `sequences` is each device's last sequence number in this batch, kept
+        so that a restarted agent still sees the gap a lost message leaves.
+        """
+        if not (readings or events or dead_letters or alarm_readings):
+            return
+        await self._run(
+            lambda: self._commit(readings, events, dead_letters, alarm_readings, sequences)
+        )
+        for waiter in self._waiters:
+            waiter.set()
+
+    def _commit(
+        self,
+        readings: Sequence[Reading],
+        events: Sequence[AlertEvent],
+        dead_letters: Sequence[DeadLetter],
+        alarm_readings: Sequence[Reading] = (),
+        sequences: Mapping[str, int] | None = None,
+    ) -> None:
+        now_ms = epoch_ms(self._now())
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if events:
+                conn.executemany(
+                    "INSERT INTO events (created_ms, body) VALUES (?, ?)",
+                    [(now_ms, e.model_dump_json().encode()) for e in events],
+                )
+            if readings:
+                conn.executemany(
+                    "INSERT INTO readings (created_ms, body) VALUES (?, ?)",
+                    [(now_ms, encode_reading(r)) for r in readings],
+                )
+            if alarm_readings:
+                conn.executemany(
+                    "INSERT INTO readings (created_ms, body, routine) VALUES (?, ?, 0)",
+                    [(now_ms, encode_reading(r)) for r in alarm_readings],
+                )
+            if sequences:
+                conn.executemany(
+                    "INSERT INTO device_sequences (device, seq) VALUES (?, ?) "
+                    "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
+                    list(sequences.items()),
+                )
+            if dead_letters:
+                conn.executemany(
+                    "INSERT INTO dead_letters (topic, payload, cause, detail, received_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            d.topic,
+                            d.payload[:MAX_DEAD_LETTER_PAYLOAD],
+                            d.cause,
+                            d.detail
+                            if len(d.payload) <= MAX_DEAD_LETTER_PAYLOAD
+                            else f"{d.detail} (first {MAX_DEAD_LETTER_PAYLOAD} of "
+                            f"{len(d.payload)} bytes kept)",
+                            epoch_ms(d.received_at),
+                        )
+                        for d in dead_letters
+                    ],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._commits_since_size_check += 1
+        if dead_letters or self._commits_since_size_check >= 20:
+            self._commits_since_size_check = 0
+            self._enforce_caps()
+
+    def _used_bytes(self) -> int:
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def _enforce_caps(self) -> None:
+        conn = self._conn
+        dead = conn.execute("SELECT max(id) - min(id) + 1 FROM dead_letters").fetchone()[0] or 0
+        if dead > MAX_DEAD_LETTERS:
+            excess = dead - MAX_DEAD_LETTERS
+            with conn:
+                conn.execute(
+                    "DELETE FROM dead_letters WHERE id < (SELECT min(id) FROM dead_letters) + ?",
+                    (excess,),
+                )
+                self._bump("dropped_dead_letters", excess)
+            self.dropped_dead_letters += excess
+        used = self._used_bytes()
+        if used <= self.max_bytes:
+            return
+        used = self._trim_dead_letters()
+        if used <= self.max_bytes:
+            return
+        rows = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        if rows == 0:
+            _log.error(
+                "outbox %s holds %d bytes of alert events, over its cap of %d: alert events are "
+                "never shed; free disk space or fix the failing sink",
+                self.path,
+                used,
+                self.max_bytes,
+            )
+            return
+        per_row = max(used // max(rows, 1), 1)
+        # shed 10% below the cap so this does not run on every commit
+        shed = min(rows, (used - int(self.max_bytes * 0.9)) // per_row + 1)
+        with conn:
+            # routine readings first, oldest first; readings that raised an alert only after
+            conn.execute(
+                "DELETE FROM readings WHERE seq IN "
+                "(SELECT seq FROM readings ORDER BY routine DESC, seq LIMIT ?)",
+                (shed,),
+            )
+            self._bump("shed_readings", shed)
+        self.shed_readings += shed
+        _log.warning(
+            "outbox %s reached its cap of %d bytes: shed the %d oldest readings (%d in total); "
+            "alert events are kept",
+            self.path,
+            self.max_bytes,
+            shed,
+            self.shed_readings,
+        )
+
+    def _trim_dead_letters(self) -> int:
+        """Over the cap: the oldest dead letters beyond their share go before any reading."""
+        conn = self._conn
+        sizes = conn.execute(
+            "SELECT id, length(payload) + length(detail) + length(topic) FROM dead_letters "
+            "ORDER BY id DESC"
+        ).fetchall()
+        budget = int(self.max_bytes * DEAD_LETTER_SHARE)
+        kept = 0
+        for index, (row_id, size) in enumerate(sizes):
+            kept += size
+            if kept > budget:
+                dropped = len(sizes) - index
+                with conn:
+                    conn.execute("DELETE FROM dead_letters WHERE id <= ?", (row_id,))
+                    self._bump("dropped_dead_letters", dropped)
+                self.dropped_dead_letters += dropped
+                _log.warning(
+                    "outbox %s at its cap of %d bytes: dropped the %d oldest dead letters "
+                    "before any reading",
+                    self.path,
+                    self.max_bytes,
+                    dropped,
+                )
+                break
+        return self._used_bytes()
+
+    def _bump(self, name: str, by: int) -> None:
+        self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
+
+    # -- reading and delivering ----------------------------------------------------------------
+
+    async def fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
+        """The next undelivered entries of `lane` for `sink`, oldest first."""
+        return await self._run(lambda: self._fetch(sink, lane, limit))
+
+    def _fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
+        cursor = self._cursor(sink, lane)
+        rows = self._conn.execute(
+            f"SELECT seq, body FROM {lane} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit)
+        ).fetchall()
+        if lane == "events":
+            return [(seq, AlertEvent.model_validate_json(body)) for seq, body in rows]
+        return [(seq, self._decode_reading(body)) for seq, body in rows]
+
+    def _cursor(self, sink: str, lane: Lane) -> int:
+        row = self._conn.execute(
+            "SELECT seq FROM cursors WHERE sink = ? AND lane = ?", (sink, lane)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def advance(self, sink: str, lane: Lane, seq: int) -> None:
+        """Mark everything up to `seq` delivered to `sink`; drop rows every sink has."""
+        await self._run(lambda: self._advance(sink, lane, seq))
+
+    def _advance(self, sink: str, lane: Lane, seq: int) -> None:
+        conn = self._conn
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE cursors SET seq = max(seq, ?) WHERE sink = ? AND lane = ?",
+                (seq, sink, lane),
+            )
+            consumers = [s for s, lanes in self._sinks.items() if lane in lanes]
+            placeholders = ",".join("?" * len(consumers))
+            low = conn.execute(
+                f"SELECT min(seq) FROM cursors WHERE lane = ? AND sink IN ({placeholders})",
+                (lane, *consumers),
+            ).fetchone()[0]
+            if low:
+                conn.execute(f"DELETE FROM {lane} WHERE seq <= ?", (low,))
+
+    async def reject(self, sink: str, lane: Lane, seq: int, item: Item, reason: str) -> None:
+        """Set aside an entry the sink refused as invalid, and move past it."""
+
+        def work() -> None:
+            body = item.model_dump_json().encode()
+            with self._conn:
+                self._conn.execute(
+                    "INSERT INTO rejected (sink, lane, body, reason, at_ms) VALUES (?,?,?,?,?)",
+                    (sink, lane, body, reason[:1000], epoch_ms(self._now())),
+                )
+                self._bump("rejected_entries", 1)
+            self.rejected_entries += 1
+
+        await self._run(work)
+        await self.advance(sink, lane, seq)
+
+    async def depths(self) -> list[LaneDepth]:
+        """Per sink and lane: entries not yet delivered and the age of the oldest."""
+
+        def work() -> list[LaneDepth]:
+            now_ms = epoch_ms(self._now())
+            out = []
+            for sink, lanes in self._sinks.items():
+                for lane in LANES:
+                    if lane not in lanes:
+                        continue
+                    cursor = self._cursor(sink, lane)
+                    depth, oldest = self._conn.execute(
+                        f"SELECT count(*), min(created_ms) FROM {lane} WHERE seq > ?", (cursor,)
+                    ).fetchone()
+                    age = (now_ms - oldest) / 1000 if oldest is not None else 0.0
+                    out.append(LaneDepth(sink, lane, int(depth), max(age, 0.0)))
+            return out
+
+        return await self._run(work)
+
+    async def dead_letters(
+        self, limit: int = 100, before_id: int | None = None
+    ) -> list[DeadLetter]:
+        """The newest dead letters, newest first."""
+
+        def work() -> list[DeadLetter]:
+            rows = self._conn.execute(
+                "SELECT id, topic, payload, cause, detail, received_ms FROM dead_letters "
+                "WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before_id if before_id is not None else 2**62, limit),
+            ).fetchall()
+            return [
+                DeadLetter(
+                    id=r[0],
+                    topic=r[1],
+                    payload=bytes(r[2]),
+                    cause=r[3],
+                    detail=r[4],
+                    received_at=datetime.fromtimestamp(r[5] / 1000, UTC),
+                )
+                for r in rows
+            ]
+
+        return await self._run(work)
+
+    async def dead_letter_count(self) -> int:
+        return await self._run(
+            lambda: int(self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        )

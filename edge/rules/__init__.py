@@ -1,0 +1,17 @@
+"""Rules: the engine that turns readings into verdicts, place rules (households, correlation),
+the community rules file, rule state on disk.
+"""
+
+from edge.rules.community import CommunityRules, default_rules_file, load_rules_file
+from edge.rules.engine import RuleEngine
+from edge.rules.state import RuleStateStore
+from edge.rules.verdict import Verdict
+
+__all__ = [
+    "CommunityRules",
+    "RuleEngine",
+    "RuleStateStore",
+    "Verdict",
+    "default_rules_file",
+    "load_rules_file",
+]

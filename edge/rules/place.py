@@ -1,0 +1,255 @@
+"""Place rules: absence in a household, correlation in a building. Their alerts' "device" is the
+place (`household:<unit>`, `building:<b>`, model `community-edge`), so each key is unique per
+rule and place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge.model import DeviceRef, Reading
+from edge.rule_spec import RuleSpec, Signal
+from edge.rules.verdict import Verdict, evaluate_condition
+
+PLACE_MODEL = "community-edge"
+# (rule, community, building, unit) -> the rule with its overrides, None when disabled there
+Resolve = Callable[[RuleSpec, str, str, str | None], RuleSpec | None]
+Changes = dict[tuple[str, str], Any]
+
+
+def household_ref(rule: RuleSpec, community: str, building: str, unit: str) -> DeviceRef:
+    return DeviceRef(
+        device_id=f"household:{unit}",
+        model=PLACE_MODEL,
+        category=rule.category or "household",
+        community=community,
+        building=building,
+        unit=unit,
+    )
+
+
+def building_ref(rule: RuleSpec, community: str, building: str) -> DeviceRef:
+    return DeviceRef(
+        device_id=f"building:{building}",
+        model=PLACE_MODEL,
+        category=rule.category or "fire",
+        community=community,
+        building=building,
+    )
+
+
+def _place_reading(device: DeviceRef, at: datetime) -> Reading:
+    return Reading.model_construct(
+        device=device, fields={}, at=at, received_at=at, time_source="gateway", seq=None
+    )
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class PlaceRules:
+    """Absence and correlation rules over every household and building, with their state."""
+
+    def __init__(
+        self, rules: Iterable[RuleSpec], zone: ZoneInfo, resolve: Resolve, changes: Changes
+    ) -> None:
+        self.zone = zone
+        self._resolve = resolve
+        self._changes = changes  # shared with the engine: what its next flush writes
+        self.absence = [r for r in rules if r.kind == "absence" and r.enabled]
+        self.correlation = [r for r in rules if r.kind == "correlation" and r.enabled]
+        self.by_category: dict[str, list[tuple[RuleSpec, Signal]]] = {}
+        self.by_model: dict[str, list[tuple[RuleSpec, Signal]]] = {}
+        for rule in (*self.absence, *self.correlation):
+            for signal in rule.signals or ():
+                for category in signal.categories:
+                    self.by_category.setdefault(category, []).append((rule, signal))
+                for model in signal.models:
+                    self.by_model.setdefault(model, []).append((rule, signal))
+        # absence: watched households per rule ("c/b/u"), last activity and raised, by "rule|hh"
+        self.households: dict[str, dict[str, None]] = {
+            r.id: dict.fromkeys(r.households if isinstance(r.households, list) else ())
+            for r in self.absence
+        }
+        self.activity: dict[str, float] = {}
+        self.absent: set[str] = set()
+        self.away: set[str] = set()
+        self.since: float | None = None  # when watching began: inactivity counts from here
+        # correlation: hits (epoch s, device id, signal) and the devices already raised, by
+        # "rule|c/b"
+        self.hits: dict[str, list[tuple[float, str, str]]] = {}
+        self.raised: dict[str, set[str]] = {}
+
+    def watch(self, devices: Iterable[DeviceRef]) -> None:
+        """Households of `all` absence rules: every unit with a device the rule watches."""
+        everywhere = [r for r in self.absence if r.households == "all"]
+        if not everywhere:
+            return
+        for device in devices:
+            if device.unit is None:
+                continue
+            for rule in everywhere:
+                if any(_covers(s, device) for s in rule.signals or ()):
+                    self.households[rule.id].setdefault(
+                        f"{device.community}/{device.building}/{device.unit}"
+                    )
+
+    def observe(self, reading: Reading, verdicts: list[Verdict]) -> None:
+        device = reading.device
+        watchers = self.by_category.get(device.category, [])
+        by_model = self.by_model.get(device.model)
+        if by_model:
+            watchers = [*watchers, *by_model]
+        seen: set[str] = set()
+        for rule, signal in watchers:
+            if rule.id in seen:  # one activity per message and household
+                continue
+            if (
+                signal.when is not None
+                and evaluate_condition(signal.when, reading.fields) is not True
+            ):
+                continue
+            if rule.kind == "absence":
+                seen.add(rule.id)
+                self._activity(rule, reading, verdicts)
+            else:
+                self._correlate(rule, signal, reading, verdicts)
+
+    def _activity(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+        device = reading.device
+        if device.unit is None:
+            return
+        place = f"{device.community}/{device.building}/{device.unit}"
+        watched = self.households[rule.id]
+        if place not in watched:
+            if rule.households != "all":
+                return
+            watched[place] = None
+        key = f"{rule.id}|{place}"
+        ts = reading.at.timestamp()
+        if ts > self.activity.get(key, 0.0):
+            self.activity[key] = ts
+            self._changes["activity", key] = ts
+        if key in self.absent:
+            self.absent.discard(key)
+            self._changes["absent", key] = None
+            ref = household_ref(rule, device.community, device.building, device.unit)
+            verdicts.append(Verdict(rule, "clear", _place_reading(ref, reading.at)))
+
+    def _correlate(
+        self, rule: RuleSpec, signal: Signal, reading: Reading, verdicts: list[Verdict]
+    ) -> None:
+        device = reading.device
+        effective = self._resolve(rule, device.community, device.building, None)
+        if effective is None or effective.within_seconds is None:
+            return
+        key = f"{rule.id}|{device.community}/{device.building}"
+        ts = reading.at.timestamp()
+        hits = [h for h in self.hits.get(key, ()) if h[0] > ts - effective.within_seconds]
+        hits.append((ts, device.device_id, signal.name))
+        self.hits[key] = hits
+        self._changes["hits", key] = hits
+        devices = sorted({h[1] for h in hits})
+        names = {h[2] for h in hits}
+        met = (effective.min_devices is not None and len(devices) >= effective.min_devices) or (
+            effective.all_of is not None and set(effective.all_of) <= names
+        )
+        raised = self.raised.get(key)
+        if not met or (raised is not None and raised.issuperset(devices)):
+            return
+        self.raised[key] = set(devices)
+        self._changes["raised", key] = devices
+        ref = building_ref(effective, device.community, device.building)
+        summary = (
+            f"{effective.summary}: {' + '.join(sorted(names))} from {len(devices)} device"
+            f"{'s' * (len(devices) != 1)} in building {device.building} within "
+            f"{effective.within_seconds:g} s ({', '.join(devices)})"
+        )
+        named = effective.model_copy(update={"summary": summary})
+        verdicts.append(Verdict(named, "raise", _place_reading(ref, reading.at)))
+
+    def tick(self, now: datetime, verdicts: list[Verdict]) -> None:
+        ts = now.timestamp()
+        if self.since is None:
+            self.since = ts
+            self._changes["meta", "since"] = ts
+        for key, hits in list(self.hits.items()):
+            rule_id = key.partition("|")[0]
+            rule = next((r for r in self.correlation if r.id == rule_id), None)
+            within = rule.within_seconds if rule is not None and rule.within_seconds else 0.0
+            kept = [h for h in hits if h[0] > ts - within]
+            if len(kept) != len(hits):
+                if kept:
+                    self.hits[key] = kept
+                    self._changes["hits", key] = kept
+                else:
+                    del self.hits[key]
+                    self._changes["hits", key] = None
+                    if self.raised.pop(key, None) is not None:
+                        self._changes["raised", key] = None
+        opened: dict[int, datetime | None] = {}  # one window lookup per distinct window per tick
+        for rule in self.absence:
+            for place in self.households[rule.id]:
+                key = f"{rule.id}|{place}"
+                if key in self.absent or place in self.away:
+                    continue
+                community, building, unit = place.split("/")
+                effective = self._resolve(rule, community, building, unit)
+                if effective is None or effective.window is None or not effective.quiet_hours:
+                    continue
+                window = effective.window
+                if id(window) not in opened:
+                    opened[id(window)] = window.opened_at(now, self.zone)
+                start = opened[id(window)]
+                if start is None:
+                    continue
+                since = max(self.activity.get(key, self.since), start.timestamp())
+                if ts - since >= effective.quiet_hours * 3600:
+                    self.absent.add(key)
+                    self._changes["absent", key] = 1
+                    ref = household_ref(effective, community, building, unit)
+                    verdicts.append(Verdict(effective, "raise", _place_reading(ref, now)))
+
+    def set_away(self, place: str, away: bool, now: datetime) -> list[Verdict]:
+        """Mark a household away (its absence alerts clear) or back (inactivity counts anew)."""
+        verdicts: list[Verdict] = []
+        community, building, unit = place.split("/")
+        if away:
+            self.away.add(place)
+            self._changes["away", place] = 1
+        else:
+            self.away.discard(place)
+            self._changes["away", place] = None
+        for rule in self.absence:
+            key = f"{rule.id}|{place}"
+            if away and key in self.absent:
+                self.absent.discard(key)
+                self._changes["absent", key] = None
+                ref = household_ref(rule, community, building, unit)
+                verdicts.append(Verdict(rule, "clear", _place_reading(ref, now)))
+            if not away:
+                self.activity[key] = now.timestamp()
+                self._changes["activity", key] = now.timestamp()
+        return verdicts
+
+    def restore(self, state: dict[str, dict[str, Any]]) -> None:
+        self.activity.update(state.get("activity", {}))
+        self.absent.update(state.get("absent", {}))
+        self.away.update(state.get("away", {}))
+        self.since = state.get("meta", {}).get("since", self.since)
+        for key, hits in state.get("hits", {}).items():
+            self.hits[key] = [(float(t), str(d), str(s)) for t, d, s in hits]
+        for key, devices in state.get("raised", {}).items():
+            self.raised[key] = set(devices)
+        for key in (*self.activity, *self.absent):
+            rule_id, _, place = key.partition("|")
+            if rule_id in self.households:
+                self.households[rule_id].setdefault(place)
+
+
+def _covers(signal: Signal, device: DeviceRef) -> bool:
+    return device.category in signal.categories or device.model in signal.models

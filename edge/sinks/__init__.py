@@ -1,0 +1,33 @@
+"""Sinks: where the outbox delivers: the time-series store, the central alert API, webhooks,
+notification channels (WeCom, DingTalk) and the embedded reading store.
+"""
+
+from edge.sinks.alert_api import AlertApiSink
+from edge.sinks.channels.channel import Channel
+from edge.sinks.channels.delivery_log import Delivery, DeliveryLog
+from edge.sinks.channels.dingtalk import DingtalkSink
+from edge.sinks.channels.message import NoticeFormat
+from edge.sinks.channels.robot import RateWindow, RobotSink
+from edge.sinks.channels.route import Route, TimeWindow
+from edge.sinks.channels.wecom import WecomSink
+from edge.sinks.influx import InfluxSink
+from edge.sinks.reading_store import ReadingStore, StoredReading
+from edge.sinks.webhook import WebhookSink
+
+__all__ = [
+    "AlertApiSink",
+    "Channel",
+    "Delivery",
+    "DeliveryLog",
+    "DingtalkSink",
+    "InfluxSink",
+    "NoticeFormat",
+    "RateWindow",
+    "ReadingStore",
+    "RobotSink",
+    "Route",
+    "StoredReading",
+    "TimeWindow",
+    "WebhookSink",
+    "WecomSink",
+]

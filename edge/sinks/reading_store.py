@@ -1,0 +1,137 @@
+"""The embedded time-series store: readings in SQLite under the data dir, for gateways without one.
+
+Keyed by (device, timestamp in ms) like a time-series point, so a replayed reading overwrites
+itself. Old readings are pruned after `retention_days`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from edge.database import open_database
+from edge.model import AlertEvent, FieldValue, Lane, Reading, epoch_ms
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    device_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    community TEXT NOT NULL,
+    building TEXT NOT NULL,
+    model TEXT NOT NULL,
+    fields BLOB NOT NULL,
+    -- a point's key, as in the time-series store: the device's whole identity and its time
+    PRIMARY KEY (device_id, at_ms, community, building, model)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS readings_by_time ON readings (at_ms);
+"""
+
+
+class StoredReading(BaseModel):
+    """A reading as the embedded store returns it."""
+
+    model_config = ConfigDict(frozen=True)
+    device_id: str
+    at: datetime
+    category: str
+    community: str
+    building: str
+    model: str
+    fields: dict[str, FieldValue]
+
+
+class ReadingStore:
+    """Readings on local disk, as an outbox sink (lane `readings`)."""
+
+    name = "local-readings"
+    lanes: frozenset[Lane] = frozenset({"readings"})
+
+    def __init__(self, path: Path, retention_days: int = 7) -> None:
+        self.path = path
+        self.retention = timedelta(days=retention_days)
+        self._conn: sqlite3.Connection = open_database(path, _SCHEMA)
+        self._writes = 0
+
+    async def write_readings(self, readings: Sequence[Reading]) -> None:
+        rows = [
+            (
+                r.device.device_id,
+                epoch_ms(r.at),
+                r.device.category,
+                r.device.community,
+                r.device.building,
+                r.device.model,
+                orjson.dumps(r.fields),
+            )
+            for r in readings
+        ]
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            self._writes += 1
+            if self._writes % 100 == 1:
+                cutoff = datetime.now(UTC) - self.retention
+                self._conn.execute("DELETE FROM readings WHERE at_ms < ?", (epoch_ms(cutoff),))
+
+    async def write_events(self, events: Sequence[AlertEvent]) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    def query(
+        self,
+        *,
+        device_id: str | None = None,
+        communities: Sequence[str] | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredReading]:
+        """Readings newest first."""
+        where: list[str] = []
+        params: list[object] = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            params.append(device_id)
+        if communities is not None:
+            where.append(f"community IN ({','.join('?' * len(communities))})")
+            params.extend(communities)
+        if category is not None:
+            where.append("category = ?")
+            params.append(category)
+        if since is not None:
+            where.append("at_ms >= ?")
+            params.append(epoch_ms(since))
+        if until is not None:
+            where.append("at_ms < ?")
+            params.append(epoch_ms(until))
+        sql = "SELECT device_id, at_ms, category, community, building, model, fields FROM readings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at_ms DESC LIMIT ?"
+        params.append(limit)
+        return [
+            StoredReading(
+                device_id=r[0],
+                at=datetime.fromtimestamp(r[1] / 1000, UTC),
+                category=r[2],
+                community=r[3],
+                building=r[4],
+                model=r[5],
+                fields=orjson.loads(r[6]),
+            )
+            for r in self._conn.execute(sql, params).fetchall()
+        ]
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM readings").fetchone()[0])
