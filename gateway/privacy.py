@@ -62,7 +62,10 @@ def mask_payload(payload: bytes) -> bytes:
         document = json.loads(text)
     except ValueError:
         return _PERSONAL_RUN.sub(lambda m: _mask_run(m.group()), text).encode()
-    return json.dumps(_mask_json(document), ensure_ascii=False, separators=(",", ":")).encode()
+    masked = _mask_json(document)
+    if masked == document:
+        return payload  # nothing personal: the payload as the device sent it
+    return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _as_text(payload: bytes) -> str | None:

@@ -63,6 +63,11 @@ def test_a_payload_sample_cut_inside_a_character_is_still_masked() -> None:
     assert masked.startswith("not json: 王* 137****5678")
 
 
+def test_a_payload_with_nothing_personal_passes_byte_for_byte() -> None:
+    payload = b'{"battery": 60,  "action": "single"}'
+    assert mask_payload(payload) is payload
+
+
 def test_a_binary_frame_passes_unchanged() -> None:
     frame = bytes([0x01, 0xFF, 0x80, 0x00, 0x7F])
     assert mask_payload(frame) == frame
