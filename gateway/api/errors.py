@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -68,10 +68,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         response.headers.update(exc.headers)
     if exc.status_code == 405:
         # Starlette names only the first matching route's methods; a path may have several
+        # (iter_route_contexts: included routers' routes, where the app's own list has the router)
         allowed = {
             method
-            for route in request.app.routes
-            if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+            for route in iter_route_contexts(request.app.routes)
+            if isinstance(route.original_route, APIRoute)
+            and route.path_regex.match(request.url.path)
             for method in route.methods or ()
         }
         response.headers["Allow"] = ", ".join(sorted(allowed))
