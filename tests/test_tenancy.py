@@ -167,9 +167,9 @@ def _app_routes(world: _World) -> set[tuple[str, str]]:
     app = world.client._transport.app  # type: ignore[attr-defined]
     found = set()
     for route in iter_route_contexts(app.routes):  # included routers' routes, flattened
-        methods = getattr(route, "methods", None) or {"GET"}
+        methods = route.methods or {"GET"}
         for method in methods - {"HEAD"}:
-            found.add((method, route.path))
+            found.add((method, str(route.path)))
     return found
 
 
