@@ -1,7 +1,7 @@
 """Who is calling the API: bearer tokens to principals, with a brake on guessing.
 
 Two kinds of token: the gateway's bootstrap token (`api.token` or DATA_DIR/api-token), an admin of
-every community, and the scoped tokens of `community-edge tokens create` (gateway/tokens.py). A
+every community (a central API has none), and the scoped tokens of `community-edge tokens create` (gateway/tokens.py). A
 failed authentication counts against the caller's address (gateway/limits.py).
 """
 
@@ -34,11 +34,11 @@ class Authenticator:
 
     def __init__(
         self,
-        bootstrap_token: str,
+        bootstrap_token: str | None,
         tokens: TokenStore | None = None,
         limiter: AuthFailureLimiter | None = None,
     ) -> None:
-        self._bootstrap = bootstrap_token.encode()
+        self._bootstrap = bootstrap_token.encode() if bootstrap_token else None
         self._tokens = tokens
         self.limiter = limiter or AuthFailureLimiter()
         self._admin = Principal(BOOTSTRAP_ID, Role.ADMIN, frozenset({ALL}))
@@ -55,7 +55,7 @@ class Authenticator:
         return principal
 
     def _resolve(self, token: str) -> Principal | None:
-        if secrets.compare_digest(token.encode(), self._bootstrap):
+        if self._bootstrap is not None and secrets.compare_digest(token.encode(), self._bootstrap):
             return self._admin
         if self._tokens is not None and token.startswith("ce_"):
             return self._tokens.verify(token)

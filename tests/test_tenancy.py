@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from edge.agent import Agent, AgentConfig
 from edge.alerts import SilenceSpec
@@ -166,17 +166,20 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
 def _app_routes(world: _World) -> set[tuple[str, str]]:
     app = world.client._transport.app  # type: ignore[attr-defined]
     found = set()
-    for route in app.routes:
-        methods = getattr(route, "methods", None) or {"GET"}
+    for route in iter_route_contexts(app.routes):  # included routers' routes, flattened
+        methods = route.methods or {"GET"}
         for method in methods - {"HEAD"}:
-            found.add((method, route.path))
+            found.add((method, str(route.path)))
     return found
 
 
 async def test_every_route_is_classified_for_tenancy(world: _World) -> None:
     unguarded = _app_routes(world) - set(_routes(world))
     assert not unguarded, f"routes without a tenancy entry in this test: {sorted(unguarded)}"
-    api_routes = [r for r in world.client._transport.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
+    app = world.client._transport.app  # type: ignore[attr-defined]
+    api_routes = [
+        r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, APIRoute)
+    ]
     assert len(api_routes) >= 20
 
 

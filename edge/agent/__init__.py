@@ -3,11 +3,13 @@ sinks), owns their tasks, and replays traces through them.
 """
 
 from edge.agent.assembly import Agent, AgentConfig
+from edge.agent.desk import Desk
 from edge.agent.trace import read_trace, replay
 
 __all__ = [
     "Agent",
     "AgentConfig",
+    "Desk",
     "read_trace",
     "replay",
 ]

@@ -12,6 +12,7 @@ from edge.alerts.store import (
     AlertStore,
     AlertStoreSink,
     InvalidCursor,
+    Summary,
     decode_cursor,
     encode_cursor,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Silence",
     "SilenceBook",
     "SilenceSpec",
+    "Summary",
     "alert_key",
     "decode_cursor",
     "encode_cursor",

@@ -2,15 +2,18 @@
 unregistered devices and unknown topics.
 """
 
-from edge.enrich.liveness import DeviceHealth, Status
-from edge.enrich.registry import Contact, DeviceRegistry, RegistryFile
-from edge.enrich.unregistered import UnregisteredLog
+from edge.enrich.liveness import DeviceHealth, DeviceState, Status
+from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
+from edge.enrich.unregistered import Unregistered, UnregisteredLog
 
 __all__ = [
     "Contact",
+    "DeviceDetails",
     "DeviceHealth",
     "DeviceRegistry",
+    "DeviceState",
     "RegistryFile",
     "Status",
+    "Unregistered",
     "UnregisteredLog",
 ]

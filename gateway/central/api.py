@@ -12,25 +12,23 @@ to responders only (gateway.privacy); a platform sees the building.
 import csv
 import io
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.alerts import InvalidCursor
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
-from gateway.audit import AuditLog, Result
+from gateway.api.errors import ERRORS, ErrorResponse, error_response, install_error_handlers
+from gateway.api.security import Caller, Poster, audit, masked, masked_event
+from gateway.audit import AuditLog
+from gateway.auth import Authenticator
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
-from gateway.limits import MAX_BODY_BYTES, BodySizeLimit
+from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
 
@@ -42,11 +40,6 @@ _CSV_COLUMNS = (
     *("severity", "status", "summary", "count", "opened_at", "updated_at", "acknowledged_at"),
     *("acknowledged_by", "resolved_at", "resolved_by"),
 )
-
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
 
 
 class AlertEventBatch(BaseModel):
@@ -84,20 +77,18 @@ class SummaryView(BaseModel):
     time_to_resolve: DurationsView
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
+async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)
+    _log.error("alert store unavailable: %s", type(exc.orig).__name__)
+    return error_response(503, "the alert store is unavailable; retry")
 
 
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
-
-
-def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog) -> FastAPI:
+def create_central_app(
+    store: CentralStore,
+    tokens: TokenStore,
+    audit_log: AuditLog,
+    auth_failures_per_minute: int = 10,
+) -> FastAPI:
     """The central API over a migrated store, the token store and the audit log."""
     app = FastAPI(
         title="community-edge central alert API",
@@ -106,94 +97,22 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         "<token>` (`community-edge tokens create`).",
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    bearer = HTTPBearer(auto_error=False)
-    errors: dict[int | str, dict[str, Any]] = {
-        400: {"model": ErrorResponse},
-        401: {"model": ErrorResponse},
-        403: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-    }
+    install_error_handlers(app)
+    app.add_exception_handler(OperationalError, _store_down)
+    # no bootstrap token here: every caller holds a scoped token (`community-edge tokens create`)
+    app.state.authenticator = Authenticator(
+        None, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
+    )
+    app.state.audit = audit_log
 
-    def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        principal = tokens.verify(credentials.credentials) if credentials else None
-        if principal is None:
-            raise HTTPException(
-                status_code=401,
-                detail="missing, unknown or revoked bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return principal
-
-    def reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role is Role.EDGE_AGENT:
-            raise HTTPException(status_code=403, detail="an edge_agent token may only post events")
-        return principal
-
-    Agent = Annotated[Principal, Depends(authenticate)]
-    Reader = Annotated[Principal, Depends(reader)]
-
-    def record(
-        principal: Principal, community: str | None, obj: str, action: str, result: Result
-    ) -> None:
-        audit.record(
-            actor=principal.token_id,
-            role=principal.role.value,
-            community=community,
-            object=obj,
-            action=action,
-            result=result,
-            request_id=uuid.uuid4().hex,
-        )
-
-    def scope(principal: Principal, wanted: list[str] | None, action: str) -> list[str] | None:
+    def scope(
+        request: Request, principal: Principal, wanted: list[str] | None, action: str
+    ) -> list[str] | None:
         """The communities a read may cover; asking for others is recorded as refused."""
         for community in wanted or ():
             if not principal.may_see(community):
-                record(principal, community, f"community:{community}", action, "refused")
+                audit(request, principal, community, f"community:{community}", action, "refused")
         return principal.scope(wanted)
-
-    def masked(principal: Principal, alert: Alert) -> Alert:
-        if alert.unit is None or sees_personal_data(principal, alert.community):
-            return alert
-        return alert.model_copy(update={"unit": None})
-
-    @app.exception_handler(StarletteHTTPException)  # also FastAPI's own (bad JSON, 404, 405)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {
-            400: "bad_request",
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "too_large",
-        }
-        response = _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        ] or ["request: invalid"]
-        return _error(422, "invalid_request", "; ".join(problems))
-
-    @app.exception_handler(InvalidCursor)
-    async def _bad_cursor(request: Request, exc: InvalidCursor) -> JSONResponse:
-        return _error(400, "bad_request", "invalid cursor: pass back next_cursor unchanged")
-
-    @app.exception_handler(OperationalError)
-    async def _store_down(request: Request, exc: OperationalError) -> JSONResponse:
-        _log.error("alert store unavailable: %s", type(exc.orig).__name__)
-        return _error(503, "unavailable", "the alert store is unavailable; retry")
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        _log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal", "internal error")
 
     @app.get("/healthz", tags=["operations"], responses={503: {"model": ErrorResponse}})
     def healthz() -> dict[str, str]:
@@ -202,8 +121,10 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "store": store.engine.dialect.name}
 
-    @app.post("/v1/alert-events", tags=["ingest"], responses={**errors, 413: {}, 422: {}})
-    def post_alert_events(principal: Agent, batch: AlertEventBatch) -> BatchResult:
+    @app.post("/v1/alert-events", tags=["ingest"], responses={**ERRORS, 413: {}, 422: {}})
+    def post_alert_events(
+        request: Request, principal: Poster, batch: AlertEventBatch
+    ) -> BatchResult:
         """A batch of alert events from an edge agent; idempotent by event id.
 
         The whole batch is refused (403) if one event belongs to a community outside the token's,
@@ -216,7 +137,7 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         )
         if foreign:
             for community in foreign:
-                record(principal, community, "alert-events", "post_events", "refused")
+                audit(request, principal, community, "alert-events", "post_events", "refused")
             raise HTTPException(
                 status_code=403,
                 detail=f"events of communities outside this token: {', '.join(foreign)}",
@@ -225,7 +146,7 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
             result = store.apply(batch.events, gateway=principal.token_id)
         except ForeignAlerts as refused:
             for alert_id, owner in sorted(refused.owners.items()):
-                record(principal, owner, f"alert:{alert_id}", "post_events", "refused")
+                audit(request, principal, owner, f"alert:{alert_id}", "post_events", "refused")
             raise HTTPException(
                 status_code=403,
                 detail="events for alerts that another community or gateway reported: "
@@ -234,6 +155,7 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         return BatchResult(stored=result.stored, duplicates=result.duplicates)
 
     def _filter(
+        request: Request,
         principal: Principal,
         action: str,
         community: list[str] | None,
@@ -246,7 +168,7 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         until: AwareDatetime | None,
     ) -> AlertFilter:
         return AlertFilter(
-            communities=scope(principal, community, action),
+            communities=scope(request, principal, community, action),
             building=building,
             severity=severity,
             status=status,
@@ -260,10 +182,11 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
         "/v1/alerts",
         tags=["alerts"],
         response_model=AlertList,
-        responses={**errors, 400: {"model": ErrorResponse}},
+        responses={**ERRORS, 400: {"model": ErrorResponse}},
     )
     def list_alerts(
-        principal: Reader,
+        request: Request,
+        principal: Caller,
         community: Annotated[list[str] | None, Query()] = None,
         building: str | None = None,
         severity: Severity | None = None,
@@ -277,7 +200,7 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
     ) -> Response:
         """Alerts newest first (opening time), filtered, within the token's communities."""
         wanted = _filter(
-            principal, "list_alerts", community, building, severity, status, rule, category,
+            request, principal, "list_alerts", community, building, severity, status, rule, category,
             since, until,
         )  # fmt: skip
         bodies, next_cursor = store.list_bodies(wanted, limit=limit, cursor=cursor)
@@ -292,11 +215,12 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
     @app.get(
         "/v1/alerts/export.csv",
         tags=["alerts"],
-        responses={**errors, 200: {"content": {"text/csv": {}}}},
+        responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
         response_class=StreamingResponse,
     )
     def export_alerts(
-        principal: Reader,
+        request: Request,
+        principal: Caller,
         community: Annotated[list[str] | None, Query()] = None,
         building: str | None = None,
         severity: Severity | None = None,
@@ -308,16 +232,16 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
     ) -> StreamingResponse:
         """Every matching alert as CSV, newest first; each export is recorded in the audit log."""
         wanted = _filter(
-            principal, "export_csv", community, building, severity, status, rule, category,
+            request, principal, "export_csv", community, building, severity, status, rule, category,
             since, until,
         )  # fmt: skip
         communities = wanted.communities
-        record(
+        audit(
+            request,
             principal,
             ",".join(communities) if communities is not None else "*",
             "alerts:export",
             "export_csv",
-            "ok",
         )
         return StreamingResponse(
             _csv_lines(store.iterate(wanted), lambda a: masked(principal, a)),
@@ -325,32 +249,33 @@ def create_central_app(store: CentralStore, tokens: TokenStore, audit: AuditLog)
             headers={"Content-Disposition": 'attachment; filename="alerts.csv"'},
         )
 
-    @app.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=errors)
-    def get_alert(alert_id: str, principal: Reader) -> AlertDetail:
+    @app.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
+    def get_alert(alert_id: str, request: Request, principal: Caller) -> AlertDetail:
         """One alert with its event history (404 outside the token's communities)."""
         communities = principal.scope(None)
         alert = store.get(alert_id, communities)
         if alert is None:
             owner = store.community_of(alert_id)
             if owner is not None:  # it exists, elsewhere: the caller learns nothing of it
-                record(principal, owner, f"alert:{alert_id}", "read_alert", "refused")
+                audit(request, principal, owner, f"alert:{alert_id}", "read_alert", "refused")
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
         history = store.history(alert_id, communities)
         return AlertDetail(
             alert=masked(principal, alert),
-            history=[e.model_copy(update={"alert": masked(principal, e.alert)}) for e in history],
+            history=[masked_event(principal, e) for e in history],
         )
 
-    @app.get("/v1/summaries", tags=["alerts"], responses=errors)
+    @app.get("/v1/summaries", tags=["alerts"], responses=ERRORS)
     def summaries(
-        principal: Reader,
+        request: Request,
+        principal: Caller,
         community: Annotated[list[str] | None, Query()] = None,
         since: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
         until: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
     ) -> list[SummaryView]:
         """Per community: open alerts by severity, and time to acknowledge / resolve (p50, p90)
         over the alerts opened in [since, until)."""
-        found = store.summaries(scope(principal, community, "summaries"), since, until)
+        found = store.summaries(scope(request, principal, community, "summaries"), since, until)
         return [_summary_view(s) for s in found]
 
     return app

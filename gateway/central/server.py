@@ -15,7 +15,7 @@ from gateway.audit import open_audit
 from gateway.central.api import create_central_app
 from gateway.central.database import StoreUrlError, create_store_engine, upgrade
 from gateway.central.store import CentralStore
-from gateway.settings import ConfigurationError
+from gateway.settings import ConfigurationError, load_settings
 from gateway.tokens import TokenError, open_tokens
 from gateway.wiring import listen
 
@@ -58,8 +58,16 @@ async def serve_central(
     port: int,
     stop: asyncio.Event,
     on_ready: Callable[[str], None] | None = None,
+    auth_failures_per_minute: int | None = None,
 ) -> None:
-    """Migrate the store, then serve the central API until `stop` is set."""
+    """Migrate the store, then serve the central API until `stop` is set.
+
+    Args:
+        auth_failures_per_minute: the brake on token guessing; None: the gateway's setting
+            (`api.auth_failures_per_minute`, COMMUNITY_EDGE_API__AUTH_FAILURES_PER_MINUTE).
+    """
+    if auth_failures_per_minute is None:
+        auth_failures_per_minute = load_settings().api.auth_failures_per_minute
     sock = listen(host, port)  # a busy port fails before the store is touched
     try:
         store = open_store(store_url)
@@ -71,7 +79,7 @@ async def serve_central(
         sock.close()
         raise
     audit = open_audit(data_dir)
-    app = create_central_app(store, tokens, audit)
+    app = create_central_app(store, tokens, audit, auth_failures_per_minute)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

@@ -1,0 +1,299 @@
+"""Alerts and incidents: list, read, the live stream, acknowledge, resolve, assign; response
+figures per community.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from edge.agent import Desk
+from edge.alerts import Incident
+from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
+from edge.model import Alert, AlertStatus, Severity
+from gateway.api.context import AgentDesk, Deliveries
+from gateway.api.errors import ACTION_ERRORS, ERRORS
+from gateway.api.schemas import (
+    AlertAction,
+    AlertDetail,
+    AlertList,
+    AssignAction,
+    CommunitySummary,
+    IncidentDetail,
+    IncidentList,
+    IsoTime,
+    SummaryList,
+)
+from gateway.api.security import Caller, audit, masked, masked_event, may_act, visible
+from gateway.privacy import sees_personal_data
+from gateway.tokens import Principal
+
+router = APIRouter()
+
+
+@router.get("/v1/alerts", tags=["alerts"], responses=ERRORS)
+async def list_alerts(
+    caller: Caller,
+    desk: AgentDesk,
+    community: Annotated[list[str] | None, Query()] = None,
+    status: AlertStatus | None = None,
+    severity: Severity | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> AlertList:
+    """Alerts newest first; filter by community (repeatable), status and severity."""
+    scope = caller.scope(community)
+    if scope == []:
+        return AlertList(items=[], next_cursor=None)
+    # an empty cursor is the first page
+    page = desk.alerts(scope, status, severity, limit, cursor or None)
+    return AlertList(items=[masked(caller, a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/v1/alerts/stream",
+    tags=["alerts"],
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+async def stream_alerts(
+    caller: Caller,
+    desk: AgentDesk,
+    community: Annotated[list[str] | None, Query()] = None,
+) -> StreamingResponse:
+    """Server-sent events: every alert event as it is stored (`event:` is the kind).
+
+    A comment line every 15 s keeps proxies from closing an idle stream. A consumer that falls
+    1,000 events behind gets `event: overflow` and the stream ends: reconnect and list.
+    """
+    scope = caller.scope(community)
+    wanted = set(scope) if scope is not None else None
+
+    async def events() -> AsyncIterator[bytes]:
+        with desk.subscription() as queue:
+            yield b": connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), 15.0)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:  # cut off (too far behind) or the agent is stopping
+                    if not desk.stream_closed:
+                        yield b"event: overflow\ndata: {}\n\n"
+                    return
+                if wanted is not None and event.alert.community not in wanted:
+                    continue
+                body = masked_event(caller, event).model_dump_json()
+                yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
+async def get_alert(
+    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, deliveries: Deliveries
+) -> AlertDetail:
+    """One alert with its event history and its notification channels' delivery attempts."""
+    alert = _alert_of(request, caller, desk, alert_id)
+    if sees_personal_data(caller, alert.community) and alert.unit is not None:
+        audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
+    return AlertDetail(
+        alert=masked(caller, alert),
+        history=[masked_event(caller, e) for e in desk.history(alert_id)],
+        deliveries=await deliveries.for_alert(alert_id) if deliveries is not None else [],
+    )
+
+
+def _alert_of(request: Request, caller: Principal, desk: Desk, alert_id: str) -> Alert:
+    alert = desk.alert(alert_id)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id!r}")
+    visible(request, caller, alert.community, f"alert:{alert_id}")
+    return alert
+
+
+async def _on_alert(
+    request: Request,
+    caller: Principal,
+    desk: Desk,
+    alert_id: str,
+    action: str,
+    act: Callable[[], Awaitable[Alert]],
+) -> Alert:
+    alert = _alert_of(request, caller, desk, alert_id)
+    may_act(caller)
+    try:
+        done = await act()
+    except AlertTransitionError:
+        audit(request, caller, alert.community, f"alert:{alert_id}", action, "conflict")
+        raise
+    audit(request, caller, alert.community, f"alert:{alert_id}", action)
+    return masked(caller, done)
+
+
+@router.post("/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=ACTION_ERRORS)
+async def acknowledge(
+    alert_id: str,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    body: AlertAction | None = None,
+) -> Alert:
+    """Acknowledge an active alert (409 if it is already acknowledged or resolved)."""
+    note = body.note if body else None
+    return await _on_alert(
+        request,
+        caller,
+        desk,
+        alert_id,
+        "acknowledge",
+        lambda: desk.acknowledge(alert_id, caller.token_id, note),
+    )
+
+
+@router.post("/v1/alerts/{alert_id}/resolve", tags=["alerts"], responses=ACTION_ERRORS)
+async def resolve(
+    alert_id: str,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    body: AlertAction | None = None,
+) -> Alert:
+    """Resolve an active or acknowledged alert (409 if it is already resolved)."""
+    note = body.note if body else None
+    return await _on_alert(
+        request,
+        caller,
+        desk,
+        alert_id,
+        "resolve",
+        lambda: desk.resolve(alert_id, caller.token_id, note),
+    )
+
+
+@router.post("/v1/alerts/{alert_id}/assign", tags=["alerts"], responses=ACTION_ERRORS)
+async def assign(
+    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, body: AssignAction
+) -> Alert:
+    """Give an open alert to a person (409 if it is resolved); its status does not change."""
+    return await _on_alert(
+        request,
+        caller,
+        desk,
+        alert_id,
+        "assign",
+        lambda: desk.assign(alert_id, body.assignee, caller.token_id, body.note),
+    )
+
+
+# -- incidents ---------------------------------------------------------------------------------
+
+
+@router.get("/v1/incidents", tags=["incidents"], responses=ERRORS)
+async def list_incidents(
+    caller: Caller,
+    desk: AgentDesk,
+    community: Annotated[list[str] | None, Query()] = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    min_alerts: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> IncidentList:
+    """Incidents newest first; `open=true` for those with an open alert, `min_alerts=2` for
+    groups rather than single alerts."""
+    scope = caller.scope(community)
+    if scope == []:
+        return IncidentList(items=[])
+    return IncidentList(items=desk.incidents(scope, open_only, min_alerts, limit))
+
+
+@router.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=ERRORS)
+async def get_incident(
+    incident_id: str, caller: Caller, request: Request, desk: AgentDesk
+) -> IncidentDetail:
+    """One incident with its alerts (its signals), oldest first."""
+    incident, alerts = _incident_of(request, caller, desk, incident_id)
+    return IncidentDetail(incident=incident, alerts=[masked(caller, a) for a in alerts])
+
+
+def _incident_of(
+    request: Request, caller: Principal, desk: Desk, incident_id: str
+) -> tuple[Incident, list[Alert]]:
+    found = desk.incident(incident_id)
+    if found is None:
+        raise IncidentNotFound(f"no incident {incident_id!r}")
+    visible(request, caller, found[0].community, f"incident:{incident_id}")
+    return found
+
+
+async def _on_incident(
+    request: Request,
+    caller: Principal,
+    desk: Desk,
+    incident_id: str,
+    action: str,
+    note: str | None,
+) -> Incident:
+    incident, _ = _incident_of(request, caller, desk, incident_id)
+    may_act(caller)
+    done = await desk.act_on_incident(incident_id, action, caller.token_id, note)
+    audit(request, caller, incident.community, f"incident:{incident_id}", action)
+    return done
+
+
+@router.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=ACTION_ERRORS)
+async def acknowledge_incident(
+    incident_id: str,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    body: AlertAction | None = None,
+) -> Incident:
+    """Acknowledge every active alert of the incident (one event each); 409 if none is."""
+    note = body.note if body else None
+    return await _on_incident(request, caller, desk, incident_id, "acknowledge", note)
+
+
+@router.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_ERRORS)
+async def resolve_incident(
+    incident_id: str,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    body: AlertAction | None = None,
+) -> Incident:
+    """Resolve every open alert of the incident (one event each); 409 if none is open."""
+    note = body.note if body else None
+    return await _on_incident(request, caller, desk, incident_id, "resolve", note)
+
+
+# -- response figures ----------------------------------------------------------------------------
+
+
+@router.get("/v1/summary", tags=["alerts"], responses=ERRORS)
+async def summary(
+    caller: Caller,
+    desk: AgentDesk,
+    community: Annotated[list[str] | None, Query()] = None,
+    since: IsoTime | None = None,
+    until: IsoTime | None = None,
+) -> SummaryList:
+    """Response figures per community for alerts opened in [since, until) (default: 30 days)."""
+    end = until or desk.now()
+    start = since or end - timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(status_code=400, detail="since and until need a time zone")
+    wanted = [c for c in (community or desk.communities()) if caller.may_see(c)]
+    return SummaryList(
+        items=[CommunitySummary(**asdict(desk.summary(c, start, end))) for c in wanted]
+    )

@@ -1,0 +1,59 @@
+"""The gateway's alert API (versioned under /v1): the app, assembled from a router per resource
+group over the agent's desk (edge.agent.Desk).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from edge.agent import Agent, Desk
+from edge.sinks import DeliveryLog, ReadingStore
+from gateway.api import alerts, devices, operations, silences
+from gateway.api import readings as reading_routes
+from gateway.api.errors import install_error_handlers
+from gateway.audit import AuditLog
+from gateway.auth import Authenticator
+from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
+from gateway.metrics import render_metrics
+from gateway.tokens import TokenStore
+
+
+def create_app(
+    agent: Agent,
+    token: str,
+    readings: ReadingStore | None = None,
+    deliveries: DeliveryLog | None = None,
+    tokens: TokenStore | None = None,
+    audit: AuditLog | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    auth_failures_per_minute: int = 10,
+) -> FastAPI:
+    """The FastAPI app over a running (or at least entered) agent.
+
+    Args:
+        token: the bootstrap token (an admin of every community).
+        tokens: scoped tokens (`community-edge tokens`); None: the bootstrap token only.
+        audit: where alert actions, personal-data reads and refused cross-tenant attempts go.
+    """
+    app = FastAPI(
+        title="community-edge alert API",
+        version="1",
+        description="Alerts from a community gateway. Every /v1 route needs `Authorization: Bearer <token>`.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    install_error_handlers(app)
+    app.state.authenticator = Authenticator(
+        token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
+    )
+    app.state.desk = Desk(agent)
+    app.state.readings = readings
+    app.state.deliveries = deliveries
+    app.state.audit = audit
+    # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
+    app.state.render_metrics = lambda: render_metrics(agent)
+    app.include_router(operations.router)
+    app.include_router(alerts.router)
+    app.include_router(silences.router)
+    app.include_router(devices.router)
+    app.include_router(reading_routes.router)
+    return app

@@ -1,0 +1,39 @@
+"""What the gateway's routes reach, as FastAPI dependencies: the agent's desk and the stores that
+`create_app` put on `app.state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from edge.agent import Desk
+from edge.sinks import DeliveryLog, ReadingStore
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def _readings(request: Request) -> ReadingStore | None:
+    readings: ReadingStore | None = request.app.state.readings
+    return readings
+
+
+def _deliveries(request: Request) -> DeliveryLog | None:
+    deliveries: DeliveryLog | None = request.app.state.deliveries
+    return deliveries
+
+
+def _metrics(request: Request) -> Callable[[], Awaitable[str]]:
+    render: Callable[[], Awaitable[str]] = request.app.state.render_metrics
+    return render
+
+
+AgentDesk = Annotated[Desk, Depends(_desk)]
+Readings = Annotated[ReadingStore | None, Depends(_readings)]
+Deliveries = Annotated[DeliveryLog | None, Depends(_deliveries)]
+MetricsText = Annotated[Callable[[], Awaitable[str]], Depends(_metrics)]

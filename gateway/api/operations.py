@@ -1,0 +1,102 @@
+"""For operators: health, readiness, Prometheus metrics, dead letters and the audit log."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from edge.model import DeadLetter
+from gateway.api.context import AgentDesk, MetricsText
+from gateway.api.errors import ERRORS, ErrorResponse
+from gateway.api.schemas import DeadLetterView
+from gateway.api.security import Caller, admin_only, audit, topic_visible
+from gateway.audit import AuditLog, AuditRecord
+from gateway.privacy import mask_payload, mask_text
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz(desk: AgentDesk) -> dict[str, Any]:
+    """Liveness and what is wrong: 200 while the process runs; `status` says degraded."""
+    health = await desk.health()
+    ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
+    return {"status": "ok" if ok else "degraded", **health}
+
+
+@router.get("/readyz", responses={503: {"model": ErrorResponse}})
+async def readyz(desk: AgentDesk) -> JSONResponse:
+    """200 when connected, sinks healthy and the outbox not backed up; 503 with reasons otherwise."""
+    problems = await desk.readiness()
+    if problems:
+        return JSONResponse(status_code=503, content={"ready": False, "problems": problems})
+    return JSONResponse(content={"ready": True, "problems": []})
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(render: MetricsText) -> str:
+    """Prometheus text exposition."""
+    return await render()
+
+
+@router.get("/v1/dead-letters", responses=ERRORS)
+async def list_dead_letters(
+    caller: Caller,
+    desk: AgentDesk,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> list[DeadLetterView]:
+    """Messages that could not be decoded, newest first, with the reason (admin tokens only).
+
+    A community admin sees those whose topic names one of its communities; payloads and
+    reasons come with names and phone numbers masked (admins are not responders).
+    """
+    admin_only(caller)
+    letters: list[DeadLetter] = []
+    cursor = before_id
+    while len(letters) < limit:
+        page = await desk.dead_letters(limit=max(limit, 500), before_id=cursor)
+        letters.extend(d for d in page if topic_visible(caller, desk, d.topic))
+        if len(page) < max(limit, 500) or page[-1].id is None:
+            break
+        cursor = page[-1].id
+    return [
+        DeadLetterView(
+            id=d.id or 0,
+            topic=d.topic,
+            cause=d.cause,
+            detail=mask_text(d.detail),
+            received_at=d.received_at,
+            payload_base64=base64.b64encode(mask_payload(d.payload)).decode(),
+        )
+        for d in letters[:limit]
+    ]
+
+
+@router.get("/v1/audit", responses=ERRORS)
+async def list_audit(
+    caller: Caller,
+    request: Request,
+    community: str | None = None,
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> list[AuditRecord]:
+    """The audit log, newest first (admin tokens only; read-only: nothing here writes it).
+
+    A community admin reads the records of its communities only.
+    """
+    admin_only(caller)
+    log: AuditLog | None = request.app.state.audit
+    if log is None:
+        return []
+    if community is not None and not caller.may_see(community):
+        audit(request, caller, community, f"community:{community}", "read_audit", "refused")
+        return []
+    scope = None if caller.all_communities else sorted(caller.communities)
+    return log.query(
+        limit=limit, before_id=before_id, community=community, action=action, communities=scope
+    )

@@ -1,0 +1,46 @@
+"""Readings from the embedded store (a gateway without a time-series server)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from gateway.api.context import Readings
+from gateway.api.errors import ERRORS
+from gateway.api.schemas import IsoTime, ReadingList
+from gateway.api.security import Caller
+
+router = APIRouter(tags=["readings"])
+
+
+@router.get("/v1/readings", responses=ERRORS)
+async def list_readings(
+    caller: Caller,
+    readings: Readings,
+    device_id: str | None = None,
+    community: Annotated[list[str] | None, Query()] = None,
+    category: str | None = None,
+    since: IsoTime | None = None,
+    until: IsoTime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+) -> ReadingList:
+    """Readings newest first, from the embedded store (404 when a time-series server is used)."""
+    if readings is None:
+        raise HTTPException(
+            status_code=404,
+            detail="readings go to the configured time-series server; query it directly",
+        )
+    scope = caller.scope(community)
+    if scope == []:
+        return ReadingList(items=[])
+    return ReadingList(
+        items=readings.query(
+            device_id=device_id,
+            communities=scope,
+            category=category,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+    )

@@ -1,0 +1,154 @@
+"""The request and response models of the gateway's alert API (the error envelope: errors.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+from edge.alerts import Incident, Silence
+from edge.enrich import Contact
+from edge.model import Alert, AlertEvent
+from edge.sinks import Delivery, StoredReading
+
+
+class AwayBody(BaseModel):
+    """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
+
+    away: StrictBool
+
+
+class AlertList(BaseModel):
+    items: list[Alert]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class AlertDetail(BaseModel):
+    alert: Alert
+    history: list[AlertEvent]
+    deliveries: list[Delivery] = Field(
+        default=[],
+        description="every notification channel's attempts at the alert's events, oldest first",
+    )
+
+
+class AlertAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AssignAction(AlertAction):
+    assignee: str = Field(min_length=1, max_length=100, description="who takes the alert on")
+
+
+class IncidentList(BaseModel):
+    items: list[Incident]
+
+
+class IncidentDetail(BaseModel):
+    incident: Incident
+    alerts: list[Alert]
+
+
+class SilenceList(BaseModel):
+    items: list[Silence]
+
+
+class CommunitySummary(BaseModel):
+    community: str
+    since: datetime
+    until: datetime
+    opened: int = Field(description="alerts opened in the range")
+    acknowledged: int
+    resolved_by_person: int
+    cleared_by_device: int
+    ack_p50_s: float | None = Field(description="seconds from opening to acknowledgement")
+    ack_p90_s: float | None
+    resolve_p50_s: float | None = Field(
+        description="seconds from opening to resolution by a person"
+    )
+    resolve_p90_s: float | None
+    open_by_severity: dict[str, int] = Field(description="open now, whenever opened")
+    escalations: int = Field(description="escalated events of the alerts opened in the range")
+    escalated_alerts: int
+
+
+class SummaryList(BaseModel):
+    items: list[CommunitySummary]
+
+
+class ReadingList(BaseModel):
+    items: list[StoredReading]
+
+
+class DeadLetterView(BaseModel):
+    id: int
+    topic: str
+    cause: str
+    detail: str
+    received_at: datetime
+    payload_base64: str
+
+
+class DeviceView(BaseModel):
+    device_id: str
+    model: str
+    category: str
+    community: str
+    building: str
+    unit: str | None
+    status: Literal["unknown", "online", "offline"] = Field(
+        description="offline: silent past the model's heartbeat_seconds, or reported offline "
+        "on its availability topic; unknown: not heard since the gateway started"
+    )
+    reason: str | None = Field(description="why it is offline")
+    last_seen: datetime | None = Field(description="the gateway's time of its last message")
+    battery: int | None = Field(description="percent, as last reported")
+    battery_low: bool | None
+    linkquality: int | None
+    heartbeat_seconds: int | None = Field(description="the model's check-in interval")
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceView]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class DeviceDetail(DeviceView):
+    install_date: date | None
+    resident_ref: str | None = Field(
+        description="the resident's reference in the property's records"
+    )
+    emergency_contacts: list[Contact]
+    open_alerts: list[Alert]
+
+
+class UnregisteredView(BaseModel):
+    topic: str
+    cause: Literal["unknown_topic", "unknown_device"] = Field(
+        description="unknown_topic: no device profile claims it; unknown_device: a profile does "
+        "but the device is not in the registry"
+    )
+    model: str | None
+    device_id: str | None
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    detail: str
+    sample_base64: str = Field(description="the start of the latest payload (512 bytes at most)")
+
+
+def _iso_time(value: Any) -> Any:
+    """Query times are ISO 8601 text; a bare number (epoch seconds?) is refused, not guessed."""
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("an ISO 8601 time is expected, e.g. 2026-12-01T08:00:00+08:00")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]

@@ -1,0 +1,128 @@
+"""Who calls, and what they may see: the bearer-token dependency of both alert APIs, with the brake
+on failed authentications, the tenancy checks (404 for another community's object, audited) and
+the masking of the unit for callers who are not responders.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from edge.agent import Desk
+from edge.model import Alert, AlertEvent
+from gateway.audit import AuditLog
+from gateway.audit import Result as AuditResult
+from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
+from gateway.privacy import sees_personal_data
+from gateway.tokens import Principal, Role
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_bearer = HTTPBearer(auto_error=False)
+
+
+def authenticated(
+    request: Request,
+    response: Response,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller behind the bearer token (app.state.authenticator); 401, or 429 when braked."""
+    given = request.headers.get("x-request-id", "")
+    request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    response.headers["X-Request-Id"] = request.state.request_id
+    client = request.client.host if request.client else "unknown"
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        return authenticator.authenticate(credentials.credentials if credentials else None, client)
+    except Throttled as exc:
+        raise HTTPException(
+            status_code=429,
+            detail="too many failed authentications from this address; try again later",
+            headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
+        ) from None
+    except Unauthenticated as exc:
+        raise HTTPException(
+            status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+def reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    """Any caller but an edge agent, whose token only posts alert events to a central API."""
+    if principal.role is Role.EDGE_AGENT:
+        raise HTTPException(
+            status_code=403, detail="an edge_agent token only posts alert events to a central API"
+        )
+    return principal
+
+
+# every /v1 route takes its caller from one of these: a route without it is refused by
+# tests/test_tenancy.py, which walks every route with another community's token
+Caller = Annotated[Principal, Depends(reader)]
+Poster = Annotated[Principal, Depends(authenticated)]
+
+
+def audit(
+    request: Request,
+    caller: Principal,
+    community: str | None,
+    obj: str,
+    action: str,
+    result: AuditResult = "ok",
+) -> None:
+    """Record an action, a personal-data read or a refusal in app.state.audit (if kept)."""
+    log: AuditLog | None = request.app.state.audit
+    if log is not None:
+        log.record(
+            actor=caller.token_id,
+            role=caller.role.value,
+            community=community,
+            object=obj,
+            action=action,
+            result=result,
+            request_id=request.state.request_id,
+        )
+
+
+def visible(request: Request, caller: Principal, community: str, obj: str) -> None:
+    """404 (not 403: ids do not leak) for another community's object; the attempt is audited."""
+    if not caller.may_see(community):
+        audit(request, caller, community, obj, "cross_tenant", "refused")
+        kind, _, ident = obj.partition(":")
+        raise HTTPException(status_code=404, detail=f"no {kind} {ident!r}")
+
+
+def may_act(caller: Principal) -> None:
+    """403 for a role that only reads (platform)."""
+    if caller.role not in ACTORS:
+        raise HTTPException(
+            status_code=403, detail=f"a {caller.role} token may read, not act on alerts"
+        )
+
+
+def admin_only(caller: Principal) -> None:
+    if caller.role != Role.ADMIN:
+        raise HTTPException(status_code=403, detail="for admin tokens only")
+
+
+def topic_visible(caller: Principal, desk: Desk, topic: str) -> bool:
+    """A raw message's topic is within the caller's communities (one naming none: all only)."""
+    if caller.all_communities:
+        return True
+    community = desk.community_of_topic(topic)
+    return community is not None and caller.may_see(community)
+
+
+def masked(caller: Principal, alert: Alert) -> Alert:
+    """The unit (where a resident lives) only for responders of the alert's community."""
+    if alert.unit is None or sees_personal_data(caller, alert.community):
+        return alert
+    return alert.model_copy(update={"unit": None})
+
+
+def masked_event(caller: Principal, event: AlertEvent) -> AlertEvent:
+    alert = masked(caller, event.alert)
+    return event if alert is event.alert else event.model_copy(update={"alert": alert})
