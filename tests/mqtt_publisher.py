@@ -41,14 +41,18 @@ class Publisher:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 10.0,
+        max_inflight: int | None = None,
     ) -> None:
         host, port = parse_mqtt_url(url)
         self.timeout = timeout
+        self._sent: list[tuple[str, mqtt.MQTTMessageInfo]] = []
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-pub-{os.getpid()}-{time.monotonic_ns()}",
             protocol=protocol,
         )
+        if max_inflight is not None:  # paho's default of 20 would pace a flood
+            self.client.max_inflight_messages_set(max_inflight)
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.connect(host, port)
@@ -70,14 +74,25 @@ class Publisher:
 
     def publish_many(self, messages: Iterable[tuple[str, Payload]], qos: int = 1) -> int:
         """Publish all (in order, pipelined), wait for every acknowledgement; return the count."""
-        sent = [
-            (topic, self.client.publish(topic, _encode(payload), qos=qos))
-            for topic, payload in messages
-        ]
-        for topic, info in sent:
-            info.wait_for_publish(self.timeout)
+        self.send(messages, qos=qos)
+        return self.wait()
+
+    def send(self, messages: Iterable[tuple[str, Payload]], qos: int = 1) -> None:
+        """Publish all (in order, pipelined) without waiting: `wait()` collects the PUBACKs."""
+        for topic, payload in messages:
+            info = self.client.publish(topic, _encode(payload), qos=qos)
+            assert info.rc == mqtt.MQTT_ERR_SUCCESS, f"{topic}: {mqtt.error_string(info.rc)}"
+            self._sent.append((topic, info))
+
+    def wait(self) -> int:
+        """Wait until the broker acknowledged everything sent; return how many that was."""
+        deadline = time.monotonic() + self.timeout
+        for topic, info in self._sent:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
             assert info.is_published(), f"no PUBACK for {topic} within {self.timeout} s"
-        return len(sent)
+        count = len(self._sent)
+        self._sent.clear()
+        return count
 
 
 def publish(url: str, messages: Iterable[tuple[str, Payload]], **options: Any) -> int:
