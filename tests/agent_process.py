@@ -15,6 +15,7 @@ from typing import Any, Self
 import httpx
 
 from tests.servers import free_port
+from tests.waiting import wait_until
 
 TOKEN = "integration-test-token"
 
@@ -168,12 +169,5 @@ def simulate(mqtt_url: str, *args: str) -> dict[str, Any]:
 
 
 def wait_for(condition: Any, within_s: float = 20.0, what: str = "condition") -> Any:
-    """Poll `condition()` until it returns something truthy; return it."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {within_s} s (last: {value!r})")
-        time.sleep(0.1)
+    """Poll `condition()` until it returns something truthy; return it (see `wait_until`)."""
+    return wait_until(condition, within_s, what, poll=0.1)

@@ -30,6 +30,7 @@ from gateway.wiring import broker_address
 from tests.agent_process import AgentProcess, wait_for
 from tests.certs import Authority, Issued
 from tests.servers import HOST, MosquittoServer, TlsListener, find_binary
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -157,11 +158,13 @@ class Device:
         """Publish at QoS 1 and return the PUBACK's reason code."""
         info = self.client.publish(topic, payload, qos=1)
         info.wait_for_publish(10)
-        deadline = time.monotonic() + 10
-        while info.mid not in self.acks:
-            assert time.monotonic() < deadline, f"no PUBACK for {topic}"
-            time.sleep(0.01)
+        wait_until(lambda: info.mid in self.acks, 10, f"PUBACK for {topic}", poll=0.01)
         return self.acks[info.mid]
+
+    def topics(self) -> list[str]:
+        """The topics of the messages received so far, in arrival order."""
+        with self._lock:
+            return [topic for topic, _ in self.messages]
 
     def subscribe(self, *filters: str) -> list[ReasonCode]:
         self._subscribed.clear()
@@ -266,12 +269,17 @@ def test_a_device_publishing_on_another_devices_topic_never_reaches_the_agent(
     assert not a_v311.disconnected.is_set()
     # then A's own topic: it arrives after the forged ones would have, on one connection
     assert a.publish(f"ce/{community}/b1/{SOS}/sos-a", PRESS).value == 0
-    wait_for(lambda: observer.messages, what="A's own message at the observer")
-    alerts = wait_for(
-        lambda: agent.get("/v1/alerts", community=community)["items"], what="A's SOS alert"
+    # A's own message is the positive marker: the broker took every forged one before it (their
+    # PUBACKs came first), so one that got through would be ahead of it at the observer, and
+    # ahead of it in the agent's alarm lane and outbox.
+    own = f"ce/{community}/b1/{SOS}/sos-a"
+    wait_for(lambda: own in observer.topics(), what="A's own message at the observer")
+    wait_for(lambda: agent.get("/v1/alerts", community=community)["items"], what="A's SOS alert")
+    wait_for(
+        lambda: agent.get("/v1/readings", device_id="sos-a")["items"],
+        what="A's reading in the reading store",
     )
-    time.sleep(0.5)  # margin for anything (wrongly) still on its way
-    assert [t for t, _ in observer.messages] == [f"ce/{community}/b1/{SOS}/sos-a"]
+    assert observer.topics() == [own]
     alerts = agent.get("/v1/alerts", community=community)["items"]
     assert [(a["rule"], a["device_id"]) for a in alerts] == [("sos", "sos-a")]
     readings = agent.get("/v1/readings", community=community)["items"]
@@ -295,7 +303,9 @@ def test_a_device_subscribing_to_everything_receives_nothing(
         assert b.publish(f"ce/{community}/b1/{SOS}/sos-b", PRESS).value == 0, n
     assert a.publish(f"ce/{community}/b1/{SOS}/sos-a", PRESS).value == 0
     wait_for(lambda: len(observer.messages) == 4, what="4 messages at the observer")
-    time.sleep(0.5)
+    # A may read nothing, so no marker can reach it through the ACL; the nearest is a round trip
+    # on its own connection: the broker wrote anything routed to A before this SUBACK.
+    assert [c.value for c in a.subscribe(f"ce/{community}/marker")] == [1]
     # ... but each message is checked against A's read rights before delivery: none reaches it
     assert a.messages == []
     assert len(observer.messages) == 4
@@ -327,9 +337,10 @@ def test_a_client_certificate_cn_is_the_username_the_acl_binds(
         forged.wait_for_publish(10)
         wait_for(lambda: len(acks) == 2, what="two PUBACKs")
         assert acks == {forged.mid: 0x87, own.mid: 0}
-        wait_for(lambda: observer.messages, what="the device's own message")
-        time.sleep(0.5)
-        assert [t for t, _ in observer.messages] == [f"ce/{community}/b1/{SOS}/sos-a"]
+        # the own message, sent after the forged one on one connection, is the positive marker
+        own_topic = f"ce/{community}/b1/{SOS}/sos-a"
+        wait_for(lambda: own_topic in observer.topics(), what="the device's own message")
+        assert observer.topics() == [own_topic]
     finally:
         client.disconnect()
         client.loop_stop()
@@ -347,9 +358,10 @@ def test_the_acl_does_not_bind_the_client_id(
     assert b.disconnected.wait(10), "B's connection was not taken over"
     assert impostor.publish(f"ce/{community}/b1/{SOS}/sos-b", PRESS).value == 0x87
     assert impostor.publish(f"ce/{community}/b1/{SOS}/sos-a", PRESS).value == 0
-    wait_for(lambda: observer.messages, what="the impostor's own message")
-    time.sleep(0.5)
-    assert [t for t, _ in observer.messages] == [f"ce/{community}/b1/{SOS}/sos-a"]
+    # its own message, sent after the forged one on one connection, is the positive marker
+    own = f"ce/{community}/b1/{SOS}/sos-a"
+    wait_for(lambda: own in observer.topics(), what="the impostor's own message")
+    assert observer.topics() == [own]
 
 
 # -- TLS and authentication failures: reported as such, retried -----------------------------------

@@ -8,18 +8,15 @@ community each), configured through COMMUNITY_EDGE_CENTRAL__URL / __TOKEN; the c
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
 from tests.central_process import CentralApiProcess
+from tests.mqtt_publisher import publish
 from tests.servers import MosquittoFactory, PostgresServer
 
 COMMUNITIES = ("north", "south")
@@ -29,26 +26,14 @@ ERRORS = 'community_edge_sink_errors_total{sink="central"}'
 
 def _press(mqtt_url: str, community: str, numbers: range) -> int:
     """One SOS press from each button, QoS 1; returns how many the broker acknowledged."""
-    host, _, port = mqtt_url.removeprefix("mqtt://").partition(":")
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"central-e2e-{os.getpid()}-{time.monotonic_ns()}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        infos = []
-        for number in numbers:
-            body = {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1}
-            topic = f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}"
-            infos.append(client.publish(topic, json.dumps(body), qos=1))
-        for info in infos:
-            info.wait_for_publish(10)
-        return sum(info.is_published() for info in infos)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    presses = [
+        (
+            f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}",
+            {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1},
+        )
+        for number in numbers
+    ]
+    return publish(mqtt_url, presses)
 
 
 def _central_alerts(central: CentralApiProcess, token: str) -> list[dict[str, Any]]:
@@ -96,7 +81,7 @@ def test_two_agents_post_to_one_central_api_exactly_once_across_its_outage(
             for agent in agents.values():
                 wait_for(lambda a=agent: a.metrics()[DEPTH] == 7, what="7 events owed")
                 wait_for(lambda a=agent: a.metrics()[ERRORS] >= 2, what="failed deliveries")
-            time.sleep(2.0)
+            time.sleep(2.0)  # the point: an outage of seconds, the agents backing off meanwhile
 
             central.start()
             for agent in agents.values():

@@ -397,14 +397,25 @@ def test_any_representable_text_reads_back(
 
 
 class _StatusServer(ThreadingHTTPServer):
+    """Answers every write with `status` and keeps each request body it was sent."""
+
     status = 500
+    bodies: list[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class _StatusHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        server = cast(_StatusServer, self.server)
+        server.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.send_response(server.status)
+        if server.status == 204:
+            self.end_headers()
+            return
         body = b'{"code":"stub","message":"stub answer"}'
-        self.send_response(cast(_StatusServer, self.server).status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -415,17 +426,24 @@ class _StatusHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _status_server(status: int) -> Iterator[str]:
-    server = _StatusServer(("127.0.0.1", 0), _StatusHandler)
+def _recording_server(status: int, port: int = 0) -> Iterator[_StatusServer]:
+    server = _StatusServer(("127.0.0.1", port), _StatusHandler)
     server.status = status
+    server.bodies = []
     thread = threading.Thread(target=server.serve_forever, name=f"status-{status}")
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def _status_server(status: int) -> Iterator[str]:
+    with _recording_server(status) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize(
@@ -456,24 +474,35 @@ async def test_http_status_translation(status: int, error: type[Exception]) -> N
     assert TOKEN not in str(caught.value)
 
 
-async def test_nothing_listening_is_unavailable() -> None:
-    sink = InfluxSink(f"http://127.0.0.1:{free_port()}", org="o", bucket="b", token=TOKEN)
+async def test_nothing_listening_is_unavailable_and_the_batch_is_written_once_it_listens() -> None:
+    port = free_port()
+    sink = InfluxSink(f"http://127.0.0.1:{port}", org="o", bucket="b", token=TOKEN)
+    batch = [_event()]
     try:
+        # connection refused: SinkUnavailable (retry), never SinkRejected (which dead-letters)
         with pytest.raises(SinkUnavailable) as caught:
-            await sink.write_events([_event()])
+            await sink.write_events(batch)
+        assert not isinstance(caught.value, SinkRejected)
+        assert isinstance(caught.value.__cause__, urllib3.exceptions.HTTPError)
+        assert TOKEN not in str(caught.value)
+        # nothing was lost: the same batch, retried once the server listens, arrives whole
+        with _recording_server(204, port) as server:
+            await sink.write_events(batch)
+        assert server.bodies == [event_line(batch[0]).encode()]
     finally:
         await sink.close()
-    assert isinstance(caught.value.__cause__, urllib3.exceptions.HTTPError)
-    assert TOKEN not in str(caught.value)
 
 
 async def test_an_empty_batch_sends_nothing() -> None:
-    sink = InfluxSink(f"http://127.0.0.1:{free_port()}", org="o", bucket="b", token=None)
-    try:
-        await sink.write_readings([])
-        await sink.write_events([])
-    finally:
-        await sink.close()
+    # a server that would answer 500 to any request: a write that sent one would raise
+    with _recording_server(500) as server:
+        sink = InfluxSink(server.url, org="o", bucket="b", token=None)
+        try:
+            await sink.write_readings([])  # no request: no 500, no SinkUnavailable
+            await sink.write_events([])
+        finally:
+            await sink.close()
+    assert server.bodies == []
 
 
 async def test_an_unwritable_reading_is_rejected_before_sending() -> None:

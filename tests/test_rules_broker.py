@@ -7,12 +7,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import publish
 from tests.servers import MosquittoServer
 
 C = "rules-it"  # this module's community
@@ -67,20 +65,24 @@ def agent(
         yield process
 
 
-def _publish(url: str, messages: list[tuple[str, dict[str, Any]]], gap_s: float = 0.0) -> None:
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5
+def _publish(agent: AgentProcess, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish (every PUBACK in), then wait until the agent acknowledged them all after commit:
+    the positive marker that every rule has seen them."""
+    before = _acked(agent)
+    publish(agent.mqtt_url, messages)
+    wait_for(
+        lambda: _acked(agent) >= before + len(messages),
+        within_s=10,
+        what=f"{len(messages)} messages acknowledged by the agent",
     )
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        for topic, payload in messages:
-            client.publish(topic, orjson.dumps(payload), qos=1).wait_for_publish(5)
-            time.sleep(gap_s)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+
+
+def _acked(agent: AgentProcess) -> int:
+    return sum(
+        int(value)
+        for key, value in agent.metrics().items()
+        if key.startswith("community_edge_messages_acked_total")
+    )
 
 
 def _topic(building: str, model: str, device: str) -> str:
@@ -98,12 +100,11 @@ def _alerts(agent: AgentProcess, building: str) -> list[tuple[str, str, str, str
 
 def test_door_held_open_raises_after_its_hold_and_clears_on_close(agent: AgentProcess) -> None:
     topic = _topic("b1", "zigbee-door-contact", "door-1")
-    _publish(agent.mqtt_url, [(topic, {"contact": False})])
-    time.sleep(1.0)
-    assert _alerts(agent, "b1") == []  # within the 2 s hold
+    _publish(agent, [(topic, {"contact": False})])
+    assert _alerts(agent, "b1") == []  # the agent has the open door, within the 2 s hold
     wait_for(lambda: _alerts(agent, "b1"), within_s=10, what="door-held-open")
     assert _alerts(agent, "b1") == [("door-held-open", "door-1", "active", "warning")]
-    _publish(agent.mqtt_url, [(topic, {"contact": True})])
+    _publish(agent, [(topic, {"contact": True})])
     wait_for(lambda: _alerts(agent, "b1")[0][2] == "resolved", within_s=10, what="cleared")
 
 
@@ -125,12 +126,10 @@ def test_five_denied_swipes_raise_one_alert(agent: AgentProcess) -> None:
         )
         for n in range(7)
     ]
-    _publish(agent.mqtt_url, messages[:4])
-    time.sleep(1.0)
+    _publish(agent, messages[:4])  # returns once the agent has all four
     assert _alerts(agent, "b2") == []
-    _publish(agent.mqtt_url, messages[4:])
+    _publish(agent, messages[4:])  # and all seven: the last two cannot add a second alert
     wait_for(lambda: _alerts(agent, "b2"), within_s=10, what="denied-swipes")
-    time.sleep(0.5)
     alerts = agent.get("/v1/alerts", community=C, limit=500)["items"]
     swipes = [a for a in alerts if a["rule"] == "denied-swipes"]
     assert [(a["device_id"], a["count"]) for a in swipes] == [("acc-1", 1)]
@@ -138,17 +137,20 @@ def test_five_denied_swipes_raise_one_alert(agent: AgentProcess) -> None:
 
 def test_maybe_fall_becomes_a_fall_unless_withdrawn(agent: AgentProcess) -> None:
     r1, r2 = _topic("b3", "tuya-fall-radar", "rad-1"), _topic("b3", "tuya-fall-radar", "rad-2")
+    published = time.monotonic()
     _publish(
-        agent.mqtt_url,
+        agent,
         [(r1, {"fall_down_status": "maybe_fall"}), (r2, {"fall_down_status": "maybe_fall"})],
     )
-    _publish(agent.mqtt_url, [(r2, {"fall_down_status": "none"})])
+    _publish(agent, [(r2, {"fall_down_status": "none"})])
     wait_for(
         lambda: ("fall", "rad-1", "active", "critical") in _alerts(agent, "b3"),
         within_s=10,
         what="fall",
     )
-    time.sleep(3.0)  # rad-2's window is over too
+    # A clock that must move: rad-2's 2 s window must be over (plus ticks of 0.2 s) before its
+    # withdrawn fall can be shown never to come.
+    time.sleep(max(0.0, published + 3.0 - time.monotonic()))
     assert _alerts(agent, "b3") == [
         ("fall", "rad-1", "active", "critical"),
         ("possible-fall", "rad-1", "active", "major"),
@@ -159,7 +161,7 @@ def test_maybe_fall_becomes_a_fall_unless_withdrawn(agent: AgentProcess) -> None
 def test_a_quiet_household_raises_absence_and_an_away_one_does_not(agent: AgentProcess) -> None:
     wait_for(lambda: _alerts(agent, "b4"), within_s=15, what="no-activity")
     assert _alerts(agent, "b4") == [("no-activity", "household:1201", "active", "major")]
-    _publish(agent.mqtt_url, [(_topic("b4", "zigbee-pir-motion", "pir-1"), {"occupancy": True})])
+    _publish(agent, [(_topic("b4", "zigbee-pir-motion", "pir-1"), {"occupancy": True})])
     wait_for(lambda: _alerts(agent, "b4")[0][2] == "resolved", within_s=10, what="activity")
     assert [a[1] for a in _alerts(agent, "b4")] == ["household:1201"]  # 1202 is away
 
@@ -168,7 +170,7 @@ def test_two_smoke_detectors_raise_one_confirmed_fire_and_an_sos_is_immediate(
     agent: AgentProcess,
 ) -> None:
     _publish(
-        agent.mqtt_url,
+        agent,
         [
             (_topic("b5", "tuya-smoke-detector", "smk-1"), {"smoke": True, "test": False}),
             (_topic("b5", "tuya-smoke-detector", "smk-2"), {"smoke": True, "test": False}),

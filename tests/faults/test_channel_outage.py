@@ -11,18 +11,15 @@ vendors do. Fewer than 20 events per channel: no wait for the rate window.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
 from edge.sinks.channels.message import KIND_LABEL
 from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import publish
 from tests.robot_receivers import RobotReceiver, RobotRequest
 from tests.servers import MosquittoServer, free_port
 
@@ -32,31 +29,21 @@ SECRET = "SECoutage0123456789abcdef"
 PRESSES = 12
 ACKS = 4
 OUTAGE_S = 5.0
+DEPTH = "community_edge_outbox_depth"
+SENT = "community_edge_channel_sent_total"
 _KIND = {label: kind.value for kind, label in KIND_LABEL.items()}
 _SINGLE = re.compile(r"】(?P<kind>[^*]+)\*\*.*告警编号 Alert: (?P<id>\S+)", re.S)
 
 
 def _press_buttons(mqtt_url: str, community: str, count: int) -> int:
-    host, _, port = mqtt_url.removeprefix("mqtt://").partition(":")
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"channel-outage-{os.getpid()}-{time.monotonic_ns()}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        infos = []
-        for number in range(count):
-            body = {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1}
-            topic = f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}"
-            infos.append(client.publish(topic, json.dumps(body), qos=1))
-        for info in infos:
-            info.wait_for_publish(10)
-        return sum(info.is_published() for info in infos)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    presses = [
+        (
+            f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}",
+            {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1},
+        )
+        for number in range(count)
+    ]
+    return publish(mqtt_url, presses)
 
 
 def _notified(requests: list[RobotRequest]) -> list[tuple[str, str]]:
@@ -167,6 +154,7 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
             assert "unreachable" in failed["reason"]
             assert KEY not in json.dumps(detail)
 
+            # the point: the outage lasts OUTAGE_S, the forwarder backing off meanwhile
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
             wecom.start()
             wait_for(
@@ -174,9 +162,31 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
                 within_s=45,
                 what="WeCom caught up with every event",
             )
-            time.sleep(1.0)  # nothing more arrives: no duplicates trail in
+            # nothing more can trail in once both outboxes owe nothing and every send is counted
+            # and logged: the positive marker for "no duplicates" below
+            events = sum(expected.values())
+            metrics = wait_for(
+                lambda: (
+                    all(
+                        (m := agent.metrics()).get(f'{DEPTH}{{lane="events",sink="{sink}"}}') == 0
+                        and m.get(f'{SENT}{{sink="{sink}"}}') == events
+                        for sink in ("duty-wecom", "duty-dingtalk")
+                    )
+                    and agent.metrics()
+                ),
+                what="both channels' outboxes empty and every event sent",
+            )
+            wait_for(
+                lambda: (
+                    {
+                        ("duty-wecom", "opened", "delivered"),
+                        ("duty-wecom", "acknowledged", "delivered"),
+                    }
+                    <= recorded()
+                ),
+                what="WeCom deliveries recorded",
+            )
             final: dict[str, Any] = agent.get(f"/v1/alerts/{ids[0]}")
-            metrics = agent.metrics()
     finally:
         wecom.close()
         dingtalk.close()
@@ -189,7 +199,6 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
     assert all(
         "https://gw.example/v1/alerts/" in r.text for r in wecom.requests if "汇总" not in r.text
     )
-    events = sum(expected.values())
     for sink in ("duty-wecom", "duty-dingtalk"):
         assert metrics[f'community_edge_channel_sent_total{{sink="{sink}"}}'] == events
         assert metrics[f'community_edge_channel_skipped_total{{sink="{sink}"}}'] == 0

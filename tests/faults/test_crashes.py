@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import Publisher
 from tests.servers import (
     MosquittoFactory,
     MosquittoServer,
@@ -178,51 +179,17 @@ def _client(url: str, role: str) -> tuple[mqtt.Client, str, int]:
     return client, host, int(port)
 
 
-class Publisher:
-    """QoS 1 publisher: `wait()` returns once the broker acknowledged every message."""
-
-    def __init__(self, url: str) -> None:
-        self._client, host, port = _client(url, "pub")
-        self._client.max_inflight_messages_set(1000)
-        self._infos: list[mqtt.MQTTMessageInfo] = []
-        self.acknowledged = 0
-        self._client.connect(host, port)
-        self._client.loop_start()
-
-    def publish(self, messages: Iterable[Message]) -> None:
-        for message in messages:
-            info = self._client.publish(message.topic, message.payload, qos=1)
-            assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
-            self._infos.append(info)
-
-    def wait(self, within_s: float = 60.0) -> None:
-        deadline = time.monotonic() + within_s
-        for info in self._infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-            assert info.is_published(), "the broker did not acknowledge a message"
-            self.acknowledged += 1
-        self._infos.clear()
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-
 @contextmanager
 def publisher(url: str) -> Iterator[Publisher]:
-    pub = Publisher(url)
-    try:
+    """The shared publisher with a wide in-flight window: a burst is sent pipelined."""
+    with Publisher(url, timeout=60.0, max_inflight=1000) as pub:
         yield pub
-    finally:
-        pub.close()
 
 
 def publish(url: str, messages: Sequence[Message]) -> int:
     """Publish and wait for every PUBACK; returns how many the broker acknowledged."""
     with publisher(url) as pub:
-        pub.publish(messages)
-        pub.wait()
-        return pub.acknowledged
+        return pub.publish_many((m.topic, m.payload) for m in messages)
 
 
 @dataclass(frozen=True)
@@ -434,7 +401,7 @@ def test_agent_killed_mid_burst_loses_and_duplicates_nothing(
         first = AgentProcess(data, broker.url, args)
         first.start()
         try:
-            pub.publish(burst)
+            pub.send((m.topic, m.payload) for m in burst)
             acked_at_kill = wait_for(
                 lambda: (n := _sum(first.metrics(), ACKED)) >= 2_000 and n,
                 within_s=30,
@@ -443,8 +410,7 @@ def test_agent_killed_mid_burst_loses_and_duplicates_nothing(
             first.kill()
         finally:
             first.__exit__(None, None, None)
-        pub.wait()
-        published = pub.acknowledged
+        published = pub.wait()
         at_kill = watch.counts()  # what the broker holds for the dead agent
 
         second = AgentProcess(data, broker.url, args)

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import Publisher
 from tests.servers import (
     MosquittoFactory,
     MosquittoServer,
@@ -70,54 +71,11 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-class _Publisher:
-    """A paho client publishing QoS 1; `wait()` blocks until the broker acknowledged everything."""
-
-    def __init__(self, url: str) -> None:
-        host, _, port = url.removeprefix("mqtt://").partition(":")
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"fault-pub-{time.monotonic_ns()}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        self._client.max_inflight_messages_set(1000)
-        self._infos: list[mqtt.MQTTMessageInfo] = []
-        self._client.connect(host, int(port))
-        self._client.loop_start()
-
-    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
-        info = self._client.publish(topic, payload, qos=1)
-        assert info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN, info.rc
-        self._infos.append(info)
-        return info
-
-    def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
-        count = 0
-        for topic, payload in messages:
-            self.publish(topic, payload)
-            count += 1
-        self.wait()
-        return count
-
-    def wait(self, within_s: float = 60.0) -> None:
-        deadline = time.monotonic() + within_s
-        for info in self._infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-            assert info.is_published(), "the broker did not acknowledge a message"
-        self._infos.clear()
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-
 @contextmanager
-def _publisher(url: str) -> Iterator[_Publisher]:
-    publisher = _Publisher(url)
-    try:
+def _publisher(url: str) -> Iterator[Publisher]:
+    """The shared publisher with a wide in-flight window: a flood is sent pipelined."""
+    with Publisher(url, timeout=60.0, max_inflight=1000) as publisher:
         yield publisher
-    finally:
-        publisher.close()
 
 
 class _BrokerQueue:
@@ -224,10 +182,10 @@ def test_sos_is_not_delayed_behind_a_telemetry_flood(
         with _publisher(broker.url) as sos:
             for number in range(20):
                 due = started + 0.5 * number
-                time.sleep(max(0.0, due - time.monotonic()))
+                time.sleep(max(0.0, due - time.monotonic()))  # the point: presses 0.5 s apart
                 ts = _now_ms()
                 topic, payload = _sos(community, number, ts)
-                sos.publish(topic, payload).wait_for_publish(5)
+                sos.publish(topic, payload)
                 pressed[topic.rsplit("/", 1)[1]] = ts
                 unacked.append(agent.metrics()[TELEMETRY_UNACKED])
         window_end = time.monotonic()
@@ -312,8 +270,8 @@ def test_outbox_at_its_cap_sheds_the_oldest_readings_and_never_an_alert(
         )
         with _publisher(broker.url) as sos:  # ten SOS presses while the outbox fills up
             for number in range(10):
-                time.sleep(0.35)
-                sos.publish(*_sos(community, number, _now_ms())).wait_for_publish(5)
+                time.sleep(0.35)  # the point: presses spread over the flood
+                sos.publish(*_sos(community, number, _now_ms()))
         published = _summary(flood)["sent"]
         readings = published + 10  # an SOS press is a reading too
         wait_for(
@@ -369,7 +327,7 @@ def test_a_corrupted_outbox_is_moved_aside_and_a_fresh_one_begins(
     data = tmp_path / "agent"
     with AgentProcess(data, broker.url) as agent:
         with _publisher(broker.url) as sos:
-            sos.publish(*_sos(community, 0, _now_ms())).wait_for_publish(5)
+            sos.publish(*_sos(community, 0, _now_ms()))
         wait_for(lambda: _alerts(agent, community), what="the first SOS")
         assert agent.metrics()["community_edge_outbox_recovered"] == 0
     outbox = data / "outbox.db"
@@ -388,7 +346,7 @@ def test_a_corrupted_outbox_is_moved_aside_and_a_fresh_one_begins(
         assert f"outbox {outbox} is unreadable" in log
         assert f"moved aside to {moved[0]}" in log
         with _publisher(broker.url) as sos:
-            sos.publish(*_sos(community, 1, _now_ms())).wait_for_publish(5)
+            sos.publish(*_sos(community, 1, _now_ms()))
         alerts = wait_for(
             lambda: len(a := _alerts(agent, community)) == 2 and a, what="an SOS after recovery"
         )
@@ -450,8 +408,8 @@ def test_malformed_payloads_become_dead_letters_and_good_ones_still_flow(
     ]
     with AgentProcess(tmp_path / "agent", broker.url) as agent, _publisher(broker.url) as pub:
         started = time.monotonic()
-        pub.publish_all(bad)
-        pub.publish_all(good)
+        pub.publish_many(bad)
+        pub.publish_many(good)
         wait_for(
             lambda: (m := agent.metrics())[TELEMETRY_ACKED] + m[ALARM_ACKED] == 11_000,
             within_s=60,
@@ -514,8 +472,8 @@ def test_oversized_junk_does_not_evict_good_readings_at_the_cap(
     ) as agent:
         tsdb.kill()
         with _publisher(broker.url) as pub:
-            pub.publish_all(good)
-            pub.publish_all(junk)
+            pub.publish_many(good)
+            pub.publish_many(junk)
         wait_for(lambda: agent.metrics()[TELEMETRY_ACKED] == 1100, what="everything acknowledged")
         metrics = agent.metrics()
     print(

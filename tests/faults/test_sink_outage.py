@@ -48,7 +48,8 @@ def test_a_long_time_series_outage_under_load_loses_nothing(
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2)
+        series = f'{{__name__="sos_battery",community="{community}"}}'
+        wait_for(lambda: tsdb.count_samples(series) > 0, what="the load stored in tsdb")
         tsdb.stop()  # a clean stop: VictoriaMetrics keeps what it had acknowledged
         stopped = time.monotonic()
         wait_for(
@@ -56,6 +57,7 @@ def test_a_long_time_series_outage_under_load_loses_nothing(
         )
         problems = httpx.get(f"{agent.url}/readyz").json()["problems"]
         assert any("sink tsdb failing" in p for p in problems)
+        # the point: an outage longer than influxdb-client's own retry budget
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
         errors = agent.metrics()['community_edge_sink_errors_total{sink="tsdb"}']
         assert errors > 5  # more attempts than influxdb-client's own retry budget
@@ -65,6 +67,6 @@ def test_a_long_time_series_outage_under_load_loses_nothing(
         backlog = 'community_edge_outbox_depth{lane="readings",sink="tsdb"}'
         wait_for(lambda: agent.metrics()[backlog] == 0, within_s=60, what="backlog drained")
         agent.wait_ready()
-    stored = tsdb.count_samples(f'{{__name__="sos_battery",community="{community}"}}')
+    stored = tsdb.count_samples(series)
     print(f"tsdb outage {OUTAGE_S:.0f} s: published {sent}, stored {stored}, retries {errors:.0f}")
     assert stored == sent

@@ -11,16 +11,13 @@ batch), so the duplicates a receiver must expect are really sent. Figures are pr
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
 from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import publish
 from tests.servers import MosquittoServer, free_port
 from tests.test_webhook import Received, Receiver
 
@@ -34,26 +31,14 @@ ERRORS = f'community_edge_sink_errors_total{{sink="{SINK}"}}'
 
 def _press_buttons(mqtt_url: str, community: str, count: int) -> int:
     """One SOS press from each of `count` buttons, QoS 1; returns how many the broker acked."""
-    host, _, port = mqtt_url.removeprefix("mqtt://").partition(":")
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"webhook-outage-{os.getpid()}-{time.monotonic_ns()}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        infos = []
-        for number in range(count):
-            body = {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1}
-            topic = f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}"
-            infos.append(client.publish(topic, json.dumps(body), qos=1))
-        for info in infos:
-            info.wait_for_publish(10)
-        return sum(info.is_published() for info in infos)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    presses = [
+        (
+            f"ce/{community}/b1/tuya-sos-button/sos-{number:02d}",
+            {"action": "emergency", "battery": 80, "ts": time.time_ns() // 10**6, "seq": 1},
+        )
+        for number in range(count)
+    ]
+    return publish(mqtt_url, presses)
 
 
 def _alerts(agent: AgentProcess, community: str) -> list[dict[str, Any]]:
@@ -116,6 +101,7 @@ def test_a_webhook_receiver_outage_and_an_agent_crash_lose_no_alert_event(
             assert kinds == {"opened": 20, "acknowledged": 10, "resolved": 10}
             assert len(expected) == len(history) == 40
 
+            # the point: the outage lasts OUTAGE_S, the forwarder's backoff growing to seconds
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
             errors_after_restart = agent.metrics()[ERRORS]
             receiver.start()
