@@ -12,9 +12,12 @@ from edge.sinks.channels.route import Route, TimeWindow
 from edge.sinks.channels.wecom import WecomSink
 from edge.sinks.influx import InfluxSink
 from edge.sinks.reading_store import ReadingStore, StoredReading
+from edge.sinks.refusal import HTTP_TIMEOUT_S, RETRIED_4XX, refusal
 from edge.sinks.webhook import WebhookSink
 
 __all__ = [
+    "HTTP_TIMEOUT_S",
+    "RETRIED_4XX",
     "AlertApiSink",
     "Channel",
     "Delivery",
@@ -30,4 +33,5 @@ __all__ = [
     "TimeWindow",
     "WebhookSink",
     "WecomSink",
+    "refusal",
 ]
