@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from simulators.load import parse_mqtt_url
+from edge.ingest import parse_mqtt_url
 
 
 class Recorder:
@@ -22,7 +22,7 @@ class Recorder:
     """
 
     def __init__(self, url: str, topic_filter: str) -> None:
-        host, port = parse_mqtt_url(url)
+        broker = parse_mqtt_url(url)
         self._messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -33,7 +33,7 @@ class Recorder:
         )
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self._client.connect(host, port)
+        self._client.connect(broker.host, broker.port)
         self._client.loop_start()
         self._client.subscribe(topic_filter, qos=1)
         assert self._subscribed.wait(5), "no SUBACK"
