@@ -461,27 +461,12 @@ class Settings(BaseSettings):
     @field_validator("webhooks")
     @classmethod
     def _webhook_names(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
-        """Fill in `webhook-<n>` (from 1) where no name is given; names must be unique."""
-        named: list[WebhookSettings] = []
-        for n, webhook in enumerate(value, start=1):
-            name = webhook.name or f"webhook-{n}"
-            if any(w.name == name for w in named):
-                raise ValueError(f"two webhooks are named {name!r}; names must be unique")
-            named.append(webhook.model_copy(update={"name": name}))
-        return named
-
-    @model_validator(mode="after")
-    def _channel_names(self) -> Settings:
-        """A channel's name keys its outbox cursor: unique across `webhooks` and `channels`."""
-        seen = {w.name for w in self.webhooks}
-        for channel in self.channels:
-            if channel.name in seen:
-                raise ValueError(
-                    f"channels: two sinks are named {channel.name!r}; names must be unique "
-                    "across webhooks and channels"
-                )
-            seen.add(channel.name)
-        return self
+        """Fill in `webhook-<n>` (from 1) where no name is given; uniqueness across every sink
+        is checked where the gateway registers its sinks (gateway/wiring.py)."""
+        return [
+            w if w.name else w.model_copy(update={"name": f"webhook-{n}"})
+            for n, w in enumerate(value, start=1)
+        ]
 
 
 def load_settings(

@@ -18,7 +18,6 @@ from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Severity
 from edge.outbox import Sink
 from edge.sinks import (
-    RETRIED_4XX,
     AlertApiSink,
     DingtalkSink,
     InfluxSink,
@@ -28,6 +27,7 @@ from edge.sinks import (
     WecomSink,
     refusal,
 )
+from edge.sinks.refusal import RETRIED_4XX
 
 # status -> what every HTTP sink makes of it; the same for all five, none differs today
 TABLE: dict[int, type[Exception]] = {

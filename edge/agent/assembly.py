@@ -46,7 +46,7 @@ from edge.errors import (
 )
 from edge.ingest import BrokerAddress, Delivery, IngestLane, MqttSession
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
-from edge.outbox import Forwarder, Outbox, Sink
+from edge.outbox import Forwarder, Outbox, Sink, check_sink_names
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 
 _log = logging.getLogger(__name__)
@@ -91,7 +91,19 @@ class Agent:
         *,
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
+        owners: Sequence[str] = (),
     ) -> None:
+        """`owners` says who configured each of `sinks`, in order, for the error that names both
+        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
+        check_sink_names(
+            [
+                (AlertStoreSink.name, "the gateway's alert store"),
+                *(
+                    (sink.name, owners[n] if n < len(owners) else f"sink {sink.name!r}")
+                    for n, sink in enumerate(sinks)
+                ),
+            ]
+        )
         self.config = config
         self.profiles = profiles
         self.registry = registry

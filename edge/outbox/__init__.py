@@ -4,10 +4,12 @@ it, and the Sink protocol every destination implements.
 
 from edge.outbox.forwarder import Forwarder
 from edge.outbox.outbox import Outbox
-from edge.outbox.sink import Sink
+from edge.outbox.sink import Sink, SinkNameTaken, check_sink_names
 
 __all__ = [
     "Forwarder",
     "Outbox",
     "Sink",
+    "SinkNameTaken",
+    "check_sink_names",
 ]
