@@ -6,6 +6,7 @@ bounded, so memory stays flat however high the target rate.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from edge.decode import ProfileRegistry
 from edge.errors import TlsConfigError
-from edge.ingest import BrokerAddress, parse_mqtt_url
+from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from simulators.behaviour import Timeline
 from simulators.community import build_community
 from simulators.faults import FaultInjector, Outgoing
@@ -66,11 +68,28 @@ class LoadResult(BaseModel):
     faults: dict[str, int] = {}  # publishes that carried each fault kind (see simulators.faults)
 
 
-def broker_address(broker: str | BrokerAddress) -> BrokerAddress:
-    """The broker to publish to: an `mqtt[s]://[user:password@]HOST[:PORT]` URL, parsed as the
-    agent parses its own (`edge.ingest.parse_mqtt_url`), or an address with a CA or client
-    certificate already in its `tls`. Raises ValueError naming the problem."""
-    return broker if isinstance(broker, BrokerAddress) else parse_mqtt_url(broker)
+def broker_address(
+    broker: str | BrokerAddress,
+    *,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    key_password: str | None = None,
+) -> BrokerAddress:
+    """The broker to publish to, parsed as the agent parses its own (`edge.ingest`).
+
+    `broker` is an `mqtt[s]://[user:password@]HOST[:PORT]` URL or an address already built. The
+    files are the agent's `mqtt.tls` options: a CA to trust instead of the system's, a client
+    certificate and its key; they need an `mqtts://` URL. Raises ValueError naming the problem.
+    """
+    address = broker if isinstance(broker, BrokerAddress) else parse_mqtt_url(broker)
+    files = (ca_file, cert_file, key_file, key_password)
+    if all(f is None for f in files):
+        return address
+    if address.tls is None:
+        raise ValueError(f"TLS files are given but {address} is mqtt://; use mqtts://")
+    tls = TlsConfig(ca_file, cert_file, key_file, key_password)
+    return dataclasses.replace(address, tls=tls)
 
 
 class TokenBucket:

@@ -74,17 +74,13 @@ def test_the_simulators_parse_urls_as_the_agent_does() -> None:
     assert broker_address(given) is given
     with pytest.raises(ValueError, match=r"\*\*\*"):  # the password is never shown
         broker_address(f"mqtts://{USER}:{URL_PASSWORD}@broker.local:8884/path")
+    with pytest.raises(ValueError, match="use mqtts://"):
+        broker_address("mqtt://broker.local", ca_file=Path("ca.pem"))
 
 
 def test_load_reaches_a_broker_with_tls_and_a_password(secure_broker: SecureBroker) -> None:
-    address = parse_mqtt_url(f"mqtts://{USER}:{URL_PASSWORD}@{HOST}:{secure_broker.password_port}")
-    address = BrokerAddress(
-        address.host,
-        address.port,
-        address.username,
-        address.password,
-        TlsConfig(secure_broker.ca.ca_file),
-    )
+    url = f"mqtts://{USER}:{URL_PASSWORD}@{HOST}:{secure_broker.password_port}"
+    address = broker_address(url, ca_file=secure_broker.ca.ca_file)
     result = run_load(address, devices=5, rate=500, duration=1, messages=40)
     assert (result.sent, result.failed) == (40, 0)
 
@@ -92,10 +88,12 @@ def test_load_reaches_a_broker_with_tls_and_a_password(secure_broker: SecureBrok
 def test_a_scenario_reaches_a_broker_with_a_client_certificate(
     secure_broker: SecureBroker,
 ) -> None:
-    tls = TlsConfig(
-        secure_broker.ca.ca_file, secure_broker.client.cert_file, secure_broker.client.key_file
+    address = broker_address(
+        f"mqtts://{HOST}:{secure_broker.certificate_port}",
+        ca_file=secure_broker.ca.ca_file,
+        cert_file=secure_broker.client.cert_file,
+        key_file=secure_broker.client.key_file,
     )
-    address = BrokerAddress(HOST, secure_broker.certificate_port, tls=tls)
     result = run_scenario(address, "elder-sos", delay_scale=0.0)
     assert result.failed == 0
     assert result.sent >= 1
