@@ -1,11 +1,12 @@
 """The one decision every HTTP sink makes on a non-2xx answer: retry later, or set the entry aside.
 
-A 4xx means the request itself is wrong, so retrying cannot help: `SinkRejected`, and the forwarder
-splits the batch until the one refused entry is found and set aside. Except 401 and 403 (a wrong
-token, key or secret is a configuration fault that must not drop alerts), 408 and 429 (the receiver
-asks us to come back): those, 3xx (redirects are not followed), 5xx and anything else are
-`SinkUnavailable`, retried without limit. The TSDB, the central alert API, webhooks and the WeCom /
-DingTalk robots all decide this way; tests/test_refusal.py pins the table.
+A 4xx means the request itself is wrong and retrying cannot help: `SinkRejected`, and the
+forwarder splits the batch until the one refused entry is found and set aside. Except 401 and 403
+(a wrong or revoked token, key or secret is a configuration fault that must not drop alerts; the
+operator sees sink errors and /readyz), 408 and 429 (the receiver timed out, or asks us to slow
+down): those, 3xx (redirects are not followed), 5xx and anything else are `SinkUnavailable`,
+retried without limit. The TSDB, the central alert API, webhooks and the WeCom / DingTalk robots
+all decide this way; tests/test_refusal.py pins the table.
 """
 
 from __future__ import annotations
