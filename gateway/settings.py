@@ -2,6 +2,8 @@
 
 Precedence: command-line flags, then the YAML file given with --config, then COMMUNITY_EDGE_*
 environment variables (nested with `__`: COMMUNITY_EDGE_MQTT__URL), then the defaults below.
+A default that the edge also needs (intervals, caps, the receive maximum) is written once, in
+`AgentConfig` or the stage that owns it, and read from there.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from edge.agent import AgentConfig
 from edge.alerts import EscalationPolicy, EscalationStep
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertEventKind, Severity
-from edge.sinks import Route, TimeWindow
+from edge.sinks import HTTP_TIMEOUT_S, Route, TimeWindow
 
 
 class ConfigurationError(Exception):
@@ -61,7 +64,7 @@ class MqttSettings(BaseModel):
         default_factory=lambda: f"community-edge-{socket.gethostname()}",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     )
-    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    receive_maximum: int = Field(default=AgentConfig.receive_maximum, ge=1, le=65535)
     # the broker's user for this gateway; no MQTT wildcards, '/' or spaces (ACL files split there)
     username: str | None = Field(default=None, pattern=r"^[^\s+#/]{1,256}$")
     password: SecretStr | None = None
@@ -228,7 +231,7 @@ class _ChannelSettings(BaseModel):
     # keys the channel's delivery cursor in the outbox: renaming a channel starts it afresh
     name: str = Field(pattern=_SINK_NAME, max_length=64)
     route: RouteSettings = Field(default_factory=RouteSettings)
-    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    timeout_s: float = Field(default=HTTP_TIMEOUT_S, gt=0, le=120)
 
 
 class WebhookChannelSettings(_ChannelSettings):
@@ -354,24 +357,30 @@ class ReadinessSettings(BaseModel):
     """When /readyz answers 503."""
 
     model_config = ConfigDict(extra="forbid")
-    max_backlog: int = Field(default=100_000, ge=1)  # undelivered outbox entries per sink and lane
-    max_sink_failure_s: float = Field(default=60.0, gt=0)  # a sink failing this long
+    # undelivered outbox entries per sink and lane
+    max_backlog: int = Field(default=AgentConfig.ready_max_backlog, ge=1)
+    # a sink failing this long
+    max_sink_failure_s: float = Field(default=AgentConfig.ready_max_sink_failure_s, gt=0)
 
 
 class LivenessSettings(BaseModel):
     """How silent devices and a lost broker are noticed."""
 
     model_config = ConfigDict(extra="forbid")
-    check_s: float = Field(default=30.0, gt=0)  # how often silent devices are looked for
-    broker_lost_after_s: float = Field(default=60.0, gt=0)  # then one gateway alert, not one each
-    registry_check_s: float = Field(default=5.0, gt=0)  # the registry file is reloaded on change
+    # how often silent devices are looked for
+    check_s: float = Field(default=AgentConfig.liveness_check_s, gt=0)
+    # then one gateway alert, not one each
+    broker_lost_after_s: float = Field(default=AgentConfig.broker_lost_after_s, gt=0)
+    # the registry file is reloaded on change
+    registry_check_s: float = Field(default=AgentConfig.registry_check_s, gt=0)
 
 
 class RulesSettings(BaseModel):
     """How time-driven rules run (holds, two-stage confirmations, absence, windows)."""
 
     model_config = ConfigDict(extra="forbid")
-    tick_s: float = Field(default=1.0, gt=0, le=60)  # how often they are decided and state saved
+    # how often they are decided and state saved
+    tick_s: float = Field(default=AgentConfig.rules_tick_s, gt=0, le=60)
 
 
 def _default_policies() -> list[EscalationPolicy]:
@@ -392,7 +401,7 @@ class EscalationSettings(BaseModel):
     """Escalation policies per severity, optionally per community; steps `{after_s, tier}`."""
 
     model_config = ConfigDict(extra="forbid")
-    check_s: float = Field(default=1.0, gt=0)  # how often due steps are looked for
+    check_s: float = Field(default=AgentConfig.escalation_check_s, gt=0)  # due steps looked for
     policies: list[EscalationPolicy] = Field(default_factory=_default_policies)
 
     @field_validator("policies")
@@ -412,22 +421,25 @@ class FlappingSettings(BaseModel):
     """When a key raised and cleared again and again is flapping (notified once, then quiet)."""
 
     model_config = ConfigDict(extra="forbid")
-    transitions: int = Field(default=6, ge=2)  # raises + clears within the window
-    window_s: float = Field(default=600.0, gt=0)  # and a window without any: stable again
+    # raises + clears within the window
+    transitions: int = Field(default=AgentConfig.flap_transitions, ge=2)
+    # and a window without any: stable again
+    window_s: float = Field(default=AgentConfig.flap_window_s, gt=0)
 
 
 class IncidentSettings(BaseModel):
     """Related alerts (same community, building, category) opening this close are one incident."""
 
     model_config = ConfigDict(extra="forbid")
-    window_s: float = Field(default=300.0, ge=0)
+    window_s: float = Field(default=AgentConfig.incident_window_s, ge=0)
 
 
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
     model_config = ConfigDict(extra="forbid")
-    hold_acks_s: float = Field(default=0.0, ge=0)  # pause between outbox commit and MQTT ack
+    # pause between outbox commit and MQTT ack
+    hold_acks_s: float = Field(default=AgentConfig.hold_acks_s, ge=0)
 
 
 class Settings(BaseSettings):
@@ -442,7 +454,7 @@ class Settings(BaseSettings):
     # household and building rules, overrides, away households; None: the shipped default file
     rules_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    outbox_max_mb: int = Field(default=2048, ge=1)
+    outbox_max_mb: int = Field(default=AgentConfig.outbox_max_bytes // 1024**2, ge=1)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -461,27 +473,12 @@ class Settings(BaseSettings):
     @field_validator("webhooks")
     @classmethod
     def _webhook_names(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
-        """Fill in `webhook-<n>` (from 1) where no name is given; names must be unique."""
-        named: list[WebhookSettings] = []
-        for n, webhook in enumerate(value, start=1):
-            name = webhook.name or f"webhook-{n}"
-            if any(w.name == name for w in named):
-                raise ValueError(f"two webhooks are named {name!r}; names must be unique")
-            named.append(webhook.model_copy(update={"name": name}))
-        return named
-
-    @model_validator(mode="after")
-    def _channel_names(self) -> Settings:
-        """A channel's name keys its outbox cursor: unique across `webhooks` and `channels`."""
-        seen = {w.name for w in self.webhooks}
-        for channel in self.channels:
-            if channel.name in seen:
-                raise ValueError(
-                    f"channels: two sinks are named {channel.name!r}; names must be unique "
-                    "across webhooks and channels"
-                )
-            seen.add(channel.name)
-        return self
+        """Fill in `webhook-<n>` (from 1) where no name is given; uniqueness across every sink
+        is checked where the gateway registers its sinks (gateway/wiring.py)."""
+        return [
+            w if w.name else w.model_copy(update={"name": f"webhook-{n}"})
+            for n, w in enumerate(value, start=1)
+        ]
 
 
 def load_settings(

@@ -20,7 +20,7 @@ from edge.decode import ProfileRegistry, default_profile_dir
 from edge.enrich import DeviceRegistry, RegistryFile
 from edge.errors import EdgeError, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
-from edge.outbox import Sink
+from edge.outbox import Sink, SinkNameTaken, check_sink_names
 from edge.rules import default_rules_file, load_rules_file
 from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
 from gateway.api import create_app
@@ -87,7 +87,12 @@ def build_gateway(settings: Settings) -> Gateway:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
     broker = broker_address(settings.mqtt)  # TLS files checked before any file is opened
-    _check_channel_names(settings)
+    owners = _sink_owners(settings, hooks)
+    try:
+        check_sink_names(owners)  # before any sink opens a file or a client
+    except SinkNameTaken as exc:
+        raise ConfigurationError(str(exc)) from exc
+    owner_of = dict(owners)
     clock = SystemClock()
     sinks: list[Sink] = []
     readings: ReadingStore | None = None
@@ -142,6 +147,7 @@ def build_gateway(settings: Settings) -> Gateway:
         clock,
         registry_file=registry_file,
         community_rules=community_rules,
+        owners=[owner_of[sink.name] for sink in sinks],
     )
     return Gateway(
         agent=agent, readings=readings, token=token, token_source=source, deliveries=deliveries
@@ -204,14 +210,22 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
     )
 
 
-def _check_channel_names(settings: Settings) -> None:
-    """No channel takes the name (and so the outbox cursor) of a built-in sink."""
-    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb"}
-    for channel in settings.channels:
-        if channel.name in taken:
-            raise ConfigurationError(
-                f"channels: the name {channel.name!r} is taken by another sink"
-            )
+def _sink_owners(
+    settings: Settings, hooks: list[tuple[str, WebhookSettings]]
+) -> list[tuple[str, str]]:
+    """Every sink name the gateway registers, with the setting that owns it, in order.
+
+    The built-in sinks keep their names even when they are not configured, so that configuring
+    one later cannot hand it a channel's delivery cursor.
+    """
+    return [
+        (AlertStoreSink.name, "the gateway's alert store"),
+        (ReadingStore.name, "the embedded reading store (no tsdb.url)"),
+        ("tsdb", "the time-series store (tsdb.url)"),  # InfluxSink.name, imported only when used
+        (CENTRAL_SINK, "the central alert API (central.url)"),
+        *((name, f"webhooks[{n}]") for n, (name, _) in enumerate(hooks)),
+        *((c.name, f"channels[{n}] ({c.type})") for n, c in enumerate(settings.channels)),
+    ]
 
 
 def broker_address(mqtt: MqttSettings) -> BrokerAddress:
@@ -244,21 +258,8 @@ def broker_address(mqtt: MqttSettings) -> BrokerAddress:
 
 
 def _webhooks(settings: Settings) -> list[tuple[str, WebhookSettings]]:
-    """Each webhook with its sink name, checked before any sink opens a file or a client.
-
-    A sink's name keys its outbox cursors: two sinks sharing one would skip each other's entries.
-    """
-    # "tsdb" is InfluxSink.name (imported only when used); reserved even when it is not, so
-    # that configuring a tsdb later cannot hand it a webhook's cursor
-    taken = {AlertStoreSink.name, ReadingStore.name, "tsdb", CENTRAL_SINK}
-    named = []
-    for n, webhook in enumerate(settings.webhooks, start=1):
-        name = webhook.name or f"webhook-{n}"  # Settings fills it in; the same default
-        if name in taken:
-            raise ConfigurationError(f"webhooks: the name {name!r} is taken by another sink")
-        taken.add(name)
-        named.append((name, webhook))
-    return named
+    """Each webhook with its sink name (Settings fills in `webhook-<n>` where none is given)."""
+    return [(w.name or f"webhook-{n}", w) for n, w in enumerate(settings.webhooks, start=1)]
 
 
 def listen(host: str, port: int) -> socket.socket:

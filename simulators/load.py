@@ -6,6 +6,7 @@ bounded, so memory stays flat however high the target rate.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -14,8 +15,8 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -24,6 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict
 
 from edge.decode import ProfileRegistry
+from edge.errors import TlsConfigError
+from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from simulators.behaviour import Timeline
 from simulators.community import build_community
 from simulators.faults import FaultInjector, Outgoing
@@ -38,7 +41,6 @@ _WINDOW = _MAX_QUEUED - 100  # we stop publishing before paho would refuse a mes
 _TICK = 0.01  # seconds between pacing ticks: each tick publishes a batch
 _BURST = 0.1  # seconds of tokens the bucket may hold: catches up after a late tick, no more
 _CONNECT_TIMEOUT = 10.0
-_DEFAULT_PORT = 1883
 
 
 class LoadProgress(BaseModel):
@@ -66,22 +68,28 @@ class LoadResult(BaseModel):
     faults: dict[str, int] = {}  # publishes that carried each fault kind (see simulators.faults)
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """`mqtt://HOST[:PORT]` -> (host, port); anything else raises ValueError."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid MQTT URL {url!r}: {exc}") from None
-    if parts.scheme != "mqtt":
-        raise ValueError(f"invalid MQTT URL {url!r}: expected mqtt://HOST:PORT")
-    if not parts.hostname:
-        raise ValueError(f"invalid MQTT URL {url!r}: no host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"invalid MQTT URL {url!r}: credentials are not supported")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"invalid MQTT URL {url!r}: expected mqtt://HOST:PORT with no path")
-    return parts.hostname, _DEFAULT_PORT if port is None else port
+def broker_address(
+    broker: str | BrokerAddress,
+    *,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    key_password: str | None = None,
+) -> BrokerAddress:
+    """The broker to publish to, parsed as the agent parses its own (`edge.ingest`).
+
+    `broker` is an `mqtt[s]://[user:password@]HOST[:PORT]` URL or an address already built. The
+    files are the agent's `mqtt.tls` options: a CA to trust instead of the system's, a client
+    certificate and its key; they need an `mqtts://` URL. Raises ValueError naming the problem.
+    """
+    address = broker if isinstance(broker, BrokerAddress) else parse_mqtt_url(broker)
+    files = (ca_file, cert_file, key_file, key_password)
+    if all(f is None for f in files):
+        return address
+    if address.tls is None:
+        raise ValueError(f"TLS files are given but {address} is mqtt://; use mqtts://")
+    tls = TlsConfig(ca_file, cert_file, key_file, key_password)
+    return dataclasses.replace(address, tls=tls)
 
 
 class TokenBucket:
@@ -110,9 +118,9 @@ class TokenBucket:
 class _Publisher:
     """One paho client: connects, publishes QoS 1, and counts PUBACKs per device model."""
 
-    def __init__(self, url: str, client_id: str | None) -> None:
-        self.url = url
-        host, port = parse_mqtt_url(url)
+    def __init__(self, broker: str | BrokerAddress, client_id: str | None) -> None:
+        address = broker_address(broker)
+        self.url = url = str(address)  # never shows the password
         self._lock = threading.Lock()
         self._acked = threading.Condition(self._lock)
         self._pending: dict[int, str] = {}  # mid -> model, awaiting PUBACK
@@ -134,8 +142,15 @@ class _Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        if address.username is not None:
+            self._client.username_pw_set(address.username, address.password)
+        if address.tls is not None:
+            try:
+                self._client.tls_set_context(address.tls.context())
+            except TlsConfigError as exc:
+                raise ValueError(f"MQTT TLS: {exc}") from exc
         try:
-            self._client.connect(host, port, keepalive=30)
+            self._client.connect(address.host, address.port, keepalive=30)
         except OSError as exc:
             raise ConnectionError(f"cannot connect to MQTT broker at {url}: {exc}") from exc
         self._client.loop_start()
@@ -277,7 +292,7 @@ Events = Literal["routine", "realistic"]
 
 
 def run_load(
-    url: str,
+    url: str | BrokerAddress,
     devices: int,
     rate: float,
     duration: float,
@@ -322,7 +337,7 @@ def run_load(
 
 
 def run_traffic(
-    url: str,
+    url: str | BrokerAddress,
     fleet: Sequence[SimulatedDevice],
     rate: float,
     duration: float,
@@ -445,7 +460,7 @@ def _messages(
 
 
 def run_scenario(
-    url: str,
+    url: str | BrokerAddress,
     name: str,
     community: str = "demo",
     *,
@@ -470,7 +485,7 @@ def run_scenario(
 
 
 def publish_steps(
-    url: str,
+    url: str | BrokerAddress,
     steps: Sequence[ScenarioStep],
     *,
     progress: Callable[[LoadProgress], None] | None = None,

@@ -12,7 +12,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from simulators.load import parse_mqtt_url
+from edge.ingest import parse_mqtt_url
 
 Payload = bytes | str | Mapping[str, Any]
 
@@ -43,7 +43,7 @@ class Publisher:
         timeout: float = 10.0,
         max_inflight: int | None = None,
     ) -> None:
-        host, port = parse_mqtt_url(url)
+        broker = parse_mqtt_url(url)
         self.timeout = timeout
         self._sent: list[tuple[str, mqtt.MQTTMessageInfo]] = []
         self.client = mqtt.Client(
@@ -55,7 +55,7 @@ class Publisher:
             self.client.max_inflight_messages_set(max_inflight)
         if username is not None:
             self.client.username_pw_set(username, password)
-        self.client.connect(host, port)
+        self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
     def __enter__(self) -> Publisher:

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from simulators.load import parse_mqtt_url
+from edge.ingest import parse_mqtt_url
 from tests.waiting import wait_until
 
 
@@ -36,7 +36,7 @@ class Recorder:
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
         timeout: float = 5.0,
     ) -> None:
-        host, port = parse_mqtt_url(url)
+        broker = parse_mqtt_url(url)
         self._messages: list[tuple[str, bytes]] = []
         self._markers: set[bytes] = set()
         # Markers travel on a topic of this recorder's own: nobody else sees or records them.
@@ -51,7 +51,7 @@ class Recorder:
         )
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self._client.connect(host, port)
+        self._client.connect(broker.host, broker.port)
         self._client.loop_start()
         self._client.subscribe([(topic_filter, 1), (self._marker_topic, 1)])
         assert self._subscribed.acquire(timeout=timeout), f"no SUBACK for {topic_filter}"

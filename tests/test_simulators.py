@@ -18,11 +18,12 @@ import orjson
 import pytest
 
 from edge.decode import DeviceProfile, FieldSpec, ProfileRegistry, decode, default_profile_dir
+from edge.ingest import BrokerAddress
 from edge.model import DeviceRef, FieldValue, RawMessage, Reading
 from edge.rules import RuleEngine
 from edge.rules.engine import evaluate_condition
 from simulators.community import MIX, PREFIXES, build_community, model_counts
-from simulators.load import LoadProgress, TokenBucket, parse_mqtt_url, run_load, run_scenario
+from simulators.load import LoadProgress, TokenBucket, broker_address, run_load, run_scenario
 from simulators.scenarios import SCENARIOS, build_scenario
 from simulators.sensors import (
     Event,
@@ -708,22 +709,22 @@ def test_token_bucket_caps_bursts_and_honours_the_limit() -> None:
         TokenBucket(0.0, 1.0)
 
 
-def test_parse_mqtt_url() -> None:
-    assert parse_mqtt_url("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884)
-    assert parse_mqtt_url("mqtt://broker.local") == ("broker.local", 1883)
-    assert parse_mqtt_url("mqtt://[::1]:1883/") == ("::1", 1883)
+def test_broker_urls_are_parsed_as_the_agent_parses_them() -> None:
+    assert broker_address("mqtt://127.0.0.1:1884") == BrokerAddress("127.0.0.1", 1884)
+    assert broker_address("mqtt://broker.local") == BrokerAddress("broker.local", 1883)
+    assert broker_address("mqtt://[::1]:1883/") == BrokerAddress("::1", 1883)
+    assert broker_address("mqtts://broker:8883").tls is not None
+    assert broker_address("mqtt://user:pw@broker:1883").username == "user"
     for bad in (
         "http://broker:1883",
-        "mqtts://broker:8883",
         "broker:1883",
         "mqtt://:1883",
-        "mqtt://user:pw@broker:1883",
         "mqtt://broker:1883/ce",
         "mqtt://broker:1883?x=1",
         "mqtt://broker:99999",
     ):
-        with pytest.raises(ValueError, match="invalid MQTT URL"):
-            parse_mqtt_url(bad)
+        with pytest.raises(ValueError, match="broker URL"):
+            broker_address(bad)
 
 
 def _free_port() -> int:

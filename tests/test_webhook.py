@@ -498,10 +498,6 @@ def test_webhooks_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) 
         ('webhooks: [{url: "http://h/x", name: "Alerts_1"}]', "webhooks.0.name: String should"),
         ('webhooks: [{url: "http://h/x", secret: ""}]', "webhooks.0.secret: must not be empty"),
         ('webhooks: [{url: "http://h/x", retries: 3}]', "webhooks.0.retries: unknown setting"),
-        (
-            'webhooks: [{url: "http://h/a", name: webhook-2}, {url: "http://h/b"}]',
-            "two webhooks are named 'webhook-2'",
-        ),
     ],
 )
 def test_bad_webhook_settings_name_the_key(tmp_path: Path, text: str, problem: str) -> None:
@@ -517,6 +513,6 @@ def test_a_webhook_cannot_take_another_sinks_name(tmp_path: Path, name: str) -> 
     text = f'data_dir: "{tmp_path / "data"}"\nwebhooks: [{{url: "http://h/x", name: {name}}}]\n'
     settings = load_settings(_config(tmp_path, text))
 
-    with pytest.raises(ConfigurationError, match=f"the name '{name}' is taken"):
+    with pytest.raises(ConfigurationError, match=f"two sinks are named '{name}': .* and webhooks"):
         build_gateway(settings)
     assert not (tmp_path / "data").exists()  # refused before anything was opened

@@ -44,9 +44,9 @@ from edge.errors import (
     SilenceNotFound,
     SinkUnavailable,
 )
-from edge.ingest import BrokerAddress, Delivery, IngestLane, MqttSession
+from edge.ingest import RECEIVE_MAXIMUM, BrokerAddress, Delivery, IngestLane, MqttSession
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
-from edge.outbox import Forwarder, Outbox, Sink
+from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_names
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 
 _log = logging.getLogger(__name__)
@@ -54,15 +54,19 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """Plain values the agent needs; the gateway builds it from its settings."""
+    """Plain values the agent needs; the gateway builds it from its settings.
+
+    Each default here is written once: the gateway's settings take theirs from these fields
+    (`AgentConfig.liveness_check_s`, ...), and the ingest and outbox constants are their stages'.
+    """
 
     broker: BrokerAddress
     client_id: str
     data_dir: Path
-    receive_maximum: int = 2000  # unacknowledged messages the broker may send us: the backpressure
+    receive_maximum: int = RECEIVE_MAXIMUM  # unacknowledged messages the broker may send us
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
     alarm_batch_max: int = 500  # alarm messages per transaction at most
-    outbox_max_bytes: int = 2 * 1024**3
+    outbox_max_bytes: int = OUTBOX_MAX_BYTES
     shutdown_flush_s: float = 5.0
     hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
     ready_max_backlog: int = 100_000  # /readyz turns false above this many undelivered entries
@@ -91,7 +95,19 @@ class Agent:
         *,
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
+        owners: Sequence[str] = (),
     ) -> None:
+        """`owners` says who configured each of `sinks`, in order, for the error that names both
+        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
+        check_sink_names(
+            [
+                (AlertStoreSink.name, "the gateway's alert store"),
+                *(
+                    (sink.name, owners[n] if n < len(owners) else f"sink {sink.name!r}")
+                    for n, sink in enumerate(sinks)
+                ),
+            ]
+        )
         self.config = config
         self.profiles = profiles
         self.registry = registry

@@ -37,6 +37,9 @@ from edge.errors import TlsConfigError
 _log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+# unacknowledged messages the broker may send us: the backpressure (MQTT 5 Receive Maximum);
+# the gateway's `mqtt.receive_maximum` defaults to it
+RECEIVE_MAXIMUM = 2000
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
@@ -333,7 +336,7 @@ class MqttSession:
         on_message: Callable[[Delivery], None],
         *,
         clock: Clock,
-        receive_maximum: int = 1000,
+        receive_maximum: int = RECEIVE_MAXIMUM,
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive_s: int = 30,
         expect_session: bool = False,

@@ -29,6 +29,7 @@ _T = TypeVar("_T")
 LANES: tuple[Lane, ...] = ("events", "readings")  # drain order: alert events before readings
 MAX_DEAD_LETTERS = 100_000  # newest kept; older ones are counted as dropped
 MAX_DEAD_LETTER_PAYLOAD = 4096  # bytes of a bad payload kept: enough to see what it was
+OUTBOX_MAX_BYTES = 2 * 1024**3  # the disk cap; the gateway's `outbox_max_mb` defaults to it
 DEAD_LETTER_SHARE = 0.1  # at the size cap, dead letters beyond this share of it go first
 
 _SCHEMA = """
@@ -118,7 +119,7 @@ class Outbox:
         sinks: dict[str, frozenset[Lane]],
         *,
         now: Callable[[], datetime],
-        max_bytes: int = 2 * 1024**3,
+        max_bytes: int = OUTBOX_MAX_BYTES,
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes

@@ -6,9 +6,10 @@ the same reading (same device, same timestamp) may arrive twice and must be stor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from edge.errors import EdgeError
 from edge.model import AlertEvent, Lane, Reading
 
 
@@ -27,3 +28,26 @@ class Sink(Protocol):
     async def write_readings(self, readings: Sequence[Reading]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class SinkNameTaken(EdgeError):
+    """Two sinks given one name; the message names both owners."""
+
+
+def check_sink_names(owners: Iterable[tuple[str, str]]) -> None:
+    """Refuse a sink name given twice; `owners` is (sink name, who configured it) in order.
+
+    A sink's name keys its delivery cursors in the outbox: two sinks sharing one would each take
+    the other's deliveries as their own, and every entry would reach only one of them.
+
+    Raises:
+        SinkNameTaken: naming the name and both owners, in one line.
+    """
+    seen: dict[str, str] = {}
+    for name, owner in owners:
+        if name in seen:
+            raise SinkNameTaken(
+                f"two sinks are named {name!r}: {seen[name]} and {owner}; a sink's name keys its "
+                "delivery cursor in the outbox, so each sink needs a name of its own"
+            )
+        seen[name] = owner

@@ -12,14 +12,17 @@ from edge.sinks.channels.route import Route, TimeWindow
 from edge.sinks.channels.wecom import WecomSink
 from edge.sinks.influx import InfluxSink
 from edge.sinks.reading_store import ReadingStore, StoredReading
+from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 from edge.sinks.webhook import WebhookSink
 
-__all__ = [
+# sorted plainly, as tests/test_layout.py checks (ruff's isort-style order puts constants first)
+__all__ = [  # noqa: RUF022
     "AlertApiSink",
     "Channel",
     "Delivery",
     "DeliveryLog",
     "DingtalkSink",
+    "HTTP_TIMEOUT_S",
     "InfluxSink",
     "NoticeFormat",
     "RateWindow",
@@ -30,4 +33,5 @@ __all__ = [
     "TimeWindow",
     "WebhookSink",
     "WecomSink",
+    "refusal",
 ]

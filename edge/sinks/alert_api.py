@@ -22,12 +22,12 @@ import orjson
 
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
+from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 768 * 1024  # under the central API's 1 MiB limit, with room for the envelope
 MAX_REQUEST_EVENTS = 1000  # the central API's limit per batch
-_RETRYABLE_4XX = frozenset({401, 403, 408, 429})
 _ERROR_BODY_CHARS = 200
 
 
@@ -36,7 +36,7 @@ class AlertApiSink:
 
     lanes: frozenset[Lane] = frozenset({"events"})
 
-    def __init__(self, name: str, url: str, token: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, name: str, url: str, token: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
         self.name = name
         self._endpoint = url.rstrip("/") + "/v1/alert-events"
         self._token = token
@@ -76,9 +76,7 @@ class AlertApiSink:
             self._token, "<token>"
         )
         message = f"alert API {self.name} at {self._endpoint} answered {status}: {excerpt}"
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            return SinkRejected(message)
-        return SinkUnavailable(message)
+        return refusal(status, message)
 
     async def close(self) -> None:
         if self._client is None:

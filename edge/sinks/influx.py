@@ -32,6 +32,7 @@ from influxdb_client.rest import ApiException
 
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, AlertStatus, DeviceRef, FieldValue, Lane, Reading, epoch_ms
+from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\\\n", "\r": 
 _RESERVED_FIELD_KEYS = frozenset({"time", "_field", "_measurement"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ERROR_BODY_CHARS = 300
-# Retryable although 4xx: the server timed the request out, or asks us to slow down.
-# 401/403: a wrong or revoked token is a configuration fault; keep everything and retry until it
-# is fixed (the operator sees sink errors and /readyz). 413: the forwarder's split finds a size
-# that passes, so it stays a rejection.
-_RETRYABLE_4XX = frozenset({401, 403, 408, 429})
-
 # Synchronous: the outbox owns retries and deletes a batch only after a 2xx (RELIABILITY trap 7).
 # `max_retries` only drives the batching writer's WritesRetry, but it is zeroed so that a later
 # change of write_type cannot bring retries back silently.
@@ -205,7 +200,7 @@ class InfluxSink:
     lanes: frozenset[Lane] = frozenset({"readings", "events"})
 
     def __init__(
-        self, url: str, org: str, bucket: str, token: str | None, timeout_s: float = 10.0
+        self, url: str, org: str, bucket: str, token: str | None, timeout_s: float = HTTP_TIMEOUT_S
     ) -> None:
         self._url = url
         self._org = org
@@ -265,9 +260,9 @@ class InfluxSink:
         message = self._redact(
             f"tsdb at {self._url} answered {status} {exc.reason}: {body[:_ERROR_BODY_CHARS]}"
         )
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            return SinkRejected(message)
-        return SinkUnavailable(message)
+        # 413 stays a rejection: the forwarder's split finds a size that passes. 0 (no status)
+        # is retried like a 5xx.
+        return refusal(status, message)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<token>") if self._token else text

@@ -37,6 +37,7 @@ import orjson
 from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
+from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ SIGNATURE_HEADER = "X-Community-Edge-Signature"
 _ERROR_BODY_CHARS = 200
 # Retryable although 4xx: the receiver timed out or asks us to slow down; 401/403 is a wrong or
 # missing secret, a configuration fault: keep every event and retry until it is fixed.
-_RETRYABLE_4XX = frozenset({401, 403, 408, 429})
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -79,7 +79,7 @@ class WebhookSink:
         name: str,
         url: str,
         secret: str | None,
-        timeout_s: float = 10.0,
+        timeout_s: float = HTTP_TIMEOUT_S,
         *,
         clock: Clock | None = None,
     ) -> None:
@@ -139,9 +139,7 @@ class WebhookSink:
         message = self._redact(
             f"webhook {self._where} answered {status} {response.reason_phrase}: {excerpt}"
         )
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            return SinkRejected(message)
-        return SinkUnavailable(message)
+        return refusal(status, message)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "<secret>") if self._secret else text

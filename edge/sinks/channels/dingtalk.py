@@ -26,6 +26,7 @@ from edge.clock import Clock
 from edge.model import epoch_ms
 from edge.sinks.channels.message import Notice, NoticeFormat, clip
 from edge.sinks.channels.robot import RateWindow, RobotSink
+from edge.sinks.refusal import HTTP_TIMEOUT_S
 
 BASE_URL = "https://oapi.dingtalk.com"
 MAX_BYTES = 4096  # our cap, not DingTalk's: what a phone screen shows without scrolling far
@@ -56,7 +57,7 @@ class DingtalkSink(RobotSink):
         secret: str | None = None,
         base_url: str = BASE_URL,
         mention_mobiles: Sequence[str] = (),
-        timeout_s: float = 10.0,
+        timeout_s: float = HTTP_TIMEOUT_S,
         clock: Clock | None = None,
     ) -> None:
         self._secret = secret or None

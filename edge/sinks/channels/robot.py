@@ -31,6 +31,7 @@ from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
 from edge.sinks.channels.message import Notice, NoticeFormat
+from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class RobotSink(ABC):
         notices: NoticeFormat,
         rate: RateWindow,
         secrets: Sequence[str],
-        timeout_s: float = 10.0,
+        timeout_s: float = HTTP_TIMEOUT_S,
         clock: Clock | None = None,
     ) -> None:
         self.name = name
@@ -189,14 +190,7 @@ class RobotSink(ABC):
             message = self._redact(
                 f"{self._where} answered {response.status_code} {response.reason_phrase}: {excerpt}"
             )
-            if 400 <= response.status_code < 500 and response.status_code not in (
-                401,
-                403,
-                408,
-                429,
-            ):
-                raise SinkRejected(message)
-            raise SinkUnavailable(message)
+            raise refusal(response.status_code, message)
         try:
             answer = orjson.loads(response.content)
             code = int(answer["errcode"])

@@ -18,6 +18,7 @@ from typing import Any
 from edge.clock import Clock
 from edge.sinks.channels.message import Notice, NoticeFormat, clip
 from edge.sinks.channels.robot import RateWindow, RobotSink
+from edge.sinks.refusal import HTTP_TIMEOUT_S
 
 BASE_URL = "https://qyapi.weixin.qq.com"
 MARKDOWN_MAX_BYTES = 4096
@@ -41,7 +42,7 @@ class WecomSink(RobotSink):
         rate: RateWindow,
         base_url: str = BASE_URL,
         mention_mobiles: Sequence[str] = (),
-        timeout_s: float = 10.0,
+        timeout_s: float = HTTP_TIMEOUT_S,
         clock: Clock | None = None,
     ) -> None:
         self._mentions = list(mention_mobiles)
