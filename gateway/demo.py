@@ -77,7 +77,7 @@ async def _accepts(port: int) -> bool:
 async def _mosquitto() -> AsyncIterator[tuple[str, str]]:
     """A private mosquitto on a free port of 127.0.0.1: (url, what it is); stopped on exit."""
     binary = find_mosquitto()
-    with tempfile.TemporaryDirectory(prefix="community-edge-mosquitto-") as directory:
+    with tempfile.TemporaryDirectory(prefix="community-edge-demo-mosquitto-") as directory:
         port = _free_port()
         config = Path(directory) / "mosquitto.conf"
         config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
