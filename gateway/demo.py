@@ -1,6 +1,8 @@
-"""`community-edge demo`: a broker, the agent with its embedded store, the API and a simulated community.
+"""`community-edge demo`: a private mosquitto, the agent with its embedded store, the API and a
+simulated community.
 
-Uses a local mosquitto when one is installed, else the embedded Python broker. Nothing to set up.
+The broker is Debian's `mosquitto` (`apt-get install mosquitto`; scripts/demo.sh installs it),
+started on a free port in a temporary directory and stopped when the demo stops.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -16,13 +19,20 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gateway.embedded_broker import EmbeddedBroker
 from gateway.settings import load_settings
 from gateway.wiring import Gateway, serve
 
 _log = logging.getLogger(__name__)
 
 SCENARIO_ORDER = ("elder-sos", "smoke-alarm", "fall", "door-forced")
+# Debian installs daemons into sbin directories that a non-root PATH lacks
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+_BROKER_START_S = 10.0
+_BROKER_STOP_S = 10.0
+
+
+class BrokerUnavailable(RuntimeError):
+    """mosquitto is missing or would not start; the message says what to do."""
 
 
 def _free_port() -> int:
@@ -41,50 +51,68 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _mosquitto_binary() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+def find_mosquitto() -> str:
+    """The mosquitto binary: PATH first, then the sbin directories; else BrokerUnavailable."""
+    found = shutil.which("mosquitto") or shutil.which("mosquitto", path=os.pathsep.join(SBIN_DIRS))
+    if found is None:
+        raise BrokerUnavailable(
+            f"mosquitto is not installed (looked in PATH and {', '.join(SBIN_DIRS)}); "
+            "the demo runs its own broker: install it with `sudo apt-get install mosquitto` "
+            "(or run scripts/demo.sh, which does)"
+        )
+    return found
+
+
+async def _accepts(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 @contextlib.asynccontextmanager
-async def _broker(data_dir: Path, embedded: bool) -> AsyncIterator[tuple[str, str]]:
-    """A broker on a free port: (url, what it is)."""
-    binary = None if embedded else _mosquitto_binary()
-    port = _free_port()
-    if binary is None:
-        async with EmbeddedBroker(port=port) as broker:
-            yield f"mqtt://127.0.0.1:{broker.port}", "embedded Python broker"
-        return
-    config = data_dir / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\n",
-        encoding="utf-8",
-    )
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "-c",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C reaches us, not the broker: it stops after the agent
-    )
-    try:
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                break
-            except OSError:
+async def _mosquitto() -> AsyncIterator[tuple[str, str]]:
+    """A private mosquitto on a free port of 127.0.0.1: (url, what it is); stopped on exit."""
+    binary = find_mosquitto()
+    with tempfile.TemporaryDirectory(prefix="community-edge-demo-mosquitto-") as directory:
+        port = _free_port()
+        config = Path(directory) / "mosquitto.conf"
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
+        log = Path(directory) / "mosquitto.log"
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                binary,
+                "-c",
+                str(config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                cwd=directory,
+                start_new_session=True,  # Ctrl-C reaches us, not the broker: it stops after the agent
+            )
+        try:
+            deadline = time.monotonic() + _BROKER_START_S
+            while not await _accepts(port):
+                if process.returncode is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+                    raise BrokerUnavailable(
+                        f"{binary} did not start on 127.0.0.1:{port}"
+                        + (f": {tail[0]}" if tail else "")
+                    )
                 await asyncio.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}", f"mosquitto ({binary})"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+            _log.info("mosquitto (pid %d) on 127.0.0.1:%d", process.pid, port)
+            yield f"mqtt://127.0.0.1:{port}", f"mosquitto ({binary})"
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), _BROKER_STOP_S)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
 
 
 def _simulate(url: str, rate: float, stop: threading.Event) -> None:
@@ -109,13 +137,12 @@ async def run_demo(
     data_dir: Path | None,
     api_port: int,
     rate: float,
-    embedded_broker: bool = False,
 ) -> None:
     """Run everything until `stop` is set."""
     directory = data_dir or Path(tempfile.mkdtemp(prefix="community-edge-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     port = api_port if _port_free(api_port) else _free_port()
-    async with _broker(directory, embedded_broker) as (mqtt_url, broker_kind):
+    async with _mosquitto() as (mqtt_url, broker_kind):
         settings = load_settings(
             None,
             {

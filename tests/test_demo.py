@@ -1,19 +1,29 @@
-"""`community-edge demo` works with nothing set up: embedded broker, alerts on the API, clean Ctrl-C."""
+"""`community-edge demo`: its own mosquitto, alerts on the API, a clean Ctrl-C that stops the broker
+too; without mosquitto, one line naming the command that installs it.
+"""
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from gateway.cli import main
 from tests.agent_process import wait_for
 
 
-def test_demo_with_the_embedded_broker_raises_alerts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_runs_its_own_mosquitto_raises_alerts_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         demo = subprocess.Popen(
@@ -22,7 +32,6 @@ def test_demo_with_the_embedded_broker_raises_alerts_and_stops_on_ctrl_c(tmp_pat
                 "-m",
                 "gateway.cli",
                 "demo",
-                "--embedded-broker",
                 "--api-port",
                 "0",
                 "--data-dir",
@@ -35,11 +44,16 @@ def test_demo_with_the_embedded_broker_raises_alerts_and_stops_on_ctrl_c(tmp_pat
         )
     try:
         banner = wait_for(
-            lambda: re.search(r"API:\s+(\S+).*?API token:\s+(\S+)", log.read_text(), re.S),
+            lambda: re.search(
+                r"broker:\s+mqtt://127\.0\.0\.1:(\d+)\s+\(mosquitto .*?API:\s+(\S+).*?"
+                r"API token:\s+(\S+)",
+                log.read_text(),
+                re.S,
+            ),
             what="the demo banner",
         )
-        url, token = banner.group(1), banner.group(2)
-        assert "embedded Python broker" in log.read_text()
+        broker_port, url, token = int(banner.group(1)), banner.group(2), banner.group(3)
+        assert _accepts(broker_port)
         headers = {"Authorization": f"Bearer {token}"}
         alerts = wait_for(
             lambda: httpx.get(f"{url}/v1/alerts", headers=headers).json()["items"],
@@ -56,3 +70,23 @@ def test_demo_with_the_embedded_broker_raises_alerts_and_stops_on_ctrl_c(tmp_pat
     assert code == 0, log.read_text()
     assert "demo stopped" in log.read_text()
     assert "Traceback" not in log.read_text()
+    assert not _accepts(broker_port), "the demo's mosquitto outlived it"
+
+
+def test_demo_without_mosquitto_names_the_install_command_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    # Debian's mosquitto is in /usr/sbin, which the demo also looks in: here it looks nowhere else
+    monkeypatch.setattr("gateway.demo.SBIN_DIRS", (str(empty),))
+
+    code = main(["demo", "--api-port", "0", "--data-dir", str(tmp_path / "data")])
+
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("community-edge demo: mosquitto is not installed")
+    assert "apt-get install mosquitto" in line

@@ -1,0 +1,87 @@
+"""`community-edge tokens create|list|revoke`: API tokens in a data dir, each action audited."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.cli.process import Commands
+from gateway.tokens import Role
+
+
+def register(commands: Commands) -> None:
+    """Add `tokens` with its three actions, each on `--data-dir`."""
+    tokens = commands.add_parser(
+        "tokens", help="API tokens: a role and the communities each may see"
+    )
+    actions = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token (printed once, as the last line)")
+    create.add_argument("--role", required=True, help=", ".join(role.value for role in Role))
+    create.add_argument(
+        "--community",
+        action="append",
+        required=True,
+        help="a community the token may see (repeat; '*' for all: admin and platform only)",
+    )
+    create.add_argument("--name", help="who or what holds it (shown by `tokens list`)")
+    listing = actions.add_parser("list", help="tokens with role, communities and state")
+    revoke = actions.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("token_id")
+    for action in (create, listing, revoke):
+        action.add_argument("--data-dir", type=Path, required=True, help="the gateway's data dir")
+        action.set_defaults(handler=manage_tokens)
+
+
+def manage_tokens(args: argparse.Namespace) -> int:
+    """Carry out the action; a refused one (bad role, unknown id) is one line and exit 2."""
+    from gateway.audit import open_audit
+    from gateway.tokens import TokenError, open_tokens
+
+    try:
+        store = open_tokens(args.data_dir)
+    except TokenError as exc:
+        print(f"community-edge tokens: {exc}", file=sys.stderr)
+        return 2
+    audit = open_audit(args.data_dir)
+    try:
+        if args.tokens_command == "create":
+            token_id, token = store.create(args.role, args.community, args.name)
+            audit.record(
+                actor="cli",
+                role="admin",
+                community=None,
+                object=f"token:{token_id}",
+                action="token_create",
+                result="ok",
+                request_id="cli",
+            )
+            print(f"token {token_id}: role {args.role}, communities {', '.join(args.community)}")
+            print("shown once: keep it now (only its hash is stored)")
+            print(token)
+        elif args.tokens_command == "list":
+            for info in store.list():
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                print(
+                    f"{info.id}  {info.role.value:16} {','.join(info.communities):24} "
+                    f"{info.created_at:%Y-%m-%d %H:%M}  {state}  {info.name or ''}".rstrip()
+                )
+        else:
+            store.revoke(args.token_id)
+            audit.record(
+                actor="cli",
+                role="admin",
+                community=None,
+                object=f"token:{args.token_id}",
+                action="token_revoke",
+                result="ok",
+                request_id="cli",
+            )
+            print(f"token {args.token_id} revoked")
+    except TokenError as exc:
+        print(f"community-edge tokens: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+        audit.close()
+    return 0
