@@ -16,7 +16,8 @@ EdgeError
 │   └── AlertTransitionError  e.g. acknowledging a resolved alert (or silence already expired)
 └── SinkError
     ├── SinkUnavailable    the sink could not be reached or answered 5xx: retry
-    └── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
+    ├── SinkRejected       the sink refused the batch (4xx): dead-letter, never retry
+    └── SinkNameTaken      two sinks given one name (their cursors would be shared): refused at start
 """
 
 from __future__ import annotations
@@ -107,3 +108,7 @@ class SinkUnavailable(SinkError):
 
 class SinkRejected(SinkError):
     """The sink refused the batch as invalid; retrying cannot help."""
+
+
+class SinkNameTaken(SinkError):
+    """Two sinks given one name; the message names both owners."""

@@ -18,9 +18,9 @@ from edge.alerts import AlertStoreSink
 from edge.clock import Clock, SystemClock
 from edge.decode import ProfileRegistry, default_profile_dir
 from edge.enrich import DeviceRegistry, RegistryFile
-from edge.errors import EdgeError, TlsConfigError
+from edge.errors import EdgeError, SinkNameTaken, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
-from edge.outbox import Sink, SinkNameTaken, check_sink_names
+from edge.outbox import Sink, check_sink_names
 from edge.rules import default_rules_file, load_rules_file
 from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
 from gateway.api import create_app

@@ -123,3 +123,37 @@ def test_community_edge_simulate_takes_an_mqtts_url_with_credentials(
     assert (summary["sent"], summary["failed"]) == (12, 0)
     assert PASSWORD not in out + err
     assert URL_PASSWORD not in out + err
+
+
+def test_community_edge_simulate_takes_a_ca_and_a_client_certificate(
+    secure_broker: SecureBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "simulate",
+        "--mqtt-url",
+        f"mqtts://{HOST}:{secure_broker.certificate_port}",
+        "--mqtt-ca-file",
+        str(secure_broker.ca.ca_file),
+        "--mqtt-cert-file",
+        str(secure_broker.client.cert_file),
+        "--mqtt-key-file",
+        str(secure_broker.client.key_file),
+        "--devices",
+        "2",
+        "--messages",
+        "5",
+        "--json",
+    ]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["sent"], summary["failed"]) == (5, 0)
+
+
+def test_a_certificate_without_mqtts_is_a_one_line_mistake(
+    secure_broker: SecureBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "--mqtt-url", f"mqtt://{HOST}:1", "--mqtt-ca-file", "ca.pem"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("community-edge simulate: ")
+    assert len(err.splitlines()) == 1

@@ -16,8 +16,9 @@ import orjson
 import pytest
 
 from edge.alerts import AlertStore
+from edge.errors import SinkNameTaken
 from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Severity
-from edge.outbox import SinkNameTaken, check_sink_names
+from edge.outbox import check_sink_names
 from gateway.cli import main
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import build_gateway

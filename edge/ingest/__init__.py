@@ -12,13 +12,12 @@ from edge.ingest.session import (
     parse_mqtt_url,
 )
 
-# sorted plainly, as tests/test_layout.py checks (ruff's isort-style order puts constants first)
-__all__ = [  # noqa: RUF022
+__all__ = [
+    "RECEIVE_MAXIMUM",
     "BrokerAddress",
     "Delivery",
     "IngestLane",
     "MqttSession",
-    "RECEIVE_MAXIMUM",
     "TlsConfig",
     "parse_mqtt_url",
 ]

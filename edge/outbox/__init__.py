@@ -4,14 +4,12 @@ it, and the Sink protocol every destination implements.
 
 from edge.outbox.forwarder import Forwarder
 from edge.outbox.outbox import OUTBOX_MAX_BYTES, Outbox
-from edge.outbox.sink import Sink, SinkNameTaken, check_sink_names
+from edge.outbox.sink import Sink, check_sink_names
 
-# sorted plainly, as tests/test_layout.py checks (ruff's isort-style order puts constants first)
-__all__ = [  # noqa: RUF022
-    "Forwarder",
+__all__ = [
     "OUTBOX_MAX_BYTES",
+    "Forwarder",
     "Outbox",
     "Sink",
-    "SinkNameTaken",
     "check_sink_names",
 ]

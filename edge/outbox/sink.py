@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from edge.errors import EdgeError
+from edge.errors import SinkNameTaken
 from edge.model import AlertEvent, Lane, Reading
 
 
@@ -28,10 +28,6 @@ class Sink(Protocol):
     async def write_readings(self, readings: Sequence[Reading]) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class SinkNameTaken(EdgeError):
-    """Two sinks given one name; the message names both owners."""
 
 
 def check_sink_names(owners: Iterable[tuple[str, str]]) -> None:

@@ -15,14 +15,13 @@ from edge.sinks.reading_store import ReadingStore, StoredReading
 from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 from edge.sinks.webhook import WebhookSink
 
-# sorted plainly, as tests/test_layout.py checks (ruff's isort-style order puts constants first)
-__all__ = [  # noqa: RUF022
+__all__ = [
+    "HTTP_TIMEOUT_S",
     "AlertApiSink",
     "Channel",
     "Delivery",
     "DeliveryLog",
     "DingtalkSink",
-    "HTTP_TIMEOUT_S",
     "InfluxSink",
     "NoticeFormat",
     "RateWindow",

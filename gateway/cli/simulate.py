@@ -21,8 +21,14 @@ def register(commands: Commands) -> None:
     """Add `simulate` and its flags."""
     sim = commands.add_parser("simulate", help="publish simulated device traffic to a broker")
     sim.add_argument(
-        "--mqtt-url", help="mqtt://HOST:PORT (required, unless only writing --registry-out)"
+        "--mqtt-url",
+        help="mqtt[s]://[USER:PASSWORD@]HOST[:PORT] (required, unless only writing --registry-out)",
     )
+    sim.add_argument(
+        "--mqtt-ca-file", type=Path, help="CA to trust for mqtts:// (default: system's)"
+    )
+    sim.add_argument("--mqtt-cert-file", type=Path, help="client certificate for mqtts://")
+    sim.add_argument("--mqtt-key-file", type=Path, help="the client certificate's key")
     traffic = sim.add_mutually_exclusive_group()
     traffic.add_argument("--scenario", choices=list(SCENARIOS))
     traffic.add_argument(
@@ -86,7 +92,13 @@ def simulate(args: argparse.Namespace) -> int:
     from simulators.community import build_community
     from simulators.community_file import build_from_spec, load_community
     from simulators.faults import FaultInjector, FaultKind, parse_kinds
-    from simulators.load import LoadProgress, LoadResult, run_scenario, run_traffic
+    from simulators.load import (
+        LoadProgress,
+        LoadResult,
+        broker_address,
+        run_scenario,
+        run_traffic,
+    )
     from simulators.registry_csv import write_registry
 
     setup_logging("WARNING", timestamps=False)
@@ -105,6 +117,14 @@ def simulate(args: argparse.Namespace) -> int:
             raise ValueError("--mqtt-url is required (unless only writing --registry-out)")
         if args.scenario and args.registry_out is not None:
             raise ValueError("--registry-out writes a community's devices, not a scenario's")
+        broker = None
+        if args.mqtt_url is not None:
+            broker = broker_address(
+                args.mqtt_url,
+                ca_file=args.mqtt_ca_file,
+                cert_file=args.mqtt_cert_file,
+                key_file=args.mqtt_key_file,
+            )
         injector = None
         if args.faults is not None:
             kinds = parse_kinds(args.fault_kinds) if args.fault_kinds else list(FaultKind)
@@ -113,8 +133,9 @@ def simulate(args: argparse.Namespace) -> int:
             raise ValueError("--fault-kinds needs --faults RATE")
         result: LoadResult
         if args.scenario:
+            assert broker is not None  # checked above: a scenario has no --registry-out
             result = run_scenario(
-                args.mqtt_url, args.scenario, args.community, seed=args.seed, progress=progress
+                broker, args.scenario, args.community, seed=args.seed, progress=progress
             )
         else:
             profiles = ProfileRegistry.load(args.profiles_dir or default_profile_dir())
@@ -134,10 +155,12 @@ def simulate(args: argparse.Namespace) -> int:
             if args.registry_out is not None:
                 written = write_registry(fleet, args.registry_out)
                 print(f"wrote {written:,} devices to {args.registry_out}", file=sys.stderr)
-                if args.mqtt_url is None:
+                if broker is None:
                     return 0
+            if broker is None:
+                raise ValueError("--mqtt-url is required (unless only writing --registry-out)")
             result = run_traffic(
-                args.mqtt_url,
+                broker,
                 fleet,
                 args.rate,
                 args.duration,
