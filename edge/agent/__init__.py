@@ -4,9 +4,10 @@ sinks), owns their tasks, and replays traces through them.
 
 from edge.agent.assembly import Agent, AgentConfig
 from edge.agent.desk import Desk
-from edge.agent.trace import read_trace, replay
+from edge.agent.trace import TAIL_S, read_trace, replay
 
 __all__ = [
+    "TAIL_S",
     "Agent",
     "AgentConfig",
     "Desk",

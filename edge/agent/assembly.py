@@ -21,6 +21,9 @@ from edge.agent.liveness_monitor import LivenessMonitor
 from edge.agent.pipeline import Pipeline
 from edge.agent.rule_ticker import RuleTicker
 from edge.alerts import (
+    FLAP_TRANSITIONS,
+    FLAP_WINDOW_S,
+    INCIDENT_WINDOW_S,
     AlertBook,
     AlertStore,
     AlertStoreSink,
@@ -77,9 +80,9 @@ class AgentConfig:
     rules_tick_s: float = 1.0  # how often time-driven rules (holds, absence, windows) are decided
     escalation_policies: tuple[EscalationPolicy, ...] = ()  # none: nobody is escalated to
     escalation_check_s: float = 1.0  # how often due escalation steps are looked for
-    flap_transitions: int = 6  # raises + clears of one key within flap_window_s: flapping
-    flap_window_s: float = 600.0
-    incident_window_s: float = 300.0  # related alerts opening this close are one incident
+    flap_transitions: int = FLAP_TRANSITIONS
+    flap_window_s: float = FLAP_WINDOW_S
+    incident_window_s: float = INCIDENT_WINDOW_S
 
 
 class Agent:

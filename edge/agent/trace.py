@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from edge.agent.assembly import AgentConfig
 from edge.agent.pipeline import Pipeline
 from edge.alerts import AlertBook, EscalationPolicies, EscalationPolicy
 from edge.clock import FakeClock
@@ -23,6 +24,8 @@ from edge.enrich import DeviceHealth, DeviceRegistry
 from edge.errors import RuleError
 from edge.model import AlertEvent, RawMessage
 from edge.rules import CommunityRules, RuleEngine
+
+TAIL_S = 300.0  # virtual seconds replayed after the last message: long enough for a hold or an escalation
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,8 @@ def replay(
     registry: DeviceRegistry,
     community: CommunityRules | None = None,
     *,
-    tick_s: float = 1.0,
-    tail_s: float = 300.0,
+    tick_s: float = AgentConfig.rules_tick_s,  # as a gateway ticks
+    tail_s: float = TAIL_S,
     policies: Sequence[EscalationPolicy] = (),
 ) -> TraceResult:
     """Replay on a fake clock: ticks every `tick_s` between messages and for `tail_s` after.

@@ -3,8 +3,8 @@ alert store and its live stream.
 """
 
 from edge.alerts.escalation import EscalationPolicies, EscalationPolicy, EscalationStep
-from edge.alerts.flapping import FlapDetector
-from edge.alerts.incidents import Incident
+from edge.alerts.flapping import FLAP_TRANSITIONS, FLAP_WINDOW_S, FlapDetector
+from edge.alerts.incidents import INCIDENT_WINDOW_S, Incident
 from edge.alerts.lifecycle import AlertBook, alert_key
 from edge.alerts.silences import Silence, SilenceBook, SilenceSpec, new_silence
 from edge.alerts.store import (
@@ -19,6 +19,9 @@ from edge.alerts.store import (
 from edge.alerts.stream import AlertStream
 
 __all__ = [
+    "FLAP_TRANSITIONS",
+    "FLAP_WINDOW_S",
+    "INCIDENT_WINDOW_S",
     "AlertBook",
     "AlertPage",
     "AlertStore",

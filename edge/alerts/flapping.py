@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
+FLAP_TRANSITIONS = 6  # raises + clears of one key within the window: flapping
+FLAP_WINDOW_S = 600.0
+
 
 class FlapDetector:
     """Counts raises and clears per key over a sliding window."""
 
-    def __init__(self, transitions: int = 6, window_s: float = 600.0) -> None:
+    def __init__(
+        self, transitions: int = FLAP_TRANSITIONS, window_s: float = FLAP_WINDOW_S
+    ) -> None:
         self.transitions = transitions  # raises + clears within the window that make a key flap
         self.window = timedelta(seconds=window_s)
         self._changes: dict[str, deque[datetime]] = {}

@@ -30,10 +30,15 @@ class _Open:
     open_alerts: int
 
 
+INCIDENT_WINDOW_S = 300.0  # related alerts opening this close together are one incident
+
+
 class IncidentBook:
     """Which incident an opening alert belongs to; open incidents only, in memory."""
 
-    def __init__(self, window_s: float = 300.0, open_alerts: Iterable[Alert] = ()) -> None:
+    def __init__(
+        self, window_s: float = INCIDENT_WINDOW_S, open_alerts: Iterable[Alert] = ()
+    ) -> None:
         self.window = timedelta(seconds=window_s)
         self._by_group: dict[Group, _Open] = {}
         self._group_of: dict[str, Group] = {}  # incident id -> group

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from edge.alerts.escalation import EscalationPolicies, first_due, step
 from edge.alerts.flapping import FlapDetector
-from edge.alerts.incidents import IncidentBook
+from edge.alerts.incidents import INCIDENT_WINDOW_S, IncidentBook
 from edge.alerts.silences import SilenceBook
 from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError
@@ -66,7 +66,7 @@ class AlertBook:
         policies: EscalationPolicies | None = None,
         silences: SilenceBook | None = None,
         flaps: FlapDetector | None = None,
-        incident_window_s: float = 300.0,
+        incident_window_s: float = INCIDENT_WINDOW_S,
     ) -> None:
         self._clock = clock
         # `is None`, not `or`: an empty book is falsy and must still be the one given

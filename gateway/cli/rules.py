@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.agent import TAIL_S
 from edge.decode import ProfileRegistry, default_profile_dir
 from gateway.cli.process import Commands
 from gateway.settings import RulesSettings, load_settings
@@ -36,7 +37,7 @@ def register(commands: Commands) -> None:
         help="virtual seconds between ticks",
     )
     test.add_argument(
-        "--tail", type=float, default=300.0, help="virtual seconds replayed after the last message"
+        "--tail", type=float, default=TAIL_S, help="virtual seconds replayed after the last message"
     )
     test.set_defaults(handler=replay_trace)
 
