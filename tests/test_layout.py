@@ -107,3 +107,18 @@ def test_each_stage_lists_its_public_names(stage: str) -> None:
     assert len(listed) == len(set(listed))
     missing = [name for name in listed if not hasattr(package, name)]
     assert missing == []
+
+
+def test_central_is_its_own_concern_inside_the_gateway() -> None:
+    """The central API is built on the gateway's access control and API plumbing, and started by
+    the command line; nothing else of the gateway (the agent's wiring, its API) depends on it."""
+    wrong: list[str] = []
+    for path in _sources():
+        here = _module_of(path)
+        for line, module, _names in _imports(path):
+            if not module.startswith("gateway.central"):
+                continue
+            if here.startswith(("gateway.central", "gateway.cli", "bench")):
+                continue
+            wrong.append(f"{path.relative_to(ROOT)}:{line}: {here} imports {module}")
+    assert wrong == [], "\n".join(wrong)
