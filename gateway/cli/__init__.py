@@ -1,6 +1,6 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
-run, demo, simulate, profiles check, tokens, rules test, silences, duty, api, db upgrade. Logging is set
+run, demo, simulate, profiles check, tokens, rules test, silences, duty, links issue, api, db upgrade. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
 
@@ -10,13 +10,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import api, db, demo, duty, profiles, rules, run, silences, simulate, tokens
+from gateway.cli import (
+    api,
+    db,
+    demo,
+    duty,
+    links,
+    profiles,
+    rules,
+    run,
+    silences,
+    simulate,
+    tokens,
+)
 from gateway.settings import ConfigurationError
 
 __all__ = ["build_parser", "main"]
 
 # in the order `community-edge --help` lists them
-_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, duty, api, db)
+_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, duty, links, api, db)
 
 
 def build_parser() -> argparse.ArgumentParser:
