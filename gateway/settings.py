@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from edge.agent import AgentConfig
 from edge.alerts import EscalationPolicy, EscalationStep
-from edge.ingest import parse_mqtt_url
+from edge.ingest import MqttProtocol, parse_mqtt_url
 from edge.model import AlertEventKind, Severity
 from edge.sinks import HTTP_TIMEOUT_S, Route, TimeWindow
 
@@ -65,6 +65,9 @@ class MqttSettings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     )
     receive_maximum: int = Field(default=AgentConfig.receive_maximum, ge=1, le=65535)
+    # "5" (default: receive maximum, reason codes, session expiry) or "3.1.1" for brokers and
+    # platforms that speak nothing newer; see the README's "MQTT 3.1.1"
+    protocol: MqttProtocol = AgentConfig.mqtt_protocol
     # the broker's user for this gateway; no MQTT wildcards, '/' or spaces (ACL files split there)
     username: str | None = Field(default=None, pattern=r"^[^\s+#/]{1,256}$")
     password: SecretStr | None = None

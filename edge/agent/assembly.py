@@ -47,7 +47,14 @@ from edge.errors import (
     SilenceNotFound,
     SinkUnavailable,
 )
-from edge.ingest import RECEIVE_MAXIMUM, BrokerAddress, Delivery, IngestLane, MqttSession
+from edge.ingest import (
+    RECEIVE_MAXIMUM,
+    BrokerAddress,
+    Delivery,
+    IngestLane,
+    MqttProtocol,
+    MqttSession,
+)
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
 from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_names
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
@@ -67,6 +74,7 @@ class AgentConfig:
     client_id: str
     data_dir: Path
     receive_maximum: int = RECEIVE_MAXIMUM  # unacknowledged messages the broker may send us
+    mqtt_protocol: MqttProtocol = "5"
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
     alarm_batch_max: int = 500  # alarm messages per transaction at most
     # how long a small telemetry batch may wait for more before its commit (alarms never wait)
@@ -190,6 +198,7 @@ class Agent:
                     on_message,
                     clock=self.clock,
                     receive_maximum=self.config.receive_maximum,
+                    protocol=self.config.mqtt_protocol,
                     expect_session=expect_session,
                     on_connected=remember_session,
                 )

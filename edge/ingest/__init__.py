@@ -4,13 +4,14 @@ alarm and telemetry lanes that feed the pipeline.
 
 from edge.ingest.broker import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.ingest.lane import IngestLane
-from edge.ingest.session import RECEIVE_MAXIMUM, Delivery, MqttSession
+from edge.ingest.session import RECEIVE_MAXIMUM, Delivery, MqttProtocol, MqttSession
 
 __all__ = [
     "RECEIVE_MAXIMUM",
     "BrokerAddress",
     "Delivery",
     "IngestLane",
+    "MqttProtocol",
     "MqttSession",
     "TlsConfig",
     "parse_mqtt_url",

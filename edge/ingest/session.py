@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -40,6 +40,9 @@ CONNECT_TIMEOUT_S = 10.0
 # unacknowledged messages the broker may send us: the backpressure (MQTT 5 Receive Maximum);
 # the gateway's `mqtt.receive_maximum` defaults to it
 RECEIVE_MAXIMUM = 2000
+# the MQTT version spoken: 5 (receive maximum, reason codes, session expiry) or 3.1.1 (for
+# platforms and brokers that speak nothing newer)
+MqttProtocol = Literal["5", "3.1.1"]
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
@@ -86,6 +89,7 @@ class MqttSession:
         *,
         clock: Clock,
         receive_maximum: int = RECEIVE_MAXIMUM,
+        protocol: MqttProtocol = "5",
         session_expiry_s: int = 7 * 24 * 3600,
         keepalive_s: int = 30,
         expect_session: bool = False,
@@ -101,6 +105,7 @@ class MqttSession:
         self._on_message = on_message
         self._clock = clock
         self._receive_maximum = receive_maximum
+        self._v5 = protocol == "5"
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
         self._expect_session = expect_session
@@ -187,7 +192,9 @@ class MqttSession:
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+            # 3.1.1 has no session expiry: a session is kept while clean_session is off
+            clean_session=None if self._v5 else False,
             manual_ack=True,
             reconnect_on_failure=False,
         )
@@ -214,9 +221,15 @@ class MqttSession:
         client.connect_timeout = CONNECT_TIMEOUT_S
         self._client = client
         self._connack = self._loop.create_future()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self._session_expiry_s
-        properties.ReceiveMaximum = self._receive_maximum
+        options: dict[str, Any] = {}
+        if self._v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry_s
+            # 3.1.1 has no receive maximum: there the broker's in-flight window and our own
+            # reading pause at `receive_maximum` unacknowledged messages bound what we hold
+            properties.ReceiveMaximum = self._receive_maximum
+            # keep the broker's session (and its queued messages)
+            options = {"clean_start": False, "properties": properties}
         self._deferred = []
         try:
             # the TCP connect blocks; socket callbacks from that thread are replayed here after
@@ -225,8 +238,7 @@ class MqttSession:
                 self.address.host,
                 self.address.port,
                 self._keepalive_s,
-                clean_start=False,  # keep the broker's session (and its queued messages)
-                properties=properties,
+                **options,
             )
         except (ssl.SSLError, ssl.CertificateError) as exc:  # before OSError: a subclass
             self._deferred = None
@@ -456,7 +468,10 @@ class MqttSession:
         )
         self._expect_session = True
         # always (re)subscribe: harmless for a present session, needed for a new one
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
+        if self._v5:
+            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
+        else:
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(True)
         if self._on_connected is not None:

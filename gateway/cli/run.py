@@ -19,6 +19,11 @@ def register(commands: Commands) -> None:
         "--mqtt-url",
         help=f"broker, mqtt://HOST:PORT (default {MqttSettings.model_fields['url'].default})",
     )
+    run.add_argument(
+        "--mqtt-protocol",
+        choices=["5", "3.1.1"],
+        help=f"MQTT version (default {MqttSettings.model_fields['protocol'].default})",
+    )
     run.add_argument("--client-id", help="stable MQTT client id of this gateway")
     run.add_argument(
         "--tsdb-url", help="time-series server, http://HOST:PORT (default: embedded store)"
@@ -60,6 +65,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         args.config,
         {
             "mqtt.url": args.mqtt_url,
+            "mqtt.protocol": args.mqtt_protocol,
             "mqtt.client_id": args.client_id,
             "tsdb.url": args.tsdb_url,
             "tsdb.org": args.tsdb_org,
