@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from gateway.cli import api, db, demo, profiles, rules, run, silences, simulate, tokens
 from gateway.settings import ConfigurationError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version"]
 
 # in the order `community-edge --help` lists them
 _COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, api, db)
@@ -26,10 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Edge service for smart residential communities: MQTT devices in, "
         "readings and alerts out, nothing lost.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         command.register(commands)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    try:
+        return metadata.version("community-edge")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
