@@ -35,6 +35,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
 
 _log = logging.getLogger(__name__)
@@ -277,6 +278,15 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _not_ready(agent: Agent) -> str | None:
+    """Why the agent cannot take messages yet: a broker session that is not connected."""
+    for lane in agent.lanes:
+        status = lane.session.status
+        if not status.connected:
+            return f"MQTT session {lane.session.client_id} not connected ({status.last_error})"
+    return None
+
+
 class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -299,6 +309,7 @@ async def serve(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     tokens = TokenStore(settings.data_dir / "tokens.db")  # `community-edge tokens` writes it
     audit = AuditLog(settings.data_dir / "audit.db")
+    notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     try:
         async with gateway.agent as agent:
             app = create_app(
@@ -322,14 +333,22 @@ async def serve(
             async with asyncio.TaskGroup() as tg:
                 agent_task = tg.create_task(agent.run(), name="agent")
                 tg.create_task(server.serve(sockets=[sock]), name="api")
+                # READY once the outbox is open (above) and every broker session is connected;
+                # the watchdog pings come from this event loop, so a hung loop gets restarted
+                supervisor = tg.create_task(
+                    notifier.supervise(lambda: _not_ready(agent)), name="sd-notify"
+                )
                 if on_ready is not None:
                     on_ready(gateway, url)
                 await stop.wait()
                 _log.info("stopping")
+                notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
+                supervisor.cancel()
                 agent.stream.close()  # ends live streams so the API can stop at once
                 server.should_exit = True
                 agent_task.cancel()
     finally:
+        notifier.close()
         sock.close()
         tokens.close()
         audit.close()

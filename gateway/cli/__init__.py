@@ -1,6 +1,7 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
-run, demo, simulate, profiles check, tokens, rules test, silences, api, db upgrade. Logging is set
+run, demo, simulate, profiles check, tokens, rules test, silences, api, db upgrade,
+install-service; `--version`. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
 
@@ -11,13 +12,24 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from gateway.cli import api, db, demo, profiles, rules, run, silences, simulate, tokens
+from gateway.cli import (
+    api,
+    db,
+    demo,
+    install_service,
+    profiles,
+    rules,
+    run,
+    silences,
+    simulate,
+    tokens,
+)
 from gateway.settings import ConfigurationError
 
 __all__ = ["build_parser", "main", "version"]
 
 # in the order `community-edge --help` lists them
-_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, api, db)
+_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, api, db, install_service)
 
 
 def build_parser() -> argparse.ArgumentParser:
