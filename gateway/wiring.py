@@ -25,6 +25,7 @@ from edge.rules import default_rules_file, load_rules_file
 from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.settings import (
     ChannelSettings,
     ConfigurationError,
@@ -300,10 +301,18 @@ async def serve(
 ) -> None:
     """Run the agent and the API until `stop` is set; then shut down in order."""
     sock = listen(settings.api.host, settings.api.port)  # a busy port fails before anything opens
+    # one agent per data dir, released by the kernel however this process ends
+    lock = DataDirLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirBusy as exc:
+        sock.close()
+        raise ConfigurationError(str(exc)) from exc
     try:
         gateway = build_gateway(settings)
     except BaseException:
         sock.close()
+        lock.release()
         raise
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
@@ -354,3 +363,4 @@ async def serve(
         audit.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
+        lock.release()

@@ -1,7 +1,7 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
 run, demo, simulate, profiles check, tokens, rules test, silences, api, db upgrade,
-install-service; `--version`. Logging is set
+install-service, backup, restore; `--version`. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
 
@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 from gateway.cli import (
     api,
+    backup,
     db,
     demo,
     install_service,
     profiles,
+    restore,
     rules,
     run,
     silences,
@@ -25,11 +26,25 @@ from gateway.cli import (
     tokens,
 )
 from gateway.settings import ConfigurationError
+from gateway.version import version
 
 __all__ = ["build_parser", "main", "version"]
 
 # in the order `community-edge --help` lists them
-_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, api, db, install_service)
+_COMMANDS = (
+    run,
+    demo,
+    simulate,
+    profiles,
+    tokens,
+    rules,
+    silences,
+    api,
+    db,
+    install_service,
+    backup,
+    restore,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,14 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in _COMMANDS:
         command.register(commands)
     return parser
-
-
-def version() -> str:
-    """The installed distribution's version (pyproject.toml is the one place it is written)."""
-    try:
-        return metadata.version("community-edge")
-    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-        return "0+unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
