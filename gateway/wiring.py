@@ -26,6 +26,8 @@ from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingSt
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
+from gateway.disk import DiskWatch
+from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
     ChannelSettings,
     ConfigurationError,
@@ -321,6 +323,25 @@ async def serve(
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     try:
         async with gateway.agent as agent:
+            retention = Retention(
+                RetentionPolicy(
+                    resolved_alerts_days=settings.retention.resolved_alerts_days,
+                    deliveries_days=settings.retention.deliveries_days,
+                    dead_letters_days=settings.retention.dead_letters_days,
+                    audit_days=settings.retention.audit_days,
+                ),
+                now=agent.clock.now,
+                alerts=agent.alert_store,
+                outbox=agent.outbox,
+                deliveries=gateway.deliveries,
+                audit=audit,
+                check_s=settings.retention.check_s,
+            )
+            disk = DiskWatch(
+                settings.data_dir,
+                warn_free_percent=settings.disk.warn_free_percent,
+                warn_free_mb=settings.disk.warn_free_mb,
+            )
             app = create_app(
                 agent,
                 gateway.token,
@@ -329,6 +350,8 @@ async def serve(
                 tokens=tokens,
                 audit=audit,
                 auth_failures_per_minute=settings.api.auth_failures_per_minute,
+                disk=disk,
+                retention=retention,
             )
             server = _ApiServer(
                 uvicorn.Config(
@@ -342,6 +365,7 @@ async def serve(
             async with asyncio.TaskGroup() as tg:
                 agent_task = tg.create_task(agent.run(), name="agent")
                 tg.create_task(server.serve(sockets=[sock]), name="api")
+                housekeeping = tg.create_task(retention.run(), name="retention")
                 # READY once the outbox is open (above) and every broker session is connected;
                 # the watchdog pings come from this event loop, so a hung loop gets restarted
                 supervisor = tg.create_task(
@@ -353,6 +377,7 @@ async def serve(
                 _log.info("stopping")
                 notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
                 supervisor.cancel()
+                housekeeping.cancel()
                 agent.stream.close()  # ends live streams so the API can stop at once
                 server.should_exit = True
                 agent_task.cancel()
