@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from edge.errors import StoreVersionError
 from gateway.cli import (
     api,
     backup,
@@ -68,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except ConfigurationError as exc:
         print(f"community-edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreVersionError as exc:  # a newer release's data: refused, nothing touched
+        print(f"community-edge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
