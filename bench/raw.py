@@ -1,36 +1,37 @@
-"""The yardstick: a raw paho-mqtt consumer at QoS 1 that does nothing but count.
+"""The yardstick: raw paho-mqtt consumers at QoS 1 that do nothing but count, and the fastest of them.
 
-Measured like the agent: its persistent session is created first, the broker queues N messages
-while it is offline, then it connects and the drain is timed from CONNACK to the N-th message.
-It asks for the same receive maximum as the agent (2000) and acknowledges automatically.
+Each is measured like the agent: its persistent session is created first, the broker queues N
+messages while it is offline, then it connects and the drain is timed from CONNACK to the N-th
+message. Three flavours, each in a process of its own (`bench.raw_consumer`): paho over MQTT 3.1.1,
+stock paho over MQTT 5, and paho over MQTT 5 with the property parsing the agent installs. The
+agent's ratio is taken against the fastest: the honest ceiling for a plain Python consumer.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bench.machine import CpuMeter, process
 from bench.publish import PublisherPool, PublishResult
-from bench.rig import SESSION_EXPIRY_S, BenchError, Rig
+from bench.raw_consumer import FLAVOURS
+from bench.rig import BenchError, Rig
 from bench.traffic import Traffic
 
-RECEIVE_MAXIMUM = 2000  # the agent's default `mqtt.receive_maximum`
+LABELS = {
+    "mqtt311": "paho, MQTT 3.1.1",
+    "mqtt5": "paho, MQTT 5 (stock)",
+    "mqtt5-agent": "paho, MQTT 5, the agent's property parsing",
+}
 
 
 @dataclass(frozen=True)
 class RawResult:
-    """How fast the raw consumer drained `messages` queued messages."""
+    """How fast one raw consumer drained `messages` queued messages."""
 
+    flavour: str
     messages: int
     seconds: float
     preload: PublishResult
@@ -41,78 +42,56 @@ class RawResult:
         return self.messages / self.seconds
 
 
-class _Consumer:
-    """A paho client with a persistent session that counts messages and notes when it connected."""
+@dataclass(frozen=True)
+class Yardstick:
+    """Every flavour's drain; `ceiling` is the fastest."""
 
-    def __init__(self, rig: Rig, client_id: str, expected: int) -> None:
-        self.expected = expected
-        self.received = 0
-        self.connected_at = 0.0
-        self.done_at = 0.0
-        self.done = threading.Event()
-        self._subscribed = threading.Event()
-        self._connected = threading.Event()
-        self._rig = rig
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *args: self._subscribed.set()
-        self.client.on_message = self._on_message
+    results: tuple[RawResult, ...]
 
-    def _on_connect(self, *args: Any) -> None:
-        self.connected_at = time.monotonic()
-        self._connected.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.received += 1  # only paho's network thread writes it
-        if self.received == self.expected:
-            self.done_at = time.monotonic()
-            self.done.set()
-
-    def connect(self) -> None:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        properties.ReceiveMaximum = RECEIVE_MAXIMUM
-        broker = self._rig.broker
-        self.client.connect(broker.host, broker.port, clean_start=False, properties=properties)
-        self.client.loop_start()
-        if not self._connected.wait(10):
-            raise BenchError("raw consumer: no CONNACK")
-
-    def subscribe(self, topic_filter: str) -> None:
-        self.client.subscribe([(topic_filter, SubscribeOptions(qos=1))])
-        if not self._subscribed.wait(10):
-            raise BenchError("raw consumer: no SUBACK")
-
-    def disconnect(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    @property
+    def ceiling(self) -> RawResult:
+        return max(self.results, key=lambda r: r.rate)
 
 
-def measure_raw(rig: Rig, pool: PublisherPool, traffic: Traffic) -> RawResult:
-    """Queue `traffic` for an offline raw consumer, then time its drain."""
-    client_id = "bench-raw-consumer"
-    setup = _Consumer(rig, client_id, traffic.messages)
-    setup.connect()
-    setup.subscribe(f"ce/{traffic.community}/#")
-    setup.disconnect()
+def measure_raw(rig: Rig, pool: PublisherPool, traffic: Traffic) -> Yardstick:
+    """Queue `traffic` for each offline raw consumer in turn, and time each drain."""
+    return Yardstick(tuple(_measure(rig, pool, traffic, flavour) for flavour in FLAVOURS))
+
+
+def _measure(rig: Rig, pool: PublisherPool, traffic: Traffic, flavour: str) -> RawResult:
+    client_id = f"bench-raw-{flavour}"
+    topic = f"ce/{traffic.community}/#"
+    setup = _consumer(rig, flavour, client_id, topic, "setup")
+    out, _ = setup.communicate(timeout=30)
+    if setup.returncode != 0:
+        raise BenchError(f"raw consumer {flavour}: no session ({out.strip()})")
     preload = pool.publish(traffic)
     if preload.failed:
         raise BenchError(f"raw consumer preload: {preload.failed} messages refused by the broker")
-    consumer = _Consumer(rig, client_id, preload.sent)
-    meter = CpuMeter({"consumer": [process(os.getpid())], "broker": [process(rig.broker.pid)]})
+    consumer = _consumer(rig, flavour, client_id, topic, "drain", preload.sent)
+    meter = CpuMeter({"consumer": [process(consumer.pid)], "broker": [process(rig.broker.pid)]})
     meter.start()
-    consumer.connect()
     try:
-        if not consumer.done.wait(max(60.0, preload.sent / 1000)):
-            raise BenchError(
-                f"raw consumer received {consumer.received} of {preload.sent} queued messages"
-            )
+        out, _ = consumer.communicate(timeout=max(120.0, preload.sent / 1000))
         cpu = meter.stop()
     finally:
-        consumer.disconnect()
+        if consumer.poll() is None:
+            consumer.kill()
         rig.forget_session(client_id)
-    return RawResult(preload.sent, consumer.done_at - consumer.connected_at, preload, cpu)
+    answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": "no output"}
+    if consumer.returncode != 0 or "error" in answer:
+        raise BenchError(f"raw consumer {flavour}: {answer.get('error', consumer.returncode)}")
+    return RawResult(flavour, int(answer["received"]), float(answer["seconds"]), preload, cpu)
+
+
+def _consumer(
+    rig: Rig, flavour: str, client_id: str, topic: str, mode: str, expected: int = 0
+) -> subprocess.Popen[str]:
+    broker = rig.broker
+    command = [
+        sys.executable,
+        *("-m", "bench.raw_consumer", "--flavour", flavour, "--host", broker.host),
+        *("--port", str(broker.port), "--client-id", client_id, "--topic", topic),
+        *("--expected", str(expected), mode),
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

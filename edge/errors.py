@@ -8,6 +8,7 @@ EdgeError
 ├── ProfileError           a device profile file is invalid (names file and key)
 ├── RegistryError          a device registry file is invalid
 ├── RuleError              a rule is invalid
+├── RosterError            a duty roster file is invalid (names file and key)
 ├── TlsConfigError         the broker TLS files cannot be used (names the file and the problem)
 ├── StoreVersionError      a store file written by a newer release (refused, left untouched)
 ├── AlertError
@@ -72,6 +73,10 @@ class RegistryError(EdgeError):
 
 class RuleError(EdgeError):
     """A rule definition is invalid."""
+
+
+class RosterError(EdgeError):
+    """A duty roster file is invalid (names the file and the key)."""
 
 
 class AlertError(EdgeError):

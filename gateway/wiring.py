@@ -23,6 +23,7 @@ from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.outbox import Sink, check_sink_names
 from edge.rules import default_rules_file, load_rules_file
 from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
+from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
@@ -320,6 +321,7 @@ async def serve(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     tokens = TokenStore(settings.data_dir / "tokens.db")  # `community-edge tokens` writes it
     audit = AuditLog(settings.data_dir / "audit.db")
+    links = ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     try:
         async with gateway.agent as agent:
@@ -350,6 +352,7 @@ async def serve(
                 tokens=tokens,
                 audit=audit,
                 auth_failures_per_minute=settings.api.auth_failures_per_minute,
+                action_links=links,
                 disk=disk,
                 retention=retention,
             )
@@ -386,6 +389,7 @@ async def serve(
         sock.close()
         tokens.close()
         audit.close()
+        links.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
         lock.release()

@@ -14,7 +14,7 @@ from paho.mqtt.properties import Properties
 
 from edge.clock import SystemClock
 from edge.ingest import Delivery, MqttSession, parse_mqtt_url
-from edge.ingest.session import _PublishProperties
+from edge.ingest.wire import _PublishProperties
 from tests.servers import MosquittoFactory
 
 RECEIVE_MAXIMUM = 100

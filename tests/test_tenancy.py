@@ -107,6 +107,9 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
         ("GET", "/healthz"): ("/healthz", None, "open"),
         ("GET", "/readyz"): ("/readyz", None, "open"),
         ("GET", "/metrics"): ("/metrics", None, "open"),
+        # action links carry their own signed authority; this app has none: refused as invalid
+        ("GET", "/a/{token}"): ("/a/forged.token", None, "open"),
+        ("POST", "/a/{token}"): ("/a/forged.token", None, "open"),
         ("GET", "/v1/alerts"): ("/v1/alerts?community=b&community=a", None, "no_b"),
         ("GET", "/v1/alerts/stream"): ("/v1/alerts/stream?community=b", None, "no_b"),
         ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b['alert']}", None, "not_found"),

@@ -69,6 +69,10 @@ class AgentConfig:
     receive_maximum: int = RECEIVE_MAXIMUM  # unacknowledged messages the broker may send us
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
     alarm_batch_max: int = 500  # alarm messages per transaction at most
+    # how long a small telemetry batch may wait for more before its commit (alarms never wait)
+    telemetry_linger_s: float = 0.02
+    # how long readings may gather before a readings-only sink writes them (events never wait)
+    readings_linger_s: float = 0.1
     outbox_max_bytes: int = OUTBOX_MAX_BYTES
     shutdown_flush_s: float = 5.0
     hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
@@ -143,7 +147,10 @@ class Agent:
             now=self.clock.now,
             max_bytes=self.config.outbox_max_bytes,
         )
-        self.forwarders = [Forwarder(self.outbox, s, clock=self.clock) for s in sinks]
+        self.forwarders = [
+            Forwarder(self.outbox, s, clock=self.clock, linger_s=self.config.readings_linger_s)
+            for s in sinks
+        ]
         # alert events committed before a crash reach the local store before anything else runs
         await self.forwarders[0].drain()
         config = self.config
@@ -200,6 +207,7 @@ class Agent:
                         batch_max=self.config.alarm_batch_max
                         if lane == "alarm"
                         else self.config.batch_max,
+                        linger_s=0.0 if lane == "alarm" else self.config.telemetry_linger_s,
                         hold_acks_s=self.config.hold_acks_s,
                     )
                 )

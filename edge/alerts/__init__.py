@@ -6,6 +6,7 @@ from edge.alerts.escalation import EscalationPolicies, EscalationPolicy, Escalat
 from edge.alerts.flapping import FLAP_TRANSITIONS, FLAP_WINDOW_S, FlapDetector
 from edge.alerts.incidents import INCIDENT_WINDOW_S, Incident
 from edge.alerts.lifecycle import AlertBook, alert_key
+from edge.alerts.roster import OnDuty, Person, Roster, RosterFile
 from edge.alerts.silences import Silence, SilenceBook, SilenceSpec, new_silence
 from edge.alerts.store import (
     AlertPage,
@@ -33,6 +34,10 @@ __all__ = [
     "FlapDetector",
     "Incident",
     "InvalidCursor",
+    "OnDuty",
+    "Person",
+    "Roster",
+    "RosterFile",
     "Silence",
     "SilenceBook",
     "SilenceSpec",

@@ -2,15 +2,9 @@
 alarm and telemetry lanes that feed the pipeline.
 """
 
+from edge.ingest.broker import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.ingest.lane import IngestLane
-from edge.ingest.session import (
-    RECEIVE_MAXIMUM,
-    BrokerAddress,
-    Delivery,
-    MqttSession,
-    TlsConfig,
-    parse_mqtt_url,
-)
+from edge.ingest.session import RECEIVE_MAXIMUM, Delivery, MqttSession
 
 __all__ = [
     "RECEIVE_MAXIMUM",

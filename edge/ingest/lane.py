@@ -63,12 +63,18 @@ class IngestLane:
         outbox: Committer,
         *,
         batch_max: int,
+        linger_s: float = 0.0,
         hold_acks_s: float = 0.0,
     ) -> None:
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
         self.batch_max = batch_max
+        # Each batch costs a commit (an fsync) and a delivery per sink, whatever its size: at a
+        # trickle every message was a batch of its own and the cost followed time, not work.
+        # A telemetry lane waits up to `linger_s` for company before committing; never an
+        # alarm lane (an SOS is committed at once).
+        self.linger_s = linger_s
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
         self.acked = 0
         self.batches = 0
@@ -92,10 +98,32 @@ class IngestLane:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self.linger_s:
+                await self._linger()
             while self._inbox:
                 count = min(len(self._inbox), self.batch_max)
                 batch = [self._inbox.popleft() for _ in range(count)]
                 await self._process(batch)
+
+    async def _linger(self) -> None:
+        """Let a small batch grow for up to `linger_s`, but not past a gap in arrivals: a broker
+        whose in-flight window is full sends nothing until we acknowledge, so waiting on would
+        only cost throughput."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger_s
+        gap = self.linger_s / 4
+        while len(self._inbox) < self.batch_max:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            before = len(self._inbox)
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(gap, remaining))
+            except TimeoutError:
+                return  # nothing new within the gap
+            self._wake.clear()
+            if len(self._inbox) == before:
+                return
 
     async def _process(self, batch: list[Delivery]) -> None:
         readings: list[Reading] = []

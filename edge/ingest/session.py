@@ -20,9 +20,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -33,6 +31,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.clock import Clock
 from edge.errors import TlsConfigError
+from edge.ingest.broker import BrokerAddress, describe_tls_error
+from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, pending_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -41,257 +41,6 @@ CONNECT_TIMEOUT_S = 10.0
 # the gateway's `mqtt.receive_maximum` defaults to it
 RECEIVE_MAXIMUM = 2000
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """How the agent speaks TLS to the broker: which CA it trusts and which certificate it shows.
-
-    There is no switch to skip verification: a broker with a private CA is trusted by giving that
-    CA's file, never by trusting everyone.
-    """
-
-    ca_file: Path | None = None  # None: the system's trusted CAs
-    cert_file: Path | None = None  # the client certificate (PEM), for brokers that ask for one
-    key_file: Path | None = None  # None: the key is in cert_file
-    key_password: str | None = field(default=None, repr=False)
-
-    def context(self) -> ssl.SSLContext:
-        """A client context (TLS 1.2+, hostname checked); raises TlsConfigError naming the file.
-
-        Built for every connection attempt, so a CA or client certificate renewed on disk is
-        used at the next reconnect without a restart.
-        """
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.ca_file is None:
-            context.load_default_certs()
-        else:
-            _readable("ca_file", self.ca_file)
-            try:
-                context.load_verify_locations(cafile=str(self.ca_file))
-            except ssl.SSLError as exc:
-                raise TlsConfigError(
-                    f"ca_file {self.ca_file}: not a PEM CA certificate ({_ssl_reason(exc)})"
-                ) from exc
-        if self.cert_file is None:
-            if self.key_file is not None:
-                raise TlsConfigError(f"key_file {self.key_file} is given without a cert_file")
-            return context
-        cert = _readable("cert_file", self.cert_file)
-        key_pem = cert if self.key_file is None else _readable("key_file", self.key_file)
-        if self.key_file is None and b"PRIVATE KEY-----" not in cert:
-            raise TlsConfigError(
-                f"cert_file {self.cert_file} holds no private key and no key_file is given"
-            )
-        password = self.key_password or ""
-        try:
-            # a callable, never None: with None OpenSSL would prompt on the terminal for the
-            # password of an encrypted key, and a service would hang there
-            context.load_cert_chain(
-                str(self.cert_file),
-                None if self.key_file is None else str(self.key_file),
-                password=lambda: password,
-            )
-        except ssl.SSLError as exc:
-            key = self.key_file or self.cert_file
-            reason = _ssl_reason(exc)
-            if "KEY_VALUES_MISMATCH" in reason.upper():
-                problem = f"the key in {key} does not belong to the certificate {self.cert_file}"
-            elif b"ENCRYPTED" in key_pem:  # PKCS#8 or traditional; OpenSSL says only "PEM lib"
-                problem = f"cannot decrypt the key in {key}: wrong or missing key password"
-            else:
-                problem = f"cannot load {self.cert_file} with the key in {key} ({reason})"
-            raise TlsConfigError(problem) from exc
-        return context
-
-
-def _readable(name: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise TlsConfigError(f"{name} {path}: cannot read: {exc.strerror or exc}") from exc
-
-
-def _ssl_reason(exc: ssl.SSLError) -> str:
-    """OpenSSL's reason for an error, e.g. 'CERTIFICATE_VERIFY_FAILED', else the message."""
-    return str(exc.reason or exc.strerror or exc)
-
-
-# OpenSSL reasons a broker's TLS alert arrives with, and what they mean for the operator
-_TLS_ALERTS = {
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker requires a client certificate",
-    "TLSV1_ALERT_UNKNOWN_CA": "the broker does not trust our client certificate's CA",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the broker refused our client certificate",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the broker says our client certificate has expired",
-    "WRONG_VERSION_NUMBER": "the broker did not answer in TLS (a plain mqtt:// listener?)",
-}
-
-
-def describe_tls_error(exc: ssl.SSLError | ssl.CertificateError) -> str:
-    """One line for the log and /healthz, starting with `TLS: `."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or _ssl_reason(exc)
-        return f"TLS: the broker's certificate is not accepted: {detail}"
-    if isinstance(exc, ssl.SSLError):
-        reason = _ssl_reason(exc)
-        meaning = _TLS_ALERTS.get(reason.upper())
-        return f"TLS: {meaning} ({reason.lower()})" if meaning else f"TLS: {reason.lower()}"
-    return f"TLS: {exc}"
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the broker is and how to log in: `mqtt[s]://[user:password@]HOST[:PORT]`."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: TlsConfig | None = None  # None: plain TCP
-
-    def __str__(self) -> str:  # never shows the password
-        scheme = "mqtts" if self.tls is not None else "mqtt"
-        user = f"{self.username}@" if self.username is not None else ""
-        return f"{scheme}://{user}{self.host}:{self.port}"
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse and check a broker URL; raises ValueError naming the problem (never the password).
-
-    `mqtts://` means TLS with the system's CAs (port 8883 by default); the caller replaces `tls`
-    to give a CA or a client certificate. User and password are percent-decoded.
-    """
-    parts = urlsplit(url)
-    shown = _without_password(url, parts.password)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"broker URL {shown!r} must start with mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise ValueError(f"broker URL {shown!r} has no host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            f"broker URL {shown!r} must be {parts.scheme}://HOST:PORT with nothing after the port"
-        )
-    try:
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    except ValueError:
-        raise ValueError(f"broker URL {shown!r} has an invalid port") from None
-    return BrokerAddress(
-        parts.hostname,
-        port,
-        None if parts.username is None else unquote(parts.username),
-        None if parts.password is None else unquote(parts.password),
-        TlsConfig() if parts.scheme == "mqtts" else None,
-    )
-
-
-def _without_password(url: str, password: str | None) -> str:
-    return url if not password else url.replace(f":{password}@", ":***@", 1)
-
-
-class _PublishProperties(Properties):
-    """paho's `Properties` rebuilds its tables of ~30 property names and types for every packet
-    (9.7 us) and then scans them to clear itself (5 us): 14.7 us of every PUBLISH, about an
-    eighth of the agent's event-loop time per message. The tables are constants that paho only
-    reads, so this shares one copy; a packet without properties (a device's PUBLISH) returns at
-    once. Packets with properties are parsed by paho's own code, unchanged.
-    """
-
-    _TABLES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-
-    def __init__(self, packetType: int) -> None:
-        object.__setattr__(self, "packetType", packetType)
-        object.__setattr__(self, "types", self._TABLES.types)
-        object.__setattr__(self, "names", self._TABLES.names)
-        object.__setattr__(self, "properties", self._TABLES.properties)
-
-    def unpack(self, buffer: bytes | bytearray) -> tuple[Properties, int]:
-        if buffer[:1] == b"\x00":  # property length 0: nothing to read, nothing to clear
-            return self, 1
-        result: tuple[Properties, int] = super().unpack(buffer)  # type: ignore[no-untyped-call]
-        return result
-
-
-def _share_property_tables() -> None:
-    """Have paho's packet decoder (paho 2.2: `paho.mqtt._packet`) build `_PublishProperties`."""
-    try:
-        import paho.mqtt._packet as packet_module
-    except ImportError:  # another paho layout: keep its own, slower, behaviour
-        _log.info("paho.mqtt._packet not found: MQTT 5 properties parsed by paho as it is")
-        return
-    if getattr(packet_module, "Properties", None) is Properties:
-        setattr(packet_module, "Properties", _PublishProperties)  # noqa: B010  # untyped export
-
-
-_share_property_tables()
-
-
-class _BufferedSocket:
-    """paho reads each packet with several tiny recv() calls (type, length, body); this serves
-    them from one 256 KiB read, which cut the agent's recv syscalls by about 3 per message.
-
-    Over TLS it also keeps the last TLS error (a broker's alert arrives on a read after the
-    handshake, e.g. a refused client certificate under TLS 1.3), which paho only logs as a lost
-    connection. Everything else (close, fileno, setblocking) goes to the real socket.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._data = b""
-        self._offset = 0
-        self.tls_error: ssl.SSLError | None = None
-
-    def recv(self, size: int) -> bytes:
-        if self._offset >= len(self._data):
-            try:
-                data = self._sock.recv(262144)  # BlockingIOError when nothing is there: AGAIN
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                raise  # paho turns these into "try again"
-            except ssl.SSLError as exc:
-                self.tls_error = exc
-                raise
-            if not data:
-                return b""  # the broker closed the connection
-            self._data, self._offset = data, 0
-        chunk = self._data[self._offset : self._offset + size]
-        self._offset += len(chunk)
-        return chunk
-
-    def send(self, buffer: bytes | bytearray) -> int:
-        try:
-            return self._sock.send(buffer)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise
-        except ssl.SSLError as exc:
-            self.tls_error = exc
-            raise
-
-    def buffered(self) -> int:
-        return len(self._data) - self._offset
-
-    def pending(self) -> int:
-        """Bytes readable without the socket becoming readable again: ours, and TLS records
-        OpenSSL has already taken off the socket."""
-        tls = self._sock.pending() if isinstance(self._sock, ssl.SSLSocket) else 0
-        return self.buffered() + tls
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """An SSLSocket that closes itself when its handshake fails."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except BaseException:
-            self.close()
-            raise
-
-
-def _pending(sock: object) -> int:
-    return sock.pending() if isinstance(sock, _BufferedSocket) else 0
 
 
 # CONNACK reason codes that mean "your credentials", as MQTT 5 numbers them (3.1.1's 4 and 5
@@ -368,7 +117,7 @@ class MqttSession:
         self._paused = False  # not reading: receive-maximum messages are unacknowledged
         self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
-        self._buffered: _BufferedSocket | None = None  # this connection's socket, for TLS errors
+        self._buffered: BufferedSocket | None = None  # this connection's socket, for TLS errors
 
     # -- public --------------------------------------------------------------------------------
 
@@ -448,7 +197,7 @@ class MqttSession:
             try:
                 context = self.address.tls.context()
                 # paho leaves the socket of a failed handshake open: this class closes it
-                context.sslsocket_class = _ClosingSSLSocket
+                context.sslsocket_class = ClosingSSLSocket
                 client.tls_set_context(context)
             except TlsConfigError as exc:  # a file gone or broken since start: retried
                 self._note_error(f"TLS: {exc}")
@@ -492,7 +241,7 @@ class MqttSession:
             action()
         raw_socket = getattr(client, "_sock", None)  # paho 2.x keeps its socket here
         if isinstance(raw_socket, socket.socket):
-            self._buffered = client._sock = _BufferedSocket(raw_socket)
+            self._buffered = client._sock = BufferedSocket(raw_socket)
         try:
             return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
         except TimeoutError:
@@ -615,10 +364,10 @@ class MqttSession:
                 return
             # a packet other than PUBLISH (CONNACK, SUBACK) may sit before buffered messages:
             # the socket will not wake us for bytes already read off it
-            if self._received == before and not _pending(buffered):
+            if self._received == before and not pending_bytes(buffered):
                 return
         # stopped at the cap with bytes still buffered: the socket may not wake us for them
-        if _pending(buffered) and self._loop:
+        if pending_bytes(buffered) and self._loop:
             self._loop.call_soon(self._read, client)
 
     def _tls_failure(self) -> str | None:
@@ -655,7 +404,7 @@ class MqttSession:
         if sock.fileno() < 0:
             return
         self._loop.add_reader(sock, self._read, client)
-        # bytes already in the _BufferedSocket would not wake the reader: read them now
+        # bytes already in the BufferedSocket would not wake the reader: read them now
         self._loop.call_soon(self._read, client, bounded)
 
     def _write(self, client: paho.Client) -> None:

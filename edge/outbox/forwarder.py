@@ -47,6 +47,7 @@ class Forwarder:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         idle_poll_s: float = 1.0,
+        linger_s: float = 0.0,
     ) -> None:
         self.outbox = outbox
         self.sink = sink
@@ -56,7 +57,11 @@ class Forwarder:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._idle_poll_s = idle_poll_s
-        self._wake = outbox.waiter()
+        # A sink of readings only (a time-series store) lets entries gather for `linger_s` after
+        # a commit wakes it: one write and one cursor update per linger instead of one per
+        # trickling message. Alert events never wait: a sink that takes them gets no linger.
+        self._linger_s = 0.0 if "events" in sink.lanes else linger_s
+        self._wake = outbox.waiter(sink.lanes)
 
     async def run(self) -> None:
         delay = self._backoff_initial_s
@@ -73,6 +78,8 @@ class Forwarder:
             if not moved:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+                if self._linger_s and self._wake.is_set():
+                    await asyncio.sleep(self._linger_s)
 
     async def drain(self) -> int:
         """Deliver until nothing is left (used on start and shutdown); raises SinkUnavailable."""

@@ -129,7 +129,7 @@ class Outbox:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._conn = self._open()
         self._decode_reading = _ReadingDecoder()
-        self._waiters: list[asyncio.Event] = []
+        self._waiters: list[tuple[frozenset[Lane], asyncio.Event]] = []
         self.shed_readings = self._counter("shed_readings")
         self.dropped_dead_letters = self._counter("dropped_dead_letters")
         self.rejected_entries = self._counter("rejected_entries")
@@ -167,10 +167,11 @@ class Outbox:
     async def _run(self, fn: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    def waiter(self) -> asyncio.Event:
-        """An event set whenever something is committed (one per forwarder)."""
+    def waiter(self, lanes: frozenset[Lane] = frozenset({"events", "readings"})) -> asyncio.Event:
+        """An event set whenever something is committed to one of `lanes` (one per forwarder):
+        a commit of readings alone wakes no sink of alert events, and costs it no fetch."""
         event = asyncio.Event()
-        self._waiters.append(event)
+        self._waiters.append((lanes, event))
         return event
 
     async def close(self) -> None:
@@ -198,8 +199,12 @@ class Outbox:
         await self._run(
             lambda: self._commit(readings, events, dead_letters, alarm_readings, sequences)
         )
-        for waiter in self._waiters:
-            waiter.set()
+        touched = {"events"} if events else set()
+        if readings or alarm_readings:
+            touched.add("readings")
+        for lanes, waiter in self._waiters:
+            if not lanes.isdisjoint(touched):
+                waiter.set()
 
     def _commit(
         self,

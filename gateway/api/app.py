@@ -8,7 +8,8 @@ from fastapi import FastAPI
 
 from edge.agent import Agent, Desk
 from edge.sinks import DeliveryLog, ReadingStore
-from gateway.api import alerts, devices, operations, silences
+from gateway.action_links import ActionLinks
+from gateway.api import actions, alerts, devices, operations, silences
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.audit import AuditLog
@@ -29,6 +30,7 @@ def create_app(
     audit: AuditLog | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     auth_failures_per_minute: int = 10,
+    action_links: ActionLinks | None = None,
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
 ) -> FastAPI:
@@ -38,6 +40,7 @@ def create_app(
         token: the bootstrap token (an admin of every community).
         tokens: scoped tokens (`community-edge tokens`); None: the bootstrap token only.
         audit: where alert actions, personal-data reads and refused cross-tenant attempts go.
+        action_links: signed one-time links (`/a/<token>`); None: such links are refused.
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
     """
@@ -55,6 +58,7 @@ def create_app(
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
+    app.state.action_links = action_links
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.disk = disk
     app.state.render_metrics = lambda: render_metrics(agent, disk, retention)
@@ -63,4 +67,5 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(devices.router)
     app.include_router(reading_routes.router)
+    app.include_router(actions.router)
     return app

@@ -1,7 +1,7 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
-run, demo, simulate, profiles check, tokens, rules test, silences, api, db upgrade,
-install-service, backup, restore; `--version`. Logging is set
+run, demo, simulate, profiles check, tokens, rules test, silences, duty, links issue, api,
+db upgrade, install-service, backup, restore; `--version`. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
 
@@ -17,7 +17,9 @@ from gateway.cli import (
     backup,
     db,
     demo,
+    duty,
     install_service,
+    links,
     profiles,
     restore,
     rules,
@@ -40,6 +42,8 @@ _COMMANDS = (
     tokens,
     rules,
     silences,
+    duty,
+    links,
     api,
     db,
     install_service,

@@ -1,0 +1,180 @@
+"""Cost follows work: at a trickle, readings gather into batches; alarms and alert events never wait.
+
+The lane's and the forwarder's linger, and the outbox waking only the sinks a commit concerns.
+Pure: a real outbox on disk, MemorySinks, a stand-in session that records acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+from edge.agent.pipeline import Output
+from edge.clock import FakeClock
+from edge.ingest import Delivery, IngestLane, MqttSession
+from edge.model import AlertEvent, DeviceRef, Lane, RawMessage, Reading
+from edge.outbox import Forwarder, Outbox
+from edge.sinks.memory import MemorySink
+from tests.factories import opened_event
+from tests.waiting import eventually
+
+AT = datetime(2026, 11, 23, tzinfo=UTC)
+DEVICE = DeviceRef(device_id="d1", model="m", category="door", community="c1", building="b1")
+
+
+def _reading(i: int) -> Reading:
+    return Reading(
+        device=DEVICE,
+        fields={"contact": True},
+        at=AT + timedelta(milliseconds=i),
+        received_at=AT,
+        time_source="device",
+        seq=i,
+    )
+
+
+class _Session:
+    """Stands in for the MQTT session: the lane hands it batches to acknowledge."""
+
+    def __init__(self, receive: Callable[[Delivery], None]) -> None:
+        self.receive = receive
+        self.acks: list[int] = []  # batch sizes, in order
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    def ack(self, deliveries: Iterable[Delivery]) -> int:
+        count = len(list(deliveries))
+        self.acks.append(count)
+        return count
+
+
+class _Pipeline:
+    """Every message a reading (no alert): what the lane commits is what arrived."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def handle(self, raw: RawMessage) -> Output:
+        self.count += 1
+        return Output(reading=_reading(self.count))
+
+    def take_sequences(self) -> dict[str, int]:
+        return {}
+
+
+def _delivery(n: int) -> Delivery:
+    return Delivery(f"ce/c1/b1/door/d{n}", b"{}", n, 1, AT, 0)
+
+
+async def _lane(tmp_path: Path, linger_s: float) -> tuple[IngestLane, _Session, Outbox]:
+    outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
+    sessions: list[_Session] = []
+
+    def make(receive: Callable[[Delivery], None]) -> MqttSession:
+        sessions.append(_Session(receive))
+        return cast(MqttSession, sessions[-1])
+
+    lane = IngestLane("telemetry", make, _Pipeline(), outbox, batch_max=100, linger_s=linger_s)
+    return lane, sessions[0], outbox
+
+
+async def _trickle(session: _Session, count: int, every_s: float) -> None:
+    for n in range(count):
+        session.receive(_delivery(n))
+        await asyncio.sleep(every_s)  # the trickle itself: messages a few ms apart
+
+
+async def test_a_telemetry_trickle_is_committed_in_batches(tmp_path: Path) -> None:
+    lane, session, outbox = await _lane(tmp_path, linger_s=0.2)
+    async with asyncio.TaskGroup() as tg:
+        worker = tg.create_task(lane.run())
+        await _trickle(session, 10, 0.005)
+        await eventually(lambda: sum(session.acks) == 10, 5, "every message acknowledged")
+        worker.cancel()
+    assert len(session.acks) <= 3, session.acks  # one commit for most of the trickle
+    await outbox.close()
+
+
+async def test_without_linger_every_message_of_a_trickle_is_its_own_commit(
+    tmp_path: Path,
+) -> None:
+    lane, session, outbox = await _lane(tmp_path, linger_s=0.0)  # as the alarm lane runs
+    async with asyncio.TaskGroup() as tg:
+        worker = tg.create_task(lane.run())
+        await _trickle(session, 10, 0.02)
+        await eventually(lambda: sum(session.acks) == 10, 5, "every message acknowledged")
+        worker.cancel()
+    assert session.acks == [1] * 10
+    await outbox.close()
+
+
+async def test_a_linger_ends_at_a_gap_when_nothing_more_comes(tmp_path: Path) -> None:
+    # a broker whose in-flight window is full sends nothing until we ack: waiting the whole
+    # linger would only cost throughput
+    lane, session, outbox = await _lane(tmp_path, linger_s=10.0)
+    loop = asyncio.get_running_loop()
+    async with asyncio.TaskGroup() as tg:
+        worker = tg.create_task(lane.run())
+        started = loop.time()
+        for n in range(3):
+            session.receive(_delivery(n))
+        await eventually(lambda: sum(session.acks) == 3, 5, "the three acknowledged")
+        waited = loop.time() - started
+        worker.cancel()
+    assert session.acks == [3]
+    assert waited < 5.0  # the gap (a quarter of the linger) ended it, not the 10 s linger
+    await outbox.close()
+
+
+class _CountingSink(MemorySink):
+    """A MemorySink that notes the size of each write of readings."""
+
+    def __init__(self, name: str, lanes: frozenset[Lane]) -> None:
+        super().__init__(name, lanes)
+        self.writes: list[int] = []
+
+    async def write_readings(self, readings: Sequence[Reading]) -> None:
+        self.writes.append(len(readings))
+        await super().write_readings(readings)
+
+
+async def test_a_readings_sink_writes_a_trickle_in_one_batch_an_events_sink_at_once(
+    tmp_path: Path,
+) -> None:
+    readings = _CountingSink("tsdb", frozenset({"readings"}))
+    events = MemorySink("alerts", frozenset({"events"}))
+    outbox = Outbox(
+        tmp_path / "outbox.db",
+        {s.name: s.lanes for s in (readings, events)},
+        now=FakeClock(AT).now,
+    )
+    lingering = Forwarder(outbox, readings, clock=FakeClock(), linger_s=0.3)
+    prompt = Forwarder(outbox, events, clock=FakeClock(), linger_s=0.3)
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(lingering.run()), tg.create_task(prompt.run())]
+        await asyncio.sleep(0)  # both forwarders wait on the outbox
+        for n in range(5):
+            await outbox.commit([_reading(n)])
+        event: AlertEvent = opened_event(1)
+        await outbox.commit(events=[event])
+        await eventually(lambda: events.events == [event], 0.25, "the alert event, no linger")
+        await eventually(lambda: len(readings.readings) == 5, 5, "the five readings")
+        for task in tasks:
+            task.cancel()
+    assert readings.writes == [5]
+    await outbox.close()
+
+
+async def test_a_commit_of_readings_wakes_no_sink_of_alert_events(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
+    for_events = outbox.waiter(frozenset({"events"}))
+    for_readings = outbox.waiter(frozenset({"readings"}))
+    await outbox.commit([_reading(1)])
+    assert (for_events.is_set(), for_readings.is_set()) == (False, True)
+    await outbox.commit(events=[opened_event(2)])
+    assert for_events.is_set()
+    await outbox.close()
