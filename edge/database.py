@@ -1,21 +1,38 @@
-"""Opening the agent's SQLite files: WAL, fsync on commit, owner-only permissions, corruption handling."""
+"""Opening the agent's SQLite files: WAL, fsync on commit, owner-only permissions, corruption
+handling, and a schema version per file (`PRAGMA user_version`) migrated forward under a lock.
+
+A file from before versions were kept reads 0 and is stamped 1 (its schema is the first
+release's, brought up to date by the idempotent DDL). A file stamped with a higher version than
+the caller knows was written by a newer release: it is refused, untouched, with
+`StoreVersionError` (not a `sqlite3.DatabaseError`, so nobody moves it aside as corrupt).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from edge.errors import StoreVersionError
 
 _log = logging.getLogger(__name__)
 
 
-def open_database(path: Path, schema: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """Open (creating, mode 0600) a WAL-mode database and apply `schema` (idempotent DDL).
+def open_database(
+    path: Path,
+    schema: str,
+    *,
+    check_same_thread: bool = True,
+    migrations: Sequence[str] = (),
+) -> sqlite3.Connection:
+    """Open (creating, mode 0600) a WAL-mode database, apply `schema` (idempotent DDL) and bring
+    it to version `1 + len(migrations)`: `migrations[n]` takes a file from version n + 1 to n + 2.
 
     A file that SQLite cannot read is raised as `sqlite3.DatabaseError`; callers decide whether to
-    move it aside (`quarantine`).
+    move it aside (`quarantine`). A newer release's file raises `StoreVersionError`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -32,11 +49,61 @@ def open_database(path: Path, schema: str, *, check_same_thread: bool = True) ->
         result = conn.execute("PRAGMA quick_check").fetchone()
         if result is None or result[0] != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {result}")
-        conn.executescript(schema)
+        _migrate(conn, path, schema, migrations)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version (`PRAGMA user_version`; 0 before versions were kept)."""
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, schema: str, migrations: Sequence[str]) -> None:
+    """Schema and migrations in one write transaction: the lock that makes a second process
+    opening the same file at the same time wait, then find the work done."""
+    target = 1 + len(migrations)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = schema_version(conn)
+        if found > target:
+            raise StoreVersionError(
+                f"{path}: written by a newer community-edge (schema version {found}; this one "
+                f"knows up to {target}). The file is left as it is: run the newer version, or "
+                "restore a backup made by this one"
+            )
+        new = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if not new:
+            # 0: the first release's file (before versions were kept), which is version 1
+            for version in range(max(found, 1), target):
+                _log.warning("%s: migrating schema version %d -> %d", path, version, version + 1)
+                for statement in _statements(migrations[version - 1]):
+                    conn.execute(statement)
+        # the current schema: all of it in a new file; in an old one, what no migration had to
+        # change (tables and indexes added since, IF NOT EXISTS)
+        for statement in _statements(schema):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, one at a time (executescript would commit our transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
 
 
 def quarantine(path: Path) -> Path:

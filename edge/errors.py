@@ -10,6 +10,7 @@ EdgeError
 ├── RuleError              a rule is invalid
 ├── RosterError            a duty roster file is invalid (names file and key)
 ├── TlsConfigError         the broker TLS files cannot be used (names the file and the problem)
+├── StoreVersionError      a store file written by a newer release (refused, left untouched)
 ├── AlertError
 │   ├── AlertNotFound
 │   ├── IncidentNotFound
@@ -30,6 +31,10 @@ class EdgeError(Exception):
 
 class TlsConfigError(EdgeError):
     """A CA, certificate or key file for the broker connection that cannot be used."""
+
+
+class StoreVersionError(EdgeError):
+    """A SQLite store whose schema version is newer than this release knows."""
 
 
 class DecodeError(EdgeError):

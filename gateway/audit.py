@@ -1,7 +1,9 @@
 """The audit log: one append-only record per read of personal data, per alert action, per token
 change and per refused cross-tenant attempt. Ids, never names or phone numbers.
 
-DATA_DIR/audit.db (mode 0600); triggers refuse UPDATE and DELETE, and the API only reads it.
+DATA_DIR/audit.db (mode 0600); triggers refuse UPDATE and DELETE, and the API only reads it. The
+one deletion is retention (`prune`): it first writes a record of itself to `audit_pruned`, and the
+trigger lets through only rows at or below such a mark, oldest first.
 """
 
 from __future__ import annotations
@@ -27,8 +29,22 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_community ON audit (community, id);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+CREATE TABLE IF NOT EXISTS audit_pruned (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, before TEXT NOT NULL,
+    upto_id INTEGER NOT NULL, deleted INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_pruned_no_update BEFORE UPDATE ON audit_pruned
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_pruned_no_delete BEFORE DELETE ON audit_pruned
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+# replaces the first release's unconditional trigger (same name) on open
+_NO_DELETE = """
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS audit_no_delete;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    WHEN OLD.id > (SELECT coalesce(max(upto_id), 0) FROM audit_pruned)
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+COMMIT;
 """
 
 
@@ -52,6 +68,11 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self._conn = open_database(path, _SCHEMA, check_same_thread=False)
         self._lock = threading.Lock()
+        trigger = self._conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_no_delete'"
+        ).fetchone()
+        if trigger is None or "audit_pruned" not in trigger[0]:
+            self._conn.executescript(_NO_DELETE)
 
     def close(self) -> None:
         self._conn.close()
@@ -131,6 +152,22 @@ class AuditLog:
             )
             for r in rows
         ]
+
+    def prune(self, before: datetime) -> int:
+        """Delete the records older than `before` (retention), leaving a mark of having done so."""
+        cutoff = before.astimezone(UTC).isoformat()
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            upto, deleted = self._conn.execute(
+                "SELECT max(id), count(*) FROM audit WHERE at < ?", (cutoff,)
+            ).fetchone()
+            if not deleted:
+                return 0
+            self._conn.execute(
+                "INSERT INTO audit_pruned (at, before, upto_id, deleted) VALUES (?, ?, ?, ?)",
+                (datetime.now(UTC).isoformat(), cutoff, upto, deleted),
+            )
+            return int(self._conn.execute("DELETE FROM audit WHERE id <= ?", (upto,)).rowcount)
 
     def count(self) -> int:
         with self._lock:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from edge.agent import Agent
 from edge.sinks import Channel, RobotSink
+from gateway.disk import DiskWatch
+from gateway.retention import Retention
 
 Sample = tuple[dict[str, str], float]
 
@@ -19,7 +21,9 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {value}"
 
 
-async def render_metrics(agent: Agent) -> str:
+async def render_metrics(
+    agent: Agent, disk: DiskWatch | None = None, retention: Retention | None = None
+) -> str:
     lanes = agent.lanes
     depths = await agent.outbox.depths()
     pipeline = agent.pipeline
@@ -172,6 +176,37 @@ async def render_metrics(agent: Agent) -> str:
             [({}, len(agent.alerts))],
         ),
     ]
+    if disk is not None:
+        usage = disk.usage()
+        families += [
+            (
+                "community_edge_data_dir_bytes",
+                "gauge",
+                "bytes of each store in the data dir (its WAL included)",
+                [({"file": name}, size) for name, size in sorted(usage.stores.items())],
+            ),
+            (
+                "community_edge_disk_free_bytes",
+                "gauge",
+                "bytes free on the data dir's filesystem",
+                [({}, usage.free_bytes)],
+            ),
+            (
+                "community_edge_disk_total_bytes",
+                "gauge",
+                "size of the data dir's filesystem",
+                [({}, usage.total_bytes)],
+            ),
+        ]
+    if retention is not None:
+        families.append(
+            (
+                "community_edge_retention_deleted_total",
+                "counter",
+                "records deleted past their retention, by kind",
+                [({"kind": k}, v) for k, v in sorted(retention.deleted.items())],
+            )
+        )
     out: list[str] = []
     for name, kind, help_text, samples in families:
         out.append(f"# HELP {name} {help_text}")

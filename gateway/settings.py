@@ -437,6 +437,36 @@ class IncidentSettings(BaseModel):
     window_s: float = Field(default=AgentConfig.incident_window_s, ge=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long what is finished stays in the data dir (days); open alerts are never deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+    resolved_alerts_days: float = Field(default=365, gt=0)  # with their event history
+    deliveries_days: float = Field(default=90, gt=0)  # notification attempts per channel
+    dead_letters_days: float = Field(default=30, gt=0)  # payloads that did not decode
+    # who read personal data and acted on alerts: kept longest (PIPL art. 56: three years)
+    audit_days: float = Field(default=3 * 365, gt=0)
+    check_s: float = Field(default=3600, gt=0)  # how often old records are looked for
+
+    @model_validator(mode="after")
+    def _audit_longest(self) -> RetentionSettings:
+        longest = max(self.resolved_alerts_days, self.deliveries_days, self.dead_letters_days)
+        if self.audit_days < longest:
+            raise ValueError(
+                f"audit_days ({self.audit_days:g}) must be at least the longest other retention "
+                f"({longest:g}): the record of who saw and did what outlives what they saw"
+            )
+        return self
+
+
+class DiskSettings(BaseModel):
+    """When /healthz warns that the data dir's filesystem is filling up (either threshold)."""
+
+    model_config = ConfigDict(extra="forbid")
+    warn_free_percent: float = Field(default=10.0, ge=0, le=100)
+    warn_free_mb: int = Field(default=512, ge=0)
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -467,6 +497,8 @@ class Settings(BaseSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     flapping: FlappingSettings = Field(default_factory=FlappingSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    disk: DiskSettings = Field(default_factory=DiskSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
     channels: list[ChannelSettings] = []  # routed notification channels, each its own sink

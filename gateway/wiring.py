@@ -26,6 +26,9 @@ from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingSt
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.data_dir_lock import DataDirBusy, DataDirLock
+from gateway.disk import DiskWatch
+from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
     ChannelSettings,
     ConfigurationError,
@@ -36,6 +39,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
 
 _log = logging.getLogger(__name__)
@@ -279,6 +283,15 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _not_ready(agent: Agent) -> str | None:
+    """Why the agent cannot take messages yet: a broker session that is not connected."""
+    for lane in agent.lanes:
+        status = lane.session.status
+        if not status.connected:
+            return f"MQTT session {lane.session.client_id} not connected ({status.last_error})"
+    return None
+
+
 class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -292,18 +305,46 @@ async def serve(
 ) -> None:
     """Run the agent and the API until `stop` is set; then shut down in order."""
     sock = listen(settings.api.host, settings.api.port)  # a busy port fails before anything opens
+    # one agent per data dir, released by the kernel however this process ends
+    lock = DataDirLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirBusy as exc:
+        sock.close()
+        raise ConfigurationError(str(exc)) from exc
     try:
         gateway = build_gateway(settings)
     except BaseException:
         sock.close()
+        lock.release()
         raise
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     tokens = TokenStore(settings.data_dir / "tokens.db")  # `community-edge tokens` writes it
     audit = AuditLog(settings.data_dir / "audit.db")
     links = ActionLinks(settings.data_dir)
+    notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     try:
         async with gateway.agent as agent:
+            retention = Retention(
+                RetentionPolicy(
+                    resolved_alerts_days=settings.retention.resolved_alerts_days,
+                    deliveries_days=settings.retention.deliveries_days,
+                    dead_letters_days=settings.retention.dead_letters_days,
+                    audit_days=settings.retention.audit_days,
+                ),
+                now=agent.clock.now,
+                alerts=agent.alert_store,
+                outbox=agent.outbox,
+                deliveries=gateway.deliveries,
+                audit=audit,
+                check_s=settings.retention.check_s,
+            )
+            disk = DiskWatch(
+                settings.data_dir,
+                warn_free_percent=settings.disk.warn_free_percent,
+                warn_free_mb=settings.disk.warn_free_mb,
+            )
             app = create_app(
                 agent,
                 gateway.token,
@@ -313,6 +354,8 @@ async def serve(
                 audit=audit,
                 auth_failures_per_minute=settings.api.auth_failures_per_minute,
                 action_links=links,
+                disk=disk,
+                retention=retention,
             )
             server = _ApiServer(
                 uvicorn.Config(
@@ -326,17 +369,28 @@ async def serve(
             async with asyncio.TaskGroup() as tg:
                 agent_task = tg.create_task(agent.run(), name="agent")
                 tg.create_task(server.serve(sockets=[sock]), name="api")
+                housekeeping = tg.create_task(retention.run(), name="retention")
+                # READY once the outbox is open (above) and every broker session is connected;
+                # the watchdog pings come from this event loop, so a hung loop gets restarted
+                supervisor = tg.create_task(
+                    notifier.supervise(lambda: _not_ready(agent)), name="sd-notify"
+                )
                 if on_ready is not None:
                     on_ready(gateway, url)
                 await stop.wait()
                 _log.info("stopping")
+                notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
+                supervisor.cancel()
+                housekeeping.cancel()
                 agent.stream.close()  # ends live streams so the API can stop at once
                 server.should_exit = True
                 agent_task.cancel()
     finally:
+        notifier.close()
         sock.close()
         tokens.close()
         audit.close()
         links.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
+        lock.release()

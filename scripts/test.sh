@@ -44,6 +44,22 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
         apt-get install -y --no-install-recommends postgresql
 fi
 
+# systemd-analyze (Debian's systemd package) checks deploy/'s unit; the tests never start systemd.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "systemd-analyze is missing and this is neither root nor has sudo:" >&2
+        echo "  apt-get install -y --no-install-recommends systemd" >&2
+        exit 1
+    fi
+    ${sudo[@]+"${sudo[@]}"} apt-get update
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends systemd
+fi
+
 if [[ ! -x .venv/bin/python ]]; then
     python="${PYTHON:-python3}"
     if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -164,6 +164,29 @@ class AlertStore:
         ).fetchall()
         return [AlertEvent.model_validate_json(r[0]) for r in rows]
 
+    def prune_resolved(self, before: datetime, limit: int = 500) -> int:
+        """Delete up to `limit` alerts resolved before `before`, with their events (retention).
+
+        Open and acknowledged alerts are never deleted, however old. Called in small batches so
+        the event loop that shares this connection stays responsive.
+        """
+        cutoff = epoch_ms(before)
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")  # an alert and its events go together
+            ids = [
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT id FROM alerts WHERE status = 'resolved' "
+                    "AND coalesce(resolved_ms, updated_ms) < ? LIMIT ?",
+                    (cutoff, limit),
+                )
+            ]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                self._conn.execute(f"DELETE FROM alert_events WHERE alert_id IN ({marks})", ids)
+                self._conn.execute(f"DELETE FROM alerts WHERE id IN ({marks})", ids)
+        return len(ids)
+
     def open_alerts(self) -> list[Alert]:
         rows = self._conn.execute("SELECT body FROM alerts WHERE status != 'resolved'").fetchall()
         return [Alert.model_validate_json(r[0]) for r in rows]

@@ -458,6 +458,18 @@ class Outbox:
 
         return await self._run(work)
 
+    async def prune_dead_letters(self, before: datetime) -> int:
+        """Delete dead letters received before `before` (retention); returns how many."""
+        cutoff = epoch_ms(before)
+
+        def work() -> int:
+            with self._conn:
+                return self._conn.execute(
+                    "DELETE FROM dead_letters WHERE received_ms < ?", (cutoff,)
+                ).rowcount
+
+        return await self._run(work)
+
     async def dead_letter_count(self) -> int:
         return await self._run(
             lambda: int(self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])

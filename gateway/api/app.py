@@ -14,8 +14,10 @@ from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.disk import DiskWatch
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
+from gateway.retention import Retention
 from gateway.tokens import TokenStore
 
 
@@ -29,6 +31,8 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     auth_failures_per_minute: int = 10,
     action_links: ActionLinks | None = None,
+    disk: DiskWatch | None = None,
+    retention: Retention | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -37,6 +41,8 @@ def create_app(
         tokens: scoped tokens (`community-edge tokens`); None: the bootstrap token only.
         audit: where alert actions, personal-data reads and refused cross-tenant attempts go.
         action_links: signed one-time links (`/a/<token>`); None: such links are refused.
+        disk: the data dir's size and free space (/metrics, a warning on /healthz).
+        retention: what retention has deleted (/metrics).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -54,7 +60,8 @@ def create_app(
     app.state.audit = audit
     app.state.action_links = action_links
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
-    app.state.render_metrics = lambda: render_metrics(agent)
+    app.state.disk = disk
+    app.state.render_metrics = lambda: render_metrics(agent, disk, retention)
     app.include_router(operations.router)
     app.include_router(alerts.router)
     app.include_router(silences.router)

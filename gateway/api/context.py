@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from edge.agent import Desk
 from edge.sinks import DeliveryLog, ReadingStore
+from gateway.disk import DiskWatch
 
 
 def _desk(request: Request) -> Desk:
@@ -28,6 +29,11 @@ def _deliveries(request: Request) -> DeliveryLog | None:
     return deliveries
 
 
+def _disk(request: Request) -> DiskWatch | None:
+    disk: DiskWatch | None = request.app.state.disk
+    return disk
+
+
 def _metrics(request: Request) -> Callable[[], Awaitable[str]]:
     render: Callable[[], Awaitable[str]] = request.app.state.render_metrics
     return render
@@ -36,4 +42,5 @@ def _metrics(request: Request) -> Callable[[], Awaitable[str]]:
 AgentDesk = Annotated[Desk, Depends(_desk)]
 Readings = Annotated[ReadingStore | None, Depends(_readings)]
 Deliveries = Annotated[DeliveryLog | None, Depends(_deliveries)]
+Disk = Annotated[DiskWatch | None, Depends(_disk)]
 MetricsText = Annotated[Callable[[], Awaitable[str]], Depends(_metrics)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from edge.model import DeadLetter
-from gateway.api.context import AgentDesk, MetricsText
+from gateway.api.context import AgentDesk, Disk, MetricsText
 from gateway.api.errors import ERRORS, ErrorResponse
 from gateway.api.schemas import DeadLetterView
 from gateway.api.security import Caller, admin_only, audit, topic_visible
@@ -20,10 +20,21 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz(desk: AgentDesk) -> dict[str, Any]:
-    """Liveness and what is wrong: 200 while the process runs; `status` says degraded."""
+async def healthz(desk: AgentDesk, disk: Disk) -> dict[str, Any]:
+    """Liveness and what is wrong: 200 while the process runs; `status` says degraded (a broker
+    lost, a sink failing, the data dir's disk nearly full: `disk.warning`)."""
     health = await desk.health()
     ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
+    if disk is not None:
+        usage = disk.usage()
+        warning = disk.warning(usage)
+        ok = ok and warning is None
+        health["disk"] = {
+            "data_dir_bytes": usage.data_bytes,
+            "free_bytes": usage.free_bytes,
+            "total_bytes": usage.total_bytes,
+            "warning": warning,
+        }
     return {"status": "ok" if ok else "degraded", **health}
 
 

@@ -1,6 +1,7 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
-run, demo, simulate, profiles check, tokens, rules test, silences, duty, links issue, api, db upgrade. Logging is set
+run, demo, simulate, profiles check, tokens, rules test, silences, duty, links issue, api,
+db upgrade, install-service, backup, restore; `--version`. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
 
@@ -10,13 +11,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from edge.errors import StoreVersionError
 from gateway.cli import (
     api,
+    backup,
     db,
     demo,
     duty,
+    install_service,
     links,
     profiles,
+    restore,
     rules,
     run,
     silences,
@@ -24,11 +29,27 @@ from gateway.cli import (
     tokens,
 )
 from gateway.settings import ConfigurationError
+from gateway.version import version
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version"]
 
 # in the order `community-edge --help` lists them
-_COMMANDS = (run, demo, simulate, profiles, tokens, rules, silences, duty, links, api, db)
+_COMMANDS = (
+    run,
+    demo,
+    simulate,
+    profiles,
+    tokens,
+    rules,
+    silences,
+    duty,
+    links,
+    api,
+    db,
+    install_service,
+    backup,
+    restore,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Edge service for smart residential communities: MQTT devices in, "
         "readings and alerts out, nothing lost.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         command.register(commands)
@@ -51,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except ConfigurationError as exc:
         print(f"community-edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreVersionError as exc:  # a newer release's data: refused, nothing touched
+        print(f"community-edge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

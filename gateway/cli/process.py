@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -21,13 +22,51 @@ _SERVICE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _BRIEF_FORMAT = "%(levelname)s %(name)s: %(message)s"  # short-lived client commands
 
 
+# journald's priorities (syslog's): what `journalctl -p warning` filters on
+_PRIORITIES = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class _JournalFormatter(logging.Formatter):
+    """`<priority>LEVEL name: message`: journald stamps the time and reads the `<N>` prefix."""
+
+    def __init__(self) -> None:
+        super().__init__(_BRIEF_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITIES.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def to_journal() -> bool:
+    """True when stderr is systemd's journal stream (`$JOURNAL_STREAM` is its device:inode)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):  # stderr closed or not a file
+        return False
+    # inherited by a child whose stderr was redirected elsewhere: not the journal
+    return stat.st_dev == int(device) and stat.st_ino == int(inode)
+
+
 def setup_logging(level: str, *, timestamps: bool = True) -> None:
-    """Configure logging for this process; called once, by the command that runs."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format=_SERVICE_FORMAT if timestamps else _BRIEF_FORMAT,
-        stream=sys.stderr,
-    )
+    """Configure logging for this process; called once, by the command that runs.
+
+    Under systemd the lines go to the journal without our own timestamps (it adds its own) and
+    with their priority, so `journalctl -u community-edge -p warning` shows warnings and worse.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    if to_journal():
+        handler.setFormatter(_JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_SERVICE_FORMAT if timestamps else _BRIEF_FORMAT))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
     for noisy in ("uvicorn", "uvicorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -125,6 +125,18 @@ class DeliveryLog:
                 (self.max_rows,),
             )
 
+    async def prune(self, before: datetime) -> int:
+        """Delete the records whose last attempt was before `before` (retention); returns how many."""
+        cutoff = epoch_ms(before)
+
+        def work() -> int:
+            with self._conn:
+                return self._conn.execute(
+                    "DELETE FROM deliveries WHERE last_ms < ?", (cutoff,)
+                ).rowcount
+
+        return await self._run(work)
+
     async def for_alert(self, alert_id: str) -> list[Delivery]:
         """Every recorded attempt at the alert's events, oldest first."""
 

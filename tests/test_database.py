@@ -1,0 +1,141 @@
+"""Schema versions on every store: stamped, migrated forward under a lock, a newer file refused."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from edge.alerts import AlertStore
+from edge.database import open_database, schema_version
+from edge.errors import StoreVersionError
+from edge.outbox import Outbox
+from edge.sinks import DeliveryLog, ReadingStore
+from gateway.audit import AuditLog
+from gateway.tokens import TokenStore
+from tests.servers import free_port
+
+V1 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL);\n"
+V2 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b INTEGER NOT NULL DEFAULT 7);\n"
+TO_V2 = "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 7;\n"
+
+
+def _version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return schema_version(conn)
+    finally:
+        conn.close()
+
+
+def test_new_file_is_stamped_and_gets_the_whole_schema(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "s.db", V2, migrations=[TO_V2])
+    conn.execute("INSERT INTO t (a) VALUES ('x')")
+    assert conn.execute("SELECT a, b FROM t").fetchall() == [("x", 7)]
+    conn.close()
+    assert _version(tmp_path / "s.db") == 2
+
+
+def test_first_release_file_migrates_forward_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    old = sqlite3.connect(path)  # as the first release left it: no user_version
+    old.executescript(V1 + "INSERT INTO t (a) VALUES ('kept');")
+    old.close()
+    conn = open_database(path, V2, migrations=[TO_V2])
+    assert conn.execute("SELECT a, b FROM t").fetchall() == [("kept", 7)]
+    conn.close()
+    assert _version(path) == 2
+    conn = open_database(path, V2, migrations=[TO_V2])  # again: nothing to do
+    conn.close()
+    assert _version(path) == 2
+
+
+def test_newer_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    conn = open_database(path, V2, migrations=[TO_V2])
+    conn.execute("INSERT INTO t (a) VALUES ('from the future')")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    with pytest.raises(StoreVersionError, match=r"newer community-edge \(schema version 3"):
+        open_database(path, V2, migrations=[TO_V2])
+    assert _version(path) == 3
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT a FROM t").fetchall() == [("from the future",)]
+    check.close()
+
+
+def test_concurrent_openers_migrate_once(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE is the lock: of eight openers at once, one migrates, the others wait."""
+    path = tmp_path / "s.db"
+    open_database(path, V1 + "CREATE TABLE IF NOT EXISTS ran (n INTEGER);\n").close()
+    migration = TO_V2 + "INSERT INTO ran VALUES (1);\n"
+    schema = V2 + "CREATE TABLE IF NOT EXISTS ran (n INTEGER);\n"
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            start.wait()
+            open_database(path, schema, migrations=[migration]).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT count(*) FROM ran").fetchone() == (1,)
+    check.close()
+    assert _version(path) == 2
+
+
+async def test_every_store_carries_a_version(tmp_path: Path) -> None:
+    now = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
+    AlertStore(tmp_path / "alerts.db").close()
+    await Outbox(tmp_path / "outbox.db", {}, now=now).close()
+    await DeliveryLog(tmp_path / "deliveries.db", now=now).close()
+    await ReadingStore(tmp_path / "readings.db").close()
+    AuditLog(tmp_path / "audit.db").close()
+    TokenStore(tmp_path / "tokens.db").close()
+    for name in ("alerts", "outbox", "deliveries", "readings", "audit", "tokens"):
+        assert _version(tmp_path / f"{name}.db") == 1, name
+
+
+def test_agent_refuses_a_newer_data_dir_with_a_clear_message(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    AlertStore(data / "alerts.db").close()
+    conn = sqlite3.connect(data / "alerts.db")
+    conn.execute("PRAGMA user_version = 9")
+    conn.close()
+    before = (data / "alerts.db").read_bytes()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "run",
+            "--data-dir",
+            str(data),
+            "--api-port",
+            str(free_port()),
+            "--mqtt-url",
+            f"mqtt://127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "alerts.db: written by a newer community-edge (schema version 9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (data / "alerts.db").read_bytes() == before
+    assert not list(data.glob("alerts.db.corrupt-*"))
