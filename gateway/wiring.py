@@ -309,6 +309,7 @@ async def serve(
                 tokens=tokens,
                 audit=audit,
                 auth_failures_per_minute=settings.api.auth_failures_per_minute,
+                zone=settings.notifications.zone,
             )
             server = _ApiServer(
                 uvicorn.Config(

@@ -4,6 +4,8 @@ group over the agent's desk (edge.agent.Desk).
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from fastapi import FastAPI
 
 from edge.agent import Agent, Desk
@@ -13,6 +15,7 @@ from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.console import create_console
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.tokens import TokenStore
@@ -27,6 +30,7 @@ def create_app(
     audit: AuditLog | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     auth_failures_per_minute: int = 10,
+    zone: tzinfo | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -34,6 +38,7 @@ def create_app(
         token: the bootstrap token (an admin of every community).
         tokens: scoped tokens (`community-edge tokens`); None: the bootstrap token only.
         audit: where alert actions, personal-data reads and refused cross-tenant attempts go.
+        zone: the community's time zone, for the console's times (None: Asia/Shanghai).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -56,4 +61,9 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(devices.router)
     app.include_router(reading_routes.router)
+    # the duty console: cookie sessions over the same desk, authenticator and audit log
+    app.mount(
+        "/console",
+        create_console(app.state.desk, app.state.authenticator, tokens, audit, deliveries, zone),
+    )
     return app
