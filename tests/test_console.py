@@ -111,6 +111,8 @@ def test_language_is_chinese_unless_switched_or_asked() -> None:
     assert choose("en", "zh-CN") == "en"
     assert choose("xx", "en") == "en"
     assert WORDS["zh"].keys() == WORDS["en"].keys()
+    # templates write `w.key`: a key named like a dict method would print the method
+    assert [key for key in WORDS["zh"] if hasattr(dict, key)] == []
 
 
 async def test_a_page_without_a_session_sends_to_sign_in_and_back(world: _World) -> None:

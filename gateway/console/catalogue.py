@@ -51,7 +51,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "any": ("全部", "Any"),
     "open": ("未处理（全部）", "Open (all)"),
     "filter": ("筛选", "Filter"),
-    "clear": ("清除", "Clear"),
+    "clear_filters": ("清除筛选", "Clear filters"),
     "live": ("实时", "Live"),
     "offline": ("连接中断，正在重连…", "Connection lost, reconnecting…"),
     "total": ("合计", "Total"),

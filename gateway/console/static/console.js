@@ -80,6 +80,7 @@
 
   function check() {
     var ids = alarms();
+    document.documentElement.dataset.alarming = ids.length ? "1" : "0";
     if (ids.length && !beepTimer) {
       tick();
       beepTimer = setInterval(tick, BEEP_EVERY_MS);
@@ -90,7 +91,6 @@
       clearInterval(beepTimer); clearInterval(titleTimer);
       beepTimer = null; titleTimer = null;
       document.title = baseTitle;
-      document.documentElement.dataset.alarming = "0";
     }
     showBar();
   }
