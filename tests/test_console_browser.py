@@ -10,7 +10,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -60,7 +59,9 @@ class _Live:
             items = self.agent.get("/v1/alerts", community=community)["items"]
             return next((a["id"] for a in items if a["device_id"] == device), None)
 
-        return wait_until(found, what=f"the alert of {device}")
+        alert_id = wait_until(found, what=f"the alert of {device}")
+        assert alert_id is not None
+        return alert_id
 
 
 @pytest.fixture(scope="module")
@@ -305,5 +306,3 @@ def test_the_bootstrap_token_signs_in_as_admin(live: _Live) -> None:
         page = context.new_page()
         _sign_in(page, TOKEN)
         expect(page.locator(".who strong")).to_have_text("admin")
-
-

@@ -15,7 +15,6 @@ from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import create_console
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.tokens import TokenStore
@@ -61,7 +60,10 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(devices.router)
     app.include_router(reading_routes.router)
-    # the duty console: cookie sessions over the same desk, authenticator and audit log
+    # the duty console: cookie sessions over the same desk, authenticator and audit log; imported
+    # here because the console's pages use this package's security helpers (a cycle at import)
+    from gateway.console import create_console
+
     app.mount(
         "/console",
         create_console(app.state.desk, app.state.authenticator, tokens, audit, deliveries, zone),
