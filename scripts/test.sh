@@ -44,6 +44,23 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
         apt-get install -y --no-install-recommends postgresql
 fi
 
+# The duty console's browser tests drive Debian's chromium through Playwright (a Playwright browser
+# download cannot work offline); fonts-noto-cjk draws the Chinese pages in screenshots.
+if ! command -v chromium >/dev/null 2>&1 || [[ ! -d /usr/share/fonts/opentype/noto ]]; then
+    if [[ "$(id -u)" -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "chromium or fonts-noto-cjk is missing and this is neither root nor has sudo:" >&2
+        echo "  apt-get install -y --no-install-recommends chromium fonts-noto-cjk" >&2
+        exit 1
+    fi
+    ${sudo[@]+"${sudo[@]}"} apt-get update
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends chromium fonts-noto-cjk
+fi
+
 if [[ ! -x .venv/bin/python ]]; then
     python="${PYTHON:-python3}"
     if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

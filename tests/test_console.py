@@ -350,3 +350,17 @@ def test_the_board_orders_by_severity_then_age_and_counts(world: _World) -> None
     assert none.rows == []
     assert Filters.parse({"severity": "bogus", "status": "resolved"}) == Filters()
     assert Filters(building="b1").query(severity="critical") == "building=b1&severity=critical"
+
+
+async def test_docs_and_redoc_load_their_assets_from_the_gateway(world: _World) -> None:
+    async with world.client() as client:
+        for path in ("/docs", "/redoc"):
+            page = await client.get(path)
+            assert page.status_code == 200
+            assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png)[^"]*)"', page.text)
+            assert assets, page.text
+            for url in assets:
+                assert url.startswith("/console/static/vendor/"), url
+                assert (await client.get(url)).status_code == 200, url
+            assert "cdn" not in page.text
+            assert "fonts.googleapis" not in page.text

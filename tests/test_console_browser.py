@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from edge.model import AlertEvent
 from edge.sinks.channels.message import NoticeFormat
@@ -306,3 +306,26 @@ def test_the_bootstrap_token_signs_in_as_admin(live: _Live) -> None:
         page = context.new_page()
         _sign_in(page, TOKEN)
         expect(page.locator(".who strong")).to_have_text("admin")
+
+
+def test_docs_and_redoc_render_with_nothing_from_the_internet(live: _Live) -> None:
+    with live.context() as context:
+        outside: list[str] = []
+
+        def only_the_gateway(route: Route) -> None:
+            if route.request.url.startswith(live.agent.url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_the_gateway)
+        page = context.new_page()
+        page.goto("/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("community-edge alert API")
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        page.goto("/redoc")
+        expect(page.locator("h1").first).to_contain_text("community-edge alert API")
+        # ReDoc's bundle hard-codes its "by Redocly" logo from its CDN and hides it when that
+        # fails (offline): the one request that leaves, and nothing depends on it
+        assert set(outside) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}

@@ -43,6 +43,9 @@ def create_app(
         title="community-edge alert API",
         version="1",
         description="Alerts from a community gateway. Every /v1 route needs `Authorization: Bearer <token>`.",
+        # /docs and /redoc come from files the package ships (gateway.console.api_docs), not a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     install_error_handlers(app)
@@ -62,8 +65,9 @@ def create_app(
     app.include_router(reading_routes.router)
     # the duty console: cookie sessions over the same desk, authenticator and audit log; imported
     # here because the console's pages use this package's security helpers (a cycle at import)
-    from gateway.console import create_console
+    from gateway.console import api_docs, create_console
 
+    app.include_router(api_docs.router)
     app.mount(
         "/console",
         create_console(app.state.desk, app.state.authenticator, tokens, audit, deliveries, zone),
