@@ -364,3 +364,22 @@ async def test_docs_and_redoc_load_their_assets_from_the_gateway(world: _World) 
                 assert (await client.get(url)).status_code == 200, url
             assert "cdn" not in page.text
             assert "fonts.googleapis" not in page.text
+
+
+async def test_the_board_puts_the_unacknowledged_first_and_draws_at_most_shown(
+    world: _World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = world.app.app.state.desk  # type: ignore[attr-defined]
+    await desk.acknowledge(world.b_alert, "someone", None)
+    board = gather(desk, None, Filters())
+    assert [a.id for a in board.rows] == [world.a_alert, world.b_alert]  # b older, but taken
+    monkeypatch.setattr("gateway.console.board.SHOWN", 1)
+    capped = gather(desk, None, Filters())
+    assert ([a.id for a in capped.rows], capped.matching) == ([world.a_alert], 2)
+    assert len(gather(desk, None, Filters(all=True)).rows) == 2
+    async with world.client() as client:
+        await _sign_in(client, BOOTSTRAP)
+        page = await client.get("/console/board")
+        assert 'id="capped"' in page.text
+        assert page.text.count("data-device=") == 1
+        assert 'href="/console/?all=1"' in page.text

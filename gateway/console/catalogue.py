@@ -115,6 +115,11 @@ _WORDS: dict[str, tuple[str, str]] = {
     "muted_until": ("已静音，至 {t} 恢复", "Muted until {t}"),
     "unmute": ("取消静音", "Unmute"),
     "life_safety": ("生命安全告警", "Life-safety alarm"),
+    "capped": (
+        "只显示最紧急的 {shown} 条，共 {total} 条未处理告警符合筛选。",
+        "Showing the {shown} most urgent of {total} open alerts that match.",
+    ),
+    "show_all": ("全部显示（较慢）", "Show all (slower)"),
     "skip": ("跳到告警列表", "Skip to the alerts"),
 }
 

@@ -44,14 +44,25 @@
   }
 
   function notify(ids) {
+    // one notification per alarm, again every 30 s until acknowledged; beyond a few at once, one
+    // notification that counts them (thousands of pop-ups would bury the screen and the browser)
     if (!("Notification" in window) || Notification.permission !== "granted" || mutedUntil()) { return; }
     var bar = document.getElementById("alarm-bar");
-    ids.forEach(function (id) {
-      if (notified[id] && Date.now() - notified[id] < NOTIFY_EVERY_MS) { return; }
-      notified[id] = Date.now();
-      var n = new Notification(bar ? bar.dataset.life : "Alarm", { tag: id, renotify: true, requireInteraction: true });
-      n.onclick = function () { window.focus(); location.href = "/console/alerts/" + encodeURIComponent(id); };
+    var title = bar ? bar.dataset.life : "Alarm";
+    var due = ids.filter(function (id) { return !notified[id] || Date.now() - notified[id] >= NOTIFY_EVERY_MS; });
+    if (!due.length) { return; }
+    due.forEach(function (id) { notified[id] = Date.now(); });
+    var shown = due.length <= 3 ? due : ["alarms"];
+    shown.forEach(function (id) {
+      var n = new Notification(id === "alarms" ? title + " \u00d7" + due.length : title,
+                               { tag: id, renotify: true, requireInteraction: true });
+      n.onclick = function () {
+        window.focus();
+        location.href = id === "alarms" ? "/console/" : "/console/alerts/" + encodeURIComponent(id);
+      };
     });
+    var root = document.documentElement;
+    root.dataset.notified = String(Number(root.dataset.notified || 0) + shown.length);
   }
 
   function showBar() {
