@@ -383,3 +383,26 @@ async def test_the_board_puts_the_unacknowledged_first_and_draws_at_most_shown(
         assert 'id="capped"' in page.text
         assert page.text.count("data-device=") == 1
         assert 'href="/console/?all=1"' in page.text
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_consoles_colours_pass_wcag_aa() -> None:
+    css = (Path(__file__).parent.parent / "gateway/console/static/console.css").read_text()
+    colour = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6})", css))
+    white, alarm_row, header = "#ffffff", "#fdecea", "#16202c"
+    pairs = [(white, colour[s]) for s in ("critical", "major", "minor", "warning", "info")]
+    pairs += [(white, colour["active"]), (white, colour["acknowledged"])]  # counters
+    pairs += [(alarm_row, colour[s]) for s in ("active", "acknowledged", "muted", "ink")]
+    pairs += [(white, "#0b4fa8"), (alarm_row, "#0b4fa8"), (header, white)]  # links, header
+    failing = [(a, b, round(_contrast(a, b), 2)) for a, b in pairs if _contrast(a, b) < 4.5]
+    assert failing == []
