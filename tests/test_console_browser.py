@@ -19,7 +19,7 @@ from edge.model import AlertEvent
 from edge.sinks.channels.message import NoticeFormat
 from gateway.tokens import TokenStore
 from tests.agent_process import TOKEN, AgentProcess
-from tests.browser import artefact, chromium
+from tests.browser import TcpProxy, artefact, chromium
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer
 from tests.waiting import wait_until
@@ -394,3 +394,24 @@ def _count(live: _Live, community: str) -> int:
         cursor = page["next_cursor"]
         if not cursor:
             return total
+
+
+def test_after_a_network_drop_the_board_catches_up(live: _Live) -> None:
+    token = live.token("duty_officer", "cs-drop", "吴九")
+    proxy = TcpProxy(live.agent.port)
+    context = live.browser.new_context(base_url=proxy.url, locale="zh-CN")
+    try:
+        page = context.new_page()
+        _sign_in(page, token)
+        expect(page.locator("#link-state")).to_have_text("实时")
+        proxy.cut()
+        expect(page.locator("#link-state")).to_have_text("连接中断，正在重连…")
+        live.sos("cs-drop", "b1", "sos-while-down")  # happens while the page cannot hear it
+        live.alert_of("cs-drop", "sos-while-down")
+        assert page.locator("tr[data-device]").count() == 0
+        proxy.restore()
+        expect(page.locator("tr[data-device='sos-while-down']")).to_have_count(1, timeout=20_000)
+        expect(page.locator("#link-state")).to_have_text("实时")
+    finally:
+        context.close()
+        proxy.close()
