@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from edge.model import AlertEvent
 from edge.sinks.channels.message import NoticeFormat
+from gateway.console.catalogue import WORDS
 from gateway.tokens import TokenStore
 from tests.agent_process import TOKEN, AgentProcess
 from tests.browser import TcpProxy, artefact, chromium
@@ -405,7 +406,7 @@ def test_after_a_network_drop_the_board_catches_up(live: _Live) -> None:
         _sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         proxy.cut()
-        expect(page.locator("#link-state")).to_have_text("连接中断，正在重连…")
+        expect(page.locator("#link-state")).to_have_text(WORDS["zh"]["offline"])
         live.sos("cs-drop", "b1", "sos-while-down")  # happens while the page cannot hear it
         live.alert_of("cs-drop", "sos-while-down")
         assert page.locator("tr[data-device]").count() == 0
