@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request
 
@@ -103,7 +103,8 @@ def check_csrf(request: Request, visitor: Visitor, form: dict[str, str]) -> None
     """Refuse a state change that lacks this session's token (form field or header) or that a
     browser says came from another origin."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    # the host only: behind a proxy that ends TLS the app may see http where the browser said https
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
         raise CsrfRefused(origin)
     given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not visitor.session.csrf_matches(given):
