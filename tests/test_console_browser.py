@@ -186,8 +186,15 @@ def test_two_people_acknowledge_at_once_one_wins_the_other_sees_who(live: _Live)
         first, second = one.new_page(), two.new_page()
         _sign_in(first, first_token, f"/console/alerts/{alert_id}")
         _sign_in(second, second_token, f"/console/alerts/{alert_id}")
+        watcher = two.new_page()  # a third tab on the alert, acting on nothing
+        watcher.goto(f"/console/alerts/{alert_id}")
+        watcher.wait_for_function(
+            "() => document.querySelector('[sse-connect]') && "
+            "htmx.find('[sse-connect]')['htmx-internal-data'].sseEventSource.readyState === 1"
+        )
         first.locator("#ack").click(no_wait_after=True)
         second.locator("#ack").click(no_wait_after=True)
+        expect(watcher.locator("#changed")).to_be_visible()  # told without reloading
         first.wait_for_selector("#message")
         second.wait_for_selector("#message")
         messages = {first.inner_text("#message"), second.inner_text("#message")}

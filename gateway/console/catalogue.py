@@ -120,6 +120,8 @@ _WORDS: dict[str, tuple[str, str]] = {
         "Showing the {shown} most urgent of {total} open alerts that match.",
     ),
     "show_all": ("全部显示（较慢）", "Show all (slower)"),
+    "changed": ("此告警刚被其他人更新。", "Someone else just changed this alert."),
+    "reload": ("刷新查看", "Reload to see"),
     "skip": ("跳到告警列表", "Skip to the alerts"),
 }
 

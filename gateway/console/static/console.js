@@ -141,6 +141,17 @@
         state.textContent = state.dataset.offline; state.classList.add("down");
       });
     }
+    var watch = document.getElementById("alert-watch");
+    var article = document.getElementById("alert");
+    if (watch && article) {
+      watch.addEventListener("htmx:sseMessage", function (evt) {
+        var data = {};
+        try { data = JSON.parse(evt.detail.data); } catch (e) { return; }
+        if (data.id === article.dataset.alert && data.kind !== "repeated") {
+          document.getElementById("changed").hidden = false;
+        }
+      });
+    }
     document.body.addEventListener("htmx:afterSwap", check);
     check();
   });
