@@ -356,6 +356,7 @@ async def serve(
                 action_links=links,
                 disk=disk,
                 retention=retention,
+                zone=settings.notifications.zone,
             )
             server = _ApiServer(
                 uvicorn.Config(

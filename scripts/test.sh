@@ -10,54 +10,34 @@ have() {
     command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/usr/local/sbin/$1" || -x "/sbin/$1" ]]
 }
 
-if ! have mosquitto || ! have victoria-metrics; then
+# What the tests need from Debian, each installed when missing, in one apt-get run:
+# - mosquitto, victoria-metrics: the tests start their own servers on free ports and never use the
+#   system services (apt may say that policy-rc.d denied starting victoria-metrics.service);
+# - postgresql: its server binaries (initdb, postgres) live in /usr/lib/postgresql/<version>/bin;
+#   the tests run a private cluster on a free port;
+# - systemd: `systemd-analyze verify` checks deploy/'s unit; the tests never start systemd;
+# - chromium, fonts-noto-cjk: the console's browser tests drive Debian's chromium through
+#   Playwright (a Playwright browser download cannot work offline); the fonts draw Chinese pages.
+missing=()
+have mosquitto || missing+=(mosquitto)
+have victoria-metrics || missing+=(victoria-metrics)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missing+=(postgresql)
+have systemd-analyze || missing+=(systemd)
+have chromium || missing+=(chromium)
+[[ -d /usr/share/fonts/opentype/noto ]] || missing+=(fonts-noto-cjk)
+if ((${#missing[@]})); then
     if [[ "$(id -u)" -eq 0 ]]; then
         sudo=()
     elif command -v sudo >/dev/null 2>&1; then
         sudo=(sudo)
     else
-        echo "mosquitto or victoria-metrics is missing and this is neither root nor has sudo:" >&2
-        echo "  apt-get install -y --no-install-recommends mosquitto victoria-metrics" >&2
-        exit 1
-    fi
-    # apt may say that policy-rc.d denied starting victoria-metrics.service: the tests start their
-    # own servers on free ports and never use the system services.
-    ${sudo[@]+"${sudo[@]}"} apt-get update
-    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends mosquitto victoria-metrics
-fi
-
-# Debian keeps PostgreSQL's server binaries (initdb, postgres) in /usr/lib/postgresql/<version>/bin;
-# the tests run a private cluster on a free port and never the system service.
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-        sudo=()
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo=(sudo)
-    else
-        echo "PostgreSQL is missing and this is neither root nor has sudo:" >&2
-        echo "  apt-get install -y --no-install-recommends postgresql" >&2
+        echo "missing: ${missing[*]}; this is neither root nor has sudo:" >&2
+        echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
         exit 1
     fi
     ${sudo[@]+"${sudo[@]}"} apt-get update
     ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends postgresql
-fi
-
-# systemd-analyze (Debian's systemd package) checks deploy/'s unit; the tests never start systemd.
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-        sudo=()
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo=(sudo)
-    else
-        echo "systemd-analyze is missing and this is neither root nor has sudo:" >&2
-        echo "  apt-get install -y --no-install-recommends systemd" >&2
-        exit 1
-    fi
-    ${sudo[@]+"${sudo[@]}"} apt-get update
-    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends systemd
+        apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

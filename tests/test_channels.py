@@ -189,7 +189,7 @@ def test_a_message_says_what_a_duty_officer_needs_and_nothing_personal() -> None
         "确认人 By: duty-wang",
         "告警编号 Alert: alert-1",
     )
-    assert notice.link == "https://gw.example/v1/alerts/alert-1"
+    assert notice.link == "https://gw.example/console/alerts/alert-1"
     escalated = notices.single(event(kind=AlertEventKind.ESCALATED, tier="property_manager"))
     assert "升级至 Tier: property_manager" in escalated.lines
     assert NoticeFormat(SHANGHAI).single(event()).link is None
@@ -298,7 +298,7 @@ async def test_wecom_gets_one_markdown_message_per_event(
     content = first.body["markdown"]["content"]
     assert content.startswith("**【紧急 CRITICAL】新告警 Opened**\n> Emergency button pressed\n")
     assert "> 告警编号 Alert: alert-1" in content
-    assert content.endswith("[查看详情 Details](https://gw.example/v1/alerts/alert-1)")
+    assert content.endswith("[查看详情 Details](https://gw.example/console/alerts/alert-1)")
     assert "告警已解除 Resolved" in second.text
     assert wecom.messages == 2
 

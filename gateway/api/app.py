@@ -4,6 +4,8 @@ group over the agent's desk (edge.agent.Desk).
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from fastapi import FastAPI
 
 from edge.agent import Agent, Desk
@@ -33,6 +35,7 @@ def create_app(
     action_links: ActionLinks | None = None,
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
+    zone: tzinfo | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -43,11 +46,15 @@ def create_app(
         action_links: signed one-time links (`/a/<token>`); None: such links are refused.
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
+        zone: the community's time zone, for the console's times (None: Asia/Shanghai).
     """
     app = FastAPI(
         title="community-edge alert API",
         version="1",
         description="Alerts from a community gateway. Every /v1 route needs `Authorization: Bearer <token>`.",
+        # /docs and /redoc come from files the package ships (gateway.console.api_docs), not a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     install_error_handlers(app)
@@ -68,4 +75,13 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
+    # the duty console: cookie sessions over the same desk, authenticator and audit log; imported
+    # here because the console's pages use this package's security helpers (a cycle at import)
+    from gateway.console import api_docs, create_console
+
+    app.include_router(api_docs.router)
+    app.mount(
+        "/console",
+        create_console(app.state.desk, app.state.authenticator, tokens, audit, deliveries, zone),
+    )
     return app

@@ -197,7 +197,9 @@ def test_one_robot_down_blocks_no_other_and_catches_up(
     assert all(r.errcode == 0 for r in wecom.requests)
     assert all(r.body["msgtype"] == "markdown" for r in wecom.requests)
     assert all(
-        "https://gw.example/v1/alerts/" in r.text for r in wecom.requests if "汇总" not in r.text
+        "https://gw.example/console/alerts/" in r.text
+        for r in wecom.requests
+        if "汇总" not in r.text
     )
     for sink in ("duty-wecom", "duty-dingtalk"):
         assert metrics[f'community_edge_channel_sent_total{{sink="{sink}"}}'] == events

@@ -2,8 +2,8 @@
 
 Messages carry severity, summary, community / building / unit, device, local time, what happened
 (opened, escalated to a tier, acknowledged by, resolved), the alert id and, when the gateway has a
-public address, a link to the alert in the API. Nothing else: no notes (free text that may name a
-resident), no resident reference, no contacts. Text that comes from devices or profiles is cleaned
+public address, a link to the alert's page in the duty console (sign-in first, then that alert).
+Nothing else: no notes (free text that may name a resident), no resident reference, no contacts. Text that comes from devices or profiles is cleaned
 of line breaks and markup so it cannot forge lines, links or mentions in a group chat.
 """
 
@@ -88,7 +88,8 @@ class NoticeFormat:
     def link(self, event: AlertEvent) -> str | None:
         if self._public_url is None:
             return None
-        return f"{self._public_url}/v1/alerts/{quote(event.alert.id, safe='')}"
+        # the console's page, not the JSON route: a person on a phone opens it (signing in first)
+        return f"{self._public_url}/console/alerts/{quote(event.alert.id, safe='')}"
 
     def single(self, event: AlertEvent) -> Notice:
         """The full message for one event."""

@@ -1,0 +1,71 @@
+"""The duty console as an app of its own, mounted at /console/ beside the alert API: its pages
+authenticate by session cookie, not bearer token, so they live apart from the /v1 routes and
+their OpenAPI document, over the same desk, authenticator and audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge.agent import Desk
+from edge.sinks import DeliveryLog
+from gateway.audit import AuditLog
+from gateway.auth import Authenticator
+from gateway.console import pages, signin
+from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
+from gateway.console.assets import static_files
+from gateway.console.page import render
+from gateway.console.sessions import SessionBook
+from gateway.tokens import TokenStore
+
+SESSION_TTL_S = 12 * 3600.0  # one duty shift; then sign in again
+_DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the gateway's settings pass the community's zone
+
+
+def create_console(
+    desk: Desk,
+    authenticator: Authenticator,
+    tokens: TokenStore | None,
+    audit: AuditLog | None,
+    deliveries: DeliveryLog | None,
+    zone: tzinfo | None = None,
+    session_ttl_s: float = SESSION_TTL_S,
+) -> FastAPI:
+    """The console app; `create_app` mounts it at /console."""
+    console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    console.state.desk = desk
+    console.state.authenticator = authenticator
+    console.state.tokens = tokens
+    console.state.audit = audit
+    console.state.deliveries = deliveries
+    console.state.sessions = SessionBook(session_ttl_s)
+    console.state.zone = zone or _DEFAULT_ZONE
+    console.include_router(signin.router)
+    console.include_router(pages.router)
+    console.mount("/static", static_files(), name="static")
+
+    @console.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        target = sign_in_url(exc.next_path)
+        if request.headers.get("hx-request"):
+            # an htmx request cannot follow a redirect to a whole page: htmx navigates on this
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        if request.method != "GET" or exc.next_path.startswith("/console/stream"):
+            return Response(status_code=401)
+        return RedirectResponse(target, status_code=303)
+
+    @console.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, exc: CsrfRefused) -> Response:
+        return render(request, "message.html", {"message_key": "csrf"}, status_code=403)
+
+    @console.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        key = "read_only" if exc.status_code == 403 else "not_found"
+        return render(request, "message.html", {"message_key": key}, status_code=exc.status_code)
+
+    return console

@@ -1,0 +1,124 @@
+"""The alarm board's content: every open alert in the caller's scope, filtered, by severity then
+age, with counters per severity and status. Pure over a desk, so it is tested without a browser.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from edge.agent import Desk
+from edge.model import SEVERITY_RANK, Alert, AlertStatus, Severity
+
+OPEN = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED)
+# categories whose critical alerts are life-safety alarms: they sound until acknowledged
+LIFE_SAFETY = frozenset({"sos", "smoke", "fire", "fall", "door"})
+_PAGE = 500  # the store's page size while gathering
+# rows drawn by default: the most urgent first, every open alert counted above them. Measured in
+# chromium: a live refresh of 5,000 rows takes ~4 s, of 1,000 well under the board's 2 s promise;
+# `all=1` draws every row (a person asks for it, and the page says how many are not drawn)
+SHOWN = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What the board is narrowed to; kept in the URL's query string."""
+
+    community: str = ""
+    building: str = ""
+    category: str = ""
+    severity: Severity | None = None
+    status: AlertStatus | None = None
+    all: bool = False  # draw every row, not only the SHOWN most urgent
+
+    @classmethod
+    def parse(cls, query: dict[str, str]) -> Filters:
+        """From a query string; an unknown severity or status is ignored, not an error page."""
+        severity = query.get("severity", "")
+        status = query.get("status", "")
+        return cls(
+            community=query.get("community", "").strip()[:64],
+            building=query.get("building", "").strip()[:64],
+            category=query.get("category", "").strip()[:64],
+            severity=Severity(severity) if severity in Severity.__members__.values() else None,
+            status=AlertStatus(status) if status in OPEN else None,
+            all=query.get("all") == "1",
+        )
+
+    def query(self, **override: str) -> str:
+        """This filter as a query string, with some values replaced ("" drops one)."""
+        values = {
+            "community": self.community,
+            "building": self.building,
+            "category": self.category,
+            "severity": self.severity.value if self.severity else "",
+            "status": self.status.value if self.status else "",
+            "all": "1" if self.all else "",
+        }
+        values.update(override)
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """The rows to show and the counters above them."""
+
+    rows: list[Alert]  # the rows to draw
+    matching: int  # how many open alerts match the filters (more than rows when capped)
+    by_severity: dict[Severity, int]
+    by_status: dict[AlertStatus, int]
+    communities: list[str]
+    buildings: list[str]
+    categories: list[str]
+    now: datetime
+
+
+def is_life_safety(alert: Alert) -> bool:
+    return alert.severity is Severity.CRITICAL and alert.category in LIFE_SAFETY
+
+
+def gather(desk: Desk, scope: list[str] | None, filters: Filters) -> Board:
+    """Every open alert of `scope` (None: all), however old: no time window hides an open alarm."""
+    if filters.community:
+        scope = [c for c in (scope or [filters.community]) if c == filters.community]
+    found: list[Alert] = []
+    if scope != []:
+        for status in OPEN:
+            cursor: str | None = None
+            while True:
+                page = desk.alerts(scope, status, None, _PAGE, cursor)
+                found.extend(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+    placed = [
+        a
+        for a in found
+        if (not filters.building or a.building == filters.building)
+        and (not filters.category or a.category == filters.category)
+    ]
+    rows = [
+        a
+        for a in placed
+        if (filters.severity is None or a.severity is filters.severity)
+        and (filters.status is None or a.status is filters.status)
+    ]
+    # most urgent first; within a severity the unacknowledged (nobody has it yet), then the one
+    # waiting longest
+    rows.sort(
+        key=lambda a: (SEVERITY_RANK[a.severity], a.status is not AlertStatus.ACTIVE, a.opened_at)
+    )
+    severities = Counter(a.severity for a in placed)
+    statuses = Counter(a.status for a in placed)
+    return Board(
+        rows=rows if filters.all else rows[:SHOWN],
+        matching=len(rows),
+        by_severity={s: severities.get(s, 0) for s in Severity},
+        by_status={s: statuses.get(s, 0) for s in OPEN},
+        communities=sorted({a.community for a in found}),
+        buildings=sorted({a.building for a in found}),
+        categories=sorted({a.category for a in found}),
+        now=desk.now(),
+    )

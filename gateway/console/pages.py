@@ -1,0 +1,195 @@
+"""The console's pages: the live alarm board (with its fragment and event stream) and an alert's
+page with its actions. Scopes, masking and the 404 for another community's alert are the alert
+API's own (gateway.api.security); actions are recorded under the person's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from edge.agent import Desk
+from edge.errors import AlertNotFound, AlertTransitionError
+from edge.model import Alert
+from gateway.api.security import audit, masked, masked_event, visible
+from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
+from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.page import render
+from gateway.privacy import sees_personal_data
+
+router = APIRouter()
+OUTCOMES = ("real", "false_alarm", "test", "device_fault")
+_KEEPALIVE_S = 15.0
+AlertId = Annotated[str, Path(max_length=200)]
+
+
+def _desk(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
+    filters = Filters.parse(dict(request.query_params))
+    board = gather(_desk(request), visitor.principal.scope(None), filters)
+    rows = [masked(visitor.principal, a) for a in board.rows]
+    return {
+        "visitor": visitor,
+        "filters": filters,
+        "board": board,
+        "rows": rows,
+        "alarm_ids": [a.id for a in rows if is_life_safety(a) and a.status == "active"],
+        "is_life_safety": is_life_safety,
+    }
+
+
+@router.get("/")
+async def board_page(request: Request, visitor: Person) -> Response:
+    """The alarm board, whole; the browser then keeps it live from the stream."""
+    return render(request, "board.html", _board_context(request, visitor))
+
+
+@router.get("/board")
+async def board_fragment(request: Request, visitor: Person) -> Response:
+    """The board's rows and counters alone, fetched again on every event of the stream."""
+    return render(request, "_board.html", _board_context(request, visitor))
+
+
+@router.get("/stream")
+async def stream(request: Request, visitor: Person) -> StreamingResponse:
+    """One `alert` event per alert event in the visitor's scope: the board fetches itself again.
+
+    It carries only the alert id and kind (the page reads the rest through the same checks as the
+    API). On an overflow or a drop the browser reconnects, and the board refetches on reconnect,
+    so an event missed in between is still on the board.
+    """
+    desk = _desk(request)
+    principal = visitor.principal
+
+    async def events() -> AsyncIterator[bytes]:
+        with desk.subscription() as queue:
+            yield b"retry: 1000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:  # cut off (too far behind) or stopping: the browser reconnects
+                    return
+                if not principal.may_see(event.alert.community):
+                    continue
+                data = json.dumps({"id": event.alert.id, "kind": event.kind.value})
+                yield f"event: alert\ndata: {data}\n\n".encode()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _alert_of(request: Request, visitor: Visitor, alert_id: str) -> Alert:
+    """The alert, or the API's 404 (also for another community's alert, audited there)."""
+    alert = _desk(request).alert(alert_id)
+    if alert is None:
+        raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
+    visible(request, visitor.principal, alert.community, f"alert:{alert_id}")
+    return alert
+
+
+async def _alert_page(
+    request: Request,
+    visitor: Visitor,
+    alert_id: str,
+    message: tuple[str, dict[str, str]] | None = None,
+    status_code: int = 200,
+) -> Response:
+    alert = _alert_of(request, visitor, alert_id)
+    caller = visitor.principal
+    if sees_personal_data(caller, alert.community) and alert.unit is not None:
+        audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
+    desk = _desk(request)
+    deliveries = request.app.state.deliveries
+    shown = masked(caller, alert)
+    return render(
+        request,
+        "alert.html",
+        {
+            "visitor": visitor,
+            "alert": shown,
+            "unit_masked": alert.unit is not None and shown.unit is None,
+            "history": [masked_event(caller, e) for e in desk.history(alert_id)],
+            "deliveries": await deliveries.for_alert(alert_id) if deliveries is not None else [],
+            "alarm": is_life_safety(alert) and alert.status == "active",
+            "outcomes": OUTCOMES,
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/alerts/{alert_id}")
+async def alert_page(request: Request, visitor: Person, alert_id: AlertId) -> Response:
+    """What happened, its timeline and deliveries, and the actions the visitor's role allows."""
+    done = request.query_params.get("done")
+    message = ("done", {"what": visitor.words.get(done, "")}) if done else None
+    return await _alert_page(request, visitor, alert_id, message)
+
+
+@router.post("/alerts/{alert_id}/{action}")
+async def act(
+    request: Request,
+    visitor: Person,
+    alert_id: AlertId,
+    action: Annotated[str, Path(pattern="^(acknowledge|resolve|assign)$")],
+) -> Response:
+    """Acknowledge, assign or resolve (with an outcome) as the signed-in person; a second person
+    acting at the same moment is told who was first, and nothing of theirs is applied."""
+    form = await form_of(request)
+    check_csrf(request, visitor, form)
+    alert = _alert_of(request, visitor, alert_id)
+    if not visitor.may_act:
+        raise HTTPException(status_code=403, detail="read-only role")
+    note = form.get("note", "").strip()[:1000] or None
+    desk = _desk(request)
+    try:
+        if action == "acknowledge":
+            await desk.acknowledge(alert_id, visitor.name, note)
+        elif action == "resolve":
+            outcome = form.get("outcome", "")
+            if outcome not in OUTCOMES:
+                raise HTTPException(status_code=400, detail="an outcome is needed")
+            await desk.resolve(alert_id, visitor.name, f"[{outcome}] {note or ''}".strip())
+        else:
+            assignee = form.get("assignee", "").strip()[:100]
+            if not assignee:
+                raise HTTPException(status_code=400, detail="whom to assign to")
+            await desk.assign(alert_id, assignee, visitor.name, note)
+    except (AlertTransitionError, AlertNotFound):
+        audit(request, visitor.principal, alert.community, f"alert:{alert_id}", action, "conflict")
+        return await _alert_page(
+            request, visitor, alert_id, _conflict(desk, visitor, alert_id), status_code=409
+        )
+    audit(request, visitor.principal, alert.community, f"alert:{alert_id}", action)
+    return RedirectResponse(f"{PREFIX}/alerts/{alert_id}?done={action}", status_code=303)
+
+
+def _conflict(desk: Desk, visitor: Visitor, alert_id: str) -> tuple[str, dict[str, str]]:
+    """Who got there first: the last person's transition in the alert's history."""
+    words = visitor.words
+    for event in reversed(desk.history(alert_id)):
+        if event.kind in ("acknowledged", "resolved"):
+            return (
+                "conflict",
+                {
+                    "who": event.actor,
+                    "at": f"{event.at:%H:%M:%S}",
+                    "what": words[f"ev_{event.kind.value}"],
+                },
+            )
+    return ("conflict", {"who": "?", "at": "", "what": ""})
