@@ -74,12 +74,13 @@ async def act(token: str, request: Request, desk: AgentDesk) -> HTMLResponse:
     except AlertTransitionError:
         current = desk.alert(claim.alert_id)
         by = (current.resolved_by or current.acknowledged_by) if current else None
-        who = f"{_e(by)} " if by else ""
+        who = _e(by) if by else ""
+        zh = f"此警报已由 {who} 处理。" if who else "此警报已有人处理。"
+        en = f"This alert was already handled by {who}." if who else "Already handled."
         return _page(
             409,
             "已有人处理 · Already handled",
-            f"{_alert_block(current) if current else ''}<p>此警报已由 {who}处理。"
-            f"<br><span lang=en>This alert was already handled{' by ' + who if who else ''}.</span></p>",
+            f"{_alert_block(current) if current else ''}<p>{zh}<br><span lang=en>{en}</span></p>",
         )
     _record(request, claim, alert)
     zh, en = _VERBS[claim.action]
