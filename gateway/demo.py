@@ -125,7 +125,8 @@ def _simulate(url: str, rate: float, stop: threading.Event) -> None:
             rounds += 1
             if rounds % 3 == 1 and not stop.is_set():
                 name = SCENARIO_ORDER[(rounds // 3) % len(SCENARIO_ORDER)]
-                _log.warning("demo: playing scenario %s", name)
+                # the demo's own narration, not a problem: printed, not logged as a warning
+                print(f"demo: playing scenario {name}", flush=True)
                 run_scenario(url, name, "demo")
         except (ConnectionError, OSError) as exc:
             _log.warning("demo simulator: %s; retrying", exc)
@@ -161,6 +162,7 @@ async def run_demo(
                 "\ncommunity-edge demo is running\n"
                 f"  broker:     {mqtt_url}  ({broker_kind})\n"
                 f"  data dir:   {directory}\n"
+                f"  console:    {url}/console/   (sign in with the API token below)\n"
                 f"  API:        {url}   docs: {url}/docs\n"
                 f"  API token:  {gateway.token}\n\n"
                 "Try:\n"
