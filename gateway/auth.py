@@ -54,6 +54,16 @@ class Authenticator:
             raise Unauthenticated("missing, wrong or revoked bearer token")
         return principal
 
+    def still_valid(self, principal: Principal) -> bool:
+        """Whether a caller authenticated earlier may go on (an open live stream asks each second).
+
+        The bootstrap token lasts as long as the process; a scoped token until it is revoked or
+        expires.
+        """
+        if principal.token_id == BOOTSTRAP_ID:
+            return self._bootstrap is not None
+        return self._tokens is not None and self._tokens.active(principal.token_id)
+
     def _resolve(self, token: str) -> Principal | None:
         if self._bootstrap is not None and secrets.compare_digest(token.encode(), self._bootstrap):
             return self._admin

@@ -5,6 +5,7 @@ figures per community.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -16,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from edge.agent import Desk
 from edge.alerts import Incident
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
-from edge.model import Alert, AlertStatus, Severity
+from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.context import AgentDesk, Deliveries
 from gateway.api.errors import ACTION_ERRORS, ERRORS
 from gateway.api.schemas import (
@@ -31,10 +32,17 @@ from gateway.api.schemas import (
     SummaryList,
 )
 from gateway.api.security import Caller, audit, masked, masked_event, may_act, visible
+from gateway.auth import Authenticator
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal
 
+_log = logging.getLogger(__name__)
+
 router = APIRouter()
+
+STREAM_RECHECK_S = 1.0  # an open stream's token is checked this often (revocation, expiry)
+STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+_IDLE = object()  # no event within STREAM_RECHECK_S
 
 
 @router.get("/v1/alerts", tags=["alerts"], responses=ERRORS)
@@ -64,33 +72,55 @@ async def list_alerts(
 )
 async def stream_alerts(
     caller: Caller,
+    request: Request,
     desk: AgentDesk,
     community: Annotated[list[str] | None, Query()] = None,
 ) -> StreamingResponse:
     """Server-sent events: every alert event as it is stored (`event:` is the kind).
 
     A comment line every 15 s keeps proxies from closing an idle stream. A consumer that falls
-    1,000 events behind gets `event: overflow` and the stream ends: reconnect and list.
+    1,000 events behind gets `event: overflow` and the stream ends: reconnect and list. The token is
+    checked again every second: once it is revoked or expires the stream gets `event: revoked`
+    and ends, and no event is sent after that check.
     """
     scope = caller.scope(community)
     wanted = set(scope) if scope is not None else None
+    authenticator: Authenticator = request.app.state.authenticator
 
     async def events() -> AsyncIterator[bytes]:
         with desk.subscription() as queue:
             yield b": connected\n\n"
+            clock = asyncio.get_running_loop().time
+            checked = written = clock()
             while True:
+                event: AlertEvent | None | object
                 try:
-                    event = await asyncio.wait_for(queue.get(), 15.0)
+                    event = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    event = _IDLE
+                if clock() - checked >= STREAM_RECHECK_S:
+                    # the token store is a SQLite file: read it off the event loop
+                    if not await asyncio.to_thread(authenticator.still_valid, caller):
+                        _log.info(
+                            "live stream of token %s ended: revoked or expired", caller.token_id
+                        )
+                        yield b"event: revoked\ndata: {}\n\n"
+                        return
+                    checked = clock()
+                if event is _IDLE:
+                    if clock() - written >= STREAM_KEEPALIVE_S:
+                        written = clock()
+                        yield b": keep-alive\n\n"
                     continue
                 if event is None:  # cut off (too far behind) or the agent is stopping
                     if not desk.stream_closed:
                         yield b"event: overflow\ndata: {}\n\n"
                     return
+                assert isinstance(event, AlertEvent)
                 if wanted is not None and event.alert.community not in wanted:
                     continue
                 body = masked_event(caller, event).model_dump_json()
+                written = clock()
                 yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
 
     return StreamingResponse(
