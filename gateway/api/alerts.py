@@ -93,7 +93,7 @@ async def stream_alerts(
             clock = asyncio.get_running_loop().time
             checked = written = clock()
             while True:
-                event: AlertEvent | None | object
+                event: AlertEvent | object | None
                 try:
                     event = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
                 except TimeoutError:

@@ -41,7 +41,7 @@ def authenticated(
     except Throttled as exc:
         raise HTTPException(
             status_code=429,
-            detail="too many failed authentications from this address; try again later",
+            detail="too many failed authentications from this address or for this token; try again later",
             headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
         ) from None
     except Unauthenticated as exc:
