@@ -28,6 +28,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL, communities TEXT NOT NULL,
     name TEXT, created_at TEXT NOT NULL, revoked_at TEXT, expires_at TEXT);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -173,6 +174,18 @@ class TokenStore:
         if revoked_at is not None:
             return False
         return expires_at is None or self._now() < datetime.fromisoformat(expires_at)
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte key of this deployment, made on first use and kept here (0600):
+        the key of the unit pseudonyms (gateway.privacy.Pseudonyms)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                (name, secrets.token_bytes(32)),
+            )
+            row = self._conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        value: bytes = row[0]
+        return value
 
     def list(self) -> list[TokenInfo]:
         with self._lock:

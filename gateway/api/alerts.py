@@ -31,7 +31,17 @@ from gateway.api.schemas import (
     IsoTime,
     SummaryList,
 )
-from gateway.api.security import Caller, audit, masked, masked_event, may_act, visible
+from gateway.api.security import (
+    Caller,
+    Places,
+    audit,
+    masked,
+    masked_event,
+    masked_incident,
+    may_act,
+    places_of,
+    visible,
+)
 from gateway.auth import Authenticator
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal
@@ -49,6 +59,7 @@ _IDLE = object()  # no event within STREAM_RECHECK_S
 async def list_alerts(
     caller: Caller,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
     status: AlertStatus | None = None,
     severity: Severity | None = None,
@@ -61,7 +72,9 @@ async def list_alerts(
         return AlertList(items=[], next_cursor=None)
     # an empty cursor is the first page
     page = desk.alerts(scope, status, severity, limit, cursor or None)
-    return AlertList(items=[masked(caller, a) for a in page.items], next_cursor=page.next_cursor)
+    return AlertList(
+        items=[masked(caller, a, places) for a in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(
@@ -74,6 +87,7 @@ async def stream_alerts(
     caller: Caller,
     request: Request,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
 ) -> StreamingResponse:
     """Server-sent events: every alert event as it is stored (`event:` is the kind).
@@ -119,7 +133,7 @@ async def stream_alerts(
                 assert isinstance(event, AlertEvent)
                 if wanted is not None and event.alert.community not in wanted:
                     continue
-                body = masked_event(caller, event).model_dump_json()
+                body = masked_event(caller, event, places).model_dump_json()
                 written = clock()
                 yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
 
@@ -132,15 +146,20 @@ async def stream_alerts(
 
 @router.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
 async def get_alert(
-    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, deliveries: Deliveries
+    alert_id: str,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    deliveries: Deliveries,
+    places: Places,
 ) -> AlertDetail:
     """One alert with its event history and its notification channels' delivery attempts."""
     alert = _alert_of(request, caller, desk, alert_id)
     if sees_personal_data(caller, alert.community) and alert.unit is not None:
         audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
     return AlertDetail(
-        alert=masked(caller, alert),
-        history=[masked_event(caller, e) for e in desk.history(alert_id)],
+        alert=masked(caller, alert, places),
+        history=[masked_event(caller, e, places) for e in desk.history(alert_id)],
         deliveries=await deliveries.for_alert(alert_id) if deliveries is not None else [],
     )
 
@@ -169,7 +188,7 @@ async def _on_alert(
         audit(request, caller, alert.community, f"alert:{alert_id}", action, "conflict")
         raise
     audit(request, caller, alert.community, f"alert:{alert_id}", action)
-    return masked(caller, done)
+    return masked(caller, done, places_of(request))
 
 
 @router.post("/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=ACTION_ERRORS)
@@ -234,6 +253,7 @@ async def assign(
 async def list_incidents(
     caller: Caller,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
     min_alerts: Annotated[int, Query(ge=1)] = 1,
@@ -244,16 +264,24 @@ async def list_incidents(
     scope = caller.scope(community)
     if scope == []:
         return IncidentList(items=[])
-    return IncidentList(items=desk.incidents(scope, open_only, min_alerts, limit))
+    return IncidentList(
+        items=[
+            masked_incident(caller, i, places)
+            for i in desk.incidents(scope, open_only, min_alerts, limit)
+        ]
+    )
 
 
 @router.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=ERRORS)
 async def get_incident(
-    incident_id: str, caller: Caller, request: Request, desk: AgentDesk
+    incident_id: str, caller: Caller, request: Request, desk: AgentDesk, places: Places
 ) -> IncidentDetail:
     """One incident with its alerts (its signals), oldest first."""
     incident, alerts = _incident_of(request, caller, desk, incident_id)
-    return IncidentDetail(incident=incident, alerts=[masked(caller, a) for a in alerts])
+    return IncidentDetail(
+        incident=masked_incident(caller, incident, places),
+        alerts=[masked(caller, a, places) for a in alerts],
+    )
 
 
 def _incident_of(
@@ -278,7 +306,7 @@ async def _on_incident(
     may_act(caller)
     done = await desk.act_on_incident(incident_id, action, caller.token_id, note)
     audit(request, caller, incident.community, f"incident:{incident_id}", action)
-    return done
+    return masked_incident(caller, done, places_of(request))
 
 
 @router.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=ACTION_ERRORS)

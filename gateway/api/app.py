@@ -11,6 +11,7 @@ from edge.sinks import DeliveryLog, ReadingStore
 from gateway.api import alerts, devices, operations, silences
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
+from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
@@ -49,6 +50,7 @@ def create_app(
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
+    app.state.pseudonyms = pseudonyms_of(tokens)
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.render_metrics = lambda: render_metrics(agent)
     app.include_router(operations.router)

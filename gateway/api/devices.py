@@ -21,6 +21,7 @@ from gateway.api.security import (
     audit,
     masked,
     may_act,
+    places_of,
     topic_visible,
     visible,
 )
@@ -136,7 +137,7 @@ async def get_device(
         install_date=details.install_date if details else None,
         resident_ref=details.resident_ref if details and responder else None,
         emergency_contacts=contacts,
-        open_alerts=[masked(caller, a) for a in desk.open_alerts_of(ref)],
+        open_alerts=[masked(caller, a, places_of(request)) for a in desk.open_alerts_of(ref)],
     )
 
 
@@ -154,9 +155,13 @@ async def set_away(
     unit: str,
     body: AwayBody,
 ) -> AwayBody:
-    """Mark a household away (absence rules skip it; an open absence alert resolves) or back."""
-    visible(request, caller, community, f"household:{community}/{building}/{unit}")
+    """Mark a household away (absence rules skip it; an open absence alert resolves) or back.
+
+    The audit log, which admins read, names the household by its pseudonym (gateway.privacy).
+    """
+    household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
+    visible(request, caller, community, household)
     may_act(caller)
     away = await desk.set_away(community, building, unit, body.away)
-    audit(request, caller, community, f"household:{building}/{unit}", "set_away")
+    audit(request, caller, community, household, "set_away")
     return AwayBody(away=away)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.errors import ERRORS, ErrorResponse, error_response, install_error_handlers
-from gateway.api.security import Caller, Poster, audit, masked, masked_event
+from gateway.api.security import Caller, Poster, audit, masked, masked_event, pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
@@ -104,6 +104,7 @@ def create_central_app(
         None, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
     app.state.audit = audit_log
+    places = app.state.pseudonyms = pseudonyms_of(tokens)
 
     def scope(
         request: Request, principal: Principal, wanted: list[str] | None, action: str
@@ -204,9 +205,12 @@ def create_central_app(
             since, until,
         )  # fmt: skip
         bodies, next_cursor = store.list_bodies(wanted, limit=limit, cursor=cursor)
-        # the stored JSON goes out as it is (validated when it came in); only the unit is masked
+        # the stored JSON goes out as it is (validated when it came in); for a caller who may
+        # not see the unit, the alert is masked like on every other route
         items = [
-            b if sees_personal_data(principal, c) else _without_unit(b)
+            b
+            if sees_personal_data(principal, c)
+            else masked(principal, Alert.model_validate_json(b), places).model_dump_json()
             for b, c in ((b, orjson.loads(b)["community"]) for b in bodies)
         ]
         content = b'{"items":[' + b",".join(i.encode() for i in items) + b'],"next_cursor":'
@@ -244,7 +248,7 @@ def create_central_app(
             "export_csv",
         )
         return StreamingResponse(
-            _csv_lines(store.iterate(wanted), lambda a: masked(principal, a)),
+            _csv_lines(store.iterate(wanted), lambda a: masked(principal, a, places)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="alerts.csv"'},
         )
@@ -261,8 +265,8 @@ def create_central_app(
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
         history = store.history(alert_id, communities)
         return AlertDetail(
-            alert=masked(principal, alert),
-            history=[masked_event(principal, e) for e in history],
+            alert=masked(principal, alert, places),
+            history=[masked_event(principal, e, places) for e in history],
         )
 
     @app.get("/v1/summaries", tags=["alerts"], responses=ERRORS)
@@ -279,12 +283,6 @@ def create_central_app(
         return [_summary_view(s) for s in found]
 
     return app
-
-
-def _without_unit(body: str) -> str:
-    alert = orjson.loads(body)
-    alert["unit"] = None
-    return orjson.dumps(alert).decode()
 
 
 def _summary_view(summary: CommunitySummary) -> SummaryView:
