@@ -256,7 +256,7 @@ async def list_incidents(
     places: Places,
     community: Annotated[list[str] | None, Query()] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
-    min_alerts: Annotated[int, Query(ge=1)] = 1,
+    min_alerts: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentList:
     """Incidents newest first; `open=true` for those with an open alert, `min_alerts=2` for

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+)
 
 from edge.alerts import Incident, Silence
 from edge.enrich import Contact
@@ -151,4 +159,22 @@ def _iso_time(value: Any) -> Any:
     return value
 
 
-IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+# the times a query may name: wide enough for any "since the beginning" or "until forever", narrow
+# enough that a route's arithmetic (until - 30 days, a conversion to UTC) cannot overflow into a 500
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("time out of range (1970-01-01 to 9999-01-01 UTC)") from None
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError("time out of range (1970-01-01 to 9999-01-01 UTC)")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_in_range)]
+# a query time with its zone (the central API's filters)
+ZonedTime = Annotated[AwareDatetime, AfterValidator(_in_range)]

@@ -52,6 +52,21 @@ def authenticated(
         ) from None
 
 
+def optional_caller(
+    request: Request,
+    response: Response,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The caller when a bearer token is given (checked, braked and refused like anywhere), None
+    when none is: for the routes that answer everyone a little and admins more (/healthz)."""
+    if credentials is None:
+        return None
+    return authenticated(request, response, credentials)
+
+
+MaybeCaller = Annotated[Principal | None, Depends(optional_caller)]
+
+
 def reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
     """Any caller but an edge agent, whose token only posts alert events to a central API."""
     if principal.role is Role.EDGE_AGENT:

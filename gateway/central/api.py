@@ -24,7 +24,16 @@ from sqlalchemy.exc import OperationalError
 
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.errors import ERRORS, ErrorResponse, error_response, install_error_handlers
-from gateway.api.security import Caller, Poster, audit, masked, masked_event, pseudonyms_of
+from gateway.api.schemas import ZonedTime
+from gateway.api.security import (
+    Caller,
+    MaybeCaller,
+    Poster,
+    audit,
+    masked,
+    masked_event,
+    pseudonyms_of,
+)
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
@@ -115,11 +124,17 @@ def create_central_app(
                 audit(request, principal, community, f"community:{community}", action, "refused")
         return principal.scope(wanted)
 
-    @app.get("/healthz", tags=["operations"], responses={503: {"model": ErrorResponse}})
-    def healthz() -> dict[str, str]:
-        """200 when the store answers."""
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={status: {"model": ErrorResponse} for status in (401, 429, 503)},
+    )
+    def healthz(caller: MaybeCaller) -> dict[str, str]:
+        """200 when the store answers; which store it is only with an admin token."""
         with store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        if caller is None or caller.role is not Role.ADMIN:
+            return {"status": "ok"}
         return {"status": "ok", "store": store.engine.dialect.name}
 
     @app.post("/v1/alert-events", tags=["ingest"], responses={**ERRORS, 413: {}, 422: {}})
@@ -194,8 +209,8 @@ def create_central_app(
         status: AlertStatus | None = None,
         rule: str | None = None,
         category: str | None = None,
-        since: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+        since: Annotated[ZonedTime | None, Query(description="opened at or after")] = None,
+        until: Annotated[ZonedTime | None, Query(description="opened before")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> Response:
@@ -231,8 +246,8 @@ def create_central_app(
         status: AlertStatus | None = None,
         rule: str | None = None,
         category: str | None = None,
-        since: AwareDatetime | None = None,
-        until: AwareDatetime | None = None,
+        since: ZonedTime | None = None,
+        until: ZonedTime | None = None,
     ) -> StreamingResponse:
         """Every matching alert as CSV, newest first; each export is recorded in the audit log."""
         wanted = _filter(
@@ -274,8 +289,8 @@ def create_central_app(
         request: Request,
         principal: Caller,
         community: Annotated[list[str] | None, Query()] = None,
-        since: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+        since: Annotated[ZonedTime | None, Query(description="opened at or after")] = None,
+        until: Annotated[ZonedTime | None, Query(description="opened before")] = None,
     ) -> list[SummaryView]:
         """Per community: open alerts by severity, and time to acknowledge / resolve (p50, p90)
         over the alerts opened in [since, until)."""
