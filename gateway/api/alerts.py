@@ -29,6 +29,7 @@ from gateway.api.schemas import (
     IncidentDetail,
     IncidentList,
     IsoTime,
+    PathId,
     SummaryList,
 )
 from gateway.api.security import (
@@ -42,6 +43,7 @@ from gateway.api.security import (
     places_of,
     visible,
 )
+from gateway.api.untrusted_text import safe_json
 from gateway.auth import Authenticator
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal
@@ -133,7 +135,8 @@ async def stream_alerts(
                 assert isinstance(event, AlertEvent)
                 if wanted is not None and event.alert.community not in wanted:
                     continue
-                body = masked_event(caller, event, places).model_dump_json()
+                # escaped: device ids and notes are text from outside (gateway.api.untrusted_text)
+                body = safe_json(masked_event(caller, event, places).model_dump_json())
                 written = clock()
                 yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
 
@@ -146,7 +149,7 @@ async def stream_alerts(
 
 @router.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
 async def get_alert(
-    alert_id: str,
+    alert_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -193,7 +196,7 @@ async def _on_alert(
 
 @router.post("/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=ACTION_ERRORS)
 async def acknowledge(
-    alert_id: str,
+    alert_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -213,7 +216,7 @@ async def acknowledge(
 
 @router.post("/v1/alerts/{alert_id}/resolve", tags=["alerts"], responses=ACTION_ERRORS)
 async def resolve(
-    alert_id: str,
+    alert_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -233,7 +236,7 @@ async def resolve(
 
 @router.post("/v1/alerts/{alert_id}/assign", tags=["alerts"], responses=ACTION_ERRORS)
 async def assign(
-    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, body: AssignAction
+    alert_id: PathId, caller: Caller, request: Request, desk: AgentDesk, body: AssignAction
 ) -> Alert:
     """Give an open alert to a person (409 if it is resolved); its status does not change."""
     return await _on_alert(
@@ -274,7 +277,7 @@ async def list_incidents(
 
 @router.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=ERRORS)
 async def get_incident(
-    incident_id: str, caller: Caller, request: Request, desk: AgentDesk, places: Places
+    incident_id: PathId, caller: Caller, request: Request, desk: AgentDesk, places: Places
 ) -> IncidentDetail:
     """One incident with its alerts (its signals), oldest first."""
     incident, alerts = _incident_of(request, caller, desk, incident_id)
@@ -311,7 +314,7 @@ async def _on_incident(
 
 @router.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=ACTION_ERRORS)
 async def acknowledge_incident(
-    incident_id: str,
+    incident_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -324,7 +327,7 @@ async def acknowledge_incident(
 
 @router.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_ERRORS)
 async def resolve_incident(
-    incident_id: str,
+    incident_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,

@@ -14,7 +14,14 @@ from edge.enrich import Status
 from edge.model import DeviceRef
 from gateway.api.context import AgentDesk
 from gateway.api.errors import ACTION_ERRORS, ERRORS, ErrorResponse
-from gateway.api.schemas import AwayBody, DeviceDetail, DeviceList, DeviceView, UnregisteredView
+from gateway.api.schemas import (
+    AwayBody,
+    DeviceDetail,
+    DeviceList,
+    DeviceView,
+    PathId,
+    UnregisteredView,
+)
 from gateway.api.security import (
     Caller,
     admin_only,
@@ -111,7 +118,7 @@ async def list_unregistered(
 
 @router.get("/v1/devices/{device_id}", tags=["devices"], responses=ERRORS)
 async def get_device(
-    device_id: str, caller: Caller, request: Request, desk: AgentDesk
+    device_id: PathId, caller: Caller, request: Request, desk: AgentDesk
 ) -> DeviceDetail:
     """One device: where it is, its liveness, battery and link, who to call, open alerts.
 
@@ -150,9 +157,9 @@ async def set_away(
     caller: Caller,
     request: Request,
     desk: AgentDesk,
-    community: str,
-    building: str,
-    unit: str,
+    community: PathId,
+    building: PathId,
+    unit: PathId,
     body: AwayBody,
 ) -> AwayBody:
     """Mark a household away (absence rules skip it; an open absence alert resolves) or back.

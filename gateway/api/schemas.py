@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,6 +21,7 @@ from edge.alerts import Incident, Silence
 from edge.enrich import Contact
 from edge.model import Alert, AlertEvent
 from edge.sinks import Delivery, StoredReading
+from gateway.api.untrusted_text import IDENTIFIER_PATTERN, free_text, one_line
 
 
 class AwayBody(BaseModel):
@@ -46,11 +48,14 @@ class AlertDetail(BaseModel):
 
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=2000)
+    # lines allowed; control and bidi characters refused (gateway.api.untrusted_text)
+    note: Annotated[str, AfterValidator(free_text)] | None = Field(default=None, max_length=2000)
 
 
 class AssignAction(AlertAction):
-    assignee: str = Field(min_length=1, max_length=100, description="who takes the alert on")
+    assignee: Annotated[str, AfterValidator(one_line)] = Field(
+        min_length=1, max_length=100, description="who takes the alert on"
+    )
 
 
 class IncidentList(BaseModel):
@@ -178,3 +183,6 @@ def _in_range(value: datetime) -> datetime:
 IsoTime = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_in_range)]
 # a query time with its zone (the central API's filters)
 ZonedTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+# an id in a URL path (alert, incident, silence, device, place): no control or bidi character
+PathId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]

@@ -34,6 +34,7 @@ from gateway.api.security import (
     masked_event,
     pseudonyms_of,
 )
+from gateway.api.untrusted_text import csv_cell
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
@@ -310,19 +311,13 @@ def _summary_view(summary: CommunitySummary) -> SummaryView:
     )
 
 
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # a cell starting with = + - @ is a formula to a spreadsheet: quote it as text
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_lines(alerts: Iterator[Alert], mask: Callable[[Alert], Alert]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(_CSV_COLUMNS)
     for n, alert in enumerate(alerts, start=1):
         shown = mask(alert).model_dump(mode="json")
-        writer.writerow([_csv_cell(shown[c]) for c in _CSV_COLUMNS])
+        writer.writerow([csv_cell(shown[c]) for c in _CSV_COLUMNS])
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
