@@ -1,9 +1,9 @@
 """Request limits of the API: a body size cap, and a brake on repeated authentication failures.
 
 `BodySizeLimit` answers 413 to a request whose body is larger than the cap, whether it declares its
-length or streams it. `AuthFailureLimiter` counts failed authentications per client address in a
-sliding window; past the limit that address gets 429 (with Retry-After) until the window has
-room again, whatever token it sends, so guessing tokens is slow.
+length or streams it. `AuthFailureLimiter` counts failed authentications per key (a client address,
+a credential: gateway.auth decides which) in a sliding window; past the limit the key gets 429
+(with Retry-After) until the window has room again, so guessing tokens is slow.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class BodySizeLimit:
 
 
 class AuthFailureLimiter:
-    """Failed authentications per client address in a sliding window; bounded memory."""
+    """Failed authentications per key (an address, a credential) in a sliding window; bounded
+    memory."""
 
     def __init__(
         self,
@@ -113,28 +114,36 @@ class AuthFailureLimiter:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self.refused = 0  # requests answered 429
 
-    def retry_after(self, client: str) -> float | None:
-        """Seconds until `client` may try again, or None when it may now."""
-        times = self._failures.get(client)
+    def retry_after(self, *keys: str) -> float | None:
+        """Seconds until every one of `keys` may try again, or None when all may now."""
+        waits = [w for w in (self._wait(key) for key in keys) if w is not None]
+        if not waits:
+            return None
+        self.refused += 1
+        return max(waits)
+
+    def _wait(self, key: str) -> float | None:
+        times = self._failures.get(key)
         if times is None:
             return None
         now = self._clock()
         while times and now - times[0] >= self.window_s:
             times.popleft()
         if not times:
-            del self._failures[client]
+            del self._failures[key]
             return None
         if len(times) < self.max_failures:
             return None
-        self.refused += 1
         return self.window_s - (now - times[0])
 
-    def failed(self, client: str) -> None:
-        times = self._failures.get(client)
+    def failed(self, key: str) -> bool:
+        """Count a failure against `key`; True when this one reached the limit (braked now)."""
+        times = self._failures.get(key)
         if times is None:
             if len(self._failures) >= self.max_clients:
-                self._failures.popitem(last=False)  # forget the longest-tracked address
-            times = self._failures[client] = deque(maxlen=self.max_failures)
+                self._failures.popitem(last=False)  # forget the longest-tracked key
+            times = self._failures[key] = deque(maxlen=self.max_failures)
         else:
-            self._failures.move_to_end(client)
+            self._failures.move_to_end(key)
         times.append(self._clock())
+        return len(times) == self.max_failures

@@ -4,14 +4,25 @@ Residents' names, phone numbers, unit numbers and emergency contacts go in full 
 that respond to an alert in that community (duty officer, property manager). A platform (district
 or city), an admin and an edge agent see masked values: 张*丰, 138****5678, the building but not
 the unit.
+
+The unit also hides in identifiers the agent builds from places: a household rule's alert has the
+device `household:<unit>` and the key `<rule>|<community>/<building>/household:<unit>`, and an
+incident lists its alerts' devices. One rule for all of them: for a masked caller the unit in a
+place identifier becomes the household's pseudonym (`Pseudonyms`), `household:h-<12 hex>`, the
+same in alerts, keys, incidents, streams and exports, stable across requests and restarts, one per
+household, and not reversible without the deployment's key (kept in tokens.db).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from typing import Any
 
+from edge.alerts import Incident
+from edge.model import Alert
 from gateway.tokens import Principal, Role
 
 RESPONDERS = frozenset({Role.DUTY_OFFICER, Role.PROPERTY_MANAGER})
@@ -20,6 +31,50 @@ RESPONDERS = frozenset({Role.DUTY_OFFICER, Role.PROPERTY_MANAGER})
 def sees_personal_data(principal: Principal, community: str) -> bool:
     """Whether the caller may read personal data of `community` unmasked."""
     return principal.role in RESPONDERS and principal.may_see(community)
+
+
+# the device id edge.rules.place gives a household rule's alerts: `household:<unit>`
+_HOUSEHOLD = "household:"
+
+
+class Pseudonyms:
+    """Opaque, stable stand-ins for units in place identifiers (HMAC-SHA256 under a secret key)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a pseudonym key needs at least 16 bytes")
+        self._key = key
+
+    def unit(self, community: str, building: str, unit: str) -> str:
+        """The household's pseudonym: `h-` and 12 hex digits, the same for the same household."""
+        place = f"{community}/{building}/{unit}".encode()
+        return "h-" + hmac.new(self._key, place, hashlib.sha256).hexdigest()[:12]
+
+    def device_id(self, community: str, building: str, device_id: str) -> str:
+        """`household:<unit>` with the unit replaced by its pseudonym; other ids unchanged."""
+        if not device_id.startswith(_HOUSEHOLD):
+            return device_id
+        unit = device_id[len(_HOUSEHOLD) :]
+        return _HOUSEHOLD + self.unit(community, building, unit)
+
+    def alert(self, alert: Alert) -> Alert:
+        """The alert's device id and key without the unit (its `unit` field is the caller's)."""
+        device_id = self.device_id(alert.community, alert.building, alert.device_id)
+        if device_id == alert.device_id:
+            return alert
+        key = alert.key
+        if key.endswith("/" + alert.device_id):  # <rule>|<community>/<building>/<device id>
+            key = key[: -len(alert.device_id)] + device_id
+        return alert.model_copy(update={"device_id": device_id, "key": key})
+
+    def incident(self, incident: Incident) -> Incident:
+        """The incident with its devices' place identifiers pseudonymous."""
+        devices = [
+            self.device_id(incident.community, incident.building, d) for d in incident.devices
+        ]
+        if devices == incident.devices:
+            return incident
+        return incident.model_copy(update={"devices": devices})
 
 
 def mask_name(name: str) -> str:

@@ -8,6 +8,7 @@ A default that the edge also needs (intervals, caps, the receive maximum) is wri
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -354,6 +355,21 @@ class ApiSettings(BaseModel):
     token: SecretStr | None = None  # None: a random token kept in DATA_DIR/api-token
     # failed authentications from one address within 60 s before it gets 429 (token guessing)
     auth_failures_per_minute: int = Field(default=10, ge=1, le=100_000)
+    # reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed; empty: none is, and the brake counts the connecting address
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry.strip() == "*":
+                raise ValueError("'*' would believe any client's X-Forwarded-For; name the proxies")
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return [entry.strip() for entry in value]
 
 
 class ReadinessSettings(BaseModel):

@@ -2,8 +2,9 @@
 
 A token reads `ce_<id>_<secret>`: the id finds the row, the secret is checked against its SHA-256
 (tokens are 256-bit random strings, so a fast hash is enough: no password to stretch). Shown once,
-at creation. Stored in DATA_DIR/tokens.db (mode 0600); a revoked token fails at once, also in a
-running API, which reads the file on each request.
+at creation. Stored in DATA_DIR/tokens.db (mode 0600); a revoked or expired token fails at once, also
+in a running API, which reads the file on each request and rechecks the token of an open live stream
+every second (`TokenStore.active`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import hmac
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -25,7 +27,8 @@ ALL = "*"  # the community list of a token that may see every community
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL, communities TEXT NOT NULL,
-    name TEXT, created_at TEXT NOT NULL, revoked_at TEXT);
+    name TEXT, created_at TEXT NOT NULL, revoked_at TEXT, expires_at TEXT);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -77,6 +80,7 @@ class TokenInfo:
     name: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None  # None: until revoked
 
 
 def _digest(secret: str) -> str:
@@ -86,16 +90,30 @@ def _digest(secret: str) -> str:
 class TokenStore:
     """Tokens in a SQLite file; safe to use from the API's threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.path = path
+        self._now = now
         self._conn = open_database(path, _SCHEMA, check_same_thread=False)
         self._lock = threading.Lock()
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(tokens)")}
+        if "expires_at" not in columns:  # a tokens.db written before tokens could expire
+            self._conn.execute("ALTER TABLE tokens ADD COLUMN expires_at TEXT")
 
     def close(self) -> None:
         self._conn.close()
 
-    def create(self, role: str, communities: list[str], name: str | None = None) -> tuple[str, str]:
-        """A new token: returns (id, the token itself). The token is not kept anywhere."""
+    def create(
+        self,
+        role: str,
+        communities: list[str],
+        name: str | None = None,
+        valid_for: timedelta | None = None,
+    ) -> tuple[str, str]:
+        """A new token: returns (id, the token itself). The token is not kept anywhere.
+
+        Args:
+            valid_for: how long the token works from now (None: until revoked).
+        """
         try:
             parsed = Role(role)
         except ValueError:
@@ -110,36 +128,69 @@ class TokenStore:
         bad = [c for c in scope if c != ALL and (not c or "," in c or c.strip() != c)]
         if bad:
             raise TokenError(f"invalid community id {bad[0]!r}")
+        if valid_for is not None and valid_for <= timedelta(0):
+            raise TokenError("a token's lifetime must be positive")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
+        now = self._now()
+        expires = (now + valid_for).isoformat() if valid_for is not None else None
         with self._lock:
             self._conn.execute(
-                "INSERT INTO tokens (id, hash, role, communities, name, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (token_id, _digest(secret), parsed.value, ",".join(scope), name, _now()),
+                "INSERT INTO tokens (id, hash, role, communities, name, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *(token_id, _digest(secret), parsed.value, ",".join(scope), name),
+                    *(now.isoformat(), expires),
+                ),
             )
         return token_id, f"ce_{token_id}_{secret}"
 
     def verify(self, token: str) -> Principal | None:
-        """The token's principal, or None when it is unknown, malformed or revoked."""
+        """The token's principal, or None when it is unknown, malformed, revoked or expired."""
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
         if prefix != "ce" or not token_id or not secret:
             return None
         with self._lock:
             row = self._conn.execute(
-                "SELECT hash, role, communities, revoked_at FROM tokens WHERE id = ?", (token_id,)
+                "SELECT hash, role, communities, revoked_at, expires_at FROM tokens WHERE id = ?",
+                (token_id,),
             ).fetchone()
-        if row is None or row[3] is not None:
+        if row is None or not self._usable(row[3], row[4]):
             return None
         if not hmac.compare_digest(row[0], _digest(secret)):
             return None
         return Principal(token_id, Role(row[1]), frozenset(row[2].split(",")))
 
+    def active(self, token_id: str) -> bool:
+        """Whether a token that authenticated earlier still works (not revoked, not expired)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT revoked_at, expires_at FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        return row is not None and self._usable(row[0], row[1])
+
+    def _usable(self, revoked_at: str | None, expires_at: str | None) -> bool:
+        if revoked_at is not None:
+            return False
+        return expires_at is None or self._now() < datetime.fromisoformat(expires_at)
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte key of this deployment, made on first use and kept here (0600):
+        the key of the unit pseudonyms (gateway.privacy.Pseudonyms)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                (name, secrets.token_bytes(32)),
+            )
+            row = self._conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        value: bytes = row[0]
+        return value
+
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, role, communities, name, created_at, revoked_at FROM tokens "
+                "SELECT id, role, communities, name, created_at, revoked_at, expires_at FROM tokens "
                 "ORDER BY created_at, id"
             ).fetchall()
         return [
@@ -150,6 +201,7 @@ class TokenStore:
                 name=r[3],
                 created_at=datetime.fromisoformat(r[4]),
                 revoked_at=datetime.fromisoformat(r[5]) if r[5] else None,
+                expires_at=datetime.fromisoformat(r[6]) if r[6] else None,
             )
             for r in rows
         ]
@@ -158,7 +210,7 @@ class TokenStore:
         with self._lock:
             cursor = self._conn.execute(
                 "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (_now(), token_id),
+                (self._now().isoformat(), token_id),
             )
             if cursor.rowcount == 0:
                 known = self._conn.execute(
@@ -167,10 +219,6 @@ class TokenStore:
                 raise TokenError(
                     f"token {token_id!r} is already revoked" if known else f"no token {token_id!r}"
                 )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def open_tokens(data_dir: Path) -> TokenStore:

@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -292,6 +293,17 @@ def _not_ready(agent: Agent) -> str | None:
     return None
 
 
+def proxy_config(trusted_proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's proxy-header settings: X-Forwarded-* believed from `trusted_proxies` only.
+
+    uvicorn's own default believes them from loopback, so a client on the gateway itself (or one
+    behind anything that connects from 127.0.0.1) could pick the address the brake counts.
+    """
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(trusted_proxies)}
+
+
 class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -365,6 +377,7 @@ async def serve(
                     access_log=False,
                     lifespan="off",
                     timeout_graceful_shutdown=3,  # open SSE streams must not hold up a stop
+                    **proxy_config(settings.api.trusted_proxies),
                 )
             )
             async with asyncio.TaskGroup() as tg:

@@ -505,7 +505,10 @@ async def test_healthz_needs_no_token_and_says_degraded_without_a_broker(
 
     response = await gateway.client.get("/healthz")
 
+    # #20 finding 7: without a token it named the broker user, client ids, sinks' hosts
     assert response.status_code == 200
+    assert response.json() == {"status": "degraded"}
+    response = await gateway.client.get("/healthz", headers=AUTH)  # an admin: the details
     body = response.json()
     assert body["status"] == "degraded"
     assert body["mqtt"]["connected"] is False
@@ -560,3 +563,26 @@ async def test_the_openapi_schema_lists_every_route(gateway: _Gateway) -> None:
         "/v1/readings",
         "/v1/dead-letters",
     }
+
+
+async def test_healthz_details_are_for_admins_only(gateway: _Gateway, tmp_path: Path) -> None:
+    from gateway.auth import Authenticator
+    from gateway.tokens import TokenStore
+
+    tokens = TokenStore(tmp_path / "tokens.db")
+    app = gateway.client._transport.app  # type: ignore[attr-defined]
+    app.state.authenticator = Authenticator(TOKEN, tokens)
+    _, platform = tokens.create("platform", ["*"])
+    _, scoped_admin = tokens.create("admin", ["c1"])
+
+    as_platform = await gateway.client.get(
+        "/healthz", headers={"Authorization": f"Bearer {platform}"}
+    )
+    as_admin = await gateway.client.get(
+        "/healthz", headers={"Authorization": f"Bearer {scoped_admin}"}
+    )
+    wrong = await gateway.client.get("/healthz", headers={"Authorization": "Bearer wrong"})
+
+    assert as_platform.json() == {"status": "degraded"}
+    assert "mqtt" in as_admin.json()
+    assert wrong.status_code == 401

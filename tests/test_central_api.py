@@ -297,3 +297,90 @@ async def test_a_request_body_over_one_mebibyte_is_413(central: Central) -> None
     too_many = await central.post("agent_a", [opened(n, "A") for n in range(1001)])
     assert too_many.status_code == 422
     assert central.store.count_events() == 0
+
+
+_SCOPED_ROLES = ("edge_agent", "duty_officer", "property_manager", "platform", "admin")
+
+
+def _central_routes(b_id: str, forged: dict[str, Any]) -> dict[tuple[str, str], tuple[str, Any]]:
+    """(method, route path) -> (URL with B's ids or asking for B, body)."""
+    b_batch = {"events": [opened(9, "B").model_dump(mode="json")]}
+    return {
+        ("GET", "/openapi.json"): ("/openapi.json", None),
+        ("GET", "/docs"): ("/docs", None),
+        ("GET", "/docs/oauth2-redirect"): ("/docs/oauth2-redirect", None),
+        ("GET", "/redoc"): ("/redoc", None),
+        ("GET", "/healthz"): ("/healthz", None),
+        ("POST", "/v1/alert-events"): ("/v1/alert-events", b_batch),
+        ("POST", "/v1/alert-events#forged"): ("/v1/alert-events", forged),
+        ("GET", "/v1/alerts"): ("/v1/alerts?community=B&community=A", None),
+        ("GET", "/v1/alerts/export.csv"): ("/v1/alerts/export.csv?community=B", None),
+        ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b_id}", None),
+        ("GET", "/v1/summaries"): ("/v1/summaries?community=B", None),
+    }
+
+
+@pytest.mark.parametrize("role", _SCOPED_ROLES)
+async def test_every_role_of_A_never_reaches_or_rewrites_B(central: Central, role: str) -> None:
+    """#20: the central matrix, every route (the write included) for every role scoped to A."""
+    south = opened(1, "B")
+    assert (await central.post("agent_b", [south])).status_code == 200
+    forged_event = moved(south, AlertEventKind.RESOLVED, 60)
+    forged_event = forged_event.model_copy(
+        update={
+            "id": "evt-forged",
+            "alert": forged_event.alert.model_copy(update={"community": "A"}),
+        }
+    )
+    forged = {"events": [forged_event.model_dump(mode="json")]}
+    token = central.tokens.create(role, ["A"], role)[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    routes = _central_routes(south.alert.id, forged)
+    app = central.client._transport.app  # type: ignore[attr-defined]
+    known = {(m, p.partition("#")[0]) for m, p in routes}
+    served = {(m, r.path) for r in app.routes for m in (r.methods or {"GET"}) - {"HEAD"}}
+    assert served == known, f"routes without a tenancy entry: {sorted(served - known)}"
+    leaks = []
+    for (method, path), (url, body) in routes.items():
+        response = await central.client.request(method, url, json=body, headers=headers)
+        text, status = response.text, response.status_code
+        if path.startswith("/v1/alert-events"):
+            wanted = 403  # an agent of A posting for B, or a role that does not post
+        elif path.startswith("/v1/"):
+            wanted = 403 if role == "edge_agent" else 404 if "{alert_id}" in path else 200
+        else:
+            wanted = 200
+        if status != wanted:
+            leaks.append(f"{role} {method} {url}: {status}, expected {wanted}: {text[:200]}")
+        if wanted == 404:
+            missing = await central.client.get("/v1/alerts/nowhere-1", headers=headers)
+            if text.replace(south.alert.id, "nowhere-1") != missing.text:
+                leaks.append(f"{role} {url}: answers otherwise than for a missing id")
+            text = text.replace(south.alert.id, "")
+        if path.startswith("/v1/alert-events"):
+            continue  # the refusal names the foreign alert or community it refuses
+        if south.alert.id in text or '"community":"B"' in text.replace(" ", ""):
+            leaks.append(f"{role} {method} {url}: B in the answer")
+    assert not leaks, "\n".join(leaks)
+    # nothing of B changed: its one event, active, still B's
+    stored = central.store.get(south.alert.id, None)
+    assert stored is not None
+    assert (stored.community, stored.status) == ("B", "active")
+    assert len(central.store.history(south.alert.id, None)) == 1
+    assert central.store.count_events() == 1
+    refused = [r for r in central.audit.query(limit=1000) if r.result == "refused"]
+    assert refused, "the attempts were audited"
+
+
+async def test_an_admin_of_every_community_reads_b_on_the_central_api(central: Central) -> None:
+    assert (await central.post("agent_b", [opened(1, "B")])).status_code == 200
+    token = central.tokens.create("admin", ["*"], "city-admin")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    one = await central.client.get("/v1/alerts/B-1", headers=headers)
+    listed = await central.client.get("/v1/alerts", params={"community": "B"}, headers=headers)
+    assert one.status_code == 200
+    assert one.json()["alert"]["unit"] is None  # not a responder: masked
+    assert [a["id"] for a in listed.json()["items"]] == ["B-1"]
+    health = await central.client.get("/healthz", headers=headers)
+    assert health.json() == {"status": "ok", "store": "sqlite"}
+    assert (await central.client.get("/healthz")).json() == {"status": "ok"}

@@ -208,3 +208,46 @@ def test_a_whole_byte_read_as_a_flag_must_be_zero_or_one() -> None:
     with pytest.raises(BadPayload) as caught:
         decode(_raw("f/x", {"hex": "02"}), registry)
     assert caught.value.cause == "wrong_type"
+
+
+_NAME, _PHONE = "张三丰", "13812345678"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "detail"),
+    [
+        (
+            "ce/c1/b1/tuya-sos-button/s1",
+            {"action": "emergency", "battery": f"{_NAME} {_PHONE}"},
+            "field 'battery': a string of 15 characters, not a number",
+        ),
+        (
+            "ce/c1/b1/tuya-sos-button/s1",
+            {"action": "emergency", "battery": int(_PHONE)},
+            "field 'battery' above [0.0, 100.0]",
+        ),
+        (
+            "ce/c1/b1/tuya-sos-button/s1",
+            {"action": "emergency", "battery": -int(_PHONE)},
+            "field 'battery' below [0.0, 100.0]",
+        ),
+        (
+            "ce/c1/b1/tuya-sos-button/s1",
+            {"action": "emergency", "state": f"{_NAME} {_PHONE}"},
+            "field 'state': a string of 15 characters not in the profile's map",
+        ),
+        (
+            "ce/c1/b1/zigbee-ias-smoke/s1",
+            {"smoke": {"who": _NAME}},
+            "field 'smoke': a JSON object, not a boolean",
+        ),
+    ],
+)
+def test_a_bad_value_is_described_never_quoted(topic: str, payload: object, detail: str) -> None:
+    """#20 finding 7: `field 'battery' = '<name> <phone>' is not a number` went to the log and
+    to the dead letter's detail."""
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw(topic, payload), PROFILES)
+    assert caught.value.detail == detail
+    assert _NAME not in str(caught.value)
+    assert _PHONE not in str(caught.value)

@@ -251,7 +251,7 @@ def test_time_series_server_down_then_back_loses_nothing(
         )
         backlog = 'community_edge_outbox_depth{lane="readings",sink="tsdb"}'
         wait_for(lambda: agent.metrics()[backlog] == summary["sent"], what="backlog held")
-        health = httpx.get(f"{agent.url}/healthz").json()
+        health = agent.get("/healthz")
         assert health["status"] == "degraded"
         assert health["sinks"]["tsdb"]["ok"] is False
         tsdb.restart()
@@ -269,12 +269,7 @@ def test_broker_unreachable_at_start_is_retried_and_reported(
     try:
         agent.start(wait_ready=False)
         health = wait_for(
-            lambda: (
-                (h := httpx.get(f"{agent.url}/healthz").json())["mqtt"]["sessions"]["alarm"][
-                    "last_error"
-                ]
-                and h
-            ),
+            lambda: (h := agent.get("/healthz"))["mqtt"]["sessions"]["alarm"]["last_error"] and h,
             what="the broker error reported",
         )
         assert health["status"] == "degraded"

@@ -82,7 +82,7 @@ examples:
         "m1.yaml:23: examples.2.topic: does not decode (unknown_topic): "
         "no device profile claims topic 'z/d1'",
         "m1.yaml:24: examples.3.payload: does not decode (wrong_type): "
-        "field 'smoke' = 1 is not a boolean",
+        "field 'smoke': a number, not a boolean",
     ]
     assert check_profiles(tmp_path).profiles == []
 

@@ -204,13 +204,16 @@ def test_metrics_show_the_data_dir_and_healthz_warns(tmp_path: Path) -> None:
             assert metrics['community_edge_data_dir_bytes{file="outbox.db"}'] > 0
             assert metrics["community_edge_disk_free_bytes"] > 0
             assert metrics['community_edge_retention_deleted_total{kind="alerts"}'] == 0
-            health = httpx.get(f"{agent.url}/healthz", timeout=5).json()
+            # the details are an admin's (the agent's bootstrap token): they map the deployment
+            health = httpx.get(f"{agent.url}/healthz", headers=agent.headers, timeout=5).json()
             assert health["disk"]["warning"] is None
             assert health["status"] == "ok"
         # a threshold no disk meets: degraded, with the reason
         env = {"COMMUNITY_EDGE_DISK__WARN_FREE_PERCENT": "100"}
         with AgentProcess(tmp_path / "data", broker.url, env=env) as agent:
-            health = httpx.get(f"{agent.url}/healthz", timeout=5).json()
+            anonymous = httpx.get(f"{agent.url}/healthz", timeout=5).json()
+            assert anonymous == {"status": "degraded"}
+            health = httpx.get(f"{agent.url}/healthz", headers=agent.headers, timeout=5).json()
             assert health["status"] == "degraded"
             assert health["disk"]["warning"].startswith("disk nearly full")
 

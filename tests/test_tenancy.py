@@ -212,10 +212,28 @@ async def _stream_body(world: _World, url: str) -> str:
     return response.text
 
 
-async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -> None:
+def _expect_for(role: str, expect: Expect, method: str, path: str) -> Expect:
+    """What a token of `role` scoped to community a must get where a duty officer gets `expect`."""
+    if expect == "open":
+        return "open"
+    if role == "edge_agent":
+        return "forbidden"  # it only posts alert events to a central API
+    if role == "platform" and (method, path) == ("POST", "/v1/silences"):
+        return "forbidden"  # may not act, whichever community the body names: nothing to learn
+    if role == "admin" and expect == "forbidden":
+        return "no_b"  # the installer's views, filtered to its communities
+    return expect
+
+
+async def _walk(world: _World, role: str) -> tuple[list[str], int, int]:
+    """Every route with B's ids as `role` of community a: (leaks, routes, writes) walked."""
     leaks: list[str] = []
-    for (method, _path), (url, body, expect) in _routes(world).items():
-        if url.startswith("/v1/alerts/stream"):
+    writes = 0
+    routes = _routes(world)
+    for (method, path), (url, body, duty_expect) in routes.items():
+        expect = _expect_for(role, duty_expect, method, path)
+        writes += method != "GET"
+        if url.startswith("/v1/alerts/stream") and expect != "forbidden":
             text = await _stream_body(world, url)
             status = 200
         else:
@@ -223,7 +241,7 @@ async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -
             text, status = response.text, response.status_code
         wanted = {"not_found": 404, "forbidden": 403, "no_b": 200}.get(expect)
         if wanted is not None and status != wanted:
-            leaks.append(f"{method} {url}: {status}, expected {wanted}: {text[:200]}")
+            leaks.append(f"{role} {method} {url}: {status}, expected {wanted}: {text[:200]}")
         named = [ident for ident in world.b.values() if ident in url]
         if expect == "not_found" and named:
             # the answer must be the one for an id that does not exist at all
@@ -232,21 +250,88 @@ async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -
                 missing.status_code,
                 missing.text,
             ):
-                leaks.append(f"{method} {url}: answers otherwise than for a missing id: {text}")
+                leaks.append(f"{role} {method} {url}: answers otherwise than for a missing id")
             text = text.replace(named[0], "")
         for what, ident in world.b.items():
             if ident in text:
-                leaks.append(f"{method} {url}: B's {what} id {ident} in the answer")
+                leaks.append(f"{role} {method} {url}: B's {what} id {ident} in the answer")
         if expect == "no_b" and '"community":"b"' in text.replace(" ", ""):
-            leaks.append(f"{method} {url}: an object of community b in the answer")
-    assert not leaks, "\n".join(leaks)
-    # nothing of B was changed by A's attempts
+            leaks.append(f"{role} {method} {url}: an object of community b in the answer")
+    return leaks, len(routes), writes
+
+
+def _b_unchanged(world: _World) -> list[str]:
+    """What A's attempts changed of B: nothing, or a list of what."""
+    changed = []
     alert = world.agent.alert_store.get(world.b["alert"])
     assert alert is not None
-    assert (alert.status, alert.assignee) == ("active", None)
+    if (alert.status, alert.assignee, alert.note) != ("active", None, None):
+        changed.append(f"B's alert is now {alert.status}, {alert.assignee}, {alert.note}")
+    if len(world.agent.alert_store.history(world.b["alert"])) != 1:
+        changed.append("B's alert has new events")
+    every = world.agent.alert_store.silences(current_at=None, limit=100)
+    silences = [s for s in every if s.community == "b"]
+    if [(s.id, s.expired_at) for s in silences] != [(world.b["silence"], None)]:
+        changed.append(f"B's silences are now {silences}")
+    if world.agent.pipeline.rules.is_away("b", "b1", "101"):
+        changed.append("B's household 101 is marked away")
+    return changed
+
+
+async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -> None:
+    leaks, _, _ = await _walk(world, "duty_officer")
+    assert not leaks, "\n".join(leaks)
+    assert not _b_unchanged(world)
     refused = world.audit.query(action="cross_tenant")
     assert {r.result for r in refused} == {"refused"}
     assert len(refused) >= 9  # one per object route above
+
+
+# every role a token scoped to community a may have; the duty officer is the test above
+SCOPED_ROLES = ("property_manager", "platform", "admin", "edge_agent")
+# writes on A's own alert: who may act (200) and who only reads or posts (403)
+_ACTS = {"duty_officer": 200, "property_manager": 200, "admin": 200, "platform": 403}
+
+
+@pytest.mark.parametrize("role", SCOPED_ROLES)
+async def test_every_role_scoped_to_community_a_never_reaches_b(world: _World, role: str) -> None:
+    """#20: the matrix from reads to every write (ack, resolve, assign, incidents, silences, away),
+    for every role, the scoped admin included: B's objects are 404 (or 403 for a role with no
+    business there), lists hold nothing of B, and nothing of B changes."""
+    _, world.a_token = world.tokens.create(role, ["a"])
+    leaks, routes, writes = await _walk(world, role)
+    assert not leaks, "\n".join(leaks)
+    assert not _b_unchanged(world)
+    assert (routes, writes) == (len(_routes(world)), 9)  # 8 API writes and the action link's
+    if role != "edge_agent":  # refused before any object is looked up: nothing to audit
+        refused = world.audit.query(action="cross_tenant")
+        assert len(refused) >= 9
+        assert {(r.actor, r.result) for r in refused} == {(world.a_token.split("_")[1], "refused")}
+    acked = await world.call("POST", f"/v1/alerts/{world.a_alert}/ack", {"note": "mine"})
+    assert acked.status_code == _ACTS.get(role, 403), acked.text
+
+
+async def test_an_admin_of_every_community_reaches_b_and_acts_masked(world: _World) -> None:
+    """The unscoped admin is the control: the same routes answer it with B's objects."""
+    _, world.a_token = world.tokens.create("admin", ["*"])
+    b = world.b
+    for url in (
+        f"/v1/alerts/{b['alert']}",
+        f"/v1/incidents/{b['incident']}",
+        f"/v1/devices/{b['device']}",
+    ):
+        response = await world.call("GET", url)
+        assert response.status_code == 200, f"{url}: {response.text}"
+    listed = (await world.call("GET", "/v1/alerts?community=b")).json()["items"]
+    assert [a["id"] for a in listed] == [b["alert"]]
+    assigned = await world.call("POST", f"/v1/alerts/{b['alert']}/assign", {"assignee": "lead"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["unit"] is None  # an admin is not a responder: masked
+    expired = await world.call("DELETE", f"/v1/silences/{b['silence']}")
+    assert expired.status_code == 200, expired.text
+    away = await world.call("PUT", "/v1/households/b/b1/101/away", {"away": True})
+    assert away.status_code == 200, away.text
+    assert not world.audit.query(action="cross_tenant")
 
 
 async def test_a_token_of_community_a_still_sees_and_acts_on_a(world: _World) -> None:

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,29 @@ def test_the_audit_log_is_append_only(tmp_path: Path) -> None:
         "acknowledge",
         "ok",
     )
+
+
+def test_a_token_expires_and_an_old_tokens_file_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.db"
+    old = sqlite3.connect(path)  # a tokens.db from before tokens could expire
+    old.execute(
+        "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL, "
+        "communities TEXT NOT NULL, name TEXT, created_at TEXT NOT NULL, revoked_at TEXT)"
+    )
+    old.close()
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = TokenStore(path, now=lambda: now[0])
+    token_id, token = store.create("duty_officer", ["garden"], valid_for=timedelta(hours=8))
+    _, lasting = store.create("duty_officer", ["garden"])
+
+    now[0] += timedelta(hours=7, minutes=59)
+    assert store.verify(token) is not None
+    assert store.active(token_id)
+    now[0] += timedelta(minutes=1)
+    assert store.verify(token) is None
+    assert not store.active(token_id)
+    assert store.verify(lasting) is not None
+    expiry = {info.id: info.expires_at for info in store.list()}
+    assert expiry[token_id] == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    with pytest.raises(TokenError, match="lifetime must be positive"):
+        store.create("duty_officer", ["garden"], valid_for=timedelta(0))

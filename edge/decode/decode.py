@@ -162,7 +162,7 @@ def _convert(spec: FieldSpec, value: Any) -> FieldValue:
         if spec.default is not None:
             return spec.default
         raise BadPayload(
-            f"field {spec.where!r}: value {value!r} is not in the profile's map", "unmapped_value"
+            f"field {spec.where!r}: {_kind(value)} not in the profile's map", "unmapped_value"
         )
     if kind == "str":
         if not isinstance(value, str):
@@ -177,9 +177,9 @@ def _convert(spec: FieldSpec, value: Any) -> FieldValue:
     if (spec.minimum is not None and number < spec.minimum) or (
         spec.maximum is not None and number > spec.maximum
     ):
+        side = "below" if spec.minimum is not None and number < spec.minimum else "above"
         raise BadPayload(
-            f"field {spec.where!r} = {number} outside [{spec.minimum}, {spec.maximum}]",
-            "out_of_range",
+            f"field {spec.where!r} {side} [{spec.minimum}, {spec.maximum}]", "out_of_range"
         )
     if kind == "int":
         if number != int(number):
@@ -189,10 +189,21 @@ def _convert(spec: FieldSpec, value: Any) -> FieldValue:
 
 
 def _wrong_type(spec: FieldSpec, value: Any, expected: str) -> BadPayload:
-    shown = repr(value)
-    if len(shown) > 40:
-        shown = shown[:37] + "..."
-    return BadPayload(f"field {spec.where!r} = {shown} is not {expected}", "wrong_type")
+    return BadPayload(f"field {spec.where!r}: {_kind(value)}, not {expected}", "wrong_type")
+
+
+def _kind(value: Any) -> str:
+    """What a payload value is, never what it says: a dead letter's detail goes to logs and to
+    admins, and a value may be a resident's name or phone number (PIPL art. 28)."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
 
 
 def _event_time(

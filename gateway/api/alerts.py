@@ -5,6 +5,7 @@ figures per community.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
@@ -16,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from edge.agent import Desk
 from edge.alerts import Incident
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
-from edge.model import Alert, AlertStatus, Severity
+from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.context import AgentDesk, Deliveries
 from gateway.api.errors import ACTION_ERRORS, ERRORS
 from gateway.api.schemas import (
@@ -28,19 +29,39 @@ from gateway.api.schemas import (
     IncidentDetail,
     IncidentList,
     IsoTime,
+    PathId,
     SummaryList,
 )
-from gateway.api.security import Caller, audit, masked, masked_event, may_act, visible
+from gateway.api.security import (
+    Caller,
+    Places,
+    audit,
+    masked,
+    masked_event,
+    masked_incident,
+    may_act,
+    places_of,
+    visible,
+)
+from gateway.api.untrusted_text import safe_json
+from gateway.auth import Authenticator
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal
 
+_log = logging.getLogger(__name__)
+
 router = APIRouter()
+
+STREAM_RECHECK_S = 1.0  # an open stream's token is checked this often (revocation, expiry)
+STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+_IDLE = object()  # no event within STREAM_RECHECK_S
 
 
 @router.get("/v1/alerts", tags=["alerts"], responses=ERRORS)
 async def list_alerts(
     caller: Caller,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
     status: AlertStatus | None = None,
     severity: Severity | None = None,
@@ -53,7 +74,9 @@ async def list_alerts(
         return AlertList(items=[], next_cursor=None)
     # an empty cursor is the first page
     page = desk.alerts(scope, status, severity, limit, cursor or None)
-    return AlertList(items=[masked(caller, a) for a in page.items], next_cursor=page.next_cursor)
+    return AlertList(
+        items=[masked(caller, a, places) for a in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(
@@ -64,33 +87,57 @@ async def list_alerts(
 )
 async def stream_alerts(
     caller: Caller,
+    request: Request,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
 ) -> StreamingResponse:
     """Server-sent events: every alert event as it is stored (`event:` is the kind).
 
     A comment line every 15 s keeps proxies from closing an idle stream. A consumer that falls
-    1,000 events behind gets `event: overflow` and the stream ends: reconnect and list.
+    1,000 events behind gets `event: overflow` and the stream ends: reconnect and list. The token is
+    checked again every second: once it is revoked or expires the stream gets `event: revoked`
+    and ends, and no event is sent after that check.
     """
     scope = caller.scope(community)
     wanted = set(scope) if scope is not None else None
+    authenticator: Authenticator = request.app.state.authenticator
 
     async def events() -> AsyncIterator[bytes]:
         with desk.subscription() as queue:
             yield b": connected\n\n"
+            clock = asyncio.get_running_loop().time
+            checked = written = clock()
             while True:
+                event: AlertEvent | object | None
                 try:
-                    event = await asyncio.wait_for(queue.get(), 15.0)
+                    event = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    event = _IDLE
+                if clock() - checked >= STREAM_RECHECK_S:
+                    # the token store is a SQLite file: read it off the event loop
+                    if not await asyncio.to_thread(authenticator.still_valid, caller):
+                        _log.info(
+                            "live stream of token %s ended: revoked or expired", caller.token_id
+                        )
+                        yield b"event: revoked\ndata: {}\n\n"
+                        return
+                    checked = clock()
+                if event is _IDLE:
+                    if clock() - written >= STREAM_KEEPALIVE_S:
+                        written = clock()
+                        yield b": keep-alive\n\n"
                     continue
                 if event is None:  # cut off (too far behind) or the agent is stopping
                     if not desk.stream_closed:
                         yield b"event: overflow\ndata: {}\n\n"
                     return
+                assert isinstance(event, AlertEvent)
                 if wanted is not None and event.alert.community not in wanted:
                     continue
-                body = masked_event(caller, event).model_dump_json()
+                # escaped: device ids and notes are text from outside (gateway.api.untrusted_text)
+                body = safe_json(masked_event(caller, event, places).model_dump_json())
+                written = clock()
                 yield f"id: {event.id}\nevent: {event.kind}\ndata: {body}\n\n".encode()
 
     return StreamingResponse(
@@ -102,15 +149,20 @@ async def stream_alerts(
 
 @router.get("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
 async def get_alert(
-    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, deliveries: Deliveries
+    alert_id: PathId,
+    caller: Caller,
+    request: Request,
+    desk: AgentDesk,
+    deliveries: Deliveries,
+    places: Places,
 ) -> AlertDetail:
     """One alert with its event history and its notification channels' delivery attempts."""
     alert = _alert_of(request, caller, desk, alert_id)
     if sees_personal_data(caller, alert.community) and alert.unit is not None:
         audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
     return AlertDetail(
-        alert=masked(caller, alert),
-        history=[masked_event(caller, e) for e in desk.history(alert_id)],
+        alert=masked(caller, alert, places),
+        history=[masked_event(caller, e, places) for e in desk.history(alert_id)],
         deliveries=await deliveries.for_alert(alert_id) if deliveries is not None else [],
     )
 
@@ -139,12 +191,12 @@ async def _on_alert(
         audit(request, caller, alert.community, f"alert:{alert_id}", action, "conflict")
         raise
     audit(request, caller, alert.community, f"alert:{alert_id}", action)
-    return masked(caller, done)
+    return masked(caller, done, places_of(request))
 
 
 @router.post("/v1/alerts/{alert_id}/ack", tags=["alerts"], responses=ACTION_ERRORS)
 async def acknowledge(
-    alert_id: str,
+    alert_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -164,7 +216,7 @@ async def acknowledge(
 
 @router.post("/v1/alerts/{alert_id}/resolve", tags=["alerts"], responses=ACTION_ERRORS)
 async def resolve(
-    alert_id: str,
+    alert_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -184,7 +236,7 @@ async def resolve(
 
 @router.post("/v1/alerts/{alert_id}/assign", tags=["alerts"], responses=ACTION_ERRORS)
 async def assign(
-    alert_id: str, caller: Caller, request: Request, desk: AgentDesk, body: AssignAction
+    alert_id: PathId, caller: Caller, request: Request, desk: AgentDesk, body: AssignAction
 ) -> Alert:
     """Give an open alert to a person (409 if it is resolved); its status does not change."""
     return await _on_alert(
@@ -204,9 +256,10 @@ async def assign(
 async def list_incidents(
     caller: Caller,
     desk: AgentDesk,
+    places: Places,
     community: Annotated[list[str] | None, Query()] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
-    min_alerts: Annotated[int, Query(ge=1)] = 1,
+    min_alerts: Annotated[int, Query(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentList:
     """Incidents newest first; `open=true` for those with an open alert, `min_alerts=2` for
@@ -214,16 +267,24 @@ async def list_incidents(
     scope = caller.scope(community)
     if scope == []:
         return IncidentList(items=[])
-    return IncidentList(items=desk.incidents(scope, open_only, min_alerts, limit))
+    return IncidentList(
+        items=[
+            masked_incident(caller, i, places)
+            for i in desk.incidents(scope, open_only, min_alerts, limit)
+        ]
+    )
 
 
 @router.get("/v1/incidents/{incident_id}", tags=["incidents"], responses=ERRORS)
 async def get_incident(
-    incident_id: str, caller: Caller, request: Request, desk: AgentDesk
+    incident_id: PathId, caller: Caller, request: Request, desk: AgentDesk, places: Places
 ) -> IncidentDetail:
     """One incident with its alerts (its signals), oldest first."""
     incident, alerts = _incident_of(request, caller, desk, incident_id)
-    return IncidentDetail(incident=incident, alerts=[masked(caller, a) for a in alerts])
+    return IncidentDetail(
+        incident=masked_incident(caller, incident, places),
+        alerts=[masked(caller, a, places) for a in alerts],
+    )
 
 
 def _incident_of(
@@ -248,12 +309,12 @@ async def _on_incident(
     may_act(caller)
     done = await desk.act_on_incident(incident_id, action, caller.token_id, note)
     audit(request, caller, incident.community, f"incident:{incident_id}", action)
-    return done
+    return masked_incident(caller, done, places_of(request))
 
 
 @router.post("/v1/incidents/{incident_id}/ack", tags=["incidents"], responses=ACTION_ERRORS)
 async def acknowledge_incident(
-    incident_id: str,
+    incident_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,
@@ -266,7 +327,7 @@ async def acknowledge_incident(
 
 @router.post("/v1/incidents/{incident_id}/resolve", tags=["incidents"], responses=ACTION_ERRORS)
 async def resolve_incident(
-    incident_id: str,
+    incident_id: PathId,
     caller: Caller,
     request: Request,
     desk: AgentDesk,

@@ -14,6 +14,7 @@ from gateway.action_links import ActionLinks
 from gateway.api import actions, alerts, devices, operations, silences
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
+from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.disk import DiskWatch
@@ -66,6 +67,7 @@ def create_app(
     app.state.deliveries = deliveries
     app.state.audit = audit
     app.state.action_links = action_links
+    app.state.pseudonyms = pseudonyms_of(tokens)
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.disk = disk
     app.state.render_metrics = lambda: render_metrics(agent, disk, retention)
@@ -82,6 +84,14 @@ def create_app(
     app.include_router(api_docs.router)
     app.mount(
         "/console",
-        create_console(app.state.desk, app.state.authenticator, tokens, audit, deliveries, zone),
+        create_console(
+            app.state.desk,
+            app.state.authenticator,
+            tokens,
+            audit,
+            deliveries,
+            zone,
+            app.state.pseudonyms,
+        ),
     )
     return app

@@ -14,13 +14,21 @@ from edge.enrich import Status
 from edge.model import DeviceRef
 from gateway.api.context import AgentDesk
 from gateway.api.errors import ACTION_ERRORS, ERRORS, ErrorResponse
-from gateway.api.schemas import AwayBody, DeviceDetail, DeviceList, DeviceView, UnregisteredView
+from gateway.api.schemas import (
+    AwayBody,
+    DeviceDetail,
+    DeviceList,
+    DeviceView,
+    PathId,
+    UnregisteredView,
+)
 from gateway.api.security import (
     Caller,
     admin_only,
     audit,
     masked,
     may_act,
+    places_of,
     topic_visible,
     visible,
 )
@@ -110,7 +118,7 @@ async def list_unregistered(
 
 @router.get("/v1/devices/{device_id}", tags=["devices"], responses=ERRORS)
 async def get_device(
-    device_id: str, caller: Caller, request: Request, desk: AgentDesk
+    device_id: PathId, caller: Caller, request: Request, desk: AgentDesk
 ) -> DeviceDetail:
     """One device: where it is, its liveness, battery and link, who to call, open alerts.
 
@@ -136,7 +144,7 @@ async def get_device(
         install_date=details.install_date if details else None,
         resident_ref=details.resident_ref if details and responder else None,
         emergency_contacts=contacts,
-        open_alerts=[masked(caller, a) for a in desk.open_alerts_of(ref)],
+        open_alerts=[masked(caller, a, places_of(request)) for a in desk.open_alerts_of(ref)],
     )
 
 
@@ -149,14 +157,18 @@ async def set_away(
     caller: Caller,
     request: Request,
     desk: AgentDesk,
-    community: str,
-    building: str,
-    unit: str,
+    community: PathId,
+    building: PathId,
+    unit: PathId,
     body: AwayBody,
 ) -> AwayBody:
-    """Mark a household away (absence rules skip it; an open absence alert resolves) or back."""
-    visible(request, caller, community, f"household:{community}/{building}/{unit}")
+    """Mark a household away (absence rules skip it; an open absence alert resolves) or back.
+
+    The audit log, which admins read, names the household by its pseudonym (gateway.privacy).
+    """
+    household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
+    visible(request, caller, community, household)
     may_act(caller)
     away = await desk.set_away(community, building, unit, body.away)
-    audit(request, caller, community, f"household:{building}/{unit}", "set_away")
+    audit(request, caller, community, household, "set_away")
     return AwayBody(away=away)

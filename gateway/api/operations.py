@@ -12,17 +12,19 @@ from edge.model import DeadLetter
 from gateway.api.context import AgentDesk, Disk, MetricsText
 from gateway.api.errors import ERRORS, ErrorResponse
 from gateway.api.schemas import DeadLetterView
-from gateway.api.security import Caller, admin_only, audit, topic_visible
+from gateway.api.security import Caller, MaybeCaller, admin_only, audit, topic_visible
 from gateway.audit import AuditLog, AuditRecord
 from gateway.privacy import mask_payload, mask_text
+from gateway.tokens import Role
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
-async def healthz(desk: AgentDesk, disk: Disk) -> dict[str, Any]:
-    """Liveness and what is wrong: 200 while the process runs; `status` says degraded (a broker
-    lost, a sink failing, the data dir's disk nearly full: `disk.warning`)."""
+@router.get("/healthz", responses={401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
+async def healthz(desk: AgentDesk, disk: Disk, caller: MaybeCaller) -> dict[str, Any]:
+    """Liveness: 200 while the process runs, `status` ok or degraded (a broker lost, a sink
+    failing, the data dir's disk nearly full). What is wrong (broker, client ids, sinks and their
+    hosts, the disk) only with an admin token: it maps the deployment."""
     health = await desk.health()
     ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
     if disk is not None:
@@ -35,7 +37,10 @@ async def healthz(desk: AgentDesk, disk: Disk) -> dict[str, Any]:
             "total_bytes": usage.total_bytes,
             "warning": warning,
         }
-    return {"status": "ok" if ok else "degraded", **health}
+    status = "ok" if ok else "degraded"
+    if caller is None or caller.role is not Role.ADMIN:
+        return {"status": status}
+    return {"status": status, **health}
 
 
 @router.get("/readyz", responses={503: {"model": ErrorResponse}})

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+)
 
 from edge.alerts import Incident, Silence
 from edge.enrich import Contact
 from edge.model import Alert, AlertEvent
 from edge.sinks import Delivery, StoredReading
+from gateway.api.untrusted_text import IDENTIFIER_PATTERN, free_text, one_line
 
 
 class AwayBody(BaseModel):
@@ -38,11 +48,14 @@ class AlertDetail(BaseModel):
 
 class AlertAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=2000)
+    # lines allowed; control and bidi characters refused (gateway.api.untrusted_text)
+    note: Annotated[str, AfterValidator(free_text)] | None = Field(default=None, max_length=2000)
 
 
 class AssignAction(AlertAction):
-    assignee: str = Field(min_length=1, max_length=100, description="who takes the alert on")
+    assignee: Annotated[str, AfterValidator(one_line)] = Field(
+        min_length=1, max_length=100, description="who takes the alert on"
+    )
 
 
 class IncidentList(BaseModel):
@@ -151,4 +164,25 @@ def _iso_time(value: Any) -> Any:
     return value
 
 
-IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+# the times a query may name: wide enough for any "since the beginning" or "until forever", narrow
+# enough that a route's arithmetic (until - 30 days, a conversion to UTC) cannot overflow into a 500
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("time out of range (1970-01-01 to 9999-01-01 UTC)") from None
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError("time out of range (1970-01-01 to 9999-01-01 UTC)")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_in_range)]
+# a query time with its zone (the central API's filters)
+ZonedTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+# an id in a URL path (alert, incident, silence, device, place): no control or bidi character
+PathId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 import uuid
 from typing import Annotated
 
@@ -14,12 +15,13 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from edge.agent import Desk
+from edge.alerts import Incident
 from edge.model import Alert, AlertEvent
 from gateway.audit import AuditLog
 from gateway.audit import Result as AuditResult
 from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
-from gateway.privacy import sees_personal_data
-from gateway.tokens import Principal, Role
+from gateway.privacy import Pseudonyms, sees_personal_data
+from gateway.tokens import Principal, Role, TokenStore
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _bearer = HTTPBearer(auto_error=False)
@@ -41,13 +43,35 @@ def authenticated(
     except Throttled as exc:
         raise HTTPException(
             status_code=429,
-            detail="too many failed authentications from this address; try again later",
+            detail="too many failed authentications from this address or for this token; try again later",
             headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
         ) from None
     except Unauthenticated as exc:
         raise HTTPException(
             status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+
+
+def optional_caller(request: Request, response: Response) -> Principal | None:
+    """The caller when a bearer token is given (checked, braked and refused like anywhere), None
+    when none is: for the routes that answer everyone a little and admins more (/healthz).
+
+    The header is read here rather than through the bearer scheme, so the OpenAPI document does
+    not mark the route as needing a token: it does not.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+        if scheme.lower() == "bearer" and token.strip()
+        else None
+    )
+    return authenticated(request, response, credentials)
+
+
+MaybeCaller = Annotated[Principal | None, Depends(optional_caller)]
 
 
 def reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
@@ -116,13 +140,37 @@ def topic_visible(caller: Principal, desk: Desk, topic: str) -> bool:
     return community is not None and caller.may_see(community)
 
 
-def masked(caller: Principal, alert: Alert) -> Alert:
-    """The unit (where a resident lives) only for responders of the alert's community."""
+def places_of(request: Request) -> Pseudonyms:
+    """The unit pseudonyms of this deployment (create_app, create_central_app put them on
+    app.state)."""
+    places: Pseudonyms = request.app.state.pseudonyms
+    return places
+
+
+Places = Annotated[Pseudonyms, Depends(places_of)]
+
+
+def pseudonyms_of(tokens: TokenStore | None) -> Pseudonyms:
+    """The deployment's pseudonyms: keyed in tokens.db (stable across restarts), or, without a
+    token store, by a key of this process."""
+    return Pseudonyms(tokens.secret("unit-pseudonyms") if tokens else secrets.token_bytes(32))
+
+
+def masked(caller: Principal, alert: Alert, places: Pseudonyms) -> Alert:
+    """The unit (where a resident lives) only for responders of the alert's community; for the
+    others it is gone from the `unit` field and pseudonymous in the device id and key."""
     if alert.unit is None or sees_personal_data(caller, alert.community):
         return alert
-    return alert.model_copy(update={"unit": None})
+    return places.alert(alert.model_copy(update={"unit": None}))
 
 
-def masked_event(caller: Principal, event: AlertEvent) -> AlertEvent:
-    alert = masked(caller, event.alert)
+def masked_event(caller: Principal, event: AlertEvent, places: Pseudonyms) -> AlertEvent:
+    alert = masked(caller, event.alert, places)
     return event if alert is event.alert else event.model_copy(update={"alert": alert})
+
+
+def masked_incident(caller: Principal, incident: Incident, places: Pseudonyms) -> Incident:
+    """An incident's device list with households pseudonymous, for all but its responders."""
+    if sees_personal_data(caller, incident.community):
+        return incident
+    return places.incident(incident)

@@ -14,8 +14,9 @@ from edge.errors import SilenceNotFound
 from edge.yaml_file import describe
 from gateway.api.context import AgentDesk
 from gateway.api.errors import ACTION_ERRORS, ERRORS
-from gateway.api.schemas import SilenceList
+from gateway.api.schemas import PathId, SilenceList
 from gateway.api.security import Caller, audit, may_act, visible
+from gateway.api.untrusted_text import free_text, one_line
 
 router = APIRouter(tags=["silences"])
 
@@ -30,6 +31,7 @@ async def create_silence(
     community may silence across communities.
     """
     may_act(caller)
+    _check_text(body)
     if body.community is None and not caller.all_communities:
         raise HTTPException(status_code=403, detail="name the community to silence")
     if body.community is not None:
@@ -40,6 +42,19 @@ async def create_silence(
         raise HTTPException(status_code=422, detail=describe(exc)) from None
     audit(request, caller, body.community, f"silence:{silence.id}", "silence")
     return silence
+
+
+def _check_text(spec: SilenceSpec) -> None:
+    """422 for a reason or a matcher carrying control or bidi characters (shown to people)."""
+    try:
+        free_text(spec.reason)
+        for ident in (spec.community, spec.building, spec.device_id, spec.rule):
+            if ident is not None:
+                one_line(ident)
+                if len(ident) > 200:
+                    raise ValueError("an id of more than 200 characters")
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=f"body: {exc}") from None
 
 
 @router.get("/v1/silences", responses=ERRORS)
@@ -62,7 +77,7 @@ async def list_silences(
 
 @router.delete("/v1/silences/{silence_id}", responses=ACTION_ERRORS)
 async def expire_silence(
-    silence_id: str, caller: Caller, request: Request, desk: AgentDesk
+    silence_id: PathId, caller: Caller, request: Request, desk: AgentDesk
 ) -> Silence:
     """End a silence now (kept for the record); 409 if it is already over."""
     found = desk.silence(silence_id)

@@ -24,7 +24,17 @@ from sqlalchemy.exc import OperationalError
 
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.errors import ERRORS, ErrorResponse, error_response, install_error_handlers
-from gateway.api.security import Caller, Poster, audit, masked, masked_event
+from gateway.api.schemas import ZonedTime
+from gateway.api.security import (
+    Caller,
+    MaybeCaller,
+    Poster,
+    audit,
+    masked,
+    masked_event,
+    pseudonyms_of,
+)
+from gateway.api.untrusted_text import csv_cell
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
@@ -104,6 +114,7 @@ def create_central_app(
         None, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
     app.state.audit = audit_log
+    places = app.state.pseudonyms = pseudonyms_of(tokens)
 
     def scope(
         request: Request, principal: Principal, wanted: list[str] | None, action: str
@@ -114,11 +125,17 @@ def create_central_app(
                 audit(request, principal, community, f"community:{community}", action, "refused")
         return principal.scope(wanted)
 
-    @app.get("/healthz", tags=["operations"], responses={503: {"model": ErrorResponse}})
-    def healthz() -> dict[str, str]:
-        """200 when the store answers."""
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={status: {"model": ErrorResponse} for status in (401, 429, 503)},
+    )
+    def healthz(caller: MaybeCaller) -> dict[str, str]:
+        """200 when the store answers; which store it is only with an admin token."""
         with store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        if caller is None or caller.role is not Role.ADMIN:
+            return {"status": "ok"}
         return {"status": "ok", "store": store.engine.dialect.name}
 
     @app.post("/v1/alert-events", tags=["ingest"], responses={**ERRORS, 413: {}, 422: {}})
@@ -193,8 +210,8 @@ def create_central_app(
         status: AlertStatus | None = None,
         rule: str | None = None,
         category: str | None = None,
-        since: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+        since: Annotated[ZonedTime | None, Query(description="opened at or after")] = None,
+        until: Annotated[ZonedTime | None, Query(description="opened before")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> Response:
@@ -204,9 +221,12 @@ def create_central_app(
             since, until,
         )  # fmt: skip
         bodies, next_cursor = store.list_bodies(wanted, limit=limit, cursor=cursor)
-        # the stored JSON goes out as it is (validated when it came in); only the unit is masked
+        # the stored JSON goes out as it is (validated when it came in); for a caller who may
+        # not see the unit, the alert is masked like on every other route
         items = [
-            b if sees_personal_data(principal, c) else _without_unit(b)
+            b
+            if sees_personal_data(principal, c)
+            else masked(principal, Alert.model_validate_json(b), places).model_dump_json()
             for b, c in ((b, orjson.loads(b)["community"]) for b in bodies)
         ]
         content = b'{"items":[' + b",".join(i.encode() for i in items) + b'],"next_cursor":'
@@ -227,8 +247,8 @@ def create_central_app(
         status: AlertStatus | None = None,
         rule: str | None = None,
         category: str | None = None,
-        since: AwareDatetime | None = None,
-        until: AwareDatetime | None = None,
+        since: ZonedTime | None = None,
+        until: ZonedTime | None = None,
     ) -> StreamingResponse:
         """Every matching alert as CSV, newest first; each export is recorded in the audit log."""
         wanted = _filter(
@@ -244,7 +264,7 @@ def create_central_app(
             "export_csv",
         )
         return StreamingResponse(
-            _csv_lines(store.iterate(wanted), lambda a: masked(principal, a)),
+            _csv_lines(store.iterate(wanted), lambda a: masked(principal, a, places)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="alerts.csv"'},
         )
@@ -261,8 +281,8 @@ def create_central_app(
             raise HTTPException(status_code=404, detail=f"no alert {alert_id!r}")
         history = store.history(alert_id, communities)
         return AlertDetail(
-            alert=masked(principal, alert),
-            history=[masked_event(principal, e) for e in history],
+            alert=masked(principal, alert, places),
+            history=[masked_event(principal, e, places) for e in history],
         )
 
     @app.get("/v1/summaries", tags=["alerts"], responses=ERRORS)
@@ -270,8 +290,8 @@ def create_central_app(
         request: Request,
         principal: Caller,
         community: Annotated[list[str] | None, Query()] = None,
-        since: Annotated[AwareDatetime | None, Query(description="opened at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="opened before")] = None,
+        since: Annotated[ZonedTime | None, Query(description="opened at or after")] = None,
+        until: Annotated[ZonedTime | None, Query(description="opened before")] = None,
     ) -> list[SummaryView]:
         """Per community: open alerts by severity, and time to acknowledge / resolve (p50, p90)
         over the alerts opened in [since, until)."""
@@ -279,12 +299,6 @@ def create_central_app(
         return [_summary_view(s) for s in found]
 
     return app
-
-
-def _without_unit(body: str) -> str:
-    alert = orjson.loads(body)
-    alert["unit"] = None
-    return orjson.dumps(alert).decode()
 
 
 def _summary_view(summary: CommunitySummary) -> SummaryView:
@@ -297,19 +311,13 @@ def _summary_view(summary: CommunitySummary) -> SummaryView:
     )
 
 
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # a cell starting with = + - @ is a formula to a spreadsheet: quote it as text
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_lines(alerts: Iterator[Alert], mask: Callable[[Alert], Alert]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(_CSV_COLUMNS)
     for n, alert in enumerate(alerts, start=1):
         shown = mask(alert).model_dump(mode="json")
-        writer.writerow([_csv_cell(shown[c]) for c in _CSV_COLUMNS])
+        writer.writerow([csv_cell(shown[c]) for c in _CSV_COLUMNS])
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

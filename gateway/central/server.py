@@ -17,7 +17,7 @@ from gateway.central.database import StoreUrlError, create_store_engine, upgrade
 from gateway.central.store import CentralStore
 from gateway.settings import ConfigurationError, load_settings
 from gateway.tokens import TokenError, open_tokens
-from gateway.wiring import listen
+from gateway.wiring import listen, proxy_config
 
 _log = logging.getLogger(__name__)
 
@@ -59,15 +59,22 @@ async def serve_central(
     stop: asyncio.Event,
     on_ready: Callable[[str], None] | None = None,
     auth_failures_per_minute: int | None = None,
+    trusted_proxies: list[str] | None = None,
 ) -> None:
     """Migrate the store, then serve the central API until `stop` is set.
 
     Args:
         auth_failures_per_minute: the brake on token guessing; None: the gateway's setting
             (`api.auth_failures_per_minute`, COMMUNITY_EDGE_API__AUTH_FAILURES_PER_MINUTE).
+        trusted_proxies: proxies whose X-Forwarded-For is believed; None: the gateway's setting
+            (`api.trusted_proxies`, COMMUNITY_EDGE_API__TRUSTED_PROXIES='["10.0.0.5"]').
     """
-    if auth_failures_per_minute is None:
-        auth_failures_per_minute = load_settings().api.auth_failures_per_minute
+    if auth_failures_per_minute is None or trusted_proxies is None:
+        api = load_settings().api
+        if auth_failures_per_minute is None:
+            auth_failures_per_minute = api.auth_failures_per_minute
+        if trusted_proxies is None:
+            trusted_proxies = api.trusted_proxies
     sock = listen(host, port)  # a busy port fails before the store is touched
     try:
         store = open_store(store_url)
@@ -82,7 +89,13 @@ async def serve_central(
     app = create_central_app(store, tokens, audit, auth_failures_per_minute)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        **proxy_config(trusted_proxies),
+    )
     server = _Server(config)
     try:
         async with asyncio.TaskGroup() as tg:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from gateway.cli.process import Commands
@@ -25,6 +26,12 @@ def register(commands: Commands) -> None:
         help="a community the token may see (repeat; '*' for all: admin and platform only)",
     )
     create.add_argument("--name", help="who or what holds it (shown by `tokens list`)")
+    create.add_argument(
+        "--expires-in-days",
+        type=float,
+        help="the token stops working (and its open live streams end) after this many days "
+        "(default: until revoked)",
+    )
     listing = actions.add_parser("list", help="tokens with role, communities and state")
     revoke = actions.add_parser("revoke", help="revoke a token at once")
     revoke.add_argument("token_id")
@@ -46,7 +53,10 @@ def manage_tokens(args: argparse.Namespace) -> int:
     audit = open_audit(args.data_dir)
     try:
         if args.tokens_command == "create":
-            token_id, token = store.create(args.role, args.community, args.name)
+            valid_for = (
+                timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
+            )
+            token_id, token = store.create(args.role, args.community, args.name, valid_for)
             audit.record(
                 actor="cli",
                 role="admin",
@@ -61,7 +71,12 @@ def manage_tokens(args: argparse.Namespace) -> int:
             print(token)
         elif args.tokens_command == "list":
             for info in store.list():
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                if info.revoked_at:
+                    state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}"
+                elif info.expires_at:
+                    state = f"expires {info.expires_at:%Y-%m-%d %H:%M}"
+                else:
+                    state = "active"
                 print(
                     f"{info.id}  {info.role.value:16} {','.join(info.communities):24} "
                     f"{info.created_at:%Y-%m-%d %H:%M}  {state}  {info.name or ''}".rstrip()

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Desk
 from edge.sinks import DeliveryLog
+from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.console import pages, signin
@@ -21,6 +22,7 @@ from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
+from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
 
 SESSION_TTL_S = 12 * 3600.0  # one duty shift; then sign in again
@@ -34,6 +36,7 @@ def create_console(
     audit: AuditLog | None,
     deliveries: DeliveryLog | None,
     zone: tzinfo | None = None,
+    pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console."""
@@ -45,6 +48,8 @@ def create_console(
     console.state.deliveries = deliveries
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
+    # the same unit pseudonyms as the API's, so a masked place reads alike on both
+    console.state.pseudonyms = pseudonyms if pseudonyms is not None else pseudonyms_of(tokens)
     console.include_router(signin.router)
     console.include_router(pages.router)
     console.mount("/static", static_files(), name="static")

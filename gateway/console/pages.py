@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
-from gateway.api.security import audit, masked, masked_event, visible
+from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.page import render
@@ -36,7 +36,7 @@ def _desk(request: Request) -> Desk:
 def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
     filters = Filters.parse(dict(request.query_params))
     board = gather(_desk(request), visitor.principal.scope(None), filters)
-    rows = [masked(visitor.principal, a) for a in board.rows]
+    rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
     return {
         "visitor": visitor,
         "filters": filters,
@@ -115,7 +115,7 @@ async def _alert_page(
         audit(request, caller, alert.community, f"alert:{alert_id}", "read_personal_data")
     desk = _desk(request)
     deliveries = request.app.state.deliveries
-    shown = masked(caller, alert)
+    shown = masked(caller, alert, places_of(request))
     return render(
         request,
         "alert.html",
@@ -123,7 +123,9 @@ async def _alert_page(
             "visitor": visitor,
             "alert": shown,
             "unit_masked": alert.unit is not None and shown.unit is None,
-            "history": [masked_event(caller, e) for e in desk.history(alert_id)],
+            "history": [
+                masked_event(caller, e, places_of(request)) for e in desk.history(alert_id)
+            ],
             "deliveries": await deliveries.for_alert(alert_id) if deliveries is not None else [],
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
