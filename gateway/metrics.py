@@ -57,6 +57,13 @@ async def render_metrics(agent: Agent) -> str:
             [({"lane": x.name}, x.acked) for x in lanes],
         ),
         (
+            "community_edge_redeliveries_total",
+            "counter",
+            "messages the broker sent again after their results were committed (a lost ack): "
+            "acknowledged, not handled again",
+            [({"lane": x.name}, x.receipts.redelivered) for x in lanes],
+        ),
+        (
             "community_edge_readings_total",
             "counter",
             "messages decoded into readings",

@@ -65,6 +65,7 @@ class MqttSettings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     )
     receive_maximum: int = Field(default=AgentConfig.receive_maximum, ge=1, le=65535)
+    keepalive_s: int = Field(default=AgentConfig.keepalive_s, ge=2, le=65535)
     # the broker's user for this gateway; no MQTT wildcards, '/' or spaces (ACL files split there)
     username: str | None = Field(default=None, pattern=r"^[^\s+#/]{1,256}$")
     password: SecretStr | None = None

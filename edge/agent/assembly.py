@@ -47,7 +47,14 @@ from edge.errors import (
     SilenceNotFound,
     SinkUnavailable,
 )
-from edge.ingest import RECEIVE_MAXIMUM, BrokerAddress, Delivery, IngestLane, MqttSession
+from edge.ingest import (
+    KEEPALIVE_S,
+    RECEIVE_MAXIMUM,
+    BrokerAddress,
+    Delivery,
+    IngestLane,
+    MqttSession,
+)
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
 from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_names
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
@@ -67,6 +74,7 @@ class AgentConfig:
     client_id: str
     data_dir: Path
     receive_maximum: int = RECEIVE_MAXIMUM  # unacknowledged messages the broker may send us
+    keepalive_s: int = KEEPALIVE_S  # MQTT keep-alive of each session
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
     alarm_batch_max: int = 500  # alarm messages per transaction at most
     outbox_max_bytes: int = OUTBOX_MAX_BYTES
@@ -172,10 +180,14 @@ class Agent:
             if not marker.exists():
                 marker.write_text(self.config.client_id)
 
-        def session_for(lane: str) -> Callable[[Callable[[Delivery], None]], MqttSession]:
+        def session_for(
+            lane: str,
+        ) -> Callable[[Callable[[Delivery], None], Callable[[bool], None]], MqttSession]:
             client_id = self.config.client_id + ("-alarm" if lane == "alarm" else "")
 
-            def make(on_message: Callable[[Delivery], None]) -> MqttSession:
+            def make(
+                on_message: Callable[[Delivery], None], on_session: Callable[[bool], None]
+            ) -> MqttSession:
                 return MqttSession(
                     self.config.broker,
                     client_id,
@@ -183,8 +195,10 @@ class Agent:
                     on_message,
                     clock=self.clock,
                     receive_maximum=self.config.receive_maximum,
+                    keepalive_s=self.config.keepalive_s,
                     expect_session=expect_session,
                     on_connected=remember_session,
+                    on_session=on_session,
                 )
 
             return make

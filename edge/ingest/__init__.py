@@ -1,9 +1,11 @@
-"""Ingest: the MQTT session (QoS 1, persistent session, acknowledged after commit) and the
-alarm and telemetry lanes that feed the pipeline.
+"""Ingest: the MQTT session (QoS 1, persistent session, acknowledged after commit), the
+receipts that recognise its resends, and the alarm and telemetry lanes that feed the pipeline.
 """
 
 from edge.ingest.lane import IngestLane
+from edge.ingest.receipts import RECEIPT_WINDOW, Receipts
 from edge.ingest.session import (
+    KEEPALIVE_S,
     RECEIVE_MAXIMUM,
     BrokerAddress,
     Delivery,
@@ -13,11 +15,14 @@ from edge.ingest.session import (
 )
 
 __all__ = [
+    "KEEPALIVE_S",
+    "RECEIPT_WINDOW",
     "RECEIVE_MAXIMUM",
     "BrokerAddress",
     "Delivery",
     "IngestLane",
     "MqttSession",
+    "Receipts",
     "TlsConfig",
     "parse_mqtt_url",
 ]

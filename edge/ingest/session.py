@@ -40,6 +40,7 @@ CONNECT_TIMEOUT_S = 10.0
 # unacknowledged messages the broker may send us: the backpressure (MQTT 5 Receive Maximum);
 # the gateway's `mqtt.receive_maximum` defaults to it
 RECEIVE_MAXIMUM = 2000
+KEEPALIVE_S = 30  # MQTT keep-alive; the broker drops us after 1.5 of them without a packet
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
@@ -309,6 +310,8 @@ class Delivery:
     qos: int
     received_at: datetime
     generation: int  # which connection it came on: a mid means nothing on another connection
+    dup: bool = False  # the broker's DUP flag: it sent this packet id before, on this session
+    retain: bool = False  # sent from the broker's retained store, not as a device published it
 
 
 @dataclass
@@ -338,14 +341,18 @@ class MqttSession:
         clock: Clock,
         receive_maximum: int = RECEIVE_MAXIMUM,
         session_expiry_s: int = 7 * 24 * 3600,
-        keepalive_s: int = 30,
+        keepalive_s: int = KEEPALIVE_S,
         expect_session: bool = False,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_connected: Callable[[], None] | None = None,
+        on_session: Callable[[bool], None] | None = None,
     ) -> None:
+        """`on_session(present)` runs for every accepted CONNACK, before we subscribe: with
+        `present` False the broker kept nothing of ours, so nothing it sends next is a resend."""
         self.address = address
         self._on_connected = on_connected
+        self._on_session = on_session
         self.client_id = client_id
         self.status = SessionStatus(subscriptions=list(subscriptions))
         self._subscriptions = subscriptions
@@ -407,8 +414,8 @@ class MqttSession:
     def ack(self, deliveries: Iterable[Delivery]) -> int:
         """Acknowledge deliveries of the current connection; returns how many were acked.
 
-        Deliveries from an earlier connection are skipped: the broker redelivers them, and the
-        outbox and sinks treat the repeat as the duplicate it is.
+        Deliveries from an earlier connection are skipped: the broker resends them (DUP, same
+        packet id) and the lane's receipts recognise the resend, so it yields nothing new.
         """
         client = self._client
         acked = 0
@@ -706,6 +713,9 @@ class MqttSession:
             flags.session_present,
         )
         self._expect_session = True
+        if self._on_session is not None:
+            # before SUBSCRIBE: a broker without our session sends nothing until we subscribe
+            self._on_session(flags.session_present)
         # always (re)subscribe: harmless for a present session, needed for a new one
         client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
         if self._connack is not None and not self._connack.done():
@@ -758,6 +768,8 @@ class MqttSession:
                     qos=message.qos,
                     received_at=self._clock.now(),
                     generation=self._generation,
+                    dup=bool(message.dup),
+                    retain=bool(message.retain),
                 )
             )
         except Exception:

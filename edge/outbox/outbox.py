@@ -48,9 +48,14 @@ CREATE TABLE IF NOT EXISTS rejected (
     body BLOB NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS device_sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    lane TEXT NOT NULL, mid INTEGER NOT NULL, digest INTEGER NOT NULL, ordinal INTEGER NOT NULL,
+    PRIMARY KEY (lane, mid)) WITHOUT ROWID;  -- at most 65,535 rows per lane: one per packet id
 """
 
 Item = Reading | AlertEvent
+# what an ingest lane committed per packet id: (packet id, digest of topic and payload, ordinal)
+Receipt = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,7 @@ class Outbox:
         self.dropped_dead_letters = self._counter("dropped_dead_letters")
         self.rejected_entries = self._counter("rejected_entries")
         self._commits_since_size_check = 0
+        self._receipt_floor: dict[str, int] = {}  # per ingest lane: older receipts are void
         for sink, lanes in sinks.items():
             for lane in lanes:
                 self._conn.execute(
@@ -159,6 +165,28 @@ class Outbox:
         """Each device's last committed sequence number (read once, at start)."""
         rows = self._conn.execute("SELECT device, seq FROM device_sequences").fetchall()
         return {str(device): int(seq) for device, seq in rows}
+
+    def receipts(self, lane: str) -> dict[int, tuple[int, int]]:
+        """An ingest lane's committed receipts: packet id -> (digest, ordinal); read at start."""
+        rows = self._conn.execute(
+            "SELECT mid, digest, ordinal FROM receipts WHERE lane = ?", (lane,)
+        ).fetchall()
+        return {int(mid): (int(digest), int(ordinal)) for mid, digest, ordinal in rows}
+
+    def forget_receipts(self, lane: str, below: int) -> None:
+        """Drop an ingest lane's receipts, durably, before it returns; also any receipt with an
+        ordinal under `below` that a commit still on its way brings.
+
+        Blocking on purpose: the lane calls it when the broker says it kept no session, before
+        subscribing, so no message of the new session arrives until the old receipts are gone.
+        """
+
+        def work() -> None:
+            self._receipt_floor[lane] = below
+            with self._conn:
+                self._conn.execute("DELETE FROM receipts WHERE lane = ?", (lane,))
+
+        self._executor.submit(work).result()
 
     def _counter(self, name: str) -> int:
         row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
@@ -186,17 +214,21 @@ class Outbox:
         dead_letters: Sequence[DeadLetter] = (),
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
+        receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None:
         """Write one batch in one transaction; returns once it is on disk (fsync'd).
 
         `alarm_readings` raised or cleared an alert: at the size cap they go only after every
         routine reading. `sequences` is each device's last sequence number in this batch, kept
-        so that a restarted agent still sees the gap a lost message leaves.
+        so that a restarted agent still sees the gap a lost message leaves. `receipts` are the
+        batch's packet ids (lane, rows), so that the broker's resend of one is recognised.
         """
-        if not (readings or events or dead_letters or alarm_readings):
+        if not (readings or events or dead_letters or alarm_readings or (receipts and receipts[1])):
             return
         await self._run(
-            lambda: self._commit(readings, events, dead_letters, alarm_readings, sequences)
+            lambda: self._commit(
+                readings, events, dead_letters, alarm_readings, sequences, receipts
+            )
         )
         for waiter in self._waiters:
             waiter.set()
@@ -208,6 +240,7 @@ class Outbox:
         dead_letters: Sequence[DeadLetter],
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
+        receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None:
         now_ms = epoch_ms(self._now())
         conn = self._conn
@@ -233,6 +266,14 @@ class Outbox:
                     "INSERT INTO device_sequences (device, seq) VALUES (?, ?) "
                     "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
                     list(sequences.items()),
+                )
+            if receipts and receipts[1]:
+                lane, rows = receipts
+                floor = self._receipt_floor.get(lane, 0)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO receipts (lane, mid, digest, ordinal) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(lane, *row) for row in rows if row[2] >= floor],
                 )
             if dead_letters:
                 conn.executemany(
