@@ -64,6 +64,24 @@ async def render_metrics(agent: Agent) -> str:
             [({"lane": x.name}, x.receipts.redelivered) for x in lanes],
         ),
         (
+            "community_edge_agent_stalls_total",
+            "counter",
+            "times the agent's own timers woke 2 s or more late (the process paused or starved)",
+            [({}, agent.monitor.stalls)],
+        ),
+        (
+            "community_edge_agent_stalled_seconds_total",
+            "counter",
+            "total length of those stalls; not counted as broker or device silence",
+            [({}, round(agent.monitor.stalled_s, 3))],
+        ),
+        (
+            "community_edge_clock_steps_total",
+            "counter",
+            "times the wall clock moved 2 s or more apart from the monotonic clock",
+            [({}, agent.monitor.clock_steps)],
+        ),
+        (
             "community_edge_readings_total",
             "counter",
             "messages decoded into readings",

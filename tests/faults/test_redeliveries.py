@@ -296,7 +296,13 @@ def test_agent_stopped_past_its_keepalive_yields_each_message_once(
     sent = _burst(community, stamped=False)
     data = tmp_path / "agent"
     with _receiver() as receiver, publisher(broker.url) as pub:
-        env = _env(receiver, COMMUNITY_EDGE_MQTT__KEEPALIVE_S="2")
+        # a stall longer than broker_lost_after_s, seen by a monitor that checks every second
+        env = _env(
+            receiver,
+            COMMUNITY_EDGE_MQTT__KEEPALIVE_S="2",
+            COMMUNITY_EDGE_LIVENESS__BROKER_LOST_AFTER_S="3",
+            COMMUNITY_EDGE_LIVENESS__CHECK_S="1",
+        )
         agent = AgentProcess(data, broker.url, ["--tsdb-url", tsdb.url], env=env)
         with agent:
             pub.send((s.topic, s.body) for s in sent)
@@ -350,7 +356,13 @@ def test_agent_stopped_past_its_keepalive_yields_each_message_once(
         f"{_sum(metrics, REDELIVERED)}; committed {outcome.committed['readings']:,} readings "
         f"(extra {outcome.committed['readings'] - len(sent)}), stored {len(outcome.stored):,} "
         f"samples, {len(outcome.alerts)} alerts, notifications {outcome.notifications}; "
-        f"broker-lost alerts {len(broker_lost)}"
+        f"broker-lost alerts {len(broker_lost)}; stall reported "
+        f"{metrics['community_edge_agent_stalled_seconds_total']:.1f} s"
     )
     assert published == BURST
     _check(outcome, sent)
+    # the operator is told: the agent's own stall, with its length, and no broker alert
+    assert broker_lost == []
+    assert metrics["community_edge_agent_stalls_total"] >= 1
+    assert metrics["community_edge_agent_stalled_seconds_total"] >= stopped_s - 2
+    assert "the agent stalled for" in agent.log_path.read_text()
