@@ -12,6 +12,7 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -60,6 +61,8 @@ from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_na
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 
 _log = logging.getLogger(__name__)
+# how long entries a sink refused (set aside) keep /healthz degraded
+SET_ASIDE_DEGRADES_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -426,7 +429,23 @@ class Agent:
         return problems
 
     async def health(self) -> dict[str, Any]:
+        """What /healthz shows. A sink is not ok while it fails, and also while it has refused
+        entries (set aside, a 4xx) within `SET_ASIDE_DEGRADES_S`: delivery goes on, but what it
+        refused is not in that store, and someone has to look at why."""
         depths = await self.outbox.depths()
+        now = self.clock.now()
+        set_aside = await self.outbox.set_aside(now - timedelta(seconds=SET_ASIDE_DEGRADES_S))
+
+        def refused(name: str) -> str | None:
+            got = set_aside.get(name)
+            if got is None:
+                return None
+            return (
+                f"{got.count} {got.last_lane} entries refused and set aside in the last "
+                f"{SET_ASIDE_DEGRADES_S // 3600} h; the latest at {got.last_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC: {got.last_reason}"
+            )
+
         return {
             "mqtt": {
                 "connected": self.connected,
@@ -444,8 +463,9 @@ class Agent:
             },
             "sinks": {
                 f.sink.name: {
-                    "ok": f.status.failing_since is None,
+                    "ok": f.status.failing_since is None and f.sink.name not in set_aside,
                     "last_error": f.status.last_error,
+                    "set_aside": refused(f.sink.name),
                     "delivered": f.status.delivered,
                     "backlog": sum(d.depth for d in depths if d.sink == f.sink.name),
                 }

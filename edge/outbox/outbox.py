@@ -68,6 +68,16 @@ class LaneDepth:
     oldest_age_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """Entries one sink refused as invalid (a 4xx) within a time, and the latest of them."""
+
+    count: int
+    last_lane: Lane
+    last_reason: str
+    last_at: datetime
+
+
 def encode_reading(reading: Reading) -> bytes:
     d = reading.device
     return orjson.dumps(
@@ -448,6 +458,26 @@ class Outbox:
 
         await self._run(work)
         await self.advance(sink, lane, seq)
+
+    async def set_aside(self, since: datetime) -> dict[str, SetAside]:
+        """Per sink: entries it refused (set aside) after `since`, and the latest reason."""
+
+        def work() -> dict[str, SetAside]:
+            rows = self._conn.execute(
+                "SELECT sink, count(*), max(id) FROM rejected WHERE at_ms > ? GROUP BY sink",
+                (epoch_ms(since),),
+            ).fetchall()
+            out = {}
+            for sink, count, last_id in rows:
+                lane, reason, at_ms = self._conn.execute(
+                    "SELECT lane, reason, at_ms FROM rejected WHERE id = ?", (last_id,)
+                ).fetchone()
+                at = datetime.fromtimestamp(at_ms / 1000, UTC)
+                kept: Lane = "events" if lane == "events" else "readings"
+                out[str(sink)] = SetAside(int(count), kept, str(reason), at)
+            return out
+
+        return await self._run(work)
 
     async def depths(self) -> list[LaneDepth]:
         """Per sink and lane: entries not yet delivered and the age of the oldest."""
