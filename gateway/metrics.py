@@ -94,6 +94,13 @@ async def render_metrics(agent: Agent) -> str:
             [({"cause": c}, n) for c, n in sorted(pipeline.dead_letters_by_cause.items())],
         ),
         (
+            "community_edge_device_repeats_total",
+            "counter",
+            "events devices sent again (same sequence number and device time): stored and "
+            "counted once",
+            [({}, pipeline.device_repeats)],
+        ),
+        (
             "community_edge_sequence_gaps_total",
             "counter",
             "messages devices numbered that never reached the gateway",

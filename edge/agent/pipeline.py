@@ -11,7 +11,7 @@ from edge.alerts import AlertBook
 from edge.decode import ProfileRegistry, decode
 from edge.enrich import DeviceHealth, DeviceRegistry, UnregisteredLog
 from edge.errors import DecodeError, UnknownDevice, UnknownTopic
-from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading
+from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading, epoch_ms
 from edge.rules import RuleEngine, Verdict
 
 _log = logging.getLogger(__name__)
@@ -48,7 +48,12 @@ class Pipeline:
         self.dead_letters_by_cause: Counter[str] = Counter()
         self.readings = 0
         self.sequence_gaps = 0  # messages a device numbered but we never received
-        self.sequence_repeats = 0  # a sequence number seen again: redelivery or device restart
+        self.sequence_repeats = 0  # a sequence number seen again: device restart, out of order
+        # an event a device sent again (same sequence number, same device time): handled once
+        self.device_repeats = 0
+        # each device's last handled (sequence number, device time in ms or, without one, a hash
+        # of its fields): controllers resend an event until they hear back, right after it
+        self._last_event: dict[str, tuple[int, int]] = {}
         # seeded from the outbox: a gap that spans an agent restart is still a gap
         self._last_seq: dict[str, int] = dict(last_sequences or {})
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
@@ -84,9 +89,22 @@ class Pipeline:
             time_source=decoded.time_source,
             seq=decoded.seq,
         )
-        self.readings += 1
         if decoded.seq is not None:
-            self._track_sequence(self._identity(device), decoded.seq)
+            identity = self._identity(device)
+            marker = (
+                epoch_ms(decoded.at)
+                if decoded.time_source == "device"
+                else hash(tuple(sorted(decoded.fields.items())))
+            )
+            sent = (decoded.seq, marker)
+            if self._last_event.get(identity) == sent:
+                # the device sent this event again (it did not hear back): it was stored and
+                # counted once, by every rule (windows, counts, confirmations, presses)
+                self.device_repeats += 1
+                return Output()
+            self._last_event[identity] = sent
+            self._track_sequence(identity, decoded.seq)
+        self.readings += 1
         verdicts = self.rules.evaluate(reading)
         change = self.health.seen(device, decoded.fields)
         if change is not None:
