@@ -1,5 +1,6 @@
 """/healthz tells the truth about sinks: one that refused entries (a 4xx, set aside) is not ok,
-and the gateway is degraded, with the count and the reason, for a day after the last refusal."""
+and the gateway is degraded, with the count and the reason, for a day after the last refusal; a
+VictoriaMetrics that does not deduplicate (a point written twice is two samples) is not ok either."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from edge.enrich import DeviceRegistry
 from edge.errors import SinkRejected
 from edge.ingest import parse_mqtt_url
 from edge.model import RawMessage, Reading
+from edge.sinks import InfluxSink
 from edge.sinks.memory import MemorySink
 from gateway.api import create_app
+from tests.servers import VictoriaMetricsServer
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 DOOR = "ce/c1/b1/zigbee-door-contact/{}"
@@ -80,3 +83,33 @@ async def test_a_sink_that_set_entries_aside_makes_healthz_degraded_with_the_rea
             assert (await health())["status"] == "degraded"
             clock.advance(1)  # a day after the refusal
             assert (await health())["status"] == "ok"
+
+
+async def test_victoria_metrics_without_deduplication_makes_healthz_degraded(
+    tmp_path: Path,
+) -> None:
+    server = VictoriaMetricsServer(dedup=None)  # VictoriaMetrics' default
+    server.start()
+    clock = FakeClock(datetime(2026, 12, 6, 8, 0, tzinfo=UTC))
+    config = AgentConfig(
+        broker=parse_mqtt_url("mqtt://127.0.0.1:1"), client_id="gw", data_dir=tmp_path / "data"
+    )
+    tsdb = InfluxSink(server.url, org="o", bucket="b", token=None)
+    try:
+        async with Agent(config, PROFILES, DeviceRegistry(), [tsdb], clock) as agent:
+            for lane in agent.lanes:
+                lane.session.status.connected = True  # as if the broker were there
+            raw = RawMessage(
+                topic=DOOR.format("door-1"), payload=b'{"contact": true}', received_at=clock.now()
+            )
+            out = agent.pipeline.handle(raw)
+            assert out.reading is not None
+            await agent.outbox.commit([out.reading])
+            for forwarder in agent.forwarders:
+                await forwarder.drain()
+            health = await agent.health()
+    finally:
+        server.stop()
+    assert health["sinks"]["tsdb"]["ok"] is False
+    assert "runs without -dedup.minScrapeInterval" in health["sinks"]["tsdb"]["store_problem"]
+    assert health["sinks"]["alert-store"]["store_problem"] is None

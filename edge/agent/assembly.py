@@ -65,6 +65,13 @@ _log = logging.getLogger(__name__)
 SET_ASIDE_DEGRADES_S = 24 * 3600
 
 
+def _store_problem(sink: Sink) -> str | None:
+    """What a sink found wrong with its store's configuration (InfluxSink: VictoriaMetrics
+    without deduplication); the Sink protocol does not require sinks to look."""
+    problem = getattr(sink, "store_problem", None)
+    return problem if isinstance(problem, str) else None
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Plain values the agent needs; the gateway builds it from its settings.
@@ -463,9 +470,12 @@ class Agent:
             },
             "sinks": {
                 f.sink.name: {
-                    "ok": f.status.failing_since is None and f.sink.name not in set_aside,
+                    "ok": f.status.failing_since is None
+                    and f.sink.name not in set_aside
+                    and _store_problem(f.sink) is None,
                     "last_error": f.status.last_error,
                     "set_aside": refused(f.sink.name),
+                    "store_problem": _store_problem(f.sink),
                     "delivered": f.status.delivered,
                     "backlog": sum(d.depth for d in depths if d.sink == f.sink.name),
                 }
