@@ -127,3 +127,18 @@ async def test_forgotten_receipts_stay_forgotten_even_from_a_late_commit(tmp_pat
     await outbox.commit([_reading()], receipts=("alarm", receipts.take()))
     assert list(outbox.receipts("alarm")) == [1]
     await outbox.close()
+
+
+async def test_only_receipts_that_can_still_match_are_kept(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path / "o.db")
+    receipts = Receipts("telemetry")
+    for batch in range(70):  # 70,000 messages in batches of 1,000
+        for n in range(1000):
+            receipts.resent(_delivery((batch * 1000 + n) % 65_535 + 1, b"%d" % n))
+        await outbox.commit([_reading()], receipts=("telemetry", receipts.take()))
+    kept = outbox.receipts("telemetry")
+    assert len(kept) == 65_535  # every packet id, each with its latest receipt
+    assert min(ordinal for _, ordinal in kept.values()) > 70_000 - 65_536 - 1000
+    rows = outbox._conn.execute("SELECT count(*) FROM receipts").fetchone()[0]
+    assert rows <= 67  # whole batches beyond what can match are gone
+    await outbox.close()

@@ -225,6 +225,7 @@ class Agent:
                         if lane == "alarm"
                         else self.config.batch_max,
                         hold_acks_s=self.config.hold_acks_s,
+                        retained_is_stale=lane == "alarm",
                     )
                 )
         self.monitor = LivenessMonitor(

@@ -35,7 +35,7 @@ class Handled(Protocol):
 class Handler(Protocol):
     """Turns one raw message into what it produced (the agent's pipeline)."""
 
-    def handle(self, raw: RawMessage) -> Handled: ...
+    def handle(self, raw: RawMessage, retained: bool = False) -> Handled: ...
 
     def take_sequences(self) -> dict[str, int]: ...
 
@@ -70,12 +70,17 @@ class IngestLane:
         *,
         batch_max: int,
         hold_acks_s: float = 0.0,
+        retained_is_stale: bool = False,
     ) -> None:
+        """`retained_is_stale`: a message the broker sends from its retained store (RETAIN set)
+        is stale, published at some unknown earlier time; the pipeline is told (the alarm lane:
+        a retained SOS must not be raised again by every new subscription)."""
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
         self.batch_max = batch_max
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
+        self.retained_is_stale = retained_is_stale
         self.acked = 0
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
@@ -123,6 +128,7 @@ class IngestLane:
         dead: list[DeadLetter] = []
         handle = self.pipeline.handle
         resent = self.receipts.resent
+        stale = self.retained_is_stale
         for delivery in batch:
             if resent(delivery):
                 # what its first delivery produced is committed (in this batch or an earlier
@@ -133,7 +139,8 @@ class IngestLane:
                     topic=delivery.topic,
                     payload=delivery.payload,
                     received_at=delivery.received_at,
-                )
+                ),
+                stale and delivery.retain,
             )
             if out.events:
                 events.extend(out.events)

@@ -716,8 +716,11 @@ class MqttSession:
         if self._on_session is not None:
             # before SUBSCRIBE: a broker without our session sends nothing until we subscribe
             self._on_session(flags.session_present)
-        # always (re)subscribe: harmless for a present session, needed for a new one
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
+        # always (re)subscribe: harmless for a present session, needed for a new one. Retain
+        # handling 1: the broker's retained messages only for a subscription it did not have,
+        # not again on every reconnect (each copy would be handled as a new message)
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        client.subscribe([(topic, options) for topic in self._subscriptions])
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(True)
         if self._on_connected is not None:
