@@ -45,6 +45,13 @@ async def render_metrics(agent: Agent) -> str:
             [({"lane": x.name}, x.session.status.empty_sessions) for x in lanes],
         ),
         (
+            "community_edge_mqtt_broker_restarts_total",
+            "counter",
+            "broker restarts seen under a session it gave back from its last save (messages "
+            "after that save may be lost)",
+            [({"lane": x.name}, x.session.status.broker_restarts) for x in lanes],
+        ),
+        (
             "community_edge_mqtt_unacked",
             "gauge",
             "messages received and not yet acknowledged",

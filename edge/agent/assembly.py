@@ -55,6 +55,7 @@ from edge.ingest import (
     Delivery,
     IngestLane,
     MqttSession,
+    SessionStatus,
 )
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
 from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_names
@@ -63,6 +64,18 @@ from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 _log = logging.getLogger(__name__)
 # how long entries a sink refused (set aside) keep /healthz degraded
 SET_ASIDE_DEGRADES_S = 24 * 3600
+
+
+def _restart_note(status: SessionStatus) -> str | None:
+    """What /healthz says about the broker's last restart under a session it gave back."""
+    at = status.last_broker_restart
+    if at is None:
+        return None
+    return (
+        f"the broker restarted at {at:%Y-%m-%d %H:%M:%S} UTC and gave back this session from its "
+        "last save: messages devices published after that save (up to autosave_interval seconds "
+        "of them) are lost; devices with sequence numbers show them as sequence gaps"
+    )
 
 
 def _store_problem(sink: Sink) -> str | None:
@@ -465,6 +478,8 @@ class Agent:
                         "last_error": lane.session.status.last_error,
                         "reconnects": lane.session.status.reconnects,
                         "empty_sessions": lane.session.status.empty_sessions,
+                        "broker_restarts": lane.session.status.broker_restarts,
+                        "last_broker_restart": _restart_note(lane.session.status),
                     }
                     for lane in self.lanes
                 },

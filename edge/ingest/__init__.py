@@ -10,6 +10,7 @@ from edge.ingest.session import (
     BrokerAddress,
     Delivery,
     MqttSession,
+    SessionStatus,
     TlsConfig,
     parse_mqtt_url,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "IngestLane",
     "MqttSession",
     "Receipts",
+    "SessionStatus",
     "TlsConfig",
     "parse_mqtt_url",
 ]

@@ -40,6 +40,8 @@ CONNECT_TIMEOUT_S = 10.0
 # unacknowledged messages the broker may send us: the backpressure (MQTT 5 Receive Maximum);
 # the gateway's `mqtt.receive_maximum` defaults to it
 RECEIVE_MAXIMUM = 2000
+BROKER_UPTIME = "$SYS/broker/uptime"  # mosquitto: "<seconds> seconds", every sys_interval
+_UPTIME_SLACK_S = 3.0  # whole seconds of uptime, and delivery delays
 KEEPALIVE_S = 30  # MQTT keep-alive; the broker drops us after 1.5 of them without a packet
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
@@ -323,6 +325,10 @@ class SessionStatus:
     reconnects: int = 0
     failed_connects: int = 0  # attempts that ended before a CONNACK accepted us (TLS, auth, TCP)
     empty_sessions: int = 0  # the broker came back without our session: queued messages lost
+    # the broker went away (refused connections: its process was not there) and came back with
+    # our session: restored from its last save, so what it took in after that save may be lost
+    broker_restarts: int = 0
+    last_broker_restart: datetime | None = None
     last_error: str | None = None
     unacked: int = 0
     subscriptions: list[str] = field(default_factory=list)
@@ -376,6 +382,10 @@ class MqttSession:
         self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
         self._buffered: _BufferedSocket | None = None  # this connection's socket, for TLS errors
+        # the broker's `$SYS/broker/uptime` last seen, and when (monotonic): a smaller uptime
+        # than the time since says it restarted
+        self._uptime: tuple[float, float] | None = None
+        self._session_present = True  # the last CONNACK's session-present flag
 
     # -- public --------------------------------------------------------------------------------
 
@@ -697,6 +707,7 @@ class MqttSession:
         self.status.connected = True
         self.status.connects += 1
         self.status.last_error = None
+        self._session_present = bool(flags.session_present) or not self._expect_session
         if not flags.session_present and self._expect_session:
             self.status.empty_sessions += 1
             _log.error(
@@ -720,7 +731,14 @@ class MqttSession:
         # handling 1: the broker's retained messages only for a subscription it did not have,
         # not again on every reconnect (each copy would be handled as a new message)
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([(topic, options) for topic in self._subscriptions])
+        client.subscribe(
+            [
+                *((topic, options) for topic in self._subscriptions),
+                # the broker's uptime (QoS 0, every sys_interval), to see it restart under a
+                # session it gives back; a broker whose ACL hides $SYS sends nothing: no harm
+                (BROKER_UPTIME, SubscribeOptions(qos=0)),
+            ]
+        )
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(True)
         if self._on_connected is not None:
@@ -759,6 +777,11 @@ class MqttSession:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<invalid utf-8 topic>"
+        if topic == BROKER_UPTIME:
+            self._note_uptime(message.payload)
+            if message.qos:
+                client.ack(message.mid, message.qos)
+            return
         self._received += 1
         if message.qos:
             self.status.unacked += 1
@@ -777,3 +800,30 @@ class MqttSession:
             )
         except Exception:
             _log.exception("message handler failed for %r; the message stays unacknowledged", topic)
+
+    def _note_uptime(self, payload: bytes | bytearray) -> None:
+        """The broker's uptime: one smaller than the last plus the time since is a restart."""
+        try:
+            uptime = float(payload.split()[0])
+        except (IndexError, ValueError):
+            return
+        now = self._clock.monotonic()
+        last = self._uptime
+        self._uptime = (uptime, now)
+        if last is None or uptime + _UPTIME_SLACK_S >= last[0] + (now - last[1]):
+            return
+        if not self._session_present:
+            return  # it came back without our session: reported as an empty session
+        self.status.broker_restarts += 1
+        self.status.last_broker_restart = self._clock.now()
+        _log.error(
+            "broker %s restarted about %.0f s ago (its uptime is %.0f s) and kept our session "
+            "%r from its last save: messages it accepted from devices after that save are lost; "
+            "devices that number their messages show them as sequence gaps, others cannot "
+            "(broker restarts so far: %d)",
+            self.address,
+            uptime,
+            uptime,
+            self.client_id,
+            self.status.broker_restarts,
+        )
