@@ -41,7 +41,11 @@ def test_a_controller_repeating_each_event_five_times_counts_each_once(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     start = datetime.now(BEIJING).replace(microsecond=0) - timedelta(seconds=30)
-    with AgentProcess(tmp_path / "agent", mosquitto.url) as agent:
+    data = tmp_path / "repeats-agent"  # its own client id on the shared broker
+    first = AgentProcess(data, mosquitto.url)
+    first.start()  # creates the sessions and their subscriptions: nothing published is missed
+    assert first.stop() == 0
+    with AgentProcess(data, mosquitto.url) as agent:
         # four denied cards, each event sent five times; then the fifth card, five times
         four = [(GATE, _denied(500 + n, start + timedelta(seconds=n))) for n in range(4)]
         sent = publish(mosquitto.url, [m for m in four for _ in range(5)])

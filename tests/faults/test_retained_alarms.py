@@ -51,7 +51,7 @@ def test_a_retained_sos_is_recorded_as_stale_and_never_raised(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     _publish_retained(mosquitto.url, SOS, b'{"action": "emergency", "battery": 80}')
-    data = tmp_path / "agent"
+    data = tmp_path / "retained-agent"  # its own client id: a new session on the shared broker
     with AgentProcess(data, mosquitto.url) as agent:  # a new session: mosquitto sends it
         wait_for(lambda: agent.metrics().get(STALE) == 1, what="the retained press recorded")
         assert agent.get("/v1/alerts", community=COMMUNITY)["items"] == []
