@@ -49,6 +49,13 @@ async def render_metrics(
             [({"lane": x.name}, x.session.status.empty_sessions) for x in lanes],
         ),
         (
+            "community_edge_mqtt_broker_restarts_total",
+            "counter",
+            "broker restarts seen under a session it gave back from its last save (messages "
+            "after that save may be lost)",
+            [({"lane": x.name}, x.session.status.broker_restarts) for x in lanes],
+        ),
+        (
             "community_edge_mqtt_unacked",
             "gauge",
             "messages received and not yet acknowledged",
@@ -61,6 +68,31 @@ async def render_metrics(
             [({"lane": x.name}, x.acked) for x in lanes],
         ),
         (
+            "community_edge_redeliveries_total",
+            "counter",
+            "messages the broker sent again after their results were committed (a lost ack): "
+            "acknowledged, not handled again",
+            [({"lane": x.name}, x.receipts.redelivered) for x in lanes],
+        ),
+        (
+            "community_edge_agent_stalls_total",
+            "counter",
+            "times the agent's own timers woke 2 s or more late (the process paused or starved)",
+            [({}, agent.monitor.stalls)],
+        ),
+        (
+            "community_edge_agent_stalled_seconds_total",
+            "counter",
+            "total length of those stalls; not counted as broker or device silence",
+            [({}, round(agent.monitor.stalled_s, 3))],
+        ),
+        (
+            "community_edge_clock_steps_total",
+            "counter",
+            "times the wall clock moved 2 s or more apart from the monotonic clock",
+            [({}, agent.monitor.clock_steps)],
+        ),
+        (
             "community_edge_readings_total",
             "counter",
             "messages decoded into readings",
@@ -71,6 +103,13 @@ async def render_metrics(
             "counter",
             "messages kept as dead letters, by cause",
             [({"cause": c}, n) for c, n in sorted(pipeline.dead_letters_by_cause.items())],
+        ),
+        (
+            "community_edge_device_repeats_total",
+            "counter",
+            "events devices sent again (same sequence number and device time): stored and "
+            "counted once",
+            [({}, pipeline.device_repeats)],
         ),
         (
             "community_edge_sequence_gaps_total",

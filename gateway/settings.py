@@ -69,6 +69,7 @@ class MqttSettings(BaseModel):
     # "5" (default: receive maximum, reason codes, session expiry) or "3.1.1" for brokers and
     # platforms that speak nothing newer; see the README's "MQTT 3.1.1"
     protocol: MqttProtocol = AgentConfig.mqtt_protocol
+    keepalive_s: int = Field(default=AgentConfig.keepalive_s, ge=2, le=65535)
     # the broker's user for this gateway; no MQTT wildcards, '/' or spaces (ACL files split there)
     username: str | None = Field(default=None, pattern=r"^[^\s+#/]{1,256}$")
     password: SecretStr | None = None

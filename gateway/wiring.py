@@ -130,6 +130,7 @@ def build_gateway(settings: Settings) -> Gateway:
         data_dir=settings.data_dir,
         receive_maximum=settings.mqtt.receive_maximum,
         mqtt_protocol=settings.mqtt.protocol,
+        keepalive_s=settings.mqtt.keepalive_s,
         outbox_max_bytes=settings.outbox_max_mb * 1024 * 1024,
         hold_acks_s=settings.testing.hold_acks_s,
         ready_max_backlog=settings.readiness.max_backlog,

@@ -391,9 +391,17 @@ class VictoriaMetricsServer(_Server):
 
     kind = "victoria-metrics"
 
-    def __init__(self, *, extra_args: Sequence[str] = (), directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        extra_args: Sequence[str] = (),
+        directory: Path | None = None,
+        dedup: str | None = "1ms",
+    ) -> None:
+        """`dedup`: -dedup.minScrapeInterval, or None for VictoriaMetrics' default (off)."""
         super().__init__(find_binary("victoria-metrics", "victoria-metrics"), directory)
         self.extra_args = tuple(extra_args)
+        self.dedup = dedup
         self.data_dir = self.directory / "data"
 
     @property
@@ -405,7 +413,7 @@ class VictoriaMetricsServer(_Server):
             self.binary,
             f"-storageDataPath={self.data_dir}",
             f"-httpListenAddr={HOST}:{self.port}",
-            "-dedup.minScrapeInterval=1ms",
+            *([f"-dedup.minScrapeInterval={self.dedup}"] if self.dedup is not None else []),
             "-retentionPeriod=100y",
             "-search.latencyOffset=0s",
             "-search.disableCache",

@@ -251,3 +251,25 @@ def test_a_bad_value_is_described_never_quoted(topic: str, payload: object, deta
     assert caught.value.detail == detail
     assert _NAME not in str(caught.value)
     assert _PHONE not in str(caught.value)
+@pytest.mark.parametrize("model", ["tuya-sos-button", "ias-sos-button"])
+@pytest.mark.parametrize("word", [b"online", b"offline", b"offline\n"])
+def test_plain_text_availability_reads_as_the_json_form(model: str, word: bytes) -> None:
+    """Zigbee2MQTT's legacy availability payload is the bare word, not JSON."""
+    topic = f"ce/c1/b1/{model}/btn-1/availability"
+    plain = decode(_raw(topic, word), PROFILES)
+    state = word.strip().decode()
+    assert plain.fields == {"availability": state}
+    assert plain.fields == decode(_raw(topic, {"state": state}), PROFILES).fields
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("ce/c1/b1/tuya-sos-button/btn-1/availability", b"maybe"),  # not one of the two words
+        ("ce/c1/b1/tuya-sos-button/btn-1", b"offline"),  # not the availability topic
+    ],
+)
+def test_other_plain_text_stays_a_bad_payload(topic: str, payload: bytes) -> None:
+    with pytest.raises(BadPayload) as caught:
+        decode(_raw(topic, payload), PROFILES)
+    assert caught.value.cause == "not_json"

@@ -754,3 +754,40 @@ def test_victoria_metrics_answers_204_to_lines_it_drops(
             response = client.post("/api/v2/write", params={"precision": "ms"}, content=line)
             assert response.status_code == 204, line
     assert victoria_metrics.export(f'{{device_id="{device_id}"}}') == []
+
+
+async def test_the_store_is_checked_for_deduplication_before_the_first_write(
+    sink: InfluxSink, device_id: str
+) -> None:
+    assert sink.store_problem is None
+    await sink.write_readings(_batch(_device(device_id), 1))
+    assert sink.store_problem is None  # the test servers run with -dedup.minScrapeInterval=1ms
+
+
+@pytest.mark.parametrize(
+    ("dedup", "problem"),
+    [
+        (None, "runs without -dedup.minScrapeInterval"),  # VictoriaMetrics' default: off
+        ("0s", "runs without -dedup.minScrapeInterval"),
+        ("30s", "keeps one sample per series per 30s"),
+    ],
+)
+async def test_victoria_metrics_without_exact_deduplication_is_reported(
+    device_id: str, dedup: str | None, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = VictoriaMetricsServer(dedup=dedup)
+    server.start()
+    sink = InfluxSink(server.url, org="o", bucket="b", token=None)
+    try:
+        batch = _batch(_device(device_id), 10)
+        await sink.write_readings(batch)
+        await sink.write_readings(batch)  # a retry after a lost 2xx
+        assert sink.store_problem is not None
+        assert problem in sink.store_problem
+        assert problem in caplog.text
+        if dedup != "30s":  # why it matters: the retried batch is there twice
+            server.force_flush()
+            assert server.count_samples(f'{{device_id="{device_id}"}}') == 2 * 3 * 10
+    finally:
+        await sink.close()
+        server.stop()

@@ -315,3 +315,59 @@ async def test_an_availability_offline_message_raises_at_once(tmp_path: Path) ->
         assert _kinds(events) == [(AlertEventKind.OPENED, DEFAULT_OFFLINE_RULE, "sos-1")]
         events = await _publish(agent, topic + "/availability", b'{"state": "online"}')
         assert _kinds(events) == [(AlertEventKind.RESOLVED, DEFAULT_OFFLINE_RULE, "sos-1")]
+
+
+async def test_a_stall_of_the_agent_is_logged_and_is_no_broker_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP past the keep-alive: the broker drops the sessions because the agent did not
+    answer; the stall is not time the broker was missing, nor time the devices were silent."""
+    clock = FakeClock()
+    rows = "".join(f"gate-{i},hikvision-access-controller,c1,b1,\n" for i in range(5))
+    agent = await _agent(tmp_path, clock, rows)
+    async with agent:
+        sessions = _Sessions(2)
+        monitor = _monitor(agent, sessions)
+        monitor.check_s = 30
+        monitor.broker_lost_after_s = 60
+        sessions.connect()
+        heartbeat = b'{"eventType": "heartBeat", "dateTime": "2026-01-01T08:00:00+08:00"}'
+        for i in range(5):
+            await _publish(agent, f"ce/c1/b1/hikvision-access-controller/gate-{i}", heartbeat)
+        await monitor.check()
+        sessions.drop()  # the broker drops the stalled agent's sessions (seen before the sleep
+        await monitor.check()  # here, so that the 30 s of the sleep itself count)
+        slept_at, wall = clock.monotonic(), clock.now()
+        clock.advance(30 + 900)  # the timer of a 30 s sleep fires 15 minutes late
+
+        assert monitor.woke(slept_at, wall) == 900
+        assert await monitor.check() == []  # 30 s down, not 930
+
+        assert (monitor.stalls, monitor.stalled_s, monitor.clock_steps) == (1, 900, 0)
+        assert "the agent stalled for 900.0 s" in caplog.text
+        clock.advance(29)
+        assert await monitor.check() == []  # 59 s without a broker, not counting the stall
+        clock.advance(1)
+        assert _kinds(await monitor.check()) == [("opened", BROKER_LOST.id, "gw-1")]
+        sessions.connect()
+        await monitor.check()
+        clock.advance(599)  # device silence counts from the stall's end, not from before it
+        assert await monitor.check() == []
+
+
+async def test_timers_on_time_and_a_stepped_wall_clock_are_no_stall(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    agent = await _agent(tmp_path, clock)
+    async with agent:
+        monitor = agent.monitor
+        slept_at, wall = clock.monotonic(), clock.now()
+        clock.advance(monitor.check_s + 1.5)  # a busy loop is late, but not stalled
+        assert monitor.woke(slept_at, wall) == 0.0
+        slept_at, wall = clock.monotonic(), clock.now()
+        clock.advance(monitor.check_s)
+        clock._now -= timedelta(minutes=5)  # NTP stepped the wall clock back
+        assert monitor.woke(slept_at, wall) == 0.0
+        assert (monitor.stalls, monitor.clock_steps) == (0, 1)
+        assert "the wall clock moved -300.0 s" in caplog.text

@@ -152,3 +152,31 @@ def test_a_broken_frame_layout_names_its_key(
 def test_layout_keys_on_a_json_field_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"fields\.0\.length: 'length' is for frame fields"):
         ProfileRegistry.load(_write(tmp_path, GOOD.replace("type: bool", "type: bool, length: 2")))
+
+
+def test_every_event_an_alarm_profile_decodes_has_a_rule_or_a_reason() -> None:
+    """What a duty officer would act on has a default rule; the rest says why not (`unalerted`)."""
+    registry = ProfileRegistry.load(default_profile_dir())
+    missing = {
+        profile.name: profile.unalerted_values()
+        for profile in registry
+        if profile.lane == "alarm" and profile.unalerted_values()
+    }
+    assert missing == {}
+    access = registry.get("hikvision-access-controller")
+    raised = {rule.when.eq for rule in access.rules if rule.when is not None}
+    assert {"door_forced", "climbing", "tailgating", "reverse_passage"} <= raised
+
+
+def test_an_unalerted_entry_must_name_a_decoded_value_and_a_reason(tmp_path: Path) -> None:
+    enum = "  - {name: mode, path: m, type: enum, map: {a: armed, d: disarmed}}\n"
+    base = GOOD.replace("fields:\n", "fields:\n" + enum, 1)
+    for entry, problem in [
+        ("unalerted: {mode: {sleeping: because}}\n", "mode never decodes to 'sleeping'"),
+        ("unalerted: {mode: {armed: ' '}}\n", "say why no rule looks at it"),
+        ("unalerted: {m: {armed: because}}\n", "'m' is not an enum field"),
+    ]:
+        with pytest.raises(ProfileError, match=problem):
+            ProfileRegistry.load(_write(tmp_path, base + entry))
+    profile = ProfileRegistry.load(_write(tmp_path, base)).get("m1")
+    assert profile.unalerted_values() == [("mode", "armed"), ("mode", "disarmed")]

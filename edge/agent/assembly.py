@@ -12,6 +12,7 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,18 +49,41 @@ from edge.errors import (
     SinkUnavailable,
 )
 from edge.ingest import (
+    KEEPALIVE_S,
     RECEIVE_MAXIMUM,
     BrokerAddress,
     Delivery,
     IngestLane,
     MqttProtocol,
     MqttSession,
+    SessionStatus,
 )
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef
 from edge.outbox import OUTBOX_MAX_BYTES, Forwarder, Outbox, Sink, check_sink_names
 from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 
 _log = logging.getLogger(__name__)
+# how long entries a sink refused (set aside) keep /healthz degraded
+SET_ASIDE_DEGRADES_S = 24 * 3600
+
+
+def _restart_note(status: SessionStatus) -> str | None:
+    """What /healthz says about the broker's last restart under a session it gave back."""
+    at = status.last_broker_restart
+    if at is None:
+        return None
+    return (
+        f"the broker restarted at {at:%Y-%m-%d %H:%M:%S} UTC and gave back this session from its "
+        "last save: messages devices published after that save (up to autosave_interval seconds "
+        "of them) are lost; devices with sequence numbers show them as sequence gaps"
+    )
+
+
+def _store_problem(sink: Sink) -> str | None:
+    """What a sink found wrong with its store's configuration (InfluxSink: VictoriaMetrics
+    without deduplication); the Sink protocol does not require sinks to look."""
+    problem = getattr(sink, "store_problem", None)
+    return problem if isinstance(problem, str) else None
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,7 @@ class AgentConfig:
     data_dir: Path
     receive_maximum: int = RECEIVE_MAXIMUM  # unacknowledged messages the broker may send us
     mqtt_protocol: MqttProtocol = "5"
+    keepalive_s: int = KEEPALIVE_S  # MQTT keep-alive of each session
     batch_max: int = 1000  # telemetry messages per outbox transaction at most
     alarm_batch_max: int = 500  # alarm messages per transaction at most
     # how long a small telemetry batch may wait for more before its commit (alarms never wait)
@@ -187,10 +212,14 @@ class Agent:
             if not marker.exists():
                 marker.write_text(self.config.client_id)
 
-        def session_for(lane: str) -> Callable[[Callable[[Delivery], None]], MqttSession]:
+        def session_for(
+            lane: str,
+        ) -> Callable[[Callable[[Delivery], None], Callable[[bool], None]], MqttSession]:
             client_id = self.config.client_id + ("-alarm" if lane == "alarm" else "")
 
-            def make(on_message: Callable[[Delivery], None]) -> MqttSession:
+            def make(
+                on_message: Callable[[Delivery], None], on_session: Callable[[bool], None]
+            ) -> MqttSession:
                 return MqttSession(
                     self.config.broker,
                     client_id,
@@ -199,8 +228,10 @@ class Agent:
                     clock=self.clock,
                     receive_maximum=self.config.receive_maximum,
                     protocol=self.config.mqtt_protocol,
+                    keepalive_s=self.config.keepalive_s,
                     expect_session=expect_session,
                     on_connected=remember_session,
+                    on_session=on_session,
                 )
 
             return make
@@ -218,6 +249,7 @@ class Agent:
                         else self.config.batch_max,
                         linger_s=0.0 if lane == "alarm" else self.config.telemetry_linger_s,
                         hold_acks_s=self.config.hold_acks_s,
+                        retained_is_stale=lane == "alarm",
                     )
                 )
         self.monitor = LivenessMonitor(
@@ -429,7 +461,23 @@ class Agent:
         return problems
 
     async def health(self) -> dict[str, Any]:
+        """What /healthz shows. A sink is not ok while it fails, and also while it has refused
+        entries (set aside, a 4xx) within `SET_ASIDE_DEGRADES_S`: delivery goes on, but what it
+        refused is not in that store, and someone has to look at why."""
         depths = await self.outbox.depths()
+        now = self.clock.now()
+        set_aside = await self.outbox.set_aside(now - timedelta(seconds=SET_ASIDE_DEGRADES_S))
+
+        def refused(name: str) -> str | None:
+            got = set_aside.get(name)
+            if got is None:
+                return None
+            return (
+                f"{got.count} {got.last_lane} entries refused and set aside in the last "
+                f"{SET_ASIDE_DEGRADES_S // 3600} h; the latest at {got.last_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC: {got.last_reason}"
+            )
+
         return {
             "mqtt": {
                 "connected": self.connected,
@@ -441,14 +489,20 @@ class Agent:
                         "last_error": lane.session.status.last_error,
                         "reconnects": lane.session.status.reconnects,
                         "empty_sessions": lane.session.status.empty_sessions,
+                        "broker_restarts": lane.session.status.broker_restarts,
+                        "last_broker_restart": _restart_note(lane.session.status),
                     }
                     for lane in self.lanes
                 },
             },
             "sinks": {
                 f.sink.name: {
-                    "ok": f.status.failing_since is None,
+                    "ok": f.status.failing_since is None
+                    and f.sink.name not in set_aside
+                    and _store_problem(f.sink) is None,
                     "last_error": f.status.last_error,
+                    "set_aside": refused(f.sink.name),
+                    "store_problem": _store_problem(f.sink),
                     "delivered": f.status.delivered,
                     "backlog": sum(d.depth for d in depths if d.sink == f.sink.name),
                 }

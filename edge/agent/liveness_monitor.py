@@ -3,6 +3,8 @@
 Runs beside the ingest lanes. While any MQTT session is down nobody can be heard, so per-device
 checks pause; a session down longer than `broker_lost_after_s` raises one critical gateway alert,
 cleared when every session is back. Each (re)connection restarts every device's silence count.
+A stall of the agent itself (its timers waking late: SIGSTOP, swapping, a starved machine) is
+logged with its length and is not counted as time the broker or the devices were silent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from edge.agent.pipeline import Pipeline
 from edge.alerts import AlertBook, alert_key
@@ -23,6 +26,12 @@ from edge.rules import Verdict
 
 _log = logging.getLogger(__name__)
 _CHUNK = 5_000  # devices checked between two yields to the event loop
+# A timer this late means the process did not run: a loaded event loop is late by milliseconds,
+# a GC pause by a fraction of a second; a paused or swapped-out process by seconds or more.
+STALL_MIN_S = 2.0
+# The wall clock moving this much more (or less) than the monotonic one over one sleep: stepped
+# (NTP, an operator) or the machine was suspended (the monotonic clock stops, the wall one not).
+CLOCK_STEP_MIN_S = 2.0
 
 BROKER_LOST = RuleSpec(
     id="gateway-broker-lost",
@@ -56,6 +65,10 @@ class LivenessMonitor:
         self.raised = 0  # offline alerts raised since start
         self._down_since: float | None = clock.monotonic()  # nothing connected yet
         self._connects = 0
+        self.stalls = 0  # times the agent's own timers woke at least STALL_MIN_S late
+        self.stalled_s = 0.0  # their total length
+        self.last_stall_s = 0.0
+        self.clock_steps = 0  # times the wall clock moved apart from the monotonic one
 
     @property
     def health(self) -> DeviceHealth:
@@ -78,8 +91,52 @@ class LivenessMonitor:
 
     async def run(self) -> None:
         while True:
+            slept_at, slept_at_wall = self.clock.monotonic(), self.clock.now()
             await asyncio.sleep(self.check_s)
+            self.woke(slept_at, slept_at_wall)
             await self.check()
+
+    def woke(self, slept_at: float, slept_at_wall: datetime) -> float:
+        """After a sleep of `check_s` begun at (`slept_at`, `slept_at_wall`): note a stall of the
+        agent and a step of the wall clock; returns the stall's length (0 for none).
+
+        A stalled agent saw nothing during its stall: neither the broker's absence (its sessions
+        were dropped because it did not answer, not because the broker went away) nor silent
+        devices (what they sent waits in the broker). So the stall is taken off the time the
+        broker has been missing, and device silence counts again from now.
+        """
+        now = self.clock.monotonic()
+        slept = now - slept_at
+        skew = (self.clock.now() - slept_at_wall).total_seconds() - slept
+        if abs(skew) >= CLOCK_STEP_MIN_S:
+            self.clock_steps += 1
+            _log.warning(
+                "the wall clock moved %+.1f s against the monotonic clock within %.1f s (stepped, "
+                "or the machine was suspended); device times are judged against the new time",
+                skew,
+                slept,
+            )
+        late = slept - self.check_s
+        if late < STALL_MIN_S:
+            return 0.0
+        self.stalls += 1
+        self.stalled_s += late
+        self.last_stall_s = late
+        if self._down_since is not None:
+            self._down_since += late  # down before the stall: only the time we were looking
+        self.health.baseline = now
+        down = not all(s.status.connected for s in self.sessions)
+        _log.warning(
+            "the agent stalled for %.1f s (its timers woke that late: the process was paused, "
+            "swapped out or starved, not the broker gone)%s; the stall does not count towards %s "
+            "or device silence (stalls so far: %d, %.1f s in all)",
+            late,
+            "; its broker sessions were dropped meanwhile and reconnect" if down else "",
+            BROKER_LOST.id,
+            self.stalls,
+            self.stalled_s,
+        )
+        return late
 
     async def check(self) -> list[AlertEvent]:
         """One round: the broker first, then (when it is there) every device; commits the events."""

@@ -11,11 +11,14 @@ from edge.alerts import AlertBook
 from edge.decode import ProfileRegistry, decode
 from edge.enrich import DeviceHealth, DeviceRegistry, UnregisteredLog
 from edge.errors import DecodeError, UnknownDevice, UnknownTopic
-from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading
+from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading, epoch_ms
 from edge.rules import RuleEngine, Verdict
 
 _log = logging.getLogger(__name__)
 _MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and topic"
+# Fields that state what is true now (Zigbee2MQTT's retained availability), so a retained copy
+# of them is current, not stale: handled as usual even when retained.
+_STATE_FIELDS = frozenset({"availability"})
 
 
 @dataclass
@@ -48,13 +51,21 @@ class Pipeline:
         self.dead_letters_by_cause: Counter[str] = Counter()
         self.readings = 0
         self.sequence_gaps = 0  # messages a device numbered but we never received
-        self.sequence_repeats = 0  # a sequence number seen again: redelivery or device restart
+        self.sequence_repeats = 0  # a sequence number seen again: device restart, out of order
+        # an event a device sent again (same sequence number, same device time): handled once
+        self.device_repeats = 0
+        self.stale_retained = 0  # retained alarm-lane messages recorded, not raised
+        # each device's last handled (sequence number, device time in ms or, without one, a hash
+        # of its fields): controllers resend an event until they hear back, right after it
+        self._last_event: dict[str, tuple[int, int]] = {}
         # seeded from the outbox: a gap that spans an agent restart is still a gap
         self._last_seq: dict[str, int] = dict(last_sequences or {})
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
         self._logged: set[tuple[str, str]] = set()
 
-    def handle(self, raw: RawMessage) -> Output:
+    def handle(self, raw: RawMessage, retained: bool = False) -> Output:
+        """`retained`: the broker sent this from its retained store (alarm lane): a stale alarm,
+        published at some unknown earlier time, is recorded as a dead letter, never raised."""
         try:
             decoded = decode(raw, self.profiles)
         except DecodeError as exc:
@@ -62,7 +73,7 @@ class Pipeline:
                 self.unregistered.record(
                     raw.topic, exc.cause, raw.payload, raw.received_at, exc.detail
                 )
-            return Output(dead_letter=self._dead_letter(raw, exc))
+            return Output(dead_letter=self._dead_letter(raw, exc.cause, exc.detail))
         try:
             device = self.registry.resolve(decoded.profile, decoded.device_id, decoded.topic_values)
         except UnknownDevice as exc:
@@ -75,7 +86,14 @@ class Pipeline:
                 model=decoded.profile.name,
                 device_id=decoded.device_id,
             )
-            return Output(dead_letter=self._dead_letter(raw, exc))
+            return Output(dead_letter=self._dead_letter(raw, exc.cause, exc.detail))
+        if retained and not decoded.fields.keys() <= _STATE_FIELDS:
+            self.stale_retained += 1
+            detail = (
+                "a retained message replayed by the broker on subscribe: published by device "
+                f"{decoded.device_id} at an unknown earlier time; recorded, not raised as a new alarm"
+            )
+            return Output(dead_letter=self._dead_letter(raw, "stale_retained", detail))
         reading = Reading.model_construct(  # every part was validated by decode and the registry
             device=device,
             fields=decoded.fields,
@@ -84,9 +102,22 @@ class Pipeline:
             time_source=decoded.time_source,
             seq=decoded.seq,
         )
-        self.readings += 1
         if decoded.seq is not None:
-            self._track_sequence(self._identity(device), decoded.seq)
+            identity = self._identity(device)
+            marker = (
+                epoch_ms(decoded.at)
+                if decoded.time_source == "device"
+                else hash(tuple(sorted(decoded.fields.items())))
+            )
+            sent = (decoded.seq, marker)
+            if self._last_event.get(identity) == sent:
+                # the device sent this event again (it did not hear back): it was stored and
+                # counted once, by every rule (windows, counts, confirmations, presses)
+                self.device_repeats += 1
+                return Output()
+            self._last_event[identity] = sent
+            self._track_sequence(identity, decoded.seq)
+        self.readings += 1
         verdicts = self.rules.evaluate(reading)
         change = self.health.seen(device, decoded.fields)
         if change is not None:
@@ -131,17 +162,17 @@ class Pipeline:
         elif seq <= last:
             self.sequence_repeats += 1
 
-    def _dead_letter(self, raw: RawMessage, exc: DecodeError) -> DeadLetter:
-        self.dead_letters_by_cause[exc.cause] += 1
-        key = (exc.cause, raw.topic)
+    def _dead_letter(self, raw: RawMessage, cause: str, detail: str) -> DeadLetter:
+        self.dead_letters_by_cause[cause] += 1
+        key = (cause, raw.topic)
         if key not in self._logged and len(self._logged) < _MAX_LOGGED_CAUSES:
             self._logged.add(key)
             # the detail names fields and values, never the whole payload (personal data)
-            _log.warning("dead letter (%s) on %s: %s", exc.cause, raw.topic, exc.detail)
+            _log.warning("dead letter (%s) on %s: %s", cause, raw.topic, detail)
         return DeadLetter(
             topic=raw.topic,
             payload=raw.payload,
-            cause=exc.cause,
-            detail=exc.detail,
+            cause=cause,
+            detail=detail,
             received_at=raw.received_at,
         )

@@ -56,7 +56,9 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
     try:
         document = orjson.loads(raw.payload)
     except orjson.JSONDecodeError as exc:
-        raise BadPayload(f"payload is not JSON: {exc}", "not_json") from None
+        document = _plain_availability(raw, profile)
+        if document is None:
+            raise BadPayload(f"payload is not JSON: {exc}", "not_json") from None
     if not isinstance(document, dict):
         raise BadPayload(
             f"payload is JSON {type(document).__name__}, expected an object", "not_object"
@@ -92,6 +94,21 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
         at = at.replace(microsecond=millis * 1000)
     return Decoded(profile, device_id, topic_values, fields, at, time_source, seq)
+
+
+_PLAIN_AVAILABILITY = frozenset({b"online", b"offline"})
+
+
+def _plain_availability(raw: RawMessage, profile: DeviceProfile) -> dict[str, Any] | None:
+    """Zigbee2MQTT's legacy availability payload, the bare word `online` or `offline` on an
+    `.../availability` topic, as the JSON form `{"state": "online"}` says it; else None."""
+    word = raw.payload.strip()
+    if word not in _PLAIN_AVAILABILITY or not raw.topic.endswith("/availability"):
+        return None
+    for spec in profile.fields:
+        if spec.name == "availability" and spec.parts is not None and len(spec.parts) == 1:
+            return {spec.parts[0]: word.decode()}
+    return None
 
 
 def _lookup(document: dict[str, Any], path: str) -> Any:

@@ -16,7 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.errors import ProfileError, UnknownTopic
 from edge.model import FieldValue
-from edge.rule_spec import PLACE_KINDS, RuleSpec
+from edge.rule_spec import PLACE_KINDS, Condition, RuleSpec
 from edge.yaml_file import load_yaml_model
 
 _NAME = r"^[a-z][a-z0-9_]*$"
@@ -308,7 +308,30 @@ class DeviceProfile(BaseModel):
     # queue, so a telemetry flood cannot delay them
     lane: Literal["alarm", "telemetry"] = "telemetry"
     rules: list[RuleSpec] = Field(default_factory=list)
+    # enum values the model decodes that no default rule looks at, each with the reason why:
+    # {field: {canonical value: reason}}. `unalerted_values()` must be empty for alarm models.
+    unalerted: dict[str, dict[str, str]] = Field(default_factory=dict)
     examples: list[ProfileExample] = Field(default_factory=list)
+
+    def unalerted_values(self) -> list[tuple[str, str]]:
+        """(field, value) pairs of enum fields that neither a default rule's conditions mention
+        nor `unalerted` explains; an enum's `default` (an unknown vendor code) is exempt."""
+        mentioned: set[tuple[str, object]] = set()
+        for rule in self.rules:
+            for condition in (rule.when, rule.clear, rule.confirm, rule.withdraw):
+                if condition is not None:
+                    mentioned |= _mentioned(condition)
+        missing = []
+        for spec in self.fields:
+            if spec.type != "enum" or not spec.map:
+                continue
+            explained = self.unalerted.get(spec.name, {})
+            for value in sorted(set(spec.map.values())):
+                if value == spec.default or (spec.name, value) in mentioned:
+                    continue
+                if value not in explained:
+                    missing.append((spec.name, value))
+        return missing
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceProfile:
@@ -353,9 +376,26 @@ class DeviceProfile(BaseModel):
                     (("rules", index, "kind"), f"{rule.kind} rules belong in the rules file")
                 )
         problems.extend(self._frame_problems())
+        problems.extend(self._unalerted_problems())
         if problems:
             raise _refuse("DeviceProfile", problems)
         return self
+
+    def _unalerted_problems(self) -> list[tuple[Loc, str]]:
+        enums = {f.name: set((f.map or {}).values()) for f in self.fields if f.type == "enum"}
+        problems: list[tuple[Loc, str]] = []
+        for name, reasons in self.unalerted.items():
+            if name not in enums:
+                problems.append((("unalerted", name), f"{name!r} is not an enum field"))
+                continue
+            for value, reason in reasons.items():
+                if value not in enums[name]:
+                    problems.append(
+                        (("unalerted", name, value), f"{name} never decodes to {value!r}")
+                    )
+                elif not reason.strip():
+                    problems.append((("unalerted", name, value), "say why no rule looks at it"))
+        return problems
 
     def _frame_problems(self) -> list[tuple[Loc, str]]:
         frame_fields = [i for i, f in enumerate(self.fields) if f.byte is not None]
@@ -456,3 +496,12 @@ class ProfileRegistry:
 def default_profile_dir() -> Path:
     """The profiles shipped with the package (`device_profiles/` beside the code)."""
     return Path(__file__).resolve().parents[2] / "device_profiles"
+
+
+def _mentioned(condition: Condition) -> set[tuple[str, object]]:
+    """Every (field, value) a condition compares with `eq`, `ne` or `in`."""
+    if condition.field is not None:
+        values = [condition.eq, condition.ne, *(condition.in_ or [])]
+        return {(condition.field, v) for v in values if v is not None}
+    children = [*(condition.all or []), *(condition.any or []), condition.not_]
+    return set().union(*(_mentioned(c) for c in children if c is not None))

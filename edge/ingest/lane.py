@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from edge.ingest.receipts import Receipt, Receipts
 from edge.ingest.session import Delivery, MqttSession
 from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
 
@@ -34,7 +35,7 @@ class Handled(Protocol):
 class Handler(Protocol):
     """Turns one raw message into what it produced (the agent's pipeline)."""
 
-    def handle(self, raw: RawMessage) -> Handled: ...
+    def handle(self, raw: RawMessage, retained: bool = False) -> Handled: ...
 
     def take_sequences(self) -> dict[str, int]: ...
 
@@ -49,7 +50,12 @@ class Committer(Protocol):
         dead_letters: Sequence[DeadLetter] = (),
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
+        receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None: ...
+
+    def receipts(self, lane: str) -> dict[int, tuple[int, int]]: ...
+
+    def forget_receipts(self, lane: str, below: int) -> None: ...
 
 
 class IngestLane:
@@ -58,14 +64,18 @@ class IngestLane:
     def __init__(
         self,
         name: str,
-        make_session: Callable[[Callable[[Delivery], None]], MqttSession],
+        make_session: Callable[[Callable[[Delivery], None], Callable[[bool], None]], MqttSession],
         pipeline: Handler,
         outbox: Committer,
         *,
         batch_max: int,
         linger_s: float = 0.0,
         hold_acks_s: float = 0.0,
+        retained_is_stale: bool = False,
     ) -> None:
+        """`retained_is_stale`: a message the broker sends from its retained store (RETAIN set)
+        is stale, published at some unknown earlier time; the pipeline is told (the alarm lane:
+        a retained SOS must not be raised again by every new subscription)."""
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
@@ -76,11 +86,25 @@ class IngestLane:
         # alarm lane (an SOS is committed at once).
         self.linger_s = linger_s
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
+        self.retained_is_stale = retained_is_stale
         self.acked = 0
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
         self._wake = asyncio.Event()
-        self.session = make_session(self._receive)
+        self.receipts = Receipts(name, outbox.receipts(name))
+        self.session = make_session(self._receive, self.session_started)
+
+    def session_started(self, present: bool) -> None:
+        """The broker accepted us (called before we subscribe): without our session nothing it
+        sends is a resend, and its packet ids start afresh, so the receipts go, durably."""
+        if present or not len(self.receipts):
+            return
+        _log.info(
+            "lane %s: the broker has no session of ours; forgetting %d receipts",
+            self.name,
+            len(self.receipts),
+        )
+        self.outbox.forget_receipts(self.name, self.receipts.forget())
 
     def _receive(self, delivery: Delivery) -> None:
         # No bound here on purpose: the session reads no more than receive-maximum
@@ -131,13 +155,20 @@ class IngestLane:
         events: list[AlertEvent] = []
         dead: list[DeadLetter] = []
         handle = self.pipeline.handle
+        resent = self.receipts.resent
+        stale = self.retained_is_stale
         for delivery in batch:
+            if resent(delivery):
+                # what its first delivery produced is committed (in this batch or an earlier
+                # one, committed before this batch is acked): acknowledge it, add nothing
+                continue
             out = handle(
                 RawMessage(
                     topic=delivery.topic,
                     payload=delivery.payload,
                     received_at=delivery.received_at,
-                )
+                ),
+                stale and delivery.retain,
             )
             if out.events:
                 events.extend(out.events)
@@ -149,7 +180,8 @@ class IngestLane:
                 dead.append(out.dead_letter)
         # each device's last sequence number in this batch, committed with it
         sequences = self.pipeline.take_sequences()
-        await self._commit(readings, events, dead, alarm_readings, sequences)
+        receipts = self.receipts.take()
+        await self._commit(readings, events, dead, alarm_readings, sequences, receipts)
         self.batches += 1
         if self.hold_acks_s:
             _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
@@ -163,11 +195,14 @@ class IngestLane:
         dead: list[DeadLetter],
         alarm_readings: list[Reading],
         sequences: dict[str, int],
+        receipts: list[Receipt],
     ) -> None:
         delay = 0.1
         while True:
             try:
-                await self.outbox.commit(readings, events, dead, alarm_readings, sequences)
+                await self.outbox.commit(
+                    readings, events, dead, alarm_readings, sequences, (self.name, receipts)
+                )
                 return
             except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
                 _log.exception(

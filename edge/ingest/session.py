@@ -43,6 +43,9 @@ RECEIVE_MAXIMUM = 2000
 # the MQTT version spoken: 5 (receive maximum, reason codes, session expiry) or 3.1.1 (for
 # platforms and brokers that speak nothing newer)
 MqttProtocol = Literal["5", "3.1.1"]
+BROKER_UPTIME = "$SYS/broker/uptime"  # mosquitto: "<seconds> seconds", every sys_interval
+_UPTIME_SLACK_S = 3.0  # whole seconds of uptime, and delivery delays
+KEEPALIVE_S = 30  # MQTT keep-alive; the broker drops us after 1.5 of them without a packet
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
@@ -61,6 +64,8 @@ class Delivery:
     qos: int
     received_at: datetime
     generation: int  # which connection it came on: a mid means nothing on another connection
+    dup: bool = False  # the broker's DUP flag: it sent this packet id before, on this session
+    retain: bool = False  # sent from the broker's retained store, not as a device published it
 
 
 @dataclass
@@ -72,6 +77,10 @@ class SessionStatus:
     reconnects: int = 0
     failed_connects: int = 0  # attempts that ended before a CONNACK accepted us (TLS, auth, TCP)
     empty_sessions: int = 0  # the broker came back without our session: queued messages lost
+    # the broker went away (refused connections: its process was not there) and came back with
+    # our session: restored from its last save, so what it took in after that save may be lost
+    broker_restarts: int = 0
+    last_broker_restart: datetime | None = None
     last_error: str | None = None
     unacked: int = 0
     subscriptions: list[str] = field(default_factory=list)
@@ -91,14 +100,18 @@ class MqttSession:
         receive_maximum: int = RECEIVE_MAXIMUM,
         protocol: MqttProtocol = "5",
         session_expiry_s: int = 7 * 24 * 3600,
-        keepalive_s: int = 30,
+        keepalive_s: int = KEEPALIVE_S,
         expect_session: bool = False,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_connected: Callable[[], None] | None = None,
+        on_session: Callable[[bool], None] | None = None,
     ) -> None:
+        """`on_session(present)` runs for every accepted CONNACK, before we subscribe: with
+        `present` False the broker kept nothing of ours, so nothing it sends next is a resend."""
         self.address = address
         self._on_connected = on_connected
+        self._on_session = on_session
         self.client_id = client_id
         self.status = SessionStatus(subscriptions=list(subscriptions))
         self._subscriptions = subscriptions
@@ -123,6 +136,10 @@ class MqttSession:
         self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
         self._buffered: BufferedSocket | None = None  # this connection's socket, for TLS errors
+        # the broker's `$SYS/broker/uptime` last seen, and when (monotonic): a smaller uptime
+        # than the time since says it restarted
+        self._uptime: tuple[float, float] | None = None
+        self._session_present = True  # the last CONNACK's session-present flag
 
     # -- public --------------------------------------------------------------------------------
 
@@ -161,8 +178,8 @@ class MqttSession:
     def ack(self, deliveries: Iterable[Delivery]) -> int:
         """Acknowledge deliveries of the current connection; returns how many were acked.
 
-        Deliveries from an earlier connection are skipped: the broker redelivers them, and the
-        outbox and sinks treat the repeat as the duplicate it is.
+        Deliveries from an earlier connection are skipped: the broker resends them (DUP, same
+        packet id) and the lane's receipts recognise the resend, so it yields nothing new.
         """
         client = self._client
         acked = 0
@@ -451,6 +468,7 @@ class MqttSession:
         self.status.connected = True
         self.status.connects += 1
         self.status.last_error = None
+        self._session_present = bool(flags.session_present) or not self._expect_session
         if not flags.session_present and self._expect_session:
             self.status.empty_sessions += 1
             _log.error(
@@ -467,11 +485,28 @@ class MqttSession:
             flags.session_present,
         )
         self._expect_session = True
-        # always (re)subscribe: harmless for a present session, needed for a new one
+        if self._on_session is not None:
+            # before SUBSCRIBE: a broker without our session sends nothing until we subscribe
+            self._on_session(flags.session_present)
+        # always (re)subscribe: harmless for a present session, needed for a new one; beside the
+        # topics, the broker's uptime (QoS 0, every sys_interval), to see it restart under a
+        # session it gives back; a broker whose ACL hides $SYS sends nothing: no harm
         if self._v5:
-            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self._subscriptions])
+            # retain handling 1: the broker's retained messages only for a subscription it did
+            # not have, not again on every reconnect (each copy would be handled as new)
+            options = SubscribeOptions(
+                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+            )
+            client.subscribe(
+                [
+                    *((topic, options) for topic in self._subscriptions),
+                    (BROKER_UPTIME, SubscribeOptions(qos=0)),
+                ]
+            )
         else:
-            client.subscribe([(topic, 1) for topic in self._subscriptions])
+            # 3.1.1 has no retain handling: a retained alarm arrives flagged and is set aside
+            # as stale by the pipeline, never raised as a new alarm
+            client.subscribe([*((topic, 1) for topic in self._subscriptions), (BROKER_UPTIME, 0)])
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(True)
         if self._on_connected is not None:
@@ -510,6 +545,11 @@ class MqttSession:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<invalid utf-8 topic>"
+        if topic == BROKER_UPTIME:
+            self._note_uptime(message.payload)
+            if message.qos:
+                client.ack(message.mid, message.qos)
+            return
         self._received += 1
         if message.qos:
             self.status.unacked += 1
@@ -522,7 +562,36 @@ class MqttSession:
                     qos=message.qos,
                     received_at=self._clock.now(),
                     generation=self._generation,
+                    dup=bool(message.dup),
+                    retain=bool(message.retain),
                 )
             )
         except Exception:
             _log.exception("message handler failed for %r; the message stays unacknowledged", topic)
+
+    def _note_uptime(self, payload: bytes | bytearray) -> None:
+        """The broker's uptime: one smaller than the last plus the time since is a restart."""
+        try:
+            uptime = float(payload.split()[0])
+        except (IndexError, ValueError):
+            return
+        now = self._clock.monotonic()
+        last = self._uptime
+        self._uptime = (uptime, now)
+        if last is None or uptime + _UPTIME_SLACK_S >= last[0] + (now - last[1]):
+            return
+        if not self._session_present:
+            return  # it came back without our session: reported as an empty session
+        self.status.broker_restarts += 1
+        self.status.last_broker_restart = self._clock.now()
+        _log.error(
+            "broker %s restarted about %.0f s ago (its uptime is %.0f s) and kept our session "
+            "%r from its last save: messages it accepted from devices after that save are lost; "
+            "devices that number their messages show them as sequence gaps, others cannot "
+            "(broker restarts so far: %d)",
+            self.address,
+            uptime,
+            uptime,
+            self.client_id,
+            self.status.broker_restarts,
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,9 +49,17 @@ CREATE TABLE IF NOT EXISTS rejected (
     body BLOB NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS device_sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    lane TEXT NOT NULL, last_ordinal INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (lane, last_ordinal));  -- one row per batch: (packet id, digest, ordinal) x n
 """
 
 Item = Reading | AlertEvent
+# what an ingest lane committed per packet id: (packet id, digest of topic and payload, ordinal)
+Receipt = tuple[int, int, int]
+# Receipts older than this many (by ordinal) can no longer match (the lane's RECEIPT_WINDOW,
+# with room to spare): the batches holding only such receipts are deleted.
+RECEIPTS_KEPT = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,16 @@ class LaneDepth:
     lane: Lane
     depth: int
     oldest_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """Entries one sink refused as invalid (a 4xx) within a time, and the latest of them."""
+
+    count: int
+    last_lane: Lane
+    last_reason: str
+    last_at: datetime
 
 
 def encode_reading(reading: Reading) -> bytes:
@@ -134,6 +153,7 @@ class Outbox:
         self.dropped_dead_letters = self._counter("dropped_dead_letters")
         self.rejected_entries = self._counter("rejected_entries")
         self._commits_since_size_check = 0
+        self._receipt_floor: dict[str, int] = {}  # per ingest lane: older receipts are void
         for sink, lanes in sinks.items():
             for lane in lanes:
                 self._conn.execute(
@@ -159,6 +179,34 @@ class Outbox:
         """Each device's last committed sequence number (read once, at start)."""
         rows = self._conn.execute("SELECT device, seq FROM device_sequences").fetchall()
         return {str(device): int(seq) for device, seq in rows}
+
+    def receipts(self, lane: str) -> dict[int, tuple[int, int]]:
+        """An ingest lane's committed receipts: packet id -> (digest, ordinal); read at start."""
+        rows = self._conn.execute(
+            "SELECT body FROM receipts WHERE lane = ? ORDER BY last_ordinal", (lane,)
+        ).fetchall()
+        known: dict[int, tuple[int, int]] = {}
+        for (body,) in rows:
+            flat = array("q")
+            flat.frombytes(body)
+            for n in range(0, len(flat), 3):  # a later batch's receipt for a packet id wins
+                known[flat[n]] = (flat[n + 1], flat[n + 2])
+        return known
+
+    def forget_receipts(self, lane: str, below: int) -> None:
+        """Drop an ingest lane's receipts, durably, before it returns; also any receipt with an
+        ordinal under `below` that a commit still on its way brings.
+
+        Blocking on purpose: the lane calls it when the broker says it kept no session, before
+        subscribing, so no message of the new session arrives until the old receipts are gone.
+        """
+
+        def work() -> None:
+            self._receipt_floor[lane] = below
+            with self._conn:
+                self._conn.execute("DELETE FROM receipts WHERE lane = ?", (lane,))
+
+        self._executor.submit(work).result()
 
     def _counter(self, name: str) -> int:
         row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
@@ -187,17 +235,21 @@ class Outbox:
         dead_letters: Sequence[DeadLetter] = (),
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
+        receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None:
         """Write one batch in one transaction; returns once it is on disk (fsync'd).
 
         `alarm_readings` raised or cleared an alert: at the size cap they go only after every
         routine reading. `sequences` is each device's last sequence number in this batch, kept
-        so that a restarted agent still sees the gap a lost message leaves.
+        so that a restarted agent still sees the gap a lost message leaves. `receipts` are the
+        batch's packet ids (lane, rows), so that the broker's resend of one is recognised.
         """
-        if not (readings or events or dead_letters or alarm_readings):
+        if not (readings or events or dead_letters or alarm_readings or (receipts and receipts[1])):
             return
         await self._run(
-            lambda: self._commit(readings, events, dead_letters, alarm_readings, sequences)
+            lambda: self._commit(
+                readings, events, dead_letters, alarm_readings, sequences, receipts
+            )
         )
         touched = {"events"} if events else set()
         if readings or alarm_readings:
@@ -213,6 +265,7 @@ class Outbox:
         dead_letters: Sequence[DeadLetter],
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
+        receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None:
         now_ms = epoch_ms(self._now())
         conn = self._conn
@@ -239,6 +292,8 @@ class Outbox:
                     "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
                     list(sequences.items()),
                 )
+            if receipts and receipts[1]:
+                self._keep_receipts(*receipts)
             if dead_letters:
                 conn.executemany(
                     "INSERT INTO dead_letters (topic, payload, cause, detail, received_ms) "
@@ -265,6 +320,23 @@ class Outbox:
         if dead_letters or self._commits_since_size_check >= 20:
             self._commits_since_size_check = 0
             self._enforce_caps()
+
+    def _keep_receipts(self, lane: str, rows: Sequence[Receipt]) -> None:
+        """One row per batch (a row per message cost 2.6 us each in the commit; this, 0.1 us)."""
+        floor = self._receipt_floor.get(lane, 0)
+        flat = array("q", [value for row in rows if row[2] >= floor for value in row])
+        if not flat:
+            return
+        last = max(flat[2::3])
+        self._conn.execute(
+            "INSERT OR REPLACE INTO receipts (lane, last_ordinal, body) VALUES (?, ?, ?)",
+            (lane, last, flat.tobytes()),
+        )
+        # an index range: nothing to do in most commits
+        self._conn.execute(
+            "DELETE FROM receipts WHERE lane = ? AND last_ordinal < ?",
+            (lane, last - RECEIPTS_KEPT),
+        )
 
     def _used_bytes(self) -> int:
         pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
@@ -412,6 +484,26 @@ class Outbox:
 
         await self._run(work)
         await self.advance(sink, lane, seq)
+
+    async def set_aside(self, since: datetime) -> dict[str, SetAside]:
+        """Per sink: entries it refused (set aside) after `since`, and the latest reason."""
+
+        def work() -> dict[str, SetAside]:
+            rows = self._conn.execute(
+                "SELECT sink, count(*), max(id) FROM rejected WHERE at_ms > ? GROUP BY sink",
+                (epoch_ms(since),),
+            ).fetchall()
+            out = {}
+            for sink, count, last_id in rows:
+                lane, reason, at_ms = self._conn.execute(
+                    "SELECT lane, reason, at_ms FROM rejected WHERE id = ?", (last_id,)
+                ).fetchone()
+                at = datetime.fromtimestamp(at_ms / 1000, UTC)
+                kept: Lane = "events" if lane == "events" else "readings"
+                out[str(sink)] = SetAside(int(count), kept, str(reason), at)
+            return out
+
+        return await self._run(work)
 
     async def depths(self) -> list[LaneDepth]:
         """Per sink and lane: entries not yet delivered and the age of the oldest."""

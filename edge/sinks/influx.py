@@ -12,6 +12,11 @@ protocol reference:
 - string field values: `"` and `\\` are escaped; a line break (CR or LF) cannot be represented
   inside a line, so it is stored as the two characters `\\n` (or `\\r`).
 - non-finite floats and integers outside int64 are rejected, as the servers would reject them.
+
+A point written twice (a retry after a lost 2xx, a message handled twice) is one point in InfluxDB,
+which overwrites it, but two samples in VictoriaMetrics unless it deduplicates
+(`-dedup.minScrapeInterval=1ms`). VictoriaMetrics shows its flags at `/flags`: the sink reads them
+before its first write and hourly after, and says what is wrong (`store_problem`, /healthz, log).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import functools
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
@@ -60,6 +66,9 @@ _ERROR_BODY_CHARS = 300
 # change of write_type cannot bring retries back silently.
 _WRITE_OPTIONS = WriteOptions(write_type=WriteType.synchronous, max_retries=0)
 _PRECISION_MS = cast(WritePrecision, WritePrecision.MS)  # its stubs type the members as str
+STORE_CHECK_S = 3600.0  # how often the store's deduplication is checked again
+_DEDUP_FLAG = re.compile(r'^-dedup\.minScrapeInterval="?([^"\s]*)"?\s*$', re.MULTILINE)
+_DEDUP_ZERO = re.compile(r"0+(\.0*)?(ns|us|µs|ms|s|m|h|d|w|y)?")
 
 
 def _escape_key(text: str, what: str) -> str:
@@ -215,6 +224,10 @@ class InfluxSink:
             retries=False,
         )
         self._write_api = self._client.write_api(write_options=_WRITE_OPTIONS)
+        self._timeout_s = timeout_s
+        # what is wrong with the store for exactly-once samples (None: nothing we can see)
+        self.store_problem: str | None = None
+        self._store_checked_at: float | None = None  # time.monotonic() of the last check
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         await self._write(readings, reading_line)
@@ -238,6 +251,9 @@ class InfluxSink:
         await asyncio.to_thread(self._post, items, line)
 
     def _post(self, items: Sequence[_T], line: Callable[[_T], str]) -> None:
+        checked = self._store_checked_at
+        if checked is None or time.monotonic() - checked >= STORE_CHECK_S:
+            self._check_store()
         body = "\n".join(line(item) for item in items)
         try:
             self._write_api.write(
@@ -253,6 +269,48 @@ class InfluxSink:
                 f"tsdb at {self._url} unreachable: {self._redact(str(exc))}"
             ) from exc
         _log.debug("tsdb stored %d points", len(items))
+
+    def _check_store(self) -> None:
+        """Ask the store for its flags (VictoriaMetrics answers `/flags`; InfluxDB, which
+        overwrites a point written twice, does not) and note whether it deduplicates."""
+        try:
+            response = urllib3.request(
+                "GET",
+                f"{self._url.rstrip('/')}/flags",
+                timeout=self._timeout_s,
+                retries=False,
+                redirect=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # unreachable: the write says so; checked again before the next one
+        self._store_checked_at = time.monotonic()
+        text = response.data.decode(errors="replace")
+        lines = [entry for entry in text.splitlines() if entry.strip()]
+        if response.status != 200 or not lines or not all(x.startswith("-") for x in lines):
+            problem = None  # not VictoriaMetrics' flag list: InfluxDB, or a proxy in front
+        else:
+            match = _DEDUP_FLAG.search(text)
+            value = match.group(1) if match else ""
+            if not value or _DEDUP_ZERO.fullmatch(value):
+                problem = (
+                    f"VictoriaMetrics at {self._url} runs without -dedup.minScrapeInterval: a "
+                    "point written again (a retry after a lost answer) is stored twice; start it "
+                    "with -dedup.minScrapeInterval=1ms (in a cluster: on vmstorage and vmselect)"
+                )
+            elif value != "1ms":
+                problem = (
+                    f"VictoriaMetrics at {self._url} runs with -dedup.minScrapeInterval={value}: "
+                    f"it keeps one sample per series per {value}, so readings closer together "
+                    "are merged away; use -dedup.minScrapeInterval=1ms"
+                )
+            else:
+                problem = None
+        if problem != self.store_problem:
+            if problem is not None:
+                _log.warning("%s", problem)
+            elif self.store_problem is not None:
+                _log.warning("tsdb at %s deduplicates now: samples are exact", self._url)
+        self.store_problem = problem
 
     def _translate(self, exc: ApiException) -> SinkRejected | SinkUnavailable:
         status = exc.status if isinstance(exc.status, int) else 0
