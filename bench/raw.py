@@ -69,7 +69,8 @@ def _measure(rig: Rig, pool: PublisherPool, traffic: Traffic, flavour: str) -> R
     if preload.failed:
         raise BenchError(f"raw consumer preload: {preload.failed} messages refused by the broker")
     consumer = _consumer(rig, flavour, client_id, topic, "drain", preload.sent)
-    meter = CpuMeter({"consumer": [process(consumer.pid)], "broker": [process(rig.broker.pid)]})
+    # the consumer's own CPU comes in its answer (it has exited by the time the meter stops)
+    meter = CpuMeter({"broker": [process(rig.broker.pid)]})
     meter.start()
     try:
         out, _ = consumer.communicate(timeout=max(120.0, preload.sent / 1000))
@@ -81,7 +82,10 @@ def _measure(rig: Rig, pool: PublisherPool, traffic: Traffic, flavour: str) -> R
     answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": "no output"}
     if consumer.returncode != 0 or "error" in answer:
         raise BenchError(f"raw consumer {flavour}: {answer.get('error', consumer.returncode)}")
-    return RawResult(flavour, int(answer["received"]), float(answer["seconds"]), preload, cpu)
+    seconds = float(answer["seconds"])
+    # CPU from its start (connecting, subscribing): a little more than the drain itself
+    cpu = {"consumer": round(100 * float(answer["cpu_s"]) / seconds, 1), **cpu}
+    return RawResult(flavour, int(answer["received"]), seconds, preload, cpu)
 
 
 def _consumer(

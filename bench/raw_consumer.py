@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": f"received {state['received']} of {args.expected}"}))
             return 1
         seconds = state["done_at"] - state["connected_at"]
-        print(json.dumps({"received": state["received"], "seconds": seconds}))
+        # its own CPU (every thread), read before it exits: /proc is gone once it has
+        cpu_s = time.process_time()
+        print(json.dumps({"received": state["received"], "seconds": seconds, "cpu_s": cpu_s}))
         return 0
     finally:
         client.disconnect()

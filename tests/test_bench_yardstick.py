@@ -42,6 +42,7 @@ def test_a_raw_consumer_drains_what_its_session_queued(
     answer = _consumer(mosquitto, flavour, "drain", expected=300)
     assert answer["received"] == 300
     assert 0 < answer["seconds"] < 20
+    assert answer["cpu_s"] > 0
 
 
 def test_a_raw_consumer_that_misses_messages_says_so(mosquitto: MosquittoServer) -> None:
