@@ -58,7 +58,7 @@ class _Pipeline:
     def __init__(self) -> None:
         self.count = 0
 
-    def handle(self, raw: RawMessage) -> Output:
+    def handle(self, raw: RawMessage, retained: bool = False) -> Output:
         self.count += 1
         return Output(reading=_reading(self.count))
 
@@ -74,7 +74,7 @@ async def _lane(tmp_path: Path, linger_s: float) -> tuple[IngestLane, _Session, 
     outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
     sessions: list[_Session] = []
 
-    def make(receive: Callable[[Delivery], None]) -> MqttSession:
+    def make(receive: Callable[[Delivery], None], started: Callable[[bool], None]) -> MqttSession:
         sessions.append(_Session(receive))
         return cast(MqttSession, sessions[-1])
 

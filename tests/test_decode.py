@@ -251,6 +251,8 @@ def test_a_bad_value_is_described_never_quoted(topic: str, payload: object, deta
     assert caught.value.detail == detail
     assert _NAME not in str(caught.value)
     assert _PHONE not in str(caught.value)
+
+
 @pytest.mark.parametrize("model", ["tuya-sos-button", "ias-sos-button"])
 @pytest.mark.parametrize("word", [b"online", b"offline", b"offline\n"])
 def test_plain_text_availability_reads_as_the_json_form(model: str, word: bytes) -> None:
