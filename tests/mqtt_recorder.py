@@ -10,6 +10,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -116,3 +118,31 @@ class Recorder:
     ) -> None:
         self._granted = list(reason_codes)
         self._subscribed.release()
+
+
+@contextmanager
+def sys_value(
+    url: str, topic: str, parse: Callable[[bytes], int], initial: int
+) -> Iterator[Callable[[], int]]:
+    """The latest value the broker publishes on a `$SYS` topic, as `parse` reads it (`initial`
+    before the first arrives); mosquitto publishes these every `sys_interval`."""
+    latest = [initial]
+
+    def on_message(client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        latest[0] = parse(bytes(message.payload))
+
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"sys-{os.getpid()}-{time.monotonic_ns()}",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.on_message = on_message
+    broker = parse_mqtt_url(url)
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic)
+    client.loop_start()
+    try:
+        yield lambda: latest[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -8,18 +8,13 @@ restart, counted per lane, logged, and shown on /healthz (the ACL as shipped let
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
 from tests.faults.test_crashes import _broker
+from tests.mqtt_recorder import sys_value
 from tests.servers import MosquittoFactory
 
 RESTARTS = "community_edge_mqtt_broker_restarts_total"
@@ -31,29 +26,9 @@ def _restarts(agent: AgentProcess) -> dict[str, int]:
     return {lane: int(metrics[f'{RESTARTS}{{lane="{lane}"}}']) for lane in LANES}
 
 
-@contextmanager
-def _broker_uptime(url: str) -> Iterator[Callable[[], int]]:
+def _broker_uptime(url: str) -> AbstractContextManager[Callable[[], int]]:
     """The broker's `$SYS/broker/uptime` as last published (-1 before the first)."""
-    latest = [-1]
-
-    def on_message(client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        latest[0] = int(message.payload.split()[0])
-
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"uptime-{os.getpid()}-{time.monotonic_ns()}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.on_message = on_message
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    client.connect(host, int(port))
-    client.subscribe("$SYS/broker/uptime")
-    client.loop_start()
-    try:
-        yield lambda: latest[0]
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return sys_value(url, "$SYS/broker/uptime", lambda payload: int(payload.split()[0]), -1)
 
 
 def test_a_broker_restart_under_a_present_session_is_reported(

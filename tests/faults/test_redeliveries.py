@@ -18,14 +18,12 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.agent_process import AgentProcess, wait_for
 from tests.faults.test_crashes import (
@@ -37,6 +35,7 @@ from tests.faults.test_crashes import (
     broker_watch,
     publisher,
 )
+from tests.mqtt_recorder import sys_value
 from tests.servers import MosquittoFactory, VictoriaMetricsFactory, VictoriaMetricsServer
 from tests.test_webhook import Receiver
 
@@ -135,30 +134,10 @@ def _wait_drained(agent: AgentProcess, url: str) -> None:
         )
 
 
-@contextmanager
-def _disconnected_sessions(url: str) -> Iterator[Callable[[], int]]:
+def _disconnected_sessions(url: str) -> AbstractContextManager[Callable[[], int]]:
     """The broker's count of persistent sessions whose client is gone (`$SYS`, every ~2 s), plus
     one, so that a first value of 0 is truthy; 0 until the first update arrives."""
-    latest = [0]
-
-    def on_message(client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        latest[0] = int(message.payload) + 1
-
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"sys-{os.getpid()}-{time.monotonic_ns()}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    client.on_message = on_message
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    client.connect(host, int(port))
-    client.subscribe("$SYS/broker/clients/disconnected")
-    client.loop_start()
-    try:
-        yield lambda: latest[0]
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return sys_value(url, "$SYS/broker/clients/disconnected", lambda p: int(p) + 1, 0)
 
 
 @contextmanager
