@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Severity
+from edge.agent import Agent
+from edge.clock import FakeClock
+from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, RawMessage, Severity
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -28,3 +30,15 @@ def opened_event(i: int, rule: str = "smoke", category: str = "smoke") -> AlertE
         last_seen_at=AT,
     )
     return AlertEvent(id=f"e{i}", kind=AlertEventKind.OPENED, at=AT, actor="rule", alert=alert)
+
+
+async def press_sos(agent: Agent, clock: FakeClock, topic: str) -> list[AlertEvent]:
+    """One SOS press through the pipeline, committed and delivered as ingest does it, a second
+    after the last (so newest-first order is well defined)."""
+    clock.advance(1)
+    payload = b'{"action": "emergency", "battery": 80}'
+    out = agent.pipeline.handle(RawMessage(topic=topic, payload=payload, received_at=clock.now()))
+    await agent.outbox.commit([out.reading] if out.reading else [], out.events)
+    for forwarder in agent.forwarders:
+        await forwarder.drain()
+    return out.events

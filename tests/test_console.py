@@ -19,17 +19,18 @@ from edge.clock import FakeClock
 from edge.decode import ProfileRegistry, default_profile_dir
 from edge.enrich import DeviceRegistry
 from edge.ingest import parse_mqtt_url
-from edge.model import AlertEvent, AlertStatus, RawMessage, Severity
+from edge.model import AlertStatus, Severity
 from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.console.board import Filters, gather
 from gateway.console.catalogue import WORDS, choose
 from gateway.tokens import TokenStore
+from tests.factories import press_sos
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 BOOTSTRAP = "bootstrap-admin-token"
-SOS = b'{"action": "emergency", "battery": 80}'
+
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _SIGNIN_CSRF = re.compile(r'name="signin_csrf" value="([^"]+)"')
 
@@ -49,15 +50,6 @@ class _World:
         return httpx.AsyncClient(transport=self.app, base_url=base)
 
 
-async def _publish(agent: Agent, clock: FakeClock, topic: str) -> list[AlertEvent]:
-    clock.advance(1)
-    out = agent.pipeline.handle(RawMessage(topic=topic, payload=SOS, received_at=clock.now()))
-    await agent.outbox.commit([out.reading] if out.reading else [], out.events)
-    for forwarder in agent.forwarders:
-        await forwarder.drain()
-    return out.events
-
-
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[_World]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
@@ -71,8 +63,8 @@ async def world(tmp_path: Path) -> AsyncIterator[_World]:
     _, duty = tokens.create("duty_officer", ["a"], name="王值班")
     _, platform = tokens.create("platform", ["a"], name="district")
     async with agent:
-        (b_event,) = await _publish(agent, clock, "ce/b/b1/tuya-sos-button/sos-b1")
-        (a_event,) = await _publish(agent, clock, "ce/a/a1/tuya-sos-button/sos-a1")
+        (b_event,) = await press_sos(agent, clock, "ce/b/b1/tuya-sos-button/sos-b1")
+        (a_event,) = await press_sos(agent, clock, "ce/a/a1/tuya-sos-button/sos-a1")
         app = create_app(agent, BOOTSTRAP, readings, tokens=tokens, audit=audit)
         yield _World(
             agent,

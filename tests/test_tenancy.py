@@ -31,10 +31,11 @@ from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.tokens import TokenStore
+from tests.factories import press_sos
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 BOOTSTRAP = "bootstrap-admin-token"
-SOS = b'{"action": "emergency", "battery": 80}'
+
 
 Expect = Literal["not_found", "no_b", "forbidden", "open"]
 
@@ -54,15 +55,6 @@ class _World:
         return await self.client.request(method, url, json=body, headers=headers)
 
 
-async def _publish(agent: Agent, clock: FakeClock, topic: str) -> list[AlertEvent]:
-    clock.advance(1)
-    out = agent.pipeline.handle(RawMessage(topic=topic, payload=SOS, received_at=clock.now()))
-    await agent.outbox.commit([out.reading] if out.reading else [], out.events)
-    for forwarder in agent.forwarders:
-        await forwarder.drain()
-    return out.events
-
-
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[_World]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
@@ -75,8 +67,8 @@ async def world(tmp_path: Path) -> AsyncIterator[_World]:
     audit = AuditLog(tmp_path / "audit.db")
     _, a_token = tokens.create("duty_officer", ["a"])
     async with agent:
-        (b_event,) = await _publish(agent, clock, "ce/b/b1/tuya-sos-button/sos-b1")
-        (a_event,) = await _publish(agent, clock, "ce/a/a1/tuya-sos-button/sos-a1")
+        (b_event,) = await press_sos(agent, clock, "ce/b/b1/tuya-sos-button/sos-b1")
+        (a_event,) = await press_sos(agent, clock, "ce/a/a1/tuya-sos-button/sos-a1")
         spec = SilenceSpec(
             community="b", reason="drill in b", ends_at=datetime(2099, 1, 1, tzinfo=UTC)
         )
