@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from edge.model import Alert, AlertEvent, AlertStatus, Severity
 from gateway.api.errors import ERRORS, ErrorResponse, error_response, install_error_handlers
-from gateway.api.schemas import ZonedTime
+from gateway.api.schemas import AlertList, ZonedTime
 from gateway.api.security import (
     Caller,
     MaybeCaller,
@@ -60,13 +60,6 @@ class AlertEventBatch(BaseModel):
 class BatchResult(BaseModel):
     stored: int = Field(description="events new to the store")
     duplicates: int = Field(description="events stored before (same id): ignored")
-
-
-class AlertList(BaseModel):
-    items: list[Alert]
-    next_cursor: str | None = Field(
-        description="pass as ?cursor= for the next page; null at the end"
-    )
 
 
 class AlertDetail(BaseModel):
