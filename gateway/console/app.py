@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.agent import Desk
 from edge.sinks import DeliveryLog
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
@@ -22,6 +21,7 @@ from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
+from gateway.console.source import AlertSource
 from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
 
@@ -30,7 +30,7 @@ _DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the gateway's settings pass the com
 
 
 def create_console(
-    desk: Desk,
+    desk: AlertSource,
     authenticator: Authenticator,
     tokens: TokenStore | None,
     audit: AuditLog | None,
@@ -38,10 +38,18 @@ def create_console(
     zone: tzinfo | None = None,
     pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
+    acts: bool = True,
 ) -> FastAPI:
-    """The console app; `create_app` mounts it at /console."""
+    """The console app; `create_app` mounts it at /console, central mode at its own /console.
+
+    Args:
+        desk: where the alerts are: the agent's desk, or central's store (gateway.console.source).
+        acts: the console acknowledges, assigns and resolves through `desk` (an AlertDesk); False
+            in central mode, where alerts are read and their gateway's console acts on them.
+    """
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.desk = desk
+    console.state.acts = acts
     console.state.authenticator = authenticator
     console.state.tokens = tokens
     console.state.audit = audit

@@ -1,5 +1,5 @@
 """The alarm board's content: every open alert in the caller's scope, filtered, by severity then
-age, with counters per severity and status. Pure over a desk, so it is tested without a browser.
+age, with counters per severity and status. Pure over an alert source, so it is tested without a browser.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from edge.agent import Desk
 from edge.model import SEVERITY_RANK, Alert, AlertStatus, Severity
+from gateway.console.source import AlertSource
 
 OPEN = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED)
 # categories whose critical alerts are life-safety alarms: they sound until acknowledged
@@ -79,7 +79,7 @@ def is_life_safety(alert: Alert) -> bool:
     return alert.severity is Severity.CRITICAL and alert.category in LIFE_SAFETY
 
 
-def gather(desk: Desk, scope: list[str] | None, filters: Filters) -> Board:
+def gather(desk: AlertSource, scope: list[str] | None, filters: Filters) -> Board:
     """Every open alert of `scope` (None: all), however old: no time window hides an open alarm."""
     if filters.community:
         scope = [c for c in (scope or [filters.community]) if c == filters.community]

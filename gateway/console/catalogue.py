@@ -90,6 +90,10 @@ _WORDS: dict[str, tuple[str, str]] = {
         "您的角色只能查看，不能处理告警。",
         "Your role may read alerts, not act on them.",
     ),
+    "central_read_only": (
+        "中心平台只能查看告警；请在该小区网关的值班台处理（确认、指派、解除）。",
+        "Central shows alerts only; acknowledge, assign and resolve on the community gateway's console.",
+    ),
     "conflict": (
         "未执行：该告警已由 {who} 于 {at} {what}。",
         "Not done: {who} already {what} this alert at {at}.",

@@ -13,13 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.page import render
+from gateway.console.source import AlertDesk, AlertSource
 from gateway.privacy import sees_personal_data
 
 router = APIRouter()
@@ -28,8 +28,16 @@ _KEEPALIVE_S = 15.0
 AlertId = Annotated[str, Path(max_length=200)]
 
 
-def _desk(request: Request) -> Desk:
-    desk: Desk = request.app.state.desk
+def _desk(request: Request) -> AlertSource:
+    desk: AlertSource = request.app.state.desk
+    return desk
+
+
+def _hands(request: Request) -> AlertDesk:
+    """The desk that acts; a 403 in central mode (alerts are handled on their gateway)."""
+    if not request.app.state.acts:
+        raise HTTPException(status_code=403, detail="alerts are handled on their gateway")
+    desk: AlertDesk = request.app.state.desk
     return desk
 
 
@@ -158,7 +166,7 @@ async def act(
     if not visitor.may_act:
         raise HTTPException(status_code=403, detail="read-only role")
     note = form.get("note", "").strip()[:1000] or None
-    desk = _desk(request)
+    desk = _hands(request)
     try:
         if action == "acknowledge":
             await desk.acknowledge(alert_id, visitor.name, note)
@@ -181,7 +189,7 @@ async def act(
     return RedirectResponse(f"{PREFIX}/alerts/{alert_id}?done={action}", status_code=303)
 
 
-def _conflict(desk: Desk, visitor: Visitor, alert_id: str) -> tuple[str, dict[str, str]]:
+def _conflict(desk: AlertSource, visitor: Visitor, alert_id: str) -> tuple[str, dict[str, str]]:
     """Who got there first: the last person's transition in the alert's history."""
     words = visitor.words
     for event in reversed(desk.history(alert_id)):
