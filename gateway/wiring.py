@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -27,6 +27,7 @@ from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingSt
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.console.sign_in_links import SignInLinks
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.retention import Retention, RetentionPolicy
@@ -57,6 +58,8 @@ class Gateway:
     token: str
     token_source: str
     deliveries: DeliveryLog | None = None  # None: no notification channel is configured
+    # the console's one-time sign-in links (`community-edge demo` prints one)
+    sign_in_links: SignInLinks = field(default_factory=SignInLinks)
 
 
 def api_token(settings: Settings) -> tuple[str, str]:
@@ -370,6 +373,7 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                sign_in_links=gateway.sign_in_links,
             )
             server = _ApiServer(
                 uvicorn.Config(

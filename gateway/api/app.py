@@ -5,6 +5,7 @@ group over the agent's desk (edge.agent.Desk).
 from __future__ import annotations
 
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -23,6 +24,9 @@ from gateway.metrics import render_metrics
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
 
+if TYPE_CHECKING:  # the console imports this package's security helpers: no import at run time
+    from gateway.console.sign_in_links import SignInLinks
+
 
 def create_app(
     agent: Agent,
@@ -37,6 +41,7 @@ def create_app(
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
     zone: tzinfo | None = None,
+    sign_in_links: SignInLinks | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -48,6 +53,7 @@ def create_app(
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
+        sign_in_links: the console's one-time sign-in links (the demo prints one).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -92,6 +98,7 @@ def create_app(
             deliveries,
             zone,
             app.state.pseudonyms,
+            sign_in_links=sign_in_links,
         ),
     )
     return app

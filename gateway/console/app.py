@@ -21,6 +21,8 @@ from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
+from gateway.console.sign_in_links import SignInLinks
+from gateway.console.sign_in_links import router as sign_in_links_router
 from gateway.console.source import AlertSource
 from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
@@ -39,6 +41,7 @@ def create_console(
     pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
     acts: bool = True,
+    sign_in_links: SignInLinks | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console, central mode at its own /console.
 
@@ -46,10 +49,13 @@ def create_console(
         desk: where the alerts are: the agent's desk, or central's store (gateway.console.source).
         acts: the console acknowledges, assigns and resolves through `desk` (an AlertDesk); False
             in central mode, where alerts are read and their gateway's console acts on them.
+        sign_in_links: one-time sign-in links (`community-edge demo` issues one); None: a book
+            of its own that nobody issues from.
     """
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.desk = desk
     console.state.acts = acts
+    console.state.sign_in_links = sign_in_links or SignInLinks()
     console.state.authenticator = authenticator
     console.state.tokens = tokens
     console.state.audit = audit
@@ -59,6 +65,7 @@ def create_console(
     # the same unit pseudonyms as the API's, so a masked place reads alike on both
     console.state.pseudonyms = pseudonyms if pseudonyms is not None else pseudonyms_of(tokens)
     console.include_router(signin.router)
+    console.include_router(sign_in_links_router)
     console.include_router(pages.router)
     console.mount("/static", static_files(), name="static")
 

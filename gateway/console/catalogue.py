@@ -90,6 +90,10 @@ _WORDS: dict[str, tuple[str, str]] = {
         "您的角色只能查看，不能处理告警。",
         "Your role may read alerts, not act on them.",
     ),
+    "link_spent": (
+        "这个登录链接已用过或已过期，请用访问令牌登录。",
+        "This sign-in link was used or has expired; sign in with your API token.",
+    ),
     "central_read_only": (
         "中心平台只能查看告警；请在该小区网关的值班台处理（确认、指派、解除）。",
         "Central shows alerts only; acknowledge, assign and resolve on the community gateway's console.",
