@@ -175,10 +175,16 @@ def _channels(
     from edge.sinks import WebhookSink
 
     out: list[Sink] = []
+    notices = NoticeFormat(settings.notifications.zone, settings.notifications.public_url)
+    if (hooks or settings.channels) and settings.notifications.public_url is None:
+        _log.warning(
+            "notifications.public_url is not set: messages carry no link to the duty console "
+            "(set it to the address duty officers open, e.g. https://gw.example.org)"
+        )
     for name, webhook in hooks:
         secret = webhook.secret.get_secret_value() if webhook.secret else None
-        out.append(Channel(WebhookSink(name, webhook.url, secret, clock=clock), None, log))
-    notices = NoticeFormat(settings.notifications.zone, settings.notifications.public_url)
+        sink = WebhookSink(name, webhook.url, secret, clock=clock, link=notices.link)
+        out.append(Channel(sink, None, log))
     for channel in settings.channels:
         route = channel.route.route(settings.notifications.zone)
         out.append(Channel(_channel_sink(channel, notices, clock), route, log))
@@ -190,7 +196,9 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
         from edge.sinks import WebhookSink
 
         secret = channel.secret.get_secret_value() if channel.secret else None
-        return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+        return WebhookSink(
+            channel.name, channel.url, secret, channel.timeout_s, clock=clock, link=notices.link
+        )
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
         from edge.sinks import WecomSink
