@@ -13,6 +13,7 @@ victoria-metrics and chromium, as the tests do.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -23,6 +24,8 @@ from typing import Any
 from playwright.sync_api import Page
 
 from bench.ingest import measure_ingest
+from bench.latency import AlertListener
+from bench.machine import load_average
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.rig import BenchError, Rig
@@ -95,21 +98,49 @@ def _sizes(page: Page) -> dict[str, int]:
     return found
 
 
-def _presses(page: Page, publisher: Publisher, label: str, plan: Plan) -> list[float]:
-    """Press `plan.presses` buttons; the ms from each publish to its row on the board."""
+@dataclass(frozen=True)
+class Presses:
+    """Per press: publish -> the API's stream (the agent) and publish -> the board (the page)."""
+
+    stream_ms: list[float]
+    board_ms: list[float]
+    board_fetches: int  # /console/board fetches the page made meanwhile
+    board_fetch_ms: float | None  # their mean duration
+
+
+def _presses(
+    page: Page, publisher: Publisher, listener: AlertListener, label: str, plan: Plan
+) -> Presses:
+    """Press `plan.presses` buttons; when each reached the API's stream and the board."""
     page.evaluate(_WATCH)
-    sent: dict[str, float] = {}
+    page.evaluate("() => performance.clearResourceTimings()")
+    sent: dict[str, tuple[float, float]] = {}
     for number in range(plan.presses):
         device = f"sos-{label}-{number:04d}"
-        sent[device] = time.time() * 1000
-        publisher.publish(*sos_press(COMMUNITY, f"b{number % 8}", device, 1, int(sent[device])))
+        wall, mono = time.time() * 1000, time.perf_counter()
+        publisher.publish(*sos_press(COMMUNITY, f"b{number % 8}", device, 1, int(wall)))
+        sent[device] = (wall, mono)
         time.sleep(plan.interval_s)
     deadline = time.monotonic() + 30
     seen: dict[str, float] = {}
     while time.monotonic() < deadline and len(seen) < len(sent):
         seen = page.evaluate("() => window.__seen")
         time.sleep(0.2)
-    return [seen[d] - at for d, at in sent.items() if d in seen]
+    fetches: list[float] = page.evaluate(
+        """() => performance.getEntriesByType('resource')
+                 .filter(r => r.name.includes('/console/board')).map(r => r.duration)"""
+    )
+    stream = [
+        (arrived - mono) * 1000
+        for d, (_, mono) in sent.items()
+        if (arrived := listener.arrived(d)) is not None
+    ]
+    return Presses(
+        stream_ms=stream,
+        board_ms=[seen[d] - wall for d, (wall, _) in sent.items() if d in seen],
+        board_fetches=len(fetches),
+        board_fetch_ms=round(sum(fetches) / len(fetches)) if fetches else None,
+    )
 
 
 def _open_alerts(agent: AgentProcess, community: str) -> int:
@@ -159,7 +190,9 @@ def _big_board(
 
 
 def run(plan: Plan) -> dict[str, Any]:
-    out: dict[str, Any] = {"mode": "quick" if plan is QUICK else "full", "presses": plan.presses}
+    out: dict[str, Any] = {"mode": "quick" if plan.presses < FULL.presses else "full"}
+    out["presses"] = plan.presses
+    out["load_average_before"] = load_average()
     with Rig() as rig:
         pool = PublisherPool(rig.broker.host, rig.broker.port, 2)
         agent = rig.agent("console")
@@ -186,7 +219,8 @@ def run(plan: Plan) -> dict[str, Any]:
                 out["sizes_bytes"] = _sizes(page)
                 _say(f"sizes: {out['sizes_bytes']}")
 
-                idle = _presses(page, publisher, "idle", plan)
+                listener = AlertListener(agent, COMMUNITY)
+                idle = _presses(page, publisher, listener, "idle", plan)
                 out["idle"] = _summary(idle, plan.presses)
                 _say(f"idle: {out['idle']}")
 
@@ -202,41 +236,56 @@ def run(plan: Plan) -> dict[str, Any]:
                 pool.go()
                 try:
                     time.sleep(3.0)  # the load settles before the first press
-                    loaded = _presses(page, publisher, "load80", plan)
+                    loaded = _presses(page, publisher, listener, "load80", plan)
                 finally:
                     sent = pool.stop()
+                    listener.close()
                 out["load_80"] = {
                     **_summary(loaded, plan.presses),
                     "background_msgs_per_s": round(sent.rate),
                 }
                 _say(f"80 % load: {out['load_80']}")
 
-                _say(f"board with {plan.board_alerts:,} open alerts")
-                out.update(_big_board(page, agent, publisher, plan.board_alerts))
-                _say(str({k: v for k, v in out.items() if k.startswith("board_")}))
+                if plan.board_alerts:
+                    _say(f"board with {plan.board_alerts:,} open alerts")
+                    out.update(_big_board(page, agent, publisher, plan.board_alerts))
+                    _say(str({k: v for k, v in out.items() if k.startswith("board_")}))
                 context.close()
             probe.close()
         finally:
             pool.close()
+    out["load_average_after"] = load_average()
     return out
 
 
-def _summary(latencies: list[float], presses: int) -> dict[str, Any]:
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+def _summary(found: Presses, presses: int) -> dict[str, Any]:
+    def ms(value: float | None) -> int | None:
+        return round(value) if value is not None else None
+
+    board, stream = found.board_ms, found.stream_ms
     return {
-        "p50_ms": round(p50) if p50 is not None else None,
-        "p99_ms": round(p99) if p99 is not None else None,
-        "max_ms": round(max(latencies)) if latencies else None,
-        "missing": presses - len(latencies),
+        "board_p50_ms": ms(percentile(board, 50)),
+        "board_p99_ms": ms(percentile(board, 99)),
+        "board_max_ms": ms(max(board)) if board else None,
+        "board_missing": presses - len(board),
+        "stream_p50_ms": ms(percentile(stream, 50)),
+        "stream_p99_ms": ms(percentile(stream, 99)),
+        "stream_missing": presses - len(stream),
+        "board_fetches": found.board_fetches,
+        "board_fetch_mean_ms": found.board_fetch_ms,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench console", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer presses, a smaller ingest run")
+    parser.add_argument(
+        "--board-alerts", type=int, default=BIG_BOARD, help="open alerts of the big board (0: skip)"
+    )
     args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
     try:
-        result = run(QUICK if args.quick else FULL)
+        result = run(dataclasses.replace(plan, board_alerts=args.board_alerts))
     except BenchError as exc:
         print(f"bench console: {exc}", file=sys.stderr)
         return 1
