@@ -311,7 +311,9 @@ def create_central_app(
     app.mount(
         "/console",
         create_console(
-            console_feed, app.state.authenticator, tokens, audit_log, None, zone, places, acts=False
+            *(console_feed, app.state.authenticator, tokens, audit_log, None, zone, places),
+            acts=False,
+            threaded_reads=True,  # the board's queries must not stall every open stream
         ),
     )
     return app

@@ -42,6 +42,7 @@ def create_console(
     session_ttl_s: float = SESSION_TTL_S,
     acts: bool = True,
     sign_in_links: SignInLinks | None = None,
+    threaded_reads: bool = False,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console, central mode at its own /console.
 
@@ -49,12 +50,15 @@ def create_console(
         desk: where the alerts are: the agent's desk, or central's store (gateway.console.source).
         acts: the console acknowledges, assigns and resolves through `desk` (an AlertDesk); False
             in central mode, where alerts are read and their gateway's console acts on them.
+        threaded_reads: gather the board on a worker thread (central: a database with a pool of
+            its own); False for the agent's desk, whose store belongs to the event loop's thread.
         sign_in_links: one-time sign-in links (`community-edge demo` issues one); None: a book
             of its own that nobody issues from.
     """
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.desk = desk
     console.state.acts = acts
+    console.state.threaded_reads = threaded_reads
     console.state.sign_in_links = sign_in_links or SignInLinks()
     console.state.authenticator = authenticator
     console.state.tokens = tokens

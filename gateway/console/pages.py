@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
@@ -41,9 +42,13 @@ def _hands(request: Request) -> AlertDesk:
     return desk
 
 
-def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
+async def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
     filters = Filters.parse(dict(request.query_params))
-    board = gather(_desk(request), visitor.principal.scope(None), filters)
+    scope = visitor.principal.scope(None)
+    if request.app.state.threaded_reads:  # a database of its own (central): off the event loop
+        board = await run_in_threadpool(gather, _desk(request), scope, filters)
+    else:  # the agent's store is its loop's (SQLite, one thread)
+        board = gather(_desk(request), scope, filters)
     rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
     return {
         "visitor": visitor,
@@ -59,13 +64,13 @@ def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
 @router.get("/")
 async def board_page(request: Request, visitor: Person) -> Response:
     """The alarm board, whole; the browser then keeps it live from the stream."""
-    return render(request, "board.html", _board_context(request, visitor))
+    return render(request, "board.html", await _board_context(request, visitor))
 
 
 @router.get("/board")
 async def board_fragment(request: Request, visitor: Person) -> Response:
     """The board's rows and counters alone, fetched again on every event of the stream."""
-    return render(request, "_board.html", _board_context(request, visitor))
+    return render(request, "_board.html", await _board_context(request, visitor))
 
 
 @router.get("/stream")
