@@ -129,6 +129,7 @@ def test_an_alert_page_reads_without_actions_and_other_communities_are_404(
         expect(page.locator("#alert")).to_contain_text("b4")
         expect(page.locator(".timeline").first).to_contain_text(WORDS["zh"]["ev_acknowledged"])
         expect(page.locator("#read-only")).to_have_text(WORDS["zh"]["central_read_only"])
+        expect(page.locator("#alert")).to_contain_text(WORDS["zh"]["central_deliveries"])
         assert page.locator("#ack, #resolve, form[action*='/assign']").count() == 0
         page.screenshot(path=artefact("console-central-alert-phone.png"), full_page=True)
 

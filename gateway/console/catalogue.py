@@ -94,6 +94,10 @@ _WORDS: dict[str, tuple[str, str]] = {
         "这个登录链接已用过或已过期，请用访问令牌登录。",
         "This sign-in link was used or has expired; sign in with your API token.",
     ),
+    "central_deliveries": (
+        "通知的送达记录保存在该小区的网关上。",
+        "Notification deliveries are kept on the community's gateway.",
+    ),
     "central_read_only": (
         "中心平台只能查看告警；请在该小区网关的值班台处理（确认、指派、解除）。",
         "Central shows alerts only; acknowledge, assign and resolve on the community gateway's console.",
