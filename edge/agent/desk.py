@@ -101,6 +101,11 @@ class Desk:
         """Alert events as they are stored; None in the queue: cut off, or the agent stops."""
         return self._agent.stream.subscription()
 
+    def alerts_version(self) -> int:
+        """Alert events stored so far in this run (each is published once it is stored): while
+        it stays the same, so do the stored alerts."""
+        return self._agent.stream.published
+
     @property
     def stream_closed(self) -> bool:
         """The agent is stopping (a None in a subscription is then no overflow)."""

@@ -56,6 +56,9 @@ class CentralAlerts:
     def history(self, alert_id: str) -> list[AlertEvent]:
         return self._store.history(alert_id, None)
 
+    def alerts_version(self) -> int | None:
+        return None  # gateways post to other central processes too: nothing read is kept
+
     @contextlib.contextmanager
     def subscription(self) -> Iterator[asyncio.Queue[AlertEvent | None]]:
         """Alert events as gateways post them; None in the queue: cut off (too far behind)."""

@@ -19,6 +19,7 @@ from gateway.auth import Authenticator
 from gateway.console import pages, signin
 from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
+from gateway.console.board import OpenAlerts
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
 from gateway.console.sign_in_links import SignInLinks
@@ -59,6 +60,7 @@ def create_console(
     console.state.desk = desk
     console.state.acts = acts
     console.state.threaded_reads = threaded_reads
+    console.state.open_alerts = OpenAlerts()  # read once per change, not once per screen
     console.state.sign_in_links = sign_in_links or SignInLinks()
     console.state.authenticator = authenticator
     console.state.tokens = tokens

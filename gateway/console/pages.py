@@ -48,7 +48,7 @@ async def _board_context(request: Request, visitor: Visitor) -> dict[str, object
     if request.app.state.threaded_reads:  # a database of its own (central): off the event loop
         board = await run_in_threadpool(gather, _desk(request), scope, filters)
     else:  # the agent's store is its loop's (SQLite, one thread)
-        board = gather(_desk(request), scope, filters)
+        board = gather(_desk(request), scope, filters, request.app.state.open_alerts)
     rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
     return {
         "visitor": visitor,

@@ -41,6 +41,11 @@ class AlertSource(Protocol):
         """Alert events as they are stored; None in the queue: cut off, or stopping."""
         ...
 
+    def alerts_version(self) -> int | None:
+        """A number that changes whenever a stored alert does; None: no such number (another
+        process may write the store), so nothing read may be kept."""
+        ...
+
 
 class AlertDesk(AlertSource, Protocol):
     """A source that also acts: the agent's desk (central mode has none)."""
