@@ -35,6 +35,7 @@ from simulators.sensors import SimulatedDevice
 _log = logging.getLogger(__name__)
 
 DEMO_USER = "王芳"  # the demo's duty officer, signed in by the link the demo prints
+DEMO_PLATFORM = "区平台"  # a district platform's read-only view: homes masked for its role
 SCENARIO_EVERY_S = 15.0
 # Debian installs daemons into sbin directories that a non-root PATH lacks
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -182,17 +183,21 @@ async def run_demo(
         tokens = TokenStore(directory / "tokens.db")
         # the demo's duty officer: a token of the community's own, revoked when the demo stops
         person_id, person_token = tokens.create("duty_officer", [community], name=DEMO_USER)
+        platform_id, platform_token = tokens.create("platform", [community], name=DEMO_PLATFORM)
 
         def on_ready(gateway: Gateway, url: str) -> None:
-            link = url + gateway.sign_in_links.path(
-                gateway.sign_in_links.issue(person_token, DEMO_USER)
-            )
+            links = gateway.sign_in_links
+            link = url + links.path(links.issue(person_token, DEMO_USER))
+            platform_link = url + links.path(links.issue(platform_token, DEMO_PLATFORM))
             print(
                 "\ncommunity-edge demo is running\n"
                 f"  console:    {url}/console/\n"
                 f"  sign in:    {link}\n"
                 f"              (one-time link, {gateway.sign_in_links.ttl_s / 60:.0f} min: signs "
                 f"you in as duty officer {DEMO_USER}; afterwards use the API token below)\n"
+                f"  read only:  {platform_link}\n"
+                f"              (one-time link as {DEMO_PLATFORM}, a district platform: no "
+                "actions, homes masked)\n"
                 f"  broker:     {mqtt_url}  ({broker_kind})\n"
                 f"  data dir:   {directory}\n"
                 f"  API:        {url}   docs: {url}/docs\n"
@@ -225,5 +230,6 @@ async def run_demo(
                 tg.create_task(simulate(), name="simulator")
         finally:
             tokens.revoke(person_id)
+            tokens.revoke(platform_id)
             tokens.close()
         print("demo stopped", flush=True)

@@ -8,6 +8,7 @@ scenarios that each visit another home, so every alert on the board has a place 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import random
 from collections.abc import Sequence
@@ -32,8 +33,26 @@ _RELATIONS = ("女儿", "儿子", "侄子", "邻居")
 
 
 def demo_fleet(profiles: ProfileRegistry) -> list[SimulatedDevice]:
-    """Every device of the demo's community, in its building, on its floor, in its unit."""
-    return build_from_spec(load_community(COMMUNITY_FILE, profiles), profiles, seed=7)
+    """Every device of the demo's community, in its building, on its floor, in its unit.
+
+    A device in a home gets an id that does not spell the home (`sos-3f9a2c`, as a vendor's
+    serial would be): the unit is what a role may not see, and an id like `sos-b01-502` would
+    tell it. Landings and entrances keep ids that name them.
+    """
+    devices = build_from_spec(load_community(COMMUNITY_FILE, profiles), profiles, seed=7)
+    out = [_opaque(d) if d.unit else d for d in devices]
+    if len({d.device_id for d in out}) != len(out):
+        raise ValueError("two demo devices drew the same id")
+    return out
+
+
+def _opaque(device: SimulatedDevice) -> SimulatedDevice:
+    serial = hashlib.sha256(f"{device.community}/{device.device_id}".encode()).hexdigest()[:6]
+    prefix = device.device_id.split("-")[0]
+    return SimulatedDevice(
+        f"{prefix}-{serial}", device.community, device.building, device.profile,
+        unit=device.unit, seed=7,
+    )  # fmt: skip
 
 
 def registry_csv(devices: Sequence[SimulatedDevice]) -> str:

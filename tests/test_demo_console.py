@@ -37,6 +37,8 @@ def test_the_demo_prints_a_sign_in_link_and_plays_homes_on_the_board(tmp_path: P
             what="the sign-in link in the demo's banner",
         )
         link = banner.group(1)
+        platform_link = re.search(r"read only:\s+(http://\S+)", log.read_text())
+        assert platform_link is not None
         base = link.split("/console/")[0]
         with chromium() as browser:
             context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="zh-CN")
@@ -60,6 +62,21 @@ def test_the_demo_prints_a_sign_in_link_and_plays_homes_on_the_board(tmp_path: P
             expect(page.locator("#alert dl.facts")).to_contain_text(re.compile(r"b0\d · \d{3}"))
             expect(page.locator("#ack")).to_be_visible()
             page.screenshot(path=artefact("demo-alert.png"), full_page=True)
+
+            # the district platform's link: the same alerts, homes masked, no actions
+            district = browser.new_context(viewport={"width": 1280, "height": 720}, locale="zh-CN")
+            view = district.new_page()
+            view.goto(platform_link.group(1))
+            view.wait_for_url(f"{base}/console/")
+            expect(view.locator(".who")).to_contain_text("区平台")
+            sos_row = view.locator('#board tr[data-device^="sos-"]').first
+            expect(sos_row).to_be_visible()
+            assert re.search(r"· \d{3}\b", sos_row.inner_text()) is None  # no flat number
+            sos_row.locator("a").click()
+            expect(view.locator("#alert dl.facts")).to_contain_text(WORDS["zh"]["masked"])
+            expect(view.locator("#read-only")).to_be_visible()
+            view.screenshot(path=artefact("demo-alert-platform.png"), full_page=True)
+            district.close()
 
             # the link is spent: a second browser gets the message, not a session
             other = browser.new_context(locale="zh-CN")
