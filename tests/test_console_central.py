@@ -31,6 +31,7 @@ class _Central:
     api: CentralApiProcess
     browser: Browser
     gateways: dict[str, str]  # community -> that gateway's edge_agent token
+    store_url: str
 
     def token(self, role: str, communities: list[str], name: str) -> str:
         tokens = open_tokens(self.api.data_dir)
@@ -66,10 +67,11 @@ def central(
     tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
 ) -> Iterator[_Central]:
     data: Path = tmp_path_factory.mktemp("central-console") / "central"
-    api = CentralApiProcess(data, postgres.url(postgres.create_database("central_console")))
+    store_url = postgres.url(postgres.create_database("central_console"))
+    api = CentralApiProcess(data, store_url)
     gateways = {c: api.create_token("edge_agent", c) for c in ("north", "south", "west")}
     with api, chromium() as browser:
-        yield _Central(api, browser, gateways)
+        yield _Central(api, browser, gateways, store_url)
 
 
 def _sign_in(page: Page, token: str, path: str = "/console/") -> None:
@@ -147,6 +149,34 @@ def test_an_alert_page_reads_without_actions_and_other_communities_are_404(
             shown = page.goto(f"/console/alerts/{other}")
             assert shown is not None
             assert shown.status == 404
+
+
+def test_a_board_on_one_central_process_hears_what_another_stored(
+    central: _Central, tmp_path: Path
+) -> None:
+    """Two central processes on one PostgreSQL (behind a load balancer): a gateway posts to the
+    second, the board open on the first shows it live (LISTEN/NOTIFY)."""
+    other = CentralApiProcess(tmp_path / "central-b", central.store_url)
+    gateway_token = other.create_token("edge_agent", "east")
+    token = central.token("duty_officer", ["east"], "钱中心")
+    with other, central.context() as context:
+        page = context.new_page()
+        _sign_in(page, token)
+        expect(page.locator("#link-state")).to_have_text("实时")
+        event = opened(40, "east", building="b2", at=datetime.now(UTC))
+        sent = time.monotonic()
+        response = httpx.post(
+            f"{other.url}/v1/alert-events",
+            content=f'{{"events": [{event.model_dump_json()}]}}',
+            headers={
+                "Authorization": f"Bearer {gateway_token}",
+                "Content-Type": "application/json",
+            },
+            timeout=10.0,
+        )
+        assert response.status_code == 200, response.text
+        expect(page.locator('#board tr[data-device="dev-40"]')).to_be_visible()
+        assert (time.monotonic() - sent) * 1000 < BOARD_WITHIN_MS
 
 
 def test_central_docs_and_redoc_load_with_nothing_from_the_internet(central: _Central) -> None:

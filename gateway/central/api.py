@@ -176,7 +176,7 @@ def create_central_app(
                 + ", ".join(sorted(refused.owners)),
             ) from None
         if result.stored:  # committed: the consoles' boards fetch themselves again
-            console_feed.publish(batch.events)
+            console_feed.posted(batch.events)
         return BatchResult(stored=result.stored, duplicates=result.duplicates)
 
     def _filter(
