@@ -92,6 +92,7 @@ def create_app(
             deliveries,
             zone,
             app.state.pseudonyms,
+            readings=readings,
         ),
     )
     return app
