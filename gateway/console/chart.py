@@ -81,7 +81,7 @@ def svg(
         coords.append(f"{x(at):.1f},{y(value):.1f}")
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<rect x="{_PAD_L}" y="{_PAD_T}" width="{plot_w}" height="{plot_h}" fill="#ffffff" '
         f'stroke="{_GRID}"/>',

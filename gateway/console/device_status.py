@@ -59,7 +59,8 @@ class DeviceStatus:
 
     @property
     def alarm(self) -> bool:
-        """An open alert other than liveness and battery: something happened there."""
+        """An open alert other than liveness, battery and tamper (flagged apart): something
+        happened there that needs someone on the spot."""
         return any(_alarming(a) for a in self.open_alerts)
 
     @property
@@ -72,7 +73,7 @@ class DeviceStatus:
 
 
 def _alarming(alert: Alert) -> bool:
-    return not any(word in alert.rule for word in ("offline", "battery"))
+    return not any(word in alert.rule for word in ("offline", "battery", "tamper"))
 
 
 def open_alerts_by_device(desk: Desk, scope: list[str] | None) -> dict[str, list[Alert]]:

@@ -68,7 +68,7 @@ def describe(condition: Condition, lang: Lang, nested: bool = False) -> str:
         return _comparison(condition, lang)
     words = _JOIN[lang]
     if condition.not_ is not None:
-        return f"{words['not']}({describe(condition.not_, lang, nested=True)})"
+        return f"{words['not']}({describe(condition.not_, lang)})"
     group = "all" if condition.all is not None else "any"
     parts = [describe(c, lang, nested=True) for c in (condition.all or condition.any or [])]
     text = words[group].join(parts)
