@@ -248,6 +248,13 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
         expect(unit).to_have_attribute("data-state", "ok")
         live.press("sos-b1-604")  # no reload: the stream redraws the board
         expect(unit).to_have_attribute("data-state", "alarm", timeout=2_000)
+        # the radio gateway lost a device: offline at once (its offline alert redraws the board)
+        live.publisher.publish(
+            f"ce/{COMMUNITY}/b1/tuya-sos-button/sos-b1-503/availability", b'{"state": "offline"}'
+        )
+        gone = page.locator("section[data-building='b1'] li[data-unit='503']")
+        expect(gone).to_have_attribute("data-state", "offline", timeout=2_000)
+        expect(gone).to_contain_text(ZH["state_offline"])
         expect(unit).to_contain_text(ZH["state_alarm"])  # told by text, not colour alone
         expect(page.locator("section[data-building='b1']")).to_have_attribute("data-state", "alarm")
         floors = page.eval_on_selector_all(

@@ -17,9 +17,9 @@ from markupsafe import Markup
 
 from edge.model import FieldValue
 
-WIDTH = 640
-HEIGHT = 160
-_PAD_L, _PAD_R, _PAD_T, _PAD_B = 48, 12, 10, 26
+WIDTH = 560
+HEIGHT = 170
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 52, 14, 10, 30
 _INK = "#1b1f24"
 _LINE = "#0b4fa8"  # 7.1:1 on white
 _MARK = "#b3261e"
@@ -89,12 +89,12 @@ def svg(
     ticks = ("0", "1") if data.on_off else (_label(low), _label(high))
     for value, text in ((low, ticks[0]), (high, ticks[1])):
         parts.append(
-            f'<text x="{_PAD_L - 6}" y="{y(value) + 5:.1f}" text-anchor="end" font-size="13" '
+            f'<text x="{_PAD_L - 6}" y="{y(value) + 5:.1f}" text-anchor="end" font-size="15" '
             f'fill="{_INK}">{escape(text)}</text>'
         )
     for at, anchor in ((start, "start"), (end, "end")):
         parts.append(
-            f'<text x="{x(at):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}" font-size="13" '
+            f'<text x="{x(at):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}" font-size="15" '
             f'fill="{_INK}">{at.astimezone(zone):%H:%M}</text>'
         )
     if mark is not None and start <= mark <= end:
