@@ -238,8 +238,8 @@ def test_devices_show_their_status_and_a_device_its_chart(live: _Live) -> None:
 
 def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> None:
     token = live.token("duty_officer", "大屏")
-    for unit in ("401", "402", "403"):
-        live.send(f"sos-b1-{unit}", b'{"battery": 80}')
+    for number in ("401", "402", "403"):
+        live.send(f"sos-b1-{number}", b'{"battery": 80}')
     with live.context() as context:
         page = context.new_page()
         _sign_in(page, token, "/console/buildings")
