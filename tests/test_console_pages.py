@@ -258,6 +258,10 @@ async def test_a_silence_from_an_alert_is_listed_and_ends_early(world: _World) -
         assert silence.community == "a"
         assert silence.ends_at == silence.starts_at + timedelta(hours=2)
         assert silence.created_by == "王值班"
+        alert_page = (await client.get(f"/console/alerts/{world.sos_a}")).text
+        assert 'id="silenced"' in alert_page  # the alert's page says its device is silenced
+        assert 'id="incident-link"' in alert_page
+        assert 'href="/console/devices/sos-101"' in alert_page
         bad = await client.post("/console/silences", data={**form, "csrf": csrf, "hours": "99"})
         assert bad.status_code == 400
         other = await client.post(
@@ -269,6 +273,7 @@ async def test_a_silence_from_an_alert_is_listed_and_ends_early(world: _World) -
         assert world.agent.alert_store.silences(current_at=world.clock.now(), limit=10) == []
         again = await client.post(f"/console/silences/{silence.id}/expire", data={"csrf": csrf})
         assert again.status_code == 409
+        assert 'id="silenced"' not in (await client.get(f"/console/alerts/{world.sos_a}")).text
         history = await client.get("/console/silences", params={"all": "1"})
         assert ZH["expired"] in history.text
 
@@ -438,3 +443,31 @@ async def test_the_building_board_colours_units_by_state(world: _World) -> None:
         masked = (await client.get("/console/buildings")).text
         assert 'data-unit="101"' not in masked
         assert re.search(r'data-unit="h-[0-9a-f]{12}"', masked)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "background"),
+    [
+        ("#14532d", "#e6f4ea"),  # an ok unit
+        ("#ffffff", "#3d434b"),  # an offline unit
+        ("#ffffff", "#b3261e"),  # a unit in alarm
+        ("#ffffff", "#8f4700"),  # the tamper flag
+        ("#ffffff", "#6b5800"),  # the low-battery flag
+        ("#1d6b35", "#ffffff"),  # online, a met check
+        ("#4d5560", "#ffffff"),  # unknown, muted text
+        ("#1b1f24", "#ffffff"),  # chart labels
+    ],
+)
+def test_the_new_colours_pass_wcag_aa(text: str, background: str) -> None:
+    assert _contrast(text, background) >= 4.5

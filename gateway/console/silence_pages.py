@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from edge.agent import Desk
 from edge.alerts import Silence, SilenceSpec
 from edge.errors import AlertTransitionError
+from edge.model import Alert
 from gateway.api.security import audit, visible
 from gateway.api.untrusted_text import free_text
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
@@ -42,6 +43,15 @@ def _mine(visitor: Visitor, silence: Silence) -> bool:
 def _may_act(visitor: Visitor) -> None:
     if not visitor.may_act:
         raise HTTPException(status_code=403, detail="read-only role")
+
+
+def silence_of(request: Request, alert: Alert) -> Silence | None:
+    """The silence holding back the alert's notifications now, if one does."""
+    desk = getattr(request.app.state, "desk", None)
+    if not isinstance(desk, Desk):
+        return None
+    now = desk.now()
+    return next((s for s in desk.silences(now, 500) if s.active(now) and s.matches(alert)), None)
 
 
 @router.get("/silences")
