@@ -263,6 +263,10 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
         assert floors[:6] == ["6", "5", "4", "3", "2", "1"]  # top floor first
         _fits(page, 1920)
         page.screenshot(path=artefact("buildings-1920.png"), full_page=True)
+        page.click("a[hreflang=en]")
+        expect(page.locator(".legend")).to_contain_text(EN["state_offline"])
+        expect(unit).to_contain_text(EN["state_alarm"])
+        page.screenshot(path=artefact("buildings-1920-en.png"), full_page=True)
         unit.locator("a").click()  # a red unit opens its alert
         page.wait_for_url("**/console/alerts/*")
     with live.context(width=390, height=844) as phone:
