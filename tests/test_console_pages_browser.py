@@ -169,6 +169,12 @@ def test_a_silence_made_from_an_alert_is_listed_and_ended(live: _Live) -> None:
         page.wait_for_url("**/console/silences?done=expire")
         expect(page.locator("#message")).to_have_text(ZH["silence_expired"])
         expect(page.locator("tr[data-device='sos-b1-102']")).to_have_count(0)
+    with live.context(width=390, height=844) as phone:
+        page = phone.new_page()
+        _sign_in(page, duty, "/console/silences?all=1")
+        expect(page.locator("tr[data-device='sos-b1-102']")).to_contain_text(ZH["expired"])
+        _fits(page, 390)
+        page.screenshot(path=artefact("silences-390.png"), full_page=True)
     platform = live.token("platform", "区平台")
     with live.context() as context:
         page = context.new_page()
@@ -206,6 +212,15 @@ def test_an_incident_is_handled_end_to_end(live: _Live) -> None:
         response = page.goto(f"/console/incidents/{other}")
         assert response is not None
         assert response.status == 404
+    with live.context(width=390, height=844) as phone:
+        page = phone.new_page()
+        _sign_in(page, token, f"/console/incidents/{incident_id}")
+        expect(page.locator("#trail")).to_contain_text("张主管")
+        _fits(page, 390)
+        page.screenshot(path=artefact("incident-390.png"), full_page=True)
+        page.goto("/console/incidents?all=1")
+        expect(page.locator(f"tr[data-incident='{incident_id}']")).to_be_visible()
+        _fits(page, 390)
 
 
 def test_devices_show_their_status_and_a_device_its_chart(live: _Live) -> None:
