@@ -471,3 +471,29 @@ def _contrast(a: str, b: str) -> float:
 )
 def test_the_new_colours_pass_wcag_aa(text: str, background: str) -> None:
     assert _contrast(text, background) >= 4.5
+
+
+async def test_every_new_page_is_csp_clean_and_marks_itself_in_the_navigation(
+    world: _World,
+) -> None:
+    incident = world.agent.alert_store.get(world.sos_a).incident_id  # type: ignore[union-attr]
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        for path in (
+            "/console/incidents",
+            f"/console/incidents/{incident}",
+            "/console/devices",
+            "/console/devices/sos-101",
+            "/console/buildings",
+            "/console/silences",
+        ):
+            page = await client.get(path)
+            assert page.status_code == 200, path
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+            assert page.headers["cache-control"] == "no-store"
+            assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text) is None, path
+            assert " style=" not in page.text, path
+            assert "http://" not in page.text, path
+            assert "https://" not in page.text, path
+            section = "/".join(path.split("/")[:3])
+            assert f'<a href="{section}" aria-current="page">' in page.text, path
