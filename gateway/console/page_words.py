@@ -31,6 +31,7 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
         "This rule is no longer loaded (changed or removed since).",
     ),
     "raising_reading": ("触发读数", "The reading that raised it"),
+    "seen": ("读数", "seen"),
     "check_held": ("满足", "met"),
     "check_not": ("不满足", "not met"),
     "check_missing": ("消息中没有该字段", "not in the message"),

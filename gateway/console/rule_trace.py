@@ -27,6 +27,11 @@ class Check:
     seen: FieldValue | None  # the reading's value (None: not in the message)
     held: bool | None  # None: the message did not carry the field
 
+    @property
+    def seen_text(self) -> str:
+        """The value as the rule's text writes it (`true`, `15`, `emergency`)."""
+        return "" if self.seen is None else _value(self.seen)
+
 
 @dataclass(frozen=True, slots=True)
 class Trace:
