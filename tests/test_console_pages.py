@@ -497,3 +497,15 @@ async def test_every_new_page_is_csp_clean_and_marks_itself_in_the_navigation(
             assert "https://" not in page.text, path
             section = "/".join(path.split("/")[:3])
             assert f'<a href="{section}" aria-current="page">' in page.text, path
+
+
+async def test_an_offline_alert_says_which_silence_raised_it(world: _World) -> None:
+    await world.publish("ce/a/a1/tuya-sos-button/sos-101/availability", b'{"state": "offline"}')
+    offline = world.alert_of("sos-101", "device-offline")
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        page = (await client.get(f"/console/alerts/{offline}")).text
+        assert "设备停止上报" in page  # the default offline rule's Chinese summary
+        assert ZH["kind_offline"] in page
+        assert f"<dt>{ZH['tr_heartbeat']}</dt><dd>90000 s</dd>" in page
+        assert 'id="checks"' not in page  # no reading raised it: silence did
