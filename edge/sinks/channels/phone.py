@@ -127,8 +127,13 @@ class PhoneMessage:
 class PhoneSender(Protocol):
     """One provider's SMS or voice API; raises SinkUnavailable (retry) or SinkRejected (never)."""
 
-    provider: str  # "aliyun", "tencent"
-    medium: Medium
+    @property
+    def provider(self) -> str:
+        """"aliyun", "tencent"."""
+        ...
+
+    @property
+    def medium(self) -> Medium: ...
 
     async def send(self, phone: str, message: PhoneMessage, ref: str) -> str:
         """Send; returns the provider's id of the message or call. `ref` comes back in callbacks."""
