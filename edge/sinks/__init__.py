@@ -5,7 +5,7 @@ notification channels (WeCom, DingTalk, SMS and voice calls) and the embedded re
 from edge.sinks.alert_api import AlertApiSink
 from edge.sinks.channels.aliyun import AliyunSms, AliyunVoice
 from edge.sinks.channels.channel import Channel
-from edge.sinks.channels.delivery_log import Delivery, DeliveryLog
+from edge.sinks.channels.delivery_log import Delivery, DeliveryLog, DeliveryResult
 from edge.sinks.channels.dingtalk import DingtalkSink
 from edge.sinks.channels.message import NoticeFormat
 from edge.sinks.channels.phone import (
@@ -35,6 +35,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryLog",
+    "DeliveryResult",
     "DingtalkSink",
     "FixedRecipients",
     "InfluxSink",

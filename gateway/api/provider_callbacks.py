@@ -35,8 +35,7 @@ from fastapi.responses import JSONResponse
 
 from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
-from edge.sinks import DeliveryLog, PhoneBook, SendRecord
-from edge.sinks.channels.delivery_log import DeliveryResult
+from edge.sinks import DeliveryLog, DeliveryResult, PhoneBook, SendRecord
 from gateway.api.context import AgentDesk
 from gateway.audit import AuditLog
 
