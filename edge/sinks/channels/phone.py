@@ -129,7 +129,7 @@ class PhoneSender(Protocol):
 
     @property
     def provider(self) -> str:
-        """"aliyun", "tencent"."""
+        """ "aliyun", "tencent"."""
         ...
 
     @property

@@ -72,7 +72,7 @@ class SendRecord:
 
 def mask(phone: str) -> str:
     """`13812345678` as `138****5678`: enough to tell two numbers apart, not to dial one."""
-    digits = _DIGITS.sub("", phone)
+    digits = _national(phone)
     if len(digits) <= 7:
         return "*" * len(digits)
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
@@ -80,10 +80,12 @@ def mask(phone: str) -> str:
 
 def phone_hash(phone: str) -> str:
     """The digits' SHA-256, national form: `+86 138...`, `86138...` and `138...` match."""
+    return hashlib.sha256(_national(phone).encode()).hexdigest()
+
+
+def _national(phone: str) -> str:
     digits = _DIGITS.sub("", phone)
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]
-    return hashlib.sha256(digits.encode()).hexdigest()
+    return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
 
 
 class PhoneBook:
