@@ -323,8 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
             ):
                 return 200, {"Response": {"SendStatusSet": [entry], "RequestId": request_id}}
         elif got.accepted:
-            status = {"CallId": got.provider_id, "SessionContext": got.params.get("SessionContext")}
-            return 200, {"Response": {"SendStatus": status, "RequestId": request_id}}
+            sent = {"CallId": got.provider_id, "SessionContext": got.params.get("SessionContext")}
+            return 200, {"Response": {"SendStatus": sent, "RequestId": request_id}}
         error = {"Code": got.code, "Message": "error"}
         return 200, {"Response": {"Error": error, "RequestId": request_id}}
 

@@ -33,7 +33,12 @@ from edge.sinks import (
 from edge.sinks.channels.phone_book import mask, phone_hash
 from edge.sinks.channels.route import SHANGHAI
 from gateway.phone_channels import ALARM_KINDS, phone_route
-from gateway.settings import ConfigurationError, load_settings
+from gateway.settings import (
+    AliyunSmsChannelSettings,
+    ConfigurationError,
+    TencentVoiceChannelSettings,
+    load_settings,
+)
 from tests.factories import opened_event
 from tests.phone_receivers import (
     ALIYUN_KEY_ID,
@@ -340,13 +345,14 @@ def test_phone_settings_from_a_file(tmp_path: Path) -> None:
     path.write_text(_CONFIG % {"dir": tmp_path}, encoding="utf-8")
     settings = load_settings(path)
     sms, call = settings.channels
-    assert (sms.type, call.type) == ("aliyun_sms", "tencent_voice")
-    assert sms.endpoint == "https://dysmsapi.aliyuncs.com"  # type: ignore[union-attr]
-    assert call.endpoint == "https://vms.tencentcloudapi.com"  # type: ignore[union-attr]
+    assert isinstance(sms, AliyunSmsChannelSettings)
+    assert isinstance(call, TencentVoiceChannelSettings)
+    assert sms.endpoint == "https://dysmsapi.aliyuncs.com"
+    assert call.endpoint == "https://vms.tencentcloudapi.com"
     with pytest.raises(ConfigurationError, match=r"access_key_secret_file .*: cannot read"):
-        sms.secret()  # type: ignore[union-attr]
+        sms.secret()
     (tmp_path / "aliyun-secret").write_text("s3cret\n", encoding="utf-8")
-    assert sms.secret() == "s3cret"  # type: ignore[union-attr]
+    assert sms.secret() == "s3cret"
     assert "abc" not in repr(call)
 
 
