@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 ACKNOWLEDGE_KEY = "1"
+_KEY = "按键 keypad"  # the delivery record's row for a key press, apart from the call's receipt
 # a Tencent key press with a call id the book lost (the agent stopped before it was written):
 # the newest call to that number within this long is the one answered
 MATCH_BY_NUMBER_WITHIN = timedelta(minutes=30)
@@ -167,7 +168,7 @@ class _Handler:
         if keypress == ACKNOWLEDGE_KEY:
             await self._acknowledge(record, f"pressed {keypress}")
         else:
-            await self._receipt(record, True, f"按键 key pressed: {keypress[:8]} (not 1)")
+            await self._receipt(record, True, f"pressed {keypress[:8]} (not 1)", _KEY)
 
     async def tencent_call(self, item: dict[str, Any]) -> None:
         record = await self._find(None, _text(item, "callid"), "voice")
@@ -221,10 +222,10 @@ class _Handler:
         except AlertTransitionError:
             current = self.desk.alert(record.alert_id)
             by = current.acknowledged_by or current.resolved_by if current else None
-            await self._receipt(record, True, f"{how}: already handled by {by or 'someone'}")
+            await self._receipt(record, True, f"{how}: already handled by {by or 'someone'}", _KEY)
             return
         except AlertNotFound:
-            await self._receipt(record, True, f"{how}: alert no longer open")
+            await self._receipt(record, True, f"{how}: alert no longer open", _KEY)
             return
         self.hooks.acknowledged += 1
         _log.warning(
@@ -245,14 +246,20 @@ class _Handler:
                 result="ok",
                 request_id=uuid.uuid4().hex,
             )
-        await self._receipt(record, True, f"{how}: 已确认 acknowledged as {record.person_name}")
+        await self._receipt(
+            record, True, f"{how}: 已确认 acknowledged as {record.person_name}", _KEY
+        )
 
-    async def _receipt(self, record: SendRecord, ok: bool, text: str) -> None:
+    async def _receipt(
+        self, record: SendRecord, ok: bool, text: str, what: str = "回执 receipt"
+    ) -> None:
+        """On the alert's delivery record as `<channel> → <person> <what>`: the call's record
+        and its key press are two rows, each provider retry of one adds to its row's count."""
         self.hooks.receipts += 1
         if self.hooks.deliveries is None:
             return
         await self.hooks.deliveries.record_one(
-            f"{record.channel} → {record.person_id} 回执 receipt",
+            f"{record.channel} → {record.person_id} {what}",
             event_id=record.event_id,
             alert_id=record.alert_id,
             kind=record.event_kind,
