@@ -165,6 +165,16 @@ def test_pressing_1_on_the_call_acknowledges_the_alert_as_the_person_called(
         # a callback to any other URL is refused and changes nothing
         assert receiver.press(agent.url, "not-the-token-000000", request).status_code == 404
         assert agent.get(f"/v1/alerts/{alert['id']}")["alert"]["status"] == "active"
+        # a key press from another number, or for a call we never made, acknowledges nothing
+        callback = f"{agent.url}/callbacks/tencent/{CALLBACK_TOKEN}/voice"
+        for callid, mobile in (
+            (request.provider_id, "13900000000"),
+            ("no-such-call", "13812345678"),
+        ):
+            stray = {"callid": callid, "keypress": "1", "mobile": mobile, "nationcode": "86"}
+            answered = httpx.post(callback, json={"voicekey_callback": stray}, timeout=10)
+            assert answered.json() == {"result": 0, "errmsg": "OK"}  # else Tencent pushes again
+        assert agent.get(f"/v1/alerts/{alert['id']}")["alert"]["status"] == "active"
         answer = receiver.press(agent.url, CALLBACK_TOKEN, request)
         assert answer.json() == {"result": 0, "errmsg": "OK"}
         detail = agent.get(f"/v1/alerts/{alert['id']}")

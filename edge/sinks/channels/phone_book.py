@@ -166,11 +166,12 @@ class PhoneBook:
     def latest_to(
         self, provider: str, medium: str, phone: str, now: datetime, within: timedelta
     ) -> SendRecord | None:
-        """The newest send of `medium` to `phone` within `within`: for a callback that carries
-        only the number (the provider's answer with its id was lost with the agent)."""
+        """The newest send of `medium` to `phone` within `within` whose provider id was never
+        written (the agent stopped between the provider's answer and the book): for a callback
+        whose id the book does not know. A send with a known id is matched by that id only."""
         return self._one(
             "provider = ? AND medium = ? AND phone_hash = ? AND created_ms >= ? "
-            "ORDER BY created_ms DESC",
+            "AND provider_id IS NULL ORDER BY created_ms DESC",
             (provider, medium, phone_hash(phone), epoch_ms(now - within)),
         )
 
