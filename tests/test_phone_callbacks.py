@@ -266,7 +266,10 @@ def test_provider_errors_are_retried_and_on_the_alerts_delivery_record(
         assert "503" in failed["reason"] or "ServiceUnavailable" in failed["reason"]
         assert by[("sms-aliyun", "failed")]["attempts"] == 2
         assert ("sms-aliyun → li-wei", "delivered") in by
-        assert agent.metrics()['community_edge_sink_errors_total{sink="sms-aliyun"}'] >= 2
+        metrics = agent.metrics()
+        assert metrics['community_edge_sink_errors_total{sink="sms-aliyun"}'] >= 2
+        assert metrics['community_edge_phone_sends_total{result="failed",sink="sms-aliyun"}'] == 2
+        assert metrics['community_edge_phone_sends_total{result="sent",sink="sms-aliyun"}'] == 1
         assert ALIYUN_SECRET not in agent.log_tail(400)
 
 
