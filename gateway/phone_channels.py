@@ -10,10 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from edge.alerts import Roster
+from edge.agent import Agent
+from edge.alerts import AlertStore, Roster
 from edge.clock import Clock
 from edge.errors import RosterError
-from edge.model import AlertEvent, AlertEventKind
+from edge.model import AlertEvent, AlertEventKind, AlertStatus
 from edge.sinks import (
     AliyunSms,
     AliyunVoice,
@@ -87,6 +88,19 @@ class Phones:
     callback_token: str | None
     links: GatewayLinks | None = None
     sinks: list[PhoneSink] = field(default_factory=list)
+
+    def watch(self, agent: Agent) -> None:
+        """Let the sinks ask the agent's alert store who has taken an alert."""
+
+        def settled(alert_id: str) -> str | None:
+            store: AlertStore | None = getattr(agent, "alert_store", None)  # set on entering
+            alert = store.get(alert_id) if store is not None else None
+            if alert is None or alert.status is AlertStatus.ACTIVE:
+                return None
+            return alert.acknowledged_by or alert.resolved_by or alert.status.value
+
+        for sink in self.sinks:
+            sink.settled = settled
 
     def close(self) -> None:
         self.book.close()

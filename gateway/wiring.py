@@ -160,6 +160,8 @@ def build_gateway(settings: Settings) -> Gateway:
         community_rules=community_rules,
         owners=[owner_of[sink.name] for sink in sinks],
     )
+    if phones is not None:
+        phones.watch(agent)  # a taken alert is phoned no further
     return Gateway(
         agent=agent,
         readings=readings,

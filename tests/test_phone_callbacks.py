@@ -294,3 +294,36 @@ def test_time_from_sos_publish_to_the_providers_first_request(
         f"{presses} presses: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
     assert p99 < 2.0  # at idle, well inside a second; 2 s leaves room for a loaded test machine
+
+
+def test_an_alert_taken_while_the_provider_was_down_is_not_phoned_once_it_is_back(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    down = True
+
+    def answer(request: ProviderRequest) -> str | None:
+        return "ServiceUnavailable" if down else None
+
+    with (
+        ProviderReceiver("tencent", "sms", answer) as receiver,
+        _agent(tmp_path, mosquitto, (receiver, "sms-tencent")) as agent,
+    ):
+        _press_sos(mosquitto, "takenc", "sos-t1")
+        wait_for(lambda: receiver.requests, 20, "a first, failing, request")
+        alert = _alert_of(agent, "takenc", "sos-t1")
+        taken = agent.post(f"/v1/alerts/{alert['id']}/ack", {"note": "在现场"})
+        assert taken.status_code == 200
+        down = False
+        wait_for(
+            lambda: any(
+                (d["sink"], d["result"]) == ("sms-tencent", "delivered")
+                for d in agent.get(f"/v1/alerts/{alert['id']}")["deliveries"]
+            ),
+            20,
+            "the channel done with the opened event",
+        )
+        assert receiver.accepted == []
+        assert (
+            agent.metrics()['community_edge_phone_sends_total{result="sent",sink="sms-tencent"}']
+            == 0
+        )

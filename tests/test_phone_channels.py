@@ -13,7 +13,7 @@ import pytest
 from edge.alerts import Roster
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEventKind
+from edge.model import AlertEventKind, AlertStatus
 from edge.sinks import (
     AliyunSms,
     AliyunVoice,
@@ -171,6 +171,29 @@ async def test_an_escalation_says_so_and_acknowledgements_are_not_phoned(book: P
         await sink.close()
     assert [r.fields["level"] for r in receiver.requests] == ["紧急升级"]
     assert phone_route(Route()).kinds == ALARM_KINDS  # the channel's route skips the rest
+
+
+async def test_nobody_is_phoned_about_an_alert_someone_has_taken(book: PhoneBook) -> None:
+    taken: dict[str, str] = {}
+    first = opened_event(1)
+    repeat = first.model_copy(
+        update={
+            "id": "e1-rep",
+            "kind": AlertEventKind.REPEATED,
+            "alert": first.alert.model_copy(update={"status": AlertStatus.ACKNOWLEDGED}),
+        }
+    )
+    with ProviderReceiver("aliyun", "voice") as receiver:
+        sink = _sink("voice", sender("aliyun", "voice", receiver.url), book, [LI, WANG])
+        sink.settled = taken.get
+        await sink.write_events([repeat])  # a repeat of an alert already acknowledged
+        taken["a2"] = "李伟"  # acknowledged while the channel was behind
+        await sink.write_events([opened_event(2)])
+        await sink.write_events([opened_event(3)])  # nobody has taken this one
+        await sink.close()
+    assert [r.phone for r in receiver.requests] == ["13812345678", "13912345678"]
+    assert {r.fields["summary"] for r in receiver.requests} == {"Smoke"}
+    assert sink.spared == 2
 
 
 async def test_a_retryable_error_fails_the_batch_and_the_retry_reaches_only_who_was_missed(

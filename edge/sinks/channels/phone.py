@@ -5,7 +5,8 @@ For each alarm event (opened, escalated, repeated) it finds the people to reach 
 who is on duty in the roster at the event's time for its community and building) and has its
 `PhoneSender` send each of them an SMS that carries their own acknowledge link, or place a call
 that reads the alarm in Chinese and asks them to press 1. Acknowledgements and resolutions are
-not phoned: nobody is woken to hear that someone else took it.
+not phoned: nobody is woken to hear that someone else took it, and once someone has taken an
+alert (the alert store says so) nobody more is phoned about it, also on a retry.
 
 Every send is a row of the phone book (on disk before the provider is asked), so a retried batch
 reaches nobody twice for one event and a provider's callback finds its alert and person after a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Literal, Protocol
@@ -29,7 +30,7 @@ from typing import Literal, Protocol
 from edge.alerts import Roster
 from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEvent, AlertEventKind, Lane, Reading, Severity
+from edge.model import AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
 from edge.sinks.channels.message import clean
 from edge.sinks.channels.phone_book import PhoneBook, SendStatus, mask
@@ -171,6 +172,10 @@ class PhoneSink:
         self.failed = 0  # attempts that failed and are retried
         self.rejected = 0  # numbers a provider refused for good
         self.unreached = 0  # events that reached nobody
+        self.spared = 0  # people not phoned: someone had taken the alert by then
+        # who has taken an alert (acknowledged or resolved it), from the alert store; set by the
+        # wiring once the agent exists. None, or an answer of None: phone as the event says.
+        self.settled: Callable[[str], str | None] | None = None
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         return None
@@ -203,6 +208,8 @@ class PhoneSink:
 
     async def _reach(self, event: AlertEvent) -> tuple[bool, SinkUnavailable | None, str]:
         """(someone was reached, the first retryable failure, why nobody was)."""
+        if event.alert.status is not AlertStatus.ACTIVE:  # a repeat after someone took it
+            return True, None, ""
         people = self.recipients.for_event(event)
         if not people:
             alert = event.alert
@@ -215,6 +222,13 @@ class PhoneSink:
                 continue
             if status is SendStatus.REJECTED:
                 refused.append(person.id)
+                continue
+            taken_by = self.settled(event.alert.id) if self.settled is not None else None
+            if taken_by is not None:  # taken meanwhile (a retry, a key press): ring no further
+                _log.info("%s: alert %s taken by %s: %s not phoned", self.name, event.alert.id,
+                          taken_by, person.id)  # fmt: skip
+                self.spared += 1
+                reached = True
                 continue
             try:
                 await self._send(event, person)
