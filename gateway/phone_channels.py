@@ -14,8 +14,9 @@ from edge.agent import Agent
 from edge.alerts import AlertStore, Roster
 from edge.clock import Clock
 from edge.errors import RosterError
-from edge.model import AlertEvent, AlertEventKind, AlertStatus
+from edge.model import AlertEvent, AlertStatus
 from edge.sinks import (
+    ALARM_KINDS,
     AliyunSms,
     AliyunVoice,
     DeliveryLog,
@@ -48,8 +49,6 @@ PHONE_TYPES = (
     TencentSmsChannelSettings,
     TencentVoiceChannelSettings,
 )
-# what a phone rings for unless the route says otherwise: not acknowledgements or resolutions
-ALARM_KINDS = frozenset({AlertEventKind.OPENED, AlertEventKind.ESCALATED, AlertEventKind.REPEATED})
 
 
 class GatewayLinks:
@@ -138,7 +137,8 @@ def open_phones(settings: Settings, clock: Clock) -> Phones | None:
 
 
 def phone_route(route: Route) -> Route:
-    """A phone channel's route: alarm events only, unless its settings name the kinds."""
+    """A phone channel's route: alarm events only (not acknowledgements or resolutions), unless
+    its settings name the kinds."""
     return route if route.kinds is not None else dataclasses.replace(route, kinds=ALARM_KINDS)
 
 

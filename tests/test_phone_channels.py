@@ -15,6 +15,7 @@ from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEventKind, AlertStatus
 from edge.sinks import (
+    ALARM_KINDS,
     AliyunSms,
     AliyunVoice,
     DeliveryLog,
@@ -32,7 +33,7 @@ from edge.sinks import (
 )
 from edge.sinks.channels.phone_book import mask, phone_hash
 from edge.sinks.channels.route import SHANGHAI
-from gateway.phone_channels import ALARM_KINDS, phone_route
+from gateway.phone_channels import phone_route
 from gateway.settings import (
     AliyunSmsChannelSettings,
     ConfigurationError,

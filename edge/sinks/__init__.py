@@ -9,6 +9,7 @@ from edge.sinks.channels.delivery_log import Delivery, DeliveryLog, DeliveryResu
 from edge.sinks.channels.dingtalk import DingtalkSink
 from edge.sinks.channels.message import NoticeFormat
 from edge.sinks.channels.phone import (
+    ALARM_KINDS,
     FixedRecipients,
     LinkIssuer,
     OnDutyRecipients,
@@ -28,6 +29,7 @@ from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 from edge.sinks.webhook import WebhookSink
 
 __all__ = [
+    "ALARM_KINDS",
     "HTTP_TIMEOUT_S",
     "AlertApiSink",
     "AliyunSms",
