@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 
 Medium = Literal["sms", "voice"]
 ALARM_KINDS = frozenset({AlertEventKind.OPENED, AlertEventKind.ESCALATED, AlertEventKind.REPEATED})
+_MEDIUM = {"sms": "短信 SMS", "voice": "电话 call"}
 LEVEL: dict[Severity, str] = {
     Severity.CRITICAL: "紧急",
     Severity.MAJOR: "重要",
@@ -260,7 +261,7 @@ class PhoneSink:
             )
         )
         message = self.message(event, person)
-        where = f"{sender.medium} to {person.id} {mask(person.phone)}"
+        where = f"{_MEDIUM[sender.medium]} → {person.name} {mask(person.phone)}"
         try:
             provider_id = await sender.send(person.phone, message, ref)
         except (SinkRejected, SinkUnavailable) as exc:
@@ -284,7 +285,10 @@ class PhoneSink:
         )
         self.sent += 1
         await self._record(
-            event, person, DeliveryResult.DELIVERED, f"{where}: {sender.provider} id {provider_id}"
+            event,
+            person,
+            DeliveryResult.DELIVERED,
+            f"{where}: 已提交 accepted, {sender.provider} id {provider_id}",
         )
         _log.info("%s: %s (alert %s) accepted", self.name, where, event.alert.id)
 
