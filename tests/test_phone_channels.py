@@ -31,6 +31,7 @@ from edge.sinks import (
     TencentSms,
     TencentVoice,
 )
+from edge.sinks.channels.aliyun import rpc_signature
 from edge.sinks.channels.phone_book import mask, phone_hash
 from edge.sinks.channels.route import SHANGHAI
 from gateway.phone_channels import phone_route
@@ -287,6 +288,21 @@ async def test_a_slow_provider_times_out_and_an_absent_one_is_unreachable(book: 
         await absent.write_events([opened_event(2)])
     await absent.close()
     assert len(late.accepted) == 1
+
+
+def test_the_alibaba_signature_matches_its_documented_example() -> None:
+    # Alibaba's "签名机制" example: DescribeRegions signed with testid / testsecret
+    params = {
+        "TimeStamp": "2016-02-23T12:46:24Z",
+        "Format": "XML",
+        "AccessKeyId": "testid",
+        "Action": "DescribeRegions",
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+        "Version": "2014-05-26",
+        "SignatureVersion": "1.0",
+    }
+    assert rpc_signature("GET", params, "testsecret") == "CT9X0VtwR86fNWSnsc6v8YGOjuE="
 
 
 def test_whoever_is_on_duty_is_reached(tmp_path: Path) -> None:
