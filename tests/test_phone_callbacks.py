@@ -11,20 +11,20 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.agent_process import AgentProcess, wait_for
-from tests.mqtt_publisher import publish
+from tests.agent_process import wait_for
+from tests.phone_agent import (
+    CALLBACK_TOKEN,
+    alert_of,
+    phone_agent,
+    press_sos_button,
+    request_number,
+)
 from tests.phone_receivers import (
-    ALIYUN_KEY_ID,
     ALIYUN_SECRET,
-    TENCENT_SECRET_ID,
-    TENCENT_SECRET_KEY,
-    TENCENT_SMS_APP,
-    TENCENT_VOICE_APP,
     Medium,
     Provider,
     ProviderReceiver,
@@ -32,92 +32,17 @@ from tests.phone_receivers import (
 )
 from tests.servers import MosquittoServer
 
-CALLBACK_TOKEN = "callback-token-0123456789abcdef"
-PEOPLE = '[{id: li-wei, name: 李伟, phone: "13812345678"}]'
-
-
-def _channel(receiver: ProviderReceiver, name: str) -> str:
-    if receiver.provider == "aliyun":
-        credentials = (
-            f"access_key_id: {ALIYUN_KEY_ID}, access_key_secret_file: '{{dir}}/aliyun-secret'"
-        )
-        extra = (
-            "sign_name: 智慧社区, template_code: SMS_123456789"
-            if receiver.medium == "sms"
-            else "tts_code: TTS_987654321"
-        )
-    else:
-        credentials = f"secret_id: {TENCENT_SECRET_ID}, secret_key: {TENCENT_SECRET_KEY}"
-        extra = (
-            f"sdk_app_id: '{TENCENT_SMS_APP}', sign_name: 智慧社区, template_id: '1110'"
-            if receiver.medium == "sms"
-            else f"voice_sdk_app_id: '{TENCENT_VOICE_APP}', template_id: '2220'"
-        )
-    return (
-        f"  - {{name: {name}, type: {receiver.provider}_{receiver.medium}, {credentials}, "
-        f"{extra}, endpoint: '{receiver.url}', timeout_s: 2, recipients: {PEOPLE}}}\n"
-    )
-
-
-def _agent(
-    tmp_path: Path, mosquitto: MosquittoServer, *channels: tuple[ProviderReceiver, str]
-) -> AgentProcess:
-    """An agent whose public address is its own API, with the given phone channels."""
-    agent = AgentProcess(tmp_path / "agent", mosquitto.url)
-    (tmp_path / "aliyun-secret").write_text(ALIYUN_SECRET + "\n", encoding="utf-8")
-    config = (
-        f"notifications: {{public_url: '{agent.url}'}}\n"
-        f"phone: {{callback_token: {CALLBACK_TOKEN}}}\n"
-        "channels:\n" + "".join(_channel(r, n) for r, n in channels)
-    ).replace("{dir}", str(tmp_path))
-    path = tmp_path / "config.yaml"
-    path.write_text(config, encoding="utf-8")
-    agent.extra_args = ["--config", str(path)]
-    return agent
-
-
-def _press_sos(mosquitto: MosquittoServer, community: str, device: str) -> None:
-    publish(
-        mosquitto.url,
-        [(f"ce/{community}/b1/tuya-sos-button/{device}", {"action": "emergency", "battery": 80})],
-    )
-
-
-def _alert_of(agent: AgentProcess, community: str, device: str) -> dict[str, Any]:
-    alert: dict[str, Any] = wait_for(
-        lambda: next(
-            (
-                a
-                for a in agent.get("/v1/alerts", community=community)["items"]
-                if a["device_id"] == device
-            ),
-            None,
-        ),
-        20,
-        f"the SOS alert of {device}",
-    )
-    return alert
-
-
-def _request_for(receiver: ProviderReceiver, count: int) -> ProviderRequest:
-    accepted: list[ProviderRequest] = wait_for(
-        lambda: receiver.accepted if len(receiver.accepted) >= count else None,
-        20,
-        f"{count} accepted {receiver.provider} {receiver.medium} requests",
-    )
-    return accepted[count - 1]
-
 
 def test_an_sos_sends_an_sms_whose_short_link_opens_the_confirmation_page(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     with (
         ProviderReceiver("aliyun", "sms") as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "sms-aliyun")) as agent,
+        phone_agent(tmp_path, mosquitto, (receiver, "sms-aliyun")) as agent,
     ):
-        _press_sos(mosquitto, "smsc", "sos-s1")
-        request = _request_for(receiver, 1)
-        alert = _alert_of(agent, "smsc", "sos-s1")
+        press_sos_button(mosquitto, "smsc", "sos-s1")
+        request = request_number(receiver, 1)
+        alert = alert_of(agent, "smsc", "sos-s1")
         fields = request.fields
         assert request.phone == "13812345678"
         assert (fields["level"], fields["place"]) == ("紧急", "smsc b1")
@@ -155,11 +80,11 @@ def test_pressing_1_on_the_call_acknowledges_the_alert_as_the_person_called(
 ) -> None:
     with (
         ProviderReceiver("tencent", "voice") as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "call-tencent")) as agent,
+        phone_agent(tmp_path, mosquitto, (receiver, "call-tencent")) as agent,
     ):
-        _press_sos(mosquitto, "callc", "sos-c1")
-        request = _request_for(receiver, 1)
-        alert = _alert_of(agent, "callc", "sos-c1")
+        press_sos_button(mosquitto, "callc", "sos-c1")
+        request = request_number(receiver, 1)
+        alert = alert_of(agent, "callc", "sos-c1")
         assert request.phone == "+8613812345678"
         assert request.fields["level"] == "紧急"
         # a callback to any other URL is refused and changes nothing
@@ -208,14 +133,14 @@ def test_the_agent_restarted_between_the_call_and_the_key_press_acknowledges_the
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     with ProviderReceiver("aliyun", "voice") as receiver:
-        agent = _agent(tmp_path, mosquitto, (receiver, "call-aliyun"))
+        agent = phone_agent(tmp_path, mosquitto, (receiver, "call-aliyun"))
         with agent:
-            _press_sos(mosquitto, "restartc", "sos-r1")
-            _request_for(receiver, 1)
-            _press_sos(mosquitto, "restartc", "sos-r2")
-            second_call = _request_for(receiver, 2)
-            first = _alert_of(agent, "restartc", "sos-r1")
-            second = _alert_of(agent, "restartc", "sos-r2")
+            press_sos_button(mosquitto, "restartc", "sos-r1")
+            request_number(receiver, 1)
+            press_sos_button(mosquitto, "restartc", "sos-r2")
+            second_call = request_number(receiver, 2)
+            first = alert_of(agent, "restartc", "sos-r1")
+            second = alert_of(agent, "restartc", "sos-r2")
         # the context manager stopped it (SIGINT); the same data dir and port: a restarted gateway
         agent.start()
         try:
@@ -239,11 +164,11 @@ def test_provider_errors_are_retried_and_on_the_alerts_delivery_record(
 
     with (
         ProviderReceiver("aliyun", "sms", answer) as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "sms-aliyun")) as agent,
+        phone_agent(tmp_path, mosquitto, (receiver, "sms-aliyun")) as agent,
     ):
-        _press_sos(mosquitto, "errc", "sos-e1")
-        _request_for(receiver, 1)
-        alert = _alert_of(agent, "errc", "sos-e1")
+        press_sos_button(mosquitto, "errc", "sos-e1")
+        request_number(receiver, 1)
+        alert = alert_of(agent, "errc", "sos-e1")
         assert [r.code for r in receiver.requests] == [
             "isv.BUSINESS_LIMIT_CONTROL",
             "ServiceUnavailable",
@@ -280,13 +205,13 @@ def test_time_from_sos_publish_to_the_providers_first_request(
     presses = 30
     with (
         ProviderReceiver(provider, medium) as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "phone")),
+        phone_agent(tmp_path, mosquitto, (receiver, "phone")),
     ):
         took = []
         for n in range(presses):
             start = time.monotonic()
-            _press_sos(mosquitto, "latc", f"sos-lat{n}")
-            took.append(_request_for(receiver, n + 1).at - start)
+            press_sos_button(mosquitto, "latc", f"sos-lat{n}")
+            took.append(request_number(receiver, n + 1).at - start)
     took.sort()
     p50, p99 = statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.99))]
     print(
@@ -306,11 +231,11 @@ def test_an_alert_taken_while_the_provider_was_down_is_not_phoned_once_it_is_bac
 
     with (
         ProviderReceiver("tencent", "sms", answer) as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "sms-tencent")) as agent,
+        phone_agent(tmp_path, mosquitto, (receiver, "sms-tencent")) as agent,
     ):
-        _press_sos(mosquitto, "takenc", "sos-t1")
+        press_sos_button(mosquitto, "takenc", "sos-t1")
         wait_for(lambda: receiver.requests, 20, "a first, failing, request")
-        alert = _alert_of(agent, "takenc", "sos-t1")
+        alert = alert_of(agent, "takenc", "sos-t1")
         taken = agent.post(f"/v1/alerts/{alert['id']}/ack", {"note": "在现场"})
         assert taken.status_code == 200
         down = False

@@ -7,9 +7,15 @@ from pathlib import Path
 
 from tests.agent_process import TOKEN, wait_for
 from tests.browser import artefact, chromium
+from tests.phone_agent import (
+    CALLBACK_TOKEN,
+    alert_of,
+    phone_agent,
+    press_sos_button,
+    request_number,
+)
 from tests.phone_receivers import ProviderReceiver
 from tests.servers import MosquittoServer
-from tests.test_phone_callbacks import CALLBACK_TOKEN, _agent, _alert_of, _press_sos, _request_for
 
 
 def test_the_console_shows_who_pressed_1_and_the_providers_receipts(
@@ -17,11 +23,11 @@ def test_the_console_shows_who_pressed_1_and_the_providers_receipts(
 ) -> None:
     with (
         ProviderReceiver("tencent", "voice") as receiver,
-        _agent(tmp_path, mosquitto, (receiver, "call-tencent")) as agent,
+        phone_agent(tmp_path, mosquitto, (receiver, "call-tencent")) as agent,
     ):
-        _press_sos(mosquitto, "consolec", "sos-v1")
-        call = _request_for(receiver, 1)
-        alert = _alert_of(agent, "consolec", "sos-v1")
+        press_sos_button(mosquitto, "consolec", "sos-v1")
+        call = request_number(receiver, 1)
+        alert = alert_of(agent, "consolec", "sos-v1")
         receiver.press(agent.url, CALLBACK_TOKEN, call)
         receiver.report(agent.url, CALLBACK_TOKEN, call)
         wait_for(
