@@ -133,7 +133,8 @@ def open_phones(settings: Settings, clock: Clock) -> Phones | None:
         valid = timedelta(minutes=settings.phone.link_valid_minutes)
         links = GatewayLinks(settings.data_dir, public, valid, clock)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Phones(PhoneBook(settings.data_dir / "phone-sends.db"), token, links)
+    keep = timedelta(days=settings.retention.deliveries_days)
+    return Phones(PhoneBook(settings.data_dir / "phone-sends.db", keep), token, links)
 
 
 def phone_route(route: Route) -> Route:

@@ -363,6 +363,31 @@ def test_the_book_keeps_no_phone_number(book: PhoneBook, tmp_path: Path) -> None
     assert not book.matches_phone(record, "13900000000")
 
 
+def test_old_sends_are_pruned(tmp_path: Path) -> None:
+    book = PhoneBook(tmp_path / "phone-sends.db", keep=timedelta(days=1))
+    clock = FakeClock()
+    first = ""
+    for n in range(100):
+        ref = book.begin(
+            channel="sms",
+            provider="aliyun",
+            medium="sms",
+            event_id=f"e{n}",
+            event_kind="opened",
+            alert_id=f"a{n}",
+            person_id="li-wei",
+            person_name="李伟",
+            phone="13812345678",
+            now=clock.now(),
+        )
+        first = first or ref
+        clock.advance(3600)  # an hour apart: the 100th send prunes those older than a day
+    assert book.by_ref(first) is None
+    assert len(book.for_alert("a99")) == 1
+    assert sum(len(book.for_alert(f"a{n}")) for n in range(100)) == 25
+    book.close()
+
+
 _CONFIG = """
 notifications: {public_url: "https://gw.example"}
 phone: {callback_token_file: "%(dir)s/callback-token"}

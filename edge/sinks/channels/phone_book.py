@@ -6,7 +6,8 @@ and completed with the provider's id (`BizId`, `CallId`, `SerialNo`) once it ans
 callback (a key pressed, a delivery receipt) is matched to its row by our reference, or by the
 provider's id, so it acknowledges the right alert as the right person even when the agent
 restarted between the call and the callback: the row is on disk (fsync on commit), not in memory.
-The same rows keep a retried batch from ringing a person twice for one event.
+The same rows keep a retried batch from ringing a person twice for one event. Rows older than
+`keep` (the delivery log's retention) are deleted as new ones are written.
 
 Phones are personal data: the book keeps a masked number to show and a SHA-256 of the digits to
 match a callback's number against, never the number itself.
@@ -39,6 +40,8 @@ CREATE INDEX IF NOT EXISTS sends_by_provider_id ON sends (provider, provider_id)
 CREATE INDEX IF NOT EXISTS sends_by_phone ON sends (provider, phone_hash, created_ms);
 """
 _DETAIL_CHARS = 300
+KEEP = timedelta(days=90)  # a callback comes within minutes; the rows are kept as long as receipts
+_PRUNE_EVERY = 100  # sends between two prunings
 _DIGITS = re.compile(r"\D")
 
 
@@ -91,8 +94,10 @@ def _national(phone: str) -> str:
 class PhoneBook:
     """Sends on disk; safe to use from several threads (one connection, one lock)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep: timedelta = KEEP) -> None:
         self.path = path
+        self.keep = keep
+        self._begun = 0
         try:
             self._conn = open_database(path, _SCHEMA, check_same_thread=False)
         except sqlite3.DatabaseError:
@@ -139,6 +144,11 @@ class PhoneBook:
                 (ref, channel, provider, medium, event_id, event_kind, alert_id, person_id,
                  person_name, mask(phone), phone_hash(phone), SendStatus.PENDING.value, at, at),
             )  # fmt: skip
+            self._begun += 1
+            if self._begun % _PRUNE_EVERY == 0:
+                self._conn.execute(
+                    "DELETE FROM sends WHERE created_ms < ?", (epoch_ms(now - self.keep),)
+                )
         return ref
 
     def finish(
