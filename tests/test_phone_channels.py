@@ -198,6 +198,37 @@ async def test_nobody_is_phoned_about_an_alert_someone_has_taken(book: PhoneBook
     assert sink.spared == 2
 
 
+class _BrokenLinks:
+    def acknowledge_link(self, alert_id: str, person_id: str, person_name: str) -> str:
+        raise OSError("disk full")
+
+
+async def test_a_failing_phone_book_is_retried_and_a_failing_link_sends_without_one(
+    tmp_path: Path,
+) -> None:
+    broken = PhoneBook(tmp_path / "broken.db")
+    broken.close()
+    with ProviderReceiver("aliyun", "sms") as receiver:
+        sink = _sink("sms", sender("aliyun", "sms", receiver.url), broken, [LI])
+        with pytest.raises(SinkUnavailable, match="phone book"):
+            await sink.write_events([opened_event(1)])
+        assert receiver.requests == []  # nobody rung without a record of it
+        book = PhoneBook(tmp_path / "phone-sends.db")
+        unlinked = PhoneSink(
+            "sms",
+            sender("aliyun", "sms", receiver.url),
+            FixedRecipients([LI]),
+            book,
+            zone=SHANGHAI,
+            links=_BrokenLinks(),
+        )
+        await unlinked.write_events([opened_event(1)])
+        await sink.close()
+        await unlinked.close()
+        book.close()
+    assert receiver.accepted[0].fields["link"] == "请登录值班台"  # "sign in to the console"
+
+
 async def test_a_retryable_error_fails_the_batch_and_the_retry_reaches_only_who_was_missed(
     book: PhoneBook, tmp_path: Path
 ) -> None:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Literal, Protocol
+from functools import partial
+from typing import Literal, Protocol, TypeVar
 
 from edge.alerts import Roster
 from edge.clock import Clock, SystemClock
@@ -36,6 +38,7 @@ from edge.sinks.channels.message import clean
 from edge.sinks.channels.phone_book import PhoneBook, SendStatus, mask
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Medium = Literal["sms", "voice"]
 ALARM_KINDS = frozenset({AlertEventKind.OPENED, AlertEventKind.ESCALATED, AlertEventKind.REPEATED})
@@ -217,7 +220,7 @@ class PhoneSink:
             return False, None, f"nobody with a phone for {alert.community}/{alert.building}"
         reached, failure, refused = False, None, []
         for person in people:
-            status = await asyncio.to_thread(self.book.status, self.name, event.id, person.id)
+            status = await self._book(partial(self.book.status, self.name, event.id, person.id))
             if status is SendStatus.SENT:
                 reached = True
                 continue
@@ -246,7 +249,7 @@ class PhoneSink:
     async def _send(self, event: AlertEvent, person: Recipient) -> None:
         sender = self.sender
         now = self._clock.now()
-        ref = await asyncio.to_thread(
+        ref = await self._book(
             lambda: self.book.begin(
                 channel=self.name,
                 provider=sender.provider,
@@ -268,7 +271,7 @@ class PhoneSink:
             rejected = isinstance(exc, SinkRejected)
             status = SendStatus.REJECTED if rejected else SendStatus.FAILED
             detail = str(exc)
-            await asyncio.to_thread(
+            await self._book(
                 lambda: self.book.finish(ref, status, now=self._clock.now(), detail=detail)
             )
             result = DeliveryResult.REJECTED if rejected else DeliveryResult.FAILED
@@ -278,7 +281,7 @@ class PhoneSink:
                 self.failed += 1
             await self._record(event, person, result, f"{where}: {detail}")
             raise
-        await asyncio.to_thread(
+        await self._book(
             lambda: self.book.finish(
                 ref, SendStatus.SENT, now=self._clock.now(), provider_id=provider_id
             )
@@ -292,6 +295,14 @@ class PhoneSink:
         )
         _log.info("%s: %s (alert %s) accepted", self.name, where, event.alert.id)
 
+    async def _book(self, work: Callable[[], _T]) -> _T:
+        """A phone book operation off the event loop; a file that fails is retried like a
+        provider that is down (the book is what keeps a retry from ringing anyone twice)."""
+        try:
+            return await asyncio.to_thread(work)
+        except sqlite3.Error as exc:
+            raise SinkUnavailable(f"{self.name}: phone book {self.book.path}: {exc}") from exc
+
     def message(self, event: AlertEvent, person: Recipient) -> PhoneMessage:
         """The template fields for one event and one person (the link is theirs alone)."""
         alert = event.alert
@@ -301,7 +312,10 @@ class PhoneSink:
         )
         link = None
         if self._links is not None and self.sender.medium == "sms":
-            link = self._links.acknowledge_link(alert.id, person.id, person.name)
+            try:
+                link = self._links.acknowledge_link(alert.id, person.id, person.name)
+            except Exception:  # a link is a convenience: the alarm goes out without one
+                _log.exception("%s: no acknowledge link for alert %s", self.name, alert.id)
         local = event.at.astimezone(self._zone)
         return PhoneMessage(level, clean(alert.summary, 30), place, f"{local:%m-%d %H:%M}", link)
 
