@@ -228,7 +228,7 @@ class _Handler:
             await self._receipt(record, True, f"{how}: alert no longer open", _KEY)
             return
         self.hooks.acknowledged += 1
-        _log.warning(
+        _log.info(
             "alert %s acknowledged by %s (%s) %s on a %s call",
             alert.id,
             record.person_name,
