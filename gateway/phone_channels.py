@@ -5,10 +5,13 @@ carry, and the phone book that the senders and the providers' callbacks share.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
+
+from fastapi import FastAPI
 
 from edge.agent import Agent
 from edge.alerts import AlertStore, Roster
@@ -31,6 +34,7 @@ from edge.sinks import (
     TencentVoice,
 )
 from gateway.action_links import ActionLinks, LinkAction
+from gateway.api.provider_callbacks import PhoneCallbacks
 from gateway.settings import (
     AliyunSmsChannelSettings,
     AliyunVoiceChannelSettings,
@@ -42,6 +46,8 @@ from gateway.settings import (
     read_secret,
 )
 from gateway.short_links import ShortLinks
+
+_log = logging.getLogger(__name__)
 
 PHONE_TYPES = (
     AliyunSmsChannelSettings,
@@ -100,6 +106,18 @@ class Phones:
 
         for sink in self.sinks:
             sink.settled = settled
+
+    def serve(self, app: FastAPI, deliveries: DeliveryLog | None) -> None:
+        """Give the API its SMS short links and the providers' callbacks."""
+        if self.links is not None:
+            app.state.short_links = self.links.short
+        if self.callback_token is None:
+            _log.warning(
+                "phone channels without phone.callback_token: key presses and delivery receipts "
+                "from the providers cannot reach this gateway"
+            )
+            return
+        app.state.phone_callbacks = PhoneCallbacks(self.book, self.callback_token, deliveries)
 
     def close(self) -> None:
         self.book.close()

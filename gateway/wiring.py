@@ -235,25 +235,6 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
     )
 
 
-def _phone_callbacks(app: Any, gateway: Gateway) -> None:
-    """SMS short links and the providers' callbacks (gateway/api/provider_callbacks.py)."""
-    from gateway.api.provider_callbacks import PhoneCallbacks
-
-    phones = gateway.phones
-    assert phones is not None
-    if phones.links is not None:
-        app.state.short_links = phones.links.short
-    if phones.callback_token is None:
-        _log.warning(
-            "phone channels without phone.callback_token: key presses and delivery receipts "
-            "from the providers cannot reach this gateway"
-        )
-        return
-    app.state.phone_callbacks = PhoneCallbacks(
-        phones.book, phones.callback_token, gateway.deliveries
-    )
-
-
 def _sink_owners(
     settings: Settings, hooks: list[tuple[str, WebhookSettings]]
 ) -> list[tuple[str, str]]:
@@ -407,8 +388,8 @@ async def serve(
                 retention=retention,
                 zone=settings.notifications.zone,
             )
-            if gateway.phones is not None:
-                _phone_callbacks(app, gateway)
+            if gateway.phones is not None:  # SMS short links, the providers' callbacks
+                gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
                 uvicorn.Config(
                     app,
