@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -39,6 +40,7 @@ from edge.sinks.channels.phone_book import PhoneBook, SendStatus, mask
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_REMEMBERED = 10_000  # events that reached nobody, remembered to count each once
 
 Medium = Literal["sms", "voice"]
 ALARM_KINDS = frozenset({AlertEventKind.OPENED, AlertEventKind.ESCALATED, AlertEventKind.REPEATED})
@@ -175,7 +177,9 @@ class PhoneSink:
         self.sent = 0  # messages or calls a provider took
         self.failed = 0  # attempts that failed and are retried
         self.rejected = 0  # numbers a provider refused for good
-        self.unreached = 0  # events that reached nobody
+        self.unreached = 0  # alarms that reached nobody
+        self._unreached: OrderedDict[str, None] = OrderedDict()
+        self._unreached_total = 0
         self.spared = 0  # people not phoned: someone had taken the alert by then
         # who has taken an alert (acknowledged or resolved it), from the alert store; set by the
         # wiring once the agent exists. None, or an answer of None: phone as the event says.
@@ -187,7 +191,7 @@ class PhoneSink:
     async def write_events(self, events: Sequence[AlertEvent]) -> None:
         done: list[str] = []
         failure: SinkUnavailable | None = None
-        nobody: list[str] = []
+        nobody: dict[str, str] = {}  # event id: why
         for event in events:
             if event.kind not in ALARM_KINDS:
                 done.append(event.id)
@@ -198,13 +202,19 @@ class PhoneSink:
             elif reached:
                 done.append(event.id)
             else:
-                nobody.append(f"{event.alert.id}: {why}")
+                nobody[event.id] = f"alert {event.alert.id}: {why}"
         if failure is not None:
             raise SinkUnavailable(str(failure), delivered=tuple(done))
         if nobody:
-            self.unreached += len(nobody)
+            for event_id in nobody:  # once per event, not per retry or split of its batch
+                self._unreached[event_id] = None
+            while len(self._unreached) > _REMEMBERED:
+                self._unreached.popitem(last=False)
+                self._unreached_total += 1
+            self.unreached = self._unreached_total + len(self._unreached)
             raise SinkRejected(
-                f"{self.name}: reached nobody for {'; '.join(nobody)}", delivered=tuple(done)
+                f"{self.name}: reached nobody for {'; '.join(nobody.values())}",
+                delivered=tuple(done),
             )
 
     async def close(self) -> None:
