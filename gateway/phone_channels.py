@@ -175,9 +175,10 @@ def phone_sink(
             roster = Roster.load(channel.roster_file)
         except RosterError as exc:
             raise ConfigurationError(f"channel {channel.name}: {exc}") from exc
-        recipients: FixedRecipients | OnDutyRecipients | _Both = OnDutyRecipients(roster)
+        duty = OnDutyRecipients(roster, channel.roster_file)  # read again when it changes
+        recipients: FixedRecipients | OnDutyRecipients | _Both = duty
         if people:
-            recipients = _Both(FixedRecipients(people), OnDutyRecipients(roster))
+            recipients = _Both(FixedRecipients(people), duty)
     else:
         recipients = FixedRecipients(people)
     sink = PhoneSink(

@@ -364,6 +364,18 @@ teams:
     other = day.model_copy(update={"alert": day.alert.model_copy(update={"community": "c2"})})
     assert duty.for_event(other) == []
 
+    # a handover written into the file is read at the next alarm; a broken file changes nothing
+    watched = OnDutyRecipients(Roster.load(roster_file), roster_file)
+    roster_file.write_text(
+        roster_file.read_text(encoding="utf-8").replace(
+            "rotation: [li-wei]", "rotation: [zhang-san]"
+        ),
+        encoding="utf-8",
+    )
+    assert [p.name for p in watched.for_event(day)] == ["张三"]
+    roster_file.write_text("people: [{id: x}]\n", encoding="utf-8")
+    assert [p.name for p in watched.for_event(day)] == ["张三"]
+
 
 def test_the_book_keeps_no_phone_number(book: PhoneBook, tmp_path: Path) -> None:
     clock = FakeClock()

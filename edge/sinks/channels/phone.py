@@ -28,11 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import partial
+from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 from edge.alerts import Roster
 from edge.clock import Clock, SystemClock
-from edge.errors import SinkRejected, SinkUnavailable
+from edge.errors import RosterError, SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
 from edge.sinks.channels.message import clean
@@ -80,12 +81,19 @@ class FixedRecipients:
 
 
 class OnDutyRecipients:
-    """Whoever is on duty for the alert's building (its own teams first) at the event's time."""
+    """Whoever is on duty for the alert's building (its own teams first) at the event's time.
 
-    def __init__(self, roster: Roster) -> None:
+    Given the roster's file, it is read again when it changes (its modification time, looked at
+    for each event); a changed file that does not load is logged and the previous roster kept.
+    """
+
+    def __init__(self, roster: Roster, path: Path | None = None) -> None:
         self.roster = roster
+        self.path = path
+        self._stamp = _stamp(path)
 
     def for_event(self, event: AlertEvent) -> Sequence[Recipient]:
+        self._reload()
         alert = event.alert
         found: dict[str, Recipient] = {}
         for duty in self.roster.on_duty(alert.community, alert.building, event.at):
@@ -93,6 +101,29 @@ class OnDutyRecipients:
             if person.phone and person.id not in found:
                 found[person.id] = Recipient(person.id, person.name, person.phone)
         return list(found.values())
+
+    def _reload(self) -> None:
+        if self.path is None:
+            return
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self.roster = Roster.load(self.path)
+        except RosterError as exc:
+            _log.error("roster %s changed but does not load (the previous one stays): %s",
+                       self.path, exc)  # fmt: skip
+            return
+        _log.info("roster %s reloaded", self.path)
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_mtime_ns, info.st_size)
 
 
 class LinkIssuer(Protocol):
