@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -117,12 +118,38 @@ class Phones:
                 "from the providers cannot reach this gateway"
             )
             return
-        app.state.phone_callbacks = PhoneCallbacks(self.book, self.callback_token, deliveries)
+        callbacks = PhoneCallbacks(self.book, self.callback_token, deliveries)
+        app.state.phone_callbacks = callbacks
+        render: Callable[[], Awaitable[str]] = app.state.render_metrics
+
+        async def with_callbacks() -> str:
+            return await render() + callback_metrics(callbacks)
+
+        app.state.render_metrics = with_callbacks
 
     def close(self) -> None:
         self.book.close()
         if self.links is not None:
             self.links.close()
+
+
+def callback_metrics(callbacks: PhoneCallbacks) -> str:
+    """The providers' callbacks on /metrics, after the agent's own families."""
+    counts = {
+        "acknowledged": callbacks.acknowledged,
+        "receipt": callbacks.receipts,
+        "unmatched": callbacks.unmatched,
+        "refused": callbacks.refused,
+    }
+    name = "community_edge_phone_callbacks_total"
+    lines = [
+        f"# HELP {name} SMS and voice providers' callbacks: acknowledged (a key press took an "
+        "alert), receipt (recorded on an alert), unmatched (named no send of ours), refused "
+        "(a wrong callback URL)",
+        f"# TYPE {name} counter",
+        *(f'{name}{{outcome="{k}"}} {v}' for k, v in counts.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def is_phone(channel: object) -> bool:

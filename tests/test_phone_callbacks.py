@@ -127,6 +127,12 @@ def test_pressing_1_on_the_call_acknowledges_the_alert_as_the_person_called(
             and "acknowledged as 李伟" in d["reason"]
             for d in keypad
         )
+        metrics = agent.metrics()
+        outcomes = {
+            k: metrics[f'community_edge_phone_callbacks_total{{outcome="{k}"}}']
+            for k in ("acknowledged", "unmatched", "refused")
+        }
+        assert outcomes == {"acknowledged": 1, "unmatched": 2, "refused": 1}
 
 
 def test_the_agent_restarted_between_the_call_and_the_key_press_acknowledges_the_right_alert(
