@@ -152,13 +152,9 @@ def callback_metrics(callbacks: PhoneCallbacks) -> str:
     return "\n".join(lines) + "\n"
 
 
-def is_phone(channel: object) -> bool:
-    return isinstance(channel, PHONE_TYPES)
-
-
 def open_phones(settings: Settings, clock: Clock) -> Phones | None:
     """The phone book and links when a phone channel is configured; raises ConfigurationError."""
-    channels = [c for c in settings.channels if is_phone(c)]
+    channels = [c for c in settings.channels if isinstance(c, PHONE_TYPES)]
     token: str | None = None
     if settings.phone.callback_token is not None or settings.phone.callback_token_file is not None:
         token = read_secret(
