@@ -2,7 +2,7 @@
 unregistered devices and unknown topics.
 """
 
-from edge.enrich.liveness import DeviceHealth, DeviceState, Status
+from edge.enrich.liveness import DeviceHealth, DeviceState, Status, offline_rule
 from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
 from edge.enrich.unregistered import Unregistered, UnregisteredLog
 
@@ -16,4 +16,5 @@ __all__ = [
     "Status",
     "Unregistered",
     "UnregisteredLog",
+    "offline_rule",
 ]

@@ -12,11 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.sinks import DeliveryLog
+from edge.sinks import DeliveryLog, ReadingStore
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import pages, signin
+from gateway.console import (
+    building_pages,
+    device_pages,
+    incident_pages,
+    pages,
+    signin,
+    silence_pages,
+)
 from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.board import OpenAlerts
@@ -44,6 +51,7 @@ def create_console(
     acts: bool = True,
     sign_in_links: SignInLinks | None = None,
     threaded_reads: bool = False,
+    readings: ReadingStore | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console, central mode at its own /console.
 
@@ -66,6 +74,7 @@ def create_console(
     console.state.tokens = tokens
     console.state.audit = audit
     console.state.deliveries = deliveries
+    console.state.readings = readings  # the embedded store; None: readings go to a tsdb
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
     # the same unit pseudonyms as the API's, so a masked place reads alike on both
@@ -73,6 +82,11 @@ def create_console(
     console.include_router(signin.router)
     console.include_router(sign_in_links_router)
     console.include_router(pages.router)
+    if acts:  # the gateway's own registers (incidents, devices, buildings, silences): not central's
+        console.include_router(incident_pages.router)
+        console.include_router(device_pages.router)
+        console.include_router(building_pages.router)
+        console.include_router(silence_pages.router)
     console.mount("/static", static_files(), name="static")
 
     @console.exception_handler(SignInRequired)
