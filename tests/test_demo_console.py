@@ -59,7 +59,9 @@ def test_the_demo_prints_a_sign_in_link_and_plays_homes_on_the_board(tmp_path: P
             sos.click()
             expect(page.locator("#alert")).to_contain_text("sunshine-garden")
             # registered: the place names the unit, shown to a duty officer
-            expect(page.locator("#alert dl.facts").first).to_contain_text(re.compile(r"b0\d · \d{3}"))
+            expect(page.locator("#alert dl.facts").first).to_contain_text(
+                re.compile(r"b0\d · \d{3}")
+            )
             expect(page.locator("#ack")).to_be_visible()
             page.screenshot(path=artefact("demo-alert.png"), full_page=True)
 
