@@ -1,19 +1,38 @@
-"""Enrich: the device registry (where each device is, who to call), liveness, and the log of
-unregistered devices and unknown topics.
+"""Enrich: the device registry (where each device is, who to call), households (who lives there,
+their family and care worker, visits), liveness, and the log of unregistered devices and unknown
+topics.
 """
 
+from edge.enrich.households import (
+    CareLevel,
+    CareWorker,
+    FamilyContact,
+    Household,
+    HouseholdStore,
+    Resident,
+    household_id,
+    split_household_id,
+)
 from edge.enrich.liveness import DeviceHealth, DeviceState, Status
 from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
 from edge.enrich.unregistered import Unregistered, UnregisteredLog
 
 __all__ = [
+    "CareLevel",
+    "CareWorker",
     "Contact",
     "DeviceDetails",
     "DeviceHealth",
     "DeviceRegistry",
     "DeviceState",
+    "FamilyContact",
+    "Household",
+    "HouseholdStore",
     "RegistryFile",
+    "Resident",
     "Status",
     "Unregistered",
     "UnregisteredLog",
+    "household_id",
+    "split_household_id",
 ]
