@@ -16,10 +16,20 @@ from edge.enrich.households import (
 from edge.enrich.liveness import DeviceHealth, DeviceState, Status
 from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
 from edge.enrich.unregistered import Unregistered, UnregisteredLog
+from edge.enrich.visits import (
+    Condition,
+    HouseholdVisits,
+    Visit,
+    VisitSpec,
+    VisitStatus,
+    VisitStore,
+    month_start,
+)
 
 __all__ = [
     "CareLevel",
     "CareWorker",
+    "Condition",
     "Contact",
     "DeviceDetails",
     "DeviceHealth",
@@ -28,11 +38,17 @@ __all__ = [
     "FamilyContact",
     "Household",
     "HouseholdStore",
+    "HouseholdVisits",
     "RegistryFile",
     "Resident",
     "Status",
     "Unregistered",
     "UnregisteredLog",
+    "Visit",
+    "VisitSpec",
+    "VisitStatus",
+    "VisitStore",
     "household_id",
+    "month_start",
     "split_household_id",
 ]
