@@ -4,6 +4,7 @@ topics.
 """
 
 from edge.enrich.households import (
+    DEFAULT_CALL_AFTER_MINUTES,
     CareLevel,
     CareWorker,
     FamilyContact,
@@ -27,6 +28,7 @@ from edge.enrich.visits import (
 )
 
 __all__ = [
+    "DEFAULT_CALL_AFTER_MINUTES",
     "CareLevel",
     "CareWorker",
     "Condition",
