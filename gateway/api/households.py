@@ -84,8 +84,8 @@ def find_household(
     """The household the caller may see, or the 404 of one that does not exist (audited when
     it exists in another community or belongs to someone else's care)."""
     places = places_of(request)
-    pseudonym = places.unit(community, building, unit)
-    visible(request, caller, community, f"household:{building}/{pseudonym}")
+    missing = f"no household {community}/{building}/{unit}"
+    _visible(request, caller, community, building, unit)
     household = desk.households.get(household_id(community, building, unit))
     if household is None and unit.startswith("h-"):
         # a masked caller names a household by the pseudonym it was shown
@@ -98,11 +98,26 @@ def find_household(
             None,
         )
     if household is None:
-        raise HTTPException(status_code=404, detail=f"no household {community}/{building}/{unit}")
+        raise HTTPException(status_code=404, detail=missing)
     if not sees_household(caller, household):
         audit(request, caller, community, audit_name(places, household), "not_own", "refused")
-        raise HTTPException(status_code=404, detail=f"no household {community}/{building}/{unit}")
+        raise HTTPException(status_code=404, detail=missing)
     return household
+
+
+def _visible(request: Request, caller: Principal, community: str, building: str, unit: str) -> None:
+    """Another community's household: the 404 of a missing one (ids do not leak), audited."""
+    if not caller.may_see(community):
+        pseudonym = places_of(request).unit(community, building, unit)
+        audit(
+            request,
+            caller,
+            community,
+            f"household:{building}/{pseudonym}",
+            "cross_tenant",
+            "refused",
+        )
+        raise HTTPException(status_code=404, detail=f"no household {community}/{building}/{unit}")
 
 
 def view_of(request: Request, caller: Principal, desk: Desk, household: Household) -> HouseholdView:
@@ -337,9 +352,7 @@ async def put_household(
 ) -> HouseholdView:
     """Create or replace a household; `revision` (when not 0) must be the one read, or 409."""
     places = places_of(request)
-    visible(
-        request, caller, community, f"household:{building}/{places.unit(community, building, unit)}"
-    )
+    _visible(request, caller, community, building, unit)
     _keeper(caller, community)
     household = body.record()
     if (household.community, household.building, household.unit) != (community, building, unit):
