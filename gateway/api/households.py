@@ -222,7 +222,18 @@ async def create_household(
     return view_of(request, caller, desk, stored)
 
 
-@router.get("/v1/households/export", tags=["households"], responses=ERRORS)
+@router.get(
+    "/v1/households/export",
+    tags=["households"],
+    response_class=Response,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "the register as CSV",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+)
 async def export_households(
     caller: HouseholdCaller,
     request: Request,
