@@ -68,6 +68,7 @@ def create_app(
     app.state.audit = audit
     app.state.action_links = action_links
     app.state.pseudonyms = pseudonyms_of(tokens)
+    app.state.tokens = tokens  # the names of tokens (who recorded a visit)
     app.state.zone = zone  # None: Asia/Shanghai (months of visits begin at its midnight)
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.disk = disk

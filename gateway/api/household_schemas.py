@@ -122,10 +122,13 @@ class HouseholdBody(Household):
 
 
 class VisitBody(BaseModel):
-    """A visit as a care worker records it; `at` defaults to now."""
+    """A visit as a care worker records it; `at` defaults to now. `visitor_name`: who visited,
+    when the office records a visit for someone else (default: the household's care worker when
+    she records it herself, else the token's name)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     at: AwareDatetime | None = None
+    visitor_name: str | None = Field(default=None, min_length=1, max_length=64)
     condition: Condition
     note: str = Field(default="", max_length=500)
     follow_up: bool = False

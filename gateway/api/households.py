@@ -54,7 +54,7 @@ from gateway.household_access import (
 )
 from gateway.households_csv import ImportRefused, Problem, export_csv, parse_csv
 from gateway.privacy import Pseudonyms, mask_name
-from gateway.tokens import Principal, Role
+from gateway.tokens import Principal, Role, TokenStore
 
 router = APIRouter()
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -136,6 +136,14 @@ def audit_read(request: Request, caller: Principal, household: Household, action
     audit(request, caller, household.community, audit_name(places_of(request), household), action)
     if action != kind:
         audit(request, caller, household.community, audit_name(places_of(request), household), kind)
+
+
+def token_name(request: Request, caller: Principal) -> str | None:
+    """The name the caller's token was given (`tokens create --name`), if any."""
+    tokens: TokenStore | None = getattr(request.app.state, "tokens", None)
+    if tokens is None:
+        return None
+    return next((t.name for t in tokens.list() if t.id == caller.token_id), None)
 
 
 def visit_view(caller: Principal, household: Household, visit: Visit) -> VisitView:
@@ -430,9 +438,13 @@ def record_visit(
     if at > now:
         raise HTTPException(status_code=400, detail="a visit cannot be recorded in the future")
     worker = caller.person or f"token:{caller.token_id}"
+    care = household.care_worker
+    if body.visitor_name is not None:
+        worker_name = body.visitor_name
+    elif care is not None and caller.person is not None and care.person_id == caller.person:
+        worker_name = care.name
     if worker_name is None:
-        care = household.care_worker
-        worker_name = care.name if care and care.person_id == caller.person else worker
+        worker_name = worker
     spec = VisitSpec(
         at=at,
         condition=body.condition,
@@ -468,7 +480,7 @@ async def post_visit(
     """Record a visit (探访): when, how the resident is, a note, whether to follow up, and the
     alert that called for it. Care workers record visits to their households only."""
     household = find_household(request, caller, desk, community, building, unit)
-    visit = record_visit(desk, caller, household, body, None)
+    visit = record_visit(desk, caller, household, body, token_name(request, caller))
     audit(request, caller, community, audit_name(places_of(request), household), "visit_record")
     return visit_view(caller, household, visit)
 
