@@ -10,6 +10,8 @@ monthly reports read the same record.
 from __future__ import annotations
 
 import builtins
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -18,10 +20,11 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from edge.database import open_database
+from edge.database import open_database, quarantine
 from edge.errors import HouseholdError, HouseholdNotFound
 from edge.model import epoch_ms
 
+_log = logging.getLogger(__name__)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # as the registry's: no '/', no MQTT wildcards
 _PHONE = r"^\+?[0-9][0-9 -]{3,24}$"
 _PERSON = r"^[A-Za-z0-9_.\-]+$"  # as the roster's person ids
@@ -130,6 +133,22 @@ class Household(BaseModel):
         return sorted(called, key=lambda f: f.call_after_minutes or 0)
 
 
+def open_or_set_aside(path: Path, schema: str, what: str) -> tuple[sqlite3.Connection, str | None]:
+    """Open a care file; one SQLite cannot read is moved aside and a new one started, so that
+    alarms keep flowing. What happened is returned (for /healthz) and logged: the register is
+    not rebuilt by itself, someone restores it from a backup (`community-edge restore`)."""
+    try:
+        return open_database(path, schema, check_same_thread=False), None
+    except sqlite3.DatabaseError as exc:
+        moved = quarantine(path)
+        problem = (
+            f"{what} {path} was unreadable ({exc}): moved to {moved}, started empty; "
+            "restore it from a backup"
+        )
+        _log.error("%s", problem)
+        return open_database(path, schema, check_same_thread=False), problem
+
+
 def household_id(community: str, building: str, unit: str) -> str:
     """The household key: `community/building/unit`."""
     return f"{community}/{building}/{unit}"
@@ -153,7 +172,7 @@ class HouseholdStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._conn, self.problem = open_or_set_aside(path, _SCHEMA, "household register")
 
     def close(self) -> None:
         with self._lock:

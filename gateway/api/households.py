@@ -226,6 +226,7 @@ async def create_household(
     visible(request, caller, household.community, audit_name(places, household))
     _keeper(caller, household.community)
     stored = _store(desk, household, 0)
+    await desk.households_changed()
     audit(request, caller, stored.community, audit_name(places, stored), "household_create")
     return view_of(request, caller, desk, stored)
 
@@ -315,6 +316,7 @@ async def import_households(
         count = desk.households.put_many([h for _, h in lines], desk.now())
     except HouseholdError as exc:
         raise HTTPException(status_code=409, detail=f"{exc}; nothing was imported") from None
+    await desk.households_changed()
     audit(request, caller, community, "households:import", "household_import")
     return ImportReport(imported=count, problems=[])
 
@@ -380,6 +382,7 @@ async def put_household(
             detail=f"the body names {household.id}, the path {community}/{building}/{unit}",
         )
     stored = _store(desk, household, household.revision or None)
+    await desk.households_changed()
     audit(request, caller, community, audit_name(places, stored), "household_update")
     return view_of(request, caller, desk, stored)
 
