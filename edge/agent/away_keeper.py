@@ -44,9 +44,7 @@ class AwayKeeper:
         now = self.clock.now()
         rules = self.ticker.pipeline.rules
         back = 0
-        for household in self.households.list():
-            if household.away_until is None:
-                continue
+        for household in self.households.with_away_dates():
             place = (household.community, household.building, household.unit)
             if household.is_away(now):
                 if not rules.is_away(*place):

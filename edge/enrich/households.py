@@ -35,8 +35,10 @@ DEFAULT_CALL_AFTER_MINUTES = 10  # an SOS or a fall nobody on duty acknowledges:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS households (
     id TEXT PRIMARY KEY, community TEXT NOT NULL, building TEXT NOT NULL, unit TEXT NOT NULL,
-    care_worker TEXT, living_alone INTEGER NOT NULL, body TEXT NOT NULL,
+    care_worker TEXT, living_alone INTEGER NOT NULL, away_until_ms INTEGER, body TEXT NOT NULL,
     updated_ms INTEGER NOT NULL, revision INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS households_away ON households (away_until_ms)
+    WHERE away_until_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS households_by_community ON households (community, building, unit);
 CREATE INDEX IF NOT EXISTS households_by_worker ON households (care_worker);
 CREATE TABLE IF NOT EXISTS household_devices (
@@ -233,9 +235,10 @@ class HouseholdStore:
         worker = stored.care_worker.person_id if stored.care_worker else None
         self._conn.execute(
             "INSERT INTO households (id, community, building, unit, care_worker, living_alone, "
-            "body, updated_ms, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "away_until_ms, body, updated_ms, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET care_worker = excluded.care_worker, "
-            "living_alone = excluded.living_alone, body = excluded.body, "
+            "living_alone = excluded.living_alone, away_until_ms = excluded.away_until_ms, "
+            "body = excluded.body, "
             "updated_ms = excluded.updated_ms, revision = excluded.revision",
             (
                 hid,
@@ -244,6 +247,7 @@ class HouseholdStore:
                 stored.unit,
                 worker,
                 int(stored.living_alone),
+                epoch_ms(stored.away_until) if stored.away_until else None,
                 stored.model_dump_json(),
                 epoch_ms(now),
                 stored.revision,
@@ -374,10 +378,18 @@ class HouseholdStore:
                 ).fetchone()
         return int(row[0])
 
+    def with_away_dates(self) -> builtins.list[Household]:
+        """Households with an away end date, past or not (an index, not a scan of the register)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM households WHERE away_until_ms IS NOT NULL ORDER BY id"
+            ).fetchall()
+        return [Household.model_validate_json(r[0]) for r in rows]
+
     def away(self, now: datetime) -> builtins.list[Household]:
         """Households away at `now` (the board shows them; inactivity is not counted)."""
-        return [h for h in self.list() if h.is_away(now)]
+        return [h for h in self.with_away_dates() if h.is_away(now)]
 
     def expired_away(self, now: datetime) -> builtins.list[Household]:
         """Households whose away end date has passed but are still marked away."""
-        return [h for h in self.list() if h.away_until is not None and not h.is_away(now)]
+        return [h for h in self.with_away_dates() if not h.is_away(now)]
