@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
-from edge.enrich import Condition, Household, VisitStatus
+from edge.enrich import Condition, Household, VisitStatus, household_id
+from edge.model import Alert
 from gateway.api.household_schemas import VisitBody
 from gateway.api.households import (
     audit_name,
@@ -27,7 +29,7 @@ from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
 from gateway.privacy import mask_name
-from gateway.tokens import Role
+from gateway.tokens import Principal, Role
 
 router = APIRouter(prefix="/care")
 HOME = f"{PREFIX}/care"
@@ -95,6 +97,22 @@ async def care_home(request: Request, visitor: Anyone) -> Response:
             "worker": worker or "",
         },
     )
+
+
+def visit_href(desk: Desk, caller: Principal, alert: Alert) -> str | None:
+    """The form to record a visit this alert called for, when the alert is of a household in
+    the register and the caller may record visits there (the alert page links to it)."""
+    if alert.device_id.startswith("household:"):
+        unit = alert.device_id.removeprefix("household:")
+        household = desk.households.get(household_id(alert.community, alert.building, unit))
+    else:
+        household = desk.households.household_of_device(alert.device_id)
+    if household is None or household.community != alert.community:
+        return None
+    if not may_visit(caller, household):
+        return None
+    place = f"{household.community}/{household.building}/{household.unit}"
+    return f"{HOME}/households/{place}/visit?alert={quote(alert.id, safe='')}"
 
 
 def _all_with_worker(desk: Desk, visitor: Visitor) -> list[Household]:

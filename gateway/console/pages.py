@@ -19,6 +19,7 @@ from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.care import visit_href
 from gateway.console.page import render
 from gateway.privacy import sees_personal_data
 
@@ -130,6 +131,7 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
+            "visit_href": visit_href(desk, caller, alert),
         },
         status_code=status_code,
     )
