@@ -123,6 +123,12 @@ async def test_a_property_manager_keeps_the_register(world: _World) -> None:
     assert refused.status_code == 409
     assert "already belongs to household a/b1/3-301" in refused.json()["error"]["message"]
 
+    admin = world.token("admin", ["a"])  # sees households masked: not where the device is
+    masked = await world.call("POST", "/v1/households", admin, taken)
+    assert masked.status_code == 409
+    assert "3-301" not in masked.text.replace("sos-a-3-301", "")
+    assert "already belongs to another household" in masked.json()["error"]["message"]
+
     deleted = await world.call("DELETE", "/v1/households/a/b1/3-301", manager)
     assert deleted.status_code == 204
     gone = await world.call("GET", "/v1/households/a/b1/3-301", manager)
