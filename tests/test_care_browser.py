@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -239,3 +240,24 @@ def test_the_care_pages_at_1920_for_a_property_manager(care: _Care) -> None:
         page.click(".filters button")
         page.wait_for_url("**/console/care?worker=li-hua")
         expect(page.locator(".households li")).to_have_count(1)
+
+
+def test_a_care_worker_marks_a_hospital_stay_and_the_return(care: _Care) -> None:
+    with care.phone() as context:
+        page = context.new_page()
+        _sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
+        expect(page.locator("#away")).to_have_text("在家")
+        page.click(".away-form summary")
+        last_day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=3)).date()
+        page.fill("#until", last_day.isoformat())
+        page.fill("#reason", "住院")
+        page.click("#save-away")
+        page.wait_for_url("**/1-102?done=away")
+        back_on = f"{last_day + timedelta(days=1)} 00:00"
+        expect(page.locator("#away")).to_have_text(f"外出至 {back_on} · 住院")
+        _fits(page)
+        page.screenshot(path=artefact("care-household-away-390.png"), full_page=True)
+        page.click(".away-form summary")
+        page.click("#back-home")
+        page.wait_for_url("**/1-102?done=away")
+        expect(page.locator("#away")).to_have_text("在家")

@@ -507,3 +507,25 @@ async def test_an_import_with_problems_names_their_lines_and_stores_nothing(
         "POST", "/v1/households/import?community=b", manager, content=text.encode()
     )
     assert other.status_code == 404
+
+
+async def test_a_care_worker_marks_her_household_away_and_back(world: _World) -> None:
+    await _register(world, household("3-301"), household("3-302", worker="li-hua"))
+    wang = world.token("care_worker", ["a"], "wang-fang")
+    until = (NOW + timedelta(days=5)).isoformat()
+    body = {"away": True, "until": until, "reason": "探亲"}
+    mine = await world.call("PUT", "/v1/households/a/b1/3-301/away", wang, body)
+    assert mine.status_code == 200, mine.text
+    assert world.agent.pipeline.rules.is_away("a", "b1", "3-301")
+    not_hers = await world.call("PUT", "/v1/households/a/b1/3-302/away", wang, body)
+    unknown = await world.call("PUT", "/v1/households/a/b1/3-399/away", wang, body)
+    assert (not_hers.status_code, unknown.status_code) == (404, 404)
+    assert not world.agent.pipeline.rules.is_away("a", "b1", "3-302")
+    family = world.token("family", ["a"], "fam-3-301")
+    refused = await world.call("PUT", "/v1/households/a/b1/3-301/away", family, {"away": False})
+    assert refused.status_code == 403
+    back = await world.call("PUT", "/v1/households/a/b1/3-301/away", wang, {"away": False})
+    assert back.json() == {"away": False, "until": None, "reason": None}
+    record = world.agent.households.get("a/b1/3-301")
+    assert record is not None
+    assert (record.away_until, record.away_reason) == (None, None)

@@ -5,7 +5,7 @@ care worker records a visit with. The same scope, masking and audit as the house
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from gateway.api.households import (
     record_visit,
 )
 from gateway.api.security import audit, masked, places_of
+from gateway.auth import ACTORS
 from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
@@ -176,6 +177,8 @@ async def _household_page(
             "visits": visits,
             "status": status,
             "may_visit": may_visit(caller, household),
+            "may_mark_away": may_mark_away(caller, household),
+            "today": f"{now.astimezone(_zone(request)):%Y-%m-%d}",
             "base": f"{HOME}/households/{view.community}/{view.building}/{view.unit}",
             "message": message,
         },
@@ -188,7 +191,7 @@ async def household_page(
 ) -> Response:
     """A household: who lives there, family to call, care worker, away, alerts, visits."""
     done = request.query_params.get("done")
-    message = ("ok", "visit_saved") if done == "visit" else None
+    message = {"visit": ("ok", "visit_saved"), "away": ("ok", "away_saved")}.get(done or "")
     return await _household_page(request, visitor, community, building, unit, message)
 
 
@@ -280,5 +283,53 @@ async def save_visit(
     view = shown(caller, household, places_of(request))
     return RedirectResponse(
         f"{HOME}/households/{view.community}/{view.building}/{view.unit}?done=visit",
+        status_code=303,
+    )
+
+
+def may_mark_away(caller: Principal, household: Household) -> bool:
+    """The roles that act, and the household's care worker (as PUT .../away allows)."""
+    if caller.role is Role.CARE_WORKER:
+        return may_visit(caller, household)
+    return caller.role in ACTORS and caller.may_see(household.community)
+
+
+@router.post("/households/{community}/{building}/{unit}/away")
+async def save_away(
+    request: Request, visitor: Anyone, community: Part, building: Part, unit: Part
+) -> Response:
+    """Away until a day (hospital, visiting family), or back home; as PUT .../away does."""
+    form = await form_of(request)
+    check_csrf(request, visitor, form)
+    desk = _desk(request)
+    caller = visitor.principal
+    household = find_household(request, caller, desk, community, building, unit)
+    if not may_mark_away(caller, household):
+        raise HTTPException(status_code=403, detail="may not mark it away")
+    away = form.get("away") == "1"
+    until = None
+    if away:
+        try:
+            day = date.fromisoformat(form.get("until", ""))
+        except ValueError:
+            return await _household_page(
+                request, visitor, community, building, unit, ("problem", "away_bad_date")
+            )
+        # back on the morning after the last day away, in the community's time zone
+        until = datetime.combine(day + timedelta(days=1), time(), tzinfo=_zone(request))
+        if until <= desk.now():
+            return await _household_page(
+                request, visitor, community, building, unit, ("problem", "away_bad_date")
+            )
+    reason = form.get("reason", "").strip()[:200] or None
+    await desk.set_away(
+        household.community, household.building, household.unit, away, until, reason
+    )
+    audit(
+        request, caller, household.community, audit_name(places_of(request), household), "set_away"
+    )
+    view = shown(caller, household, places_of(request))
+    return RedirectResponse(
+        f"{HOME}/households/{view.community}/{view.building}/{view.unit}?done=away",
         status_code=303,
     )

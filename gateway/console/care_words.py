@@ -66,4 +66,10 @@ CARE_WORDS: dict[str, tuple[str, str]] = {
     "care_worker_phone": ("网格员电话", "Care worker's phone"),
     "hidden_role": ("（按角色隐藏）", "(hidden for your role)"),
     "my_relative": ("我的家人", "My relative"),
+    "mark_away": ("登记外出", "Mark away"),
+    "away_last_day": ("外出至（含当天）", "Away through (last day)"),
+    "away_reason": ("原因（住院、探亲等）", "Reason (hospital, visiting family...)"),
+    "back_home": ("已回家", "Back home"),
+    "away_saved": ("已更新外出状态。", "Away status updated."),
+    "away_bad_date": ("请填写今天或以后的日期。", "Enter today or a later day."),
 }
