@@ -529,3 +529,39 @@ async def test_a_care_worker_marks_her_household_away_and_back(world: _World) ->
     record = world.agent.households.get("a/b1/3-301")
     assert record is not None
     assert (record.away_until, record.away_reason) == (None, None)
+
+
+async def test_text_people_read_is_checked_and_a_formula_stays_text_in_excel(world: _World) -> None:
+    manager = world.token("property_manager", ["a"])
+    bidi = household("3-309", residents=[{"name": "张\u202e英"}])
+    refused = await world.call("POST", "/v1/households", manager, bidi)
+    assert refused.status_code == 422
+    assert "U+202E" in refused.json()["error"]["message"]
+    colon = household("3-309", family=[{"name": "李:明", "phone": "13900001111"}])
+    refused = await world.call("POST", "/v1/households", manager, colon)
+    assert refused.status_code == 422
+    assert "family.0.name" in refused.json()["error"]["message"]
+    formula = household(
+        "3-301",
+        residents=[{"name": '=HYPERLINK("x.cn","点我")', "phone": "+8613812345678"}],
+        note="@SUM(1)",
+    )
+    assert (await world.call("POST", "/v1/households", manager, formula)).status_code == 201
+    data = (await world.call("GET", "/v1/households/export", manager)).content
+    row = next(csv.reader(io.StringIO(data.decode("utf-8-sig").splitlines()[1])))
+    assert row[6].startswith("'=HYPERLINK")  # Excel shows it, does not run it
+    assert row[14] == "'@SUM(1)"
+    await world.call("DELETE", "/v1/households/a/b1/3-301", manager)
+    imported = await world.call("POST", "/v1/households/import?community=a", manager, content=data)
+    assert imported.status_code == 200, imported.text
+    back = world.agent.households.get("a/b1/3-301")
+    assert back is not None
+    assert back.residents[0].name == '=HYPERLINK("x.cn","点我")'
+    assert back.residents[0].phone == "+8613812345678"
+    assert back.note == "@SUM(1)"
+
+    wang = world.token("care_worker", ["a"], "wang-fang")
+    bad_note = await world.call(
+        "POST", "/v1/households/a/b1/3-301/visits", wang, {"condition": "good", "note": "a\x1bb"}
+    )
+    assert bad_note.status_code == 422

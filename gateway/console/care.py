@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
@@ -25,6 +26,7 @@ from gateway.api.households import (
     record_visit,
 )
 from gateway.api.security import audit, masked, places_of
+from gateway.api.untrusted_text import one_line
 from gateway.auth import ACTORS
 from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
@@ -261,13 +263,16 @@ async def save_visit(
         at = at.replace(tzinfo=_zone(request))
     if values["condition"] not in {c.value for c in Condition}:
         return _visit_form(request, visitor, household, values, "visit_bad_condition", 400)
-    body = VisitBody(
-        at=at.astimezone(UTC),
-        condition=Condition(values["condition"]),
-        note=values["note"].strip(),
-        follow_up=bool(values["follow_up"]),
-        alert_id=values["alert_id"] or None,
-    )
+    try:
+        body = VisitBody(
+            at=at.astimezone(UTC),
+            condition=Condition(values["condition"]),
+            note=values["note"].strip(),
+            follow_up=bool(values["follow_up"]),
+            alert_id=values["alert_id"] or None,
+        )
+    except ValidationError:  # a control or bidi character in the note
+        return _visit_form(request, visitor, household, values, "visit_bad_text", 400)
     try:
         record_visit(desk, caller, household, body, visitor.name)
     except HTTPException as exc:
@@ -322,6 +327,12 @@ async def save_away(
                 request, visitor, community, building, unit, ("problem", "away_bad_date")
             )
     reason = form.get("reason", "").strip()[:200] or None
+    try:
+        one_line(reason or "")
+    except ValueError:
+        return await _household_page(
+            request, visitor, community, building, unit, ("problem", "visit_bad_text")
+        )
     await desk.set_away(
         household.community, household.building, household.unit, away, until, reason
     )

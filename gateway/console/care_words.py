@@ -59,6 +59,10 @@ CARE_WORDS: dict[str, tuple[str, str]] = {
     "visit_bad_time": ("请填写探访时间。", "Enter when the visit was."),
     "visit_bad_condition": ("请选择老人状况。", "Choose how the resident is."),
     "visit_not_allowed": ("您的角色不能记录探访。", "Your role may not record visits."),
+    "visit_bad_text": (
+        "文字中含有不允许的控制字符，请删除后重试。",
+        "The text holds a control character that is not allowed; remove it and retry.",
+    ),
     "visit_bad_alert": ("该告警不属于这户。", "That alert is not of this household."),
     "back_care": ("返回住户列表", "Back to the households"),
     "call": ("拨打", "Call"),
