@@ -194,6 +194,10 @@ class Roster:
     def person(self, person_id: str) -> Person:
         return self._people[person_id]
 
+    def contact(self, person_id: str) -> Person | None:
+        """The person with this id, None if the roster has none (`edge.sinks.Directory`)."""
+        return self._people.get(person_id)
+
     def teams_for(self, community: str, building: str | None = None) -> list[Team]:
         """The teams that answer for a place: the building's own, then the community's."""
         own = [t for t in self.spec.teams if t.community == community and t.building == building]

@@ -6,7 +6,16 @@ from edge.sinks.alert_api import AlertApiSink
 from edge.sinks.channels.channel import Channel
 from edge.sinks.channels.delivery_log import Delivery, DeliveryLog
 from edge.sinks.channels.dingtalk import DingtalkSink
-from edge.sinks.channels.message import NoticeFormat
+from edge.sinks.channels.message import (
+    LINK_VERBS,
+    ActionLink,
+    Contact,
+    Directory,
+    LinkMaker,
+    LinkVerb,
+    Notice,
+    NoticeFormat,
+)
 from edge.sinks.channels.robot import RateWindow, RobotSink
 from edge.sinks.channels.route import Route, TimeWindow
 from edge.sinks.channels.wecom import WecomSink
@@ -17,12 +26,19 @@ from edge.sinks.webhook import WebhookSink
 
 __all__ = [
     "HTTP_TIMEOUT_S",
+    "LINK_VERBS",
+    "ActionLink",
     "AlertApiSink",
     "Channel",
+    "Contact",
     "Delivery",
     "DeliveryLog",
     "DingtalkSink",
+    "Directory",
     "InfluxSink",
+    "LinkMaker",
+    "LinkVerb",
+    "Notice",
     "NoticeFormat",
     "RateWindow",
     "ReadingStore",
