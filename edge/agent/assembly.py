@@ -12,7 +12,7 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +33,8 @@ from edge.alerts import (
     EscalationPolicy,
     FlapDetector,
     Incident,
+    Reach,
+    Roster,
     Silence,
     SilenceBook,
     SilenceSpec,
@@ -65,6 +67,7 @@ from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 _log = logging.getLogger(__name__)
 # how long entries a sink refused (set aside) keep /healthz degraded
 SET_ASIDE_DEGRADES_S = 24 * 3600
+UNREACHED_DEGRADES_S = 3600  # /healthz is degraded this long after a step reached nobody
 
 
 def _restart_note(status: SessionStatus) -> str | None:
@@ -136,6 +139,8 @@ class Agent:
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
         owners: Sequence[str] = (),
+        roster: Roster | None = None,
+        reach: Reach | None = None,
     ) -> None:
         """`owners` says who configured each of `sinks`, in order, for the error that names both
         owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
@@ -153,6 +158,8 @@ class Agent:
         self.registry = registry
         self.registry_file = registry_file
         self.community_rules = community_rules
+        self.roster = roster  # whom escalation steps naming people reach
+        self.reach = reach  # whether a channel carries an escalation step
         self.ticker: RuleTicker
         self.liveness = DeviceHealth(clock, profiles)
         self.monitor: LivenessMonitor
@@ -194,6 +201,8 @@ class Agent:
             silences=SilenceBook(self.alert_store.silences(current_at=self.clock.now())),
             flaps=FlapDetector(config.flap_transitions, config.flap_window_s),
             incident_window_s=config.incident_window_s,
+            roster=self.roster,
+            reach=self.reach,
         )
         self.escalator = Escalator(self.alerts, self.outbox, check_s=config.escalation_check_s)
         self.liveness.reserve(self.registry.slots)
@@ -509,6 +518,7 @@ class Agent:
                 for f in self.forwarders
             },
             "open_alerts": len(self.alerts),
+            "escalation": self._escalation_health(now),
             "devices": {
                 "registered": len(self.registry),
                 "open_enrollment": self.registry.open_enrollment,
@@ -516,4 +526,19 @@ class Agent:
                 "unregistered_topics": len(self.pipeline.unregistered),
                 "registry_error": self.registry_file.last_error if self.registry_file else None,
             },
+        }
+
+    def _escalation_health(self, now: datetime) -> dict[str, Any]:
+        """Steps that reached nobody: not ok for `UNREACHED_DEGRADES_S` after the latest."""
+        unreached = self.alerts.unreached
+        recent = (
+            unreached.last_at is not None
+            and (now - unreached.last_at).total_seconds() < UNREACHED_DEGRADES_S
+        )
+        return {
+            "ok": not recent,
+            "pending": self.alerts.escalations_pending,
+            "unreached_steps": unreached.count,
+            "last_unreached_at": unreached.last_at.isoformat() if unreached.last_at else None,
+            "last_unreached": unreached.last,
         }

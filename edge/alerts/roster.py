@@ -194,6 +194,9 @@ class Roster:
     def person(self, person_id: str) -> Person:
         return self._people[person_id]
 
+    def has_team(self, team_id: str) -> bool:
+        return team_id in self._teams
+
     def contact(self, person_id: str) -> Person | None:
         """The person with this id, None if the roster has none (`edge.sinks.Directory`)."""
         return self._people.get(person_id)

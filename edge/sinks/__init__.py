@@ -16,6 +16,7 @@ from edge.sinks.channels.message import (
     Notice,
     NoticeFormat,
 )
+from edge.sinks.channels.person_rate import Admission, PersonRate, ReachSummary
 from edge.sinks.channels.robot import RateWindow, RobotSink
 from edge.sinks.channels.route import Route, TimeWindow
 from edge.sinks.channels.wecom import WecomSink
@@ -28,6 +29,7 @@ __all__ = [
     "HTTP_TIMEOUT_S",
     "LINK_VERBS",
     "ActionLink",
+    "Admission",
     "AlertApiSink",
     "Channel",
     "Contact",
@@ -40,7 +42,9 @@ __all__ = [
     "LinkVerb",
     "Notice",
     "NoticeFormat",
+    "PersonRate",
     "RateWindow",
+    "ReachSummary",
     "ReadingStore",
     "RobotSink",
     "Route",

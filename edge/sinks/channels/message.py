@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 from edge.model import Alert, AlertEvent, AlertEventKind, Severity
+from edge.sinks.channels.person_rate import ReachSummary
 
 SEVERITY_LABEL: dict[Severity, str] = {
     Severity.CRITICAL: "紧急 CRITICAL",
@@ -201,6 +202,21 @@ class NoticeFormat:
         people = self.people(event)
         actions = action_links(self.links, alert, people) if _actionable(event) else ()
         return Notice(self._title(event), tuple(lines), self.link(event), actions, people)
+
+    def summary(self, summary: ReachSummary) -> Notice:
+        """One person's summary in place of the messages a flood would have sent them."""
+        person = self.directory.contact(summary.person) if self.directory else None
+        since = summary.since.astimezone(self._zone)
+        until = summary.until.astimezone(self._zone)
+        name = clean(person.name, 20) if person is not None else clean(summary.person, 40)
+        lines = (
+            f"{name}: 自 {since:%H:%M} 起 {summary.alerts} 条告警 alerts for you since {since:%H:%M}",
+            f"单条通知暂停至 {until:%H:%M} Single messages paused until {until:%H:%M}",
+            "全部告警见值班台 Every alert is on the duty console",
+        )
+        link = f"{self._public_url}/console/" if self._public_url else None
+        people = (person,) if person is not None else ()
+        return Notice(f"【告警汇总 Alert flood】{name}", lines, link, (), people)
 
     def line(self, event: AlertEvent) -> str:
         """One event as a single line of a digest."""

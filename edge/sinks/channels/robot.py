@@ -31,6 +31,7 @@ from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
 from edge.sinks.channels.message import Notice, NoticeFormat
+from edge.sinks.channels.person_rate import ReachSummary
 from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
@@ -161,6 +162,12 @@ class RobotSink(ABC):
             self.messages += 1
             self.digests += len(group) > 1
         _log.debug("%s %s took %d alert events", self.vendor, self.name, len(events))
+
+    async def write_summary(self, summary: ReachSummary) -> None:
+        """One message to the group that mentions the person: a summary instead of a flood."""
+        await self.rate.acquire()
+        await self._send(self._notices.summary(summary))
+        self.messages += 1
 
     async def close(self) -> None:
         if self._client is None:
