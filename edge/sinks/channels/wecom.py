@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge.clock import Clock
-from edge.sinks.channels.message import Notice, NoticeFormat, clip
+from edge.sinks.channels.message import LINK_LABEL, Notice, NoticeFormat, clip
 from edge.sinks.channels.robot import RateWindow, RobotSink
 from edge.sinks.refusal import HTTP_TIMEOUT_S
 
@@ -36,9 +36,9 @@ CARD_TITLE_CHARS = 26
 CARD_SUBTITLE_CHARS = 112
 CARD_ROWS = 6
 CARD_KEY_CHARS = 5
-CARD_VALUE_CHARS = 26
+CARD_VALUE_CHARS = 40  # 26 recommended; an alert id needs 32
 CARD_JUMPS = 3
-CARD_JUMP_CHARS = 13
+CARD_JUMP_CHARS = 13  # a jump's title: the Chinese label only (the page says it in full)
 
 
 class WecomSink(RobotSink):
@@ -97,7 +97,7 @@ def _card(notice: Notice) -> dict[str, Any]:
     """A `text_notice` template card: the notice's lines, the first person's three links."""
     person = notice.actions[0].person
     jumps = [
-        {"type": 1, "title": a.label[:CARD_JUMP_CHARS], "url": a.url}
+        {"type": 1, "title": LINK_LABEL[a.verb][0][:CARD_JUMP_CHARS], "url": a.url}
         for a in notice.actions
         if a.person == person
     ][:CARD_JUMPS]
