@@ -184,6 +184,7 @@ def test_the_next_person_is_reached_when_the_first_does_not_answer_and_a_link_en
             lambda: cards if len(cards := _wecom_cards_for(wecom, second)) >= 2 else None,
             what="cards to the next person",
         )
+        assert escalated is not None
         alerts = {
             a["device_id"]: a["id"] for a in agent.get("/v1/alerts", community=community)["items"]
         }
@@ -281,6 +282,7 @@ def test_a_flood_rings_one_person_a_bounded_number_of_times_and_one_summary(
             timeout=60,
             what="1,000 alerts",
         )
+        assert ids is not None
 
         def told(robot: RobotReceiver) -> set[str]:
             return {i for i in ids if any(i in r.text for r in robot.accepted)}
