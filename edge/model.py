@@ -152,6 +152,9 @@ class Alert(BaseModel):
     # when the next escalation step is due; None: nothing due (no policy, acknowledged, resolved).
     # Stored with the alert, so escalation timers survive a restart
     next_escalation_at: AwareDatetime | None = None
+    # family contacts of the household (in their calling order) told so far: an SOS or a fall
+    # nobody on duty acknowledged in time also reaches them (edge.agent.family_caller)
+    family_notified: int = 0
     revision: int = 0  # +1 on every change: the alert store keeps the highest
 
 

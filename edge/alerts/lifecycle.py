@@ -265,6 +265,19 @@ class AlertBook:
             self._remember(alert)
         return events
 
+    def notify_people(
+        self, alert_id: str, people: tuple[str, ...], tier: str, note: str, **changes: Any
+    ) -> AlertEvent:
+        """An `escalated` event that reaches `people` outside the policy's steps (a household's
+        family), with `changes` to the alert (how many of them are told now)."""
+        alert = self._open_alert(alert_id)
+        now = self._clock.now()
+        updated = _changed(alert, now, escalations=alert.escalations + 1, **changes)
+        self._remember(updated)
+        return self._event(
+            AlertEventKind.ESCALATED, updated, ESCALATION_ACTOR, note, tier=tier, people=people
+        )
+
     def handled(self, alert_id: str) -> str | None:
         """Who has taken the alert or its incident ("acknowledged by 李伟"); None while it still
         asks for someone, and for an alert no longer open (a brief alarm is still told of).
