@@ -169,6 +169,10 @@ async def set_away(
     household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
     visible(request, caller, community, household)
     may_act(caller)
-    away = await desk.set_away(community, building, unit, body.away)
+    if body.away and body.until is not None and body.until <= desk.now():
+        raise HTTPException(status_code=400, detail="`until` is already past")
+    away = await desk.set_away(community, building, unit, body.away, body.until, body.reason)
     audit(request, caller, community, household, "set_away")
-    return AwayBody(away=away)
+    return AwayBody(
+        away=away, until=body.until if away else None, reason=body.reason if away else None
+    )
