@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from edge.agent import parse_family_person_id
 from edge.model import Alert, is_life_safety
 from edge.sinks import Contact, LinkVerb
 from gateway.action_links import ActionLinks, LinkAction
@@ -41,6 +42,8 @@ class NotificationLinks:
     def link(self, alert: Alert, verb: LinkVerb, person: Contact) -> str | None:
         if self._base is None:
             return None
+        if verb == "resolve" and parse_family_person_id(person.id) is not None:
+            return None  # a relative takes the alarm or comes; closing it is for the staff
         token = self._links.issue(
             alert.id,
             _ACTION[verb],

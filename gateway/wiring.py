@@ -30,6 +30,7 @@ from gateway.audit import AuditLog
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.notification_links import NotificationLinks
+from gateway.people import StaffDirectory
 from gateway.reach import ChannelReach
 from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
@@ -233,7 +234,10 @@ def _channels(
         life_safety_minutes=notes.link_minutes_life_safety,
         other_minutes=notes.link_minutes,
     )
-    notices = NoticeFormat(notes.zone, notes.public_url, links=maker, directory=roster)
+    # group robots reach the duty staff: the roster alone (no family number in a staff group)
+    notices = NoticeFormat(
+        notes.zone, notes.public_url, links=maker, directory=StaffDirectory(roster)
+    )
     for channel in settings.channels:
         route = channel.route.route(notes.zone)
         out.append(

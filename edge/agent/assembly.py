@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.agent.away_keeper import AwayKeeper
 from edge.agent.escalator import Escalator
+from edge.agent.family_caller import FamilyCaller
 from edge.agent.liveness_monitor import LivenessMonitor
 from edge.agent.pipeline import Pipeline
 from edge.agent.rule_ticker import RuleTicker
@@ -281,6 +282,7 @@ class Agent:
             self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
         )
         self.households = HouseholdStore(data / "households.db")
+        self.escalator.family = FamilyCaller(self.alerts, self.households, self.clock)
         self.visits = VisitStore(data / "visits.db")
         self.away_keeper = AwayKeeper(
             self.households, self.ticker, self.clock, check_s=self.config.away_check_s

@@ -171,16 +171,16 @@ class Channel:
             try:
                 await self.sink.write_summary(summary)
             except SinkError as exc:
-                _log.warning("channel %s: summary for %s not sent yet: %s", self.name,
-                             summary.person, exc)  # fmt: skip
+                _log.warning("channel %s: a summary not sent yet: %s", self.name, exc)
                 return
             self._summaries.pop(0)
             self.summaries_sent += 1
+            who = "a family contact" if summary.person.startswith("family:") else summary.person
             _log.info(
                 "channel %s: %d alerts for %s summarised; single messages resume at %s",
                 self.name,
                 summary.alerts,
-                summary.person,
+                who,
                 summary.until.isoformat(),
             )
 

@@ -88,9 +88,14 @@ class DingtalkSink(RobotSink):
 
     def content(self, notice: Notice) -> str:
         text = notice.markdown("\n\n")
-        if self._mentions:
-            text += "\n\n" + " ".join(f"@{m}" for m in self._mentions)
+        mentions = self._mentioned(notice)
+        if mentions:
+            text += "\n\n" + " ".join(f"@{m}" for m in mentions)
         return text
+
+    def _mentioned(self, notice: Notice) -> list[str]:
+        """The configured numbers and those of the people the notice addresses."""
+        return list(dict.fromkeys([*self._mentions, *(p.phone for p in notice.people if p.phone)]))
 
     def body(self, notice: Notice) -> dict[str, Any]:
         if notice.actions:
@@ -107,15 +112,13 @@ class DingtalkSink(RobotSink):
                     ],
                 },
             }
-        mentions = [*self._mentions, *(p.phone for p in notice.people if p.phone)]
-        mentions = list(dict.fromkeys(mentions))
-        text = notice.markdown("\n\n")
-        if mentions:
-            text += "\n\n" + " ".join(f"@{m}" for m in mentions)
         return {
             "msgtype": "markdown",
-            "markdown": {"title": notice.title[:TITLE_CHARS], "text": clip(text, self.max_bytes)},
-            "at": {"atMobiles": mentions, "isAtAll": False},
+            "markdown": {
+                "title": notice.title[:TITLE_CHARS],
+                "text": clip(self.content(notice), self.max_bytes),
+            },
+            "at": {"atMobiles": self._mentioned(notice), "isAtAll": False},
         }
 
 

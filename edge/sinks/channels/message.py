@@ -241,7 +241,9 @@ class NoticeFormat:
         title = f"告警汇总 Alert digest: {len(events)} 条 events"
         if critical:
             title += f", {critical} 紧急 critical"
-        return Notice(title, tuple(self.line(e) for e in events))
+        # the people its events address are mentioned once (no links: those are per alert)
+        people = {c.id: c for e in events for c in self.people(e)}
+        return Notice(title, tuple(self.line(e) for e in events), people=tuple(people.values()))
 
     def digests(
         self, events: Sequence[AlertEvent], fits: Callable[[Notice], bool]

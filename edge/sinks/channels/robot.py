@@ -175,8 +175,12 @@ class RobotSink(ABC):
         client, self._client = self._client, None
         await client.aclose()
 
+    def limit(self, notice: Notice) -> int:
+        """The vendor's size limit for this notice's message type."""
+        return self.max_bytes
+
     def _fits(self, notice: Notice) -> bool:
-        return len(self.content(notice).encode()) <= self.max_bytes
+        return len(self.content(notice).encode()) <= self.limit(notice)
 
     async def _send(self, notice: Notice) -> None:
         if self._client is None:

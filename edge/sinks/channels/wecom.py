@@ -75,22 +75,26 @@ class WecomSink(RobotSink):
         )
 
     def content(self, notice: Notice) -> str:
-        return notice.text() if self._mentions else notice.markdown("\n")
+        return notice.text() if self._mentioned(notice) else notice.markdown("\n")
+
+    def limit(self, notice: Notice) -> int:
+        return TEXT_MAX_BYTES if self._mentioned(notice) else MARKDOWN_MAX_BYTES
 
     def body(self, notice: Notice) -> dict[str, Any]:
         if notice.actions:
             return _card(notice)
-        mentions = [*self._mentions, *(p.phone for p in notice.people if p.phone)]
+        content = clip(self.content(notice), self.limit(notice))
+        mentions = self._mentioned(notice)
         if mentions:
             return {
                 "msgtype": "text",
-                "text": {
-                    "content": clip(notice.text(), TEXT_MAX_BYTES),
-                    "mentioned_mobile_list": list(dict.fromkeys(mentions)),
-                },
+                "text": {"content": content, "mentioned_mobile_list": mentions},
             }
-        content = clip(self.content(notice), self.max_bytes)
         return {"msgtype": "markdown", "markdown": {"content": content}}
+
+    def _mentioned(self, notice: Notice) -> list[str]:
+        """The configured numbers and those of the people the notice addresses."""
+        return list(dict.fromkeys([*self._mentions, *(p.phone for p in notice.people if p.phone)]))
 
 
 def _card(notice: Notice) -> dict[str, Any]:
