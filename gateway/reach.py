@@ -22,9 +22,13 @@ class ChannelReach:
         self.channels = [c for c in channels if c.route is not None]
         self.agent: Agent | None = None
 
+    @property
+    def console_only(self) -> bool:
+        return not self.channels
+
     def unreached(self, event: AlertEvent) -> str | None:
         if not self.channels:
-            return "no notification channel is configured (channels:)"
+            return "no notification channel is configured (channels:): the console only"
         taking: list[Channel] = []
         refused: list[str] = []
         for channel in self.channels:

@@ -30,6 +30,8 @@ PEOPLE_POLICY = EscalationPolicy(
 
 
 class _NoChannel:
+    console_only = False
+
     def __init__(self) -> None:
         self.down = False
 

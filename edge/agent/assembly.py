@@ -544,12 +544,11 @@ class Agent:
         }
 
     def _escalation_health(self, now: datetime) -> dict[str, Any]:
-        """Steps that reached nobody: not ok for `UNREACHED_DEGRADES_S` after the latest."""
+        """Steps that reached nobody: not ok for `UNREACHED_DEGRADES_S` after the latest (but for
+        a gateway configured with no channel at all: said, not degraded)."""
         unreached = self.alerts.unreached
-        recent = (
-            unreached.last_at is not None
-            and (now - unreached.last_at).total_seconds() < UNREACHED_DEGRADES_S
-        )
+        fault = unreached.last_fault_at
+        recent = fault is not None and (now - fault).total_seconds() < UNREACHED_DEGRADES_S
         return {
             "ok": not recent,
             "pending": self.alerts.escalations_pending,

@@ -301,11 +301,13 @@ class AlertBook:
     ) -> AlertEvent:
         """The event as is when its step reaches someone; else saying so, the next step due now."""
         why = target.nobody
+        fault = True
         if why is None and self.reach is not None and event.notify:
             why = self.reach.unreached(event)
+            fault = not self.reach.console_only
         if why is None:
             return event
-        self.unreached.note(event.alert, why, now)
+        self.unreached.note(event.alert, why, now, fault=fault)
         alert = event.alert
         if has_next(policy, done):
             alert = alert.model_copy(update={"next_escalation_at": now})

@@ -18,7 +18,15 @@ from edge.model import Alert, AlertEvent
 
 
 class Reach(Protocol):
-    """Whether any channel will carry an event: None if one will, else why none will."""
+    """Whether any channel will carry an event: None if one will, else why none will.
+
+    `console_only`: the gateway has no notification channel at all, by its configuration (a
+    demo, a console-only site): a step is still said to reach nobody on the alert, but that is
+    no fault of the moment, so /healthz does not turn degraded for it.
+    """
+
+    @property
+    def console_only(self) -> bool: ...
 
     def unreached(self, event: AlertEvent) -> str | None: ...
 
@@ -49,11 +57,14 @@ class Unreached:
     count: int = 0
     last_at: datetime | None = None
     last: str | None = None  # "alert <id> (<rule>): <why>"
+    last_fault_at: datetime | None = None  # the latest that was not by configuration
 
-    def note(self, alert: Alert, why: str, at: datetime) -> None:
+    def note(self, alert: Alert, why: str, at: datetime, *, fault: bool = True) -> None:
         self.count += 1
         self.last_at = at
         self.last = f"alert {alert.id} ({alert.rule}, {alert.community}/{alert.building}): {why}"
+        if fault:
+            self.last_fault_at = at
 
 
 def _people(
