@@ -164,3 +164,21 @@ def test_one_person_gets_at_most_limit_plus_one_messages_per_period() -> None:
     assert rate.admit("wang-fang")[0] is Admission.SEND  # per person
     clock.advance(600)
     assert rate.admit("li-wei")[0] is Admission.SEND  # the period is over: one by one again
+
+
+class _ConsoleOnly:
+    console_only = True
+
+    def unreached(self, event: AlertEvent) -> str | None:
+        return "no notification channel is configured (channels:): the console only"
+
+
+def test_a_console_only_gateway_says_so_and_keeps_the_schedule() -> None:
+    clock = FakeClock(datetime(2026, 12, 3, 2, 0, tzinfo=UTC))
+    alerts = _book(clock, reach=_ConsoleOnly())
+    opened = raised(alerts, SOS, device("sos-1", community="sunshine-garden"), clock)
+    assert "the console only" in (opened.note or "")
+    assert "next step at once" not in (opened.note or "")
+    assert alerts.escalate_due() == []  # step 2 stays at 60 s
+    assert alerts.unreached.count == 1
+    assert alerts.unreached.last_fault_at is None  # /healthz stays ok

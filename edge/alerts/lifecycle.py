@@ -309,6 +309,8 @@ class AlertBook:
             return event
         self.unreached.note(event.alert, why, now, fault=fault)
         alert = event.alert
+        if not fault:  # no channel by configuration: the console is all there is, on schedule
+            return event.model_copy(update={"note": _joined(event.note, why)})
         if has_next(policy, done):
             alert = alert.model_copy(update={"next_escalation_at": now})
             then = "the next step at once"
