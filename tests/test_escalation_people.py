@@ -5,6 +5,8 @@ an incident, and the per-person rate of a channel (one summary instead of a floo
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -182,3 +184,32 @@ def test_a_console_only_gateway_says_so_and_keeps_the_schedule() -> None:
     assert alerts.escalate_due() == []  # step 2 stays at 60 s
     assert alerts.unreached.count == 1
     assert alerts.unreached.last_fault_at is None  # /healthz stays ok
+
+
+def test_a_roster_change_is_taken_without_a_restart_and_a_broken_one_is_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "roster.yaml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    clock = FakeClock(datetime(2026, 12, 3, 2, 0, tzinfo=UTC))  # 10:00 local: 李伟's day shift
+    roster = Roster.load(path)
+    alerts = book(clock, PEOPLE_POLICY, roster=roster)
+    assert raised(alerts, SOS, device("sos-1", community="sunshine-garden"), clock).people == (
+        "li-wei",
+    )
+    cover = (
+        "\n  - {team: garden-security, person: chen-jing, start: 2026-12-03T09:00:00+08:00,"
+        " end: 2026-12-03T18:00:00+08:00, reason: covers for Li}\n"
+    )
+    path.write_text(path.read_text(encoding="utf-8") + cover, encoding="utf-8")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert roster.refresh()
+    assert raised(alerts, SOS, device("sos-2", community="sunshine-garden"), clock).people == (
+        "chen-jing",
+    )
+    path.write_text("people: [{id: x}]\n", encoding="utf-8")  # a person without a name
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000))
+    assert not roster.refresh()
+    assert roster.last_error is not None
+    assert "the roster read before holds" in roster.last_error
+    assert roster.contact("chen-jing") is not None  # still the good one

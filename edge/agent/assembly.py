@@ -549,10 +549,12 @@ class Agent:
         unreached = self.alerts.unreached
         fault = unreached.last_fault_at
         recent = fault is not None and (now - fault).total_seconds() < UNREACHED_DEGRADES_S
+        roster_error = self.alerts.roster.last_error if self.alerts.roster else None
         return {
-            "ok": not recent,
+            "ok": not recent and roster_error is None,
             "pending": self.alerts.escalations_pending,
             "unreached_steps": unreached.count,
             "last_unreached_at": unreached.last_at.isoformat() if unreached.last_at else None,
             "last_unreached": unreached.last,
+            "roster_error": roster_error,
         }

@@ -34,6 +34,8 @@ class Escalator:
 
     async def check(self) -> list[AlertEvent]:
         """One round: the due steps become events, committed to the outbox before they count."""
+        if self.alerts.roster is not None:
+            self.alerts.roster.refresh()  # a stat; the file is read again only when it changed
         events = self.alerts.escalate_due()
         if self.family is not None:
             events += self.family.due()
