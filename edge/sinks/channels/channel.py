@@ -100,7 +100,8 @@ class Channel:
         try:
             await self.sink.write_events(send)
         except SinkError as exc:
-            self.failing = str(exc)
+            if not isinstance(exc, SinkRejected):  # a refused message is that message's fault
+                self.failing = str(exc)
             delivered = [e for e in send if e.id in exc.delivered]
             if delivered:
                 await self._record(delivered, DeliveryResult.DELIVERED)
