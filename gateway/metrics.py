@@ -249,6 +249,7 @@ async def render_metrics(
                 [({}, usage.total_bytes)],
             ),
         ]
+    families += _household_families(agent)
     if retention is not None:
         families.append(
             (
@@ -264,3 +265,35 @@ async def render_metrics(
         out.append(f"# TYPE {name} {kind}")
         out.extend(_line(name, labels, value) for labels, value in samples)
     return "\n".join(out) + "\n"
+
+
+def _household_families(agent: Agent) -> list[tuple[str, str, str, list[Sample]]]:
+    """The household register and its away dates (counts only: no place in a label)."""
+    now = agent.clock.now()
+    problem = agent.households.problem or agent.visits.problem
+    return [
+        (
+            "community_edge_households",
+            "gauge",
+            "households in the register",
+            [({}, agent.households.count())],
+        ),
+        (
+            "community_edge_households_away",
+            "gauge",
+            "households away by their record's date (hospital, visiting family)",
+            [({}, len(agent.households.away(now)))],
+        ),
+        (
+            "community_edge_households_returned_total",
+            "counter",
+            "households brought back by their away date since start",
+            [({}, agent.away_keeper.returned)],
+        ),
+        (
+            "community_edge_household_store_problem",
+            "gauge",
+            "1 when households.db or visits.db was unreadable and set aside at start",
+            [({}, float(problem is not None))],
+        ),
+    ]

@@ -350,11 +350,29 @@ async def test_away_until_a_date_is_kept_by_the_record_and_ends_on_it(world: _Wo
     assert (view["away"], view["away_reason"]) == (True, "住院")
     assert world.agent.pipeline.rules.is_away("a", "b1", "3-301")
 
+    metrics = (await world.client.get("/metrics")).text
+    assert "community_edge_households_away 1" in metrics
+    assert "community_edge_household_store_problem 0.0" in metrics
+
     world.clock.advance(3 * 86400 + 1)
     assert await world.agent.away_keeper.check() == 1
+    metrics = (await world.client.get("/metrics")).text
+    assert "community_edge_households_away 0" in metrics
+    assert "community_edge_households_returned_total 1" in metrics
     assert not world.agent.pipeline.rules.is_away("a", "b1", "3-301")
     back = (await world.call("GET", "/v1/households/a/b1/3-301", duty)).json()
     assert (back["away"], back["away_until"], back["away_reason"]) == (False, None, None)
+
+    # a record written with a date (an edit, an import) is away for the rules at once
+    edited = await world.call("GET", "/v1/households/a/b1/3-301", world.token("admin", ["a"]))
+    manager = world.token("property_manager", ["a"])
+    record = (await world.call("GET", "/v1/households/a/b1/3-301", manager)).json()
+    record["away_until"] = (world.clock.now() + timedelta(days=1)).isoformat()
+    assert edited.status_code == 200
+    assert (
+        await world.call("PUT", "/v1/households/a/b1/3-301", manager, record)
+    ).status_code == 200
+    assert world.agent.pipeline.rules.is_away("a", "b1", "3-301")
 
     past = await world.call(
         "PUT",

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
 from edge.enrich import Condition, Household, VisitStatus
@@ -59,7 +60,9 @@ async def care_home(request: Request, visitor: Anyone) -> Response:
             )
         return render(request, "care_home.html", _family_context(request, visitor, own))
     worker = request.query_params.get("worker") or None
-    start, rows = due_this_month(desk, caller, _zone(request), caller.scope(None), worker)
+    start, rows = await run_in_threadpool(
+        due_this_month, desk, caller, _zone(request), caller.scope(None), worker
+    )
     places = places_of(request)
     for name in sorted({r.household.community for r in rows}):
         audit(request, caller, name, "visits:due", "read_visits")
@@ -77,9 +80,8 @@ async def care_home(request: Request, visitor: Anyone) -> Response:
                 + (h.unit if full else places.unit(h.community, h.building, h.unit)),
             }
         )
-    workers = sorted(
-        {(w.person_id, w.name) for h in _all_with_worker(desk, visitor) if (w := h.care_worker)}
-    )
+    others = await run_in_threadpool(_all_with_worker, desk, visitor)
+    workers = sorted({(w.person_id, w.name) for h in others if (w := h.care_worker)})
     counts = {s.value: sum(1 for r in rows if r.status is s) for s in VisitStatus}
     return render(
         request,
