@@ -3,7 +3,8 @@ with local WeCom and DingTalk robot endpoints that check requests as the vendors
 
 An SOS reaches the person on duty with a card of signed action links, escalates to the next
 person on the roster when nobody answers, and that person's link acknowledges it, after which
-nothing more is sent about it; a step that reaches nobody says so on the alert and on /healthz
+nothing more is sent about it; the person on duty changes at the shift boundary in the
+community's time zone; a step that reaches nobody says so on the alert and on /healthz
 and the next step fires at once; a flood of 1,000 SOS alerts rings one person at most
 `per_person_limit` times plus one summary (and the messages per alert are measured).
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -312,3 +315,49 @@ def test_a_flood_rings_one_person_a_bounded_number_of_times_and_one_summary(
                 f"({messages / 1000:.3f} per alert), {to_person} to {person.id} "
                 f"(summary included), all delivered in {took:.0f} s"
             )
+
+
+def test_the_person_on_duty_hands_over_at_the_shift_boundary_in_local_time(
+    tmp_path: Path, mosquitto: MosquittoServer, robots: tuple[RobotReceiver, RobotReceiver]
+) -> None:
+    wecom, dingtalk = robots
+    community = "reach-handover"
+    zone = ZoneInfo("Asia/Shanghai")
+    boundary = (datetime.now(zone) + timedelta(seconds=15)).replace(microsecond=0)
+    if boundary.time() < time_of_day(0, 1):
+        pytest.skip("too close to local midnight for a same-day shift boundary")
+    start, end = boundary - timedelta(hours=1), boundary + timedelta(hours=1)
+    roster = {
+        "timezone": "Asia/Shanghai",  # the shifts below are local times, UTC+08:00
+        "people": [
+            {"id": "li-wei", "name": "李伟", "phone": "13812345678"},
+            {"id": "zhang-san", "name": "张三", "phone": "13700001111"},
+        ],
+        "teams": [
+            {
+                "id": "security",
+                "community": community,
+                "shifts": [
+                    {"name": "before", "start": f"{start:%H:%M:%S}",
+                     "end": f"{boundary:%H:%M:%S}", "rotation": ["li-wei"]},
+                    {"name": "after", "start": f"{boundary:%H:%M:%S}",
+                     "end": f"{end:%H:%M:%S}", "rotation": ["zhang-san"]},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    (tmp_path / "roster.yaml").write_text(
+        yaml.safe_dump(roster, allow_unicode=True), encoding="utf-8"
+    )
+    steps = [{"after_s": 0, "on_duty": "here"}, {"after_s": 20, "on_duty": "here"}]
+    with _agent(
+        tmp_path, mosquitto, community=community, wecom=wecom, dingtalk=dingtalk, steps=steps
+    ) as agent:
+        Publisher(mosquitto.url).publish(f"ce/{community}/b1/tuya-sos-button/sos-1", PRESS)
+        assert datetime.now(zone) < boundary, "the agent took too long to start"
+        wait_until(lambda: _wecom_cards_for(wecom, "李伟"), what="the card to the shift before")
+        wait_until(lambda: _wecom_cards_for(wecom, "张三"), timeout=40, what="after the handover")
+        (alert,) = agent.get("/v1/alerts", community=community)["items"]
+        notes = [e["note"] for e in _history(agent, alert["id"])]
+        assert notes[0] == "notifying 李伟 (on duty in security, shift before)"
+        assert "notifying 张三 (on duty in security, shift after)" in notes[1]
