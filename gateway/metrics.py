@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.agent import Agent
-from edge.sinks import Channel, RobotSink
+from edge.sinks import Channel, PhoneSink, RobotSink
 from gateway.disk import DiskWatch
 from gateway.retention import Retention
 
@@ -191,6 +191,19 @@ async def render_metrics(
                 ({"sink": c.name}, c.sink.rate.waited_s)
                 for c in channels
                 if isinstance(c.sink, RobotSink)
+            ],
+        ),
+        (
+            "community_edge_phone_sends_total",
+            "counter",
+            "SMS and calls per phone channel, by result: sent (the provider took it), failed "
+            "(retried), rejected (a number the provider refused for good), unreached (an alarm "
+            "that reached nobody)",
+            [
+                ({"sink": c.name, "result": result}, getattr(c.sink, result))
+                for c in channels
+                if isinstance(c.sink, PhoneSink)
+                for result in ("sent", "failed", "rejected", "unreached")
             ],
         ),
         (

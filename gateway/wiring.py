@@ -31,6 +31,7 @@ from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.notification_links import NotificationLinks
 from gateway.people import StaffDirectory
+from gateway.phone_channels import PHONE_TYPES, Phones, open_phones, phone_route, phone_sink
 from gateway.reach import ChannelReach
 from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
@@ -62,6 +63,7 @@ class Gateway:
     deliveries: DeliveryLog | None = None  # None: no notification channel is configured
     links: ActionLinks | None = None  # the action links messages carry (and /a/<token> checks)
     roster: Roster | None = None  # the duty roster escalation steps resolve against
+    phones: Phones | None = None  # None: no SMS or voice channel is configured
 
 
 def api_token(settings: Settings) -> tuple[str, str]:
@@ -120,10 +122,11 @@ def build_gateway(settings: Settings) -> Gateway:
     deliveries: DeliveryLog | None = None
     links = ActionLinks(settings.data_dir)
     reach = ChannelReach([])
+    phones = open_phones(settings, clock)
     if hooks or settings.channels:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
-        channels = _channels(settings, hooks, deliveries, clock, links, roster, reach)
+        channels = _channels(settings, hooks, deliveries, clock, links, roster, reach, phones)
         reach = ChannelReach(channels)
         sinks.extend(channels)
     if settings.central.url is not None and settings.central.token is not None:
@@ -170,6 +173,8 @@ def build_gateway(settings: Settings) -> Gateway:
         reach=reach,
     )
     reach.agent = agent
+    if phones is not None:
+        phones.watch(agent)  # a taken alert is phoned no further
     return Gateway(
         agent=agent,
         readings=readings,
@@ -178,6 +183,7 @@ def build_gateway(settings: Settings) -> Gateway:
         deliveries=deliveries,
         links=links,
         roster=roster,
+        phones=phones,
     )
 
 
@@ -218,6 +224,7 @@ def _channels(
     links: ActionLinks,
     roster: Roster | None,
     reach: ChannelReach,
+    phones: Phones | None = None,
 ) -> list[Channel]:
     """One sink per channel: `webhooks` take every event, `channels` what their route takes."""
     from edge.sinks import WebhookSink
@@ -240,6 +247,11 @@ def _channels(
     )
     for channel in settings.channels:
         route = channel.route.route(notes.zone)
+        if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
+            assert phones is not None  # open_phones opens them when such a channel is configured
+            sink = phone_sink(channel, phones, settings, log, clock)
+            out.append(Channel(sink, phone_route(route), log))
+            continue
         out.append(
             Channel(
                 _channel_sink(channel, notices, clock),
@@ -261,6 +273,7 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
 
         secret = channel.secret.get_secret_value() if channel.secret else None
         return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+    assert not isinstance(channel, PHONE_TYPES)  # built by phone_sink
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
         from edge.sinks import WecomSink
@@ -444,6 +457,8 @@ async def serve(
                 retention=retention,
                 zone=settings.notifications.zone,
             )
+            if gateway.phones is not None:  # SMS short links, the providers' callbacks
+                gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
                 uvicorn.Config(
                     app,
@@ -479,6 +494,8 @@ async def serve(
         tokens.close()
         audit.close()
         links.close()
+        if gateway.phones is not None:
+            gateway.phones.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
         lock.release()

@@ -19,7 +19,9 @@ from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.moment import moment
 from gateway.console.page import render
+from gateway.console.silence_pages import silence_of
 from gateway.privacy import sees_personal_data
 
 router = APIRouter()
@@ -130,6 +132,8 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
+            **moment(request, alert, visitor.lang, visitor.words),
+            "silence": silence_of(request, alert),
         },
         status_code=status_code,
     )
