@@ -18,9 +18,14 @@ from edge.sinks import Channel
 class ChannelReach:
     """Answers for the routed channels of one gateway; `agent` is set once it is built."""
 
-    def __init__(self, channels: Sequence[Channel]) -> None:
-        self.channels = [c for c in channels if c.route is not None]
+    def __init__(self, channels: Sequence[Channel] = ()) -> None:
+        self.channels: list[Channel] = []
         self.agent: Agent | None = None
+        self.use(channels)
+
+    def use(self, channels: Sequence[Channel]) -> None:
+        """The channels to answer for (built after this object, which they ask about alerts)."""
+        self.channels = [c for c in channels if c.route is not None]
 
     @property
     def console_only(self) -> bool:

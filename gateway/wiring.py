@@ -30,7 +30,7 @@ from gateway.audit import AuditLog
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.notification_links import NotificationLinks
-from gateway.people import StaffDirectory
+from gateway.people import EventPeople, PeopleDirectory, StaffDirectory
 from gateway.phone_channels import PHONE_TYPES, Phones, open_phones, phone_route, phone_sink
 from gateway.reach import ChannelReach
 from gateway.retention import Retention, RetentionPolicy
@@ -121,13 +121,13 @@ def build_gateway(settings: Settings) -> Gateway:
         sinks.append(readings)
     deliveries: DeliveryLog | None = None
     links = ActionLinks(settings.data_dir)
-    reach = ChannelReach([])
+    reach = ChannelReach()  # told its channels once built, and the agent once that is
     phones = open_phones(settings, clock)
     if hooks or settings.channels:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
         channels = _channels(settings, hooks, deliveries, clock, links, roster, reach, phones)
-        reach = ChannelReach(channels)
+        reach.use(channels)
         sinks.extend(channels)
     if settings.central.url is not None and settings.central.token is not None:
         from edge.sinks import AlertApiSink
@@ -241,6 +241,8 @@ def _channels(
         life_safety_minutes=notes.link_minutes_life_safety,
         other_minutes=notes.link_minutes,
     )
+    # SMS and voice reach the roster's people and the households' family (once the agent is up)
+    everyone = PeopleDirectory(roster, lambda: getattr(reach.agent, "households", None))
     # group robots reach the duty staff: the roster alone (no family number in a staff group)
     notices = NoticeFormat(
         notes.zone, notes.public_url, links=maker, directory=StaffDirectory(roster)
@@ -250,7 +252,19 @@ def _channels(
         if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
             assert phones is not None  # open_phones opens them when such a channel is configured
             sink = phone_sink(channel, phones, settings, log, clock)
-            out.append(Channel(sink, phone_route(route), log))
+            # the people an escalation step named (on duty, next on the roster, the family)
+            sink.recipients = EventPeople(everyone, sink.recipients)
+            out.append(
+                Channel(
+                    sink,
+                    phone_route(route),
+                    log,
+                    person_rate=PersonRate(
+                        notes.per_person_limit, notes.per_person_period_s, clock.now
+                    ),
+                    handled=lambda event: reach.handled(event),
+                )
+            )
             continue
         out.append(
             Channel(

@@ -4,9 +4,14 @@ webhook feed is not a way to reach a person."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from edge.model import RawMessage
 from edge.sinks import Channel, Route
 from edge.sinks.memory import MemorySink
 from gateway.reach import ChannelReach
+from gateway.settings import load_settings
+from gateway.wiring import build_gateway
 from tests.factories import opened_event
 
 
@@ -38,3 +43,28 @@ def test_every_channel_that_takes_it_failing_and_one_that_works() -> None:
         "every channel that takes it is failing (wecom: wecom robot wecom unreachable: "
         "ConnectError; dingtalk: dingtalk robot dingtalk answered errcode 310000)"
     )
+
+
+async def test_the_wiring_asks_the_running_agent_who_took_an_alert(tmp_path: Path) -> None:
+    # the channels are built before the agent: they must still reach the agent that runs
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        f'data_dir: "{tmp_path / "data"}"\n'
+        "channels: [{name: duty, type: wecom, key: k, base_url: 'http://127.0.0.1:1'}]\n",
+        encoding="utf-8",
+    )
+    gateway = build_gateway(load_settings(path))
+    (channel,) = [s for s in gateway.agent._remote_sinks if isinstance(s, Channel)]
+    async with gateway.agent as agent:
+        raw = RawMessage(
+            topic="ce/c1/b1/tuya-sos-button/sos-1",
+            payload=b'{"action": "emergency"}',
+            received_at=agent.clock.now(),
+        )
+        (opened,) = agent.pipeline.handle(raw).events
+        assert channel.refusal(opened) is None
+        assert "no channel takes it" not in (opened.note or "")
+        agent.alerts.acknowledge(opened.alert.id, "王芳")
+        assert channel.refusal(opened) == "not sent: acknowledged by 王芳"
+    assert gateway.links is not None
+    gateway.links.close()

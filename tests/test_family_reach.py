@@ -19,11 +19,19 @@ from edge.clock import FakeClock
 from edge.enrich import DeviceRegistry, FamilyContact, Household, HouseholdStore, Resident
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, AlertEventKind, Lane, Reading
-from edge.sinks import Channel, DeliveryLog, PersonRate, ReachSummary, Route
+from edge.sinks import (
+    Channel,
+    DeliveryLog,
+    FixedRecipients,
+    PersonRate,
+    ReachSummary,
+    Recipient,
+    Route,
+)
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.notification_links import NotificationLinks
-from gateway.people import PeopleDirectory
+from gateway.people import EventPeople, PeopleDirectory
 from tests.lifecycle import CRITICAL_POLICY, SOS, START, book, device, raised
 from tests.test_api import PROFILES, TOKEN, _clock, _Gateway, _sos
 from tests.test_api import SOS as SOS_PAYLOAD
@@ -225,3 +233,15 @@ async def test_a_personal_channel_sends_one_summary_instead_of_a_flood() -> None
     assert (summary.person, summary.alerts) == ("li-wei", 3)
     assert channel.skipped == 498  # 2 sent; the 3rd became the summary; none of them a call
     assert channel.summaries_sent == 1
+
+
+def test_a_phone_channel_calls_the_people_a_step_named_else_its_own(
+    households: HouseholdStore,
+) -> None:
+    fixed = FixedRecipients([Recipient("desk", "值班室", "02100000000")])
+    recipients = EventPeople(PeopleDirectory(None, lambda: households), fixed)
+    family = _opened(1, ("family:c1/b1/3-201#0", "family:c1/b1/3-201#9"))
+    assert recipients.for_event(family) == [
+        Recipient("family:c1/b1/3-201#0", "赵小红", "13900002222")
+    ]  # an id the register no longer has is left out
+    assert recipients.for_event(_opened(2, ())) == [Recipient("desk", "值班室", "02100000000")]

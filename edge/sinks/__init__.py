@@ -27,6 +27,7 @@ from edge.sinks.channels.phone import (
     PhoneSender,
     PhoneSink,
     Recipient,
+    Recipients,
 )
 from edge.sinks.channels.phone_book import PhoneBook, SendRecord, SendStatus
 from edge.sinks.channels.robot import RateWindow, RobotSink
@@ -71,6 +72,7 @@ __all__ = [
     "ReachSummary",
     "ReadingStore",
     "Recipient",
+    "Recipients",
     "RobotSink",
     "Route",
     "SendRecord",
