@@ -16,6 +16,7 @@ from gateway.api import (
     actions,
     alerts,
     devices,
+    households,
     operations,
     provider_callbacks,
     short_links,
@@ -82,6 +83,8 @@ def create_app(
     app.state.audit = audit
     app.state.action_links = action_links
     app.state.pseudonyms = pseudonyms_of(tokens)
+    app.state.tokens = tokens  # the names of tokens (who recorded a visit)
+    app.state.zone = zone  # None: Asia/Shanghai (months of visits begin at its midnight)
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.disk = disk
     app.state.render_metrics = lambda: render_metrics(agent, disk, retention)
@@ -89,6 +92,7 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(silences.router)
     app.include_router(devices.router)
+    app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
     # SMS short links and the SMS / voice providers' callbacks; wiring sets their state

@@ -18,13 +18,14 @@ from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.console import (
     building_pages,
+    care,
     device_pages,
     incident_pages,
     pages,
     signin,
     silence_pages,
 )
-from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
+from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.board import OpenAlerts
 from gateway.console.page import render
@@ -82,11 +83,13 @@ def create_console(
     console.include_router(signin.router)
     console.include_router(sign_in_links_router)
     console.include_router(pages.router)
-    if acts:  # the gateway's own registers (incidents, devices, buildings, silences): not central's
+    if acts:  # the gateway's own registers (incidents, devices, buildings, silences, care): not
+        # central's, which reads alerts
         console.include_router(incident_pages.router)
         console.include_router(device_pages.router)
         console.include_router(building_pages.router)
         console.include_router(silence_pages.router)
+        console.include_router(care.router)
     console.mount("/static", static_files(), name="static")
 
     @console.exception_handler(SignInRequired)
@@ -98,6 +101,14 @@ def create_console(
         if request.method != "GET" or exc.next_path.startswith("/console/stream"):
             return Response(status_code=401)
         return RedirectResponse(target, status_code=303)
+
+    @console.exception_handler(CareOnly)
+    async def _care_only(request: Request, exc: CareOnly) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=403, headers={"HX-Redirect": care.HOME})
+        if request.method != "GET" or request.url.path.startswith("/console/stream"):
+            return Response(status_code=403)
+        return RedirectResponse(care.HOME, status_code=303)
 
     @console.exception_handler(CsrfRefused)
     async def _csrf(request: Request, exc: CsrfRefused) -> Response:

@@ -14,11 +14,13 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.care import visit_href
 from gateway.console.moment import moment
 from gateway.console.page import render
 from gateway.console.silence_pages import silence_of
@@ -146,6 +148,8 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
+            # households are a gateway's register: central has none
+            "visit_href": visit_href(desk, caller, alert) if isinstance(desk, Desk) else None,
             **moment(request, alert, visitor.lang, visitor.words),
             "silence": silence_of(request, alert),
         },
