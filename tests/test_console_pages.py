@@ -445,6 +445,46 @@ async def test_the_building_board_colours_units_by_state(world: _World) -> None:
         assert re.search(r'data-unit="h-[0-9a-f]{12}"', masked)
 
 
+async def test_an_alert_event_fetches_only_its_building(world: _World) -> None:
+    """The board swaps in the building of an alert event, not the whole board again."""
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        board = (await client.get("/console/buildings")).text
+        key = re.search(
+            r'<section class="building" id="(b-[0-9a-f]{12})" data-community="a" '
+            r'data-building="a1" data-state="alarm" data-alarms="([^"]*)"',
+            board,
+        )
+        assert key is not None
+        assert key.group(2) == world.sos_a
+        one = await client.get("/console/buildings/places", params={"alert": world.sos_a})
+        assert one.status_code == 200
+        assert "<html" not in one.text
+        assert one.text.count("<section") == 1
+        assert f'id="{key.group(1)}"' in one.text  # the board's own id: swapped in place
+        assert 'data-unit="101" data-state="alarm"' in one.text
+        # another community's alert, an unknown id, another community asked for: nothing
+        for params in (
+            {"alert": world.sos_b},
+            {"alert": "no-such-alert"},
+            {"alert": world.sos_a, "community": "b"},
+        ):
+            nothing = await client.get("/console/buildings/places", params=params)
+            assert nothing.status_code == 200
+            assert "<section" not in nothing.text
+        two = await client.get(
+            "/console/buildings/places", params=[("alert", world.sos_a), ("alert", world.sos_a)]
+        )
+        assert two.text.count("<section") == 1  # one building, however many of its alerts
+        many = await client.get("/console/buildings/places", params=[("alert", world.sos_a)] * 51)
+        assert many.status_code == 422  # the page redraws everything past 50 at once
+    async with world.client() as client:
+        await _sign_in(client, world.platform)
+        masked = await client.get("/console/buildings/places", params={"alert": world.sos_a})
+        assert 'data-unit="101"' not in masked.text
+        assert re.search(r'data-unit="h-[0-9a-f]{12}" data-state="alarm"', masked.text)
+
+
 def _luminance(colour: str) -> float:
     channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
