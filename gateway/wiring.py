@@ -42,6 +42,7 @@ from gateway.settings import (
 )
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import tsdb_readings
 
 _log = logging.getLogger(__name__)
 
@@ -370,6 +371,7 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                tsdb=tsdb_readings(settings.tsdb),
             )
             server = _ApiServer(
                 uvicorn.Config(

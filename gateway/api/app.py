@@ -22,6 +22,7 @@ from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 
 def create_app(
@@ -37,6 +38,7 @@ def create_app(
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
     zone: tzinfo | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -48,6 +50,7 @@ def create_app(
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
+        tsdb: where the console reads readings back when they go to a time-series server.
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -93,6 +96,7 @@ def create_app(
             zone,
             app.state.pseudonyms,
             readings=readings,
+            tsdb=tsdb,
         ),
     )
     return app

@@ -132,7 +132,7 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
-            **moment(request, alert, visitor.lang, visitor.words),
+            **await moment(request, alert, visitor.lang, visitor.words),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
