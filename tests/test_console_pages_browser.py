@@ -200,6 +200,14 @@ def test_an_incident_is_handled_end_to_end(live: _Live) -> None:
         expect(page.locator("#members")).to_contain_text("紧急按钮被按下")
         page.click("#ack-incident")
         expect(page.locator("#message")).to_contain_text("已完成")
+        # the whole incident to one person: each of its open alerts is assigned
+        page.fill("#incident-assignee-input", "李师傅")
+        page.click("#assign-incident")
+        expect(page.locator("#message")).to_contain_text(ZH["assign_incident"])
+        expect(page.locator("#incident-assignee")).to_have_text("李师傅")
+        expect(page.locator("#members .assignee")).to_have_text(["李师傅"])
+        expect(page.locator("#trail")).to_contain_text(f"{ZH['ev_assigned']} · 张主管 → 李师傅")
+        assert live.agent.get(f"/v1/alerts/{alert_id}")["alert"]["assignee"] == "李师傅"
         page.select_option("#outcome", "false_alarm")
         page.fill("#close-note", "老人误按 已上门确认")
         page.screenshot(path=artefact("incident-1920.png"), full_page=True)
@@ -302,7 +310,7 @@ def _labels(page: Page, table: str) -> list[str]:
 
 
 def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> None:
-    live.press("sos-b2-201")
+    live.press("sos-b1-301")
     ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     made = live.agent.post(
         "/v1/silences",

@@ -87,6 +87,12 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
         "What happened and what was done; it becomes the resolution note of each open alert.",
     ),
     "ack_incident": ("确认全部告警", "Acknowledge all its alerts"),
+    "assign_incident": ("指派整个事件", "Assign the whole incident"),
+    "assign_incident_help": (
+        "该事件所有未解除的告警都指派给此人（每条告警的记录中都会写明）。",
+        "Every open alert of the incident goes to this person (each alert's history says so).",
+    ),
+    "assignee_needed": ("请填写指派给谁。", "Say whom to assign it to."),
     "incident_closed": ("事件已结束。", "The incident is closed."),
     "summary_needed": ("请选择处理结果并填写处理总结。", "Choose an outcome and write a summary."),
     "nothing_to_do": (
