@@ -13,7 +13,8 @@ each reading it is the state whose flag is 1 there (`action = "emergency"`, as t
 gives it; a string with no flag, free text, is left out). A point reaches a query about a second after it is written (a device's first
 up to ~10 s later).
 
-Failures (the server down, slow, refusing) are a `TsdbUnavailable` with a reason the page shows.
+Failures (the server down, slow, refusing, or not a VictoriaMetrics: InfluxDB has no
+`/api/v1/export`) are a `TsdbUnavailable` with a reason the page shows.
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ class TsdbReadings:
                 response = await client.get(f"{self.url}/api/v1/export", params=params)
         except httpx.HTTPError as exc:
             raise TsdbUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 404:
+            raise TsdbUnavailable(
+                f"{self.url} has no /api/v1/export: the console reads readings back from "
+                "VictoriaMetrics only (InfluxDB is written to, not read back)"
+            )
         if response.status_code != 200:
             raise TsdbUnavailable(
                 f"{self.url} answered {response.status_code}: {response.text[:_BODY_CHARS]}"

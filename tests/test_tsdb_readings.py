@@ -52,3 +52,31 @@ async def test_a_server_that_does_not_answer_says_where() -> None:
             until=now,
             limit=10,
         )
+
+
+async def test_a_server_without_the_export_api_is_said_to_be_no_victoria_metrics() -> None:
+    """InfluxDB takes writes but has no /api/v1/export: the page says why there is no chart."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class _NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        reader = TsdbReadings(f"http://127.0.0.1:{server.server_address[1]}")
+        now = datetime.now(UTC)
+        with pytest.raises(TsdbUnavailable, match="VictoriaMetrics only"):
+            await reader.query(
+                device_id="d1", community="c", category="sos", since=now, until=now, limit=1
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
