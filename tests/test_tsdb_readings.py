@@ -5,7 +5,9 @@ says where. Against a real VictoriaMetrics in tests/test_console_tsdb_browser.py
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -56,8 +58,6 @@ async def test_a_server_that_does_not_answer_says_where() -> None:
 
 async def test_a_server_without_the_export_api_is_said_to_be_no_victoria_metrics() -> None:
     """InfluxDB takes writes but has no /api/v1/export: the page says why there is no chart."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class _NotFound(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
