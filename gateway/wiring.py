@@ -46,6 +46,7 @@ from gateway.settings import (
 )
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import tsdb_readings
 
 _log = logging.getLogger(__name__)
 
@@ -470,6 +471,7 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                tsdb=tsdb_readings(settings.tsdb),
             )
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)

@@ -31,6 +31,7 @@ from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 
 def create_app(
@@ -46,6 +47,7 @@ def create_app(
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
     zone: tzinfo | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -57,6 +59,7 @@ def create_app(
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
+        tsdb: where the console reads readings back when they go to a time-series server.
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -110,6 +113,7 @@ def create_app(
             zone,
             app.state.pseudonyms,
             readings=readings,
+            tsdb=tsdb,
         ),
     )
     return app

@@ -32,6 +32,7 @@ from gateway.console.page import render
 from gateway.console.sessions import SessionBook
 from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 SESSION_TTL_S = 12 * 3600.0  # one duty shift; then sign in again
 _DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the gateway's settings pass the community's zone
@@ -47,6 +48,7 @@ def create_console(
     pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
     readings: ReadingStore | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console."""
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -56,6 +58,7 @@ def create_console(
     console.state.audit = audit
     console.state.deliveries = deliveries
     console.state.readings = readings  # the embedded store; None: readings go to a tsdb
+    console.state.tsdb = tsdb  # that tsdb, read back for the charts (gateway.tsdb_readings)
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
     # the same unit pseudonyms as the API's, so a masked place reads alike on both

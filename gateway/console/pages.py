@@ -134,7 +134,7 @@ async def _alert_page(
             "outcomes": OUTCOMES,
             "message": message,
             "visit_href": visit_href(desk, caller, alert),
-            **moment(request, alert, visitor.lang, visitor.words),
+            **await moment(request, alert, visitor.lang, visitor.words),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
