@@ -47,6 +47,7 @@ from gateway.settings import (
 )
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import tsdb_readings
 
 _log = logging.getLogger(__name__)
 
@@ -482,6 +483,7 @@ async def serve(
                 retention=retention,
                 zone=settings.notifications.zone,
                 sign_in_links=gateway.sign_in_links,
+                tsdb=tsdb_readings(settings.tsdb),
             )
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)

@@ -32,6 +32,7 @@ from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 if TYPE_CHECKING:  # the console imports this package's security helpers: no import at run time
     from gateway.console.sign_in_links import SignInLinks
@@ -51,6 +52,7 @@ def create_app(
     retention: Retention | None = None,
     zone: tzinfo | None = None,
     sign_in_links: SignInLinks | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -63,6 +65,7 @@ def create_app(
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
         sign_in_links: the console's one-time sign-in links (the demo prints one).
+        tsdb: where the console reads readings back when they go to a time-series server.
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -117,6 +120,7 @@ def create_app(
             app.state.pseudonyms,
             sign_in_links=sign_in_links,
             readings=readings,
+            tsdb=tsdb,
         ),
     )
     return app

@@ -35,6 +35,7 @@ from gateway.console.sign_in_links import router as sign_in_links_router
 from gateway.console.source import AlertSource
 from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 SESSION_TTL_S = 12 * 3600.0  # one duty shift; then sign in again
 _DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the gateway's settings pass the community's zone
@@ -53,6 +54,7 @@ def create_console(
     sign_in_links: SignInLinks | None = None,
     threaded_reads: bool = False,
     readings: ReadingStore | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console, central mode at its own /console.
 
@@ -76,6 +78,7 @@ def create_console(
     console.state.audit = audit
     console.state.deliveries = deliveries
     console.state.readings = readings  # the embedded store; None: readings go to a tsdb
+    console.state.tsdb = tsdb  # that tsdb, read back for the charts (gateway.tsdb_readings)
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
     # the same unit pseudonyms as the API's, so a masked place reads alike on both

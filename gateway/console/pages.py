@@ -150,7 +150,7 @@ async def _alert_page(
             "message": message,
             # households are a gateway's register: central has none
             "visit_href": visit_href(desk, caller, alert) if isinstance(desk, Desk) else None,
-            **moment(request, alert, visitor.lang, visitor.words),
+            **await moment(request, alert, visitor.lang, visitor.words),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
