@@ -18,7 +18,7 @@ from edge.agent import Agent, AgentConfig
 from edge.alerts import AlertStoreSink
 from edge.clock import Clock, SystemClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry, RegistryFile
+from edge.enrich import DeviceRegistry, RegistryFile, Shard
 from edge.errors import EdgeError, SinkNameTaken, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.outbox import Sink, check_sink_names
@@ -41,6 +41,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.shard_desk import ShardDesk, install_error_handler
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
 
@@ -159,6 +160,7 @@ def build_gateway(settings: Settings) -> Gateway:
         registry_file=registry_file,
         community_rules=community_rules,
         owners=[owner_of[sink.name] for sink in sinks],
+        shard=Shard(settings.shard.index, settings.shard.count),
     )
     if phones is not None:
         phones.watch(agent)  # a taken alert is phoned no further
@@ -354,6 +356,12 @@ async def serve(
     audit = AuditLog(settings.data_dir / "audit.db")
     links = ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
+    # run --shards N: shard 0's API lists and acts on every shard's alerts (gateway/shard_desk.py)
+    desk = (
+        ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
+        if settings.shard.peers
+        else None
+    )
     try:
         async with gateway.agent as agent:
             retention = Retention(
@@ -387,7 +395,9 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                desk=desk,
             )
+            install_error_handler(app)
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
@@ -421,6 +431,8 @@ async def serve(
                 agent_task.cancel()
     finally:
         notifier.close()
+        if desk is not None:
+            desk.close()
         sock.close()
         tokens.close()
         audit.close()

@@ -40,7 +40,14 @@ from edge.alerts import (
 )
 from edge.clock import Clock
 from edge.decode import ProfileRegistry
-from edge.enrich import DeviceHealth, DeviceRegistry, RegistryFile
+from edge.enrich import (
+    DeviceHealth,
+    DeviceRegistry,
+    RegistryFile,
+    Shard,
+    ShardFilter,
+    owned_registry,
+)
 from edge.errors import (
     AlertNotFound,
     AlertTransitionError,
@@ -136,9 +143,11 @@ class Agent:
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
         owners: Sequence[str] = (),
+        shard: Shard | None = None,
     ) -> None:
         """`owners` says who configured each of `sinks`, in order, for the error that names both
-        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
+        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's.
+        `shard`: the slice of the buildings this process owns (None: all of them)."""
         check_sink_names(
             [
                 (AlertStoreSink.name, "the gateway's alert store"),
@@ -150,7 +159,10 @@ class Agent:
         )
         self.config = config
         self.profiles = profiles
-        self.registry = registry
+        self.shard = shard or Shard(0, 1)
+        self.whole_registry = registry  # every shard's devices: a topic's owner is found in it
+        self.shard_filter = ShardFilter(self.shard, profiles, lambda: self.whole_registry)
+        self.registry = owned_registry(registry, self.shard)
         self.registry_file = registry_file
         self.community_rules = community_rules
         self.ticker: RuleTicker
@@ -204,6 +216,7 @@ class Agent:
             self.alerts,
             self.liveness,
             last_sequences=self.outbox.last_sequences(),
+            owns=None if self.shard.whole else self.shard_filter.owns_topic,
         )
         marker = data / "mqtt-session"
         expect_session = marker.exists()
@@ -336,6 +349,8 @@ class Agent:
 
     def use_registry(self, registry: DeviceRegistry) -> None:
         """Switch to a reloaded registry; devices that stay keep their liveness."""
+        self.whole_registry = registry
+        registry = owned_registry(registry, self.shard)
         old = self.registry
         moves = [
             (before.slot, ref.slot)

@@ -45,6 +45,7 @@ def create_app(
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
     zone: tzinfo | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -56,6 +57,8 @@ def create_app(
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
+        desk: what the API and console read and do (None: `Desk(agent)`; `run --shards`: shard
+            0's desk over every shard, gateway.shard_desk).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -70,7 +73,7 @@ def create_app(
     app.state.authenticator = Authenticator(
         token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
-    app.state.desk = Desk(agent)
+    app.state.desk = desk if desk is not None else Desk(agent)
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
