@@ -29,7 +29,8 @@ MAX_SHARDS = 64
 RESTART_FIRST_S = 0.5  # the first restart is at once, nearly: a SIGKILLed shard loses little time
 RESTART_MAX_S = 30.0  # a shard that keeps dying is restarted at most this often
 STEADY_S = 60.0  # a shard that ran this long is well again: its next restart is quick
-STOP_GRACE_S = 20.0  # after SIGTERM, the shard flushes its outbox; then SIGKILL
+STOP_GRACE_S = 20.0
+CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses  # after SIGTERM, the shard flushes its outbox; then SIGKILL
 
 
 @dataclass
@@ -72,7 +73,9 @@ def plan(settings: Settings, shards: int, passthrough: Sequence[str]) -> list[Sh
     base = settings.data_dir
     out: list[ShardProcess] = []
     for local in range(shards):
-        data_dir = base / f"shard-{local}"
+        # shard 0 keeps the gateway's data dir (tokens, audit, action links, what one process
+        # had before); the others live beside its files
+        data_dir = base if local == 0 else base / f"shard-{local}"
         client_id = shard_client_id(settings.mqtt.client_id, local)
         index = local * gateways + gateway
         argv = [
@@ -105,6 +108,7 @@ class Supervisor:
     def __init__(self, shards: list[ShardProcess], env: dict[str, str]) -> None:
         self.shards = shards
         self._env = env
+        self.failed: int | None = None  # a shard's exit code that stopped them all
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -141,6 +145,15 @@ class Supervisor:
             stopping.cancel()
             code = exited.result()
             shard.exits.append(code)
+            if code == CONFIGURATION_ERROR:  # it said why on stderr; a restart says it again
+                _log.error(
+                    "shard %d refused its configuration (exit %d): stopping every shard",
+                    shard.local,
+                    code,
+                )
+                self.failed = code
+                stop.set()
+                return
             ran_s = time.monotonic() - shard.started_at
             if ran_s >= STEADY_S:
                 shard.delay_s = RESTART_FIRST_S

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 
 from gateway.cli.process import LOG_LEVELS, Commands, run_until_signal, setup_logging
-from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.settings import (
     ApiSettings,
-    ConfigurationError,
     MqttSettings,
     Settings,
     load_settings,
@@ -111,7 +109,8 @@ def run_gateway(args: argparse.Namespace) -> int:
         if settings.shard.count > 1:
             write_api_url(settings.data_dir, url)  # shard 0 forwards actions on our alerts here
         if args.shard_internal_api:
-            print(f"community-edge shard {settings.shard}: internal API {url}", flush=True)
+            shard = f"{settings.shard.index}/{settings.shard.count}"
+            print(f"community-edge shard {shard}: internal API {url}", flush=True)
             return
         print(f"community-edge API: {url}  (docs: {url}/docs)", flush=True)
         print(f"API token: {gateway.token}  (from {gateway.token_source})", flush=True)
@@ -149,20 +148,13 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
 def supervise(settings: Settings, shards: int, passthrough: list[str]) -> int:
     """Run `shards` shard processes until SIGINT or SIGTERM; restart any that exits."""
     processes = plan(settings, shards, passthrough)
-    lock = DataDirLock(settings.data_dir)  # one supervisor per data dir
-    try:
-        lock.acquire()
-    except DataDirBusy as exc:
-        raise ConfigurationError(str(exc)) from exc
-    try:
-        token, source = api_token(settings)
-        print(
-            f"community-edge: {shards} shards ({', '.join(p.client_id for p in processes)}); "
-            f"API on {settings.api.host}:{settings.api.port} (shard 0), token from {source}",
-            flush=True,
-        )
-        supervisor = Supervisor(processes, child_env(token))
-        run_until_signal(supervisor.run)
-    finally:
-        lock.release()
-    return 0
+    # shard 0 locks the data dir: a second supervisor's shard 0 refuses to start, and so does it
+    token, source = api_token(settings)
+    print(
+        f"community-edge: {shards} shards ({', '.join(p.client_id for p in processes)}); "
+        f"API on {settings.api.host}:{settings.api.port} (shard 0), token from {source}",
+        flush=True,
+    )
+    supervisor = Supervisor(processes, child_env(token))
+    run_until_signal(supervisor.run)
+    return supervisor.failed or 0
