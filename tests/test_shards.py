@@ -218,7 +218,11 @@ def test_a_shard_killed_mid_burst_is_restarted_and_loses_nothing(
                 assert Shard(index, 2).owns(community, building), (index, building)
         assert all(per_shard), per_shard
         assert sum(sum(s.values()) for s in per_shard) == len(messages)  # no more, no less
+        # shard 0 ran throughout: it left exactly shard 1's messages to it, unread
+        dropped = agent.metrics()['community_edge_shard_dropped_total{shard="0/2"}']
+        assert dropped == sum(per_shard[1].values())
         health = agent.get("/healthz")
+        assert health["shard"] == {"index": 0, "count": 2, "dropped": dropped}
         assert health["mqtt"]["sessions"]["telemetry"]["client_id"].endswith("-s0")
 
 

@@ -350,6 +350,7 @@ class Agent:
     def use_registry(self, registry: DeviceRegistry) -> None:
         """Switch to a reloaded registry; devices that stay keep their liveness."""
         self.whole_registry = registry
+        self.shard_filter.forget()
         registry = owned_registry(registry, self.shard)
         old = self.registry
         moves = [
@@ -524,6 +525,13 @@ class Agent:
                 for f in self.forwarders
             },
             "open_alerts": len(self.alerts),
+            # run --shards / two gateways: this process's slice, and the messages it left to
+            # the other shards (acknowledged unread)
+            "shard": {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "dropped": self.shard_filter.dropped,
+            },
             "devices": {
                 "registered": len(self.registry),
                 "open_enrollment": self.registry.open_enrollment,

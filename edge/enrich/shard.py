@@ -18,7 +18,9 @@ from edge.enrich.registry import DeviceDetails, DeviceRegistry
 from edge.errors import UnknownTopic
 from edge.model import DeviceRef
 
-_PLACE_CACHE_MAX = 100_000  # places remembered per shard (a community has tens of buildings)
+# topics remembered with their answer: one per device and message kind, so a dict lookup decides
+# nearly every message (about 150 bytes each: 200,000 topics are 30 MB; then it starts again)
+_TOPIC_CACHE_MAX = 200_000
 
 
 def place_hash(community: str, building: str) -> int:
@@ -70,38 +72,41 @@ class ShardFilter:
         self.shard = shard
         self._profiles = profiles
         self._registry = registry
-        self._places: dict[tuple[str, str], bool] = {}
+        self._topics: dict[str, bool] = {}
         self.dropped = 0  # messages another shard owns, acknowledged and left to it
 
     def owns_topic(self, topic: str) -> bool:
+        owned = self._topics.get(topic)
+        if owned is None:
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            owned = self._topics[topic] = self._decide(topic)
+        if not owned:
+            self.dropped += 1
+        return owned
+
+    def forget(self) -> None:
+        """Decide every topic again (the registry changed: a device may have moved building)."""
+        self._topics.clear()
+
+    def _decide(self, topic: str) -> bool:
         if self.shard.whole:
             return True
         try:
             _, values = self._profiles.match(topic)
         except UnknownTopic:
-            return self._mine(self._owns_key("topic", topic))
+            return self._owns_key("topic", topic)
         community = values.get("community")
         building = values.get("building")
         if community is None or building is None:
             ref = self._registry().find(values["device_id"])
             if ref is None:
-                return self._mine(self._owns_key("device", values["device_id"]))
+                return self._owns_key("device", values["device_id"])
             community, building = ref.community, ref.building
-        place = (community, building)
-        owned = self._places.get(place)
-        if owned is None:
-            if len(self._places) >= _PLACE_CACHE_MAX:
-                self._places.clear()
-            owned = self._places[place] = self.shard.owns(community, building)
-        return self._mine(owned)
+        return self.shard.owns(community, building)
 
     def _owns_key(self, kind: str, key: str) -> bool:
         return self.shard.owns(f"({kind})", key)
-
-    def _mine(self, owned: bool) -> bool:
-        if not owned:
-            self.dropped += 1
-        return owned
 
 
 def owned_registry(registry: DeviceRegistry, shard: Shard) -> DeviceRegistry:
