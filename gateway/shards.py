@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.settings import ConfigurationError, Settings
+from gateway.shard_desk import API_URL_FILE
+from gateway.systemd_notify import Notifier
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class ShardProcess:
     restarts: int = 0
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
+    wall_started: float = 0.0  # to tell this start's api-url file from the last one's
     delay_s: float = RESTART_FIRST_S
     exits: list[int] = field(default_factory=list)
 
@@ -111,9 +114,30 @@ class Supervisor:
         self.failed: int | None = None  # a shard's exit code that stopped them all
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for shard in self.shards:
-                tg.create_task(self._keep(shard, stop), name=f"shard-{shard.local}")
+        # systemd (Type=notify, NotifyAccess=main) hears only this process: READY once every
+        # shard has told us where its API listens, then the watchdog pings from this loop (a
+        # shard that dies is restarted here; one that hangs is not seen by the watchdog)
+        notifier = Notifier()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for shard in self.shards:
+                    tg.create_task(self._keep(shard, stop), name=f"shard-{shard.local}")
+                watch = tg.create_task(notifier.supervise(self._not_ready), name="sd-notify")
+                await stop.wait()
+                notifier.notify(STOPPING=1, STATUS="stopping: the shards flush their outboxes")
+                watch.cancel()
+        finally:
+            notifier.close()
+
+    def _not_ready(self) -> str | None:
+        for shard in self.shards:
+            if shard.process is None or shard.process.returncode is not None:
+                return f"shard {shard.local} not running"
+            if not (shard.data_dir / API_URL_FILE).exists() or (
+                (shard.data_dir / API_URL_FILE).stat().st_mtime < shard.wall_started
+            ):
+                return f"shard {shard.local} starting"
+        return None
 
     async def _start(self, shard: ShardProcess) -> asyncio.subprocess.Process:
         shard.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -122,6 +146,7 @@ class Supervisor:
         )
         shard.process = process
         shard.started_at = time.monotonic()
+        shard.wall_started = time.time()
         _log.info(
             "shard %d (%d/%d, client id %s) started: pid %d",
             shard.local,
@@ -198,8 +223,13 @@ async def _terminate(process: asyncio.subprocess.Process, local: int) -> None:
 
 
 def child_env(token: str | None) -> dict[str, str]:
-    """The shards' environment: ours, plus the API token they all share (kept out of `ps`)."""
-    env = dict(os.environ)
+    """The shards' environment: ours, plus the API token they all share (kept out of `ps`),
+    less systemd's notification socket (the supervisor speaks for them)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    }
     if token is not None:
         env["COMMUNITY_EDGE_API__TOKEN"] = token
     return env
