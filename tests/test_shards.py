@@ -170,7 +170,7 @@ def test_a_shard_killed_mid_burst_is_restarted_and_loses_nothing(
     broker = mosquitto_factory(extra_config=["max_queued_messages 100000"])
     community = "shard-kill"
     buildings = [f"b{n}" for n in range(12)]
-    per_device = 150
+    per_device = 250
     start_ms = int(time.time() * 1000) - 600_000  # a sane device time: the reading's own key
     messages = [
         (
@@ -184,22 +184,31 @@ def test_a_shard_killed_mid_burst_is_restarted_and_loses_nothing(
     data = tmp_path / "data"
     with ShardedGateway(data, broker.url) as agent:
         _wait_shard_ready(data / "shard-1")  # its session exists: the broker keeps its messages
-        first_pid = _shard_pid(data / "shard-1")
+        pids = [_shard_pid(data / "shard-1")]
         with Publisher(broker.url, max_inflight=1000, timeout=60) as publisher:
             sender = threading.Thread(target=publisher.send, args=(messages,))
             sender.start()
-            # SIGKILL shard 1 while the burst is still coming in
-            wait_for(lambda: sum(_stored(data / "shard-1").values()) >= 300, what="shard 1 storing")
-            os.kill(first_pid, signal.SIGKILL)
+            # SIGKILL shard 1 while it is storing the burst, then again after its restart
+            theirs = sum(2 * per_device for b in buildings if Shard(1, 2).owns(community, b))
+            for stored_at_least in (theirs // 5, theirs * 3 // 5):
+                wait_for(
+                    lambda at=stored_at_least: sum(_stored(data / "shard-1").values()) >= at,
+                    START_S,
+                    f"shard 1 storing {stored_at_least}",
+                )
+                os.kill(pids[-1], signal.SIGKILL)
+                pids.append(
+                    wait_for(
+                        lambda: (
+                            _shard_pid(data / "shard-1") not in (0, *pids)
+                            and _shard_pid(data / "shard-1")
+                        ),
+                        START_S,
+                        "shard 1 restarted",
+                    )
+                )
             sender.join()
             assert publisher.wait() == len(messages)
-        wait_for(
-            lambda: (
-                (data / "shard-1" / "agent.lock").exists()
-                and _shard_pid(data / "shard-1") != first_pid
-            ),
-            what="shard 1 restarted",
-        )
         expected = {b: 2 * per_device for b in buildings}
         stores = [data, data / "shard-1"]
 
