@@ -652,6 +652,25 @@ class DiskSettings(BaseModel):
     warn_free_mb: int = Field(default=512, ge=0)
 
 
+class ShardSettings(BaseModel):
+    """The slice of the buildings this process owns (docs/scale.md, "Shards"): building
+    `hash(community/building) % count == index`. Two gateways on one broker split a community
+    with `count: 2` and `index: 0` / `1`; `community-edge run --shards N` sets these per process."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(default=0, ge=0)
+    count: int = Field(default=1, ge=1, le=1024)
+    # data dirs of the other shards of this gateway, whose alerts this process's API lists
+    # (set by `run --shards N` on shard 0; empty: none)
+    peers: list[Path] = []
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardSettings:
+        if self.index >= self.count:
+            raise ValueError(f"shard.index {self.index} must be below shard.count {self.count}")
+        return self
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -685,6 +704,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    shard: ShardSettings = Field(default_factory=ShardSettings)
     webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
     channels: list[ChannelSettings] = []  # routed notification channels, each its own sink
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

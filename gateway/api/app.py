@@ -48,6 +48,7 @@ def create_app(
     retention: Retention | None = None,
     zone: tzinfo | None = None,
     tsdb: TsdbReadings | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -60,6 +61,8 @@ def create_app(
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
         tsdb: where the console reads readings back when they go to a time-series server.
+        desk: what the API and console read and do (None: `Desk(agent)`; `run --shards`: shard
+            0's desk over every shard, gateway.shard_desk).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -74,7 +77,7 @@ def create_app(
     app.state.authenticator = Authenticator(
         token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
-    app.state.desk = Desk(agent)
+    app.state.desk = desk if desk is not None else Desk(agent)
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
