@@ -18,6 +18,7 @@ from edge.agent.assembly import Agent
 from edge.alerts import AlertPage, Incident, Silence, SilenceSpec, Summary
 from edge.enrich import DeviceDetails, DeviceState, Status, Unregistered
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
+from edge.rules import RhythmView
 
 
 class Desk:
@@ -170,7 +171,30 @@ class Desk:
     async def dead_letters(self, limit: int, before_id: int | None) -> list[DeadLetter]:
         return await self._agent.outbox.dead_letters(limit=limit, before_id=before_id)
 
-    async def set_away(self, community: str, building: str, unit: str, away: bool) -> bool:
-        """Mark a household away or back; whether it is away now."""
-        await self._agent.ticker.set_away(community, building, unit, away)
+    async def set_away(
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Mark a household away (until a time, when given) or back; whether it is away now."""
+        await self._agent.ticker.set_away(community, building, unit, away, until, reason)
         return self._agent.pipeline.rules.is_away(community, building, unit)
+
+    def away_of(
+        self, community: str, building: str, unit: str
+    ) -> tuple[bool, datetime | None, str | None]:
+        """(away, until when, why) of a household."""
+        return self._agent.pipeline.rules.away_of(community, building, unit)
+
+    def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
+        """What the sign-of-life rules have learned of a household's day."""
+        return self._agent.pipeline.rules.rhythm_of(community, building, unit, self.now())
+
+    async def sign_of_life(self, community: str, building: str, unit: str) -> int:
+        """Record a sign of life no sensor saw; how many absence alerts it resolved."""
+        events = await self._agent.ticker.sign(community, building, unit)
+        return sum(1 for e in events if e.kind == "resolved")
