@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from edge.alerts import EscalationPolicies
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.model import DeviceRef, FieldValue, Reading
+from edge.model import Alert, AlertStatus, DeviceRef, FieldValue, Reading, Severity
 from edge.rules import (
     CommunityRules,
     Day,
@@ -22,6 +23,7 @@ from edge.rules import (
     default_rules_file,
     load_rules_file,
 )
+from gateway.settings import Settings
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 MIDNIGHT = datetime(2026, 11, 1, 16, 0, tzinfo=UTC)  # 2026-11-02 00:00 in Asia/Shanghai
@@ -244,3 +246,32 @@ def test_memory_of_a_households_rhythm_is_small() -> None:
     per_household = size / len(rhythms)
     print(f"rhythm memory: {per_household:.0f} bytes per household and rule")
     assert per_household < 512
+
+
+def test_a_households_alert_escalates_like_an_sos_only_slower() -> None:
+    policies = EscalationPolicies(Settings().escalation.policies)
+    at = _at(0, 14)
+    alert = Alert(
+        id="a1",
+        key="no-sign-of-life|household:1201",
+        rule="no-sign-of-life",
+        summary="No sign of life today",
+        severity=Severity.MAJOR,
+        status=AlertStatus.ACTIVE,
+        device_id="household:1201",
+        model="community-edge",
+        category="household",
+        community="c1",
+        building="b2",
+        unit="1201",
+        opened_at=at,
+        updated_at=at,
+        last_seen_at=at,
+    )
+    household = policies.for_alert(alert)
+    sos = policies.for_alert(alert.model_copy(update={"severity": Severity.CRITICAL}))
+    assert household is not None
+    assert sos is not None
+    assert [s.tier for s in household.steps] == [s.tier for s in sos.steps]
+    assert household.steps[-1].after_s > sos.steps[-1].after_s
+    assert policies.for_alert(alert.model_copy(update={"category": "water"})) is None

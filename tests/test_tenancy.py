@@ -157,6 +157,16 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
             {"away": True},
             "not_found",
         ),
+        ("GET", "/v1/households/{community}/{building}/{unit}/rhythm"): (
+            "/v1/households/b/b1/101/rhythm",
+            None,
+            "not_found",
+        ),
+        ("POST", "/v1/households/{community}/{building}/{unit}/signs"): (
+            "/v1/households/b/b1/101/signs",
+            {"source": "check_in"},
+            "not_found",
+        ),
         ("GET", "/v1/audit"): ("/v1/audit", None, "forbidden"),
     }
 
@@ -294,7 +304,7 @@ async def test_every_role_scoped_to_community_a_never_reaches_b(world: _World, r
     leaks, routes, writes = await _walk(world, role)
     assert not leaks, "\n".join(leaks)
     assert not _b_unchanged(world)
-    assert (routes, writes) == (len(_routes(world)), 9)  # 8 API writes and the action link's
+    assert (routes, writes) == (len(_routes(world)), 10)  # 9 API writes and the action link's
     if role != "edge_agent":  # refused before any object is looked up: nothing to audit
         refused = world.audit.query(action="cross_tenant")
         assert len(refused) >= 9

@@ -169,6 +169,9 @@ async def set_away(
     household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
     visible(request, caller, community, household)
     may_act(caller)
-    away = await desk.set_away(community, building, unit, body.away)
+    if body.away and body.until is not None and body.until <= desk.now():
+        raise HTTPException(status_code=422, detail="'until' must be in the future")
+    away = await desk.set_away(community, building, unit, body.away, body.until, body.reason)
     audit(request, caller, community, household, "set_away")
-    return AwayBody(away=away)
+    _, until, reason = desk.away_of(community, building, unit)
+    return AwayBody(away=away, until=until, reason=reason)

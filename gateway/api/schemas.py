@@ -28,6 +28,9 @@ class AwayBody(BaseModel):
     """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
 
     away: StrictBool
+    # back by itself then (a hospital stay, a visit to family); None: until marked back
+    until: AwareDatetime | None = None
+    reason: str | None = Field(default=None, max_length=64)
 
 
 class AlertList(BaseModel):
