@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edge.agent.away_keeper import AwayKeeper
+from edge.agent.care_watch import CareWatch
 from edge.agent.escalator import Escalator
 from edge.agent.liveness_monitor import LivenessMonitor
 from edge.agent.pipeline import Pipeline
@@ -40,7 +42,7 @@ from edge.alerts import (
 )
 from edge.clock import Clock
 from edge.decode import ProfileRegistry
-from edge.enrich import DeviceHealth, DeviceRegistry, RegistryFile
+from edge.enrich import DeviceHealth, DeviceRegistry, HouseholdStore, RegistryFile, VisitStore
 from edge.errors import (
     AlertNotFound,
     AlertTransitionError,
@@ -120,6 +122,7 @@ class AgentConfig:
     flap_transitions: int = FLAP_TRANSITIONS
     flap_window_s: float = FLAP_WINDOW_S
     incident_window_s: float = INCIDENT_WINDOW_S
+    away_check_s: float = 60.0  # how often households whose away date has passed are brought back
 
 
 class Agent:
@@ -166,6 +169,10 @@ class Agent:
         self.lanes: list[IngestLane] = []
         self.stream = AlertStream()
         self.forwarders: list[Forwarder] = []
+        self.households: HouseholdStore  # the household register (edge.enrich.households)
+        self.visits: VisitStore
+        self.away_keeper: AwayKeeper
+        self.care_watch: CareWatch
 
     async def __aenter__(self) -> Agent:
         data = self.config.data_dir
@@ -266,6 +273,15 @@ class Agent:
         self.ticker = RuleTicker(
             self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
         )
+        self.households = HouseholdStore(data / "households.db")
+        self.visits = VisitStore(data / "visits.db")
+        self.away_keeper = AwayKeeper(
+            self.households, self.ticker, self.clock, check_s=self.config.away_check_s
+        )
+        self.care_watch = CareWatch(
+            self.households, self.pipeline.rules, check_s=self.config.away_check_s
+        )
+        self.care_watch.check()  # before the first rule tick: living-alone homes are watched
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -297,6 +313,8 @@ class Agent:
             await sink.close()
         await self.outbox.close()
         self.alert_store.close()
+        self.households.close()
+        self.visits.close()
         self.pipeline.rules.flush()
         if self.pipeline.rules.store is not None:
             self.pipeline.rules.store.close()
@@ -311,6 +329,8 @@ class Agent:
             tg.create_task(self.monitor.run(), name="liveness")
             tg.create_task(self.ticker.run(), name="rules")
             tg.create_task(self.escalator.run(), name="escalation")
+            tg.create_task(self.away_keeper.run(), name="away")
+            tg.create_task(self.care_watch.run(), name="care-watch")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 

@@ -1,8 +1,8 @@
 """The desk: what a front end (the alert API, the duty console) may read and do on a running agent.
 
 One named surface instead of the agent's sub-objects: alerts and incidents (list, read, act),
-silences, devices and their liveness, unregistered devices, dead letters, households' away flag,
-the live stream of alert events, and health. Each call reaches the agent's current objects (the
+silences, devices and their liveness, unregistered devices, dead letters, households (their
+register, visits and away flag), the live stream of alert events, and health. Each call reaches the agent's current objects (the
 registry is swapped on reload), so a desk may be built before the agent is entered.
 """
 
@@ -16,7 +16,15 @@ from typing import Any
 
 from edge.agent.assembly import Agent
 from edge.alerts import AlertPage, Incident, Silence, SilenceSpec, Summary
-from edge.enrich import DeviceDetails, DeviceState, Status, Unregistered
+from edge.enrich import (
+    DeviceDetails,
+    DeviceState,
+    Household,
+    HouseholdStore,
+    Status,
+    Unregistered,
+    VisitStore,
+)
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
 from edge.rules import RhythmView
 
@@ -180,9 +188,41 @@ class Desk:
         until: datetime | None = None,
         reason: str | None = None,
     ) -> bool:
-        """Mark a household away (until a time, when given) or back; whether it is away now."""
+        """Mark a household away or back; whether it is away now.
+
+        With `until`, a household in the register keeps the date and reason, and is brought back
+        on that date (`AwayKeeper`, and the rules' own away flag ends on it too); without, the
+        flag holds until someone clears it.
+        """
         await self._agent.ticker.set_away(community, building, unit, away, until, reason)
+        hid = f"{community}/{building}/{unit}"
+        if self._agent.households.get(hid) is not None:
+            self._agent.households.set_away(hid, until if away else None, reason, self.now())
         return self._agent.pipeline.rules.is_away(community, building, unit)
+
+    def is_away(self, community: str, building: str, unit: str) -> bool:
+        return self._agent.pipeline.rules.is_away(community, building, unit)
+
+    @property
+    def households(self) -> HouseholdStore:
+        """The household register (residents, devices, family, care worker, away dates)."""
+        return self._agent.households
+
+    @property
+    def visits(self) -> VisitStore:
+        """Care workers' visits to households."""
+        return self._agent.visits
+
+    def household_alerts(self, household: Household) -> list[Alert]:
+        """Open alerts of the household's devices and of the household itself (absence)."""
+        devices = set(household.device_ids) | {f"household:{household.unit}"}
+        return [
+            a
+            for a in self._agent.alerts.open_alerts()
+            if a.community == household.community
+            and a.device_id in devices
+            and (a.building == household.building or not a.device_id.startswith("household:"))
+        ]
 
     def away_of(
         self, community: str, building: str, unit: str
