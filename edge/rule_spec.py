@@ -140,7 +140,8 @@ class Rhythm(BaseModel):
     """Absence: the resident's own day, learned from the signals of the last `learn_days` days.
 
     An hour belongs to her day when a signal came in it on at least `active_share` of the days
-    learned; inactivity then counts only inside her day (within the rule's `window`), and a whole
+    learned; inactivity then counts only inside her day (within the rule's `window`), carried from
+    the end of one of her days to the start of the next (the night never counts), and a whole
     day of hers without a signal raises at its end. With `usual_share` the household is watched
     only when a signal came on at least that share of days (a home that usually uses water).
     Until `min_days` days are learned the rule's `window` applies as it is (and a `usual_share`

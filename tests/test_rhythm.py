@@ -95,9 +95,10 @@ def test_a_late_riser_is_not_counted_from_the_window_but_from_her_own_day(tmp_pa
     assert view.own_day == Day(10, 21)
     assert view.histogram[10] == 8
     assert view.histogram[9] == 0
-    # day 8: nothing at all. Her day starts 10:00: 4 quiet hours end at 14:00, not at 10:00
-    assert engine.tick(_at(8, 13.99)) == []
-    assert _raised(engine.tick(_at(8, 14))) == [("no-sign", "raise", "household:1201")]
+    # day 8: nothing at all. Her last sign was at 20:15 last night: 45 minutes of her day, then
+    # the night (never counted), then her day from 10:00: 4 quiet hours end at 13:15, not 10:00
+    assert engine.tick(_at(8, 13.24)) == []
+    assert _raised(engine.tick(_at(8, 13.25))) == [("no-sign", "raise", "household:1201")]
     assert engine.tick(_at(8, 15)) == []  # once
     assert _raised(_move(engine, _at(8, 15.5))) == [("no-sign", "clear", "household:1201")]
 
@@ -107,7 +108,7 @@ def test_a_whole_day_of_hers_without_a_sign_raises_at_its_end(tmp_path: Path) ->
     engine = RuleEngine(PROFILES, _rules(tmp_path, text))
     engine.tick(_at(0, 0))
     _late_riser(engine, 8)
-    # day 8: quiet 12 h never fits in her 11-hour day: its end (21:00) raises
+    # day 8: 45 min of day 7 and her 11-hour day 8 are not 12 h, but her whole day passed quiet
     assert engine.tick(_at(8, 20.99)) == []
     assert len(engine.tick(_at(8, 21))) == 1
     # day 9: one sign in her day is enough, and nothing counts after 21:00
@@ -156,9 +157,10 @@ def test_water_idle_raises_only_in_a_home_that_usually_uses_water(tmp_path: Path
     assert views["water-idle"].watched is False
     assert views["water-idle"].usual_share == 0.4  # days 0, 3, 6, 9
     assert engine.rhythm_of("c1", "b2", "1201", _at(10, 0))[0].own_day == Day(7, 19)
-    # day 10: the fall after the last draw of day 9 (18:30): her day is 07:00-19:00, 12 hours
-    assert engine.tick(_at(10, 18.99)) == []
-    assert _raised(engine.tick(_at(10, 19))) == [("water-idle", "raise", "household:1201")]
+    # day 10: the fall after the last draw of day 9 (18:30): her day is 07:00-19:00; half an
+    # hour of day 9 and 11.5 hours of day 10 make 12 hours at 18:30
+    assert engine.tick(_at(10, 18.49)) == []
+    assert _raised(engine.tick(_at(10, 18.5))) == [("water-idle", "raise", "household:1201")]
 
 
 def test_away_with_an_end_date_suppresses_and_ends_by_itself(tmp_path: Path) -> None:

@@ -13,7 +13,14 @@ from zoneinfo import ZoneInfo
 
 from edge.model import DeviceRef, Reading
 from edge.rule_spec import RuleSpec, Signal
-from edge.rules.rhythm import Day, HouseholdRhythm, RhythmView, local_day, today_bounds
+from edge.rules.rhythm import (
+    Day,
+    HouseholdRhythm,
+    RhythmView,
+    local_day,
+    quiet_seconds,
+    today_bounds,
+)
 from edge.rules.verdict import Verdict, evaluate_condition
 
 PLACE_MODEL = "community-edge"
@@ -331,13 +338,16 @@ class PlaceRules:
         if spec.usual_share > 0 and (learned < spec.min_days or usual < spec.usual_share):
             return False  # not (yet) a home where this signal is usual
         begin, end = today_bounds(rule.window, opened, own)
-        if now < begin:
+        local = now.astimezone(opened.tzinfo)
+        if local < begin:
             return False
         last = self.activity.get(key, self.since) or 0.0
-        if now >= end:  # her day is over: raised only if the whole of it passed without a sign
+        if local >= end:  # her day is over: raised only if the whole of it passed without a sign
             return last < begin.timestamp() and (self.since or 0.0) <= begin.timestamp()
-        since = max(last, begin.timestamp())
-        return now.timestamp() - since >= rule.quiet_hours * 3600
+        if own is None:  # still learning: as a plain absence rule, from today's window on
+            return now.timestamp() - max(last, begin.timestamp()) >= rule.quiet_hours * 3600
+        # her day learned: quiet counts through the ends of her earlier days, never the night
+        return quiet_seconds(rule.window, own, last, local) >= rule.quiet_hours * 3600
 
     def set_away(
         self,

@@ -139,3 +139,23 @@ def today_bounds(window: Schedule, opened: datetime, own: Day | None) -> tuple[d
     own_end = datetime.combine(day, time(0), tzinfo=opened.tzinfo) + timedelta(hours=own.end)
     stop = min(end, own_end)
     return (start, stop) if start < stop else (opened, end)
+
+
+def quiet_seconds(
+    window: Schedule, own: Day | None, last: float, now: datetime, *, horizon_days: int = 7
+) -> float:
+    """Seconds of her days (the window, narrowed to her own day) between the last sign and `now`:
+    night and the hours outside her day never count. `now` is local-aware (the rules' zone)."""
+    zone = now.tzinfo
+    start = datetime.fromtimestamp(last, zone)
+    first = max(start.date(), now.date() - timedelta(days=horizon_days))
+    total = 0.0
+    day = first - timedelta(days=1)  # a window past midnight opened the day before
+    while day <= now.date():
+        opened = datetime.combine(day, window.start, tzinfo=zone)
+        begin, end = today_bounds(window, opened, own)
+        low, high = max(begin, start), min(end, now)
+        if high > low:
+            total += (high - low).total_seconds()
+        day += timedelta(days=1)
+    return total
