@@ -17,7 +17,7 @@ from edge.sinks import DeliveryLog
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import pages, signin
+from gateway.console import pages, reports, signin
 from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
@@ -52,6 +52,7 @@ def create_console(
     console.state.pseudonyms = pseudonyms if pseudonyms is not None else pseudonyms_of(tokens)
     console.include_router(signin.router)
     console.include_router(pages.router)
+    console.include_router(reports.router)
     console.mount("/static", static_files(), name="static")
 
     @console.exception_handler(SignInRequired)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from edge.alerts import AlertStore
+from edge.alerts import AlertPage
 from edge.enrich import Household, Visit
 from edge.model import Alert
 
@@ -157,12 +157,15 @@ def in_programme(household: Household) -> bool:
     return household.living_alone or household.care_worker is not None
 
 
-def month_alerts(store: AlertStore, community: str, start: datetime, end: datetime) -> list[Alert]:
-    """The community's alerts opened in [start, end), from the alert store (newest first)."""
+def month_alerts(
+    pages: Callable[[str | None], AlertPage], start: datetime, end: datetime
+) -> list[Alert]:
+    """Alerts opened in [start, end), read newest first page by page (`pages(cursor)`) until
+    the first one opened before `start`."""
     out: list[Alert] = []
     cursor: str | None = None
     while True:
-        page = store.list(communities=[community], limit=500, cursor=cursor)
+        page = pages(cursor)
         for alert in page.items:
             if alert.opened_at < start:
                 return out
@@ -182,11 +185,18 @@ def build_report(
     visits: Iterable[Visit],
     alerts: Iterable[Alert],
     now: datetime,
+    *,
+    homes_only: bool = False,
 ) -> CareReport:
-    """The report of `community` for the month, from its register, visits and alerts."""
+    """The report of `community` for the month, from its register, visits and alerts.
+
+    `homes_only`: only the alerts of the households given (a care worker's own report).
+    """
     start, end = month_bounds(year, month, zone)
     homes = [h for h in households if h.community == community and in_programme(h)]
     by_unit = {(h.building, h.unit): h for h in homes}
+    if homes_only:
+        alerts = [a for a in alerts if a.unit is not None and (a.building, a.unit) in by_unit]
     month_visits = [v for v in visits if v.community == community and start <= v.at < end]
     visited_ids = {v.household for v in month_visits}
     arrivals: dict[str, datetime] = {}
