@@ -224,7 +224,7 @@ class CareWorld:
             assert worker is not None
             self._to(opened + timedelta(minutes=8))
             await agent.acknowledge(
-                alert.id, worker.person_id, "电话无人接听，前往 no answer, going"
+                alert.id, worker.person_id, "电话无人接听, 前往 no answer, going"
             )
             self._to(opened + timedelta(minutes=38))
             agent.visits.record(
@@ -232,7 +232,7 @@ class CareWorld:
                 VisitSpec(
                     at=self.clock.now(),
                     condition=Condition.POOR,
-                    note="卫生间跌倒，已叫120 fell in the bathroom, ambulance called",
+                    note="卫生间跌倒, 已叫120 fell in the bathroom, ambulance called",
                     follow_up=True,
                     alert_id=alert.id,
                 ),

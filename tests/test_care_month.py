@@ -14,7 +14,6 @@ import io
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +46,7 @@ class _Month:
 
 
 @pytest.fixture(scope="module")
-def month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Month]:
+def month(tmp_path_factory: pytest.TempPathFactory) -> _Month:
     data = tmp_path_factory.mktemp("care") / "data"
     world = CareWorld(data)
     started = time.perf_counter()
@@ -77,7 +76,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Month]:
     print(
         f"simulated 30 days of {world.households} households ({world.story.messages} messages) in {simulated:.1f} s"
     )
-    yield _Month(data, world.story, report, simulated)
+    return _Month(data, world.story, report, simulated)
 
 
 def test_the_month_raises_only_the_fall(month: _Month) -> None:

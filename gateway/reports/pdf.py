@@ -135,7 +135,7 @@ def _tiles(pdf: FPDF, report: CareReport) -> None:
         mark = (
             ""
             if met is None
-            else ("  ✓ " + BOTH["target_met"] if met else "  × " + BOTH["target_missed"])
+            else ("  ✓ " + BOTH["target_met"] if met else "  \u00d7 " + BOTH["target_missed"])
         )
         pdf.cell(width - 4, 8, value)
         if mark:
