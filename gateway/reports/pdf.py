@@ -79,7 +79,7 @@ def render_pdf(report: CareReport) -> bytes:
     _section(pdf, BOTH["not_visited"])
     _lines(pdf, list(report.not_visited))
     _section(pdf, BOTH["away"])
-    _lines(pdf, [f"{hid}  {note}" for hid, note in report.away])
+    _lines(pdf, [f"{hid}  {BOTH['until']} {note}" for hid, note in report.away])
     return bytes(pdf.output())
 
 
@@ -97,7 +97,9 @@ def _heading(pdf: FPDF, report: CareReport) -> None:
     )
     pdf.set_text_color(*_MUTED)
     pdf.set_font("cjk", "", 8)
-    generated = f"{report.generated_at:%Y-%m-%d %H:%M} UTC · {report.zone}"
+    generated = (
+        f"{report.generated_at.astimezone(ZoneInfo(report.zone)):%Y-%m-%d %H:%M} ({report.zone})"
+    )
     pdf.cell(0, 5, f"{BOTH['generated']}: {generated}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
 
@@ -169,6 +171,7 @@ def _per_day(pdf: FPDF, report: CareReport) -> None:
         pdf.set_text_color(*_INK)
     pdf.set_draw_color(*_MUTED)
     pdf.line(pdf.l_margin, top + height, pdf.l_margin + pdf.epw, top + height)
+    pdf.set_fill_color(255, 255, 255)  # tables after the chart fill their cells with it
     pdf.set_y(top + height + 6)
 
 

@@ -44,6 +44,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "not_visited": ("本月未探访住户", "Households not visited this month"),
     "away": ("外出住户（住院、探亲）", "Households away (hospital, family)"),
     "none": ("无", "None"),
+    "until": ("至", "until"),
     "target_met": ("达标", "target met"),
     "target_missed": ("未达标", "target missed"),
     "no_community": ("没有可查看的社区。", "No community to report on."),
