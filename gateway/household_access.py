@@ -5,7 +5,8 @@
 - A family member sees only the households that list them as family, in full (their relative).
 - A platform and an admin see the households of their communities masked: residents' and
   family's names and phones as in gateway.privacy (张*英, 138****5678), no note, no floor, and the
-  unit as the household's pseudonym (`h-<12 hex>`), the same pseudonym as in alerts.
+  unit as the household's pseudonym (`h-<12 hex>`), the same pseudonym as in alerts. Device ids
+  stay (the devices API shows them to these roles too).
 
 Who may change what: property managers and admins keep the register (create, edit, delete,
 import); responders and care workers record visits (a care worker only to her households).
@@ -13,6 +14,8 @@ Every read of household data is audited by the routes (gateway.api.security.audi
 """
 
 from __future__ import annotations
+
+from typing import TypedDict
 
 from edge.enrich import Household
 from gateway.privacy import RESPONDERS, Pseudonyms, mask_name, mask_phone
@@ -51,7 +54,14 @@ def may_visit(principal: Principal, household: Household) -> bool:
     return principal.role in VISITORS and sees_household(principal, household)
 
 
-def list_filter(principal: Principal) -> dict[str, str]:
+class OwnHouseholds(TypedDict, total=False):
+    """Keyword filters of `HouseholdStore.list` that narrow it to the caller's own households."""
+
+    care_worker: str
+    family_person: str
+
+
+def list_filter(principal: Principal) -> OwnHouseholds:
     """The store filter that narrows a list to the caller's own households (care, family)."""
     if principal.role is Role.CARE_WORKER and principal.person is not None:
         return {"care_worker": principal.person}
@@ -77,7 +87,13 @@ def masked_household(household: Household, places: Pseudonyms) -> Household:
                 for r in household.residents
             ),
             "family": tuple(
-                f.model_copy(update={"name": mask_name(f.name), "phone": mask_phone(f.phone)})
+                f.model_copy(
+                    update={
+                        "name": mask_name(f.name),
+                        "phone": mask_phone(f.phone),
+                        "person_id": None,
+                    }
+                )
                 for f in household.family
             ),
             "care_worker": household.care_worker.model_copy(

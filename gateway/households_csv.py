@@ -130,8 +130,9 @@ def decode(data: bytes) -> str:
     return text.removeprefix(BOM)
 
 
-def parse_csv(data: bytes) -> tuple[list[Household], list[Problem]]:
-    """Every line of the file as a household, and every problem found (nothing is stored here).
+def parse_csv(data: bytes) -> tuple[list[tuple[int, Household]], list[Problem]]:
+    """Every line of the file as (line number, household), and every problem found (nothing is
+    stored here).
 
     Raises ImportRefused when the file as a whole cannot be read.
     """
@@ -151,7 +152,7 @@ def parse_csv(data: bytes) -> tuple[list[Household], list[Problem]]:
         if needed not in keys:
             zh = next(z for k, z, _ in COLUMNS if k == needed)
             raise ImportRefused(f"line 1: the column {zh} ({needed}) is missing")
-    households: list[Household] = []
+    households: list[tuple[int, Household]] = []
     problems: list[Problem] = []
     seen_ids: dict[str, int] = {}
     seen_devices: dict[str, int] = {}
@@ -185,7 +186,7 @@ def parse_csv(data: bytes) -> tuple[list[Household], list[Problem]]:
                     Problem(line, "设备", f"device {device} is also on line {seen_devices[device]}")
                 )
             seen_devices.setdefault(device, line)
-        households.append(household)
+        households.append((line, household))
     return households, problems[:MAX_PROBLEMS]
 
 

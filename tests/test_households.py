@@ -175,3 +175,16 @@ def test_household_ids_split_into_three_parts() -> None:
     assert split_household_id("c/b/u") == ("c", "b", "u")
     with pytest.raises(HouseholdError, match="community/building/unit"):
         split_household_id("c/b")
+
+
+def test_an_unreadable_register_is_set_aside_and_said_so(tmp_path: Path) -> None:
+    path = tmp_path / "households.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = HouseholdStore(path)
+    assert store.problem is not None
+    assert "unreadable" in store.problem
+    assert "restore it from a backup" in store.problem
+    assert store.count() == 0
+    assert list(tmp_path.glob("households.db.corrupt-*"))
+    store.put(_household(), NOW)  # alarms and the register go on
+    assert HouseholdStore(path).problem is None

@@ -536,4 +536,9 @@ class Agent:
                 "unregistered_topics": len(self.pipeline.unregistered),
                 "registry_error": self.registry_file.last_error if self.registry_file else None,
             },
+            "households": {
+                "registered": self.households.count(),
+                "away": len(self.households.away(now)),
+                "problem": self.households.problem or self.visits.problem,
+            },
         }

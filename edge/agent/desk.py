@@ -200,6 +200,10 @@ class Desk:
             self._agent.households.set_away(hid, until if away else None, reason, self.now())
         return self._agent.pipeline.rules.is_away(community, building, unit)
 
+    async def households_changed(self) -> None:
+        """The register was written: away dates take effect now, not at the next check."""
+        await self._agent.away_keeper.check()
+
     def is_away(self, community: str, building: str, unit: str) -> bool:
         return self._agent.pipeline.rules.is_away(community, building, unit)
 

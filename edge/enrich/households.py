@@ -10,6 +10,8 @@ monthly reports read the same record.
 from __future__ import annotations
 
 import builtins
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -18,10 +20,11 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from edge.database import open_database
+from edge.database import open_database, quarantine
 from edge.errors import HouseholdError, HouseholdNotFound
 from edge.model import epoch_ms
 
+_log = logging.getLogger(__name__)
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # as the registry's: no '/', no MQTT wildcards
 _PHONE = r"^\+?[0-9][0-9 -]{3,24}$"
 _PERSON = r"^[A-Za-z0-9_.\-]+$"  # as the roster's person ids
@@ -32,8 +35,10 @@ DEFAULT_CALL_AFTER_MINUTES = 10  # an SOS or a fall nobody on duty acknowledges:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS households (
     id TEXT PRIMARY KEY, community TEXT NOT NULL, building TEXT NOT NULL, unit TEXT NOT NULL,
-    care_worker TEXT, living_alone INTEGER NOT NULL, body TEXT NOT NULL,
+    care_worker TEXT, living_alone INTEGER NOT NULL, away_until_ms INTEGER, body TEXT NOT NULL,
     updated_ms INTEGER NOT NULL, revision INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS households_away ON households (away_until_ms)
+    WHERE away_until_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS households_by_community ON households (community, building, unit);
 CREATE INDEX IF NOT EXISTS households_by_worker ON households (care_worker);
 CREATE TABLE IF NOT EXISTS household_devices (
@@ -130,6 +135,22 @@ class Household(BaseModel):
         return sorted(called, key=lambda f: f.call_after_minutes or 0)
 
 
+def open_or_set_aside(path: Path, schema: str, what: str) -> tuple[sqlite3.Connection, str | None]:
+    """Open a care file; one SQLite cannot read is moved aside and a new one started, so that
+    alarms keep flowing. What happened is returned (for /healthz) and logged: the register is
+    not rebuilt by itself, someone restores it from a backup (`community-edge restore`)."""
+    try:
+        return open_database(path, schema, check_same_thread=False), None
+    except sqlite3.DatabaseError as exc:
+        moved = quarantine(path)
+        problem = (
+            f"{what} {path} was unreadable ({exc}): moved to {moved}, started empty; "
+            "restore it from a backup"
+        )
+        _log.error("%s", problem)
+        return open_database(path, schema, check_same_thread=False), problem
+
+
 def household_id(community: str, building: str, unit: str) -> str:
     """The household key: `community/building/unit`."""
     return f"{community}/{building}/{unit}"
@@ -153,7 +174,7 @@ class HouseholdStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._conn, self.problem = open_or_set_aside(path, _SCHEMA, "household register")
 
     def close(self) -> None:
         with self._lock:
@@ -214,9 +235,10 @@ class HouseholdStore:
         worker = stored.care_worker.person_id if stored.care_worker else None
         self._conn.execute(
             "INSERT INTO households (id, community, building, unit, care_worker, living_alone, "
-            "body, updated_ms, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "away_until_ms, body, updated_ms, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET care_worker = excluded.care_worker, "
-            "living_alone = excluded.living_alone, body = excluded.body, "
+            "living_alone = excluded.living_alone, away_until_ms = excluded.away_until_ms, "
+            "body = excluded.body, "
             "updated_ms = excluded.updated_ms, revision = excluded.revision",
             (
                 hid,
@@ -225,6 +247,7 @@ class HouseholdStore:
                 stored.unit,
                 worker,
                 int(stored.living_alone),
+                epoch_ms(stored.away_until) if stored.away_until else None,
                 stored.model_dump_json(),
                 epoch_ms(now),
                 stored.revision,
@@ -355,10 +378,18 @@ class HouseholdStore:
                 ).fetchone()
         return int(row[0])
 
+    def with_away_dates(self) -> builtins.list[Household]:
+        """Households with an away end date, past or not (an index, not a scan of the register)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM households WHERE away_until_ms IS NOT NULL ORDER BY id"
+            ).fetchall()
+        return [Household.model_validate_json(r[0]) for r in rows]
+
     def away(self, now: datetime) -> builtins.list[Household]:
         """Households away at `now` (the board shows them; inactivity is not counted)."""
-        return [h for h in self.list() if h.is_away(now)]
+        return [h for h in self.with_away_dates() if h.is_away(now)]
 
     def expired_away(self, now: datetime) -> builtins.list[Household]:
         """Households whose away end date has passed but are still marked away."""
-        return [h for h in self.list() if h.away_until is not None and not h.is_away(now)]
+        return [h for h in self.with_away_dates() if not h.is_away(now)]

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from edge.database import open_database
-from edge.enrich.households import Household
+from edge.enrich.households import Household, open_or_set_aside
 from edge.model import epoch_ms
 
 OVERDUE_DAYS = 30  # a month and a day without a visit is late whatever the calendar says
@@ -91,7 +90,7 @@ class VisitStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._conn, self.problem = open_or_set_aside(path, _SCHEMA, "visit log")
 
     def close(self) -> None:
         with self._lock:

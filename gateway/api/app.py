@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from edge.agent import Agent, Desk
 from edge.sinks import DeliveryLog, ReadingStore
 from gateway.action_links import ActionLinks
-from gateway.api import actions, alerts, care, devices, operations, silences
+from gateway.api import actions, alerts, care, devices, households, operations, silences
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.api.security import pseudonyms_of
@@ -68,6 +68,8 @@ def create_app(
     app.state.audit = audit
     app.state.action_links = action_links
     app.state.pseudonyms = pseudonyms_of(tokens)
+    app.state.tokens = tokens  # the names of tokens (who recorded a visit)
+    app.state.zone = zone  # None: Asia/Shanghai (months of visits begin at its midnight)
     # the metrics read every stage's counters: the one view past the desk, rendered by gateway.metrics
     app.state.disk = disk
     app.state.render_metrics = lambda: render_metrics(agent, disk, retention)
@@ -76,6 +78,7 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(devices.router)
     app.include_router(care.router)
+    app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
     # the duty console: cookie sessions over the same desk, authenticator and audit log; imported

@@ -6,13 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
+from edge.agent import Desk
 from gateway.api.context import AgentDesk
 from gateway.api.errors import ACTION_ERRORS, ERRORS
 from gateway.api.schemas import PathId
-from gateway.api.security import Caller, audit, may_act, places_of, visible
+from gateway.api.security import HouseholdCaller, audit, may_act, places_of, visible
+from gateway.household_access import sees_household
+from gateway.tokens import Principal, Role
 
 router = APIRouter()
 
@@ -57,9 +60,20 @@ class SignResult(BaseModel):
     at: datetime
 
 
-def _household(request: Request, caller: Caller, community: str, building: str, unit: str) -> str:
+def _household(
+    request: Request, caller: Principal, desk: Desk, community: str, building: str, unit: str
+) -> str:
+    """The household's audit name; 404 for another community's, or for a care worker or family
+    member, for a household not theirs (audited like the household routes do)."""
     household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
     visible(request, caller, community, household)
+    if caller.role in (Role.CARE_WORKER, Role.FAMILY):
+        record = desk.households.get(f"{community}/{building}/{unit}")
+        if record is None or not sees_household(caller, record):
+            audit(request, caller, community, household, "not_own", "refused")
+            raise HTTPException(
+                status_code=404, detail=f"no household {community}/{building}/{unit}"
+            )
     return household
 
 
@@ -69,7 +83,7 @@ def _household(request: Request, caller: Caller, community: str, building: str, 
     responses=ERRORS,
 )
 async def household_rhythm(
-    caller: Caller,
+    caller: HouseholdCaller,
     request: Request,
     desk: AgentDesk,
     community: PathId,
@@ -78,9 +92,10 @@ async def household_rhythm(
 ) -> HouseholdRhythmView:
     """The resident's own day as learned from the last weeks, and whether she is away.
 
-    When she is at home is personal data: every read is in the audit log.
+    When she is at home is personal data: every read is in the audit log. A care worker and a
+    family member read only their own households.
     """
-    household = _household(request, caller, community, building, unit)
+    household = _household(request, caller, desk, community, building, unit)
     away, until, reason = desk.away_of(community, building, unit)
     views = desk.rhythm_of(community, building, unit)
     audit(request, caller, community, household, "read_rhythm")
@@ -112,7 +127,7 @@ async def household_rhythm(
     responses=ACTION_ERRORS,
 )
 async def sign_of_life(
-    caller: Caller,
+    caller: HouseholdCaller,
     request: Request,
     desk: AgentDesk,
     community: PathId,
@@ -121,9 +136,11 @@ async def sign_of_life(
     body: SignBody,
 ) -> SignResult:
     """Record a sign of life no sensor saw (a check-in call answered, a visit): the household's
-    no-sign alerts resolve and inactivity counts anew from now."""
-    household = _household(request, caller, community, building, unit)
-    may_act(caller)
+    no-sign alerts resolve and inactivity counts anew from now. Responders, and a care worker
+    for her own households."""
+    household = _household(request, caller, desk, community, building, unit)
+    if caller.role is not Role.CARE_WORKER:  # her own household, checked above
+        may_act(caller)
     resolved = await desk.sign_of_life(community, building, unit)
     audit(request, caller, community, household, f"sign_of_life:{body.source}")
     return SignResult(resolved=resolved, at=desk.now())

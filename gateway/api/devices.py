@@ -170,8 +170,9 @@ async def set_away(
     visible(request, caller, community, household)
     may_act(caller)
     if body.away and body.until is not None and body.until <= desk.now():
-        raise HTTPException(status_code=422, detail="'until' must be in the future")
+        raise HTTPException(status_code=400, detail="`until` is already past")
     away = await desk.set_away(community, building, unit, body.away, body.until, body.reason)
     audit(request, caller, community, household, "set_away")
-    _, until, reason = desk.away_of(community, building, unit)
-    return AwayBody(away=away, until=until, reason=reason)
+    return AwayBody(
+        away=away, until=body.until if away else None, reason=body.reason if away else None
+    )

@@ -25,12 +25,12 @@ from gateway.api.untrusted_text import IDENTIFIER_PATTERN, free_text, one_line
 
 
 class AwayBody(BaseModel):
-    """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
+    """Whether a household is away from home (kept in DATA_DIR/rules.db); with `until`, a
+    household in the register is brought back on that date (and keeps the reason)."""
 
     away: StrictBool
-    # back by itself then (a hospital stay, a visit to family); None: until marked back
     until: AwareDatetime | None = None
-    reason: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=200)
 
 
 class AlertList(BaseModel):

@@ -17,8 +17,8 @@ from edge.sinks import DeliveryLog
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import pages, reports, signin
-from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
+from gateway.console import care, pages, reports, signin
+from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
@@ -53,6 +53,7 @@ def create_console(
     console.include_router(signin.router)
     console.include_router(pages.router)
     console.include_router(reports.router)
+    console.include_router(care.router)
     console.mount("/static", static_files(), name="static")
 
     @console.exception_handler(SignInRequired)
@@ -64,6 +65,14 @@ def create_console(
         if request.method != "GET" or exc.next_path.startswith("/console/stream"):
             return Response(status_code=401)
         return RedirectResponse(target, status_code=303)
+
+    @console.exception_handler(CareOnly)
+    async def _care_only(request: Request, exc: CareOnly) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=403, headers={"HX-Redirect": care.HOME})
+        if request.method != "GET" or request.url.path.startswith("/console/stream"):
+            return Response(status_code=403)
+        return RedirectResponse(care.HOME, status_code=303)
 
     @console.exception_handler(CsrfRefused)
     async def _csrf(request: Request, exc: CsrfRefused) -> Response:

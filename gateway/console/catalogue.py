@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway.console.care_words import CARE_WORDS
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 DEFAULT: Lang = "zh"
@@ -124,6 +126,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "reload": ("刷新查看", "Reload to see"),
     "skip": ("跳到告警列表", "Skip to the alerts"),
 }
+
+_WORDS.update(CARE_WORDS)  # the care pages' words live beside them (gateway/console/care_words.py)
 
 WORDS: dict[Lang, dict[str, str]] = {
     "zh": {key: zh for key, (zh, _) in _WORDS.items()},

@@ -42,7 +42,7 @@ def gather_report(
     year, number = parse_month(month)
     start, end = month_bounds(year, number, zone)
     narrowed = list_filter(principal)
-    households = desk.households.list([community], **narrowed)  # type: ignore[arg-type]
+    households = desk.households.list([community], **narrowed)
     visits = desk.visits.list(communities=[community], since=start, until=end, limit=MAX_VISITS)
     alerts = month_alerts(
         lambda cursor: desk.alerts([community], None, None, 500, cursor), start, end
