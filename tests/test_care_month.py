@@ -171,9 +171,7 @@ def test_the_pdf_reads_back_in_chinese_with_its_pages(month: _Month) -> None:
 
 
 def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) -> None:
-    (month.data / "rules.db").unlink()  # the agent runs on today's clock: no November state
-    for stale in month.data.glob("rules.db-*"):
-        stale.unlink()
+    # the agent runs on today's clock over November's state: it learned each resident's day
     tokens = TokenStore(month.data / "tokens.db")
     _, token = tokens.create("duty_officer", [COMMUNITY], name="李值班")
     _, platform = tokens.create("platform", [COMMUNITY], name="区平台")
@@ -204,6 +202,23 @@ def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) 
                 page.click("a[href^='/console/reports/care.pdf']")
             assert download.value.suggested_filename == "care-report-sunshine-2026-11.pdf"
             context.close()
+        # her learned day on the fall household's page: hours of her day, days learned
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, locale="zh-CN", base_url=agent.url
+        )
+        page = context.new_page()
+        community, building, unit = month.story.fall.split("/")
+        path = f"/console/care/households/{community}/{building}/{unit}"
+        page.goto(path)
+        page.fill("#token", token)
+        page.click("button[type=submit].primary")
+        page.wait_for_url(f"**{path}*")
+        rhythm = page.locator("#rhythm").inner_text()
+        assert "no-sign-of-life" in rhythm
+        assert "water-idle" in rhythm
+        assert "日常活动时段" in rhythm  # her usual hours, learned
+        page.locator("#rhythm").screenshot(path=str(artefact("care-rhythm.png")))
+        context.close()
         # a platform reads the same figures with every household by its pseudonym
         context = browser.new_context(locale="zh-CN", base_url=agent.url)
         page = context.new_page()

@@ -277,3 +277,16 @@ def test_a_households_alert_escalates_like_an_sos_only_slower() -> None:
     assert [s.tier for s in household.steps] == [s.tier for s in sos.steps]
     assert household.steps[-1].after_s > sos.steps[-1].after_s
     assert policies.for_alert(alert.model_copy(update={"category": "water"})) is None
+
+
+def test_days_the_gateway_was_off_teach_nothing(tmp_path: Path) -> None:
+    engine = RuleEngine(PROFILES, _rules(tmp_path, WATER_RULE))
+    engine.tick(_at(0, 0))
+    for day in range(8):
+        _water(engine, _at(day, 7.5))
+        engine.tick(_at(day, 12))
+    # off for five days (no tick, no sign), then back
+    [view] = engine.rhythm_of("c1", "b2", "1201", _at(13, 8))
+    assert view.days_learned == 8
+    assert view.usual_share == 1.0
+    assert view.watched is True

@@ -256,13 +256,19 @@ class PlaceRules:
             if until <= ts:  # the away span ended: back home, inactivity counts anew
                 verdicts.extend(self.set_away(place, False, now))
         opened: dict[int, datetime | None] = {}  # one window lookup per distinct window per tick
+        today: int | None = None
         for rule in self.absence:
             for place in self.households[rule.id]:
                 key = f"{rule.id}|{place}"
-                if place in self.away and rule.rhythm is not None:
-                    day = local_day(ts, self.zone)[0]
-                    if self._rhythm(rule, key, day).note_away(day):
-                        self._changes["rhythm", key] = self.rhythms[key].dump()
+                if rule.rhythm is not None:
+                    if today is None:
+                        today = local_day(ts, self.zone)[0]
+                    rhythm = self._rhythm(rule, key, today)
+                    marked = rhythm.note_watched(today)
+                    if place in self.away:
+                        marked = rhythm.note_away(today) or marked
+                    if marked:
+                        self._changes["rhythm", key] = rhythm.dump()
                 if key in self.absent or place in self.away:
                     continue
                 community, building, unit = place.split("/")

@@ -2,8 +2,10 @@
 life came (a 24-bit mask per day), whether the household was away that day, and what follows:
 an hour-of-day histogram, how usual a signal is, and the hours of her day.
 
-Kept per absence rule and household in a ring of `learn_days` 64-bit slots (day ordinal, away
-flag, hour mask), about 0.3 KB a household and rule, persisted with the rule state.
+Kept per absence rule and household in a ring of `learn_days` 64-bit slots (day ordinal, watched
+and away flags, hour mask), about 0.3 KB a household and rule, persisted with the rule state. A
+day counts when the agent watched it (a rule tick or a sign) and the household was not away: a
+gateway switched off for a week teaches nothing about her.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from edge.rule_spec import Rhythm, Schedule
 _HOURS = 24
 _MASK = (1 << _HOURS) - 1
 _AWAY = 1 << _HOURS  # the household was away that day: the day is not learned from
-_DAY_SHIFT = _HOURS + 1
+_WATCHED = 1 << (_HOURS + 1)  # the agent watched that day: a day it was down is not learned from
+_DAY_SHIFT = _HOURS + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,12 @@ class HouseholdRhythm:
 
     def note(self, day: int, hour: int) -> bool:
         """A sign in this local hour of this day; whether anything changed."""
-        return self._mark(day, 1 << hour)
+        return self._mark(day, 1 << hour | _WATCHED)
+
+    def note_watched(self, day: int) -> bool:
+        """The agent is watching today (a rule tick): a day without a sign is a quiet day, not
+        a day the gateway was off."""
+        return self._mark(day, _WATCHED)
 
     def note_away(self, day: int) -> bool:
         """The household is away today: today is not learned from."""
@@ -72,13 +80,11 @@ class HouseholdRhythm:
         return True
 
     def _learned(self, today: int) -> list[int]:
-        """The masks of the completed, known days before `today` that were not away (0: none)."""
+        """The hour masks of the completed days before `today` that were watched and not away."""
         masks: list[int] = []
         for day in range(max(self.first_day, today - len(self.slots)), today):
             entry = self.slots[day % len(self.slots)]
-            if entry >> _DAY_SHIFT != day:
-                masks.append(0)  # a day without any sign
-            elif not entry & _AWAY:
+            if entry >> _DAY_SHIFT == day and entry & _WATCHED and not entry & _AWAY:
                 masks.append(entry & _MASK)
         return masks
 

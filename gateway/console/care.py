@@ -27,6 +27,7 @@ from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
 from gateway.privacy import mask_name
+from gateway.reports.words import WORDS as REPORT_WORDS
 from gateway.tokens import Role
 
 router = APIRouter(prefix="/care")
@@ -160,6 +161,12 @@ async def _household_page(
             "may_visit": may_visit(caller, household),
             "base": f"{HOME}/households/{view.community}/{view.building}/{view.unit}",
             "message": message,
+            # her learned day (gateway/console/templates/_rhythm.html): for those who see her
+            # in full, as when she is at home is personal data
+            "rhythm": desk.rhythm_of(household.community, household.building, household.unit)
+            if full
+            else [],
+            "rhythm_words": REPORT_WORDS[visitor.lang],
         },
     )
 
