@@ -25,12 +25,20 @@ class CareWatch:
 
     async def run(self) -> None:
         while True:
-            self.check()
+            # read in a worker thread: 10,000 records take a few hundred ms, which the alarms'
+            # event loop must not wait for (the store is thread-safe)
+            ids = await asyncio.to_thread(self._living_alone)
+            self._apply(ids)
             await asyncio.sleep(self.check_s)
 
     def check(self) -> int:
         """Bring the rules in line with the register; how many households live alone."""
-        ids = [h.id for h in self.households.list(living_alone=True)]
+        return self._apply(self._living_alone())
+
+    def _living_alone(self) -> list[str]:
+        return [h.id for h in self.households.list(living_alone=True)]
+
+    def _apply(self, ids: list[str]) -> int:
         if len(ids) != self.watched:
             _log.info("sign of life: %d households living alone watched", len(ids))
         self.rules.care_for(ids)
