@@ -7,6 +7,7 @@ the community's households by pseudonym, a family member nothing. Every read is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, tzinfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -20,10 +21,11 @@ from gateway.reports import CareReport, ReportError
 from gateway.reports.care import duration
 from gateway.reports.csv_file import render_csv
 from gateway.reports.gather import ReportHidden, ReportRefused, gather_report
-from gateway.reports.pdf import render_pdf
+from gateway.reports.pdf import FontMissing, render_pdf
 from gateway.reports.words import WORDS
 
 router = APIRouter()
+_log = logging.getLogger(__name__)
 
 
 def _month_default(now: datetime, zone: tzinfo) -> str:
@@ -97,9 +99,14 @@ async def care_report_pdf(
 ) -> Response:
     """The report as a PDF (A4, Chinese first)."""
     report = await _report(request, visitor, community, month, "report_pdf")
-    # about 2 s for 10,000 households (bench.care): in a worker thread, off the alarms' loop
+    try:
+        # about 2 s for 10,000 households (bench.care): in a worker thread, off the alarms' loop
+        pdf = await asyncio.to_thread(render_pdf, report)
+    except FontMissing as exc:  # the gateway's install step was skipped: say which package
+        _log.error("care report PDF: %s", exc)
+        return Response(str(exc), status_code=503, media_type="text/plain; charset=utf-8")
     return Response(
-        await asyncio.to_thread(render_pdf, report),
+        pdf,
         media_type="application/pdf",
         headers=_download(f"care-report-{report.community}-{report.label}.pdf"),
     )
