@@ -175,6 +175,7 @@ def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) 
     tokens = TokenStore(month.data / "tokens.db")
     _, token = tokens.create("duty_officer", [COMMUNITY], name="李值班")
     _, platform = tokens.create("platform", [COMMUNITY], name="区平台")
+    _, worker = tokens.create("care_worker", [COMMUNITY], name="李娜", person="li-na")
     tokens.close()
     with AgentProcess(month.data, mosquitto.url) as agent, chromium() as browser:
         for width, lang in ((1920, "zh-CN"), (390, "en-US")):
@@ -218,6 +219,17 @@ def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) 
         assert "water-idle" in rhythm
         assert "日常活动时段" in rhythm  # her usual hours, learned
         page.locator("#rhythm").screenshot(path=str(artefact("care-rhythm.png")))
+        context.close()
+        # the fall household's care worker reads the report of her 50 households
+        context = browser.new_context(locale="zh-CN", base_url=agent.url)
+        page = context.new_page()
+        page.goto(f"/console/reports/care?community={COMMUNITY}&month=2026-11")
+        page.fill("#token", worker)
+        page.click("button[type=submit].primary")
+        page.wait_for_url("**/console/reports/care*")
+        assert "50 / 50" in page.locator("#tile-visits").inner_text()
+        assert "2 / 2" in page.locator("#tile-alerts").inner_text()
+        assert page.locator("#not-visited li").count() == 0
         context.close()
         # a platform reads the same figures with every household by its pseudonym
         context = browser.new_context(locale="zh-CN", base_url=agent.url)

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from edge.agent import Desk
 from gateway.api.security import audit, places_of
-from gateway.console.access import Person, Visitor
+from gateway.console.access import Anyone, Visitor
 from gateway.console.page import render
 from gateway.reports import CareReport, ReportError
 from gateway.reports.care import duration
@@ -67,7 +67,7 @@ async def _report(
 @router.get("/reports/care")
 async def care_report_page(
     request: Request,
-    visitor: Person,
+    visitor: Anyone,
     community: str | None = Query(default=None, max_length=64),
     month: str | None = Query(default=None, max_length=7),
 ) -> Response:
@@ -93,7 +93,7 @@ async def care_report_page(
 @router.get("/reports/care.pdf")
 async def care_report_pdf(
     request: Request,
-    visitor: Person,
+    visitor: Anyone,
     community: str | None = Query(default=None, max_length=64),
     month: str | None = Query(default=None, max_length=7),
 ) -> Response:
@@ -115,7 +115,7 @@ async def care_report_pdf(
 @router.get("/reports/care.csv")
 async def care_report_csv(
     request: Request,
-    visitor: Person,
+    visitor: Anyone,
     community: str | None = Query(default=None, max_length=64),
     month: str | None = Query(default=None, max_length=7),
 ) -> Response:
