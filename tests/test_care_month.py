@@ -172,6 +172,11 @@ def test_the_pdf_reads_back_in_chinese_with_its_pages(month: _Month) -> None:
 
 def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) -> None:
     # the agent runs on today's clock over November's state: it learned each resident's day
+    # the hospital stay is extended past today: the board shows who is away, until when and why
+    register = HouseholdStore(month.data / "households.db")
+    longer = datetime(2099, 1, 1, tzinfo=ZONE)
+    register.set_away(month.story.hospital, longer, "住院 hospital", datetime.now(ZONE))
+    register.close()
     tokens = TokenStore(month.data / "tokens.db")
     _, token = tokens.create("duty_officer", [COMMUNITY], name="李值班")
     _, platform = tokens.create("platform", [COMMUNITY], name="区平台")
@@ -199,6 +204,12 @@ def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) 
             missed = page.locator("#not-visited li").all_inner_texts()
             assert sorted(missed) == sorted(month.story.missed)
             page.screenshot(path=str(artefact(f"care-report-{width}.png")), full_page=True)
+            if width == 1920:
+                page.goto("/console/")
+                away = page.locator("#away-now").inner_text()
+                assert month.story.hospital in away
+                assert "住院" in away
+                page.goto(path)
             with page.expect_download() as download:
                 page.click("a[href^='/console/reports/care.pdf']")
             assert download.value.suggested_filename == "care-report-sunshine-2026-11.pdf"
