@@ -130,3 +130,22 @@ async def test_away_with_an_end_date_is_shown_and_ends_by_itself(world: _World) 
     assert world.agent.alert_store.open_alerts() == []  # three quiet days away: nothing
     back = (await world.call("GET", f"{HOUSEHOLD}/rhythm")).json()
     assert back["away"] is False
+
+
+async def test_the_care_report_as_json_csv_and_pdf(world: _World) -> None:
+    await world.hours(0)
+    await world.motion()
+    await world.hours(5.5)  # one no-sign alert in November
+    url = "/v1/reports/care/garden?month=2026-11"
+    body = (await world.call("GET", url)).json()
+    assert (body["households"], body["visited"], body["alerts"]["raised"]) == (1, 0, 1)
+    assert body["not_visited"][0].startswith("garden/b1/h-")  # the gateway's admin: masked
+    assert body["visit_rate"] == 0.0
+    csv = await world.call("GET", f"{url}&format=csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.content.startswith("\ufeff住户".encode())
+    pdf = await world.call("GET", f"{url}&format=pdf")
+    assert pdf.content.startswith(b"%PDF")
+    bad = await world.call("GET", "/v1/reports/care/garden?month=2026-13")
+    assert bad.status_code == 422
+    assert len(world.audit.query(action="read_report_pdf")) == 1

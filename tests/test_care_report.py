@@ -106,3 +106,22 @@ def test_the_pdf_says_which_package_its_font_needs(
     monkeypatch.setattr(pdf_module, "FONT_DIR", tmp_path)
     with pytest.raises(pdf_module.FontMissing, match="apt-get install fonts-noto-cjk"):
         pdf_module.render_pdf(report)
+
+
+def test_devices_offline_or_low_on_battery_per_household() -> None:
+    at = datetime(2026, 11, 9, 9, tzinfo=ZONE)
+    offline = _alert("101", at, True).model_copy(
+        update={"id": "o1", "rule": "device-offline", "device_id": "pir-101", "category": "motion"}
+    )
+    battery = _alert("101", at, True).model_copy(
+        update={"id": "b1", "rule": "low-battery", "device_id": "wtr-101", "category": "water"}
+    )
+    report = build_report("c1", 2026, 11, ZONE, [_home("101")], [], [offline, battery], NOW)
+    [line] = report.devices
+    assert (line.household, line.offline, line.low_battery) == (
+        "c1/b1/101",
+        ("pir-101",),
+        ("wtr-101",),
+    )
+    assert (report.rows[0].offline, report.rows[0].low_battery) == (1, 1)
+    assert list(report.by_category) == ["motion", "water"]

@@ -180,6 +180,11 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
             "not_found",
         ),
         ("GET", "/v1/audit"): ("/v1/audit", None, "forbidden"),
+        ("GET", "/v1/reports/care/{community}"): (
+            "/v1/reports/care/b?month=2026-11",
+            None,
+            "not_found",
+        ),
         ("GET", "/v1/households"): ("/v1/households?community=b", None, "no_b"),
         ("POST", "/v1/households"): (
             "/v1/households",
@@ -267,9 +272,12 @@ def _expect_for(role: str, expect: Expect, method: str, path: str) -> Expect:
     if role == "edge_agent":
         return "forbidden"  # it only posts alert events to a central API
     if role in ("care_worker", "family") and (
-        not path.startswith(("/v1/households", "/v1/visits")) or path.endswith("/away")
+        not path.startswith(("/v1/households", "/v1/visits", "/v1/reports"))
+        or path.endswith("/away")
     ):
         return "forbidden"  # the people of the care work read their own households only
+    if role == "family" and path.startswith("/v1/reports"):
+        return "forbidden"  # a care worker reads her households' report, a family member none
     if role == "family" and path in ("/v1/households/export", "/v1/visits/due"):
         return "forbidden"
     if role == "platform" and (method, path) == ("POST", "/v1/silences"):

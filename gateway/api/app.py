@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from edge.agent import Agent, Desk
 from edge.sinks import DeliveryLog, ReadingStore
 from gateway.action_links import ActionLinks
-from gateway.api import actions, alerts, care, devices, households, operations, silences
+from gateway.api import actions, alerts, care, devices, households, operations, reports, silences
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.api.security import pseudonyms_of
@@ -78,6 +78,7 @@ def create_app(
     app.include_router(silences.router)
     app.include_router(devices.router)
     app.include_router(care.router)
+    app.include_router(reports.router)
     app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
