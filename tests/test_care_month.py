@@ -209,6 +209,7 @@ def test_the_report_page_in_chromium(month: _Month, mosquitto: MosquittoServer) 
                 away = page.locator("#away-now").inner_text()
                 assert month.story.hospital in away
                 assert "住院" in away
+                page.screenshot(path=str(artefact("care-board-away.png")))
                 page.goto(path)
             with page.expect_download() as download:
                 page.click("a[href^='/console/reports/care.pdf']")

@@ -73,6 +73,19 @@ def _water(engine: RuleEngine, at: datetime, flow: FieldValue = 6.0) -> list[Ver
     return engine.evaluate(reading)
 
 
+def _tick(engine: RuleEngine, at: datetime) -> list[Verdict]:
+    """Tick at `at`, after ticks every half hour since the last one (none of which may raise):
+    a gap longer than an hour would be an outage, whose quiet time is not counted."""
+    last = engine.places.last_tick
+    if last is not None:
+        step = last + 1800
+        while step < at.timestamp():
+            between = datetime.fromtimestamp(step, UTC)
+            assert engine.tick(between) == [], f"raised at {between}"
+            step += 1800
+    return engine.tick(at)
+
+
 def _raised(verdicts: list[Verdict]) -> list[tuple[str, str, str]]:
     return [(v.rule.id, v.action, v.reading.device.device_id) for v in verdicts]
 
@@ -88,7 +101,7 @@ def _late_riser(engine: RuleEngine, days: int) -> None:
 
 def test_a_late_riser_is_not_counted_from_the_window_but_from_her_own_day(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     _late_riser(engine, 8)  # learning: the 06:00 window stands, a sign every 2 h within 4 h
     [view] = engine.rhythm_of("c1", "b2", "1201", _at(8, 0))
     assert view.days_learned == 8
@@ -97,32 +110,32 @@ def test_a_late_riser_is_not_counted_from_the_window_but_from_her_own_day(tmp_pa
     assert view.histogram[9] == 0
     # day 8: nothing at all. Her last sign was at 20:15 last night: 45 minutes of her day, then
     # the night (never counted), then her day from 10:00: 4 quiet hours end at 13:15, not 10:00
-    assert engine.tick(_at(8, 13.24)) == []
-    assert _raised(engine.tick(_at(8, 13.25))) == [("no-sign", "raise", "household:1201")]
-    assert engine.tick(_at(8, 15)) == []  # once
+    assert _tick(engine, _at(8, 13.24)) == []
+    assert _raised(_tick(engine, _at(8, 13.25))) == [("no-sign", "raise", "household:1201")]
+    assert _tick(engine, _at(8, 15)) == []  # once
     assert _raised(_move(engine, _at(8, 15.5))) == [("no-sign", "clear", "household:1201")]
 
 
 def test_a_whole_day_of_hers_without_a_sign_raises_at_its_end(tmp_path: Path) -> None:
     text = RULES.replace("quiet_hours: 4", "quiet_hours: 12")
     engine = RuleEngine(PROFILES, _rules(tmp_path, text))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     _late_riser(engine, 8)
     # day 8: 45 min of day 7 and her 11-hour day 8 are not 12 h, but her whole day passed quiet
-    assert engine.tick(_at(8, 20.99)) == []
-    assert len(engine.tick(_at(8, 21))) == 1
+    assert _tick(engine, _at(8, 20.99)) == []
+    assert len(_tick(engine, _at(8, 21))) == 1
     # day 9: one sign in her day is enough, and nothing counts after 21:00
     _move(engine, _at(9, 11))
-    assert engine.tick(_at(9, 21.5)) == []
+    assert _tick(engine, _at(9, 21.5)) == []
 
 
 def test_night_is_never_counted(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     _late_riser(engine, 8)
     _move(engine, _at(8, 20.5))
     for hour in (21, 22, 23, 24, 28, 30, 33.9):  # 21:00 day 8 .. 09:54 day 9
-        assert engine.tick(_at(8, hour)) == []
+        assert _tick(engine, _at(8, hour)) == []
 
 
 WATER_RULE = """
@@ -144,7 +157,7 @@ rules:
 def test_water_idle_raises_only_in_a_home_that_usually_uses_water(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path, WATER_RULE))
     other = _device("water-flow-meter", "wtr-2", unit="1202")
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     for day in range(10):
         _water(engine, _at(day, 7.5))
         _water(engine, _at(day, 18.5))
@@ -152,65 +165,65 @@ def test_water_idle_raises_only_in_a_home_that_usually_uses_water(tmp_path: Path
             at = _at(day, 9)
             engine.evaluate(Reading(device=other, fields={"flow": 3.0}, at=at, received_at=at))
         for hour in range(24):
-            assert engine.tick(_at(day, hour + 0.75)) == []
+            assert _tick(engine, _at(day, hour + 0.75)) == []
     views = {v.rule: v for v in engine.rhythm_of("c1", "b2", "1202", _at(10, 0))}
     assert views["water-idle"].watched is False
     assert views["water-idle"].usual_share == 0.4  # days 0, 3, 6, 9
     assert engine.rhythm_of("c1", "b2", "1201", _at(10, 0))[0].own_day == Day(7, 19)
     # day 10: the fall after the last draw of day 9 (18:30): her day is 07:00-19:00; half an
     # hour of day 9 and 11.5 hours of day 10 make 12 hours at 18:30
-    assert engine.tick(_at(10, 18.49)) == []
-    assert _raised(engine.tick(_at(10, 18.5))) == [("water-idle", "raise", "household:1201")]
+    assert _tick(engine, _at(10, 18.49)) == []
+    assert _raised(_tick(engine, _at(10, 18.5))) == [("water-idle", "raise", "household:1201")]
 
 
 def test_away_with_an_end_date_suppresses_and_ends_by_itself(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     _late_riser(engine, 8)
-    assert len(engine.tick(_at(8, 14))) == 1
+    assert len(_tick(engine, _at(8, 13.25))) == 1
     cleared = engine.set_away(
         "c1", "b2", "1201", True, _at(8, 15), until=_at(12, 9), reason="hospital"
     )
     assert _raised(cleared) == [("no-sign", "clear", "household:1201")]
     assert engine.away_of("c1", "b2", "1201") == (True, _at(12, 9), "hospital")
     for hour in range(15, 4 * 24 + 8):
-        assert engine.tick(_at(8, hour)) == []
-    assert engine.tick(_at(12, 9)) == []  # back: counts anew from now
+        assert _tick(engine, _at(8, hour)) == []
+    assert _tick(engine, _at(12, 9)) == []  # back: counts anew from now
     assert engine.away_of("c1", "b2", "1201") == (False, None, None)
     # days away are not learned from: her day stands
     assert engine.rhythm_of("c1", "b2", "1201", _at(12, 10))[0].own_day == Day(10, 21)
     # back at 09:00, before her day: its 4 quiet hours count from 10:00
-    assert engine.tick(_at(12, 13.99)) == []
-    assert len(engine.tick(_at(12, 14))) == 1
+    assert _tick(engine, _at(12, 13.99)) == []
+    assert len(_tick(engine, _at(12, 14))) == 1
 
 
 def test_a_check_in_answered_clears_and_counts_as_a_sign(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path))
-    engine.tick(_at(0, 6))
-    assert len(engine.tick(_at(0, 10))) == 1  # learning: the window's 06:00 + 4 h
+    _tick(engine, _at(0, 6))
+    assert len(_tick(engine, _at(0, 10))) == 1  # learning: the window's 06:00 + 4 h
     assert _raised(engine.sign("c1", "b2", "1201", _at(0, 10.5))) == [
         ("no-sign", "clear", "household:1201")
     ]
-    assert engine.tick(_at(0, 14.4)) == []
-    assert len(engine.tick(_at(0, 14.5))) == 1
+    assert _tick(engine, _at(0, 14.4)) == []
+    assert len(_tick(engine, _at(0, 14.5))) == 1
 
 
 def test_living_alone_households_come_from_the_records(tmp_path: Path) -> None:
     text = RULES.replace('households: ["c1/b2/1201"]', "households: living_alone")
     engine = RuleEngine(PROFILES, _rules(tmp_path, text))
-    engine.tick(_at(0, 6))
-    assert engine.tick(_at(0, 11)) == []  # nobody is known to live alone yet
+    _tick(engine, _at(0, 6))
+    assert _tick(engine, _at(0, 11)) == []  # nobody is known to live alone yet
     engine.care_for(["c1/b2/1201"])
-    assert _raised(engine.tick(_at(0, 11.5))) == [("no-sign", "raise", "household:1201")]
+    assert _raised(_tick(engine, _at(0, 11.5))) == [("no-sign", "raise", "household:1201")]
     _move(engine, _at(0, 12))
     engine.care_for([])  # moved in with her daughter
-    assert engine.tick(_at(0, 20)) == []
+    assert _tick(engine, _at(0, 20)) == []
 
 
 def test_the_learned_rhythm_and_away_survive_a_new_engine(tmp_path: Path) -> None:
     rules = _rules(tmp_path)
     engine = RuleEngine(PROFILES, rules, RuleStateStore(tmp_path / "rules.db"))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     _late_riser(engine, 8)
     engine.set_away("c1", "b2", "1201", True, _at(8, 1), until=_at(9, 12), reason="family")
     engine.flush()
@@ -281,12 +294,24 @@ def test_a_households_alert_escalates_like_an_sos_only_slower() -> None:
 
 def test_days_the_gateway_was_off_teach_nothing(tmp_path: Path) -> None:
     engine = RuleEngine(PROFILES, _rules(tmp_path, WATER_RULE))
-    engine.tick(_at(0, 0))
+    _tick(engine, _at(0, 0))
     for day in range(8):
         _water(engine, _at(day, 7.5))
-        engine.tick(_at(day, 12))
+        _tick(engine, _at(day, 12))
     # off for five days (no tick, no sign), then back
     [view] = engine.rhythm_of("c1", "b2", "1201", _at(13, 8))
     assert view.days_learned == 8
     assert view.usual_share == 1.0
     assert view.watched is True
+
+
+def test_a_gateway_back_after_a_day_off_does_not_raise_what_it_did_not_see(
+    tmp_path: Path,
+) -> None:
+    engine = RuleEngine(PROFILES, _rules(tmp_path))
+    engine.tick(_at(0, 0))
+    _late_riser(engine, 8)
+    # off from day 8 00:00 to day 9 12:00: her last sign it saw was day 7 at 20:15
+    assert engine.tick(_at(9, 12)) == []  # not "quiet since yesterday": it did not see
+    assert _tick(engine, _at(9, 15.99)) == []
+    assert len(_tick(engine, _at(9, 16))) == 1  # four hours of her day since it came back

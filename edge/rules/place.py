@@ -24,6 +24,7 @@ from edge.rules.rhythm import (
 from edge.rules.verdict import Verdict, evaluate_condition
 
 PLACE_MODEL = "community-edge"
+OUTAGE_S = 3600.0  # a gap between rule ticks this long: the agent was down or paused
 # (rule, community, building, unit) -> the rule with its overrides, None when disabled there
 Resolve = Callable[[RuleSpec, str, str, str | None], RuleSpec | None]
 Changes = dict[tuple[str, str], Any]
@@ -93,6 +94,12 @@ class PlaceRules:
         self.rhythms: dict[str, HouseholdRhythm] = {}
         self._days: dict[str, tuple[int, Day | None, float, int]] = {}
         self.since: float | None = None  # when watching began: inactivity counts from here
+        # rhythm rules: the last tick (saved each minute) and when watching resumed after a gap
+        # longer than OUTAGE_S (the gateway down or paused): quiet time it did not see is not
+        # counted, or a restart after a day off would raise every household at once
+        self.last_tick: float | None = None
+        self.resumed: float = 0.0
+        self._tick_saved = 0.0
         # correlation: hits (epoch s, device id, signal) and the devices already raised, by
         # "rule|c/b"
         self.hits: dict[str, list[tuple[float, str, str]]] = {}
@@ -238,6 +245,13 @@ class PlaceRules:
         if self.since is None:
             self.since = ts
             self._changes["meta", "since"] = ts
+        if self.last_tick is not None and ts - self.last_tick > OUTAGE_S:
+            self.resumed = ts
+            self._changes["meta", "resumed"] = ts
+        self.last_tick = ts
+        if ts - self._tick_saved >= 60:
+            self._tick_saved = ts
+            self._changes["meta", "tick"] = ts
         for key, hits in list(self.hits.items()):
             rule_id = key.partition("|")[0]
             rule = next((r for r in self.correlation if r.id == rule_id), None)
@@ -347,7 +361,7 @@ class PlaceRules:
         local = now.astimezone(opened.tzinfo)
         if local < begin:
             return False
-        last = self.activity.get(key, self.since) or 0.0
+        last = max(self.activity.get(key, self.since) or 0.0, self.resumed)
         if local >= end:  # her day is over: raised only if the whole of it passed without a sign
             return last < begin.timestamp() and (self.since or 0.0) <= begin.timestamp()
         if own is None:  # still learning: as a plain absence rule, from today's window on
@@ -411,7 +425,10 @@ class PlaceRules:
             rule_id = key.partition("|")[0]
             if rule_id in learn:
                 self.rhythms[key] = HouseholdRhythm.load(value, learn[rule_id])
-        self.since = state.get("meta", {}).get("since", self.since)
+        meta = state.get("meta", {})
+        self.since = meta.get("since", self.since)
+        self.last_tick = meta.get("tick", self.last_tick)
+        self.resumed = meta.get("resumed", self.resumed)
         for key, hits in state.get("hits", {}).items():
             self.hits[key] = [(float(t), str(d), str(s)) for t, d, s in hits]
         for key, devices in state.get("raised", {}).items():
