@@ -164,7 +164,7 @@ class Rhythm(BaseModel):
 Kind = Literal["condition", "offline", "count", "confirm", "absence", "correlation"]
 PLACE_KINDS = frozenset({"absence", "correlation"})
 
-# the keys each kind takes beyond id, kind, summary, severity, enabled
+# the keys each kind takes beyond id, kind, summary, summary_zh, severity, enabled
 _KEYS: dict[str, frozenset[str]] = {
     "condition": frozenset({"when", "clear", "for_seconds", "schedule"}),
     "offline": frozenset(),
@@ -192,6 +192,8 @@ class RuleSpec(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     kind: Kind = "condition"
     summary: str
+    # the summary in Simplified Chinese, shown on Chinese pages (the console); None: `summary`
+    summary_zh: str | None = Field(default=None, min_length=1)
     severity: Severity
     enabled: bool = True
     when: Condition | None = None  # condition: raises; count: a hit; confirm: the suspicion

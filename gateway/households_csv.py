@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edge.enrich import DEFAULT_CALL_AFTER_MINUTES, CareLevel, Household
+from gateway.api.untrusted_text import csv_cell, free_text, one_line
 
 BOM = "\ufeff"
 MAX_LINES = 20_000  # a community's register, with room; a larger file is refused whole
@@ -82,39 +83,39 @@ def export_csv(households: Iterable[Household]) -> str:
     writer.writerow([zh for _, zh, _ in COLUMNS])
     for h in households:
         worker = h.care_worker
-        writer.writerow(
-            [
-                h.community,
-                h.building,
-                h.floor or "",
-                h.unit,
-                "是" if h.living_alone else "否",
-                _LEVEL_NAMES[h.care_level],
-                "; ".join(
-                    ":".join([r.name, r.phone or "", str(r.birth_year or "")]).rstrip(":")
-                    for r in h.residents
-                ),
-                "; ".join(
-                    ":".join(
-                        [
-                            f.name,
-                            f.relation,
-                            f.phone,
-                            "-" if f.call_after_minutes is None else str(f.call_after_minutes),
-                            f.person_id or "",
-                        ]
-                    ).rstrip(":")
-                    for f in h.family
-                ),
-                "; ".join(h.device_ids),
-                worker.person_id if worker else "",
-                worker.name if worker else "",
-                (worker.phone or "") if worker else "",
-                h.away_until.isoformat() if h.away_until else "",
-                h.away_reason or "",
-                h.note or "",
-            ]
-        )
+        cells = [
+            h.community,
+            h.building,
+            h.floor or "",
+            h.unit,
+            "是" if h.living_alone else "否",
+            _LEVEL_NAMES[h.care_level],
+            "; ".join(
+                ":".join([r.name, r.phone or "", str(r.birth_year or "")]).rstrip(":")
+                for r in h.residents
+            ),
+            "; ".join(
+                ":".join(
+                    [
+                        f.name,
+                        f.relation,
+                        f.phone,
+                        "-" if f.call_after_minutes is None else str(f.call_after_minutes),
+                        f.person_id or "",
+                    ]
+                ).rstrip(":")
+                for f in h.family
+            ),
+            "; ".join(h.device_ids),
+            worker.person_id if worker else "",
+            worker.name if worker else "",
+            (worker.phone or "") if worker else "",
+            h.away_until.isoformat() if h.away_until else "",
+            h.away_reason or "",
+            h.note or "",
+        ]
+        # a cell a spreadsheet would run as a formula is written as text (OWASP CSV injection)
+        writer.writerow([csv_cell(cell) for cell in cells])
     return out.getvalue()
 
 
@@ -170,7 +171,7 @@ def parse_csv(data: bytes) -> tuple[list[tuple[int, Household]], list[Problem]]:
             raise ImportRefused(f"more than {MAX_LINES} households: split the file")
         if not any(cell.strip() for cell in row):
             continue  # Excel leaves empty lines at the end
-        cells = {k: (row[i].strip() if i < len(row) else "") for i, k in enumerate(keys) if k}
+        cells = {k: _uncell(row[i]) if i < len(row) else "" for i, k in enumerate(keys) if k}
         household, found = _household(cells, line)
         problems.extend(found)
         if household is None:
@@ -255,13 +256,58 @@ def _household(cells: dict[str, str], line: int) -> tuple[Household | None, list
     if problems:
         return None, problems
     try:
-        return Household.model_validate(values), []
+        household = Household.model_validate(values)
     except ValidationError as exc:
         return None, [
             # the value itself may be personal data: the message names the field, not the value
             Problem(line, _column_of(err["loc"]), err["msg"])
             for err in exc.errors(include_input=False)
         ]
+    found = text_problems(household)
+    if found:
+        return None, [
+            Problem(line, _column_of(tuple(where.split("."))), why) for where, why in found
+        ]
+    return household, []
+
+
+def text_problems(household: Household) -> list[tuple[str, str]]:
+    """Control or bidirectional-override characters where people will read the text: (field,
+    problem) pairs; names, phones and ids on one line, notes and reasons with line breaks."""
+    lines: list[tuple[str, str | None]] = [("floor", household.floor)]
+    for n, r in enumerate(household.residents):
+        lines += [(f"residents.{n}.name", r.name), (f"residents.{n}.phone", r.phone)]
+    for n, f in enumerate(household.family):
+        lines += [(f"family.{n}.name", f.name), (f"family.{n}.relation", f.relation)]
+    if household.care_worker is not None:
+        lines += [("care_worker.name", household.care_worker.name)]
+    lines += [(f"device_ids.{n}", d) for n, d in enumerate(household.device_ids)]
+    texts = [("note", household.note), ("away_reason", household.away_reason)]
+    found = []
+    # the register's CSV writes several people in one cell, separated by ';' and ':'
+    people = [(w, v) for w, v in lines if w.startswith(("residents.", "family.")) and v]
+    found += [
+        (where, "';' and ':' separate people in the register's CSV: not allowed here")
+        for where, value in people
+        if ";" in value or ":" in value
+    ]
+    for checks, check in ((lines, one_line), (texts, free_text)):
+        for where, value in checks:
+            if value is None:
+                continue
+            try:
+                check(value)
+            except ValueError as exc:
+                found.append((where, str(exc)))
+    return found
+
+
+def _uncell(value: str) -> str:
+    """A cell as export wrote it, back: the quote `csv_cell` put before a formula-like text off."""
+    value = value.strip()
+    if value.startswith("'") and csv_cell(value[1:]) == value:
+        return value[1:]
+    return value
 
 
 def _entries(cell: str) -> list[list[str]]:

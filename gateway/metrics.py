@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.agent import Agent
-from edge.sinks import Channel, RobotSink
+from edge.sinks import Channel, PhoneSink, RobotSink
 from gateway.disk import DiskWatch
 from gateway.retention import Retention
 
@@ -182,6 +182,19 @@ async def render_metrics(
             ],
         ),
         (
+            "community_edge_phone_sends_total",
+            "counter",
+            "SMS and calls per phone channel, by result: sent (the provider took it), failed "
+            "(retried), rejected (a number the provider refused for good), unreached (an alarm "
+            "that reached nobody)",
+            [
+                ({"sink": c.name, "result": result}, getattr(c.sink, result))
+                for c in channels
+                if isinstance(c.sink, PhoneSink)
+                for result in ("sent", "failed", "rejected", "unreached")
+            ],
+        ),
+        (
             "community_edge_devices",
             "gauge",
             "devices by liveness status (offline: silent past the model's heartbeat interval)",
@@ -237,6 +250,7 @@ async def render_metrics(
                 [({}, usage.total_bytes)],
             ),
         ]
+    families += _household_families(agent)
     if retention is not None:
         families.append(
             (
@@ -252,3 +266,35 @@ async def render_metrics(
         out.append(f"# TYPE {name} {kind}")
         out.extend(_line(name, labels, value) for labels, value in samples)
     return "\n".join(out) + "\n"
+
+
+def _household_families(agent: Agent) -> list[tuple[str, str, str, list[Sample]]]:
+    """The household register and its away dates (counts only: no place in a label)."""
+    now = agent.clock.now()
+    problem = agent.households.problem or agent.visits.problem
+    return [
+        (
+            "community_edge_households",
+            "gauge",
+            "households in the register",
+            [({}, agent.households.count())],
+        ),
+        (
+            "community_edge_households_away",
+            "gauge",
+            "households away by their record's date (hospital, visiting family)",
+            [({}, len(agent.households.away(now)))],
+        ),
+        (
+            "community_edge_households_returned_total",
+            "counter",
+            "households brought back by their away date since start",
+            [({}, agent.away_keeper.returned)],
+        ),
+        (
+            "community_edge_household_store_problem",
+            "gauge",
+            "1 when households.db or visits.db was unreadable and set aside at start",
+            [({}, float(problem is not None))],
+        ),
+    ]

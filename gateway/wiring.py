@@ -29,6 +29,7 @@ from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
+from gateway.phone_channels import PHONE_TYPES, Phones, open_phones, phone_route, phone_sink
 from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
     ChannelSettings,
@@ -57,6 +58,7 @@ class Gateway:
     token: str
     token_source: str
     deliveries: DeliveryLog | None = None  # None: no notification channel is configured
+    phones: Phones | None = None  # None: no SMS or voice channel is configured
 
 
 def api_token(settings: Settings) -> tuple[str, str]:
@@ -112,10 +114,11 @@ def build_gateway(settings: Settings) -> Gateway:
         readings = ReadingStore(settings.data_dir / "readings.db")
         sinks.append(readings)
     deliveries: DeliveryLog | None = None
+    phones = open_phones(settings, clock)
     if hooks or settings.channels:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
-        sinks.extend(_channels(settings, hooks, deliveries, clock))
+        sinks.extend(_channels(settings, hooks, deliveries, clock, phones))
     if settings.central.url is not None and settings.central.token is not None:
         from edge.sinks import AlertApiSink
 
@@ -157,8 +160,15 @@ def build_gateway(settings: Settings) -> Gateway:
         community_rules=community_rules,
         owners=[owner_of[sink.name] for sink in sinks],
     )
+    if phones is not None:
+        phones.watch(agent)  # a taken alert is phoned no further
     return Gateway(
-        agent=agent, readings=readings, token=token, token_source=source, deliveries=deliveries
+        agent=agent,
+        readings=readings,
+        token=token,
+        token_source=source,
+        deliveries=deliveries,
+        phones=phones,
     )
 
 
@@ -167,6 +177,7 @@ def _channels(
     hooks: list[tuple[str, WebhookSettings]],
     log: DeliveryLog,
     clock: Clock,
+    phones: Phones | None = None,
 ) -> list[Sink]:
     """One sink per channel: `webhooks` take every event, `channels` what their route takes."""
     from edge.sinks import WebhookSink
@@ -178,6 +189,11 @@ def _channels(
     notices = NoticeFormat(settings.notifications.zone, settings.notifications.public_url)
     for channel in settings.channels:
         route = channel.route.route(settings.notifications.zone)
+        if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
+            assert phones is not None  # open_phones opens them when such a channel is configured
+            sink = phone_sink(channel, phones, settings, log, clock)
+            out.append(Channel(sink, phone_route(route), log))
+            continue
         out.append(Channel(_channel_sink(channel, notices, clock), route, log))
     return out
 
@@ -188,6 +204,7 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
 
         secret = channel.secret.get_secret_value() if channel.secret else None
         return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+    assert not isinstance(channel, PHONE_TYPES)  # built by phone_sink
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
         from edge.sinks import WecomSink
@@ -371,6 +388,8 @@ async def serve(
                 retention=retention,
                 zone=settings.notifications.zone,
             )
+            if gateway.phones is not None:  # SMS short links, the providers' callbacks
+                gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
                 uvicorn.Config(
                     app,
@@ -406,6 +425,8 @@ async def serve(
         tokens.close()
         audit.close()
         links.close()
+        if gateway.phones is not None:
+            gateway.phones.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
         lock.release()

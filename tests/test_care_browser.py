@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from tests.waiting import wait_until
 
 COMMUNITY = "cs-care"
 SOS = b'{"action": "emergency", "battery": 80}'
+WORKERS = {"wang-fang": "王芳", "li-hua": "李华"}
 
 
 def _household(unit: str, worker: str, name: str) -> dict[str, Any]:
@@ -36,7 +38,7 @@ def _household(unit: str, worker: str, name: str) -> dict[str, Any]:
         "care_level": "partial",
         "device_ids": [f"sos-{unit}"],
         "family": [{"name": "李明", "relation": "儿子", "phone": "13900001111"}],
-        "care_worker": {"person_id": worker, "name": "王芳", "phone": "13700003333"},
+        "care_worker": {"person_id": worker, "name": WORKERS[worker], "phone": "13700003333"},
     }
 
 
@@ -194,3 +196,68 @@ def test_the_visit_form_refuses_a_missing_condition_and_keeps_what_was_typed(
         response = page.goto("/console/care/households/cs-care/b1/1-103")
         assert response is not None
         assert response.status == 404
+
+
+def test_a_duty_officer_records_a_visit_from_the_alert_page(care: _Care) -> None:
+    care.publisher.publish(f"ce/{COMMUNITY}/b1/tuya-sos-button/sos-1-101", SOS)
+
+    def alert_id() -> str | None:
+        items = care.agent.get("/v1/alerts", community=COMMUNITY)["items"]
+        return next((a["id"] for a in items if a["device_id"] == "sos-1-101"), None)
+
+    alert = wait_until(alert_id, what="the SOS alert of 1-101")
+    assert alert is not None
+    _, duty = care.tokens.create("duty_officer", [COMMUNITY], name="李值班")
+    with care.phone() as context:
+        page = context.new_page()
+        _sign_in(page, duty, f"/console/alerts/{alert}")
+        page.click("#record-visit")
+        page.wait_for_url(f"**/1-101/visit?alert={alert}")
+        page.check("input[name=condition][value=fair]")
+        page.click("#save-visit")
+        page.wait_for_url("**/1-101?done=visit")
+        first = page.locator("#visits li").first
+        expect(first).to_contain_text("李值班")
+        expect(first).to_contain_text(alert)
+
+
+def test_the_care_pages_at_1920_for_a_property_manager(care: _Care) -> None:
+    _, manager = care.tokens.create("property_manager", [COMMUNITY], name="物业经理")
+    context = care.browser.new_context(
+        viewport={"width": 1920, "height": 1080}, locale="zh-CN", base_url=care.agent.url
+    )
+    with context:
+        page = context.new_page()
+        _sign_in(page, manager, "/console/care")
+        # every care worker's households, and a filter by worker
+        expect(page.locator(".households li")).to_have_count(3)
+        expect(page.locator(".households")).to_contain_text("陈淑珍")
+        expect(page.locator("select[name=worker] option")).to_have_text(
+            ["全部网格员", "李华", "王芳"]
+        )
+        page.screenshot(path=artefact("care-home-1920.png"), full_page=True)
+        page.select_option("select[name=worker]", "li-hua")
+        page.click(".filters button")
+        page.wait_for_url("**/console/care?worker=li-hua")
+        expect(page.locator(".households li")).to_have_count(1)
+
+
+def test_a_care_worker_marks_a_hospital_stay_and_the_return(care: _Care) -> None:
+    with care.phone() as context:
+        page = context.new_page()
+        _sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
+        expect(page.locator("#away")).to_have_text("在家")
+        page.click(".away-form summary")
+        last_day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=3)).date()
+        page.fill("#until", last_day.isoformat())
+        page.fill("#reason", "住院")
+        page.click("#save-away")
+        page.wait_for_url("**/1-102?done=away")
+        back_on = f"{last_day + timedelta(days=1)} 00:00"
+        expect(page.locator("#away")).to_have_text(f"外出至 {back_on} · 住院")
+        _fits(page)
+        page.screenshot(path=artefact("care-household-away-390.png"), full_page=True)
+        page.click(".away-form summary")
+        page.click("#back-home")
+        page.wait_for_url("**/1-102?done=away")
+        expect(page.locator("#away")).to_have_text("在家")

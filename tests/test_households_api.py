@@ -123,6 +123,12 @@ async def test_a_property_manager_keeps_the_register(world: _World) -> None:
     assert refused.status_code == 409
     assert "already belongs to household a/b1/3-301" in refused.json()["error"]["message"]
 
+    admin = world.token("admin", ["a"])  # sees households masked: not where the device is
+    masked = await world.call("POST", "/v1/households", admin, taken)
+    assert masked.status_code == 409
+    assert "3-301" not in masked.text.replace("sos-a-3-301", "")
+    assert "already belongs to another household" in masked.json()["error"]["message"]
+
     deleted = await world.call("DELETE", "/v1/households/a/b1/3-301", manager)
     assert deleted.status_code == 204
     gone = await world.call("GET", "/v1/households/a/b1/3-301", manager)
@@ -350,8 +356,15 @@ async def test_away_until_a_date_is_kept_by_the_record_and_ends_on_it(world: _Wo
     assert (view["away"], view["away_reason"]) == (True, "住院")
     assert world.agent.pipeline.rules.is_away("a", "b1", "3-301")
 
+    metrics = (await world.client.get("/metrics")).text
+    assert "community_edge_households_away 1" in metrics
+    assert "community_edge_household_store_problem 0.0" in metrics
+
     world.clock.advance(3 * 86400 + 1)
     assert await world.agent.away_keeper.check() == 1
+    metrics = (await world.client.get("/metrics")).text
+    assert "community_edge_households_away 0" in metrics
+    assert "community_edge_households_returned_total 1" in metrics
     assert not world.agent.pipeline.rules.is_away("a", "b1", "3-301")
     back = (await world.call("GET", "/v1/households/a/b1/3-301", duty)).json()
     assert (back["away"], back["away_until"], back["away_reason"]) == (False, None, None)
@@ -494,3 +507,61 @@ async def test_an_import_with_problems_names_their_lines_and_stores_nothing(
         "POST", "/v1/households/import?community=b", manager, content=text.encode()
     )
     assert other.status_code == 404
+
+
+async def test_a_care_worker_marks_her_household_away_and_back(world: _World) -> None:
+    await _register(world, household("3-301"), household("3-302", worker="li-hua"))
+    wang = world.token("care_worker", ["a"], "wang-fang")
+    until = (NOW + timedelta(days=5)).isoformat()
+    body = {"away": True, "until": until, "reason": "探亲"}
+    mine = await world.call("PUT", "/v1/households/a/b1/3-301/away", wang, body)
+    assert mine.status_code == 200, mine.text
+    assert world.agent.pipeline.rules.is_away("a", "b1", "3-301")
+    not_hers = await world.call("PUT", "/v1/households/a/b1/3-302/away", wang, body)
+    unknown = await world.call("PUT", "/v1/households/a/b1/3-399/away", wang, body)
+    assert (not_hers.status_code, unknown.status_code) == (404, 404)
+    assert not world.agent.pipeline.rules.is_away("a", "b1", "3-302")
+    family = world.token("family", ["a"], "fam-3-301")
+    refused = await world.call("PUT", "/v1/households/a/b1/3-301/away", family, {"away": False})
+    assert refused.status_code == 403
+    back = await world.call("PUT", "/v1/households/a/b1/3-301/away", wang, {"away": False})
+    assert back.json() == {"away": False, "until": None, "reason": None}
+    record = world.agent.households.get("a/b1/3-301")
+    assert record is not None
+    assert (record.away_until, record.away_reason) == (None, None)
+
+
+async def test_text_people_read_is_checked_and_a_formula_stays_text_in_excel(world: _World) -> None:
+    manager = world.token("property_manager", ["a"])
+    bidi = household("3-309", residents=[{"name": "张\u202e英"}])
+    refused = await world.call("POST", "/v1/households", manager, bidi)
+    assert refused.status_code == 422
+    assert "U+202E" in refused.json()["error"]["message"]
+    colon = household("3-309", family=[{"name": "李:明", "phone": "13900001111"}])
+    refused = await world.call("POST", "/v1/households", manager, colon)
+    assert refused.status_code == 422
+    assert "family.0.name" in refused.json()["error"]["message"]
+    formula = household(
+        "3-301",
+        residents=[{"name": '=HYPERLINK("x.cn","点我")', "phone": "+8613812345678"}],
+        note="@SUM(1)",
+    )
+    assert (await world.call("POST", "/v1/households", manager, formula)).status_code == 201
+    data = (await world.call("GET", "/v1/households/export", manager)).content
+    row = next(csv.reader(io.StringIO(data.decode("utf-8-sig").splitlines()[1])))
+    assert row[6].startswith("'=HYPERLINK")  # Excel shows it, does not run it
+    assert row[14] == "'@SUM(1)"
+    await world.call("DELETE", "/v1/households/a/b1/3-301", manager)
+    imported = await world.call("POST", "/v1/households/import?community=a", manager, content=data)
+    assert imported.status_code == 200, imported.text
+    back = world.agent.households.get("a/b1/3-301")
+    assert back is not None
+    assert back.residents[0].name == '=HYPERLINK("x.cn","点我")'
+    assert back.residents[0].phone == "+8613812345678"
+    assert back.note == "@SUM(1)"
+
+    wang = world.token("care_worker", ["a"], "wang-fang")
+    bad_note = await world.call(
+        "POST", "/v1/households/a/b1/3-301/visits", wang, {"condition": "good", "note": "a\x1bb"}
+    )
+    assert bad_note.status_code == 422

@@ -117,6 +117,14 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
         # action links carry their own signed authority; this app has none: refused as invalid
         ("GET", "/a/{token}"): ("/a/forged.token", None, "open"),
         ("POST", "/a/{token}"): ("/a/forged.token", None, "open"),
+        # SMS short links and provider callbacks: their own authority (a code, the callback
+        # URL's token); this app has neither: an unknown code page, a plain 404
+        ("GET", "/s/{code}"): ("/s/aaaaaaaaaaaa", None, "open"),
+        ("POST", "/callbacks/{provider}/{token}/{medium}"): (
+            "/callbacks/aliyun/forged-token-000000/voice",
+            [],
+            "open",
+        ),
         ("GET", "/v1/alerts"): ("/v1/alerts?community=b&community=a", None, "no_b"),
         ("GET", "/v1/alerts/stream"): ("/v1/alerts/stream?community=b", None, "no_b"),
         ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b['alert']}", None, "not_found"),
@@ -271,9 +279,8 @@ def _expect_for(role: str, expect: Expect, method: str, path: str) -> Expect:
         return "open"
     if role == "edge_agent":
         return "forbidden"  # it only posts alert events to a central API
-    if role in ("care_worker", "family") and (
-        not path.startswith(("/v1/households", "/v1/visits", "/v1/reports"))
-        or path.endswith("/away")
+    if role in ("care_worker", "family") and not path.startswith(
+        ("/v1/households", "/v1/visits", "/v1/reports")
     ):
         return "forbidden"  # the people of the care work read their own households only
     if role == "family" and path.startswith("/v1/reports"):
@@ -374,7 +381,9 @@ async def test_every_role_scoped_to_community_a_never_reaches_b(world: _World, r
     leaks, routes, writes = await _walk(world, role)
     assert not leaks, "\n".join(leaks)
     assert not _b_unchanged(world)
-    assert (routes, writes) == (len(_routes(world)), 15)  # 14 API writes and the action link's
+    # 14 API writes (8, 5 of households and visits, a sign of life), the action link's and a
+    # provider callback's
+    assert (routes, writes) == (len(_routes(world)), 16)
     if role != "edge_agent":  # refused before any object is looked up: nothing to audit
         refused = world.audit.query(action="cross_tenant")
         assert len(refused) >= (7 if person else 9)

@@ -24,8 +24,10 @@ from edge.enrich import (
     Status,
     Unregistered,
     VisitStore,
+    offline_rule,
 )
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
+from edge.rule_spec import RuleSpec
 from edge.rules import RhythmView
 
 
@@ -114,6 +116,27 @@ class Desk:
     def stream_closed(self) -> bool:
         """The agent is stopping (a None in a subscription is then no overflow)."""
         return self._agent.stream.closed
+
+    def rule(self, model: str, rule_id: str, device_id: str | None = None) -> RuleSpec | None:
+        """The rule an alert names, as loaded now: the model's own (as overridden for the device
+        when it is registered), its offline rule, or a community place rule; None if gone."""
+        engine = self._agent.pipeline.rules
+        found = next((r for r in engine.rules_for(model) if r.id == rule_id), None)
+        if found is None and model in self._agent.profiles.names():
+            offline = offline_rule(self._agent.profiles.get(model))
+            found = offline if offline is not None and offline.id == rule_id else None
+        if found is None:
+            return next((r for r in engine.community.rules if r.id == rule_id), None)
+        device = self._agent.registry.find(device_id) if device_id else None
+        if device is not None and device.model == model:
+            return engine.effective(found, device) or found  # disabled since: still its rule
+        return found
+
+    def heartbeat_of(self, model: str) -> int | None:
+        """The longest silence before a device of `model` counts as offline (None: not checked)."""
+        if model not in self._agent.profiles.names():
+            return None
+        return self._agent.profiles.get(model).heartbeat_seconds
 
     # -- silences ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from edge.enrich.households import (
     household_id,
     split_household_id,
 )
-from edge.enrich.liveness import DeviceHealth, DeviceState, Status
+from edge.enrich.liveness import DeviceHealth, DeviceState, Status, offline_rule
 from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
 from edge.enrich.unregistered import Unregistered, UnregisteredLog
 from edge.enrich.visits import (
@@ -52,5 +52,6 @@ __all__ = [
     "VisitStore",
     "household_id",
     "month_start",
+    "offline_rule",
     "split_household_id",
 ]

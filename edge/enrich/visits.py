@@ -169,7 +169,7 @@ class VisitStore:
         sql = "SELECT body FROM visits"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at_ms DESC, id DESC LIMIT ?"
+        sql += " ORDER BY at_ms DESC, rowid DESC LIMIT ?"  # a tie: the later recorded first
         args.append(limit)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()

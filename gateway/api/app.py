@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from edge.agent import Agent, Desk
 from edge.sinks import DeliveryLog, ReadingStore
 from gateway.action_links import ActionLinks
-from gateway.api import actions, alerts, care, devices, households, operations, reports, silences
+from gateway.api import (
+    actions,
+    alerts,
+    care,
+    devices,
+    households,
+    operations,
+    provider_callbacks,
+    reports,
+    short_links,
+    silences,
+)
 from gateway.api import readings as reading_routes
 from gateway.api.errors import install_error_handlers
 from gateway.api.security import pseudonyms_of
@@ -82,6 +93,11 @@ def create_app(
     app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
+    # SMS short links and the SMS / voice providers' callbacks; wiring sets their state
+    app.state.short_links = None
+    app.state.phone_callbacks = None
+    app.include_router(short_links.router)
+    app.include_router(provider_callbacks.router)
     # the duty console: cookie sessions over the same desk, authenticator and audit log; imported
     # here because the console's pages use this package's security helpers (a cycle at import)
     from gateway.console import api_docs, create_console
@@ -97,6 +113,7 @@ def create_app(
             deliveries,
             zone,
             app.state.pseudonyms,
+            readings=readings,
         ),
     )
     return app

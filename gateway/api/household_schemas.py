@@ -6,12 +6,14 @@ valid input. Inputs are the edge models (`Household`, `VisitSpec`), validated as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from edge.enrich import CareLevel, Condition, Household, VisitStatus
 from edge.model import Alert
+from gateway.api.untrusted_text import free_text, one_line
+from gateway.households_csv import text_problems
 
 
 class ResidentView(BaseModel):
@@ -117,6 +119,14 @@ class HouseholdBody(Household):
             raise ValueError("a masked copy of a household cannot be stored")
         return {k: v for k, v in data.items() if k not in _READ_ONLY}
 
+    @model_validator(mode="after")
+    def _readable(self) -> HouseholdBody:
+        found = text_problems(self)
+        if found:
+            where, problem = found[0]
+            raise ValueError(f"{where}: {problem}")
+        return self
+
     def record(self) -> Household:
         return Household.model_validate(self.model_dump())
 
@@ -128,9 +138,11 @@ class VisitBody(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     at: AwareDatetime | None = None
-    visitor_name: str | None = Field(default=None, min_length=1, max_length=64)
+    visitor_name: Annotated[str, AfterValidator(one_line)] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
     condition: Condition
-    note: str = Field(default="", max_length=500)
+    note: Annotated[str, AfterValidator(free_text)] = Field(default="", max_length=500)
     follow_up: bool = False
     alert_id: str | None = Field(default=None, max_length=128)
 

@@ -8,6 +8,7 @@ its pseudonym, never by its unit.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated
 from urllib.parse import quote
@@ -54,7 +55,7 @@ from gateway.household_access import (
     shown,
 )
 from gateway.households_csv import ImportRefused, Problem, export_csv, parse_csv
-from gateway.privacy import Pseudonyms, mask_name
+from gateway.privacy import RESPONDERS, Pseudonyms, mask_name
 from gateway.tokens import Principal, Role, TokenStore
 
 router = APIRouter()
@@ -166,11 +167,22 @@ def _keeper(caller: Principal, community: str) -> None:
         )
 
 
-def _store(desk: Desk, household: Household, expect: int | None) -> Household:
+def _store(desk: Desk, caller: Principal, household: Household, expect: int | None) -> Household:
     try:
         return desk.households.put(household, desk.now(), expect_revision=expect)
     except HouseholdError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+        raise HTTPException(status_code=409, detail=conflict_message(caller, exc)) from None
+
+
+_HOUSEHOLD_ID = re.compile(r"household [^\s/]+/[^\s/]+/[^\s:;,]+")
+
+
+def conflict_message(caller: Principal, exc: HouseholdError) -> str:
+    """The store's refusal; for a caller who sees households masked, without the other
+    household's unit (a device already taken names where it is)."""
+    if caller.role in RESPONDERS:
+        return str(exc)
+    return _HOUSEHOLD_ID.sub("another household", str(exc))
 
 
 # -- the register -------------------------------------------------------------------------------
@@ -229,7 +241,7 @@ async def create_household(
     places = places_of(request)
     visible(request, caller, household.community, audit_name(places, household))
     _keeper(caller, household.community)
-    stored = _store(desk, household, 0)
+    stored = _store(desk, caller, household, 0)
     await desk.households_changed()
     audit(request, caller, stored.community, audit_name(places, stored), "household_create")
     return view_of(request, caller, desk, stored)
@@ -322,7 +334,8 @@ async def import_households(
         now = desk.now()
         count = await run_in_threadpool(desk.households.put_many, [h for _, h in lines], now)
     except HouseholdError as exc:
-        raise HTTPException(status_code=409, detail=f"{exc}; nothing was imported") from None
+        message = conflict_message(caller, exc)
+        raise HTTPException(status_code=409, detail=f"{message}; nothing was imported") from None
     await desk.households_changed()
     audit(request, caller, community, "households:import", "household_import")
     return ImportReport(imported=count, problems=[])
@@ -388,7 +401,7 @@ async def put_household(
             status_code=400,
             detail=f"the body names {household.id}, the path {community}/{building}/{unit}",
         )
-    stored = _store(desk, household, household.revision or None)
+    stored = _store(desk, caller, household, household.revision or None)
     await desk.households_changed()
     audit(request, caller, community, audit_name(places, stored), "household_update")
     return view_of(request, caller, desk, stored)

@@ -30,7 +30,7 @@ class AwayBody(BaseModel):
 
     away: StrictBool
     until: AwareDatetime | None = None
-    reason: str | None = Field(default=None, max_length=200)
+    reason: Annotated[str, AfterValidator(one_line)] | None = Field(default=None, max_length=200)
 
 
 class AlertList(BaseModel):

@@ -13,11 +13,20 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Desk
-from edge.sinks import DeliveryLog
+from edge.sinks import DeliveryLog, ReadingStore
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import care, pages, reports, signin
+from gateway.console import (
+    building_pages,
+    care,
+    device_pages,
+    incident_pages,
+    pages,
+    reports,
+    signin,
+    silence_pages,
+)
 from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
@@ -38,6 +47,7 @@ def create_console(
     zone: tzinfo | None = None,
     pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
+    readings: ReadingStore | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console."""
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -46,6 +56,7 @@ def create_console(
     console.state.tokens = tokens
     console.state.audit = audit
     console.state.deliveries = deliveries
+    console.state.readings = readings  # the embedded store; None: readings go to a tsdb
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
     # the same unit pseudonyms as the API's, so a masked place reads alike on both
@@ -53,6 +64,10 @@ def create_console(
     console.include_router(signin.router)
     console.include_router(pages.router)
     console.include_router(reports.router)
+    console.include_router(incident_pages.router)
+    console.include_router(device_pages.router)
+    console.include_router(building_pages.router)
+    console.include_router(silence_pages.router)
     console.include_router(care.router)
     console.mount("/static", static_files(), name="static")
 

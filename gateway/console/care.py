@@ -5,15 +5,18 @@ care worker records a visit with. The same scope, masking and audit as the house
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
-from edge.enrich import Condition, Household, VisitStatus
+from edge.enrich import Condition, Household, VisitStatus, household_id
+from edge.model import Alert
 from gateway.api.household_schemas import VisitBody
 from gateway.api.households import (
     audit_name,
@@ -23,12 +26,14 @@ from gateway.api.households import (
     record_visit,
 )
 from gateway.api.security import audit, masked, places_of
+from gateway.api.untrusted_text import one_line
+from gateway.auth import ACTORS
 from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
 from gateway.privacy import mask_name
 from gateway.reports.words import WORDS as REPORT_WORDS
-from gateway.tokens import Role
+from gateway.tokens import Principal, Role
 
 router = APIRouter(prefix="/care")
 HOME = f"{PREFIX}/care"
@@ -98,6 +103,22 @@ async def care_home(request: Request, visitor: Anyone) -> Response:
     )
 
 
+def visit_href(desk: Desk, caller: Principal, alert: Alert) -> str | None:
+    """The form to record a visit this alert called for, when the alert is of a household in
+    the register and the caller may record visits there (the alert page links to it)."""
+    if alert.device_id.startswith("household:"):
+        unit = alert.device_id.removeprefix("household:")
+        household = desk.households.get(household_id(alert.community, alert.building, unit))
+    else:
+        household = desk.households.household_of_device(alert.device_id)
+    if household is None or household.community != alert.community:
+        return None
+    if not may_visit(caller, household):
+        return None
+    place = f"{household.community}/{household.building}/{household.unit}"
+    return f"{HOME}/households/{place}/visit?alert={quote(alert.id, safe='')}"
+
+
 def _all_with_worker(desk: Desk, visitor: Visitor) -> list[Household]:
     caller = visitor.principal
     if caller.role is Role.CARE_WORKER:
@@ -159,6 +180,8 @@ async def _household_page(
             "visits": visits,
             "status": status,
             "may_visit": may_visit(caller, household),
+            "may_mark_away": may_mark_away(caller, household),
+            "today": f"{now.astimezone(_zone(request)):%Y-%m-%d}",
             "base": f"{HOME}/households/{view.community}/{view.building}/{view.unit}",
             "message": message,
             # her learned day (gateway/console/templates/_rhythm.html): for those who see her
@@ -177,7 +200,7 @@ async def household_page(
 ) -> Response:
     """A household: who lives there, family to call, care worker, away, alerts, visits."""
     done = request.query_params.get("done")
-    message = ("ok", "visit_saved") if done == "visit" else None
+    message = {"visit": ("ok", "visit_saved"), "away": ("ok", "away_saved")}.get(done or "")
     return await _household_page(request, visitor, community, building, unit, message)
 
 
@@ -247,13 +270,16 @@ async def save_visit(
         at = at.replace(tzinfo=_zone(request))
     if values["condition"] not in {c.value for c in Condition}:
         return _visit_form(request, visitor, household, values, "visit_bad_condition", 400)
-    body = VisitBody(
-        at=at.astimezone(UTC),
-        condition=Condition(values["condition"]),
-        note=values["note"].strip(),
-        follow_up=bool(values["follow_up"]),
-        alert_id=values["alert_id"] or None,
-    )
+    try:
+        body = VisitBody(
+            at=at.astimezone(UTC),
+            condition=Condition(values["condition"]),
+            note=values["note"].strip(),
+            follow_up=bool(values["follow_up"]),
+            alert_id=values["alert_id"] or None,
+        )
+    except ValidationError:  # a control or bidi character in the note
+        return _visit_form(request, visitor, household, values, "visit_bad_text", 400)
     try:
         record_visit(desk, caller, household, body, visitor.name)
     except HTTPException as exc:
@@ -269,5 +295,59 @@ async def save_visit(
     view = shown(caller, household, places_of(request))
     return RedirectResponse(
         f"{HOME}/households/{view.community}/{view.building}/{view.unit}?done=visit",
+        status_code=303,
+    )
+
+
+def may_mark_away(caller: Principal, household: Household) -> bool:
+    """The roles that act, and the household's care worker (as PUT .../away allows)."""
+    if caller.role is Role.CARE_WORKER:
+        return may_visit(caller, household)
+    return caller.role in ACTORS and caller.may_see(household.community)
+
+
+@router.post("/households/{community}/{building}/{unit}/away")
+async def save_away(
+    request: Request, visitor: Anyone, community: Part, building: Part, unit: Part
+) -> Response:
+    """Away until a day (hospital, visiting family), or back home; as PUT .../away does."""
+    form = await form_of(request)
+    check_csrf(request, visitor, form)
+    desk = _desk(request)
+    caller = visitor.principal
+    household = find_household(request, caller, desk, community, building, unit)
+    if not may_mark_away(caller, household):
+        raise HTTPException(status_code=403, detail="may not mark it away")
+    away = form.get("away") == "1"
+    until = None
+    if away:
+        try:
+            day = date.fromisoformat(form.get("until", ""))
+        except ValueError:
+            return await _household_page(
+                request, visitor, community, building, unit, ("problem", "away_bad_date")
+            )
+        # back on the morning after the last day away, in the community's time zone
+        until = datetime.combine(day + timedelta(days=1), time(), tzinfo=_zone(request))
+        if until <= desk.now():
+            return await _household_page(
+                request, visitor, community, building, unit, ("problem", "away_bad_date")
+            )
+    reason = form.get("reason", "").strip()[:200] or None
+    try:
+        one_line(reason or "")
+    except ValueError:
+        return await _household_page(
+            request, visitor, community, building, unit, ("problem", "visit_bad_text")
+        )
+    await desk.set_away(
+        household.community, household.building, household.unit, away, until, reason
+    )
+    audit(
+        request, caller, household.community, audit_name(places_of(request), household), "set_away"
+    )
+    view = shown(caller, household, places_of(request))
+    return RedirectResponse(
+        f"{HOME}/households/{view.community}/{view.building}/{view.unit}?done=away",
         status_code=303,
     )

@@ -59,6 +59,10 @@ CARE_WORDS: dict[str, tuple[str, str]] = {
     "visit_bad_time": ("请填写探访时间。", "Enter when the visit was."),
     "visit_bad_condition": ("请选择老人状况。", "Choose how the resident is."),
     "visit_not_allowed": ("您的角色不能记录探访。", "Your role may not record visits."),
+    "visit_bad_text": (
+        "文字中含有不允许的控制字符，请删除后重试。",
+        "The text holds a control character that is not allowed; remove it and retry.",
+    ),
     "visit_bad_alert": ("该告警不属于这户。", "That alert is not of this household."),
     "back_care": ("返回住户列表", "Back to the households"),
     "call": ("拨打", "Call"),
@@ -66,4 +70,10 @@ CARE_WORDS: dict[str, tuple[str, str]] = {
     "care_worker_phone": ("网格员电话", "Care worker's phone"),
     "hidden_role": ("（按角色隐藏）", "(hidden for your role)"),
     "my_relative": ("我的家人", "My relative"),
+    "mark_away": ("登记外出", "Mark away"),
+    "away_last_day": ("外出至（含当天）", "Away through (last day)"),
+    "away_reason": ("原因（住院、探亲等）", "Reason (hospital, visiting family...)"),
+    "back_home": ("已回家", "Back home"),
+    "away_saved": ("已更新外出状态。", "Away status updated."),
+    "away_bad_date": ("请填写今天或以后的日期。", "Enter today or a later day."),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from gateway.console.care_words import CARE_WORDS
+from gateway.console.page_words import PAGE_WORDS
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -128,6 +129,7 @@ _WORDS: dict[str, tuple[str, str]] = {
 }
 
 _WORDS.update(CARE_WORDS)  # the care pages' words live beside them (gateway/console/care_words.py)
+_WORDS.update(PAGE_WORDS)  # the incident, device, building and silence pages' words
 
 WORDS: dict[Lang, dict[str, str]] = {
     "zh": {key: zh for key, (zh, _) in _WORDS.items()},
