@@ -218,6 +218,8 @@ def test_living_alone_households_come_from_the_records(tmp_path: Path) -> None:
     _move(engine, _at(0, 12))
     engine.care_for([])  # moved in with her daughter
     assert _tick(engine, _at(0, 20)) == []
+    assert engine.rhythm_of("c1", "b2", "1201", _at(0, 20)) == []
+    assert engine.places.rhythms == {}  # what was learned of her is gone
 
 
 def test_the_learned_rhythm_and_away_survive_a_new_engine(tmp_path: Path) -> None:

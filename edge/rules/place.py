@@ -125,7 +125,13 @@ class PlaceRules:
         places = list(living_alone)
         for rule in self.absence:
             if rule.households == "living_alone":
+                gone = self.households[rule.id].keys() - set(places)
                 self.households[rule.id] = dict.fromkeys(places)
+                for place in gone:  # no longer living alone: what was learned of her goes
+                    key = f"{rule.id}|{place}"
+                    self._days.pop(key, None)
+                    if self.rhythms.pop(key, None) is not None:
+                        self._changes["rhythm", key] = None
 
     def observe(self, reading: Reading, verdicts: list[Verdict]) -> None:
         device = reading.device
