@@ -172,6 +172,18 @@ async def render_metrics(
             [({"sink": c.name}, c.skipped) for c in channels],
         ),
         (
+            "community_edge_channel_summaries_total",
+            "counter",
+            "summaries sent to one person in place of a flood (per-person rate of reach)",
+            [({"sink": c.name}, c.summaries_sent) for c in channels],
+        ),
+        (
+            "community_edge_escalation_unreached_total",
+            "counter",
+            "escalation steps that reached nobody (nobody on duty, no channel, all failing)",
+            [({}, agent.alerts.unreached.count)],
+        ),
+        (
             "community_edge_channel_paced_seconds_total",
             "counter",
             "time a group-robot channel waited for its rate limit (how far behind it was)",

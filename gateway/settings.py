@@ -467,6 +467,14 @@ class NotificationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     time_zone: str = "Asia/Shanghai"  # local time in messages and in routes' `hours`
     public_url: str | None = None  # the API as duty officers reach it: messages link to alerts
+    # action links in messages (acknowledge, on my way, resolve; need public_url): how long each
+    # is valid, in minutes, for a life-safety alarm (SOS, fall, smoke) and for any other alert
+    link_minutes_life_safety: float = Field(default=15.0, gt=0, le=24 * 60)
+    link_minutes: float = Field(default=240.0, gt=0, le=7 * 24 * 60)
+    # rules of reach: per person and channel at most `per_person_limit` messages in any
+    # `per_person_period_s`, then one summary instead of the rest of the period's
+    per_person_limit: int = Field(default=5, ge=1)
+    per_person_period_s: float = Field(default=600.0, gt=0)
 
     @field_validator("time_zone")
     @classmethod
@@ -591,6 +599,9 @@ class EscalationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     check_s: float = Field(default=AgentConfig.escalation_check_s, gt=0)  # due steps looked for
     policies: list[EscalationPolicy] = Field(default_factory=_default_policies)
+    # the duty roster (people, teams, shifts) that steps naming a person, `on_duty` or
+    # `next_on_roster` resolve against; see deploy/roster.example.yaml
+    roster_file: Path | None = None
 
     @field_validator("policies")
     @classmethod

@@ -12,7 +12,7 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from edge.agent.away_keeper import AwayKeeper
 from edge.agent.care_watch import CareWatch
 from edge.agent.escalator import Escalator
+from edge.agent.family_caller import FamilyCaller
 from edge.agent.liveness_monitor import LivenessMonitor
 from edge.agent.pipeline import Pipeline
 from edge.agent.rule_ticker import RuleTicker
@@ -35,6 +36,8 @@ from edge.alerts import (
     EscalationPolicy,
     FlapDetector,
     Incident,
+    Reach,
+    Roster,
     Silence,
     SilenceBook,
     SilenceSpec,
@@ -67,6 +70,7 @@ from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 _log = logging.getLogger(__name__)
 # how long entries a sink refused (set aside) keep /healthz degraded
 SET_ASIDE_DEGRADES_S = 24 * 3600
+UNREACHED_DEGRADES_S = 3600  # /healthz is degraded this long after a step reached nobody
 
 
 def _restart_note(status: SessionStatus) -> str | None:
@@ -139,6 +143,8 @@ class Agent:
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
         owners: Sequence[str] = (),
+        roster: Roster | None = None,
+        reach: Reach | None = None,
     ) -> None:
         """`owners` says who configured each of `sinks`, in order, for the error that names both
         owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
@@ -156,6 +162,8 @@ class Agent:
         self.registry = registry
         self.registry_file = registry_file
         self.community_rules = community_rules
+        self.roster = roster  # whom escalation steps naming people reach
+        self.reach = reach  # whether a channel carries an escalation step
         self.ticker: RuleTicker
         self.liveness = DeviceHealth(clock, profiles)
         self.monitor: LivenessMonitor
@@ -201,6 +209,8 @@ class Agent:
             silences=SilenceBook(self.alert_store.silences(current_at=self.clock.now())),
             flaps=FlapDetector(config.flap_transitions, config.flap_window_s),
             incident_window_s=config.incident_window_s,
+            roster=self.roster,
+            reach=self.reach,
         )
         self.escalator = Escalator(self.alerts, self.outbox, check_s=config.escalation_check_s)
         self.liveness.reserve(self.registry.slots)
@@ -274,6 +284,7 @@ class Agent:
             self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
         )
         self.households = HouseholdStore(data / "households.db")
+        self.escalator.family = FamilyCaller(self.alerts, self.households, self.clock)
         self.visits = VisitStore(data / "visits.db")
         self.away_keeper = AwayKeeper(
             self.households, self.ticker, self.clock, check_s=self.config.away_check_s
@@ -529,6 +540,7 @@ class Agent:
                 for f in self.forwarders
             },
             "open_alerts": len(self.alerts),
+            "escalation": self._escalation_health(now),
             "devices": {
                 "registered": len(self.registry),
                 "open_enrollment": self.registry.open_enrollment,
@@ -541,4 +553,20 @@ class Agent:
                 "away": len(self.households.away(now)),
                 "problem": self.households.problem or self.visits.problem,
             },
+        }
+
+    def _escalation_health(self, now: datetime) -> dict[str, Any]:
+        """Steps that reached nobody: not ok for `UNREACHED_DEGRADES_S` after the latest (but for
+        a gateway configured with no channel at all: said, not degraded)."""
+        unreached = self.alerts.unreached
+        fault = unreached.last_fault_at
+        recent = fault is not None and (now - fault).total_seconds() < UNREACHED_DEGRADES_S
+        roster_error = self.alerts.roster.last_error if self.alerts.roster else None
+        return {
+            "ok": not recent and roster_error is None,
+            "pending": self.alerts.escalations_pending,
+            "unreached_steps": unreached.count,
+            "last_unreached_at": unreached.last_at.isoformat() if unreached.last_at else None,
+            "last_unreached": unreached.last,
+            "roster_error": roster_error,
         }

@@ -7,7 +7,17 @@ from edge.sinks.channels.aliyun import AliyunSms, AliyunVoice
 from edge.sinks.channels.channel import Channel
 from edge.sinks.channels.delivery_log import Delivery, DeliveryLog, DeliveryResult
 from edge.sinks.channels.dingtalk import DingtalkSink
-from edge.sinks.channels.message import NoticeFormat
+from edge.sinks.channels.message import (
+    LINK_VERBS,
+    ActionLink,
+    Contact,
+    Directory,
+    LinkMaker,
+    LinkVerb,
+    Notice,
+    NoticeFormat,
+)
+from edge.sinks.channels.person_rate import Admission, PersonRate, ReachSummary
 from edge.sinks.channels.phone import (
     ALARM_KINDS,
     FixedRecipients,
@@ -17,6 +27,7 @@ from edge.sinks.channels.phone import (
     PhoneSender,
     PhoneSink,
     Recipient,
+    Recipients,
 )
 from edge.sinks.channels.phone_book import PhoneBook, SendRecord, SendStatus
 from edge.sinks.channels.robot import RateWindow, RobotSink
@@ -31,26 +42,37 @@ from edge.sinks.webhook import WebhookSink
 __all__ = [
     "ALARM_KINDS",
     "HTTP_TIMEOUT_S",
+    "LINK_VERBS",
+    "ActionLink",
+    "Admission",
     "AlertApiSink",
     "AliyunSms",
     "AliyunVoice",
     "Channel",
+    "Contact",
     "Delivery",
     "DeliveryLog",
     "DeliveryResult",
     "DingtalkSink",
+    "Directory",
     "FixedRecipients",
     "InfluxSink",
     "LinkIssuer",
+    "LinkMaker",
+    "LinkVerb",
+    "Notice",
     "NoticeFormat",
     "OnDutyRecipients",
+    "PersonRate",
     "PhoneBook",
     "PhoneMessage",
     "PhoneSender",
     "PhoneSink",
     "RateWindow",
+    "ReachSummary",
     "ReadingStore",
     "Recipient",
+    "Recipients",
     "RobotSink",
     "Route",
     "SendRecord",

@@ -184,6 +184,7 @@ class PhoneSink:
     """Reaches people by SMS or voice call for the alarm events its channel's route takes."""
 
     lanes: frozenset[Lane] = frozenset({"events"})
+    personal = True  # reaches people only: an event left addressing nobody is not sent (Channel)
 
     def __init__(
         self,
