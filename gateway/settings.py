@@ -578,7 +578,18 @@ def _default_policies() -> list[EscalationPolicy]:
                 EscalationStep(after_s=300, tier="emergency_contacts"),
             ),
             repeat_every_s=300,
-        )
+        ),
+        # a living-alone household without a sign of life: the SOS tiers, only slower
+        EscalationPolicy(
+            severity=Severity.MAJOR,
+            category="household",
+            steps=(
+                EscalationStep(after_s=0, tier="duty_officer"),
+                EscalationStep(after_s=1800, tier="property_manager"),
+                EscalationStep(after_s=3600, tier="emergency_contacts"),
+            ),
+            repeat_every_s=3600,
+        ),
     ]
 
 
@@ -597,9 +608,11 @@ class EscalationSettings(BaseModel):
     def _one_each(cls, value: list[EscalationPolicy]) -> list[EscalationPolicy]:
         seen = set()
         for policy in value:
-            key = (policy.severity, policy.community)
+            key = (policy.severity, policy.community, policy.category)
             if key in seen:
-                where = policy.community or "every community"
+                where = (policy.community or "every community") + (
+                    f" for {policy.category}" if policy.category else ""
+                )
                 raise ValueError(f"two policies for {policy.severity} in {where}")
             seen.add(key)
         return value

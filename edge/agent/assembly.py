@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.agent.away_keeper import AwayKeeper
+from edge.agent.care_watch import CareWatch
 from edge.agent.escalator import Escalator
 from edge.agent.family_caller import FamilyCaller
 from edge.agent.liveness_monitor import LivenessMonitor
@@ -193,6 +194,7 @@ class Agent:
         self.households: HouseholdStore  # the household register (edge.enrich.households)
         self.visits: VisitStore
         self.away_keeper: AwayKeeper
+        self.care_watch: CareWatch
 
     async def __aenter__(self) -> Agent:
         data = self.config.data_dir
@@ -302,6 +304,10 @@ class Agent:
         self.away_keeper = AwayKeeper(
             self.households, self.ticker, self.clock, check_s=self.config.away_check_s
         )
+        self.care_watch = CareWatch(
+            self.households, self.pipeline.rules, check_s=self.config.away_check_s
+        )
+        self.care_watch.check()  # before the first rule tick: living-alone homes are watched
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -350,6 +356,7 @@ class Agent:
             tg.create_task(self.ticker.run(), name="rules")
             tg.create_task(self.escalator.run(), name="escalation")
             tg.create_task(self.away_keeper.run(), name="away")
+            tg.create_task(self.care_watch.run(), name="care-watch")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 

@@ -14,10 +14,12 @@ from gateway.action_links import ActionLinks
 from gateway.api import (
     actions,
     alerts,
+    care,
     devices,
     households,
     operations,
     provider_callbacks,
+    reports,
     short_links,
     silences,
 )
@@ -92,6 +94,8 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(silences.router)
     app.include_router(devices.router)
+    app.include_router(care.router)
+    app.include_router(reports.router)
     app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)

@@ -23,6 +23,7 @@ from gateway.console import (
     device_pages,
     incident_pages,
     pages,
+    reports,
     signin,
     silence_pages,
 )
@@ -65,6 +66,7 @@ def create_console(
     console.state.pseudonyms = pseudonyms if pseudonyms is not None else pseudonyms_of(tokens)
     console.include_router(signin.router)
     console.include_router(pages.router)
+    console.include_router(reports.router)
     console.include_router(incident_pages.router)
     console.include_router(device_pages.router)
     console.include_router(building_pages.router)
