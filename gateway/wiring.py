@@ -18,7 +18,7 @@ from edge.agent import Agent, AgentConfig
 from edge.alerts import AlertStoreSink, Roster
 from edge.clock import Clock, SystemClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry, RegistryFile
+from edge.enrich import DeviceRegistry, RegistryFile, Shard
 from edge.errors import EdgeError, RosterError, SinkNameTaken, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.outbox import Sink, check_sink_names
@@ -45,6 +45,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.shard_desk import ShardDesk, install_error_handler
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
 from gateway.tsdb_readings import tsdb_readings
@@ -175,6 +176,7 @@ def build_gateway(settings: Settings) -> Gateway:
         owners=[owner_of[sink.name] for sink in sinks],
         roster=roster,
         reach=reach,
+        shard=Shard(settings.shard.index, settings.shard.count),
     )
     reach.agent = agent
     if phones is not None:
@@ -449,6 +451,12 @@ async def serve(
     audit = AuditLog(settings.data_dir / "audit.db")
     links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
+    # run --shards N: shard 0's API lists and acts on every shard's alerts (gateway/shard_desk.py)
+    desk = (
+        ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
+        if settings.shard.peers
+        else None
+    )
     try:
         async with gateway.agent as agent:
             retention = Retention(
@@ -484,7 +492,9 @@ async def serve(
                 zone=settings.notifications.zone,
                 sign_in_links=gateway.sign_in_links,
                 tsdb=tsdb_readings(settings.tsdb),
+                desk=desk,
             )
+            install_error_handler(app)
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
@@ -518,6 +528,8 @@ async def serve(
                 agent_task.cancel()
     finally:
         notifier.close()
+        if desk is not None:
+            desk.close()
         sock.close()
         tokens.close()
         audit.close()

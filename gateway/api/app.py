@@ -15,10 +15,12 @@ from gateway.action_links import ActionLinks
 from gateway.api import (
     actions,
     alerts,
+    care,
     devices,
     households,
     operations,
     provider_callbacks,
+    reports,
     short_links,
     silences,
 )
@@ -53,6 +55,7 @@ def create_app(
     zone: tzinfo | None = None,
     sign_in_links: SignInLinks | None = None,
     tsdb: TsdbReadings | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -66,6 +69,8 @@ def create_app(
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
         sign_in_links: the console's one-time sign-in links (the demo prints one).
         tsdb: where the console reads readings back when they go to a time-series server.
+        desk: what the API and console read and do (None: `Desk(agent)`; `run --shards`: shard
+            0's desk over every shard, gateway.shard_desk).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -80,7 +85,7 @@ def create_app(
     app.state.authenticator = Authenticator(
         token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
-    app.state.desk = Desk(agent)
+    app.state.desk = desk if desk is not None else Desk(agent)
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
@@ -95,6 +100,8 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(silences.router)
     app.include_router(devices.router)
+    app.include_router(care.router)
+    app.include_router(reports.router)
     app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)

@@ -22,6 +22,7 @@ from gateway.console import (
     device_pages,
     incident_pages,
     pages,
+    reports,
     signin,
     silence_pages,
 )
@@ -86,8 +87,9 @@ def create_console(
     console.include_router(signin.router)
     console.include_router(sign_in_links_router)
     console.include_router(pages.router)
-    if acts:  # the gateway's own registers (incidents, devices, buildings, silences, care): not
-        # central's, which reads alerts
+    if acts:  # the gateway's own registers (incidents, devices, buildings, silences, care and its
+        # report): not central's, which reads alerts
+        console.include_router(reports.router)
         console.include_router(incident_pages.router)
         console.include_router(device_pages.router)
         console.include_router(building_pages.router)

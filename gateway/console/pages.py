@@ -19,6 +19,7 @@ from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
+from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.care import visit_href
 from gateway.console.moment import moment
@@ -68,7 +69,10 @@ async def _board_context(request: Request, visitor: Visitor) -> dict[str, object
 @router.get("/")
 async def board_page(request: Request, visitor: Person) -> Response:
     """The alarm board, whole; the browser then keeps it live from the stream."""
-    return render(request, "board.html", await _board_context(request, visitor))
+    desk = _desk(request)
+    # households away now: a gateway's register (central has none)
+    away = away_now(desk, visitor.principal, places_of(request)) if isinstance(desk, Desk) else []
+    return render(request, "board.html", {**(await _board_context(request, visitor)), "away": away})
 
 
 @router.get("/board")
