@@ -155,16 +155,35 @@ def _field_set(fields: dict[str, FieldValue]) -> str:
     return ",".join(parts)
 
 
+# A reading's flags are fields, `flag_time_zero=1i`, written only on flagged readings: a tag
+# would split every flagged device's series in two (and each measurement field with it in
+# VictoriaMetrics), while a field adds one series per device and flag actually seen.
+FLAG_PREFIX = "flag_"
+
+
 def reading_line(reading: Reading) -> str:
-    """One reading as one line: `<category>,<device tags> <fields> <ms>`.
+    """One reading as one line: `<category>,<device tags> <fields>[,flag_<flag>=1i...] <ms>`.
 
     Raises:
         SinkRejected: the reading cannot be written as line protocol (see the module docstring).
     """
     try:
-        return f"{_series(reading.device)} {_field_set(reading.fields)} {epoch_ms(reading.at)}"
+        fields = _field_set(reading.fields)
+        if reading.flags:
+            fields += _flag_set(reading)
+        return f"{_series(reading.device)} {fields} {epoch_ms(reading.at)}"
     except SinkRejected as exc:
         raise SinkRejected(f"reading of device {reading.device.device_id!r}: {exc}") from exc
+
+
+def _flag_set(reading: Reading) -> str:
+    flags = ""
+    for flag in reading.flags:
+        key = FLAG_PREFIX + flag.value
+        if key in reading.fields:
+            raise SinkRejected(f"flag field {key!r} collides with a field")
+        flags += f",{key}=1i"
+    return flags
 
 
 def event_line(event: AlertEvent) -> str:
