@@ -155,6 +155,9 @@ class Alert(BaseModel):
     resolved_at: AwareDatetime | None = None
     note: str | None = None
     assignee: str | None = None  # the person who has taken it on (POST /v1/alerts/{id}/assign)
+    # the alert that closed this one because its cause was superseded (a possible fall
+    # confirmed as a fall): resolved_by "rule", the successor's id here
+    superseded_by: str | None = None
     incident_id: str | None = (
         None  # the incident grouping it with related alerts (edge.alerts.incidents)
     )

@@ -152,9 +152,7 @@ class Pipeline:
                 )
         events = []
         for verdict in verdicts:
-            event = self.alerts.apply(verdict)
-            if event is not None:
-                events.append(event)
+            events.extend(self.alerts.apply_all(verdict))
         return Output(reading=reading, events=events)
 
     def take_sequences(self) -> dict[str, int]:
@@ -194,7 +192,11 @@ class Pipeline:
                 # once per flag and model (a Zigbee2MQTT model without `ts` flags every message);
                 # the counter on /metrics and the readings say the rest
                 self._logged.add(key)
-                _log.warning(
+                # no time at all is the norm for Zigbee2MQTT (`last_seen` is off by default):
+                # told, not warned of
+                level = logging.INFO if flag is ReadingFlag.TIME_MISSING else logging.WARNING
+                _log.log(
+                    level,
                     "reading on %s flagged %s (%s); further %s readings of model %s are only "
                     "counted (community_edge_readings_flagged_total)",
                     topic,

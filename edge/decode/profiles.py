@@ -372,6 +372,15 @@ class DeviceProfile(BaseModel):
                         f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}",
                     )
                 )
+        for index, rule in enumerate(self.rules):
+            for name in rule.supersedes or ():
+                if name not in rule_ids:
+                    problems.append(
+                        (
+                            ("rules", index, "supersedes"),
+                            f"rule {rule.id!r} supersedes {name!r}, not a rule of this model",
+                        )
+                    )
         offline = [i for i, r in enumerate(self.rules) if r.kind == "offline"]
         for index in offline[1:]:
             problems.append((("rules", index, "kind"), "one offline rule per model at most"))
