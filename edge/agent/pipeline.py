@@ -83,6 +83,7 @@ class Pipeline:
         self._last_seq: dict[str, int] = dict(last_sequences or {})
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
         self._logged: set[tuple[str, str]] = set()
+        self._flags_logged: set[tuple[ReadingFlag, str]] = set()  # (flag, model): a few dozen
 
     def handle(self, raw: RawMessage, retained: bool = False) -> Output:
         """`retained`: the broker sent this from its retained store (alarm lane): a stale alarm,
@@ -187,11 +188,11 @@ class Pipeline:
     def _flag(self, topic: str, model: str, flags: tuple[ReadingFlag, ...]) -> None:
         for flag in flags:
             self.flagged[flag] += 1
-            key = (flag.value, model)
-            if key not in self._logged:
+            key = (flag, model)
+            if key not in self._flags_logged:
                 # once per flag and model (a Zigbee2MQTT model without `ts` flags every message);
                 # the counter on /metrics and the readings say the rest
-                self._logged.add(key)
+                self._flags_logged.add(key)
                 # no time at all is the norm for Zigbee2MQTT (`last_seen` is off by default):
                 # told, not warned of
                 level = logging.INFO if flag is ReadingFlag.TIME_MISSING else logging.WARNING
