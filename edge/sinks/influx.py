@@ -247,6 +247,7 @@ class InfluxSink:
         # what is wrong with the store for exactly-once samples (None: nothing we can see)
         self.store_problem: str | None = None
         self._store_checked_at: float | None = None  # time.monotonic() of the last check
+        self._behind_vmagent = False  # the store's /flags are vmagent's (said once)
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         await self._write(readings, reading_line)
@@ -307,6 +308,17 @@ class InfluxSink:
         lines = [entry for entry in text.splitlines() if entry.strip()]
         if response.status != 200 or not lines or not all(x.startswith("-") for x in lines):
             problem = None  # not VictoriaMetrics' flag list: InfluxDB, or a proxy in front
+        elif any(x.startswith("-remoteWrite.url") for x in lines):
+            # vmagent: it forwards to a VictoriaMetrics whose flags it does not show
+            problem = None
+            if not self._behind_vmagent:
+                self._behind_vmagent = True
+                _log.warning(
+                    "tsdb at %s is vmagent: it answers once a batch is in its queue and forwards "
+                    "it; the deduplication of the VictoriaMetrics behind it cannot be checked "
+                    "from here (it needs -dedup.minScrapeInterval=1ms)",
+                    self._url,
+                )
         else:
             match = _DEDUP_FLAG.search(text)
             value = match.group(1) if match else ""
