@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ import httpx
 import psycopg
 from sqlalchemy import Index
 
+from bench.machine import cpu_seconds
 from gateway.central.schema import alerts as alerts_table
 from tests.central_process import CentralApiProcess
 from tests.servers import PostgresServer
@@ -167,6 +169,29 @@ async def run_clients(
     }
 
 
+def _family(pid: int) -> list[int]:
+    """`pid` and its children (PostgreSQL's postmaster and its backends)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields and int(fields[1]) == pid:  # after the command: state, ppid
+            children.append(int(stat.parent.name))
+    return [pid, *children]
+
+
+def _cpu(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds(f"/proc/{pid}/stat") for pid in pids}
+
+
+def _used_pct(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
+    """% of one core: a process that started in between counts from 0."""
+    used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    return round(100 * used / seconds, 1)
+
+
 def _processes(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
@@ -213,9 +238,19 @@ def main() -> int:
             try:
                 for api in apis:
                     api.start()
+                api_before = _cpu([a.pid for a in apis])
+                pg_before = _cpu(_family(postgres.pid))
+                clients_before = _cpu([os.getpid()])
+                started = time.monotonic()
                 result = asyncio.run(
                     run_clients([a.url for a in apis], tokens, args.clients, args.seconds)
                 )
+                elapsed = time.monotonic() - started
+                result["cpu_pct"] = {
+                    "api": _used_pct(api_before, _cpu([a.pid for a in apis]), elapsed),
+                    "postgres": _used_pct(pg_before, _cpu(_family(postgres.pid)), elapsed),
+                    "clients": _used_pct(clients_before, _cpu([os.getpid()]), elapsed),
+                }
             finally:
                 for api in apis:
                     if api.running:
@@ -226,7 +261,10 @@ def main() -> int:
                 f"GET /v1/alerts (limit 50), {count} API process{'es' if count > 1 else ''}: "
                 f"{args.clients} clients for {result['seconds']} s: {result['requests']:,} "
                 f"requests ({result['rps']}/s), {result['errors']} errors, p50 "
-                f"{result['p50_ms']} ms, p99 {result['p99_ms']} ms",
+                f"{result['p50_ms']} ms, p99 {result['p99_ms']} ms; CPU (% of one core) API "
+                f"{result['cpu_pct']['api']}, PostgreSQL {result['cpu_pct']['postgres']}, clients "
+                f"{result['cpu_pct']['clients']}, "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     summary: dict[str, Any] = {"alerts": args.alerts, "load_s": round(load_s, 1)}
