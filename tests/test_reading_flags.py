@@ -6,6 +6,7 @@ pipeline's counter."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -202,3 +203,27 @@ def test_flags_judge_device_time_against_the_window_edges() -> None:
     assert (source, flags) == ("device", [])
     _, source, flags = _decode(SOS, {"action": "emergency", "ts": int(outside.timestamp() * 1000)})
     assert (source, flags) == ("gateway", ["time_past"])
+
+
+def test_the_simulators_skewed_clocks_are_flagged_by_what_went_wrong() -> None:
+    from simulators.faults import FaultInjector, FaultKind
+    from tests.test_fault_injection import RECEIVED, _run
+
+    seen: Counter[tuple[str, ...]] = Counter()
+    for outgoing in _run(FaultInjector(1.0, [FaultKind.SKEWED_TIME], seed=4), 300):
+        message = outgoing.message
+        decoded = decode(RawMessage(message.topic, message.payload, RECEIVED), PROFILES)
+        flags = tuple(f.value for f in decoded.flags)
+        # the device's own time (an hour behind, or seconds that epoch_auto recognised) is
+        # kept and unflagged; a replaced one says why, once
+        assert (decoded.time_source == "gateway") == bool(flags), flags
+        seen[flags] += 1
+    assert set(seen) >= {(), ("time_zero",), ("time_future",)}
+    assert set(seen) <= {
+        (),
+        ("time_zero",),
+        ("time_future",),
+        ("time_unit",),
+        ("time_unreadable",),
+        ("time_past",),  # zero as an ISO time: 1970-01-01, a clock never set
+    }
