@@ -54,6 +54,7 @@ def event(
     tier: str | None = None,
     notify: bool = True,
     summary: str = "Emergency button pressed",
+    category: str = "sos",
 ) -> AlertEvent:
     alert = Alert(
         id=f"alert-{number}",
@@ -64,7 +65,7 @@ def event(
         status=AlertStatus.ACTIVE,
         device_id=f"sos-{number}",
         model="tuya-sos-button",
-        category="sos",
+        category=category,
         community=community,
         building=building,
         unit="3-201",
@@ -99,7 +100,7 @@ def test_a_night_window_wraps_past_midnight_in_the_local_zone() -> None:
         seen.append(
             (
                 clock.now().astimezone(SHANGHAI).strftime("%H:%M"),
-                night.mismatch(event(at=clock.now())) is None,
+                night.mismatch(event(at=clock.now(), category="water")) is None,
             )
         )
         clock.advance(60)
@@ -109,12 +110,14 @@ def test_a_night_window_wraps_past_midnight_in_the_local_zone() -> None:
     assert len(taken) == 9 * 60  # 22:00 to 06:59, 540 minutes
     assert ("21:59", False) in seen
     assert ("07:00", False) in seen
-    refused = night.mismatch(event(at=_shanghai(12)))
+    refused = night.mismatch(event(at=_shanghai(12), category="water"))
     assert refused == "time 12:00 outside 22:00-07:00"
+    # rules of reach: an SOS ignores the hours (quiet hours do not apply to a life)
+    assert night.mismatch(event(at=_shanghai(12))) is None
     # 22:00 in Shanghai is 14:00 UTC: a route in UTC would take noon instead
     assert (
         Route(hours=(TimeWindow.parse("22:00-07:00"),), zone=UTC).mismatch(
-            event(at=_shanghai(22, 30))
+            event(at=_shanghai(22, 30), category="water")
         )
         == "time 14:30 outside 22:00-07:00"
     )

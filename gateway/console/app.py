@@ -13,17 +13,27 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.agent import Desk
-from edge.sinks import DeliveryLog
+from edge.sinks import DeliveryLog, ReadingStore
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.console import pages, signin
-from gateway.console.access import CsrfRefused, SignInRequired, sign_in_url
+from gateway.console import (
+    building_pages,
+    care,
+    device_pages,
+    incident_pages,
+    pages,
+    reports,
+    signin,
+    silence_pages,
+)
+from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
 from gateway.privacy import Pseudonyms
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
 
 SESSION_TTL_S = 12 * 3600.0  # one duty shift; then sign in again
 _DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the gateway's settings pass the community's zone
@@ -38,6 +48,8 @@ def create_console(
     zone: tzinfo | None = None,
     pseudonyms: Pseudonyms | None = None,
     session_ttl_s: float = SESSION_TTL_S,
+    readings: ReadingStore | None = None,
+    tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console."""
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -46,12 +58,20 @@ def create_console(
     console.state.tokens = tokens
     console.state.audit = audit
     console.state.deliveries = deliveries
+    console.state.readings = readings  # the embedded store; None: readings go to a tsdb
+    console.state.tsdb = tsdb  # that tsdb, read back for the charts (gateway.tsdb_readings)
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE
     # the same unit pseudonyms as the API's, so a masked place reads alike on both
     console.state.pseudonyms = pseudonyms if pseudonyms is not None else pseudonyms_of(tokens)
     console.include_router(signin.router)
     console.include_router(pages.router)
+    console.include_router(reports.router)
+    console.include_router(incident_pages.router)
+    console.include_router(device_pages.router)
+    console.include_router(building_pages.router)
+    console.include_router(silence_pages.router)
+    console.include_router(care.router)
     console.mount("/static", static_files(), name="static")
 
     @console.exception_handler(SignInRequired)
@@ -63,6 +83,14 @@ def create_console(
         if request.method != "GET" or exc.next_path.startswith("/console/stream"):
             return Response(status_code=401)
         return RedirectResponse(target, status_code=303)
+
+    @console.exception_handler(CareOnly)
+    async def _care_only(request: Request, exc: CareOnly) -> Response:
+        if request.headers.get("hx-request"):
+            return Response(status_code=403, headers={"HX-Redirect": care.HOME})
+        if request.method != "GET" or request.url.path.startswith("/console/stream"):
+            return Response(status_code=403)
+        return RedirectResponse(care.HOME, status_code=303)
 
     @console.exception_handler(CsrfRefused)
     async def _csrf(request: Request, exc: CsrfRefused) -> Response:

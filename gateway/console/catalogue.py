@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway.console.care_words import CARE_WORDS
+from gateway.console.page_words import PAGE_WORDS
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 DEFAULT: Lang = "zh"
@@ -125,6 +128,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "reload": ("刷新查看", "Reload to see"),
     "skip": ("跳到告警列表", "Skip to the alerts"),
 }
+
+_WORDS.update(CARE_WORDS)  # the care pages' words live beside them (gateway/console/care_words.py)
+_WORDS.update(PAGE_WORDS)  # the incident, device, building and silence pages' words
 
 WORDS: dict[Lang, dict[str, str]] = {
     "zh": {key: zh for key, (zh, _) in _WORDS.items()},

@@ -18,8 +18,12 @@ from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
+from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.care import visit_href
+from gateway.console.moment import moment
 from gateway.console.page import render
+from gateway.console.silence_pages import silence_of
 from gateway.privacy import sees_personal_data
 
 router = APIRouter()
@@ -50,7 +54,8 @@ def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
 @router.get("/")
 async def board_page(request: Request, visitor: Person) -> Response:
     """The alarm board, whole; the browser then keeps it live from the stream."""
-    return render(request, "board.html", _board_context(request, visitor))
+    away = away_now(_desk(request), visitor.principal, places_of(request))
+    return render(request, "board.html", {**_board_context(request, visitor), "away": away})
 
 
 @router.get("/board")
@@ -130,6 +135,9 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
+            "visit_href": visit_href(desk, caller, alert),
+            **await moment(request, alert, visitor.lang, visitor.words),
+            "silence": silence_of(request, alert),
         },
         status_code=status_code,
     )
