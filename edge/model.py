@@ -63,6 +63,21 @@ class AlertEventKind(StrEnum):
     ESCALATED = "escalated"  # nobody acknowledged in time: the next tier of people is notified
 
 
+class ReadingFlag(StrEnum):
+    """Something a reading says about itself that its fields do not: what the gateway replaced."""
+
+    # the device's time was replaced by the gateway's receive time, because it was ...
+    TIME_MISSING = "time_missing"  # absent or null
+    TIME_ZERO = "time_zero"  # 0 or negative: an unset clock
+    TIME_UNREADABLE = "time_unreadable"  # not a number or not an ISO time with its offset
+    TIME_UNIT = "time_unit"  # in another unit than the profile says (seconds for milliseconds)
+    TIME_FUTURE = "time_future"  # more than MAX_FUTURE ahead of the gateway
+    TIME_PAST = "time_past"  # more than MAX_PAST behind (a dead RTC battery)
+    # the payload named another device than its topic: the topic's device is kept (the broker's
+    # ACL binds a device to its topics, not to what it writes)
+    DEVICE_MISMATCH = "device_mismatch"
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """One MQTT message as it arrived, before decoding.
@@ -111,6 +126,7 @@ class Reading(BaseModel):
     received_at: AwareDatetime
     time_source: Literal["device", "gateway"] = "gateway"
     seq: int | None = None  # the device's own sequence number, where it sends one
+    flags: tuple[ReadingFlag, ...] = ()  # what the gateway replaced, in ReadingFlag order
 
 
 class Alert(BaseModel):
@@ -139,6 +155,9 @@ class Alert(BaseModel):
     resolved_at: AwareDatetime | None = None
     note: str | None = None
     assignee: str | None = None  # the person who has taken it on (POST /v1/alerts/{id}/assign)
+    # the alert that closed this one because its cause was superseded (a possible fall
+    # confirmed as a fall): resolved_by "rule", the successor's id here
+    superseded_by: str | None = None
     incident_id: str | None = (
         None  # the incident grouping it with related alerts (edge.alerts.incidents)
     )

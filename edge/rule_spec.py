@@ -166,10 +166,14 @@ PLACE_KINDS = frozenset({"absence", "correlation"})
 
 # the keys each kind takes beyond id, kind, summary, summary_zh, severity, enabled
 _KEYS: dict[str, frozenset[str]] = {
-    "condition": frozenset({"when", "clear", "for_seconds", "schedule"}),
+    "condition": frozenset({"when", "clear", "for_seconds", "schedule", "supersedes"}),
     "offline": frozenset(),
-    "count": frozenset({"when", "clear", "at_least", "within_seconds", "group_by", "schedule"}),
-    "confirm": frozenset({"when", "confirm", "withdraw", "clear", "within_seconds", "schedule"}),
+    "count": frozenset(
+        {"when", "clear", "at_least", "within_seconds", "group_by", "schedule", "supersedes"}
+    ),
+    "confirm": frozenset(
+        {"when", "confirm", "withdraw", "clear", "within_seconds", "schedule", "supersedes"}
+    ),
     "absence": frozenset({"signals", "quiet_hours", "window", "households", "category", "rhythm"}),
     "correlation": frozenset({"signals", "within_seconds", "min_devices", "all_of", "category"}),
 }
@@ -182,7 +186,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 _OPTIONAL = ("when", "clear", "for_seconds", "schedule", "at_least", "within_seconds", "group_by",
              "confirm", "withdraw", "signals", "quiet_hours", "window", "households", "min_devices",
-             "all_of", "category", "rhythm")  # fmt: skip
+             "all_of", "category", "rhythm", "supersedes")  # fmt: skip
 
 
 class RuleSpec(BaseModel):
@@ -216,6 +220,9 @@ class RuleSpec(BaseModel):
     min_devices: int | None = Field(default=None, ge=2)  # correlation: distinct devices
     all_of: list[str] | None = Field(default=None, min_length=2)  # correlation: these signals
     category: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")  # a place's alert
+    # rules of the same model whose open alert on the device this one's raising closes, with a
+    # link to it (`superseded_by`): a confirmed fall supersedes the possible fall
+    supersedes: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -240,6 +247,8 @@ class RuleSpec(BaseModel):
                 if key == "when":
                     raise ValueError(f"rule {self.id!r} needs a 'when' condition")
                 raise ValueError(f"{self.kind} rule {self.id!r} needs {key!r}")
+        if self.supersedes is not None and self.id in self.supersedes:
+            raise ValueError(f"rule {self.id!r} cannot supersede itself")
         if self.kind == "correlation":
             self._check_correlation()
         if self.kind == "absence" and isinstance(self.households, list):

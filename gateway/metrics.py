@@ -118,6 +118,13 @@ async def render_metrics(
             [({}, pipeline.device_repeats)],
         ),
         (
+            "community_edge_readings_flagged_total",
+            "counter",
+            "readings whose device time was replaced by the receive time, or whose payload "
+            "named another device than its topic, by flag",
+            [({"flag": f.value}, n) for f, n in sorted(pipeline.flagged.items())],
+        ),
+        (
             "community_edge_sequence_gaps_total",
             "counter",
             "messages devices numbered that never reached the gateway",

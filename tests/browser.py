@@ -70,11 +70,29 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._down = False
         self._closed = False
+        # cleared by `silence()`: bytes and new connections wait, as packets do on a dead link
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._held: list[socket.socket] = []  # connections accepted while silent
         self._listener.settimeout(0.2)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def restore(self) -> None:
         self._down = False
+        with self._lock:
+            held, self._held = self._held, []
+        self._flowing.set()
+        for client in held:
+            # on a real cut their SYN never arrived; relaying them now could hand the server a
+            # stale CONNECT long after its client gave up (and take over its live session)
+            client.close()
+
+    def silence(self) -> None:
+        """A silent network cut (a pulled cable, a dead switch): nothing is relayed and nothing
+        reset. Open connections hang until `restore()`, when what they held moves on, as TCP
+        would retransmit it; new ones hang and are then closed (their SYN never got through).
+        Each end learns of the cut only by its own timers."""
+        self._flowing.clear()
 
     def cut(self) -> None:
         """Reset every open connection; new ones are closed at once until `restore()`."""
@@ -89,6 +107,11 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self._closed = True
+        self._flowing.set()  # pipes waiting on a silence end with their sockets
+        with self._lock:
+            held, self._held = self._held, []
+        for client in held:
+            client.close()
         self._listener.close()
 
     def _accept(self) -> None:
@@ -102,16 +125,31 @@ class TcpProxy:
             if self._down:
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            if not self._flowing.is_set():
+                with self._lock:
+                    self._held.append(client)
+                continue
+            self._relay(client)
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _relay(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._sockets += [client, upstream]
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while data := source.recv(65536):
+            while True:
+                self._flowing.wait()
+                data = source.recv(65536)
+                if not data:
+                    break
+                self._flowing.wait()  # read just before a silence: held with the rest
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)

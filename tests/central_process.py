@@ -56,6 +56,15 @@ class CentralApiProcess:
             time.sleep(0.05)
         raise AssertionError(f"central API did not answer within {within_s} s\n{self.log_tail()}")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> int:
         assert self._process is not None
         self._process.send_signal(signal.SIGINT)

@@ -481,6 +481,47 @@ class VictoriaMetricsServer(_Server):
         return sum(len(s.values) for s in self.export(match))
 
 
+class VmAgentServer(_Server):
+    """vmagent (Debian's `victoria-metrics` package) in front of a VictoriaMetrics: it accepts the
+    InfluxDB write API (`/api/v2/write`, `/write`), answers 204 once a batch is in its queue
+    (memory, then `-remoteWrite.tmpDataPath` on disk) and forwards it by Prometheus remote write,
+    flushing every `-remoteWrite.flushInterval` (1 s by default) below 10,000 points a second."""
+
+    kind = "vmagent"
+
+    def __init__(
+        self,
+        target: VictoriaMetricsServer,
+        *,
+        extra_args: Sequence[str] = (),
+        directory: Path | None = None,
+    ) -> None:
+        super().__init__(find_binary("vmagent", "victoria-metrics"), directory)
+        self.target = target
+        self.extra_args = tuple(extra_args)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def _command(self) -> list[str]:
+        return [
+            self.binary,
+            f"-httpListenAddr={HOST}:{self.port}",
+            f"-remoteWrite.url={self.target.url}/api/v1/write",
+            f"-remoteWrite.tmpDataPath={self.directory / 'queue'}",
+            "-http.maxGracefulShutdownDuration=2s",
+            *self.extra_args,
+        ]
+
+    def _answers(self) -> bool:
+        try:
+            with httpx.Client(timeout=1.0) as client:
+                return client.get(f"{self.url}/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
 class MosquittoFactory(Protocol):
     """Starts a private broker that the test may stop, kill and restart."""
 

@@ -159,7 +159,9 @@ def test_scenarios_raise_alerts_that_people_acknowledge_and_resolve(
             "door-forced": "active",
             "possible-fall": "resolved",  # superseded by the confirmed fall
         }
-        assert by_rule["possible-fall"]["resolved_by"] == "device"
+        # closed by the fall alert, linked to it (not cleared by the device)
+        assert by_rule["possible-fall"]["resolved_by"] == "rule"
+        assert by_rule["possible-fall"]["superseded_by"] == by_rule["fall"]["id"]
 
         sos = by_rule["sos"]["id"]
         acked = agent.post(f"/v1/alerts/{sos}/ack", {"note": "calling the resident"})

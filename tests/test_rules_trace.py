@@ -29,12 +29,14 @@ def test_the_example_trace_prints_each_alert_event_and_a_summary(
     assert code == 0
     events = [line for line in out[:-2] if not line.startswith("    notify")]
     rows = [line.split()[2:5] for line in events]  # kind, severity, rule
-    assert len(rows) == 12
+    assert len(rows) == 13
     assert rows.count(["opened", "critical", "fall"]) == 1  # the maybe_fall not withdrawn
+    # ... which supersedes the possible fall: closed at the same time
+    assert rows[3:5] == [["opened", "critical", "fall"], ["resolved", "major", "possible-fall"]]
     # without --config: no escalation, every event notified once to the default audience
-    assert out.count("    notify default audience") == 12
+    assert out.count("    notify default audience") == 13
     assert out[-2] == (
-        "15 messages, 12 alert events (9 opened, 3 resolved), 0 dead letters, 12 notifications"
+        "15 messages, 13 alert events (9 opened, 4 resolved), 0 dead letters, 13 notifications"
     )
     assert out[-1] == (
         "opened: confirmed-fire x1, denied-swipes x1, door-held-open x1, fall x1, "

@@ -507,7 +507,8 @@ def test_a_possible_fall_is_withdrawn_or_superseded_and_a_fall_never_clears(mode
     assert _verdicts(device, Event.MAYBE_FALL) == {("possible-fall", "raise")}
     assert _verdicts(device, Event.REPORT) == {("possible-fall", "clear")}  # withdrawn
     assert _verdicts(device, Event.MAYBE_FALL) == {("possible-fall", "raise")}
-    assert _verdicts(device, Event.FALL) == {("fall", "raise"), ("possible-fall", "clear")}
+    # superseded: the alert book closes the possible fall when the fall raises
+    assert _verdicts(device, Event.FALL) == {("fall", "raise")}
     assert ("fall", "clear") not in _verdicts(device, Event.REPORT)
 
 

@@ -11,7 +11,15 @@ from edge.alerts import AlertBook
 from edge.decode import ProfileRegistry, decode
 from edge.enrich import DeviceHealth, DeviceRegistry, UnregisteredLog
 from edge.errors import DecodeError, UnknownDevice, UnknownTopic
-from edge.model import AlertEvent, DeadLetter, DeviceRef, RawMessage, Reading, epoch_ms
+from edge.model import (
+    AlertEvent,
+    DeadLetter,
+    DeviceRef,
+    RawMessage,
+    Reading,
+    ReadingFlag,
+    epoch_ms,
+)
 from edge.rules import RuleEngine, Verdict
 
 _log = logging.getLogger(__name__)
@@ -19,6 +27,17 @@ _MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and top
 # Fields that state what is true now (Zigbee2MQTT's retained availability), so a retained copy
 # of them is current, not stale: handled as usual even when retained.
 _STATE_FIELDS = frozenset({"availability"})
+_FLAG_MEANING = {
+    ReadingFlag.TIME_MISSING: "no device time: the receive time is used",
+    ReadingFlag.TIME_ZERO: "device time 0 or negative, an unset clock: the receive time is used",
+    ReadingFlag.TIME_UNREADABLE: "device time unreadable: the receive time is used",
+    ReadingFlag.TIME_UNIT: "device time in another unit than the profile says (seconds for "
+    "milliseconds?): the receive time is used",
+    ReadingFlag.TIME_FUTURE: "device time far in the future: the receive time is used",
+    ReadingFlag.TIME_PAST: "device time more than 7 days old: the receive time is used",
+    ReadingFlag.DEVICE_MISMATCH: "the payload names another device than its topic: the topic's "
+    "device is kept",
+}
 
 
 @dataclass
@@ -58,6 +77,8 @@ class Pipeline:
         # an event a device sent again (same sequence number, same device time): handled once
         self.device_repeats = 0
         self.stale_retained = 0  # retained alarm-lane messages recorded, not raised
+        # readings whose device time was replaced, or whose payload named another device
+        self.flagged: Counter[ReadingFlag] = Counter()
         # each device's last handled (sequence number, device time in ms or, without one, a hash
         # of its fields): controllers resend an event until they hear back, right after it
         self._last_event: dict[str, tuple[int, int]] = {}
@@ -65,6 +86,7 @@ class Pipeline:
         self._last_seq: dict[str, int] = dict(last_sequences or {})
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
         self._logged: set[tuple[str, str]] = set()
+        self._flags_logged: set[tuple[ReadingFlag, str]] = set()  # (flag, model): a few dozen
 
     def handle(self, raw: RawMessage, retained: bool = False) -> Output:
         """`retained`: the broker sent this from its retained store (alarm lane): a stale alarm,
@@ -106,6 +128,7 @@ class Pipeline:
             received_at=raw.received_at,
             time_source=decoded.time_source,
             seq=decoded.seq,
+            flags=decoded.flags,
         )
         if decoded.seq is not None:
             identity = self._identity(device)
@@ -123,6 +146,8 @@ class Pipeline:
             self._last_event[identity] = sent
             self._track_sequence(identity, decoded.seq)
         self.readings += 1
+        if decoded.flags:
+            self._flag(raw.topic, decoded.profile.name, decoded.flags)
         verdicts = self.rules.evaluate(reading)
         change = self.health.seen(device, decoded.fields)
         if change is not None:
@@ -133,9 +158,7 @@ class Pipeline:
                 )
         events = []
         for verdict in verdicts:
-            event = self.alerts.apply(verdict)
-            if event is not None:
-                events.append(event)
+            events.extend(self.alerts.apply_all(verdict))
         return Output(reading=reading, events=events)
 
     def take_sequences(self) -> dict[str, int]:
@@ -166,6 +189,28 @@ class Pipeline:
             )
         elif seq <= last:
             self.sequence_repeats += 1
+
+    def _flag(self, topic: str, model: str, flags: tuple[ReadingFlag, ...]) -> None:
+        for flag in flags:
+            self.flagged[flag] += 1
+            key = (flag, model)
+            if key not in self._flags_logged:
+                # once per flag and model (a Zigbee2MQTT model without `ts` flags every message);
+                # the counter on /metrics and the readings say the rest
+                self._flags_logged.add(key)
+                # no time at all is the norm for Zigbee2MQTT (`last_seen` is off by default):
+                # told, not warned of
+                level = logging.INFO if flag is ReadingFlag.TIME_MISSING else logging.WARNING
+                _log.log(
+                    level,
+                    "reading on %s flagged %s (%s); further %s readings of model %s are only "
+                    "counted (community_edge_readings_flagged_total)",
+                    topic,
+                    flag.value,
+                    _FLAG_MEANING[flag],
+                    flag.value,
+                    model,
+                )
 
     def _dead_letter(self, raw: RawMessage, cause: str, detail: str) -> DeadLetter:
         self.dead_letters_by_cause[cause] += 1

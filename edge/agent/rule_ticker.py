@@ -59,7 +59,7 @@ class RuleTicker:
         return await self._commit(rules.sign(community, building, unit, self.clock.now()))
 
     async def _commit(self, verdicts: list[Verdict]) -> list[AlertEvent]:
-        events = [e for v in verdicts if (e := self.pipeline.alerts.apply(v)) is not None]
+        events = [e for v in verdicts for e in self.pipeline.alerts.apply_all(v)]
         if events:
             # committed before the state that says they happened: a crash between the two
             # re-decides the same verdict, which the alert book drops as a redelivery

@@ -98,9 +98,7 @@ def replay(
         for at in _steps(clock.now(), until, tick_s):
             clock.advance((at - clock.now()).total_seconds())
             for verdict in engine.tick(at):
-                event = alerts.apply(verdict)
-                if event is not None:
-                    result.events.append(event)
+                result.events.extend(alerts.apply_all(verdict))
             result.events.extend(alerts.escalate_due())
 
     for message in messages:

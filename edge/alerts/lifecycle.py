@@ -53,6 +53,7 @@ _EVENT_KIND: dict[Action, AlertEventKind] = {
 }
 
 ESCALATION_ACTOR = "escalation"
+_RAISED = frozenset({AlertEventKind.OPENED, AlertEventKind.REPEATED})
 # alarms about one person: two SOS presses in one building are two people in need, so taking one
 # does not stop the calls about the other (two smoke detectors in one building are one fire)
 PERSONAL_ALARMS = frozenset({"sos", "fall"})
@@ -158,6 +159,28 @@ class AlertBook:
             last_seen_at=verdict.reading.at,
         )
         return self._open(alert, offline=verdict.rule.kind == "offline")
+
+    def apply_all(self, verdict: Verdict) -> list[AlertEvent]:
+        """`apply`, and the alerts the raised one supersedes on the same device (its rule's
+        `supersedes`) closed with a link to it: the events, the successor's first."""
+        event = self.apply(verdict)
+        if event is None:
+            return []
+        events = [event]
+        if verdict.rule.supersedes and event.kind in _RAISED:
+            device = verdict.reading.device
+            for rule_id in verdict.rule.supersedes:
+                predecessor = self._by_key.get(alert_key(rule_id, device))
+                if predecessor is not None:
+                    events.append(self._supersede(predecessor, event.alert))
+        return events
+
+    def _supersede(self, alert: Alert, successor: Alert) -> AlertEvent:
+        note = f"superseded by {successor.rule} alert {successor.id}"
+        event = self._transition(alert, "clear", actor="rule", note=note)
+        # the link lives on the alert, so lists, the API and the history all show it
+        linked = event.alert.model_copy(update={"superseded_by": successor.id})
+        return event.model_copy(update={"alert": linked})
 
     def _open(self, alert: Alert, *, offline: bool) -> AlertEvent:
         now = alert.opened_at

@@ -22,7 +22,7 @@ from edge.decode.profiles import (
     TimestampSpec,
 )
 from edge.errors import BadPayload
-from edge.model import FieldValue, RawMessage
+from edge.model import FieldValue, RawMessage, ReadingFlag
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a device message larger than this is a bad payload, not a reading
 # A device clock is trusted within this window around the gateway's receive time; outside it
@@ -43,6 +43,7 @@ class Decoded:
     at: datetime
     time_source: Literal["device", "gateway"]
     seq: int | None
+    flags: tuple[ReadingFlag, ...] = ()  # what was replaced: the device's time, its named id
 
 
 def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
@@ -86,14 +87,21 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         raw_seq = _lookup(document, profile.sequence.path)
         if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and raw_seq >= 0:
             seq = raw_seq
-    at, time_source = _event_time(document, profile.timestamp, raw.received_at)
+    at, time_source, time_flag = _event_time(document, profile.timestamp, raw.received_at)
+    flags: tuple[ReadingFlag, ...] = () if time_flag is None else (time_flag,)
+    if profile.payload_device is not None:
+        named = _lookup(document, profile.payload_device.path)
+        # a payload without the key says nothing; one naming another device is flagged, and
+        # the topic's device kept
+        if named is not _MISSING and named is not None and str(named) != device_id:
+            flags = (*flags, ReadingFlag.DEVICE_MISMATCH)
     timestamp = profile.timestamp
     if time_source == "device" and timestamp is not None and timestamp.resolution == "s":
         # the sequence number when there is one (the same on every redelivery), else the
         # receive time's milliseconds (a heartbeat has no serial number)
         millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
         at = at.replace(microsecond=millis * 1000)
-    return Decoded(profile, device_id, topic_values, fields, at, time_source, seq)
+    return Decoded(profile, device_id, topic_values, fields, at, time_source, seq, flags)
 
 
 _PLAIN_AVAILABILITY = frozenset({b"online", b"offline"})
@@ -225,29 +233,65 @@ def _kind(value: Any) -> str:
 
 def _event_time(
     document: dict[str, Any], spec: TimestampSpec | None, received_at: datetime
-) -> tuple[datetime, Literal["device", "gateway"]]:
+) -> tuple[datetime, Literal["device", "gateway"], ReadingFlag | None]:
+    """The reading's time, where it came from, and why the device's time was replaced, if it was.
+
+    A profile without `timestamp` says the model never sends a time: nothing is replaced, nothing
+    flagged (`time_source: gateway` says it). A profile with one whose message lacks it (an
+    optional Zigbee2MQTT `ts`) is flagged `time_missing`.
+    """
     if spec is None:
-        return received_at, "gateway"
+        return received_at, "gateway", None
     value = _lookup(document, spec.path)
     at = _parse_time(value, spec.format)
-    if at is None or not (received_at - MAX_PAST <= at <= received_at + MAX_FUTURE):
-        return received_at, "gateway"
-    return at, "device"
+    if isinstance(at, datetime):
+        if received_at - MAX_PAST <= at <= received_at + MAX_FUTURE:
+            return at, "device", None
+        flag = ReadingFlag.TIME_FUTURE if at > received_at else ReadingFlag.TIME_PAST
+    else:
+        flag = at
+    if (
+        flag in _OUT_OF_WINDOW
+        and spec.format != "iso8601"
+        and _sane_in_another_unit(value, received_at)
+    ):
+        flag = ReadingFlag.TIME_UNIT
+    return received_at, "gateway", flag
 
 
-def _parse_time(value: Any, fmt: str) -> datetime | None:
+_OUT_OF_WINDOW = (ReadingFlag.TIME_FUTURE, ReadingFlag.TIME_PAST)
+# epoch units a device may use: seconds, milliseconds, microseconds
+_UNITS_S = (1.0, 1e-3, 1e-6)
+
+
+def _sane_in_another_unit(value: Any, received_at: datetime) -> bool:
+    """True when the epoch number `value` (out of the window as read) falls in the sane window in
+    another unit: the device sends seconds where the profile says milliseconds, or the reverse."""
+    low = (received_at - MAX_PAST).timestamp()
+    high = (received_at + MAX_FUTURE).timestamp()
+    return any(low <= value * unit <= high for unit in _UNITS_S)
+
+
+def _parse_time(value: Any, fmt: str) -> datetime | ReadingFlag:
+    """The device's time, or why there is none to use."""
+    if value is _MISSING or value is None:
+        return ReadingFlag.TIME_MISSING
     if fmt == "iso8601":
         if not isinstance(value, str):
-            return None
+            return ReadingFlag.TIME_UNREADABLE
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            return None
+            return ReadingFlag.TIME_UNREADABLE
         if parsed.tzinfo is None:
-            return None  # a local time without its offset cannot be placed
+            return ReadingFlag.TIME_UNREADABLE  # a local time without its offset cannot be placed
         return parsed.astimezone(UTC)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ReadingFlag.TIME_UNREADABLE
+    if value != value:  # NaN cannot come from JSON, but a float may be anything
+        return ReadingFlag.TIME_UNREADABLE
+    if value <= 0:
+        return ReadingFlag.TIME_ZERO
     if fmt == "epoch_s":
         seconds = float(value)
     elif fmt == "epoch_ms":
@@ -261,6 +305,6 @@ def _parse_time(value: Any, fmt: str) -> datetime | None:
     try:
         moment = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
-        return None
+        return ReadingFlag.TIME_FUTURE  # beyond the year 9999: positive and far too large
     # keep millisecond precision: the time-series key is the device timestamp in ms
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -187,6 +187,17 @@ class SequenceSpec(BaseModel):
     path: str
 
 
+class PayloadDeviceSpec(BaseModel):
+    """Where the payload names its own device (a LoRaWAN server's `deviceInfo.deviceName`).
+
+    Identity comes from the topic, which the broker's ACL binds to the device; a payload naming
+    another device keeps the topic's device and is flagged `device_mismatch` and counted.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+
+
 class ProfileExample(BaseModel):
     """A payload the model really sends and the canonical fields it must decode to."""
 
@@ -303,6 +314,7 @@ class DeviceProfile(BaseModel):
     fields: list[FieldSpec] = Field(min_length=1)
     timestamp: TimestampSpec | None = None
     sequence: SequenceSpec | None = None
+    payload_device: PayloadDeviceSpec | None = None
     heartbeat_seconds: int | None = Field(default=None, gt=0)
     # alarm: life-safety devices (SOS, smoke, fall, forced door) get their own MQTT session and
     # queue, so a telemetry flood cannot delay them
@@ -360,6 +372,15 @@ class DeviceProfile(BaseModel):
                         f"rule {rule.id!r} reads unknown fields: {', '.join(unknown)}",
                     )
                 )
+        for index, rule in enumerate(self.rules):
+            for name in rule.supersedes or ():
+                if name not in rule_ids:
+                    problems.append(
+                        (
+                            ("rules", index, "supersedes"),
+                            f"rule {rule.id!r} supersedes {name!r}, not a rule of this model",
+                        )
+                    )
         offline = [i for i, r in enumerate(self.rules) if r.kind == "offline"]
         for index in offline[1:]:
             problems.append((("rules", index, "kind"), "one offline rule per model at most"))

@@ -22,7 +22,7 @@ from typing import TypeVar
 import orjson
 
 from edge.database import open_database, quarantine
-from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, epoch_ms
+from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, ReadingFlag, epoch_ms
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -97,6 +97,7 @@ def encode_reading(reading: Reading) -> bytes:
             epoch_ms(reading.received_at),
             reading.time_source,
             reading.seq,
+            reading.flags,
         ]
     )
 
@@ -105,6 +106,7 @@ class _ReadingDecoder:
     """Rebuilds readings from outbox rows."""
 
     def __call__(self, body: bytes) -> Reading:
+        row = orjson.loads(body)
         (
             device_id,
             model,
@@ -117,7 +119,9 @@ class _ReadingDecoder:
             recv_ms,
             source,
             seq,
-        ) = orjson.loads(body)
+        ) = row[:11]
+        # rows written before readings carried flags have eleven columns
+        flags = tuple(ReadingFlag(f) for f in row[11]) if len(row) > 11 else ()
         # rows were validated before they were written: construct without validating again
         return Reading.model_construct(
             device=DeviceRef(device_id, model, category, community, building, unit),
@@ -126,6 +130,7 @@ class _ReadingDecoder:
             received_at=datetime.fromtimestamp(recv_ms / 1000, UTC),
             time_source=source,
             seq=seq,
+            flags=flags,
         )
 
 

@@ -155,16 +155,35 @@ def _field_set(fields: dict[str, FieldValue]) -> str:
     return ",".join(parts)
 
 
+# A reading's flags are fields, `flag_time_zero=1i`, written only on flagged readings: a tag
+# would split every flagged device's series in two (and each measurement field with it in
+# VictoriaMetrics), while a field adds one series per device and flag actually seen.
+FLAG_PREFIX = "flag_"
+
+
 def reading_line(reading: Reading) -> str:
-    """One reading as one line: `<category>,<device tags> <fields> <ms>`.
+    """One reading as one line: `<category>,<device tags> <fields>[,flag_<flag>=1i...] <ms>`.
 
     Raises:
         SinkRejected: the reading cannot be written as line protocol (see the module docstring).
     """
     try:
-        return f"{_series(reading.device)} {_field_set(reading.fields)} {epoch_ms(reading.at)}"
+        fields = _field_set(reading.fields)
+        if reading.flags:
+            fields += _flag_set(reading)
+        return f"{_series(reading.device)} {fields} {epoch_ms(reading.at)}"
     except SinkRejected as exc:
         raise SinkRejected(f"reading of device {reading.device.device_id!r}: {exc}") from exc
+
+
+def _flag_set(reading: Reading) -> str:
+    flags = ""
+    for flag in reading.flags:
+        key = FLAG_PREFIX + flag.value
+        if key in reading.fields:
+            raise SinkRejected(f"flag field {key!r} collides with a field")
+        flags += f",{key}=1i"
+    return flags
 
 
 def event_line(event: AlertEvent) -> str:
@@ -228,6 +247,7 @@ class InfluxSink:
         # what is wrong with the store for exactly-once samples (None: nothing we can see)
         self.store_problem: str | None = None
         self._store_checked_at: float | None = None  # time.monotonic() of the last check
+        self._behind_vmagent = False  # the store's /flags are vmagent's (said once)
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         await self._write(readings, reading_line)
@@ -288,6 +308,17 @@ class InfluxSink:
         lines = [entry for entry in text.splitlines() if entry.strip()]
         if response.status != 200 or not lines or not all(x.startswith("-") for x in lines):
             problem = None  # not VictoriaMetrics' flag list: InfluxDB, or a proxy in front
+        elif any(x.startswith("-remoteWrite.url") for x in lines):
+            # vmagent: it forwards to a VictoriaMetrics whose flags it does not show
+            problem = None
+            if not self._behind_vmagent:
+                self._behind_vmagent = True
+                _log.warning(
+                    "tsdb at %s is vmagent: it answers once a batch is in its queue and forwards "
+                    "it; the deduplication of the VictoriaMetrics behind it cannot be checked "
+                    "from here (it needs -dedup.minScrapeInterval=1ms)",
+                    self._url,
+                )
         else:
             match = _DEDUP_FLAG.search(text)
             value = match.group(1) if match else ""

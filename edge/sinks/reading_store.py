@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from edge.database import open_database
-from edge.model import AlertEvent, FieldValue, Lane, Reading, epoch_ms
+from edge.model import AlertEvent, FieldValue, Lane, Reading, ReadingFlag, epoch_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -26,11 +26,14 @@ CREATE TABLE IF NOT EXISTS readings (
     building TEXT NOT NULL,
     model TEXT NOT NULL,
     fields BLOB NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',  -- the reading's flags, comma-separated (edge.model.ReadingFlag)
     -- a point's key, as in the time-series store: the device's whole identity and its time
     PRIMARY KEY (device_id, at_ms, community, building, model)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS readings_by_time ON readings (at_ms);
 """
+# version 1 -> 2: readings say what the gateway replaced (their time, the device their payload named)
+_MIGRATIONS = ("ALTER TABLE readings ADD COLUMN flags TEXT NOT NULL DEFAULT '';",)
 
 
 class StoredReading(BaseModel):
@@ -44,6 +47,8 @@ class StoredReading(BaseModel):
     building: str
     model: str
     fields: dict[str, FieldValue]
+    # what the gateway replaced: `time_zero`, `time_unit`, ..., `device_mismatch` (ReadingFlag)
+    flags: list[ReadingFlag] = []
 
 
 class ReadingStore:
@@ -55,7 +60,7 @@ class ReadingStore:
     def __init__(self, path: Path, retention_days: int = 7) -> None:
         self.path = path
         self.retention = timedelta(days=retention_days)
-        self._conn: sqlite3.Connection = open_database(path, _SCHEMA)
+        self._conn: sqlite3.Connection = open_database(path, _SCHEMA, migrations=_MIGRATIONS)
         self._writes = 0
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
@@ -68,13 +73,14 @@ class ReadingStore:
                 r.device.building,
                 r.device.model,
                 orjson.dumps(r.fields),
+                ",".join(r.flags),
             )
             for r in readings
         ]
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(
-                "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             self._writes += 1
             if self._writes % 100 == 1:
@@ -115,7 +121,10 @@ class ReadingStore:
         if until is not None:
             where.append("at_ms < ?")
             params.append(epoch_ms(until))
-        sql = "SELECT device_id, at_ms, category, community, building, model, fields FROM readings"
+        sql = (
+            "SELECT device_id, at_ms, category, community, building, model, fields, flags "
+            "FROM readings"
+        )
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY at_ms DESC LIMIT ?"
@@ -129,6 +138,7 @@ class ReadingStore:
                 building=r[4],
                 model=r[5],
                 fields=orjson.loads(r[6]),
+                flags=[ReadingFlag(f) for f in r[7].split(",") if f],
             )
             for r in self._conn.execute(sql, params).fetchall()
         ]

@@ -87,6 +87,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "out_device_fault": ("设备故障", "Device fault"),
     "acknowledged_by": ("确认人", "Acknowledged by"),
     "resolved_by": ("解除人", "Resolved by"),
+    "superseded_by": ("后续告警", "Superseded by"),
     "assigned_to": ("负责人", "Assigned to"),
     "count": ("次数", "Times"),
     "read_only": (

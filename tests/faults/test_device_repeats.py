@@ -1,6 +1,7 @@
 """A controller repeating an event five times (same serial number, same time: it did not hear
 back) into a counting rule, through a real mosquitto into the agent as users run it: each event
-is stored once and counted once; the rule fires at the fifth distinct event, not the fifth copy.
+is stored once and counted once; the rule fires at the fifth distinct event, not the fifth copy,
+and its alert is notified once (one `opened` event at a webhook receiver).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agent_process import AgentProcess, wait_for
+from tests.faults.test_redeliveries import _env, _receiver
 from tests.mqtt_publisher import publish
 from tests.servers import MosquittoServer
 
@@ -45,7 +47,7 @@ def test_a_controller_repeating_each_event_five_times_counts_each_once(
     first = AgentProcess(data, mosquitto.url)
     first.start()  # creates the sessions and their subscriptions: nothing published is missed
     assert first.stop() == 0
-    with AgentProcess(data, mosquitto.url) as agent:
+    with _receiver() as receiver, AgentProcess(data, mosquitto.url, env=_env(receiver)) as agent:
         # four denied cards, each event sent five times; then the fifth card, five times
         four = [(GATE, _denied(500 + n, start + timedelta(seconds=n))) for n in range(4)]
         sent = publish(mosquitto.url, [m for m in four for _ in range(5)])
@@ -64,6 +66,10 @@ def test_a_controller_repeating_each_event_five_times_counts_each_once(
         readings = _readings_when(agent, 5)
         metrics = agent.metrics()
         history = agent.get(f"/v1/alerts/{alerts[0]['id']}")["history"] if alerts else []
+        notified = wait_for(
+            lambda: [e for r in receiver.received for e in r.events if e["kind"] == "opened"],
+            what="the alert notified",
+        )
     print(
         f"\ncontroller repeating each of 5 denied swipes 5 times: 25 published, "
         f"{len(readings)} readings stored, {metrics[REPEATS]:.0f} repeats counted, alerts "
@@ -74,6 +80,9 @@ def test_a_controller_repeating_each_event_five_times_counts_each_once(
         ("denied-swipes", 1, "active")
     ]
     assert [event["kind"] for event in history] == ["opened"]
+    assert [(e["alert"]["rule"], e["id"]) for e in notified] == [
+        ("denied-swipes", history[0]["id"])
+    ]
 
 
 def _readings_when(agent: AgentProcess, at_least: int) -> list[dict[str, object]]:

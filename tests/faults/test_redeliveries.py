@@ -260,6 +260,8 @@ def test_agent_killed_three_times_mid_burst_yields_each_message_once(
     )
     assert published == BURST
     _check(outcome, sent)
+    # the operator-visible signal: resends counted (community_edge_redeliveries_total)
+    assert sum(redelivered) > 0
 
 
 def test_agent_stopped_past_its_keepalive_yields_each_message_once(
@@ -313,11 +315,9 @@ def test_agent_stopped_past_its_keepalive_yields_each_message_once(
                 within_s=60,
                 what="the broker's resends",
             )
-            wait_for(
-                lambda: _sum(agent.metrics(), "community_edge_mqtt_unacked") == 0,
-                within_s=60,
-                what="nothing left unacknowledged",
-            )
+            # the broker holds nothing more for the agent (a moment with nothing unacked can
+            # come between two deliveries after the reconnection: not the end)
+            _wait_drained(agent, broker.url)
             alerts, metrics = _settle(agent, community)
             wait_for(
                 lambda: len({e["id"] for r in receiver.received for e in r.events}) >= PRESSES,
