@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.cost import CPU_TARGET_PCT, P99_AT_500_MS, PRESSES_PER_S, CostResult
 from bench.drain import DrainResult
 from bench.ingest import BurstResult, IngestResult
 from bench.latency import LatencyResult
@@ -265,6 +266,80 @@ def memory_table(summary: dict[str, Any]) -> str:
     """The table of `--only memory`."""
     lines = _heading(summary) + _aligned(_memory_rows(summary))
     return "\n".join([*lines, f"run took {summary['seconds']} s"])
+
+
+def cost_keys(results: list[CostResult]) -> dict[str, Any]:
+    """Per paced rate: the agent's CPU in % of a core and per message, and SOS latency."""
+    by_rate = {str(round(r.rate)): r for r in results}
+    at_500 = by_rate.get("500")
+    return {
+        "cpu_pct_at": {k: round(r.agent_pct, 1) for k, r in by_rate.items()},
+        "cpu_us_per_msg_at": {k: round(r.us_per_message, 1) for k, r in by_rate.items()},
+        "cost_targets": {
+            f"cpu<={CPU_TARGET_PCT:.0f}%@500": None
+            if at_500 is None
+            else at_500.agent_pct <= CPU_TARGET_PCT,
+            f"sos_p99<{P99_AT_500_MS:.0f}ms@500": None
+            if at_500 is None or at_500.latency.percentile(99) is None
+            else (at_500.latency.percentile(99) or 0.0) < P99_AT_500_MS,
+        },
+        "cost": {
+            k: {**_latency(r.latency), "cpu_us_per_msg": round(r.us_per_message, 1)}
+            for k, r in by_rate.items()
+        },
+    }
+
+
+def cost_summary(
+    mode: str, machine: dict[str, Any], results: list[CostResult], seconds: float
+) -> dict[str, Any]:
+    """The JSON object of `--only cost`: the cost keys of `summarize`, nothing else."""
+    return {
+        "mode": mode,
+        **machine,
+        **cost_keys(results),
+        "only": "cost",
+        "seconds": round(seconds, 1),
+    }
+
+
+def cost_table(summary: dict[str, Any]) -> str:
+    """The table of `--only cost`."""
+    lines = _heading(summary) + _aligned(_cost_rows(summary))
+    lines += [
+        "",
+        "CPU in % of one core:",
+        *(
+            f"  cost at {rate} msgs/s: {_cpu(level['cpu_pct'])}"
+            for rate, level in summary["cost"].items()
+        ),
+        f"run took {summary['seconds']} s",
+    ]
+    return "\n".join(lines)
+
+
+def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    targets = summary["cost_targets"]
+    for rate, level in summary["cost"].items():
+        verdict = ""
+        if rate == "500":
+            cpu_ok = targets[f"cpu<={CPU_TARGET_PCT:.0f}%@500"]
+            p99_ok = targets[f"sos_p99<{P99_AT_500_MS:.0f}ms@500"]
+            verdict = (
+                f"; targets <= {CPU_TARGET_PCT:.0f}%: {_ok(cpu_ok)}, "
+                f"p99 < {P99_AT_500_MS:.0f} ms: {_ok(p99_ok)}"
+            )
+        rows.append(
+            (
+                f"agent CPU at {int(rate):,} msgs/s (+{PRESSES_PER_S} SOS/s)",
+                f"{level['cpu_pct']['agent']}% of a core",
+                f"{level['cpu_us_per_msg']} us/msg; SOS p50 / p99 {_ms(level['p50_ms'])} / "
+                f"{_ms(level['p99_ms'])}, {level['missing']} missing; load "
+                f"{level['achieved_msgs_per_s']:,} msgs/s{verdict}",
+            )
+        )
+    return rows
 
 
 def _memory_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
