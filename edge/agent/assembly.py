@@ -256,6 +256,7 @@ class Agent:
                         else self.config.telemetry_linger_s,
                         hold_acks_s=self.config.hold_acks_s,
                         retained_is_stale=lane == "alarm",
+                        urgent=lane == "alarm",
                     )
                 )
         self.monitor = LivenessMonitor(

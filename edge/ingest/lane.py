@@ -20,6 +20,9 @@ from edge.ingest.session import Delivery, MqttSession
 from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
 
 _log = logging.getLogger(__name__)
+# messages handled between two turns of the event loop: small enough that the other lane (an
+# SOS behind a telemetry flood) waits a few ms at most, large enough that the turns cost nothing
+HANDLE_CHUNK = 64
 
 
 class Handled(Protocol):
@@ -52,6 +55,7 @@ class Committer(Protocol):
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
         receipts: tuple[str, Sequence[Receipt]] | None = None,
+        urgent: bool = False,
     ) -> None: ...
 
     def receipts(self, lane: str) -> dict[int, tuple[int, int]]: ...
@@ -91,10 +95,12 @@ class IngestLane:
         linger_s: float = 0.0,
         hold_acks_s: float = 0.0,
         retained_is_stale: bool = False,
+        urgent: bool = False,
     ) -> None:
         """`retained_is_stale`: a message the broker sends from its retained store (RETAIN set)
         is stale, published at some unknown earlier time; the pipeline is told (the alarm lane:
-        a retained SOS must not be raised again by every new subscription)."""
+        a retained SOS must not be raised again by every new subscription). `urgent`: commits
+        take the outbox's urgent path, past the other lane's (the alarm lane)."""
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
@@ -107,6 +113,7 @@ class IngestLane:
         self.linger_s = linger_s
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
         self.retained_is_stale = retained_is_stale
+        self.urgent = urgent
         self.acked = 0
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
@@ -144,18 +151,30 @@ class IngestLane:
             self._wake.clear()
             while self._inbox:
                 batch = _Batch()
-                self._handle_inbox(batch)
+                await self._fill(batch)
                 if self.linger_s and not batch.urgent and len(batch.deliveries) < self.batch_max:
                     await self._linger(batch)
                 await self._finish(batch)
 
+    async def _fill(self, batch: _Batch) -> None:
+        """Handle what has arrived into `batch`, `HANDLE_CHUNK` messages at a time.
+
+        Between chunks the event loop runs the other lane: a batch of a thousand telemetry
+        messages handled in one go kept an SOS that arrived meanwhile waiting 50-100 ms.
+        """
+        while self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
+            self._handle_inbox(batch)
+            if self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
+                await asyncio.sleep(0)
+
     def _handle_inbox(self, batch: _Batch) -> None:
-        """Hand what has arrived (up to the batch's room) to the pipeline, into `batch`.
+        """Hand up to `HANDLE_CHUNK` arrived messages to the pipeline, into `batch`; stop after
+        one that raised or cleared an alert (it is committed at once, not after the rest).
 
         Synchronous from the first message to `take_sequences()`: the two lanes share one
         pipeline, and the sequence numbers taken here must be this lane's alone.
         """
-        count = min(len(self._inbox), self.batch_max - len(batch.deliveries))
+        count = min(len(self._inbox), self.batch_max - len(batch.deliveries), HANDLE_CHUNK)
         if count <= 0:
             return
         handle = self.pipeline.handle
@@ -177,14 +196,15 @@ class IngestLane:
                 ),
                 stale and delivery.retain,
             )
+            if out.dead_letter is not None:
+                batch.dead.append(out.dead_letter)
             if out.events:
                 batch.events.extend(out.events)
                 if out.reading is not None:
                     batch.alarm_readings.append(out.reading)
-            elif out.reading is not None:
+                break  # urgent: committed now, with what came before it
+            if out.reading is not None:
                 batch.readings.append(out.reading)
-            if out.dead_letter is not None:
-                batch.dead.append(out.dead_letter)
         # each device's last sequence number in this batch, committed with it
         batch.sequences.update(self.pipeline.take_sequences())
         batch.receipts.extend(self.receipts.take())
@@ -212,7 +232,7 @@ class IngestLane:
                 self._wake.clear()
                 if not self._inbox:
                     return
-            self._handle_inbox(batch)
+            await self._fill(batch)
 
     async def _finish(self, batch: _Batch) -> None:
         """Commit what `batch` produced, then acknowledge its messages."""
@@ -245,7 +265,13 @@ class IngestLane:
         while True:
             try:
                 await self.outbox.commit(
-                    readings, events, dead, alarm_readings, sequences, (self.name, receipts)
+                    readings,
+                    events,
+                    dead,
+                    alarm_readings,
+                    sequences,
+                    (self.name, receipts),
+                    urgent=self.urgent,
                 )
                 return
             except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds
