@@ -30,6 +30,7 @@ from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.raw import measure_raw
 from bench.report import (
+    TELEMETRY_LEVEL,
     Results,
     cost_summary,
     cost_table,
@@ -39,7 +40,7 @@ from bench.report import (
     table,
 )
 from bench.rig import Rig
-from bench.traffic import Traffic, min_span_s, roster
+from bench.traffic import TELEMETRY_MODEL, Traffic, min_span_s, roster
 
 DEVICES = 2000  # the mixed community of the ingest, burst and load phases
 OUTAGE_RATE = 1000.0  # msgs/s the drain backlog stands for
@@ -205,8 +206,19 @@ def run(plan: Plan, publishers: int) -> Results:
             latency = []
             listener = AlertListener(agent, ALERT_COMMUNITY)
             try:
-                load = ("bench-load", roster(DEVICES, "bench-load"))
-                for label, share in (("idle", 0.0), *((f"{s:.0%}", s) for s in plan.load_shares)):
+                mixed = ("bench-load", roster(DEVICES, "bench-load"))
+                # the same top load from telemetry-lane devices: its own MQTT session, so the
+                # question is whether the alarm lane waits behind it inside the agent
+                telemetry = (
+                    "bench-telemetry",
+                    roster(DEVICES, "bench-telemetry", model=TELEMETRY_MODEL),
+                )
+                levels = [
+                    ("idle", 0.0, mixed),
+                    *((f"{s:.0%}", s, mixed) for s in plan.load_shares),
+                    (TELEMETRY_LEVEL, max(plan.load_shares), telemetry),
+                ]
+                for label, share, load in levels:
                     rate = share * ingest.rate
                     _say(f"alert latency at {label} ({rate:,.0f} msgs/s of background load)")
                     result = measure_latency(
@@ -219,6 +231,8 @@ def run(plan: Plan, publishers: int) -> Results:
                     latency.append(result)
             finally:
                 listener.close()
+
+            cost = _cost(rig, pool, probe, plan)
 
             _say(f"drain: tsdb down, {plan.drain_backlog:,} messages backlog, tsdb back")
             drain: DrainResult = measure_drain(
@@ -243,6 +257,7 @@ def run(plan: Plan, publishers: int) -> Results:
         ingest=ingest,
         burst=burst,
         latency=latency,
+        cost=cost,
         memory=memory,
         drain=drain,
         seconds=time.monotonic() - started,

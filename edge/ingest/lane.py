@@ -168,8 +168,9 @@ class IngestLane:
                 await asyncio.sleep(0)
 
     def _handle_inbox(self, batch: _Batch) -> None:
-        """Hand up to `HANDLE_CHUNK` arrived messages to the pipeline, into `batch`; stop after
-        one that raised or cleared an alert (it is committed at once, not after the rest).
+        """Hand up to `HANDLE_CHUNK` arrived messages to the pipeline, into `batch`. A chunk
+        with a message that raised or cleared an alert is committed at once, not after the rest
+        of a batch (the alarms of one chunk, a fire's smoke detectors, share one commit).
 
         Synchronous from the first message to `take_sequences()`: the two lanes share one
         pipeline, and the sequence numbers taken here must be this lane's alone.
@@ -202,8 +203,7 @@ class IngestLane:
                 batch.events.extend(out.events)
                 if out.reading is not None:
                     batch.alarm_readings.append(out.reading)
-                break  # urgent: committed now, with what came before it
-            if out.reading is not None:
+            elif out.reading is not None:
                 batch.readings.append(out.reading)
         # each device's last sequence number in this batch, committed with it
         batch.sequences.update(self.pipeline.take_sequences())
