@@ -229,7 +229,7 @@ async def test_a_sink_of_readings_gathers_its_alert_events_with_them(tmp_path: P
     # an event go in one linger's writes, not a write per commit
     both = _CountingSink("tsdb", frozenset({"readings", "events"}))
     outbox = Outbox(tmp_path / "outbox.db", {both.name: both.lanes}, now=FakeClock(AT).now)
-    forwarder = Forwarder(outbox, both, clock=FakeClock(), linger_s=0.3)
+    forwarder = Forwarder(outbox, both, clock=FakeClock(), linger_s=2.0)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(forwarder.run())
         await outbox.commit([_reading(0)])  # the first write of a quiet sink goes at once
@@ -238,7 +238,7 @@ async def test_a_sink_of_readings_gathers_its_alert_events_with_them(tmp_path: P
         for n in range(1, 5):
             await outbox.commit([_reading(n)], events=[event] if n == 2 else [])
             await asyncio.sleep(0.01)  # a trickle: commits land while the sink waits
-        await eventually(lambda: len(both.readings) == 5, 5.0, "the readings")
+        await eventually(lambda: len(both.readings) == 5, 10.0, "the readings")
         task.cancel()
     assert both.writes == [1, 4]
     assert both.events == [event]

@@ -81,6 +81,11 @@ class _Batch:
         return bool(self.events)
 
 
+def _expire(arrival: asyncio.Future[bool]) -> None:
+    if not arrival.done():
+        arrival.set_result(False)
+
+
 class IngestLane:
     """Receives deliveries from one session and commits them to the outbox in batches."""
 
@@ -118,6 +123,7 @@ class IngestLane:
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
         self._wake = asyncio.Event()
+        self._arrival: asyncio.Future[bool] | None = None  # a linger waiting for the next message
         self.receipts = Receipts(name, outbox.receipts(name))
         self.session = make_session(self._receive, self.session_started)
 
@@ -139,6 +145,9 @@ class IngestLane:
         # more than that.
         self._inbox.append(delivery)
         self._wake.set()
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(True)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -224,15 +233,23 @@ class IngestLane:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            if not self._inbox:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), min(gap, remaining))
-                except TimeoutError:
-                    return  # nothing new within the gap
-                self._wake.clear()
-                if not self._inbox:
-                    return
+            if not self._inbox and not await self._next_arrival(min(gap, remaining)):
+                return  # nothing new within the gap
+            self._wake.clear()
             await self._fill(batch)
+
+    async def _next_arrival(self, within_s: float) -> bool:
+        """Whether a message arrives within `within_s`. A future and a timer, not `wait_for`
+        on the wake event (a task per wait): a linger waits once per message of a trickle."""
+        loop = asyncio.get_running_loop()
+        arrival: asyncio.Future[bool] = loop.create_future()
+        self._arrival = arrival
+        timer = loop.call_later(within_s, _expire, arrival)
+        try:
+            return await arrival
+        finally:
+            timer.cancel()
+            self._arrival = None
 
     async def _finish(self, batch: _Batch) -> None:
         """Commit what `batch` produced, then acknowledge its messages."""
