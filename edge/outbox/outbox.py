@@ -1,11 +1,11 @@
 """The durable outbox: readings, alert events and dead letters committed to disk before the ack.
 
 SQLite in WAL mode with `synchronous=FULL`, one table per lane, a cursor per sink and lane. All
-database work runs on dedicated threads, each with its own connection, so the event loop never
-waits on an fsync and no connection is shared between threads: one thread for everything, and
-one for the urgent path (the alarm lane's commits, fetching alert events), so that an SOS is
-never queued behind a telemetry commit or a fetch of 2,000 readings. At the size cap the oldest
-routine readings are shed (counted and logged); alert events are never shed.
+database work runs on one dedicated thread (`PriorityWorker`), so the event loop never waits on
+an fsync and the connection is never shared between threads; urgent jobs (the alarm lane's
+commits, fetches of alert events) go before queued ones, so an SOS never waits behind a queue of
+telemetry commits and fetches of 2,000 readings. At the size cap the oldest routine readings are
+shed (counted and logged); alert events are never shed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import sqlite3
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ import orjson
 
 from edge.database import open_database, quarantine
 from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, epoch_ms
+from edge.outbox.worker import PriorityWorker
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -147,14 +147,8 @@ class Outbox:
         self.recovered_from: Path | None = None  # where a corrupt file was moved on start
         self._sinks = sinks
         self._now = now
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._executor = PriorityWorker("outbox")
         self._conn = self._open()
-        # the urgent path: its own thread and connection (WAL: its reads never wait for the
-        # other's writes; two writers take turns on SQLite's lock, a transaction at a time)
-        self._urgent_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="outbox-urgent"
-        )
-        self._urgent_conn = open_database(self.path, _SCHEMA, check_same_thread=False)
         self._decode_reading = _ReadingDecoder()
         self._waiters: list[tuple[frozenset[Lane], asyncio.Event]] = []
         self.shed_readings = self._counter("shed_readings")
@@ -221,8 +215,7 @@ class Outbox:
         return int(row[0]) if row else 0
 
     async def _run(self, fn: Callable[[], _T], urgent: bool = False) -> _T:
-        executor = self._urgent_executor if urgent else self._executor
-        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        return await asyncio.wrap_future(self._executor.submit(fn, urgent))
 
     def waiter(self, lanes: frozenset[Lane] = frozenset({"events", "readings"})) -> asyncio.Event:
         """An event set whenever something is committed to one of `lanes` (one per forwarder):
@@ -232,8 +225,6 @@ class Outbox:
         return event
 
     async def close(self) -> None:
-        await self._run(self._urgent_conn.close, urgent=True)
-        self._urgent_executor.shutdown(wait=True)
         await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
 
@@ -251,8 +242,7 @@ class Outbox:
     ) -> None:
         """Write one batch in one transaction; returns once it is on disk (fsync'd).
 
-        `urgent` (the alarm lane) takes the urgent thread and connection, past whatever the
-        other thread is doing.
+        `urgent` (the alarm lane): before every queued job that is not urgent.
 
         `alarm_readings` raised or cleared an alert: at the size cap they go only after every
         routine reading. `sequences` is each device's last sequence number in this batch, kept
@@ -261,10 +251,9 @@ class Outbox:
         """
         if not (readings or events or dead_letters or alarm_readings or (receipts and receipts[1])):
             return
-        conn = self._urgent_conn if urgent else self._conn
         await self._run(
             lambda: self._commit(
-                conn, readings, events, dead_letters, alarm_readings, sequences, receipts
+                readings, events, dead_letters, alarm_readings, sequences, receipts
             ),
             urgent,
         )
@@ -277,7 +266,6 @@ class Outbox:
 
     def _commit(
         self,
-        conn: sqlite3.Connection,
         readings: Sequence[Reading],
         events: Sequence[AlertEvent],
         dead_letters: Sequence[DeadLetter],
@@ -286,6 +274,7 @@ class Outbox:
         receipts: tuple[str, Sequence[Receipt]] | None = None,
     ) -> None:
         now_ms = epoch_ms(self._now())
+        conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             if events:
@@ -310,7 +299,7 @@ class Outbox:
                     list(sequences.items()),
                 )
             if receipts and receipts[1]:
-                self._keep_receipts(conn, *receipts)
+                self._keep_receipts(*receipts)
             if dead_letters:
                 conn.executemany(
                     "INSERT INTO dead_letters (topic, payload, cause, detail, received_ms) "
@@ -336,24 +325,21 @@ class Outbox:
         self._commits_since_size_check += 1
         if dead_letters or self._commits_since_size_check >= 20:
             self._commits_since_size_check = 0
-            if conn is self._conn:
-                self._enforce_caps()
-            else:  # on the other thread: the urgent path does not wait for it
-                self._executor.submit(self._enforce_caps)
+            self._enforce_caps()
 
-    def _keep_receipts(self, conn: sqlite3.Connection, lane: str, rows: Sequence[Receipt]) -> None:
+    def _keep_receipts(self, lane: str, rows: Sequence[Receipt]) -> None:
         """One row per batch (a row per message cost 2.6 us each in the commit; this, 0.1 us)."""
         floor = self._receipt_floor.get(lane, 0)
         flat = array("q", [value for row in rows if row[2] >= floor for value in row])
         if not flat:
             return
         last = max(flat[2::3])
-        conn.execute(
+        self._conn.execute(
             "INSERT OR REPLACE INTO receipts (lane, last_ordinal, body) VALUES (?, ?, ?)",
             (lane, last, flat.tobytes()),
         )
         # an index range: nothing to do in most commits
-        conn.execute(
+        self._conn.execute(
             "DELETE FROM receipts WHERE lane = ? AND last_ordinal < ?",
             (lane, last - RECEIPTS_KEPT),
         )
@@ -450,29 +436,23 @@ class Outbox:
     # -- reading and delivering ----------------------------------------------------------------
 
     async def fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
-        """The next undelivered entries of `lane` for `sink`, oldest first (alert events on the
-        urgent path)."""
-        urgent = lane == "events"
-        conn = self._urgent_conn if urgent else self._conn
-        return await self._run(lambda: self._fetch(conn, sink, lane, limit), urgent)
+        """The next undelivered entries of `lane` for `sink`, oldest first (alert events urgent:
+        an SOS on its way to the alert store does not wait behind a queue of readings)."""
+        return await self._run(lambda: self._fetch(sink, lane, limit), lane == "events")
 
-    def _fetch(
-        self, conn: sqlite3.Connection, sink: str, lane: Lane, limit: int
-    ) -> list[tuple[int, Item]]:
-        cursor = self._cursor(sink, lane, conn)
-        rows = conn.execute(
+    def _fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
+        cursor = self._cursor(sink, lane)
+        rows = self._conn.execute(
             f"SELECT seq, body FROM {lane} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit)
         ).fetchall()
         if lane == "events":
             return [(seq, AlertEvent.model_validate_json(body)) for seq, body in rows]
         return [(seq, self._decode_reading(body)) for seq, body in rows]
 
-    def _cursor(self, sink: str, lane: Lane, conn: sqlite3.Connection | None = None) -> int:
-        row = (
-            (conn or self._conn)
-            .execute("SELECT seq FROM cursors WHERE sink = ? AND lane = ?", (sink, lane))
-            .fetchone()
-        )
+    def _cursor(self, sink: str, lane: Lane) -> int:
+        row = self._conn.execute(
+            "SELECT seq FROM cursors WHERE sink = ? AND lane = ?", (sink, lane)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     async def advance(self, sink: str, lane: Lane, seq: int) -> None:
