@@ -17,7 +17,6 @@ import logging
 import random
 import socket
 import ssl
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,27 +52,6 @@ _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes an
 # CONNACK reason codes that mean "your credentials", as MQTT 5 numbers them (3.1.1's 4 and 5
 # arrive mapped to 0x86 and 0x87 by paho)
 _AUTH_FAILURES = frozenset({0x85, 0x86, 0x87, 0x8C})  # client id, user/password, not authorized
-
-
-_PUBACK = struct.Struct("!BBH")  # PUBACK, remaining length 2, packet id (MQTT 3.1.1 and 5)
-
-
-def _send_pubacks(client: paho.Client, mids: list[int]) -> None:
-    """A batch's PUBACKs, in the order their PUBLISHes came, as one write.
-
-    paho queues a packet per `ack()` and writes each with its own `send()`: at a trickle a
-    tenth of the event loop's time, at full speed a syscall and paho's bookkeeping per message.
-    A PUBACK with reason 0 and no properties is the same four bytes in 3.1.1 and 5 (MQTT 5
-    3.4.2.1: the reason code may be left out), and paho keeps no state for a QoS 1 message it
-    received, so the bytes are queued here as one packet on paho's own queue (partial writes and
-    the order with other packets stay paho's). Another paho without that queue acks one by one.
-    """
-    queue = getattr(client, "_packet_queue", None)
-    if queue is None:
-        for mid in mids:
-            client.ack(mid, 1)
-        return
-    queue(PacketTypes.PUBACK << 4, b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids), 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,18 +183,12 @@ class MqttSession:
         """
         client = self._client
         acked = 0
-        pubacks: list[int] = []
         for delivery in deliveries:
             if delivery.qos == 0 or client is None or delivery.generation != self._generation:
                 continue  # the counter was reset with the connection these came on
             self.status.unacked -= 1
-            if delivery.qos == 1:
-                pubacks.append(delivery.mid)
-            else:
-                client.ack(delivery.mid, delivery.qos)
+            client.ack(delivery.mid, delivery.qos)
             acked += 1
-        if pubacks and client is not None:
-            _send_pubacks(client, pubacks)
         if self._paused and client is not None and self.status.unacked < self._receive_maximum:
             self._resume(client)
         return acked
