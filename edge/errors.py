@@ -9,6 +9,8 @@ EdgeError
 ├── RegistryError          a device registry file is invalid
 ├── RuleError              a rule is invalid
 ├── RosterError            a duty roster file is invalid (names file and key)
+├── HouseholdError         a household record that cannot be stored (conflict, device taken)
+│   └── HouseholdNotFound  no household with that id
 ├── TlsConfigError         the broker TLS files cannot be used (names the file and the problem)
 ├── StoreVersionError      a store file written by a newer release (refused, left untouched)
 ├── AlertError
@@ -77,6 +79,14 @@ class RuleError(EdgeError):
 
 class RosterError(EdgeError):
     """A duty roster file is invalid (names the file and the key)."""
+
+
+class HouseholdError(EdgeError):
+    """A household record that cannot be stored as asked (a conflict, a device already taken)."""
+
+
+class HouseholdNotFound(HouseholdError):
+    """No household with that id."""
 
 
 class AlertError(EdgeError):

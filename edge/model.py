@@ -152,7 +152,20 @@ class Alert(BaseModel):
     # when the next escalation step is due; None: nothing due (no policy, acknowledged, resolved).
     # Stored with the alert, so escalation timers survive a restart
     next_escalation_at: AwareDatetime | None = None
+    # family contacts of the household (in their calling order) told so far: an SOS or a fall
+    # nobody on duty acknowledged in time also reaches them (edge.agent.family_caller)
+    family_notified: int = 0
     revision: int = 0  # +1 on every change: the alert store keeps the highest
+
+
+# device categories whose alarms are about a life: they ignore quiet hours and silences not
+# written for them, and their action links expire in minutes (edge.alerts.escalation)
+LIFE_SAFETY_CATEGORIES = frozenset({"sos", "fall", "smoke", "fire", "gas"})
+
+
+def is_life_safety(alert: Alert) -> bool:
+    """An SOS, a fall, smoke, fire or gas: a life may depend on someone answering now."""
+    return alert.category in LIFE_SAFETY_CATEGORIES
 
 
 class AlertEvent(BaseModel):
@@ -171,6 +184,9 @@ class AlertEvent(BaseModel):
     # whom a notification is for: an escalation tier ("duty_officer", "property_manager",
     # "emergency_contacts", ...); None: the channels' default audience
     tier: str | None = None
+    # the people (roster or household contact ids) the escalation step reached: channels that
+    # reach a person (a mention, an SMS, a call) address them, with action links signed for each
+    people: tuple[str, ...] = ()
 
 
 class DeadLetter(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge.agent import Agent
-from edge.sinks import Channel, RobotSink
+from edge.sinks import Channel, PhoneSink, RobotSink
 from gateway.disk import DiskWatch
 from gateway.retention import Retention
 
@@ -73,6 +73,12 @@ async def render_metrics(
             "outbox transactions (each an fsync) an ingest lane committed: messages acked / "
             "commits is its batch size",
             [({"lane": x.name}, x.batches) for x in lanes],
+        ),
+        (
+            "community_edge_shard_dropped_total",
+            "counter",
+            "messages of other shards' buildings, acknowledged unread (run --shards, shard.count)",
+            [({"shard": str(agent.shard)}, agent.shard_filter.dropped)],
         ),
         (
             "community_edge_redeliveries_total",
@@ -185,6 +191,18 @@ async def render_metrics(
             [({"sink": c.name}, c.skipped) for c in channels],
         ),
         (
+            "community_edge_channel_summaries_total",
+            "counter",
+            "summaries sent to one person in place of a flood (per-person rate of reach)",
+            [({"sink": c.name}, c.summaries_sent) for c in channels],
+        ),
+        (
+            "community_edge_escalation_unreached_total",
+            "counter",
+            "escalation steps that reached nobody (nobody on duty, no channel, all failing)",
+            [({}, agent.alerts.unreached.count)],
+        ),
+        (
             "community_edge_channel_paced_seconds_total",
             "counter",
             "time a group-robot channel waited for its rate limit (how far behind it was)",
@@ -192,6 +210,19 @@ async def render_metrics(
                 ({"sink": c.name}, c.sink.rate.waited_s)
                 for c in channels
                 if isinstance(c.sink, RobotSink)
+            ],
+        ),
+        (
+            "community_edge_phone_sends_total",
+            "counter",
+            "SMS and calls per phone channel, by result: sent (the provider took it), failed "
+            "(retried), rejected (a number the provider refused for good), unreached (an alarm "
+            "that reached nobody)",
+            [
+                ({"sink": c.name, "result": result}, getattr(c.sink, result))
+                for c in channels
+                if isinstance(c.sink, PhoneSink)
+                for result in ("sent", "failed", "rejected", "unreached")
             ],
         ),
         (
@@ -250,6 +281,7 @@ async def render_metrics(
                 [({}, usage.total_bytes)],
             ),
         ]
+    families += _household_families(agent)
     if retention is not None:
         families.append(
             (
@@ -265,3 +297,35 @@ async def render_metrics(
         out.append(f"# TYPE {name} {kind}")
         out.extend(_line(name, labels, value) for labels, value in samples)
     return "\n".join(out) + "\n"
+
+
+def _household_families(agent: Agent) -> list[tuple[str, str, str, list[Sample]]]:
+    """The household register and its away dates (counts only: no place in a label)."""
+    now = agent.clock.now()
+    problem = agent.households.problem or agent.visits.problem
+    return [
+        (
+            "community_edge_households",
+            "gauge",
+            "households in the register",
+            [({}, agent.households.count())],
+        ),
+        (
+            "community_edge_households_away",
+            "gauge",
+            "households away by their record's date (hospital, visiting family)",
+            [({}, len(agent.households.away(now)))],
+        ),
+        (
+            "community_edge_households_returned_total",
+            "counter",
+            "households brought back by their away date since start",
+            [({}, agent.away_keeper.returned)],
+        ),
+        (
+            "community_edge_household_store_problem",
+            "gauge",
+            "1 when households.db or visits.db was unreadable and set aside at start",
+            [({}, float(problem is not None))],
+        ),
+    ]

@@ -298,8 +298,165 @@ class DingtalkChannelSettings(_RobotSettings):
         return _not_empty(value)
 
 
+# -- phone channels: SMS and voice calls (edge/sinks/channels/phone.py) -------------------------
+
+
+class PhoneRecipientSettings(BaseModel):
+    """A person a phone channel always reaches (duty staff, never residents)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=64)  # the name acknowledgements are recorded under
+    phone: str = Field(pattern=r"^\+?[0-9][0-9 \-]{4,19}$")
+
+
+def _one_secret(value: SecretStr | None, file: Path | None, name: str) -> None:
+    if (value is None) == (file is None):
+        raise ValueError(f"give {name} or {name}_file (a file holding it), exactly one")
+    if value is not None:
+        _not_empty(value)
+
+
+def read_secret(value: SecretStr | None, file: Path | None, name: str) -> str:
+    """A secret from settings, or the first line of its file; raises ConfigurationError."""
+    if value is not None:
+        return value.get_secret_value()
+    assert file is not None
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{name}_file {file}: cannot read: {exc.strerror or exc}") from exc
+    if not text or any(c.isspace() for c in text):
+        raise ConfigurationError(f"{name}_file {file}: empty, or holds spaces")
+    return text
+
+
+class _PhoneChannelSettings(_ChannelSettings):
+    # who is reached: these people, and/or whoever is on duty in the roster for the alert's place
+    recipients: list[PhoneRecipientSettings] = []
+    roster_file: Path | None = None
+    endpoint: str  # the provider's; a test or a proxy gives another
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _valid_http_url(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _someone(self) -> _PhoneChannelSettings:
+        if not self.recipients and self.roster_file is None:
+            raise ValueError("give recipients or a roster_file: a phone channel must reach someone")
+        return self
+
+
+class _AliyunSettings(_PhoneChannelSettings):
+    access_key_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    access_key_secret: SecretStr | None = None
+    access_key_secret_file: Path | None = None
+    region_id: str = "cn-hangzhou"
+
+    @model_validator(mode="after")
+    def _secret_given(self) -> _AliyunSettings:
+        _one_secret(self.access_key_secret, self.access_key_secret_file, "access_key_secret")
+        return self
+
+    def secret(self) -> str:
+        return read_secret(self.access_key_secret, self.access_key_secret_file, "access_key_secret")
+
+
+class AliyunSmsChannelSettings(_AliyunSettings):
+    """Alibaba Cloud SMS (SendSms): an approved signature and template (level, summary, place,
+    time, link)."""
+
+    type: Literal["aliyun_sms"]
+    sign_name: str = Field(min_length=1, max_length=64)
+    template_code: str = Field(min_length=1, max_length=64)
+    endpoint: str = "https://dysmsapi.aliyuncs.com"
+
+
+class AliyunVoiceChannelSettings(_AliyunSettings):
+    """Alibaba Cloud voice (SingleCallByTts): an approved TTS template (level, summary, place)
+    that ends in "确认请按1"."""
+
+    type: Literal["aliyun_voice"]
+    tts_code: str = Field(min_length=1, max_length=64)
+    called_show_number: str | None = Field(default=None, pattern=r"^[0-9]{5,20}$")
+    play_times: int = Field(default=2, ge=1, le=3)
+    endpoint: str = "https://dyvmsapi.aliyuncs.com"
+
+
+class _TencentSettings(_PhoneChannelSettings):
+    secret_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    region: str = "ap-guangzhou"
+
+    @model_validator(mode="after")
+    def _secret_given(self) -> _TencentSettings:
+        _one_secret(self.secret_key, self.secret_key_file, "secret_key")
+        return self
+
+    def secret(self) -> str:
+        return read_secret(self.secret_key, self.secret_key_file, "secret_key")
+
+
+class TencentSmsChannelSettings(_TencentSettings):
+    """Tencent Cloud SMS (SendSms): an approved signature and template ({1} level, {2} summary,
+    {3} place, {4} time, {5} link)."""
+
+    type: Literal["tencent_sms"]
+    sdk_app_id: str = Field(pattern=r"^[0-9]{5,20}$")
+    sign_name: str = Field(min_length=1, max_length=64)
+    template_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    endpoint: str = "https://sms.tencentcloudapi.com"
+
+
+class TencentVoiceChannelSettings(_TencentSettings):
+    """Tencent Cloud voice notification (SendTtsVoice): a template ({1} level, {2} summary,
+    {3} place) that ends in "确认请按1", with keypad callbacks on."""
+
+    type: Literal["tencent_voice"]
+    voice_sdk_app_id: str = Field(pattern=r"^[0-9]{5,20}$")
+    template_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    play_times: int = Field(default=2, ge=1, le=3)
+    endpoint: str = "https://vms.tencentcloudapi.com"
+
+
+PhoneChannelSettings = (
+    AliyunSmsChannelSettings
+    | AliyunVoiceChannelSettings
+    | TencentSmsChannelSettings
+    | TencentVoiceChannelSettings
+)
+
+
+class PhoneSettings(BaseModel):
+    """What the phone channels share: their callbacks and the links their SMS carry."""
+
+    model_config = ConfigDict(extra="forbid")
+    # the secret path segment of the callback URLs given to the providers
+    # (/callbacks/<provider>/<token>/<sms|voice>): neither provider signs its callbacks
+    callback_token: SecretStr | None = None
+    callback_token_file: Path | None = None
+    # how long an SMS's acknowledge link works (life-safety alarms: minutes, not days)
+    link_valid_minutes: float = Field(default=30, gt=0, le=24 * 60)
+
+    @field_validator("callback_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it is all that guards the callbacks)")
+        return _not_empty(value)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> PhoneSettings:
+        if self.callback_token is not None and self.callback_token_file is not None:
+            raise ValueError("give callback_token or callback_token_file, not both")
+        return self
+
+
 ChannelSettings = Annotated[
-    WebhookChannelSettings | WecomChannelSettings | DingtalkChannelSettings,
+    WebhookChannelSettings | WecomChannelSettings | DingtalkChannelSettings | PhoneChannelSettings,
     Field(discriminator="type"),
 ]
 
@@ -310,6 +467,14 @@ class NotificationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     time_zone: str = "Asia/Shanghai"  # local time in messages and in routes' `hours`
     public_url: str | None = None  # the API as duty officers reach it: messages link to alerts
+    # action links in messages (acknowledge, on my way, resolve; need public_url): how long each
+    # is valid, in minutes, for a life-safety alarm (SOS, fall, smoke) and for any other alert
+    link_minutes_life_safety: float = Field(default=15.0, gt=0, le=24 * 60)
+    link_minutes: float = Field(default=240.0, gt=0, le=7 * 24 * 60)
+    # rules of reach: per person and channel at most `per_person_limit` messages in any
+    # `per_person_period_s`, then one summary instead of the rest of the period's
+    per_person_limit: int = Field(default=5, ge=1)
+    per_person_period_s: float = Field(default=600.0, gt=0)
 
     @field_validator("time_zone")
     @classmethod
@@ -413,7 +578,18 @@ def _default_policies() -> list[EscalationPolicy]:
                 EscalationStep(after_s=300, tier="emergency_contacts"),
             ),
             repeat_every_s=300,
-        )
+        ),
+        # a living-alone household without a sign of life: the SOS tiers, only slower
+        EscalationPolicy(
+            severity=Severity.MAJOR,
+            category="household",
+            steps=(
+                EscalationStep(after_s=0, tier="duty_officer"),
+                EscalationStep(after_s=1800, tier="property_manager"),
+                EscalationStep(after_s=3600, tier="emergency_contacts"),
+            ),
+            repeat_every_s=3600,
+        ),
     ]
 
 
@@ -423,15 +599,20 @@ class EscalationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     check_s: float = Field(default=AgentConfig.escalation_check_s, gt=0)  # due steps looked for
     policies: list[EscalationPolicy] = Field(default_factory=_default_policies)
+    # the duty roster (people, teams, shifts) that steps naming a person, `on_duty` or
+    # `next_on_roster` resolve against; see deploy/roster.example.yaml
+    roster_file: Path | None = None
 
     @field_validator("policies")
     @classmethod
     def _one_each(cls, value: list[EscalationPolicy]) -> list[EscalationPolicy]:
         seen = set()
         for policy in value:
-            key = (policy.severity, policy.community)
+            key = (policy.severity, policy.community, policy.category)
             if key in seen:
-                where = policy.community or "every community"
+                where = (policy.community or "every community") + (
+                    f" for {policy.category}" if policy.category else ""
+                )
                 raise ValueError(f"two policies for {policy.severity} in {where}")
             seen.add(key)
         return value
@@ -484,6 +665,25 @@ class DiskSettings(BaseModel):
     warn_free_mb: int = Field(default=512, ge=0)
 
 
+class ShardSettings(BaseModel):
+    """The slice of the buildings this process owns (docs/scale.md, "Shards"): building
+    `hash(community/building) % count == index`. Two gateways on one broker split a community
+    with `count: 2` and `index: 0` / `1`; `community-edge run --shards N` sets these per process."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(default=0, ge=0)
+    count: int = Field(default=1, ge=1, le=1024)
+    # data dirs of the other shards of this gateway, whose alerts this process's API lists
+    # (set by `run --shards N` on shard 0; empty: none)
+    peers: list[Path] = []
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardSettings:
+        if self.index >= self.count:
+            raise ValueError(f"shard.index {self.index} must be below shard.count {self.count}")
+        return self
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -517,9 +717,11 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    shard: ShardSettings = Field(default_factory=ShardSettings)
     webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
     channels: list[ChannelSettings] = []  # routed notification channels, each its own sink
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)  # SMS and voice channels
     central: CentralSettings = Field(default_factory=CentralSettings)
 
     @field_validator("webhooks")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -40,6 +41,15 @@ class Role(StrEnum):
     PLATFORM = "platform"
     ADMIN = "admin"
     EDGE_AGENT = "edge_agent"
+    # people of the elderly-care work (gateway/api/households.py): a care worker reads and visits
+    # her households; a family member reads their relative's household; both only there
+    CARE_WORKER = "care_worker"
+    FAMILY = "family"
+
+
+# roles whose token names a person (`--person`), whose households are all they see
+PERSONAL_ROLES = frozenset({Role.CARE_WORKER, Role.FAMILY})
+_PERSON_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # as the roster's and households' person ids
 
 
 class TokenError(ValueError):
@@ -53,6 +63,7 @@ class Principal:
     token_id: str
     role: Role
     communities: frozenset[str]  # {ALL}: every community
+    person: str | None = None  # the person a care_worker or family token stands for
 
     @property
     def all_communities(self) -> bool:
@@ -81,6 +92,7 @@ class TokenInfo:
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None = None  # None: until revoked
+    person: str | None = None
 
 
 def _digest(secret: str) -> str:
@@ -98,6 +110,8 @@ class TokenStore:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(tokens)")}
         if "expires_at" not in columns:  # a tokens.db written before tokens could expire
             self._conn.execute("ALTER TABLE tokens ADD COLUMN expires_at TEXT")
+        if "person" not in columns:  # ... or name a person (care_worker, family)
+            self._conn.execute("ALTER TABLE tokens ADD COLUMN person TEXT")
 
     def close(self) -> None:
         self._conn.close()
@@ -108,11 +122,14 @@ class TokenStore:
         communities: list[str],
         name: str | None = None,
         valid_for: timedelta | None = None,
+        person: str | None = None,
     ) -> tuple[str, str]:
         """A new token: returns (id, the token itself). The token is not kept anywhere.
 
         Args:
             valid_for: how long the token works from now (None: until revoked).
+            person: the person id a care_worker or family token stands for (required for them,
+                refused for the other roles).
         """
         try:
             parsed = Role(role)
@@ -128,6 +145,14 @@ class TokenStore:
         bad = [c for c in scope if c != ALL and (not c or "," in c or c.strip() != c)]
         if bad:
             raise TokenError(f"invalid community id {bad[0]!r}")
+        if parsed in PERSONAL_ROLES and person is None:
+            raise TokenError(f"a {parsed.value} token needs --person (the person id it stands for)")
+        if parsed not in PERSONAL_ROLES and person is not None:
+            raise TokenError(
+                f"a {parsed.value} token stands for no person (--person is for care_worker and family)"
+            )
+        if person is not None and not _PERSON_ID.match(person):
+            raise TokenError(f"invalid person id {person!r} (letters, digits, '_', '.', '-')")
         if valid_for is not None and valid_for <= timedelta(0):
             raise TokenError("a token's lifetime must be positive")
         token_id = secrets.token_hex(6)
@@ -136,11 +161,11 @@ class TokenStore:
         expires = (now + valid_for).isoformat() if valid_for is not None else None
         with self._lock:
             self._conn.execute(
-                "INSERT INTO tokens (id, hash, role, communities, name, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tokens (id, hash, role, communities, name, created_at, expires_at, "
+                "person) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     *(token_id, _digest(secret), parsed.value, ",".join(scope), name),
-                    *(now.isoformat(), expires),
+                    *(now.isoformat(), expires, person),
                 ),
             )
         return token_id, f"ce_{token_id}_{secret}"
@@ -153,14 +178,15 @@ class TokenStore:
             return None
         with self._lock:
             row = self._conn.execute(
-                "SELECT hash, role, communities, revoked_at, expires_at FROM tokens WHERE id = ?",
+                "SELECT hash, role, communities, revoked_at, expires_at, person FROM tokens "
+                "WHERE id = ?",
                 (token_id,),
             ).fetchone()
         if row is None or not self._usable(row[3], row[4]):
             return None
         if not hmac.compare_digest(row[0], _digest(secret)):
             return None
-        return Principal(token_id, Role(row[1]), frozenset(row[2].split(",")))
+        return Principal(token_id, Role(row[1]), frozenset(row[2].split(",")), row[5])
 
     def active(self, token_id: str) -> bool:
         """Whether a token that authenticated earlier still works (not revoked, not expired)."""
@@ -190,8 +216,8 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, role, communities, name, created_at, revoked_at, expires_at FROM tokens "
-                "ORDER BY created_at, id"
+                "SELECT id, role, communities, name, created_at, revoked_at, expires_at, person "
+                "FROM tokens ORDER BY created_at, id"
             ).fetchall()
         return [
             TokenInfo(
@@ -202,6 +228,7 @@ class TokenStore:
                 created_at=datetime.fromisoformat(r[4]),
                 revoked_at=datetime.fromisoformat(r[5]) if r[5] else None,
                 expires_at=datetime.fromisoformat(r[6]) if r[6] else None,
+                person=r[7],
             )
             for r in rows
         ]

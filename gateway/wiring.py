@@ -9,26 +9,31 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
 from edge.agent import Agent, AgentConfig
-from edge.alerts import AlertStoreSink
+from edge.alerts import AlertStoreSink, Roster
 from edge.clock import Clock, SystemClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry, RegistryFile
-from edge.errors import EdgeError, SinkNameTaken, TlsConfigError
+from edge.enrich import DeviceRegistry, RegistryFile, Shard
+from edge.errors import EdgeError, RosterError, SinkNameTaken, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.outbox import Sink, check_sink_names
 from edge.rules import default_rules_file, load_rules_file
-from edge.sinks import Channel, DeliveryLog, NoticeFormat, RateWindow, ReadingStore
+from edge.sinks import Channel, DeliveryLog, NoticeFormat, PersonRate, RateWindow, ReadingStore
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.console.sign_in_links import SignInLinks
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
+from gateway.notification_links import NotificationLinks
+from gateway.people import EventPeople, PeopleDirectory, StaffDirectory
+from gateway.phone_channels import PHONE_TYPES, Phones, open_phones, phone_route, phone_sink
+from gateway.reach import ChannelReach
 from gateway.retention import Retention, RetentionPolicy
 from gateway.settings import (
     ChannelSettings,
@@ -40,8 +45,10 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.shard_desk import ShardDesk, install_error_handler
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import tsdb_readings
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +64,11 @@ class Gateway:
     token: str
     token_source: str
     deliveries: DeliveryLog | None = None  # None: no notification channel is configured
+    # the console's one-time sign-in links (`community-edge demo` prints one)
+    sign_in_links: SignInLinks = field(default_factory=SignInLinks)
+    links: ActionLinks | None = None  # the action links messages carry (and /a/<token> checks)
+    roster: Roster | None = None  # the duty roster escalation steps resolve against
+    phones: Phones | None = None  # None: no SMS or voice channel is configured
 
 
 def api_token(settings: Settings) -> tuple[str, str]:
@@ -92,6 +104,7 @@ def build_gateway(settings: Settings) -> Gateway:
     except EdgeError as exc:
         raise ConfigurationError(str(exc)) from exc
     hooks = _webhooks(settings)
+    roster = load_roster(settings)
     broker = broker_address(settings.mqtt)  # TLS files checked before any file is opened
     owners = _sink_owners(settings, hooks)
     try:
@@ -112,10 +125,15 @@ def build_gateway(settings: Settings) -> Gateway:
         readings = ReadingStore(settings.data_dir / "readings.db")
         sinks.append(readings)
     deliveries: DeliveryLog | None = None
+    links = ActionLinks(settings.data_dir)
+    reach = ChannelReach()  # told its channels once built, and the agent once that is
+    phones = open_phones(settings, clock)
     if hooks or settings.channels:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deliveries = DeliveryLog(settings.data_dir / "deliveries.db", now=clock.now)
-        sinks.extend(_channels(settings, hooks, deliveries, clock))
+        channels = _channels(settings, hooks, deliveries, clock, links, roster, reach, phones)
+        reach.use(channels)
+        sinks.extend(channels)
     if settings.central.url is not None and settings.central.token is not None:
         from edge.sinks import AlertApiSink
 
@@ -156,10 +174,52 @@ def build_gateway(settings: Settings) -> Gateway:
         registry_file=registry_file,
         community_rules=community_rules,
         owners=[owner_of[sink.name] for sink in sinks],
+        roster=roster,
+        reach=reach,
+        shard=Shard(settings.shard.index, settings.shard.count),
     )
+    reach.agent = agent
+    if phones is not None:
+        phones.watch(agent)  # a taken alert is phoned no further
     return Gateway(
-        agent=agent, readings=readings, token=token, token_source=source, deliveries=deliveries
+        agent=agent,
+        readings=readings,
+        token=token,
+        token_source=source,
+        deliveries=deliveries,
+        links=links,
+        roster=roster,
+        phones=phones,
     )
+
+
+def load_roster(settings: Settings) -> Roster | None:
+    """The duty roster, and every escalation step's person and team found in it; raises
+    ConfigurationError naming the step that names someone the roster does not have."""
+    path = settings.escalation.roster_file
+    roster: Roster | None = None
+    if path is not None:
+        try:
+            roster = Roster.load(path)
+        except RosterError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    for policy in settings.escalation.policies:
+        for n, step in enumerate(policy.steps):
+            where = (
+                f"escalation policy {policy.severity} ({policy.community or 'default'}) step {n}"
+            )
+            if step.names_people and roster is None:
+                raise ConfigurationError(
+                    f"{where} names {step.describe()}: set escalation.roster_file"
+                )
+            if roster is None:
+                continue
+            if step.person is not None and roster.contact(step.person) is None:
+                raise ConfigurationError(f"{where}: no person {step.person!r} in {path}")
+            for team in (step.on_duty, step.next_on_roster):
+                if team is not None and team != "here" and not roster.has_team(team):
+                    raise ConfigurationError(f"{where}: no team {team!r} in {path}")
+    return roster
 
 
 def _channels(
@@ -167,18 +227,69 @@ def _channels(
     hooks: list[tuple[str, WebhookSettings]],
     log: DeliveryLog,
     clock: Clock,
-) -> list[Sink]:
+    links: ActionLinks,
+    roster: Roster | None,
+    reach: ChannelReach,
+    phones: Phones | None = None,
+) -> list[Channel]:
     """One sink per channel: `webhooks` take every event, `channels` what their route takes."""
     from edge.sinks import WebhookSink
 
-    out: list[Sink] = []
+    out: list[Channel] = []
+    notes = settings.notifications
+    if (hooks or settings.channels) and notes.public_url is None:
+        _log.warning(
+            "notifications.public_url is not set: messages carry no link to the duty console "
+            "(set it to the address duty officers open, e.g. https://gw.example.org)"
+        )
+    maker = NotificationLinks(
+        links,
+        notes.public_url,
+        now=clock.now,
+        life_safety_minutes=notes.link_minutes_life_safety,
+        other_minutes=notes.link_minutes,
+    )
+    # SMS and voice reach the roster's people and the households' family (once the agent is up)
+    everyone = PeopleDirectory(roster, lambda: getattr(reach.agent, "households", None))
+    # group robots reach the duty staff: the roster alone (no family number in a staff group)
+    notices = NoticeFormat(
+        notes.zone, notes.public_url, links=maker, directory=StaffDirectory(roster)
+    )
     for name, webhook in hooks:
         secret = webhook.secret.get_secret_value() if webhook.secret else None
-        out.append(Channel(WebhookSink(name, webhook.url, secret, clock=clock), None, log))
-    notices = NoticeFormat(settings.notifications.zone, settings.notifications.public_url)
+        hook = WebhookSink(name, webhook.url, secret, clock=clock, link=notices.link)
+        out.append(Channel(hook, None, log))
     for channel in settings.channels:
-        route = channel.route.route(settings.notifications.zone)
-        out.append(Channel(_channel_sink(channel, notices, clock), route, log))
+        route = channel.route.route(notes.zone)
+        if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
+            assert phones is not None  # open_phones opens them when such a channel is configured
+            sink = phone_sink(channel, phones, settings, log, clock)
+            # the people an escalation step named (on duty, next on the roster, the family)
+            sink.recipients = EventPeople(everyone, sink.recipients)
+            out.append(
+                Channel(
+                    sink,
+                    phone_route(route),
+                    log,
+                    person_rate=PersonRate(
+                        notes.per_person_limit, notes.per_person_period_s, clock.now
+                    ),
+                    handled=lambda event: reach.handled(event),
+                )
+            )
+            continue
+        out.append(
+            Channel(
+                _channel_sink(channel, notices, clock),
+                route,
+                log,
+                person_rate=PersonRate(
+                    notes.per_person_limit, notes.per_person_period_s, clock.now
+                ),
+                # late-bound: `reach.agent` is set once the agent is built
+                handled=lambda event: reach.handled(event),
+            )
+        )
     return out
 
 
@@ -187,7 +298,10 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
         from edge.sinks import WebhookSink
 
         secret = channel.secret.get_secret_value() if channel.secret else None
-        return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+        return WebhookSink(
+            channel.name, channel.url, secret, channel.timeout_s, clock=clock, link=notices.link
+        )
+    assert not isinstance(channel, PHONE_TYPES)  # built by phone_sink
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
         from edge.sinks import WecomSink
@@ -335,8 +449,14 @@ async def serve(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     tokens = TokenStore(settings.data_dir / "tokens.db")  # `community-edge tokens` writes it
     audit = AuditLog(settings.data_dir / "audit.db")
-    links = ActionLinks(settings.data_dir)
+    links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
+    # run --shards N: shard 0's API lists and acts on every shard's alerts (gateway/shard_desk.py)
+    desk = (
+        ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
+        if settings.shard.peers
+        else None
+    )
     try:
         async with gateway.agent as agent:
             retention = Retention(
@@ -370,7 +490,13 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                sign_in_links=gateway.sign_in_links,
+                tsdb=tsdb_readings(settings.tsdb),
+                desk=desk,
             )
+            install_error_handler(app)
+            if gateway.phones is not None:  # SMS short links, the providers' callbacks
+                gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
                 uvicorn.Config(
                     app,
@@ -402,10 +528,14 @@ async def serve(
                 agent_task.cancel()
     finally:
         notifier.close()
+        if desk is not None:
+            desk.close()
         sock.close()
         tokens.close()
         audit.close()
         links.close()
+        if gateway.phones is not None:
+            gateway.phones.close()
         if gateway.deliveries is not None:
             await gateway.deliveries.close()
         lock.release()

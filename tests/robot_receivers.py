@@ -2,9 +2,12 @@
 
 Each runs http.server on 127.0.0.1 in a thread. WeCom: `POST /cgi-bin/webhook/send?key=KEY`,
 body `{"msgtype": "markdown", "markdown": {"content": ...}}` (content at most 4096 bytes) or
-`text` with `mentioned_mobile_list` (at most 2048 bytes); a wrong key is errcode 93000. DingTalk:
-`POST /robot/send?access_token=TOKEN[&timestamp=&sign=]`, body `{"msgtype": "markdown",
-"markdown": {"title", "text"}, "at": {...}}`; with a secret, the signature is recomputed and the
+`text` with `mentioned_mobile_list` (at most 2048 bytes) or a `template_card` of the kinds a
+group robot may send (`text_notice`, `news_notice`: a `main_title`, a `card_action` of type 1 with
+a URL, at most three jumps of type 1 with a title and a URL, at most six horizontal rows); a wrong
+key is errcode 93000. DingTalk: `POST /robot/send?access_token=TOKEN[&timestamp=&sign=]`, body
+`{"msgtype": "markdown", "markdown": {"title", "text"}, "at": {...}}` or `{"msgtype":
+"actionCard", "actionCard": {"title", "text", "btns": [{"title", "actionURL"}]}}`; with a secret, the signature is recomputed and the
 timestamp must be within an hour, else errcode 310000. Any malformed body is errcode 40035 /
 40058. `answer` may override the errcode of a well-formed request (45009, 130101, ...).
 """
@@ -42,10 +45,36 @@ class RobotRequest:
     @property
     def text(self) -> str:
         """The message text, whatever its type."""
-        if self.body.get("msgtype") == "markdown":
+        kind = self.body.get("msgtype")
+        if kind == "markdown":
             md = self.body["markdown"]
             return str(md.get("content") or md.get("text"))
+        if kind == "template_card":
+            card = self.body["template_card"]
+            rows = " ".join(
+                f"{r['keyname']}: {r['value']}" for r in card.get("horizontal_content_list", [])
+            )
+            return f"{card['main_title'].get('title', '')} {card.get('sub_title_text', '')} {rows}"
+        if kind == "actionCard":
+            return str(self.body["actionCard"]["text"])
         return str(self.body["text"]["content"])
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """(title, URL) of each jump or button: the action links a card carries."""
+        kind = self.body.get("msgtype")
+        if kind == "template_card":
+            return [(j["title"], j["url"]) for j in self.body["template_card"].get("jump_list", [])]
+        if kind == "actionCard":
+            return [(b["title"], b["actionURL"]) for b in self.body["actionCard"].get("btns", [])]
+        return []
+
+    @property
+    def mentions(self) -> list[str]:
+        """The mobile numbers the message @s."""
+        if self.body.get("msgtype") == "text":
+            return list(self.body["text"].get("mentioned_mobile_list", []))
+        return list(self.body.get("at", {}).get("atMobiles", []))
 
 
 def dingtalk_sign(secret: str, timestamp: str) -> str:
@@ -86,6 +115,8 @@ def _wecom_check(state: _State, query: dict[str, str], body: Any) -> int:
         if not set(text) <= {"content", "mentioned_list", "mentioned_mobile_list"}:
             return 40058
         content, limit = text.get("content"), 2048
+    elif kind == "template_card":
+        return _wecom_card_check(body)
     else:
         return 40008
     if not isinstance(content, str) or not content:
@@ -93,6 +124,36 @@ def _wecom_check(state: _State, query: dict[str, str], body: Any) -> int:
     if len(content.encode()) > limit:
         return 40058
     return 0
+
+
+def _wecom_card_check(body: dict[str, Any]) -> int:
+    card = body.get("template_card")
+    if set(body) != {"msgtype", "template_card"} or not isinstance(card, dict):
+        return 40058
+    if card.get("card_type") not in ("text_notice", "news_notice"):
+        return 40058  # button_interaction and the others need an application, not a robot
+    title = card.get("main_title")
+    if not isinstance(title, dict) or not (title.get("title") or title.get("desc")):
+        return 40058
+    action = card.get("card_action")
+    if not isinstance(action, dict) or action.get("type") != 1 or not _http(action.get("url")):
+        return 40058
+    jumps = card.get("jump_list", [])
+    if not isinstance(jumps, list) or len(jumps) > 3:
+        return 40058
+    for jump in jumps:
+        if jump.get("type") != 1 or not _http(jump.get("url")) or not jump.get("title"):
+            return 40058
+    rows = card.get("horizontal_content_list", [])
+    if not isinstance(rows, list) or len(rows) > 6:
+        return 40058
+    if any(not isinstance(r, dict) or not r.get("keyname") for r in rows):
+        return 40058
+    return 0
+
+
+def _http(url: object) -> bool:
+    return isinstance(url, str) and url.startswith(("http://", "https://"))
 
 
 def _dingtalk_check(state: _State, query: dict[str, str], body: Any) -> int:
@@ -104,6 +165,18 @@ def _dingtalk_check(state: _State, query: dict[str, str], body: Any) -> int:
             return 310000
         if not hmac.compare_digest(given, dingtalk_sign(state.secret, timestamp)):
             return 310000
+    if isinstance(body, dict) and body.get("msgtype") == "actionCard":
+        card = body.get("actionCard")
+        if set(body) != {"msgtype", "actionCard"} or not isinstance(card, dict):
+            return 40035
+        if not all(isinstance(card.get(k), str) and card[k] for k in ("title", "text")):
+            return 40035
+        btns = card.get("btns")
+        if not isinstance(btns, list) or not btns:
+            return 40035
+        if any(not b.get("title") or not _http(b.get("actionURL")) for b in btns):
+            return 40035
+        return 0
     if not isinstance(body, dict) or body.get("msgtype") != "markdown":
         return 40035
     md = body.get("markdown")

@@ -54,6 +54,7 @@ def event(
     tier: str | None = None,
     notify: bool = True,
     summary: str = "Emergency button pressed",
+    category: str = "sos",
 ) -> AlertEvent:
     alert = Alert(
         id=f"alert-{number}",
@@ -64,7 +65,7 @@ def event(
         status=AlertStatus.ACTIVE,
         device_id=f"sos-{number}",
         model="tuya-sos-button",
-        category="sos",
+        category=category,
         community=community,
         building=building,
         unit="3-201",
@@ -99,7 +100,7 @@ def test_a_night_window_wraps_past_midnight_in_the_local_zone() -> None:
         seen.append(
             (
                 clock.now().astimezone(SHANGHAI).strftime("%H:%M"),
-                night.mismatch(event(at=clock.now())) is None,
+                night.mismatch(event(at=clock.now(), category="water")) is None,
             )
         )
         clock.advance(60)
@@ -109,12 +110,14 @@ def test_a_night_window_wraps_past_midnight_in_the_local_zone() -> None:
     assert len(taken) == 9 * 60  # 22:00 to 06:59, 540 minutes
     assert ("21:59", False) in seen
     assert ("07:00", False) in seen
-    refused = night.mismatch(event(at=_shanghai(12)))
+    refused = night.mismatch(event(at=_shanghai(12), category="water"))
     assert refused == "time 12:00 outside 22:00-07:00"
+    # rules of reach: an SOS ignores the hours (quiet hours do not apply to a life)
+    assert night.mismatch(event(at=_shanghai(12))) is None
     # 22:00 in Shanghai is 14:00 UTC: a route in UTC would take noon instead
     assert (
         Route(hours=(TimeWindow.parse("22:00-07:00"),), zone=UTC).mismatch(
-            event(at=_shanghai(22, 30))
+            event(at=_shanghai(22, 30), category="water")
         )
         == "time 14:30 outside 22:00-07:00"
     )
@@ -193,6 +196,19 @@ def test_a_message_says_what_a_duty_officer_needs_and_nothing_personal() -> None
     escalated = notices.single(event(kind=AlertEventKind.ESCALATED, tier="property_manager"))
     assert "升级至 Tier: property_manager" in escalated.lines
     assert NoticeFormat(SHANGHAI).single(event()).link is None
+
+
+def test_a_digest_links_to_the_console_too_never_to_a_json_route() -> None:
+    """#15 item 7: a digest's link opens its one alert's page, or the board of its community."""
+    notices = NoticeFormat(SHANGHAI, "https://gw.example/")
+    one = [event(1), event(1, AlertEventKind.ESCALATED, tier="property_manager")]
+    assert notices.digest(one).link == "https://gw.example/console/alerts/alert-1"
+    several = [event(1), event(2), event(3)]
+    assert notices.digest(several).link == "https://gw.example/console/?community=c1"
+    mixed = [event(1), event(2, community="c2")]
+    assert notices.digest(mixed).link == "https://gw.example/console/"
+    assert "[查看详情 Details](https://gw.example/console/" in notices.digest(several).markdown()
+    assert NoticeFormat(SHANGHAI).digest(several).link is None
 
 
 def test_device_text_cannot_forge_lines_links_or_mentions() -> None:

@@ -9,6 +9,7 @@ import pytest
 from edge.decode import ProfileRegistry, default_profile_dir
 from edge.decode.profiles import TopicPattern
 from edge.errors import ProfileError, UnknownTopic
+from edge.rules import default_rules_file, load_rules_file
 
 FAMILIES = {"access", "smoke", "fall", "sos"}
 
@@ -180,3 +181,15 @@ def test_an_unalerted_entry_must_name_a_decoded_value_and_a_reason(tmp_path: Pat
             ProfileRegistry.load(_write(tmp_path, base + entry))
     profile = ProfileRegistry.load(_write(tmp_path, base)).get("m1")
     assert profile.unalerted_values() == [("mode", "armed"), ("mode", "disarmed")]
+
+
+def test_every_shipped_rule_has_a_chinese_summary() -> None:
+    """The console's Chinese pages show `summary_zh`: an English line there is a gap."""
+    profiles = ProfileRegistry.load(default_profile_dir())
+    rules = [(p.name, r) for p in profiles for r in p.rules]
+    rules += [("community", r) for r in load_rules_file(default_rules_file(), profiles).rules]
+    missing = [f"{where}: {r.id}" for where, r in rules if not r.summary_zh]
+    assert missing == []
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in r.summary_zh or "") for _, r in rules), (
+        "summary_zh is written in Chinese"
+    )

@@ -25,7 +25,7 @@ def _silence(clock: FakeClock, minutes: int = 60, **match: object) -> SilenceBoo
 
 def test_a_silenced_alert_is_recorded_not_notified_and_its_resolution_not_either() -> None:
     clock = FakeClock(START)
-    alerts = book(clock, CRITICAL_POLICY, silences=_silence(clock, building="b1"))
+    alerts = book(clock, CRITICAL_POLICY, silences=_silence(clock, building="b1", rule="smoke"))
     opened = raised(alerts, SMOKE, device("s1", "smoke"), clock)
     assert opened.kind == AlertEventKind.OPENED
     assert (opened.notify, opened.alert.notified) == (False, False)
@@ -63,7 +63,7 @@ def test_an_alert_opened_before_a_silence_does_not_escalate_during_it() -> None:
     silences = SilenceBook()
     alerts = book(clock, CRITICAL_POLICY, silences=silences)
     raised(alerts, SOS, device("sos-1"), clock)
-    for silence in _silence(clock, minutes=5, community="c1")._by_id.values():
+    for silence in _silence(clock, minutes=5, community="c1", rule="sos")._by_id.values():
         silences.put(silence)
     clock.advance(200)
     assert alerts.escalate_due() == []  # property manager is due but held
@@ -96,6 +96,7 @@ def test_a_recurring_silence_holds_only_inside_its_windows() -> None:
     clock = FakeClock(datetime(2026, 4, 1, 9, 0, tzinfo=UTC))
     spec = SilenceSpec(
         community="c1",
+        rule="smoke",  # a drill names the alarm it sets off: a life-safety alarm needs that
         recurrence=Recurrence(every="month", day=1, start="10:00", duration_s=3600),
         reason="monthly fire drill",
     )
@@ -105,6 +106,17 @@ def test_a_recurring_silence_holds_only_inside_its_windows() -> None:
     assert not raised(alerts, SMOKE, device("s2", "smoke"), clock).notify  # 10:00
     clock.advance(3600)
     assert raised(alerts, SMOKE, device("s3", "smoke"), clock).notify  # 11:00
+
+
+def test_a_maintenance_silence_does_not_hold_a_life_safety_alarm() -> None:
+    # rules of reach: an SOS, a fall or smoke ignores silences not written for it
+    clock = FakeClock(START)
+    alerts = book(clock, CRITICAL_POLICY, silences=_silence(clock, building="b1"))
+    assert raised(alerts, SOS, device("sos-1"), clock).notify
+    assert raised(alerts, SMOKE, device("s1", "smoke"), clock).notify
+    assert raised(alerts, SMOKE, device("door-1", "door"), clock).notify is False
+    named = book(clock, CRITICAL_POLICY, silences=_silence(clock, device_id="sos-2"))
+    assert raised(named, SOS, device("sos-2"), clock).notify is False  # written for it
 
 
 def test_an_expired_silence_no_longer_holds() -> None:

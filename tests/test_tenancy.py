@@ -24,7 +24,7 @@ from edge.agent import Agent, AgentConfig
 from edge.alerts import SilenceSpec
 from edge.clock import FakeClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry
+from edge.enrich import CareWorker, DeviceRegistry, FamilyContact, Household, Resident
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, RawMessage
 from edge.sinks import ReadingStore
@@ -38,6 +38,16 @@ BOOTSTRAP = "bootstrap-admin-token"
 
 
 Expect = Literal["not_found", "no_b", "forbidden", "open"]
+# B's household in the register: its care worker and family are people of b, never of a
+_B_HOUSEHOLD = Household(
+    community="b",
+    building="b1",
+    unit="hh-b-301",
+    residents=(Resident(name="张桂英", phone="13812345678"),),
+    living_alone=True,
+    care_worker=CareWorker(person_id="p-a", name="王芳"),
+    family=(FamilyContact(name="李明", phone="13900001111", person_id="p-a"),),
+)
 
 
 @dataclass
@@ -75,11 +85,13 @@ async def world(tmp_path: Path) -> AsyncIterator[_World]:
         silence = agent.add_silence(spec, "admin")
         incident = b_event.alert.incident_id
         assert incident is not None
+        agent.households.put(_B_HOUSEHOLD, clock.now())
         b = {
             "alert": b_event.alert.id,
             "incident": incident,
             "silence": silence.id,
             "device": "sos-b1",
+            "household": _B_HOUSEHOLD.unit,
         }
         app = create_app(agent, BOOTSTRAP, readings, tokens=tokens, audit=audit)
         transport = httpx.ASGITransport(app=app)
@@ -105,6 +117,14 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
         # action links carry their own signed authority; this app has none: refused as invalid
         ("GET", "/a/{token}"): ("/a/forged.token", None, "open"),
         ("POST", "/a/{token}"): ("/a/forged.token", None, "open"),
+        # SMS short links and provider callbacks: their own authority (a code, the callback
+        # URL's token); this app has neither: an unknown code page, a plain 404
+        ("GET", "/s/{code}"): ("/s/aaaaaaaaaaaa", None, "open"),
+        ("POST", "/callbacks/{provider}/{token}/{medium}"): (
+            "/callbacks/aliyun/forged-token-000000/voice",
+            [],
+            "open",
+        ),
         ("GET", "/v1/alerts"): ("/v1/alerts?community=b&community=a", None, "no_b"),
         ("GET", "/v1/alerts/stream"): ("/v1/alerts/stream?community=b", None, "no_b"),
         ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b['alert']}", None, "not_found"),
@@ -157,7 +177,56 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
             {"away": True},
             "not_found",
         ),
+        ("GET", "/v1/households/{community}/{building}/{unit}/rhythm"): (
+            "/v1/households/b/b1/101/rhythm",
+            None,
+            "not_found",
+        ),
+        ("POST", "/v1/households/{community}/{building}/{unit}/signs"): (
+            "/v1/households/b/b1/101/signs",
+            {"source": "check_in"},
+            "not_found",
+        ),
         ("GET", "/v1/audit"): ("/v1/audit", None, "forbidden"),
+        ("GET", "/v1/reports/care/{community}"): (
+            "/v1/reports/care/b?month=2026-11",
+            None,
+            "not_found",
+        ),
+        ("GET", "/v1/households"): ("/v1/households?community=b", None, "no_b"),
+        ("POST", "/v1/households"): (
+            "/v1/households",
+            {"community": "b", "building": "b1", "unit": "hh-b-302"},
+            "not_found",
+        ),
+        ("GET", "/v1/households/export"): ("/v1/households/export?community=b", None, "no_b"),
+        ("POST", "/v1/households/import"): ("/v1/households/import?community=b", None, "not_found"),
+        ("GET", "/v1/households/{community}/{building}/{unit}"): (
+            f"/v1/households/b/b1/{b['household']}",
+            None,
+            "not_found",
+        ),
+        ("PUT", "/v1/households/{community}/{building}/{unit}"): (
+            f"/v1/households/b/b1/{b['household']}",
+            {"community": "b", "building": "b1", "unit": b["household"], "note": "mine now"},
+            "not_found",
+        ),
+        ("DELETE", "/v1/households/{community}/{building}/{unit}"): (
+            f"/v1/households/b/b1/{b['household']}",
+            None,
+            "not_found",
+        ),
+        ("GET", "/v1/households/{community}/{building}/{unit}/visits"): (
+            f"/v1/households/b/b1/{b['household']}/visits",
+            None,
+            "not_found",
+        ),
+        ("POST", "/v1/households/{community}/{building}/{unit}/visits"): (
+            f"/v1/households/b/b1/{b['household']}/visits",
+            {"condition": "good"},
+            "not_found",
+        ),
+        ("GET", "/v1/visits/due"): ("/v1/visits/due?community=b", None, "no_b"),
     }
 
 
@@ -210,6 +279,14 @@ def _expect_for(role: str, expect: Expect, method: str, path: str) -> Expect:
         return "open"
     if role == "edge_agent":
         return "forbidden"  # it only posts alert events to a central API
+    if role in ("care_worker", "family") and not path.startswith(
+        ("/v1/households", "/v1/visits", "/v1/reports")
+    ):
+        return "forbidden"  # the people of the care work read their own households only
+    if role == "family" and path.startswith("/v1/reports"):
+        return "forbidden"  # a care worker reads her households' report, a family member none
+    if role == "family" and path in ("/v1/households/export", "/v1/visits/due"):
+        return "forbidden"
     if role == "platform" and (method, path) == ("POST", "/v1/silences"):
         return "forbidden"  # may not act, whichever community the body names: nothing to learn
     if role == "admin" and expect == "forbidden":
@@ -267,6 +344,13 @@ def _b_unchanged(world: _World) -> list[str]:
         changed.append(f"B's silences are now {silences}")
     if world.agent.pipeline.rules.is_away("b", "b1", "101"):
         changed.append("B's household 101 is marked away")
+    household = world.agent.households.get(_B_HOUSEHOLD.id)
+    if household is None or household.revision != 1 or household.note is not None:
+        changed.append(f"B's household is now {household}")
+    if world.agent.households.get("b/b1/hh-b-302") is not None:
+        changed.append("a household was added to B")
+    if world.agent.visits.list(communities=["b"]):
+        changed.append("B's household has a visit")
     return changed
 
 
@@ -280,7 +364,7 @@ async def test_a_token_of_community_a_never_reaches_community_b(world: _World) -
 
 
 # every role a token scoped to community a may have; the duty officer is the test above
-SCOPED_ROLES = ("property_manager", "platform", "admin", "edge_agent")
+SCOPED_ROLES = ("property_manager", "platform", "admin", "edge_agent", "care_worker", "family")
 # writes on A's own alert: who may act (200) and who only reads or posts (403)
 _ACTS = {"duty_officer": 200, "property_manager": 200, "admin": 200, "platform": 403}
 
@@ -290,14 +374,19 @@ async def test_every_role_scoped_to_community_a_never_reaches_b(world: _World, r
     """#20: the matrix from reads to every write (ack, resolve, assign, incidents, silences, away),
     for every role, the scoped admin included: B's objects are 404 (or 403 for a role with no
     business there), lists hold nothing of B, and nothing of B changes."""
-    _, world.a_token = world.tokens.create(role, ["a"])
+    # a care worker or family member of a who is named as B's household's care worker and family:
+    # the community scope still keeps B's household from them
+    person = "p-a" if role in ("care_worker", "family") else None
+    _, world.a_token = world.tokens.create(role, ["a"], person=person)
     leaks, routes, writes = await _walk(world, role)
     assert not leaks, "\n".join(leaks)
     assert not _b_unchanged(world)
-    assert (routes, writes) == (len(_routes(world)), 9)  # 8 API writes and the action link's
+    # 14 API writes (8, 5 of households and visits, a sign of life), the action link's and a
+    # provider callback's
+    assert (routes, writes) == (len(_routes(world)), 16)
     if role != "edge_agent":  # refused before any object is looked up: nothing to audit
         refused = world.audit.query(action="cross_tenant")
-        assert len(refused) >= 9
+        assert len(refused) >= (7 if person else 9)
         assert {(r.actor, r.result) for r in refused} == {(world.a_token.split("_")[1], "refused")}
     acked = await world.call("POST", f"/v1/alerts/{world.a_alert}/ack", {"note": "mine"})
     assert acked.status_code == _ACTS.get(role, 403), acked.text

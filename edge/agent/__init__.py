@@ -4,13 +4,23 @@ sinks), owns their tasks, and replays traces through them.
 
 from edge.agent.assembly import Agent, AgentConfig
 from edge.agent.desk import Desk
+from edge.agent.family_caller import (
+    FAMILY_TIER,
+    FamilyCaller,
+    family_person_id,
+    parse_family_person_id,
+)
 from edge.agent.trace import TAIL_S, read_trace, replay
 
 __all__ = [
+    "FAMILY_TIER",
     "TAIL_S",
     "Agent",
     "AgentConfig",
     "Desk",
+    "FamilyCaller",
+    "family_person_id",
+    "parse_family_person_id",
     "read_trace",
     "replay",
 ]

@@ -12,12 +12,15 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edge.agent.away_keeper import AwayKeeper
+from edge.agent.care_watch import CareWatch
 from edge.agent.escalator import Escalator
+from edge.agent.family_caller import FamilyCaller
 from edge.agent.liveness_monitor import LivenessMonitor
 from edge.agent.pipeline import Pipeline
 from edge.agent.rule_ticker import RuleTicker
@@ -33,6 +36,8 @@ from edge.alerts import (
     EscalationPolicy,
     FlapDetector,
     Incident,
+    Reach,
+    Roster,
     Silence,
     SilenceBook,
     SilenceSpec,
@@ -40,7 +45,16 @@ from edge.alerts import (
 )
 from edge.clock import Clock
 from edge.decode import ProfileRegistry
-from edge.enrich import DeviceHealth, DeviceRegistry, RegistryFile
+from edge.enrich import (
+    DeviceHealth,
+    DeviceRegistry,
+    HouseholdStore,
+    RegistryFile,
+    Shard,
+    ShardFilter,
+    VisitStore,
+    owned_registry,
+)
 from edge.errors import (
     AlertNotFound,
     AlertTransitionError,
@@ -65,6 +79,7 @@ from edge.rules import CommunityRules, RuleEngine, RuleStateStore
 _log = logging.getLogger(__name__)
 # how long entries a sink refused (set aside) keep /healthz degraded
 SET_ASIDE_DEGRADES_S = 24 * 3600
+UNREACHED_DEGRADES_S = 3600  # /healthz is degraded this long after a step reached nobody
 
 
 def _restart_note(status: SessionStatus) -> str | None:
@@ -124,6 +139,7 @@ class AgentConfig:
     flap_transitions: int = FLAP_TRANSITIONS
     flap_window_s: float = FLAP_WINDOW_S
     incident_window_s: float = INCIDENT_WINDOW_S
+    away_check_s: float = 60.0  # how often households whose away date has passed are brought back
 
 
 class Agent:
@@ -140,9 +156,13 @@ class Agent:
         registry_file: RegistryFile | None = None,
         community_rules: CommunityRules | None = None,
         owners: Sequence[str] = (),
+        roster: Roster | None = None,
+        reach: Reach | None = None,
+        shard: Shard | None = None,
     ) -> None:
         """`owners` says who configured each of `sinks`, in order, for the error that names both
-        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
+        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's.
+        `shard`: the slice of the buildings this process owns (None: all of them)."""
         check_sink_names(
             [
                 (AlertStoreSink.name, "the gateway's alert store"),
@@ -154,9 +174,14 @@ class Agent:
         )
         self.config = config
         self.profiles = profiles
-        self.registry = registry
+        self.shard = shard or Shard(0, 1)
+        self.whole_registry = registry  # every shard's devices: a topic's owner is found in it
+        self.shard_filter = ShardFilter(self.shard, profiles, lambda: self.whole_registry)
+        self.registry = owned_registry(registry, self.shard)
         self.registry_file = registry_file
         self.community_rules = community_rules
+        self.roster = roster  # whom escalation steps naming people reach
+        self.reach = reach  # whether a channel carries an escalation step
         self.ticker: RuleTicker
         self.liveness = DeviceHealth(clock, profiles)
         self.monitor: LivenessMonitor
@@ -170,6 +195,10 @@ class Agent:
         self.lanes: list[IngestLane] = []
         self.stream = AlertStream()
         self.forwarders: list[Forwarder] = []
+        self.households: HouseholdStore  # the household register (edge.enrich.households)
+        self.visits: VisitStore
+        self.away_keeper: AwayKeeper
+        self.care_watch: CareWatch
 
     async def __aenter__(self) -> Agent:
         data = self.config.data_dir
@@ -198,6 +227,8 @@ class Agent:
             silences=SilenceBook(self.alert_store.silences(current_at=self.clock.now())),
             flaps=FlapDetector(config.flap_transitions, config.flap_window_s),
             incident_window_s=config.incident_window_s,
+            roster=self.roster,
+            reach=self.reach,
         )
         self.escalator = Escalator(self.alerts, self.outbox, check_s=config.escalation_check_s)
         self.liveness.reserve(self.registry.slots)
@@ -208,6 +239,7 @@ class Agent:
             self.alerts,
             self.liveness,
             last_sequences=self.outbox.last_sequences(),
+            owns=None if self.shard.whole else self.shard_filter.owns_topic,
         )
         marker = data / "mqtt-session"
         expect_session = marker.exists()
@@ -273,6 +305,16 @@ class Agent:
         self.ticker = RuleTicker(
             self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
         )
+        self.households = HouseholdStore(data / "households.db")
+        self.escalator.family = FamilyCaller(self.alerts, self.households, self.clock)
+        self.visits = VisitStore(data / "visits.db")
+        self.away_keeper = AwayKeeper(
+            self.households, self.ticker, self.clock, check_s=self.config.away_check_s
+        )
+        self.care_watch = CareWatch(
+            self.households, self.pipeline.rules, check_s=self.config.away_check_s
+        )
+        self.care_watch.check()  # before the first rule tick: living-alone homes are watched
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -304,6 +346,8 @@ class Agent:
             await sink.close()
         await self.outbox.close()
         self.alert_store.close()
+        self.households.close()
+        self.visits.close()
         self.pipeline.rules.flush()
         if self.pipeline.rules.store is not None:
             self.pipeline.rules.store.close()
@@ -318,6 +362,8 @@ class Agent:
             tg.create_task(self.monitor.run(), name="liveness")
             tg.create_task(self.ticker.run(), name="rules")
             tg.create_task(self.escalator.run(), name="escalation")
+            tg.create_task(self.away_keeper.run(), name="away")
+            tg.create_task(self.care_watch.run(), name="care-watch")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 
@@ -343,6 +389,9 @@ class Agent:
 
     def use_registry(self, registry: DeviceRegistry) -> None:
         """Switch to a reloaded registry; devices that stay keep their liveness."""
+        self.whole_registry = registry
+        self.shard_filter.forget()
+        registry = owned_registry(registry, self.shard)
         old = self.registry
         moves = [
             (before.slot, ref.slot)
@@ -516,6 +565,14 @@ class Agent:
                 for f in self.forwarders
             },
             "open_alerts": len(self.alerts),
+            "escalation": self._escalation_health(now),
+            # run --shards / two gateways: this process's slice, and the messages it left to
+            # the other shards (acknowledged unread)
+            "shard": {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "dropped": self.shard_filter.dropped,
+            },
             "devices": {
                 "registered": len(self.registry),
                 "open_enrollment": self.registry.open_enrollment,
@@ -523,4 +580,25 @@ class Agent:
                 "unregistered_topics": len(self.pipeline.unregistered),
                 "registry_error": self.registry_file.last_error if self.registry_file else None,
             },
+            "households": {
+                "registered": self.households.count(),
+                "away": len(self.households.away(now)),
+                "problem": self.households.problem or self.visits.problem,
+            },
+        }
+
+    def _escalation_health(self, now: datetime) -> dict[str, Any]:
+        """Steps that reached nobody: not ok for `UNREACHED_DEGRADES_S` after the latest (but for
+        a gateway configured with no channel at all: said, not degraded)."""
+        unreached = self.alerts.unreached
+        fault = unreached.last_fault_at
+        recent = fault is not None and (now - fault).total_seconds() < UNREACHED_DEGRADES_S
+        roster_error = self.alerts.roster.last_error if self.alerts.roster else None
+        return {
+            "ok": not recent and roster_error is None,
+            "pending": self.alerts.escalations_pending,
+            "unreached_steps": unreached.count,
+            "last_unreached_at": unreached.last_at.isoformat() if unreached.last_at else None,
+            "last_unreached": unreached.last,
+            "roster_error": roster_error,
         }

@@ -1,8 +1,8 @@
 """The desk: what a front end (the alert API, the duty console) may read and do on a running agent.
 
 One named surface instead of the agent's sub-objects: alerts and incidents (list, read, act),
-silences, devices and their liveness, unregistered devices, dead letters, households' away flag,
-the live stream of alert events, and health. Each call reaches the agent's current objects (the
+silences, devices and their liveness, unregistered devices, dead letters, households (their
+register, visits and away flag), the live stream of alert events, and health. Each call reaches the agent's current objects (the
 registry is swapped on reload), so a desk may be built before the agent is entered.
 """
 
@@ -16,8 +16,19 @@ from typing import Any
 
 from edge.agent.assembly import Agent
 from edge.alerts import AlertPage, Incident, Silence, SilenceSpec, Summary
-from edge.enrich import DeviceDetails, DeviceState, Status, Unregistered
+from edge.enrich import (
+    DeviceDetails,
+    DeviceState,
+    Household,
+    HouseholdStore,
+    Status,
+    Unregistered,
+    VisitStore,
+    offline_rule,
+)
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
+from edge.rule_spec import RuleSpec
+from edge.rules import RhythmView
 
 
 class Desk:
@@ -101,10 +112,36 @@ class Desk:
         """Alert events as they are stored; None in the queue: cut off, or the agent stops."""
         return self._agent.stream.subscription()
 
+    def alerts_version(self) -> int:
+        """Alert events stored so far in this run (each is published once it is stored): while
+        it stays the same, so do the stored alerts."""
+        return self._agent.stream.published
+
     @property
     def stream_closed(self) -> bool:
         """The agent is stopping (a None in a subscription is then no overflow)."""
         return self._agent.stream.closed
+
+    def rule(self, model: str, rule_id: str, device_id: str | None = None) -> RuleSpec | None:
+        """The rule an alert names, as loaded now: the model's own (as overridden for the device
+        when it is registered), its offline rule, or a community place rule; None if gone."""
+        engine = self._agent.pipeline.rules
+        found = next((r for r in engine.rules_for(model) if r.id == rule_id), None)
+        if found is None and model in self._agent.profiles.names():
+            offline = offline_rule(self._agent.profiles.get(model))
+            found = offline if offline is not None and offline.id == rule_id else None
+        if found is None:
+            return next((r for r in engine.community.rules if r.id == rule_id), None)
+        device = self._agent.registry.find(device_id) if device_id else None
+        if device is not None and device.model == model:
+            return engine.effective(found, device) or found  # disabled since: still its rule
+        return found
+
+    def heartbeat_of(self, model: str) -> int | None:
+        """The longest silence before a device of `model` counts as offline (None: not checked)."""
+        if model not in self._agent.profiles.names():
+            return None
+        return self._agent.profiles.get(model).heartbeat_seconds
 
     # -- silences ------------------------------------------------------------------------------
 
@@ -170,7 +207,66 @@ class Desk:
     async def dead_letters(self, limit: int, before_id: int | None) -> list[DeadLetter]:
         return await self._agent.outbox.dead_letters(limit=limit, before_id=before_id)
 
-    async def set_away(self, community: str, building: str, unit: str, away: bool) -> bool:
-        """Mark a household away or back; whether it is away now."""
-        await self._agent.ticker.set_away(community, building, unit, away)
+    async def set_away(
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Mark a household away or back; whether it is away now.
+
+        With `until`, a household in the register keeps the date and reason, and is brought back
+        on that date (`AwayKeeper`, and the rules' own away flag ends on it too); without, the
+        flag holds until someone clears it.
+        """
+        await self._agent.ticker.set_away(community, building, unit, away, until, reason)
+        hid = f"{community}/{building}/{unit}"
+        if self._agent.households.get(hid) is not None:
+            self._agent.households.set_away(hid, until if away else None, reason, self.now())
         return self._agent.pipeline.rules.is_away(community, building, unit)
+
+    async def households_changed(self) -> None:
+        """The register was written: away dates take effect now, not at the next check."""
+        await self._agent.away_keeper.check()
+
+    def is_away(self, community: str, building: str, unit: str) -> bool:
+        return self._agent.pipeline.rules.is_away(community, building, unit)
+
+    @property
+    def households(self) -> HouseholdStore:
+        """The household register (residents, devices, family, care worker, away dates)."""
+        return self._agent.households
+
+    @property
+    def visits(self) -> VisitStore:
+        """Care workers' visits to households."""
+        return self._agent.visits
+
+    def household_alerts(self, household: Household) -> list[Alert]:
+        """Open alerts of the household's devices and of the household itself (absence)."""
+        devices = set(household.device_ids) | {f"household:{household.unit}"}
+        return [
+            a
+            for a in self._agent.alerts.open_alerts()
+            if a.community == household.community
+            and a.device_id in devices
+            and (a.building == household.building or not a.device_id.startswith("household:"))
+        ]
+
+    def away_of(
+        self, community: str, building: str, unit: str
+    ) -> tuple[bool, datetime | None, str | None]:
+        """(away, until when, why) of a household."""
+        return self._agent.pipeline.rules.away_of(community, building, unit)
+
+    def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
+        """What the sign-of-life rules have learned of a household's day."""
+        return self._agent.pipeline.rules.rhythm_of(community, building, unit, self.now())
+
+    async def sign_of_life(self, community: str, building: str, unit: str) -> int:
+        """Record a sign of life no sensor saw; how many absence alerts it resolved."""
+        events = await self._agent.ticker.sign(community, building, unit)
+        return sum(1 for e in events if e.kind == "resolved")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from edge.agent.family_caller import FamilyCaller
 from edge.alerts import AlertBook
 from edge.model import AlertEvent
 from edge.outbox import Outbox
@@ -23,6 +24,7 @@ class Escalator:
         self.alerts = alerts
         self.outbox = outbox
         self.check_s = check_s
+        self.family: FamilyCaller | None = None  # set once the household register is open
         self.fired = 0  # escalated events since start
 
     async def run(self) -> None:
@@ -32,15 +34,21 @@ class Escalator:
 
     async def check(self) -> list[AlertEvent]:
         """One round: the due steps become events, committed to the outbox before they count."""
+        if self.alerts.roster is not None:
+            self.alerts.roster.refresh()  # a stat; the file is read again only when it changed
         events = self.alerts.escalate_due()
+        if self.family is not None:
+            events += self.family.due()
         if events:
             await self.outbox.commit(events=events)
             self.fired += len(events)
             for event in events:
+                # ids and tiers only: names stay in the alert's history, not in the journal
                 _log.warning(
-                    "alert %s (%s) not acknowledged: escalated to %s",
+                    "alert %s (%s) not acknowledged: escalated to %s, %d people",
                     event.alert.id,
                     event.alert.rule,
-                    event.tier,
+                    event.tier or "the people of its step",
+                    len(event.people),
                 )
         return events

@@ -6,6 +6,7 @@ from edge.alerts.escalation import EscalationPolicies, EscalationPolicy, Escalat
 from edge.alerts.flapping import FLAP_TRANSITIONS, FLAP_WINDOW_S, FlapDetector
 from edge.alerts.incidents import INCIDENT_WINDOW_S, Incident
 from edge.alerts.lifecycle import AlertBook, alert_key
+from edge.alerts.reach import Reach, Target, Unreached
 from edge.alerts.roster import OnDuty, Person, Roster, RosterFile
 from edge.alerts.silences import Silence, SilenceBook, SilenceSpec, new_silence
 from edge.alerts.store import (
@@ -36,12 +37,15 @@ __all__ = [
     "InvalidCursor",
     "OnDuty",
     "Person",
+    "Reach",
     "Roster",
     "RosterFile",
     "Silence",
     "SilenceBook",
     "SilenceSpec",
     "Summary",
+    "Target",
+    "Unreached",
     "alert_key",
     "decode_cursor",
     "encode_cursor",

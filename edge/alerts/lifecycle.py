@@ -15,9 +15,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from edge.alerts.escalation import EscalationPolicies, first_due, step
+from edge.alerts.escalation import (
+    EscalationPolicies,
+    EscalationPolicy,
+    EscalationStep,
+    first_due,
+    has_next,
+    step,
+)
 from edge.alerts.flapping import FlapDetector
 from edge.alerts.incidents import INCIDENT_WINDOW_S, IncidentBook
+from edge.alerts.reach import Reach, Target, Unreached, resolve
+from edge.alerts.roster import Roster
 from edge.alerts.silences import SilenceBook
 from edge.clock import Clock
 from edge.errors import AlertNotFound, AlertTransitionError
@@ -44,6 +53,9 @@ _EVENT_KIND: dict[Action, AlertEventKind] = {
 }
 
 ESCALATION_ACTOR = "escalation"
+# alarms about one person: two SOS presses in one building are two people in need, so taking one
+# does not stop the calls about the other (two smoke detectors in one building are one fire)
+PERSONAL_ALARMS = frozenset({"sos", "fall"})
 
 
 def alert_key(rule_id: str, device: DeviceRef) -> str:
@@ -67,8 +79,14 @@ class AlertBook:
         silences: SilenceBook | None = None,
         flaps: FlapDetector | None = None,
         incident_window_s: float = INCIDENT_WINDOW_S,
+        roster: Roster | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self._clock = clock
+        self.roster = roster  # whom steps naming people reach
+        self.reach = reach  # whether a channel carries a step (None: not asked)
+        self.unreached = Unreached()
+        self._acknowledged_incidents: dict[str, str] = {}  # incident id -> who acknowledged
         # `is None`, not `or`: an empty book is falsy and must still be the one given
         self.policies = EscalationPolicies() if policies is None else policies
         self.silences = SilenceBook() if silences is None else silences
@@ -160,16 +178,28 @@ class AlertBook:
             else:
                 changes["notified"] = False
                 note = "flapping: recorded, not notified"
-        tier = None
+        first: EscalationStep | None = None
         policy = self.policies.for_alert(alert)
+        done = 0
         if policy is not None:
-            done, tier, due = first_due(policy, now, changes["notified"])
+            done, first, due = first_due(policy, now, changes["notified"])
             changes.update(escalation_step=done, next_escalation_at=due)
         opened = alert.model_copy(update=changes)
-        self._remember(opened)
-        return self._event(
-            AlertEventKind.OPENED, opened, "rule", note, notify=opened.notified, tier=tier
+        if policy is None or first is None:
+            self._remember(opened)
+            return self._event(AlertEventKind.OPENED, opened, "rule", note, notify=opened.notified)
+        target = resolve(first, opened, self.roster, now)
+        event = self._event(
+            AlertEventKind.OPENED,
+            opened,
+            "rule",
+            _joined(note, f"notifying {target.whom}") if first.names_people else note,
+            tier=first.tier,
+            people=target.people,
         )
+        event = self._reached(policy, done, event, target, now)
+        self._remember(event.alert)
+        return event
 
     def acknowledge(self, alert_id: str, actor: str, note: str | None = None) -> AlertEvent:
         return self._transition(self._open_alert(alert_id), "acknowledge", actor, note)
@@ -200,22 +230,94 @@ class AlertBook:
                 alert.key, now
             ):
                 continue  # held: fires once the silence ends or the key is stable
-            tier, done, following = step(policy, alert, now)
-            updated = _changed(
-                alert,
-                now,
-                notified=True,
-                escalation_step=done,
-                escalations=alert.escalations + 1,
-                next_escalation_at=following,
-            )
-            self._remember(updated)
-            waited = int((now - alert.opened_at).total_seconds())
-            note = f"not acknowledged after {waited} s: notifying {tier}"
-            events.append(
-                self._event(AlertEventKind.ESCALATED, updated, ESCALATION_ACTOR, note, tier=tier)
-            )
+            if alert.incident_id in self._acknowledged_incidents:
+                # someone took the incident: no more calls about any alert of it. Not stored: a
+                # restart restores the timer, and this check drops it again
+                self._due.pop(alert.id, None)
+                continue
+            # a step that reaches nobody makes the next one due now: fire it in this round
+            for _ in range(len(policy.steps) + 1):
+                fired, done, following = step(policy, alert, now)
+                updated = _changed(
+                    alert,
+                    now,
+                    notified=True,
+                    escalation_step=done,
+                    escalations=alert.escalations + 1,
+                    next_escalation_at=following,
+                )
+                target = resolve(fired, updated, self.roster, now)
+                waited = int((now - alert.opened_at).total_seconds())
+                note = f"not acknowledged after {waited} s: notifying {target.whom}"
+                event = self._event(
+                    AlertEventKind.ESCALATED,
+                    updated,
+                    ESCALATION_ACTOR,
+                    note,
+                    tier=fired.tier,
+                    people=target.people,
+                )
+                event = self._reached(policy, done, event, target, now)
+                events.append(event)
+                alert = event.alert
+                if alert.next_escalation_at != now:
+                    break
+            self._remember(alert)
         return events
+
+    def notify_people(
+        self, alert_id: str, people: tuple[str, ...], tier: str, note: str, **changes: Any
+    ) -> AlertEvent:
+        """An `escalated` event that reaches `people` outside the policy's steps (a household's
+        family), with `changes` to the alert (how many of them are told now)."""
+        alert = self._open_alert(alert_id)
+        now = self._clock.now()
+        updated = _changed(alert, now, escalations=alert.escalations + 1, **changes)
+        self._remember(updated)
+        return self._event(
+            AlertEventKind.ESCALATED, updated, ESCALATION_ACTOR, note, tier=tier, people=people
+        )
+
+    def handled(self, alert_id: str) -> str | None:
+        """Who has taken the alert or its incident ("acknowledged by 李伟"); None while it still
+        asks for someone, and for an alert no longer open (a brief alarm is still told of).
+        Channels drop queued calls on it."""
+        alert = self._by_id.get(alert_id)
+        if alert is None:
+            return None
+        if alert.status == AlertStatus.ACKNOWLEDGED:
+            return f"acknowledged by {alert.acknowledged_by}"
+        if alert.incident_id is not None and alert.incident_id in self._acknowledged_incidents:
+            return f"its incident acknowledged by {self._acknowledged_incidents[alert.incident_id]}"
+        return None
+
+    def _reached(
+        self,
+        policy: EscalationPolicy,
+        done: int,
+        event: AlertEvent,
+        target: Target,
+        now: datetime,
+    ) -> AlertEvent:
+        """The event as is when its step reaches someone; else saying so, the next step due now."""
+        why = target.nobody
+        fault = True
+        if why is None and self.reach is not None and event.notify:
+            why = self.reach.unreached(event)
+            fault = not self.reach.console_only
+        if why is None:
+            return event
+        self.unreached.note(event.alert, why, now, fault=fault)
+        alert = event.alert
+        if not fault:  # no channel by configuration: the console is all there is, on schedule
+            return event.model_copy(update={"note": _joined(event.note, why)})
+        if has_next(policy, done):
+            alert = alert.model_copy(update={"next_escalation_at": now})
+            then = "the next step at once"
+        else:
+            then = "no step left"
+        note = _joined(event.note, f"reached nobody: {why}; {then}")
+        return event.model_copy(update={"note": note, "alert": alert})
 
     def _open_alert(self, alert_id: str) -> Alert:
         alert = self._by_id.get(alert_id)
@@ -261,6 +363,7 @@ class AlertBook:
         *,
         notify: bool = True,
         tier: str | None = None,
+        people: tuple[str, ...] = (),
     ) -> AlertEvent:
         return AlertEvent(
             id=_new_id(),
@@ -271,6 +374,7 @@ class AlertBook:
             alert=alert,
             notify=notify,
             tier=tier,
+            people=people,
         )
 
     def _remember(self, alert: Alert) -> None:
@@ -280,12 +384,26 @@ class AlertBook:
             self._due[alert.id] = alert.next_escalation_at
         else:
             self._due.pop(alert.id, None)
+        if (
+            alert.status == AlertStatus.ACKNOWLEDGED
+            and alert.incident_id is not None
+            and alert.category not in PERSONAL_ALARMS
+        ):
+            self._acknowledged_incidents.setdefault(
+                alert.incident_id, alert.acknowledged_by or "someone"
+            )
 
     def _forget(self, alert: Alert) -> None:
         self._by_key.pop(alert.key, None)
         self._by_id.pop(alert.id, None)
         self._due.pop(alert.id, None)
         self.incidents.closed(alert)
+        if alert.incident_id is not None and not self.in_incident(alert.incident_id):
+            self._acknowledged_incidents.pop(alert.incident_id, None)
+
+
+def _joined(first: str | None, second: str) -> str:
+    return second if first is None else f"{first}; {second}"
 
 
 def _changed(alert: Alert, now: datetime, **changes: Any) -> Alert:

@@ -28,6 +28,7 @@ Phones and chat ids are personal data: they stay in this file and in the API vie
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from edge.errors import RosterError
 from edge.yaml_file import load_yaml_model
 
+_log = logging.getLogger(__name__)
 _ANCHOR = date(2024, 1, 1)  # a Monday: week 0 of every rotation
 
 
@@ -181,7 +183,13 @@ class OnDuty:
 class Roster:
     """A loaded roster: answers who is on duty, and who comes next."""
 
-    def __init__(self, spec: RosterFile) -> None:
+    def __init__(self, spec: RosterFile, path: Path | None = None) -> None:
+        self.path = path
+        self.last_error: str | None = None  # why the file's latest change was not taken
+        self._mtime: int | None = None
+        self._use(spec)
+
+    def _use(self, spec: RosterFile) -> None:
         self.spec = spec
         self._people = {p.id: p for p in spec.people}
         self._teams = {t.id: t for t in spec.teams}
@@ -189,10 +197,45 @@ class Roster:
     @classmethod
     def load(cls, path: Path) -> Roster:
         """Read and validate a roster file; raises RosterError naming the file and the key."""
-        return cls(load_yaml_model(path, RosterFile, RosterError))
+        mtime = path.stat().st_mtime_ns if path.exists() else None
+        roster = cls(load_yaml_model(path, RosterFile, RosterError), path)
+        roster._mtime = mtime
+        return roster
+
+    def refresh(self) -> bool:
+        """Take the file's change since it was read ("I cover for Li tonight" needs no restart);
+        a file that no longer loads leaves the roster as it was, `last_error` saying why."""
+        if self.path is None:
+            return False
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            self.last_error = f"{self.path}: {exc.strerror or exc}; the roster read before holds"
+            return False
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            spec = load_yaml_model(self.path, RosterFile, RosterError)
+        except RosterError as exc:
+            self.last_error = f"{exc}; the roster read before holds"
+            _log.error("duty roster not reloaded: %s", self.last_error)
+            return False
+        self._use(spec)
+        self.last_error = None
+        _log.info("duty roster %s reloaded: %d people, %d teams", self.path, len(self._people),
+                  len(self._teams))  # fmt: skip
+        return True
 
     def person(self, person_id: str) -> Person:
         return self._people[person_id]
+
+    def has_team(self, team_id: str) -> bool:
+        return team_id in self._teams
+
+    def contact(self, person_id: str) -> Person | None:
+        """The person with this id, None if the roster has none (`edge.sinks.Directory`)."""
+        return self._people.get(person_id)
 
     def teams_for(self, community: str, building: str | None = None) -> list[Team]:
         """The teams that answer for a place: the building's own, then the community's."""

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.model import Alert, Severity
+from edge.model import Alert, Severity, is_life_safety
 
 MAX_WINDOW_S = 7 * 86400  # a recurring window longer than a week is a plain silence
 
@@ -152,8 +152,16 @@ class SilenceBook:
         self._by_id[silence.id] = silence
 
     def matching(self, alert: Alert, at: datetime) -> Silence | None:
-        """The first silence that holds `alert` back at `at`, if any."""
+        """The first silence that holds `alert` back at `at`, if any.
+
+        A life-safety alarm (SOS, fall, smoke) is held only by a silence written for it, one that
+        names its rule or its device (a fire drill names the smoke rule): a silence for a
+        building's maintenance, a community or a severity must not keep an SOS from anyone.
+        """
+        life_safety = is_life_safety(alert)
         for silence in self._by_id.values():
+            if life_safety and silence.rule != alert.rule and silence.device_id != alert.device_id:
+                continue
             if silence.active(at) and silence.matches(alert):
                 return silence
         return None

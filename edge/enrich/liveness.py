@@ -70,6 +70,7 @@ def offline_rule(profile: DeviceProfile) -> RuleSpec | None:
         id=DEFAULT_OFFLINE_RULE,
         kind="offline",
         summary="Device stopped reporting",
+        summary_zh="设备停止上报",
         severity=Severity.MAJOR if profile.lane == "alarm" else Severity.MINOR,
     )
 

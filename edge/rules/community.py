@@ -21,7 +21,7 @@ from edge.yaml_file import line_of
 
 # what an override may change; anything else is a new rule, not an override
 _SETTABLE = ("severity", "enabled", "schedule", "for_seconds", "at_least", "within_seconds",
-             "quiet_hours", "window", "min_devices", "summary")  # fmt: skip
+             "quiet_hours", "window", "min_devices", "summary", "summary_zh")  # fmt: skip
 
 
 class Override(BaseModel):
@@ -35,6 +35,7 @@ class Override(BaseModel):
     unit: str | None = None
     device: str | None = None
     summary: str | None = None
+    summary_zh: str | None = None
     severity: Severity | None = None
     enabled: bool | None = None
     schedule: Schedule | None = None

@@ -1,14 +1,38 @@
 """Sinks: where the outbox delivers: the time-series store, the central alert API, webhooks,
-notification channels (WeCom, DingTalk) and the embedded reading store.
+notification channels (WeCom, DingTalk, SMS and voice calls) and the embedded reading store.
 """
 
 from edge.sinks.alert_api import AlertApiSink
+from edge.sinks.channels.aliyun import AliyunSms, AliyunVoice
 from edge.sinks.channels.channel import Channel
-from edge.sinks.channels.delivery_log import Delivery, DeliveryLog
+from edge.sinks.channels.delivery_log import Delivery, DeliveryLog, DeliveryResult
 from edge.sinks.channels.dingtalk import DingtalkSink
-from edge.sinks.channels.message import NoticeFormat
+from edge.sinks.channels.message import (
+    LINK_VERBS,
+    ActionLink,
+    Contact,
+    Directory,
+    LinkMaker,
+    LinkVerb,
+    Notice,
+    NoticeFormat,
+)
+from edge.sinks.channels.person_rate import Admission, PersonRate, ReachSummary
+from edge.sinks.channels.phone import (
+    ALARM_KINDS,
+    FixedRecipients,
+    LinkIssuer,
+    OnDutyRecipients,
+    PhoneMessage,
+    PhoneSender,
+    PhoneSink,
+    Recipient,
+    Recipients,
+)
+from edge.sinks.channels.phone_book import PhoneBook, SendRecord, SendStatus
 from edge.sinks.channels.robot import RateWindow, RobotSink
 from edge.sinks.channels.route import Route, TimeWindow
+from edge.sinks.channels.tencent import TencentSms, TencentVoice
 from edge.sinks.channels.wecom import WecomSink
 from edge.sinks.influx import InfluxSink
 from edge.sinks.reading_store import ReadingStore, StoredReading
@@ -16,19 +40,46 @@ from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 from edge.sinks.webhook import WebhookSink
 
 __all__ = [
+    "ALARM_KINDS",
     "HTTP_TIMEOUT_S",
+    "LINK_VERBS",
+    "ActionLink",
+    "Admission",
     "AlertApiSink",
+    "AliyunSms",
+    "AliyunVoice",
     "Channel",
+    "Contact",
     "Delivery",
     "DeliveryLog",
+    "DeliveryResult",
     "DingtalkSink",
+    "Directory",
+    "FixedRecipients",
     "InfluxSink",
+    "LinkIssuer",
+    "LinkMaker",
+    "LinkVerb",
+    "Notice",
     "NoticeFormat",
+    "OnDutyRecipients",
+    "PersonRate",
+    "PhoneBook",
+    "PhoneMessage",
+    "PhoneSender",
+    "PhoneSink",
     "RateWindow",
+    "ReachSummary",
     "ReadingStore",
+    "Recipient",
+    "Recipients",
     "RobotSink",
     "Route",
+    "SendRecord",
+    "SendStatus",
     "StoredReading",
+    "TencentSms",
+    "TencentVoice",
     "TimeWindow",
     "WebhookSink",
     "WecomSink",

@@ -24,6 +24,7 @@ from gateway.api.schemas import (
 )
 from gateway.api.security import (
     Caller,
+    HouseholdCaller,
     admin_only,
     audit,
     masked,
@@ -32,8 +33,9 @@ from gateway.api.security import (
     topic_visible,
     visible,
 )
+from gateway.household_access import may_visit, sees_household
 from gateway.privacy import mask_name, mask_payload, mask_phone, mask_text, sees_personal_data
-from gateway.tokens import Principal
+from gateway.tokens import PERSONAL_ROLES, Principal
 
 router = APIRouter()
 
@@ -154,7 +156,7 @@ async def get_device(
     responses=ACTION_ERRORS,
 )
 async def set_away(
-    caller: Caller,
+    caller: HouseholdCaller,
     request: Request,
     desk: AgentDesk,
     community: PathId,
@@ -164,11 +166,28 @@ async def set_away(
 ) -> AwayBody:
     """Mark a household away (absence rules skip it; an open absence alert resolves) or back.
 
-    The audit log, which admins read, names the household by its pseudonym (gateway.privacy).
+    The roles that act, and a care worker for her own households in the register (hospital,
+    visiting family). The audit log, which admins read, names the household by its pseudonym
+    (gateway.privacy).
     """
     household = f"household:{building}/{places_of(request).unit(community, building, unit)}"
     visible(request, caller, community, household)
-    may_act(caller)
-    away = await desk.set_away(community, building, unit, body.away)
+    if caller.role in PERSONAL_ROLES:
+        record = desk.households.get(f"{community}/{building}/{unit}")
+        if record is None or not sees_household(caller, record):
+            raise HTTPException(
+                status_code=404, detail=f"no household {community}/{building}/{unit}"
+            )
+        if not may_visit(caller, record):
+            raise HTTPException(
+                status_code=403, detail=f"a {caller.role.value} token may not mark it away"
+            )
+    else:
+        may_act(caller)
+    if body.away and body.until is not None and body.until <= desk.now():
+        raise HTTPException(status_code=400, detail="`until` is already past")
+    away = await desk.set_away(community, building, unit, body.away, body.until, body.reason)
     audit(request, caller, community, household, "set_away")
-    return AwayBody(away=away)
+    return AwayBody(
+        away=away, until=body.until if away else None, reason=body.reason if away else None
+    )

@@ -27,6 +27,8 @@ async def healthz(desk: AgentDesk, disk: Disk, caller: MaybeCaller) -> dict[str,
     hosts, the disk) only with an admin token: it maps the deployment."""
     health = await desk.health()
     ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
+    ok = ok and health.get("escalation", {}).get("ok", True)  # a step that reached nobody
+    ok = ok and health.get("households", {}).get("problem") is None  # a register set aside
     if disk is not None:
         usage = disk.usage()
         warning = disk.warning(usage)

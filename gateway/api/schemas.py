@@ -25,9 +25,12 @@ from gateway.api.untrusted_text import IDENTIFIER_PATTERN, free_text, one_line
 
 
 class AwayBody(BaseModel):
-    """Whether a household is away from home (kept in DATA_DIR/rules.db)."""
+    """Whether a household is away from home (kept in DATA_DIR/rules.db); with `until`, a
+    household in the register is brought back on that date (and keeps the reason)."""
 
     away: StrictBool
+    until: AwareDatetime | None = None
+    reason: Annotated[str, AfterValidator(one_line)] | None = Field(default=None, max_length=200)
 
 
 class AlertList(BaseModel):

@@ -21,7 +21,7 @@ from gateway.audit import AuditLog
 from gateway.audit import Result as AuditResult
 from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
 from gateway.privacy import Pseudonyms, sees_personal_data
-from gateway.tokens import Principal, Role, TokenStore
+from gateway.tokens import PERSONAL_ROLES, Principal, Role, TokenStore
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _bearer = HTTPBearer(auto_error=False)
@@ -75,7 +75,24 @@ MaybeCaller = Annotated[Principal | None, Depends(optional_caller)]
 
 
 def reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-    """Any caller but an edge agent, whose token only posts alert events to a central API."""
+    """Any caller but an edge agent, whose token only posts alert events to a central API, and
+    the people of the care work, who read only their own households (`household_reader`)."""
+    if principal.role is Role.EDGE_AGENT:
+        raise HTTPException(
+            status_code=403, detail="an edge_agent token only posts alert events to a central API"
+        )
+    if principal.role in PERSONAL_ROLES:
+        raise HTTPException(
+            status_code=403,
+            detail=f"a {principal.role.value} token reads only its own households "
+            "(/v1/households, /v1/visits)",
+        )
+    return principal
+
+
+def household_reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    """Any caller but an edge agent, care workers and family members included: the household
+    routes narrow those to their own households (gateway/api/households.py)."""
     if principal.role is Role.EDGE_AGENT:
         raise HTTPException(
             status_code=403, detail="an edge_agent token only posts alert events to a central API"
@@ -87,6 +104,7 @@ def reader(principal: Annotated[Principal, Depends(authenticated)]) -> Principal
 # tests/test_tenancy.py, which walks every route with another community's token
 Caller = Annotated[Principal, Depends(reader)]
 Poster = Annotated[Principal, Depends(authenticated)]
+HouseholdCaller = Annotated[Principal, Depends(household_reader)]
 
 
 def audit(

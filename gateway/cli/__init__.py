@@ -1,6 +1,6 @@
 """The `community-edge` command: one module per command, each adding its own subparser and handler.
 
-run, demo, simulate, profiles check, tokens, rules test, silences, duty, links issue, api,
+run, demo, simulate, profiles check, tokens, rules test, silences, duty, households, links issue, api,
 db upgrade, install-service, backup, restore; `--version`. Logging is set
 up once by the command that runs (gateway.cli.process), which also turns signals into a clean stop.
 """
@@ -18,6 +18,7 @@ from gateway.cli import (
     db,
     demo,
     duty,
+    households,
     install_service,
     links,
     profiles,
@@ -43,6 +44,7 @@ _COMMANDS = (
     rules,
     silences,
     duty,
+    households,
     links,
     api,
     db,

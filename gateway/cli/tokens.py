@@ -27,6 +27,11 @@ def register(commands: Commands) -> None:
     )
     create.add_argument("--name", help="who or what holds it (shown by `tokens list`)")
     create.add_argument(
+        "--person",
+        help="care_worker and family tokens: the person id it stands for (a household's care "
+        "worker or family contact), whose households are all it sees",
+    )
+    create.add_argument(
         "--expires-in-days",
         type=float,
         help="the token stops working (and its open live streams end) after this many days "
@@ -56,7 +61,9 @@ def manage_tokens(args: argparse.Namespace) -> int:
             valid_for = (
                 timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
             )
-            token_id, token = store.create(args.role, args.community, args.name, valid_for)
+            token_id, token = store.create(
+                args.role, args.community, args.name, valid_for, person=args.person
+            )
             audit.record(
                 actor="cli",
                 role="admin",
@@ -79,7 +86,8 @@ def manage_tokens(args: argparse.Namespace) -> int:
                     state = "active"
                 print(
                     f"{info.id}  {info.role.value:16} {','.join(info.communities):24} "
-                    f"{info.created_at:%Y-%m-%d %H:%M}  {state}  {info.name or ''}".rstrip()
+                    f"{info.created_at:%Y-%m-%d %H:%M}  {state}  {info.name or ''}"
+                    f"{f'  person {info.person}' if info.person else ''}".rstrip()
                 )
         else:
             store.revoke(args.token_id)

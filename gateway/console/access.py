@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from gateway.auth import ACTORS, Authenticator, Throttled, Unauthenticated
 from gateway.console.catalogue import WORDS, Lang, choose
 from gateway.console.sessions import SESSION_COOKIE, Session, SessionBook
-from gateway.tokens import Principal, Role
+from gateway.tokens import PERSONAL_ROLES, Principal, Role
 
 PREFIX = "/console"
 LANG_COOKIE = "ce_lang"
@@ -30,6 +30,10 @@ class SignInRequired(Exception):
         self.next_path = next_path
 
 
+class CareOnly(Exception):
+    """A care worker or family member on a duty page: their pages are under /console/care."""
+
+
 class CsrfRefused(Exception):
     """A state change without this session's CSRF token, or from another origin."""
 
@@ -41,6 +45,7 @@ class Visitor:
     session: Session
     principal: Principal
     lang: Lang
+    acts_here: bool = True  # False in central mode: alerts are handled on their gateway
 
     @property
     def name(self) -> str:
@@ -49,7 +54,7 @@ class Visitor:
 
     @property
     def may_act(self) -> bool:
-        return self.principal.role in ACTORS
+        return self.acts_here and self.principal.role in ACTORS
 
     @property
     def words(self) -> dict[str, str]:
@@ -71,7 +76,16 @@ def _here(request: Request) -> str:
 
 
 def signed_in(request: Request) -> Visitor:
-    """The request's person; raises SignInRequired without a live session or a valid token."""
+    """The request's person on a duty page; raises SignInRequired without a live session or a
+    valid token, CareOnly for the people of the care work (their pages are /console/care)."""
+    visitor = visitor_of(request)
+    if visitor.principal.role in PERSONAL_ROLES:
+        raise CareOnly()
+    return visitor
+
+
+def visitor_of(request: Request) -> Visitor:
+    """The request's person, whatever the role; raises SignInRequired as `signed_in` does."""
     request.state.request_id = uuid.uuid4().hex  # for the audit log (gateway.api.security.audit)
     session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE))
     if session is None:
@@ -87,10 +101,12 @@ def signed_in(request: Request) -> Visitor:
     if principal.role is Role.EDGE_AGENT:
         sessions_of(request).close(session.id)
         raise SignInRequired(_here(request))
-    return Visitor(session, principal, language(request))
+    acts: bool = getattr(request.app.state, "acts", True)
+    return Visitor(session, principal, language(request), acts)
 
 
 Person = Annotated[Visitor, Depends(signed_in)]
+Anyone = Annotated[Visitor, Depends(visitor_of)]  # the care pages: care workers and family too
 
 
 async def form_of(request: Request) -> dict[str, str]:

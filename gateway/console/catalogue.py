@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway.console.care_words import CARE_WORDS
+from gateway.console.page_words import PAGE_WORDS
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 DEFAULT: Lang = "zh"
@@ -90,6 +93,18 @@ _WORDS: dict[str, tuple[str, str]] = {
         "您的角色只能查看，不能处理告警。",
         "Your role may read alerts, not act on them.",
     ),
+    "link_spent": (
+        "这个登录链接已用过或已过期，请用访问令牌登录。",
+        "This sign-in link was used or has expired; sign in with your API token.",
+    ),
+    "central_deliveries": (
+        "通知的送达记录保存在该小区的网关上。",
+        "Notification deliveries are kept on the community's gateway.",
+    ),
+    "central_read_only": (
+        "中心平台只能查看告警；请在该小区网关的值班台处理（确认、指派、解除）。",
+        "Central shows alerts only; acknowledge, assign and resolve on the community gateway's console.",
+    ),
     "conflict": (
         "未执行：该告警已由 {who} 于 {at} {what}。",
         "Not done: {who} already {what} this alert at {at}.",
@@ -124,6 +139,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "reload": ("刷新查看", "Reload to see"),
     "skip": ("跳到告警列表", "Skip to the alerts"),
 }
+
+_WORDS.update(CARE_WORDS)  # the care pages' words live beside them (gateway/console/care_words.py)
+_WORDS.update(PAGE_WORDS)  # the incident, device, building and silence pages' words
 
 WORDS: dict[Lang, dict[str, str]] = {
     "zh": {key: zh for key, (zh, _) in _WORDS.items()},

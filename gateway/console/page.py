@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from gateway.console.access import language
 from gateway.console.assets import SECURITY_HEADERS, asset_url
 from gateway.console.catalogue import WORDS
+from gateway.console.summaries import said_in
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals["asset_url"] = asset_url
@@ -34,7 +35,7 @@ def render(
     response = TEMPLATES.TemplateResponse(
         request,
         template,
-        {"lang": lang, "w": WORDS[lang], "local": local, **context},
+        {"lang": lang, "w": WORDS[lang], "local": local, "said": said_in(request, lang), **context},
         status_code=status_code,
     )
     response.headers.update(SECURITY_HEADERS)

@@ -23,7 +23,7 @@ from gateway.console.access import (
     check_csrf,
     form_of,
     safe_next,
-    signed_in,
+    visitor_of,
 )
 from gateway.console.catalogue import LANGS
 from gateway.console.page import render
@@ -68,7 +68,7 @@ async def sign_in_page(
     """The sign-in form; straight on to `next` when this browser is already signed in."""
     target = safe_next(next_path)
     try:
-        signed_in(request)
+        visitor_of(request)
     except SignInRequired:
         pass
     else:
@@ -129,7 +129,7 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    visitor = signed_in(request)
+    visitor = visitor_of(request)  # every role signs out, care workers and family too
     check_csrf(request, visitor, await form_of(request))
     book: SessionBook = request.app.state.sessions
     book.close(visitor.session.id)

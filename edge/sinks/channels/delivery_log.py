@@ -105,6 +105,26 @@ class DeliveryLog:
             self.lost_records += len(rows)
             _log.error("delivery log %s: %d attempts not recorded: %s", self.path, len(rows), exc)
 
+    async def record_one(
+        self,
+        sink: str,
+        *,
+        event_id: str,
+        alert_id: str,
+        kind: str,
+        result: DeliveryResult,
+        reason: str | None = None,
+    ) -> None:
+        """One attempt known by ids only: a phone channel's send to one person, or a provider's
+        delivery receipt arriving by callback (the event itself is not at hand there)."""
+        at = epoch_ms(self._now())
+        row = (sink, event_id, alert_id, kind, result.value, _short(reason), at, at)
+        try:
+            await self._run(lambda: self._record([row]))
+        except sqlite3.Error as exc:
+            self.lost_records += 1
+            _log.error("delivery log %s: an attempt not recorded: %s", self.path, exc)
+
     def _record(self, rows: list[tuple[str, str, str, str, str, str | None, int, int]]) -> None:
         with self._conn:
             self._conn.executemany(

@@ -3,6 +3,13 @@
     POST <base>/robot/send?access_token=<token>[&timestamp=<ms>&sign=<signature>]
     {"msgtype": "markdown", "markdown": {"title": "...", "text": "..."},
      "at": {"atMobiles": ["138..."], "isAtAll": false}}
+    {"msgtype": "actionCard", "actionCard": {"title": "...", "text": "...", "btnOrientation": "0",
+     "btns": [{"title": "确认接警 Acknowledge · 李伟", "actionURL": "https://.../a/<token>"}]}}
+
+A message that addresses people mentions their numbers (markdown `at`); one that carries action
+links (a person addressed and the gateway's public address known) is an action card instead: the
+group robot has no callback, so its buttons are the signed one-time links (each opens a page that
+asks before it acts). An action card cannot @ anyone.
 
 With a secret (the `SEC...` string of the robot's security settings) each request carries
 `timestamp` (milliseconds) and `sign` = Base64(HMAC-SHA256(key=secret, msg="<timestamp>\\n<secret>")),
@@ -81,16 +88,43 @@ class DingtalkSink(RobotSink):
 
     def content(self, notice: Notice) -> str:
         text = notice.markdown("\n\n")
-        if self._mentions:
-            text += "\n\n" + " ".join(f"@{m}" for m in self._mentions)
+        mentions = self._mentioned(notice)
+        if mentions:
+            text += "\n\n" + " ".join(f"@{m}" for m in mentions)
         return text
 
+    def _mentioned(self, notice: Notice) -> list[str]:
+        """The configured numbers and those of the people the notice addresses."""
+        return list(dict.fromkeys([*self._mentions, *(p.phone for p in notice.people if p.phone)]))
+
     def body(self, notice: Notice) -> dict[str, Any]:
+        if notice.actions:
+            # the group robot has no callback: its action card's buttons are the signed links
+            return {
+                "msgtype": "actionCard",
+                "actionCard": {
+                    "title": notice.title[:TITLE_CHARS],
+                    "text": clip(_card_text(notice), self.max_bytes),
+                    "btnOrientation": "0",
+                    "btns": [
+                        {"title": f"{a.label} · {a.person}", "actionURL": a.url}
+                        for a in notice.actions
+                    ],
+                },
+            }
         return {
             "msgtype": "markdown",
             "markdown": {
                 "title": notice.title[:TITLE_CHARS],
                 "text": clip(self.content(notice), self.max_bytes),
             },
-            "at": {"atMobiles": self._mentions, "isAtAll": False},
+            "at": {"atMobiles": self._mentioned(notice), "isAtAll": False},
         }
+
+
+def _card_text(notice: Notice) -> str:
+    """The card's markdown: the notice without its links (they are the buttons)."""
+    parts = [f"**{notice.title}**", *(f"> {line}" for line in notice.lines)]
+    if notice.link is not None:
+        parts.append(f"[查看详情 Details]({notice.link})")
+    return "\n\n".join(parts)

@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import Literal, Protocol
 from urllib.parse import quote
 
-from edge.model import AlertEvent, AlertEventKind, Severity
+from edge.model import Alert, AlertEvent, AlertEventKind, Severity
+from edge.sinks.channels.person_rate import ReachSummary
 
 SEVERITY_LABEL: dict[Severity, str] = {
     Severity.CRITICAL: "紧急 CRITICAL",
@@ -32,6 +34,14 @@ KIND_LABEL: dict[AlertEventKind, str] = {
     AlertEventKind.RESOLVED: "告警已解除 Resolved",
     AlertEventKind.ASSIGNED: "告警已指派 Assigned",
     AlertEventKind.ESCALATED: "告警升级 Escalated",
+}
+LinkVerb = Literal["ack", "onway", "resolve"]
+LINK_VERBS: tuple[LinkVerb, ...] = ("ack", "onway", "resolve")
+# what the button or the line of a message says, Chinese first
+LINK_LABEL: dict[LinkVerb, tuple[str, str]] = {
+    "ack": ("确认接警", "Acknowledge"),
+    "onway": ("我正在赶往", "On my way"),
+    "resolve": ("已处理完毕", "Resolve"),
 }
 _FIELD_CHARS = 120  # a field from a device or profile is cut here: a message stays short
 # look-alikes for what WeCom / DingTalk markdown acts on (tags, mentions, links, bold, headings)
@@ -55,6 +65,69 @@ def clip(text: str, max_bytes: int) -> str:
     return raw[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
 
 
+class Contact(Protocol):
+    """A person a notification is for (a roster's `edge.alerts.Person`, a household's contact)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def wecom(self) -> str | None: ...
+    @property
+    def dingtalk(self) -> str | None: ...
+
+
+class Directory(Protocol):
+    """Finds the person behind an id of `AlertEvent.people`; None for an id it does not know."""
+
+    def contact(self, person_id: str) -> Contact | None: ...
+
+
+class LinkMaker(Protocol):
+    """How a channel obtains an action link: one alert, one verb, one person, signed and expiring.
+
+    The gateway implements it (`gateway.notification_links.NotificationLinks`, over
+    `gateway.action_links.ActionLinks`) and hands it to the channels it builds; the edge never
+    signs anything itself.
+    """
+
+    def link(self, alert: Alert, verb: LinkVerb, person: Contact) -> str | None:
+        """The full URL (`<public_url>/a/<token>`); None when links are off (no public address)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLink:
+    """One button or line of a message: what it does, for whom, and its URL."""
+
+    verb: LinkVerb
+    person: str  # the person's name, as the alert history will show it
+    url: str
+
+    @property
+    def label(self) -> str:
+        zh, en = LINK_LABEL[self.verb]
+        return f"{zh} {en}"
+
+
+def action_links(
+    maker: LinkMaker | None, alert: Alert, people: Sequence[Contact]
+) -> tuple[ActionLink, ...]:
+    """Acknowledge, on my way and resolve for each of `people`, in that order (none without a maker)."""
+    if maker is None:
+        return ()
+    out: list[ActionLink] = []
+    for person in people:
+        for verb in LINK_VERBS:
+            url = maker.link(alert, verb, person)
+            if url is not None:
+                out.append(ActionLink(verb, clean(person.name, 40), url))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     """A message before a channel's markup: a title, its lines and an optional link."""
@@ -62,10 +135,14 @@ class Notice:
     title: str
     lines: tuple[str, ...]
     link: str | None = None
+    actions: tuple[ActionLink, ...] = ()  # signed one-time links for the people addressed
+    people: tuple[Contact, ...] = ()  # whom the message addresses (mentions, SMS, calls)
 
     def markdown(self, newline: str = "\n") -> str:
-        """Bold title, quoted lines, the link last (WeCom breaks on "\\n", DingTalk on "\\n\\n")."""
+        """Bold title, quoted lines, the action links, the details link last (WeCom breaks on
+        "\\n", DingTalk on "\\n\\n")."""
         parts = [f"**{self.title}**", *(f"> {line}" for line in self.lines)]
+        parts.extend(f"[{a.label} · {a.person}]({a.url})" for a in self.actions)
         if self.link is not None:
             parts.append(f"[查看详情 Details]({self.link})")
         return newline.join(parts)
@@ -73,6 +150,7 @@ class Notice:
     def text(self) -> str:
         """Plain text, for message types without markup."""
         parts = [self.title, *self.lines]
+        parts.extend(f"{a.label} · {a.person}: {a.url}" for a in self.actions)
         if self.link is not None:
             parts.append(f"查看详情 Details: {self.link}")
         return "\n".join(parts)
@@ -81,15 +159,43 @@ class Notice:
 class NoticeFormat:
     """Turns alert events into notices in one time zone, with links under one public address."""
 
-    def __init__(self, zone: tzinfo, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        zone: tzinfo,
+        public_url: str | None = None,
+        *,
+        links: LinkMaker | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self._zone = zone
         self._public_url = public_url.rstrip("/") if public_url else None
+        self.links = links
+        self.directory = directory
+
+    def people(self, event: AlertEvent) -> tuple[Contact, ...]:
+        """The people the event addresses whom the directory knows (an unknown id is left out)."""
+        if self.directory is None:
+            return ()
+        found = (self.directory.contact(p) for p in event.people)
+        return tuple(c for c in found if c is not None)
 
     def link(self, event: AlertEvent) -> str | None:
         if self._public_url is None:
             return None
         # the console's page, not the JSON route: a person on a phone opens it (signing in first)
         return f"{self._public_url}/console/alerts/{quote(event.alert.id, safe='')}"
+
+    def board_link(self, events: Sequence[AlertEvent]) -> str | None:
+        """A digest's link: the one alert's page when it is about one, else the console's board
+        (narrowed to the community when all are of one)."""
+        if self._public_url is None or not events:
+            return None
+        if len({e.alert.id for e in events}) == 1:
+            return self.link(events[0])
+        communities = {e.alert.community for e in events}
+        if len(communities) == 1:
+            return f"{self._public_url}/console/?community={quote(communities.pop(), safe='')}"
+        return f"{self._public_url}/console/"
 
     def single(self, event: AlertEvent) -> Notice:
         """The full message for one event."""
@@ -105,7 +211,24 @@ class NoticeFormat:
         if what:
             lines.append(what)
         lines.append(f"告警编号 Alert: {clean(alert.id)}")
-        return Notice(self._title(event), tuple(lines), self.link(event))
+        people = self.people(event)
+        actions = action_links(self.links, alert, people) if _actionable(event) else ()
+        return Notice(self._title(event), tuple(lines), self.link(event), actions, people)
+
+    def summary(self, summary: ReachSummary) -> Notice:
+        """One person's summary in place of the messages a flood would have sent them."""
+        person = self.directory.contact(summary.person) if self.directory else None
+        since = summary.since.astimezone(self._zone)
+        until = summary.until.astimezone(self._zone)
+        name = clean(person.name, 20) if person is not None else clean(summary.person, 40)
+        lines = (
+            f"{name}: 自 {since:%H:%M} 起 {summary.alerts} 条告警 alerts for you since {since:%H:%M}",
+            f"单条通知暂停至 {until:%H:%M} Single messages paused until {until:%H:%M}",
+            "全部告警见值班台 Every alert is on the duty console",
+        )
+        link = f"{self._public_url}/console/" if self._public_url else None
+        people = (person,) if person is not None else ()
+        return Notice(f"【告警汇总 Alert flood】{name}", lines, link, (), people)
 
     def line(self, event: AlertEvent) -> str:
         """One event as a single line of a digest."""
@@ -130,7 +253,15 @@ class NoticeFormat:
         title = f"告警汇总 Alert digest: {len(events)} 条 events"
         if critical:
             title += f", {critical} 紧急 critical"
-        return Notice(title, tuple(self.line(e) for e in events))
+        # the people its events address are mentioned once (action links are per alert; the link
+        # is the console's: the one alert's page, or the board)
+        people = {c.id: c for e in events for c in self.people(e)}
+        return Notice(
+            title,
+            tuple(self.line(e) for e in events),
+            self.board_link(events),
+            people=tuple(people.values()),
+        )
 
     def digests(
         self, events: Sequence[AlertEvent], fits: Callable[[Notice], bool]
@@ -160,8 +291,12 @@ class NoticeFormat:
 
     def _what(self, event: AlertEvent) -> str | None:
         kind, alert = event.kind, event.alert
+        names = ", ".join(clean(c.name, 20) for c in self.people(event)[:5])
         if kind is AlertEventKind.ESCALATED:
-            return f"升级至 Tier: {clean(event.tier or 'default', 40)}"
+            tier = f"升级至 Tier: {clean(event.tier or 'default', 40)}"
+            return f"{tier} · 通知 To: {names}" if names else tier
+        if kind is AlertEventKind.OPENED and names:
+            return f"通知 To: {names}"
         if kind is AlertEventKind.ACKNOWLEDGED:
             return f"确认人 By: {clean(alert.acknowledged_by or event.actor, 40)}"
         if kind is AlertEventKind.RESOLVED:
@@ -171,6 +306,13 @@ class NoticeFormat:
         if kind is AlertEventKind.REPEATED:
             return f"次数 Count: {alert.count}"
         return None
+
+
+def _actionable(event: AlertEvent) -> bool:
+    """Only a message that asks someone to act carries links: not "acknowledged" or "resolved"."""
+    return event.kind in (AlertEventKind.OPENED, AlertEventKind.ESCALATED) and (
+        event.alert.status == "active"
+    )
 
 
 def _offset(z: str) -> str:

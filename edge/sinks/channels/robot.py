@@ -31,6 +31,7 @@ from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
 from edge.sinks.channels.message import Notice, NoticeFormat
+from edge.sinks.channels.person_rate import ReachSummary
 from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
@@ -162,14 +163,24 @@ class RobotSink(ABC):
             self.digests += len(group) > 1
         _log.debug("%s %s took %d alert events", self.vendor, self.name, len(events))
 
+    async def write_summary(self, summary: ReachSummary) -> None:
+        """One message to the group that mentions the person: a summary instead of a flood."""
+        await self.rate.acquire()
+        await self._send(self._notices.summary(summary))
+        self.messages += 1
+
     async def close(self) -> None:
         if self._client is None:
             return
         client, self._client = self._client, None
         await client.aclose()
 
+    def limit(self, notice: Notice) -> int:
+        """The vendor's size limit for this notice's message type."""
+        return self.max_bytes
+
     def _fits(self, notice: Notice) -> bool:
-        return len(self.content(notice).encode()) <= self.max_bytes
+        return len(self.content(notice).encode()) <= self.limit(notice)
 
     async def _send(self, notice: Notice) -> None:
         if self._client is None:

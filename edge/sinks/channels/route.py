@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import time, tzinfo
 from zoneinfo import ZoneInfo
 
-from edge.model import SEVERITY_RANK, AlertEvent, AlertEventKind, Severity
+from edge.model import SEVERITY_RANK, AlertEvent, AlertEventKind, Severity, is_life_safety
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -88,7 +88,7 @@ class Route:
             return f"kind {event.kind}"
         if not _within(event.tier, self.tiers):
             return f"tier {event.tier or 'default'}"
-        if self.hours is not None:
+        if self.hours is not None and not is_life_safety(alert):  # a life ignores quiet hours
             local = event.at.astimezone(self.zone).time()
             if not any(w.contains(local) for w in self.hours):
                 return f"time {local.strftime('%H:%M')} outside {', '.join(map(str, self.hours))}"
