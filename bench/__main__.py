@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from bench.cost import COST_RATES, CostResult, measure_cost
 from bench.drain import DrainResult, measure_drain
 from bench.ingest import measure_burst, measure_ingest
 from bench.latency import ALERT_COMMUNITY, AlertListener, LatencyPlan, measure_latency
@@ -29,9 +30,18 @@ from bench.memory import MemoryResult, measure_memory
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.raw import measure_raw
-from bench.report import Results, memory_summary, memory_table, summarize, table
+from bench.report import (
+    TELEMETRY_LEVEL,
+    Results,
+    cost_summary,
+    cost_table,
+    memory_summary,
+    memory_table,
+    summarize,
+    table,
+)
 from bench.rig import Rig
-from bench.traffic import Traffic, min_span_s, roster
+from bench.traffic import TELEMETRY_MODEL, Traffic, min_span_s, roster
 
 DEVICES = 2000  # the mixed community of the ingest, burst and load phases
 OUTAGE_RATE = 1000.0  # msgs/s the drain backlog stands for
@@ -51,6 +61,7 @@ class Plan:
     drain_backlog: int
     poll_s: float  # /metrics polls while timing ingest and burst (each poll costs the agent)
     drain_poll_s: float
+    cost_s: float  # seconds of each paced rate of the cost phase
 
 
 FULL = Plan(
@@ -64,6 +75,7 @@ FULL = Plan(
     drain_backlog=600_000,  # 10 minutes at 1,000 msgs/s
     poll_s=0.2,
     drain_poll_s=0.5,
+    cost_s=20.0,
 )
 QUICK = Plan(
     mode="quick",
@@ -76,6 +88,7 @@ QUICK = Plan(
     drain_backlog=30_000,  # 30 s at 1,000 msgs/s
     poll_s=0.1,
     drain_poll_s=0.1,
+    cost_s=8.0,
 )
 
 
@@ -129,6 +142,43 @@ def run_memory(plan: Plan, publishers: int) -> dict[str, Any]:
     return memory_summary(plan.mode, machine, memory, time.monotonic() - started)
 
 
+def _cost(rig: Rig, pool: PublisherPool, probe: Probe, plan: Plan) -> list[CostResult]:
+    listener = AlertListener(probe.agent, ALERT_COMMUNITY)
+    try:
+        _say(f"cost: agent CPU at {', '.join(f'{r:,.0f}' for r in COST_RATES)} msgs/s")
+        cost = measure_cost(
+            rig, pool, probe, listener, ("bench-cost", roster(DEVICES, "bench-cost")), plan.cost_s
+        )
+    finally:
+        listener.close()
+    for each in cost:
+        _say(
+            f"cost at {each.rate:,.0f} msgs/s: agent {each.agent_pct:.1f}% of a core, "
+            f"{each.us_per_message:.0f} us/msg, SOS p99 {_ms(each.latency.percentile(99))}"
+        )
+    return cost
+
+
+def run_cost(plan: Plan, publishers: int) -> dict[str, Any]:
+    """The cost phase alone (`--only cost`): a fresh agent, its keys of the JSON object."""
+    started = time.monotonic()
+    load_before = load_average()
+    with Rig() as rig:
+        pool = PublisherPool(rig.broker.host, rig.broker.port, publishers)
+        try:
+            agent = rig.agent("agent")
+            agent.start()
+            probe = Probe(agent)
+            try:
+                cost = _cost(rig, pool, probe, plan)
+            finally:
+                probe.close()
+            machine = _machine(rig, pool, load_before)
+        finally:
+            pool.close()
+    return cost_summary(plan.mode, machine, cost, time.monotonic() - started)
+
+
 def run(plan: Plan, publishers: int) -> Results:
     started = time.monotonic()
     load_before = load_average()
@@ -157,8 +207,19 @@ def run(plan: Plan, publishers: int) -> Results:
             latency = []
             listener = AlertListener(agent, ALERT_COMMUNITY)
             try:
-                load = ("bench-load", roster(DEVICES, "bench-load"))
-                for label, share in (("idle", 0.0), *((f"{s:.0%}", s) for s in plan.load_shares)):
+                mixed = ("bench-load", roster(DEVICES, "bench-load"))
+                # the same top load from telemetry-lane devices: its own MQTT session, so the
+                # question is whether the alarm lane waits behind it inside the agent
+                telemetry = (
+                    "bench-telemetry",
+                    roster(DEVICES, "bench-telemetry", model=TELEMETRY_MODEL),
+                )
+                levels = [
+                    ("idle", 0.0, mixed),
+                    *((f"{s:.0%}", s, mixed) for s in plan.load_shares),
+                    (TELEMETRY_LEVEL, max(plan.load_shares), telemetry),
+                ]
+                for label, share, load in levels:
                     rate = share * ingest.rate
                     _say(f"alert latency at {label} ({rate:,.0f} msgs/s of background load)")
                     result = measure_latency(
@@ -171,6 +232,8 @@ def run(plan: Plan, publishers: int) -> Results:
                     latency.append(result)
             finally:
                 listener.close()
+
+            cost = _cost(rig, pool, probe, plan)
 
             _say(f"drain: tsdb down, {plan.drain_backlog:,} messages backlog, tsdb back")
             drain: DrainResult = measure_drain(
@@ -195,6 +258,7 @@ def run(plan: Plan, publishers: int) -> Results:
         ingest=ingest,
         burst=burst,
         latency=latency,
+        cost=cost,
         memory=memory,
         drain=drain,
         seconds=time.monotonic() - started,
@@ -226,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["memory"],
-        help="run one phase alone and report only its keys (memory: 10,000 and 100,000 devices)",
+        choices=["memory", "cost"],
+        help="run one phase alone and report only its keys (memory: 10,000 and 100,000 "
+        "devices; cost: agent CPU per message at 500 and 4,000 msgs/s with SOS presses)",
     )
     args = parser.parse_args(argv)
     # Ctrl-C works even when started with SIGINT ignored (a background job of a script)
@@ -237,13 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.only == "memory":
             summary = run_memory(plan, args.publishers)
+        elif args.only == "cost":
+            summary = run_cost(plan, args.publishers)
         else:
             summary = summarize(run(plan, args.publishers))
     except KeyboardInterrupt:
         _say("interrupted: everything started is stopped")
         return 130
     if not args.json_only:
-        print(memory_table(summary) if args.only == "memory" else table(summary))
+        shown = {"memory": memory_table, "cost": cost_table}.get(args.only or "", table)
+        print(shown(summary))
     print(json.dumps(summary, separators=(",", ":")), flush=True)
     return 0
 

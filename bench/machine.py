@@ -109,6 +109,7 @@ class CpuMeter:
     stats: Mapping[str, list[str]]
     _cpu: dict[str, float] | None = None
     _wall: float = 0.0
+    seconds: float = 0.0  # the window of the last `stop()`
 
     def _sample(self) -> dict[str, float]:
         sample = {name: sum(cpu_seconds(p) for p in paths) for name, paths in self.stats.items()}
@@ -122,7 +123,7 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         """Percent of one core per name since `start()`, with `machine` and `others`."""
         assert self._cpu is not None, "start() first"
-        seconds = max(_now() - self._wall, 1e-9)
+        seconds = self.seconds = max(_now() - self._wall, 1e-9)
         after = self._sample()
         used = {name: 100 * (after[name] - self._cpu[name]) / seconds for name in after}
         ours = sum(

@@ -41,16 +41,25 @@ class RawResult:
     def rate(self) -> float:
         return self.messages / self.seconds
 
+    @property
+    def us_per_message(self) -> float:
+        """The consumer's own CPU time per message (since its CONNACK), in microseconds."""
+        return 1e6 * self.cpu.get("consumer", 0.0) / 100 * self.seconds / max(self.messages, 1)
+
 
 @dataclass(frozen=True)
 class Yardstick:
-    """Every flavour's drain; `ceiling` is the fastest."""
+    """Every flavour's drain; `ceiling` is the fastest, `cheapest` the least CPU per message."""
 
     results: tuple[RawResult, ...]
 
     @property
     def ceiling(self) -> RawResult:
         return max(self.results, key=lambda r: r.rate)
+
+    @property
+    def cheapest(self) -> RawResult:
+        return min(self.results, key=lambda r: r.us_per_message)
 
 
 def measure_raw(rig: Rig, pool: PublisherPool, traffic: Traffic) -> Yardstick:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.cost import CPU_TARGET_PCT, P99_AT_500_MS, PRESSES_PER_S, CostResult
 from bench.drain import DrainResult
 from bench.ingest import BurstResult, IngestResult
 from bench.latency import LatencyResult
@@ -15,6 +16,9 @@ from bench.raw import LABELS, Yardstick
 RATIO_TARGET = 0.5
 P99_AT_HALF_MS = 50.0
 P99_AT_90_MS = 1000.0
+# an SOS with telemetry-lane load at 90 % of capacity (#16 part 5): alarms never queue behind it
+TELEMETRY_LEVEL = "90% telemetry"
+P99_BESIDE_TELEMETRY_MS = 50.0
 RSS_TARGET_MB = 150.0
 RSS_TARGET_DEVICES = 100_000
 
@@ -27,6 +31,7 @@ class Results:
     ingest: IngestResult
     burst: BurstResult
     latency: list[LatencyResult]
+    cost: list[CostResult]
     memory: list[MemoryResult]
     drain: DrainResult
     seconds: float
@@ -93,15 +98,23 @@ def summarize(results: Results) -> dict[str, Any]:
     levels = {r.label: r for r in results.latency}
     half, ninety = levels.get("50%"), levels.get("90%")
     ratio = ingest.rate / raw.rate
+    # CPU time per message: the same yardstick in a unit that other work on the machine
+    # disturbs much less than a rate (the agent's burst against the cheapest raw consumer)
+    cheapest = results.raw.cheapest
+    cpu_ratio = cheapest.us_per_message / max(burst.agent_us_per_message, 1e-9)
     p99_half = half.percentile(99) if half else None
     p99_ninety = ninety.percentile(99) if ninety else None
+    beside = levels.get(TELEMETRY_LEVEL)
+    p99_beside = beside.percentile(99) if beside else None
     memory = _memory_keys(results.memory)
+    cost = cost_keys(results.cost)
     summary: dict[str, Any] = {
         "mode": results.mode,
         **results.machine,
         "ingest_msgs_per_s": round(ingest.rate),
         "raw_msgs_per_s": round(raw.rate),
         "ingest_ratio": round(ratio, 3),
+        "ingest_ratio_cpu": round(cpu_ratio, 3),
         "burst_sent": burst.sent,
         "burst_stored": burst.stored,
         "burst_lost": burst.lost,
@@ -110,6 +123,9 @@ def summarize(results: Results) -> dict[str, Any]:
         "alert_p99_ms": _round(p99_half),
         "alert_p99_ms_idle": _round(levels["idle"].percentile(99) if "idle" in levels else None),
         "alert_p99_ms_90": _round(p99_ninety),
+        "alert_p99_ms_90_telemetry": _round(p99_beside),
+        "cpu_pct_at": cost["cpu_pct_at"],
+        "cpu_us_per_msg_at": cost["cpu_us_per_msg_at"],
         "rss_mb": memory["rss_mb"],
         "rss_peak_mb": memory["rss_peak_mb"],
         "drain_points_per_s": round(drain.rate),
@@ -119,7 +135,10 @@ def summarize(results: Results) -> dict[str, Any]:
             "burst_stored_all": burst.lost == 0 and burst.stored == burst.sent,
             "alert_p99<50ms@50%": p99_half is not None and p99_half < P99_AT_HALF_MS,
             "alert_p99<1s@90%": p99_ninety is not None and p99_ninety < P99_AT_90_MS,
+            "alert_p99<50ms@90%telemetry": p99_beside is not None
+            and p99_beside < P99_BESIDE_TELEMETRY_MS,
             "rss<150MB@100k": memory["targets"]["rss<150MB@100k"],
+            **cost["cost_targets"],
         },
         "ingest": {
             "messages": ingest.messages,
@@ -139,6 +158,7 @@ def summarize(results: Results) -> dict[str, Any]:
                 r.flavour: {
                     "msgs_per_s": round(r.rate),
                     "seconds": round(r.seconds, 3),
+                    "cpu_us_per_msg": round(r.us_per_message, 1),
                     "cpu_pct": r.cpu,
                     "agent_ratio": round(ingest.rate / r.rate, 3),
                 }
@@ -148,9 +168,11 @@ def summarize(results: Results) -> dict[str, Any]:
         "burst": {
             "publish_seconds": round(burst.publish.seconds, 2),
             "publish_msgs_per_s": round(burst.publish.rate),
+            "agent_cpu_us_per_msg": round(burst.agent_us_per_message, 1),
             "cpu_pct": burst.cpu,
         },
         "alert_latency": {label: _latency(r) for label, r in levels.items()},
+        "cost": cost["cost"],
         "memory": memory["memory"],
         "drain": {
             "stored": drain.stored,
@@ -201,6 +223,13 @@ def table(summary: dict[str, Any]) -> str:
             f"target >= {RATIO_TARGET}: {_ok(targets['ingest_ratio>=0.5'])}",
         ),
         (
+            "CPU per message: cheapest raw / agent (burst)",
+            f"{summary['ingest_ratio_cpu']:.2f}",
+            f"raw {min(f['cpu_us_per_msg'] for f in raw['flavours'].values())} us, agent "
+            f"{burst['agent_cpu_us_per_msg']} us per message (CPU time: steadier than rates on "
+            "a shared machine)",
+        ),
+        (
             "burst: all stored after",
             f"{summary['burst_seconds']} s",
             f"{summary['burst_sent']:,} sent in {burst['publish_seconds']} s "
@@ -219,6 +248,9 @@ def table(summary: dict[str, Any]) -> str:
             verdict = f"; target < {P99_AT_HALF_MS:.0f} ms: {_ok(targets['alert_p99<50ms@50%'])}"
         elif label == "90%":
             verdict = f"; target < {P99_AT_90_MS:.0f} ms: {_ok(targets['alert_p99<1s@90%'])}"
+        elif label == TELEMETRY_LEVEL:
+            flag = targets["alert_p99<50ms@90%telemetry"]
+            verdict = f"; target < {P99_BESIDE_TELEMETRY_MS:.0f} ms: {_ok(flag)}"
         rows.append(
             (
                 f"alert latency p50 / p99 at {label}",
@@ -227,6 +259,7 @@ def table(summary: dict[str, Any]) -> str:
                 f"{_ms(level['max_ms'])}, {load}{verdict}",
             )
         )
+    rows += _cost_rows(summary)
     rows += _memory_rows(summary)
     drain = summary["drain"]
     rows.append(
@@ -255,6 +288,10 @@ def table(summary: dict[str, Any]) -> str:
             f"  alert latency at {label}: {_cpu(level['cpu_pct'])}"
             for label, level in summary["alert_latency"].items()
         ),
+        *(
+            f"  cost at {rate} msgs/s: {_cpu(level['cpu_pct'])}"
+            for rate, level in summary["cost"].items()
+        ),
         f"  backlog drain: {_cpu(drain['cpu_pct'])}",
         f"run took {summary['seconds']} s",
     ]
@@ -265,6 +302,80 @@ def memory_table(summary: dict[str, Any]) -> str:
     """The table of `--only memory`."""
     lines = _heading(summary) + _aligned(_memory_rows(summary))
     return "\n".join([*lines, f"run took {summary['seconds']} s"])
+
+
+def cost_keys(results: list[CostResult]) -> dict[str, Any]:
+    """Per paced rate: the agent's CPU in % of a core and per message, and SOS latency."""
+    by_rate = {str(round(r.rate)): r for r in results}
+    at_500 = by_rate.get("500")
+    return {
+        "cpu_pct_at": {k: round(r.agent_pct, 1) for k, r in by_rate.items()},
+        "cpu_us_per_msg_at": {k: round(r.us_per_message, 1) for k, r in by_rate.items()},
+        "cost_targets": {
+            f"cpu<={CPU_TARGET_PCT:.0f}%@500": None
+            if at_500 is None
+            else at_500.agent_pct <= CPU_TARGET_PCT,
+            f"sos_p99<{P99_AT_500_MS:.0f}ms@500": None
+            if at_500 is None or at_500.latency.percentile(99) is None
+            else (at_500.latency.percentile(99) or 0.0) < P99_AT_500_MS,
+        },
+        "cost": {
+            k: {**_latency(r.latency), "cpu_us_per_msg": round(r.us_per_message, 1)}
+            for k, r in by_rate.items()
+        },
+    }
+
+
+def cost_summary(
+    mode: str, machine: dict[str, Any], results: list[CostResult], seconds: float
+) -> dict[str, Any]:
+    """The JSON object of `--only cost`: the cost keys of `summarize`, nothing else."""
+    return {
+        "mode": mode,
+        **machine,
+        **cost_keys(results),
+        "only": "cost",
+        "seconds": round(seconds, 1),
+    }
+
+
+def cost_table(summary: dict[str, Any]) -> str:
+    """The table of `--only cost`."""
+    lines = _heading(summary) + _aligned(_cost_rows(summary))
+    lines += [
+        "",
+        "CPU in % of one core:",
+        *(
+            f"  cost at {rate} msgs/s: {_cpu(level['cpu_pct'])}"
+            for rate, level in summary["cost"].items()
+        ),
+        f"run took {summary['seconds']} s",
+    ]
+    return "\n".join(lines)
+
+
+def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    targets = summary.get("cost_targets") or summary["targets"]
+    for rate, level in summary["cost"].items():
+        verdict = ""
+        if rate == "500":
+            cpu_ok = targets[f"cpu<={CPU_TARGET_PCT:.0f}%@500"]
+            p99_ok = targets[f"sos_p99<{P99_AT_500_MS:.0f}ms@500"]
+            verdict = (
+                f"; targets <= {CPU_TARGET_PCT:.0f}%: {_ok(cpu_ok)}, "
+                f"p99 < {P99_AT_500_MS:.0f} ms: {_ok(p99_ok)}"
+            )
+        rows.append(
+            (
+                f"agent CPU at {int(rate):,} msgs/s (+{PRESSES_PER_S} SOS/s)",
+                f"{level['cpu_pct']['agent']}% of a core",
+                f"{level['cpu_us_per_msg']} us/msg; SOS p50 / p99 {_ms(level['p50_ms'])} / "
+                f"{_ms(level['p99_ms'])}, {level['missing']} missing; load "
+                f"{level['achieved_msgs_per_s']:,} msgs/s{verdict}",
+            )
+        )
+    return rows
 
 
 def _memory_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -54,11 +54,18 @@ class Traffic:
         return len(self.members)
 
 
-def roster(devices: int, community: str, seed: int = 0) -> tuple[Member, ...]:
-    """The devices of the standard mixed community (the simulators' mix of models)."""
+# a telemetry-lane model: background telemetry that shares no MQTT session with the alarms
+TELEMETRY_MODEL = "zigbee-door-contact"
+
+
+def roster(
+    devices: int, community: str, seed: int = 0, model: str | None = None
+) -> tuple[Member, ...]:
+    """The devices of the standard mixed community (the simulators' mix of models: every one
+    on the alarm lane), or `devices` of one `model`."""
     return tuple(
         (d.device_id, d.profile.name, d.building)
-        for d in build_community(devices, community, seed=seed)
+        for d in build_community(devices, community, seed=seed, model=model)
     )
 
 

@@ -68,6 +68,13 @@ async def render_metrics(
             [({"lane": x.name}, x.acked) for x in lanes],
         ),
         (
+            "community_edge_lane_commits_total",
+            "counter",
+            "outbox transactions (each an fsync) an ingest lane committed: messages acked / "
+            "commits is its batch size",
+            [({"lane": x.name}, x.batches) for x in lanes],
+        ),
+        (
             "community_edge_shard_dropped_total",
             "counter",
             "messages of other shards' buildings, acknowledged unread (run --shards, shard.count)",
@@ -165,6 +172,12 @@ async def render_metrics(
             "counter",
             "entries a sink refused as invalid",
             [({"sink": f.sink.name}, f.status.rejected) for f in agent.forwarders],
+        ),
+        (
+            "community_edge_sink_writes_total",
+            "counter",
+            "batches written to each sink (each a request or a transaction)",
+            [({"sink": f.sink.name}, f.status.writes) for f in agent.forwarders],
         ),
         (
             "community_edge_sink_delivered_total",

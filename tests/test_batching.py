@@ -178,3 +178,85 @@ async def test_a_commit_of_readings_wakes_no_sink_of_alert_events(tmp_path: Path
     await outbox.commit(events=[opened_event(2)])
     assert for_events.is_set()
     await outbox.close()
+
+
+class _AlarmPipeline(_Pipeline):
+    """Readings, except that a payload of b"sos" also raises an alert."""
+
+    def handle(self, raw: RawMessage, retained: bool = False) -> Output:
+        out = super().handle(raw, retained)
+        if raw.payload == b"sos":
+            out.events.append(opened_event(self.count))
+        return out
+
+
+async def test_an_alarm_ends_a_linger_at_once_and_takes_the_routine_messages_before_it(
+    tmp_path: Path,
+) -> None:
+    # the alarm lane lingers for its routine traffic (heartbeats, batteries) like telemetry,
+    # but a message that raises an alert is committed as soon as it is handled
+    outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
+    sessions: list[_Session] = []
+
+    def make(receive: Callable[[Delivery], None], started: Callable[[bool], None]) -> MqttSession:
+        sessions.append(_Session(receive))
+        return cast(MqttSession, sessions[-1])
+
+    lane = IngestLane(
+        "alarm", make, _AlarmPipeline(), outbox, batch_max=100, linger_s=30.0, urgent=True
+    )
+    session = sessions[0]
+    loop = asyncio.get_running_loop()
+    async with asyncio.TaskGroup() as tg:
+        worker = tg.create_task(lane.run())
+        for n in range(3):
+            session.receive(_delivery(n))
+            await asyncio.sleep(0.002)  # well inside the gap (7.5 s): the linger goes on
+        started = loop.time()
+        session.receive(Delivery("ce/c1/b1/sos/d9", b"sos", 99, 1, AT, 0))
+        await eventually(lambda: sum(session.acks) == 4, 5, "the alarm and the three before it")
+        waited = loop.time() - started
+        worker.cancel()
+    assert session.acks == [4]  # one commit: the alarm took the routine messages with it
+    assert waited < 1.0  # not the 30 s linger, nor its 7.5 s gap
+    events = [e for _, e in await outbox.fetch("x", "events", 10) if isinstance(e, AlertEvent)]
+    assert [e.alert.id for e in events] == ["a4"]
+    await outbox.close()
+
+
+async def test_a_sink_of_readings_gathers_its_alert_events_with_them(tmp_path: Path) -> None:
+    # the time-series store takes alert events too (for dashboards): a trickle of readings and
+    # an event go in one linger's writes, not a write per commit
+    both = _CountingSink("tsdb", frozenset({"readings", "events"}))
+    outbox = Outbox(tmp_path / "outbox.db", {both.name: both.lanes}, now=FakeClock(AT).now)
+    forwarder = Forwarder(outbox, both, clock=FakeClock(), linger_s=2.0)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(forwarder.run())
+        await outbox.commit([_reading(0)])  # the first write of a quiet sink goes at once
+        await eventually(lambda: both.writes == [1], 1.0, "the first reading")
+        event: AlertEvent = opened_event(1)
+        for n in range(1, 5):
+            await outbox.commit([_reading(n)], events=[event] if n == 2 else [])
+            await asyncio.sleep(0.01)  # a trickle: commits land while the sink waits
+        await eventually(lambda: len(both.readings) == 5, 10.0, "the readings")
+        task.cancel()
+    assert both.writes == [1, 4]
+    assert both.events == [event]
+    assert forwarder.status.writes == 3  # the first reading; then the event, the four readings
+    await outbox.close()
+
+
+async def test_urgent_and_ordinary_commits_interleave_without_loss(tmp_path: Path) -> None:
+    # two threads, two connections, one file: every entry once, in commit order
+    outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
+    await asyncio.gather(
+        *(outbox.commit([_reading(n)], urgent=n % 2 == 0) for n in range(40)),
+        *(outbox.commit(events=[opened_event(n)], urgent=n % 3 == 0) for n in range(10)),
+    )
+    rows = await outbox.fetch("x", "readings", 100)
+    readings = [r for _, r in rows if isinstance(r, Reading)]
+    events = [e for _, e in await outbox.fetch("x", "events", 100) if isinstance(e, AlertEvent)]
+    assert sorted(r.seq or 0 for r in readings) == list(range(40))
+    assert [seq for seq, _ in rows] == sorted(seq for seq, _ in rows)
+    assert sorted(e.alert.id for e in events) == sorted(f"a{n}" for n in range(10))
+    await outbox.close()

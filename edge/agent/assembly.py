@@ -119,6 +119,10 @@ class AgentConfig:
     alarm_batch_max: int = 500  # alarm messages per transaction at most
     # how long a small telemetry batch may wait for more before its commit (alarms never wait)
     telemetry_linger_s: float = 0.02
+    # the same for the routine messages of alarm-class devices (heartbeats, batteries, access
+    # events: most of a community's traffic); a message that raises or clears an alert ends the
+    # wait at once, so an SOS never waits
+    alarm_linger_s: float = 0.02
     # how long readings may gather before a readings-only sink writes them (events never wait)
     readings_linger_s: float = 0.1
     outbox_max_bytes: int = OUTBOX_MAX_BYTES
@@ -279,9 +283,12 @@ class Agent:
                         batch_max=self.config.alarm_batch_max
                         if lane == "alarm"
                         else self.config.batch_max,
-                        linger_s=0.0 if lane == "alarm" else self.config.telemetry_linger_s,
+                        linger_s=self.config.alarm_linger_s
+                        if lane == "alarm"
+                        else self.config.telemetry_linger_s,
                         hold_acks_s=self.config.hold_acks_s,
                         retained_is_stale=lane == "alarm",
+                        urgent=lane == "alarm",
                     )
                 )
         self.monitor = LivenessMonitor(

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge.ingest.receipts import Receipt, Receipts
@@ -19,6 +20,9 @@ from edge.ingest.session import Delivery, MqttSession
 from edge.model import AlertEvent, DeadLetter, RawMessage, Reading
 
 _log = logging.getLogger(__name__)
+# messages handled between two turns of the event loop: small enough that the other lane (an
+# SOS behind a telemetry flood) waits a few ms at most, large enough that the turns cost nothing
+HANDLE_CHUNK = 64
 
 
 class Handled(Protocol):
@@ -51,11 +55,35 @@ class Committer(Protocol):
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
         receipts: tuple[str, Sequence[Receipt]] | None = None,
+        urgent: bool = False,
     ) -> None: ...
 
     def receipts(self, lane: str) -> dict[int, tuple[int, int]]: ...
 
     def forget_receipts(self, lane: str, below: int) -> None: ...
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Messages handled and not yet committed, and what they produced."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    alarm_readings: list[Reading] = field(default_factory=list)  # raised or cleared an alert
+    events: list[AlertEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    sequences: dict[str, int] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
+
+    @property
+    def urgent(self) -> bool:
+        """An alert event waits for nothing (an SOS, a smoke alarm, one cleared)."""
+        return bool(self.events)
+
+
+def _expire(arrival: asyncio.Future[bool]) -> None:
+    if not arrival.done():
+        arrival.set_result(False)
 
 
 class IngestLane:
@@ -72,25 +100,30 @@ class IngestLane:
         linger_s: float = 0.0,
         hold_acks_s: float = 0.0,
         retained_is_stale: bool = False,
+        urgent: bool = False,
     ) -> None:
         """`retained_is_stale`: a message the broker sends from its retained store (RETAIN set)
         is stale, published at some unknown earlier time; the pipeline is told (the alarm lane:
-        a retained SOS must not be raised again by every new subscription)."""
+        a retained SOS must not be raised again by every new subscription). `urgent`: commits
+        take the outbox's urgent path, past the other lane's (the alarm lane)."""
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
         self.batch_max = batch_max
         # Each batch costs a commit (an fsync) and a delivery per sink, whatever its size: at a
         # trickle every message was a batch of its own and the cost followed time, not work.
-        # A telemetry lane waits up to `linger_s` for company before committing; never an
-        # alarm lane (an SOS is committed at once).
+        # A batch of routine messages waits up to `linger_s` for company before its commit; a
+        # message that raises or clears an alert ends the wait at once (an SOS is committed as
+        # soon as it is handled), in either lane.
         self.linger_s = linger_s
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
         self.retained_is_stale = retained_is_stale
+        self.urgent = urgent
         self.acked = 0
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
         self._wake = asyncio.Event()
+        self._arrival: asyncio.Future[bool] | None = None  # a linger waiting for the next message
         self.receipts = Receipts(name, outbox.receipts(name))
         self.session = make_session(self._receive, self.session_started)
 
@@ -112,6 +145,9 @@ class IngestLane:
         # more than that.
         self._inbox.append(delivery)
         self._wake.set()
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(True)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -122,42 +158,42 @@ class IngestLane:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self.linger_s:
-                await self._linger()
             while self._inbox:
-                count = min(len(self._inbox), self.batch_max)
-                batch = [self._inbox.popleft() for _ in range(count)]
-                await self._process(batch)
+                batch = _Batch()
+                await self._fill(batch)
+                if self.linger_s and not batch.urgent and len(batch.deliveries) < self.batch_max:
+                    await self._linger(batch)
+                await self._finish(batch)
 
-    async def _linger(self) -> None:
-        """Let a small batch grow for up to `linger_s`, but not past a gap in arrivals: a broker
-        whose in-flight window is full sends nothing until we acknowledge, so waiting on would
-        only cost throughput."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.linger_s
-        gap = self.linger_s / 4
-        while len(self._inbox) < self.batch_max:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            before = len(self._inbox)
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(gap, remaining))
-            except TimeoutError:
-                return  # nothing new within the gap
-            self._wake.clear()
-            if len(self._inbox) == before:
-                return
+    async def _fill(self, batch: _Batch) -> None:
+        """Handle what has arrived into `batch`, `HANDLE_CHUNK` messages at a time.
 
-    async def _process(self, batch: list[Delivery]) -> None:
-        readings: list[Reading] = []
-        alarm_readings: list[Reading] = []  # raised or cleared an alert: shed last
-        events: list[AlertEvent] = []
-        dead: list[DeadLetter] = []
+        Between chunks the event loop runs the other lane: a batch of a thousand telemetry
+        messages handled in one go kept an SOS that arrived meanwhile waiting 50-100 ms.
+        """
+        while self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
+            self._handle_inbox(batch)
+            if self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
+                await asyncio.sleep(0)
+
+    def _handle_inbox(self, batch: _Batch) -> None:
+        """Hand up to `HANDLE_CHUNK` arrived messages to the pipeline, into `batch`. A chunk
+        with a message that raised or cleared an alert is committed at once, not after the rest
+        of a batch (the alarms of one chunk, a fire's smoke detectors, share one commit).
+
+        Synchronous from the first message to `take_sequences()`: the two lanes share one
+        pipeline, and the sequence numbers taken here must be this lane's alone.
+        """
+        count = min(len(self._inbox), self.batch_max - len(batch.deliveries), HANDLE_CHUNK)
+        if count <= 0:
+            return
         handle = self.pipeline.handle
         resent = self.receipts.resent
         stale = self.retained_is_stale
-        for delivery in batch:
+        inbox = self._inbox
+        for _ in range(count):
+            delivery = inbox.popleft()
+            batch.deliveries.append(delivery)
             if resent(delivery):
                 # what its first delivery produced is committed (in this batch or an earlier
                 # one, committed before this batch is acked): acknowledge it, add nothing
@@ -170,23 +206,68 @@ class IngestLane:
                 ),
                 stale and delivery.retain,
             )
-            if out.events:
-                events.extend(out.events)
-                if out.reading is not None:
-                    alarm_readings.append(out.reading)
-            elif out.reading is not None:
-                readings.append(out.reading)
             if out.dead_letter is not None:
-                dead.append(out.dead_letter)
+                batch.dead.append(out.dead_letter)
+            if out.events:
+                batch.events.extend(out.events)
+                if out.reading is not None:
+                    batch.alarm_readings.append(out.reading)
+            elif out.reading is not None:
+                batch.readings.append(out.reading)
         # each device's last sequence number in this batch, committed with it
-        sequences = self.pipeline.take_sequences()
-        receipts = self.receipts.take()
-        await self._commit(readings, events, dead, alarm_readings, sequences, receipts)
+        batch.sequences.update(self.pipeline.take_sequences())
+        batch.receipts.extend(self.receipts.take())
+
+    async def _linger(self, batch: _Batch) -> None:
+        """Let a batch of routine messages grow for up to `linger_s`, handling each as it comes.
+
+        It ends at once when a message raises or clears an alert (an SOS is committed as soon as
+        it is handled, with whatever routine messages came before it), when the batch is full,
+        or at a gap in arrivals: a broker whose in-flight window is full sends nothing until we
+        acknowledge, so waiting on would only cost throughput.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger_s
+        gap = self.linger_s / 4
+        while not batch.urgent and len(batch.deliveries) < self.batch_max:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if not self._inbox and not await self._next_arrival(min(gap, remaining)):
+                return  # nothing new within the gap
+            self._wake.clear()
+            await self._fill(batch)
+
+    async def _next_arrival(self, within_s: float) -> bool:
+        """Whether a message arrives within `within_s`. A future and a timer, not `wait_for`
+        on the wake event (a task per wait): a linger waits once per message of a trickle."""
+        loop = asyncio.get_running_loop()
+        arrival: asyncio.Future[bool] = loop.create_future()
+        self._arrival = arrival
+        timer = loop.call_later(within_s, _expire, arrival)
+        try:
+            return await arrival
+        finally:
+            timer.cancel()
+            self._arrival = None
+
+    async def _finish(self, batch: _Batch) -> None:
+        """Commit what `batch` produced, then acknowledge its messages."""
+        await self._commit(
+            batch.readings,
+            batch.events,
+            batch.dead,
+            batch.alarm_readings,
+            batch.sequences,
+            batch.receipts,
+        )
         self.batches += 1
         if self.hold_acks_s:
-            _log.warning("holding %d acks for %.1f s (test hook)", len(batch), self.hold_acks_s)
+            _log.warning(
+                "holding %d acks for %.1f s (test hook)", len(batch.deliveries), self.hold_acks_s
+            )
             await asyncio.sleep(self.hold_acks_s)
-        self.acked += self.session.ack(batch)
+        self.acked += self.session.ack(batch.deliveries)
 
     async def _commit(
         self,
@@ -201,7 +282,13 @@ class IngestLane:
         while True:
             try:
                 await self.outbox.commit(
-                    readings, events, dead, alarm_readings, sequences, (self.name, receipts)
+                    readings,
+                    events,
+                    dead,
+                    alarm_readings,
+                    sequences,
+                    (self.name, receipts),
+                    urgent=self.urgent,
                 )
                 return
             except Exception:  # disk full, I/O error: nothing is acknowledged until this succeeds

@@ -1,9 +1,11 @@
 """The durable outbox: readings, alert events and dead letters committed to disk before the ack.
 
 SQLite in WAL mode with `synchronous=FULL`, one table per lane, a cursor per sink and lane. All
-database work runs on one dedicated thread, so the event loop never waits on an fsync and the
-connection is never shared between threads. At the size cap the oldest routine readings are shed
-(counted and logged); alert events are never shed.
+database work runs on one dedicated thread (`PriorityWorker`), so the event loop never waits on
+an fsync and the connection is never shared between threads; urgent jobs (the alarm lane's
+commits, fetches of alert events) go before queued ones, so an SOS never waits behind a queue of
+telemetry commits and fetches of 2,000 readings. At the size cap the oldest routine readings are
+shed (counted and logged); alert events are never shed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import sqlite3
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import orjson
 
 from edge.database import open_database, quarantine
 from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, ReadingFlag, epoch_ms
+from edge.outbox.worker import PriorityWorker
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -150,7 +152,7 @@ class Outbox:
         self.recovered_from: Path | None = None  # where a corrupt file was moved on start
         self._sinks = sinks
         self._now = now
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._executor = PriorityWorker("outbox")
         self._conn = self._open()
         self._decode_reading = _ReadingDecoder()
         self._waiters: list[tuple[frozenset[Lane], asyncio.Event]] = []
@@ -217,8 +219,8 @@ class Outbox:
         row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
-    async def _run(self, fn: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    async def _run(self, fn: Callable[[], _T], urgent: bool = False) -> _T:
+        return await asyncio.wrap_future(self._executor.submit(fn, urgent))
 
     def waiter(self, lanes: frozenset[Lane] = frozenset({"events", "readings"})) -> asyncio.Event:
         """An event set whenever something is committed to one of `lanes` (one per forwarder):
@@ -241,8 +243,11 @@ class Outbox:
         alarm_readings: Sequence[Reading] = (),
         sequences: Mapping[str, int] | None = None,
         receipts: tuple[str, Sequence[Receipt]] | None = None,
+        urgent: bool = False,
     ) -> None:
         """Write one batch in one transaction; returns once it is on disk (fsync'd).
+
+        `urgent` (the alarm lane): before every queued job that is not urgent.
 
         `alarm_readings` raised or cleared an alert: at the size cap they go only after every
         routine reading. `sequences` is each device's last sequence number in this batch, kept
@@ -254,7 +259,8 @@ class Outbox:
         await self._run(
             lambda: self._commit(
                 readings, events, dead_letters, alarm_readings, sequences, receipts
-            )
+            ),
+            urgent,
         )
         touched = {"events"} if events else set()
         if readings or alarm_readings:
@@ -435,8 +441,9 @@ class Outbox:
     # -- reading and delivering ----------------------------------------------------------------
 
     async def fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
-        """The next undelivered entries of `lane` for `sink`, oldest first."""
-        return await self._run(lambda: self._fetch(sink, lane, limit))
+        """The next undelivered entries of `lane` for `sink`, oldest first (alert events urgent:
+        an SOS on its way to the alert store does not wait behind a queue of readings)."""
+        return await self._run(lambda: self._fetch(sink, lane, limit), lane == "events")
 
     def _fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
         cursor = self._cursor(sink, lane)

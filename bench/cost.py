@@ -1,0 +1,69 @@
+"""What a message costs at ordinary load: the agent's CPU at fixed rates, with SOS presses beside.
+
+A paced load of the mixed community (500 and 4,000 msgs/s) with ten SOS presses a second, as a
+busy evening at a gateway: the agent's CPU time (user + system, every thread, from /proc) over the
+window, in % of one core and per message, and the presses' latency to the alert stream. CPU time,
+not wall time, so that other work on the machine does not count against the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.latency import AlertListener, LatencyPlan, LatencyResult, measure_latency
+from bench.progress import Probe
+from bench.publish import PublisherPool
+from bench.rig import Rig
+from bench.traffic import Member
+
+COST_RATES = (500.0, 4000.0)  # the issue's ordinary and busy loads, msgs/s
+PRESSES_PER_S = 10  # SOS presses beside the load
+CPU_TARGET_PCT = 10.0  # at 500 msgs/s: a small box also runs video, access control, ...
+P99_AT_500_MS = 5.0  # Node-RED's p99 at 500 msgs/s, publish -> receiver
+
+
+@dataclass(frozen=True)
+class CostResult:
+    """The agent at one paced rate: CPU and SOS latency."""
+
+    rate: float
+    latency: LatencyResult
+
+    @property
+    def agent_pct(self) -> float:
+        return self.latency.cpu.get("agent", 0.0)
+
+    @property
+    def achieved(self) -> float:
+        load = self.latency.load.rate if self.latency.load else 0.0
+        return load + PRESSES_PER_S
+
+    @property
+    def us_per_message(self) -> float:
+        """Agent CPU time per message handled, in microseconds."""
+        return 1e6 * self.agent_pct / 100 / max(self.achieved, 1.0)
+
+
+def measure_cost(
+    rig: Rig,
+    pool: PublisherPool,
+    probe: Probe,
+    listener: AlertListener,
+    load: tuple[str, tuple[Member, ...]],
+    seconds: float,
+    rates: tuple[float, ...] = COST_RATES,
+) -> list[CostResult]:
+    """`seconds` of each rate in `rates`, with `PRESSES_PER_S` presses a second throughout."""
+    plan = LatencyPlan(
+        presses=int(seconds * PRESSES_PER_S),
+        interval_s=1 / PRESSES_PER_S,
+        warmup_s=2.0,
+        settle_s=5.0,
+    )
+    return [
+        CostResult(
+            rate,
+            measure_latency(rig, pool, probe, listener, plan, f"cost-{rate:.0f}", rate, load),
+        )
+        for rate in rates
+    ]
