@@ -240,6 +240,19 @@ async def test_a_personal_channel_sends_one_summary_instead_of_a_flood() -> None
     assert channel.summaries_sent == 1
 
 
+async def test_a_tier_step_flood_counts_the_channels_own_people_and_sends_one_summary() -> None:
+    sink = _PhoneSink()
+    desk = Listed([Card("desk", "值班室", "02100000000"), Card("li-wei", "李伟", "13812345678")])
+    clock = FakeClock(START)
+    channel = Channel(sink, Route(), None, person_rate=PersonRate(2, 600, clock.now), audience=desk)
+    flood = [_opened(n, ()) for n in range(500)]  # a tier step: the event names nobody
+    for start in range(0, 500, 50):
+        await channel.write_events(flood[start : start + 50])
+    assert [e.people for e in sink.events] == [("desk", "li-wei")] * 2
+    assert sorted((s.person, s.alerts) for s in sink.summaries) == [("desk", 3), ("li-wei", 3)]
+    assert channel.skipped == 498
+
+
 async def test_a_phone_channel_calls_the_people_a_step_named_else_its_own(
     households: HouseholdStore, tmp_path: Path
 ) -> None:
