@@ -4,6 +4,7 @@ Phases, in order: raw consumers (paho over MQTT 3.1.1, over MQTT 5, and over MQT
 agent's property parsing: the ingest ratio is taken against the fastest), agent ingest, burst,
 alert latency (idle, 50 %, 90 % of the measured ingest rate), outage drain, memory with 10,000
 and 100,000 registered devices.
+`python -m bench console` measures the duty console instead (bench/console.py).
 `--only memory` runs the memory phase alone (its keys only): RSS does not depend on the CPU the
 other phases need, so it can be measured on a busy machine and repeated cheaply.
 `--only phones` runs the SMS and voice phase alone (bench/phones.py): SOS publish to the
@@ -209,6 +210,11 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["console"]:  # the duty console's figures, in chromium (bench/console.py)
+        from bench import console
+
+        return console.main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="smaller runs, under a minute, the same keys"

@@ -136,6 +136,31 @@ class Signal(BaseModel):
         return self
 
 
+class Rhythm(BaseModel):
+    """Absence: the resident's own day, learned from the signals of the last `learn_days` days.
+
+    An hour belongs to her day when a signal came in it on at least `active_share` of the days
+    learned; inactivity then counts only inside her day (within the rule's `window`), carried from
+    the end of one of her days to the start of the next (the night never counts), and a whole
+    day of hers without a signal raises at its end. With `usual_share` the household is watched
+    only when a signal came on at least that share of days (a home that usually uses water).
+    Until `min_days` days are learned the rule's `window` applies as it is (and a `usual_share`
+    rule watches nothing yet).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    learn_days: int = Field(default=28, ge=7, le=90)
+    min_days: int = Field(default=7, ge=1, le=90)
+    active_share: float = Field(default=0.25, gt=0, le=1)
+    usual_share: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _learnable(self) -> Rhythm:
+        if self.min_days > self.learn_days:
+            raise ValueError("min_days cannot be more than learn_days")
+        return self
+
+
 Kind = Literal["condition", "offline", "count", "confirm", "absence", "correlation"]
 PLACE_KINDS = frozenset({"absence", "correlation"})
 
@@ -145,7 +170,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "offline": frozenset(),
     "count": frozenset({"when", "clear", "at_least", "within_seconds", "group_by", "schedule"}),
     "confirm": frozenset({"when", "confirm", "withdraw", "clear", "within_seconds", "schedule"}),
-    "absence": frozenset({"signals", "quiet_hours", "window", "households", "category"}),
+    "absence": frozenset({"signals", "quiet_hours", "window", "households", "category", "rhythm"}),
     "correlation": frozenset({"signals", "within_seconds", "min_devices", "all_of", "category"}),
 }
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -157,7 +182,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 _OPTIONAL = ("when", "clear", "for_seconds", "schedule", "at_least", "within_seconds", "group_by",
              "confirm", "withdraw", "signals", "quiet_hours", "window", "households", "min_devices",
-             "all_of", "category")  # fmt: skip
+             "all_of", "category", "rhythm")  # fmt: skip
 
 
 class RuleSpec(BaseModel):
@@ -185,7 +210,9 @@ class RuleSpec(BaseModel):
     signals: list[Signal] | None = Field(default=None, min_length=1)
     quiet_hours: float | None = Field(default=None, gt=0)  # absence
     window: Schedule | None = None  # absence: the daily hours inactivity counts in
-    households: list[str] | Literal["all"] | None = None  # absence: "c/b/unit" or all
+    # absence: "c/b/unit", all, or those whose household record says living alone
+    households: list[str] | Literal["all", "living_alone"] | None = None
+    rhythm: Rhythm | None = None  # absence: learn each resident's own day
     min_devices: int | None = Field(default=None, ge=2)  # correlation: distinct devices
     all_of: list[str] | None = Field(default=None, min_length=2)  # correlation: these signals
     category: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")  # a place's alert

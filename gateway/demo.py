@@ -19,12 +19,24 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from edge.decode import ProfileRegistry, default_profile_dir
+from gateway.demo_community import (
+    COMMUNITY_FILE,
+    ScenarioRotation,
+    demo_fleet,
+    place_of,
+    registry_csv,
+)
 from gateway.settings import load_settings
+from gateway.tokens import TokenStore
 from gateway.wiring import Gateway, serve
+from simulators.sensors import SimulatedDevice
 
 _log = logging.getLogger(__name__)
 
-SCENARIO_ORDER = ("elder-sos", "smoke-alarm", "fall", "door-forced")
+DEMO_USER = "王芳"  # the demo's duty officer, signed in by the link the demo prints
+DEMO_PLATFORM = "区平台"  # a district platform's read-only view: homes masked for its role
+SCENARIO_EVERY_S = 15.0
 # Debian installs daemons into sbin directories that a non-root PATH lacks
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 _BROKER_START_S = 10.0
@@ -115,19 +127,24 @@ async def _mosquitto() -> AsyncIterator[tuple[str, str]]:
                     await process.wait()
 
 
-def _simulate(url: str, rate: float, stop: threading.Event) -> None:
-    from simulators.load import run_load, run_scenario
+def _simulate(
+    url: str, rate: float, stop: threading.Event, fleet: list[SimulatedDevice], every_s: float
+) -> None:
+    """Routine traffic from every registered device, and a scenario in another home every
+    `every_s` seconds (the first at once, so the board has something to show)."""
+    from simulators.load import publish_steps, run_traffic
 
-    rounds = 0
+    rotation = ScenarioRotation(fleet)
+    due = time.monotonic()
     while not stop.is_set():
         try:
-            run_load(url, devices=60, rate=rate, duration=3.0, community="demo")
-            rounds += 1
-            if rounds % 3 == 1 and not stop.is_set():
-                name = SCENARIO_ORDER[(rounds // 3) % len(SCENARIO_ORDER)]
+            if time.monotonic() >= due:
+                due = time.monotonic() + every_s
+                name, device, steps = rotation.next()
                 # the demo's own narration, not a problem: printed, not logged as a warning
-                print(f"demo: playing scenario {name}", flush=True)
-                run_scenario(url, name, "demo")
+                print(f"demo: {name} at {place_of(device)} ({device.device_id})", flush=True)
+                publish_steps(url, steps)
+            run_traffic(url, fleet, rate, min(3.0, max(0.5, due - time.monotonic())))
         except (ConnectionError, OSError) as exc:
             _log.warning("demo simulator: %s; retrying", exc)
             time.sleep(1.0)
@@ -143,11 +160,17 @@ async def run_demo(
     directory = data_dir or Path(tempfile.mkdtemp(prefix="community-edge-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     port = api_port if _port_free(api_port) else _free_port()
+    # every device registered to its building and unit, with a household (gateway.demo_community)
+    fleet = demo_fleet(ProfileRegistry.load(default_profile_dir()))
+    devices_file = directory / "devices.csv"
+    devices_file.write_text(registry_csv(fleet), encoding="utf-8")
+    community = fleet[0].community
     async with _mosquitto() as (mqtt_url, broker_kind):
         settings = load_settings(
             None,
             {
                 "data_dir": directory,
+                "devices_file": devices_file,
                 "mqtt.url": mqtt_url,
                 "mqtt.client_id": "community-edge-demo",
                 "api.port": port,
@@ -157,36 +180,56 @@ async def run_demo(
         sim_stop = threading.Event()
         ready = asyncio.Event()
 
+        tokens = TokenStore(directory / "tokens.db")
+        # the demo's duty officer: a token of the community's own, revoked when the demo stops
+        person_id, person_token = tokens.create("duty_officer", [community], name=DEMO_USER)
+        platform_id, platform_token = tokens.create("platform", [community], name=DEMO_PLATFORM)
+
         def on_ready(gateway: Gateway, url: str) -> None:
+            links = gateway.sign_in_links
+            link = url + links.path(links.issue(person_token, DEMO_USER))
+            platform_link = url + links.path(links.issue(platform_token, DEMO_PLATFORM))
             print(
                 "\ncommunity-edge demo is running\n"
+                f"  console:    {url}/console/\n"
+                f"  sign in:    {link}\n"
+                f"              (one-time link, {gateway.sign_in_links.ttl_s / 60:.0f} min: signs "
+                f"you in as duty officer {DEMO_USER}; afterwards use the API token below)\n"
+                f"  read only:  {platform_link}\n"
+                f"              (one-time link as {DEMO_PLATFORM}, a district platform: no "
+                "actions, homes masked)\n"
                 f"  broker:     {mqtt_url}  ({broker_kind})\n"
                 f"  data dir:   {directory}\n"
-                f"  console:    {url}/console/   (sign in with the API token below)\n"
                 f"  API:        {url}   docs: {url}/docs\n"
                 f"  API token:  {gateway.token}\n\n"
                 "Try:\n"
                 f"  curl -s -H 'Authorization: Bearer {gateway.token}' {url}/v1/alerts\n"
                 f"  curl -s -H 'Authorization: Bearer {gateway.token}' '{url}/v1/readings?limit=5'\n"
                 f"  curl -s {url}/healthz\n\n"
-                "A simulated community of 60 devices is publishing; an SOS, smoke, fall or forced "
-                "door scenario plays every 15 s or so (a smoke alarm clears itself when the "
-                "detector next reports clear air; an SOS waits for a person). "
-                "Ctrl-C stops everything.\n",
+                f"{len(fleet)} devices of {community} ({COMMUNITY_FILE.name}: two towers of "
+                "flats, garden homes, the gate) are registered with their homes and publishing; "
+                f"every {SCENARIO_EVERY_S:.0f} s an SOS, smoke, fall or forced-door scenario plays "
+                "in another home (a smoke alarm clears itself when the detector next reports "
+                "clear air; an SOS waits for a person). Ctrl-C stops everything.\n",
                 flush=True,
             )
             ready.set()
 
         async def simulate() -> None:
             await ready.wait()
-            await asyncio.to_thread(_simulate, mqtt_url, rate, sim_stop)
+            await asyncio.to_thread(_simulate, mqtt_url, rate, sim_stop, fleet, SCENARIO_EVERY_S)
 
         async def stop_simulator() -> None:
             await stop.wait()
             sim_stop.set()
 
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(serve(settings, stop, on_ready), name="gateway")
-            tg.create_task(stop_simulator(), name="stop-simulator")
-            tg.create_task(simulate(), name="simulator")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(serve(settings, stop, on_ready), name="gateway")
+                tg.create_task(stop_simulator(), name="stop-simulator")
+                tg.create_task(simulate(), name="simulator")
+        finally:
+            tokens.revoke(person_id)
+            tokens.revoke(platform_id)
+            tokens.close()
         print("demo stopped", flush=True)

@@ -68,6 +68,12 @@ async def render_metrics(
             [({"lane": x.name}, x.acked) for x in lanes],
         ),
         (
+            "community_edge_shard_dropped_total",
+            "counter",
+            "messages of other shards' buildings, acknowledged unread (run --shards, shard.count)",
+            [({"shard": str(agent.shard)}, agent.shard_filter.dropped)],
+        ),
+        (
             "community_edge_redeliveries_total",
             "counter",
             "messages the broker sent again after their results were committed (a lost ack): "

@@ -578,7 +578,18 @@ def _default_policies() -> list[EscalationPolicy]:
                 EscalationStep(after_s=300, tier="emergency_contacts"),
             ),
             repeat_every_s=300,
-        )
+        ),
+        # a living-alone household without a sign of life: the SOS tiers, only slower
+        EscalationPolicy(
+            severity=Severity.MAJOR,
+            category="household",
+            steps=(
+                EscalationStep(after_s=0, tier="duty_officer"),
+                EscalationStep(after_s=1800, tier="property_manager"),
+                EscalationStep(after_s=3600, tier="emergency_contacts"),
+            ),
+            repeat_every_s=3600,
+        ),
     ]
 
 
@@ -597,9 +608,11 @@ class EscalationSettings(BaseModel):
     def _one_each(cls, value: list[EscalationPolicy]) -> list[EscalationPolicy]:
         seen = set()
         for policy in value:
-            key = (policy.severity, policy.community)
+            key = (policy.severity, policy.community, policy.category)
             if key in seen:
-                where = policy.community or "every community"
+                where = (policy.community or "every community") + (
+                    f" for {policy.category}" if policy.category else ""
+                )
                 raise ValueError(f"two policies for {policy.severity} in {where}")
             seen.add(key)
         return value
@@ -652,6 +665,25 @@ class DiskSettings(BaseModel):
     warn_free_mb: int = Field(default=512, ge=0)
 
 
+class ShardSettings(BaseModel):
+    """The slice of the buildings this process owns (docs/scale.md, "Shards"): building
+    `hash(community/building) % count == index`. Two gateways on one broker split a community
+    with `count: 2` and `index: 0` / `1`; `community-edge run --shards N` sets these per process."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(default=0, ge=0)
+    count: int = Field(default=1, ge=1, le=1024)
+    # data dirs of the other shards of this gateway, whose alerts this process's API lists
+    # (set by `run --shards N` on shard 0; empty: none)
+    peers: list[Path] = []
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardSettings:
+        if self.index >= self.count:
+            raise ValueError(f"shard.index {self.index} must be below shard.count {self.count}")
+        return self
+
+
 class TestingSettings(BaseModel):
     """Hooks for fault tests only; never set them on a gateway."""
 
@@ -685,6 +717,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     disk: DiskSettings = Field(default_factory=DiskSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    shard: ShardSettings = Field(default_factory=ShardSettings)
     webhooks: list[WebhookSettings] = []  # generic receivers of every alert event, unrouted
     channels: list[ChannelSettings] = []  # routed notification channels, each its own sink
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -18,7 +18,7 @@ from edge.agent import Agent, AgentConfig
 from edge.alerts import AlertStoreSink, Roster
 from edge.clock import Clock, SystemClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry, RegistryFile
+from edge.enrich import DeviceRegistry, RegistryFile, Shard
 from edge.errors import EdgeError, RosterError, SinkNameTaken, TlsConfigError
 from edge.ingest import BrokerAddress, TlsConfig, parse_mqtt_url
 from edge.outbox import Sink, check_sink_names
@@ -27,6 +27,7 @@ from edge.sinks import Channel, DeliveryLog, NoticeFormat, PersonRate, RateWindo
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.console.sign_in_links import SignInLinks
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.notification_links import NotificationLinks
@@ -44,8 +45,10 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
+from gateway.shard_desk import ShardDesk, install_error_handler
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import tsdb_readings
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class Gateway:
     token: str
     token_source: str
     deliveries: DeliveryLog | None = None  # None: no notification channel is configured
+    # the console's one-time sign-in links (`community-edge demo` prints one)
+    sign_in_links: SignInLinks = field(default_factory=SignInLinks)
     links: ActionLinks | None = None  # the action links messages carry (and /a/<token> checks)
     roster: Roster | None = None  # the duty roster escalation steps resolve against
     phones: Phones | None = None  # None: no SMS or voice channel is configured
@@ -171,6 +176,7 @@ def build_gateway(settings: Settings) -> Gateway:
         owners=[owner_of[sink.name] for sink in sinks],
         roster=roster,
         reach=reach,
+        shard=Shard(settings.shard.index, settings.shard.count),
     )
     reach.agent = agent
     if phones is not None:
@@ -230,10 +236,12 @@ def _channels(
     from edge.sinks import WebhookSink
 
     out: list[Channel] = []
-    for name, webhook in hooks:
-        secret = webhook.secret.get_secret_value() if webhook.secret else None
-        out.append(Channel(WebhookSink(name, webhook.url, secret, clock=clock), None, log))
     notes = settings.notifications
+    if (hooks or settings.channels) and notes.public_url is None:
+        _log.warning(
+            "notifications.public_url is not set: messages carry no link to the duty console "
+            "(set it to the address duty officers open, e.g. https://gw.example.org)"
+        )
     maker = NotificationLinks(
         links,
         notes.public_url,
@@ -247,6 +255,10 @@ def _channels(
     notices = NoticeFormat(
         notes.zone, notes.public_url, links=maker, directory=StaffDirectory(roster)
     )
+    for name, webhook in hooks:
+        secret = webhook.secret.get_secret_value() if webhook.secret else None
+        hook = WebhookSink(name, webhook.url, secret, clock=clock, link=notices.link)
+        out.append(Channel(hook, None, log))
     for channel in settings.channels:
         route = channel.route.route(notes.zone)
         if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
@@ -287,7 +299,9 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
         from edge.sinks import WebhookSink
 
         secret = channel.secret.get_secret_value() if channel.secret else None
-        return WebhookSink(channel.name, channel.url, secret, channel.timeout_s, clock=clock)
+        return WebhookSink(
+            channel.name, channel.url, secret, channel.timeout_s, clock=clock, link=notices.link
+        )
     assert not isinstance(channel, PHONE_TYPES)  # built by phone_sink
     rate = RateWindow(channel.rate_per_minute, 60.0, clock)
     if isinstance(channel, WecomChannelSettings):
@@ -438,6 +452,12 @@ async def serve(
     audit = AuditLog(settings.data_dir / "audit.db")
     links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
+    # run --shards N: shard 0's API lists and acts on every shard's alerts (gateway/shard_desk.py)
+    desk = (
+        ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
+        if settings.shard.peers
+        else None
+    )
     try:
         async with gateway.agent as agent:
             retention = Retention(
@@ -471,7 +491,11 @@ async def serve(
                 disk=disk,
                 retention=retention,
                 zone=settings.notifications.zone,
+                sign_in_links=gateway.sign_in_links,
+                tsdb=tsdb_readings(settings.tsdb),
+                desk=desk,
             )
+            install_error_handler(app)
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)
             server = _ApiServer(
@@ -505,6 +529,8 @@ async def serve(
                 agent_task.cancel()
     finally:
         notifier.close()
+        if desk is not None:
+            desk.close()
         sock.close()
         tokens.close()
         audit.close()

@@ -17,7 +17,9 @@ have() {
 #   the tests run a private cluster on a free port;
 # - systemd: `systemd-analyze verify` checks deploy/'s unit; the tests never start systemd;
 # - chromium, fonts-noto-cjk: the console's browser tests drive Debian's chromium through
-#   Playwright (a Playwright browser download cannot work offline); the fonts draw Chinese pages.
+#   Playwright (a Playwright browser download cannot work offline); the fonts draw Chinese pages
+#   and are embedded in the care report's PDF;
+# - poppler-utils: pdftotext, pdfinfo, pdffonts, pdftoppm read the care report's PDF back.
 missing=()
 have mosquitto || missing+=(mosquitto)
 have victoria-metrics || missing+=(victoria-metrics)
@@ -25,6 +27,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || have initdb || missi
 have systemd-analyze || missing+=(systemd)
 have chromium || missing+=(chromium)
 [[ -d /usr/share/fonts/opentype/noto ]] || missing+=(fonts-noto-cjk)
+have pdftoppm || missing+=(poppler-utils)
 if ((${#missing[@]})); then
     if [[ "$(id -u)" -eq 0 ]]; then
         sudo=()

@@ -64,6 +64,7 @@ async def test_opening_a_link_shows_the_alert_and_changes_nothing(world: _World)
         assert "确认接警" in page.text
         assert "李伟" in page.text
         assert f'action="{url}"' in page.text
+        assert f'href="/console/alerts/{alert_id}"' in page.text  # the whole story, signed in
     assert "script-src" not in page.headers["content-security-policy"]  # none: default-src 'none'
     assert page.headers["cache-control"] == "no-store"
     assert await world.status(alert_id) == ("active", None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 
 from edge.model import AlertEvent, AlertEventKind
 from gateway.audit import AuditLog, open_audit
@@ -317,6 +318,9 @@ def _central_routes(b_id: str, forged: dict[str, Any]) -> dict[tuple[str, str], 
         ("GET", "/v1/alerts/export.csv"): ("/v1/alerts/export.csv?community=B", None),
         ("GET", "/v1/alerts/{alert_id}"): (f"/v1/alerts/{b_id}", None),
         ("GET", "/v1/summaries"): ("/v1/summaries?community=B", None),
+        # the duty console (a mounted app of cookie sessions): without one, B's alert page sends
+        # to sign-in; its scope once signed in is tested in chromium (tests/test_console_central.py)
+        ("GET", "/console"): (f"/console/alerts/{b_id}", None),
     }
 
 
@@ -338,7 +342,11 @@ async def test_every_role_of_A_never_reaches_or_rewrites_B(central: Central, rol
     routes = _central_routes(south.alert.id, forged)
     app = central.client._transport.app  # type: ignore[attr-defined]
     known = {(m, p.partition("#")[0]) for m, p in routes}
-    served = {(m, r.path) for r in app.routes for m in (r.methods or {"GET"}) - {"HEAD"}}
+    served = {  # included routers' routes flattened, as in tests/test_tenancy.py
+        (m, str(r.path))
+        for r in iter_route_contexts(app.routes)
+        for m in (r.methods or {"GET"}) - {"HEAD"}
+    }
     assert served == known, f"routes without a tenancy entry: {sorted(served - known)}"
     leaks = []
     for (method, path), (url, body) in routes.items():
@@ -348,6 +356,8 @@ async def test_every_role_of_A_never_reaches_or_rewrites_B(central: Central, rol
             wanted = 403  # an agent of A posting for B, or a role that does not post
         elif path.startswith("/v1/"):
             wanted = 403 if role == "edge_agent" else 404 if "{alert_id}" in path else 200
+        elif path == "/console":
+            wanted = 303  # to sign-in: the bearer token is not a session
         else:
             wanted = 200
         if status != wanted:

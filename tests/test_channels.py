@@ -198,6 +198,19 @@ def test_a_message_says_what_a_duty_officer_needs_and_nothing_personal() -> None
     assert NoticeFormat(SHANGHAI).single(event()).link is None
 
 
+def test_a_digest_links_to_the_console_too_never_to_a_json_route() -> None:
+    """#15 item 7: a digest's link opens its one alert's page, or the board of its community."""
+    notices = NoticeFormat(SHANGHAI, "https://gw.example/")
+    one = [event(1), event(1, AlertEventKind.ESCALATED, tier="property_manager")]
+    assert notices.digest(one).link == "https://gw.example/console/alerts/alert-1"
+    several = [event(1), event(2), event(3)]
+    assert notices.digest(several).link == "https://gw.example/console/?community=c1"
+    mixed = [event(1), event(2, community="c2")]
+    assert notices.digest(mixed).link == "https://gw.example/console/"
+    assert "[查看详情 Details](https://gw.example/console/" in notices.digest(several).markdown()
+    assert NoticeFormat(SHANGHAI).digest(several).link is None
+
+
 def test_device_text_cannot_forge_lines_links_or_mentions() -> None:
     forged = "smoke\n> 位置 Where: elsewhere [click](http://evil) <@all> **x** # h"
     line = clean(forged)

@@ -352,6 +352,46 @@ async def test_an_incident_is_listed_traced_and_closed_with_a_summary(world: _Wo
         assert twice.status_code == 409
 
 
+async def test_a_whole_incident_is_assigned_to_a_person(world: _World) -> None:
+    await world.publish("ce/a/a1/ias-sos-button/ias-302", b'{"sos": true}')
+    second = world.alert_of("ias-302", "sos")
+    incident_id = world.agent.alert_store.get(world.sos_a).incident_id  # type: ignore[union-attr]
+    assert world.agent.alert_store.get(second).incident_id == incident_id  # type: ignore[union-attr]
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        path = f"/console/incidents/{incident_id}"
+        csrf = await _csrf_of(client, path)
+        no_csrf = await client.post(f"{path}/assign", data={"assignee": "李师傅"})
+        assert no_csrf.status_code == 403
+        nobody = await client.post(f"{path}/assign", data={"csrf": csrf, "assignee": " "})
+        assert nobody.status_code == 400
+        assert ZH["assignee_needed"] in nobody.text
+        done = await client.post(f"{path}/assign", data={"csrf": csrf, "assignee": "李师傅"})
+        assert done.status_code == 303
+        for alert_id in (world.sos_a, second):  # both, through the alert API's assignment
+            alert = world.agent.alert_store.get(alert_id)
+            assert alert is not None
+            assert alert.assignee == "李师傅"
+            assert alert.status is AlertStatus.ACTIVE  # assigning does not acknowledge
+            events = world.agent.alert_store.history(alert_id)
+            assert [e.actor for e in events if e.kind == "assigned"] == ["王值班"]
+        page = (await client.get(path)).text
+        assert re.search(r'id="incident-assignee">李师傅<', page)
+        assert page.count('class="assignee">李师傅<') == 2
+        again = await client.post(f"{path}/assign", data={"csrf": csrf, "assignee": "李师傅"})
+        assert again.status_code == 409  # nothing left to assign: said, not silently done
+        assert ZH["nothing_to_do"] in again.text
+    async with world.client() as client:
+        await _sign_in(client, world.platform)
+        viewed = await client.get(f"/console/incidents/{incident_id}")
+        assert 'id="assign-incident"' not in viewed.text
+        csrf = _CSRF.search(viewed.text).group(1)  # type: ignore[union-attr]
+        refused = await client.post(
+            f"/console/incidents/{incident_id}/assign", data={"csrf": csrf, "assignee": "x"}
+        )
+        assert refused.status_code == 403
+
+
 async def test_another_communitys_incident_is_a_404_and_read_only_has_no_buttons(
     world: _World,
 ) -> None:
@@ -443,6 +483,46 @@ async def test_the_building_board_colours_units_by_state(world: _World) -> None:
         masked = (await client.get("/console/buildings")).text
         assert 'data-unit="101"' not in masked
         assert re.search(r'data-unit="h-[0-9a-f]{12}"', masked)
+
+
+async def test_an_alert_event_fetches_only_its_building(world: _World) -> None:
+    """The board swaps in the building of an alert event, not the whole board again."""
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        board = (await client.get("/console/buildings")).text
+        key = re.search(
+            r'<section class="building" id="(b-[0-9a-f]{12})" data-community="a" '
+            r'data-building="a1" data-state="alarm" data-alarms="([^"]*)"',
+            board,
+        )
+        assert key is not None
+        assert key.group(2) == world.sos_a
+        one = await client.get("/console/buildings/places", params={"alert": world.sos_a})
+        assert one.status_code == 200
+        assert "<html" not in one.text
+        assert one.text.count("<section") == 1
+        assert f'id="{key.group(1)}"' in one.text  # the board's own id: swapped in place
+        assert 'data-unit="101" data-state="alarm"' in one.text
+        # another community's alert, an unknown id, another community asked for: nothing
+        for params in (
+            {"alert": world.sos_b},
+            {"alert": "no-such-alert"},
+            {"alert": world.sos_a, "community": "b"},
+        ):
+            nothing = await client.get("/console/buildings/places", params=params)
+            assert nothing.status_code == 200
+            assert "<section" not in nothing.text
+        two = await client.get(
+            "/console/buildings/places", params=[("alert", world.sos_a), ("alert", world.sos_a)]
+        )
+        assert two.text.count("<section") == 1  # one building, however many of its alerts
+        many = await client.get("/console/buildings/places", params=[("alert", world.sos_a)] * 51)
+        assert many.status_code == 422  # the page redraws everything past 50 at once
+    async with world.client() as client:
+        await _sign_in(client, world.platform)
+        masked = await client.get("/console/buildings/places", params={"alert": world.sos_a})
+        assert 'data-unit="101"' not in masked.text
+        assert re.search(r'data-unit="h-[0-9a-f]{12}" data-state="alarm"', masked.text)
 
 
 def _luminance(colour: str) -> float:

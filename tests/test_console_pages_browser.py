@@ -200,6 +200,14 @@ def test_an_incident_is_handled_end_to_end(live: _Live) -> None:
         expect(page.locator("#members")).to_contain_text("紧急按钮被按下")
         page.click("#ack-incident")
         expect(page.locator("#message")).to_contain_text("已完成")
+        # the whole incident to one person: each of its open alerts is assigned
+        page.fill("#incident-assignee-input", "李师傅")
+        page.click("#assign-incident")
+        expect(page.locator("#message")).to_contain_text(ZH["assign_incident"])
+        expect(page.locator("#incident-assignee")).to_have_text("李师傅")
+        expect(page.locator("#members .assignee")).to_have_text(["李师傅"])
+        expect(page.locator("#trail")).to_contain_text(f"{ZH['ev_assigned']} · 张主管 → 李师傅")
+        assert live.agent.get(f"/v1/alerts/{alert_id}")["alert"]["assignee"] == "李师傅"
         page.select_option("#outcome", "false_alarm")
         page.fill("#close-note", "老人误按 已上门确认")
         page.screenshot(path=artefact("incident-1920.png"), full_page=True)
@@ -290,3 +298,55 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
         expect(page.locator("section[data-building='b1']")).to_be_visible()
         _fits(page, 390)
         page.screenshot(path=artefact("buildings-390.png"), full_page=True)
+
+
+def _labels(page: Page, table: str) -> list[str]:
+    """What a card shows before each value of its first row (the cells' ::before)."""
+    labels: list[str] = page.eval_on_selector_all(
+        f"{table} tbody tr:first-child td",
+        "tds => tds.map(td => getComputedStyle(td, '::before').content.replace(/^\"|\"$/g, ''))",
+    )
+    return labels
+
+
+def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> None:
+    live.press("sos-b1-301")
+    ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    made = live.agent.post(
+        "/v1/silences",
+        {"community": COMMUNITY, "device_id": "sos-b2-202", "ends_at": ends, "reason": "换电池"},
+    )
+    assert made.status_code == 201, made.text
+    token = live.token("duty_officer", "巡逻")
+    with live.context(width=390, height=844) as phone:
+        page = phone.new_page()
+        _sign_in(page, token, "/console/")
+        expect(page.locator("#board tbody tr").first).to_be_visible()
+        assert _labels(page, "#board table.alerts") == [
+            ZH["severity"],
+            ZH["status"],
+            ZH["summary"],
+            ZH["place"],
+            ZH["device"],
+            ZH["opened"],
+        ]
+        _fits(page, 390)
+        page.screenshot(path=artefact("board-cards-390.png"), full_page=True)
+        for path, table, first in (
+            ("/console/devices", "#devices", ZH["device"]),
+            ("/console/incidents", "#incidents", ZH["severity"]),
+            ("/console/silences", "#silences", ZH["matches"]),
+        ):
+            page.goto(path)
+            labels = _labels(page, table)
+            assert labels[0] == first, (path, labels)
+            assert all(labels), (path, labels)
+            _fits(page, 390)
+            name = path.rsplit("/", 1)[-1]
+            page.screenshot(path=artefact(f"{name}-cards-390.png"), full_page=True)
+        page.click("a[hreflang=en]")
+        assert _labels(page, "#silences")[0] == EN["matches"]
+    with live.context(width=1920, height=1080) as wall:
+        page = wall.new_page()
+        _sign_in(page, token, "/console/devices")
+        assert set(_labels(page, "#devices")) == {"none"}  # a wide table has its header instead

@@ -60,7 +60,7 @@ def test_demo_runs_its_own_mosquitto_raises_alerts_and_stops_it_on_ctrl_c(tmp_pa
             within_s=30,
             what="a scenario's alert",
         )
-        assert alerts[0]["community"] == "demo"
+        assert alerts[0]["community"] == "sunshine-garden"  # the registered community it plays
         readings = httpx.get(f"{url}/v1/readings", headers=headers).json()["items"]
         assert readings
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"

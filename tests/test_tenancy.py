@@ -177,7 +177,22 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
             {"away": True},
             "not_found",
         ),
+        ("GET", "/v1/households/{community}/{building}/{unit}/rhythm"): (
+            "/v1/households/b/b1/101/rhythm",
+            None,
+            "not_found",
+        ),
+        ("POST", "/v1/households/{community}/{building}/{unit}/signs"): (
+            "/v1/households/b/b1/101/signs",
+            {"source": "check_in"},
+            "not_found",
+        ),
         ("GET", "/v1/audit"): ("/v1/audit", None, "forbidden"),
+        ("GET", "/v1/reports/care/{community}"): (
+            "/v1/reports/care/b?month=2026-11",
+            None,
+            "not_found",
+        ),
         ("GET", "/v1/households"): ("/v1/households?community=b", None, "no_b"),
         ("POST", "/v1/households"): (
             "/v1/households",
@@ -264,8 +279,12 @@ def _expect_for(role: str, expect: Expect, method: str, path: str) -> Expect:
         return "open"
     if role == "edge_agent":
         return "forbidden"  # it only posts alert events to a central API
-    if role in ("care_worker", "family") and not path.startswith(("/v1/households", "/v1/visits")):
+    if role in ("care_worker", "family") and not path.startswith(
+        ("/v1/households", "/v1/visits", "/v1/reports")
+    ):
         return "forbidden"  # the people of the care work read their own households only
+    if role == "family" and path.startswith("/v1/reports"):
+        return "forbidden"  # a care worker reads her households' report, a family member none
     if role == "family" and path in ("/v1/households/export", "/v1/visits/due"):
         return "forbidden"
     if role == "platform" and (method, path) == ("POST", "/v1/silences"):
@@ -362,8 +381,9 @@ async def test_every_role_scoped_to_community_a_never_reaches_b(world: _World, r
     leaks, routes, writes = await _walk(world, role)
     assert not leaks, "\n".join(leaks)
     assert not _b_unchanged(world)
-    # 13 API writes (8, and 5 of households and visits), the action link's and a provider callback's
-    assert (routes, writes) == (len(_routes(world)), 15)
+    # 14 API writes (8, 5 of households and visits, a sign of life), the action link's and a
+    # provider callback's
+    assert (routes, writes) == (len(_routes(world)), 16)
     if role != "edge_agent":  # refused before any object is looked up: nothing to audit
         refused = world.audit.query(action="cross_tenant")
         assert len(refused) >= (7 if person else 9)

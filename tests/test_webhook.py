@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -33,7 +34,7 @@ from edge.model import (
     Severity,
 )
 from edge.outbox import Forwarder, Outbox
-from edge.sinks import WebhookSink
+from edge.sinks import NoticeFormat, WebhookSink
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import build_gateway
 from tests.servers import free_port
@@ -255,6 +256,24 @@ async def test_a_batch_is_one_signed_post_a_receiver_can_verify(
     assert json.loads(got.body) == {"events": [e.model_dump(mode="json") for e in events]}
     assert [AlertEvent.model_validate(e) for e in got.events] == events
     assert SECRET not in got.body.decode()
+
+
+async def test_a_batch_carries_each_alerts_console_page_when_the_gateway_has_an_address(
+    receiver: Receiver, clock: FakeClock
+) -> None:
+    """#15 item 7: what a receiver shows a person links to the console's alert page."""
+    notices = NoticeFormat(ZoneInfo("Asia/Shanghai"), "https://gw.example")
+    sink = WebhookSink("webhook-1", receiver.url, SECRET, clock=clock, link=notices.link)
+    try:
+        await sink.write_events([_event(1), _event(2)])
+    finally:
+        await sink.close()
+    [got] = receiver.received
+    assert got.verified
+    assert json.loads(got.body)["links"] == {
+        "alert-1": "https://gw.example/console/alerts/alert-1",
+        "alert-2": "https://gw.example/console/alerts/alert-2",
+    }
 
 
 async def test_a_tampered_body_or_a_replay_does_not_verify(

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.agent.away_keeper import AwayKeeper
+from edge.agent.care_watch import CareWatch
 from edge.agent.escalator import Escalator
 from edge.agent.family_caller import FamilyCaller
 from edge.agent.liveness_monitor import LivenessMonitor
@@ -44,7 +45,16 @@ from edge.alerts import (
 )
 from edge.clock import Clock
 from edge.decode import ProfileRegistry
-from edge.enrich import DeviceHealth, DeviceRegistry, HouseholdStore, RegistryFile, VisitStore
+from edge.enrich import (
+    DeviceHealth,
+    DeviceRegistry,
+    HouseholdStore,
+    RegistryFile,
+    Shard,
+    ShardFilter,
+    VisitStore,
+    owned_registry,
+)
 from edge.errors import (
     AlertNotFound,
     AlertTransitionError,
@@ -144,9 +154,11 @@ class Agent:
         owners: Sequence[str] = (),
         roster: Roster | None = None,
         reach: Reach | None = None,
+        shard: Shard | None = None,
     ) -> None:
         """`owners` says who configured each of `sinks`, in order, for the error that names both
-        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's."""
+        owners of a name given twice (SinkNameTaken); the alert store's name is the agent's.
+        `shard`: the slice of the buildings this process owns (None: all of them)."""
         check_sink_names(
             [
                 (AlertStoreSink.name, "the gateway's alert store"),
@@ -158,7 +170,10 @@ class Agent:
         )
         self.config = config
         self.profiles = profiles
-        self.registry = registry
+        self.shard = shard or Shard(0, 1)
+        self.whole_registry = registry  # every shard's devices: a topic's owner is found in it
+        self.shard_filter = ShardFilter(self.shard, profiles, lambda: self.whole_registry)
+        self.registry = owned_registry(registry, self.shard)
         self.registry_file = registry_file
         self.community_rules = community_rules
         self.roster = roster  # whom escalation steps naming people reach
@@ -179,6 +194,7 @@ class Agent:
         self.households: HouseholdStore  # the household register (edge.enrich.households)
         self.visits: VisitStore
         self.away_keeper: AwayKeeper
+        self.care_watch: CareWatch
 
     async def __aenter__(self) -> Agent:
         data = self.config.data_dir
@@ -219,6 +235,7 @@ class Agent:
             self.alerts,
             self.liveness,
             last_sequences=self.outbox.last_sequences(),
+            owns=None if self.shard.whole else self.shard_filter.owns_topic,
         )
         marker = data / "mqtt-session"
         expect_session = marker.exists()
@@ -287,6 +304,10 @@ class Agent:
         self.away_keeper = AwayKeeper(
             self.households, self.ticker, self.clock, check_s=self.config.away_check_s
         )
+        self.care_watch = CareWatch(
+            self.households, self.pipeline.rules, check_s=self.config.away_check_s
+        )
+        self.care_watch.check()  # before the first rule tick: living-alone homes are watched
         # Everything built so far (profiles, registry, libraries) lives as long as the process:
         # keep it out of the garbage collector's full scans, which otherwise grow with it.
         gc.collect()
@@ -335,6 +356,7 @@ class Agent:
             tg.create_task(self.ticker.run(), name="rules")
             tg.create_task(self.escalator.run(), name="escalation")
             tg.create_task(self.away_keeper.run(), name="away")
+            tg.create_task(self.care_watch.run(), name="care-watch")
             if self.registry_file is not None:
                 tg.create_task(self._watch_registry(self.registry_file), name="registry")
 
@@ -360,6 +382,9 @@ class Agent:
 
     def use_registry(self, registry: DeviceRegistry) -> None:
         """Switch to a reloaded registry; devices that stay keep their liveness."""
+        self.whole_registry = registry
+        self.shard_filter.forget()
+        registry = owned_registry(registry, self.shard)
         old = self.registry
         moves = [
             (before.slot, ref.slot)
@@ -534,6 +559,13 @@ class Agent:
             },
             "open_alerts": len(self.alerts),
             "escalation": self._escalation_health(now),
+            # run --shards / two gateways: this process's slice, and the messages it left to
+            # the other shards (acknowledged unread)
+            "shard": {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "dropped": self.shard_filter.dropped,
+            },
             "devices": {
                 "registered": len(self.registry),
                 "open_enrollment": self.registry.open_enrollment,

@@ -28,6 +28,7 @@ from edge.enrich import (
 )
 from edge.model import Alert, AlertEvent, AlertStatus, DeadLetter, DeviceRef, Severity
 from edge.rule_spec import RuleSpec
+from edge.rules import RhythmView
 
 
 class Desk:
@@ -110,6 +111,11 @@ class Desk:
     def subscription(self) -> AbstractContextManager[asyncio.Queue[AlertEvent | None]]:
         """Alert events as they are stored; None in the queue: cut off, or the agent stops."""
         return self._agent.stream.subscription()
+
+    def alerts_version(self) -> int:
+        """Alert events stored so far in this run (each is published once it is stored): while
+        it stays the same, so do the stored alerts."""
+        return self._agent.stream.published
 
     @property
     def stream_closed(self) -> bool:
@@ -213,9 +219,10 @@ class Desk:
         """Mark a household away or back; whether it is away now.
 
         With `until`, a household in the register keeps the date and reason, and is brought back
-        on that date (`AwayKeeper`); without, the flag holds until someone clears it.
+        on that date (`AwayKeeper`, and the rules' own away flag ends on it too); without, the
+        flag holds until someone clears it.
         """
-        await self._agent.ticker.set_away(community, building, unit, away)
+        await self._agent.ticker.set_away(community, building, unit, away, until, reason)
         hid = f"{community}/{building}/{unit}"
         if self._agent.households.get(hid) is not None:
             self._agent.households.set_away(hid, until if away else None, reason, self.now())
@@ -248,3 +255,18 @@ class Desk:
             and a.device_id in devices
             and (a.building == household.building or not a.device_id.startswith("household:"))
         ]
+
+    def away_of(
+        self, community: str, building: str, unit: str
+    ) -> tuple[bool, datetime | None, str | None]:
+        """(away, until when, why) of a household."""
+        return self._agent.pipeline.rules.away_of(community, building, unit)
+
+    def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
+        """What the sign-of-life rules have learned of a household's day."""
+        return self._agent.pipeline.rules.rhythm_of(community, building, unit, self.now())
+
+    async def sign_of_life(self, community: str, building: str, unit: str) -> int:
+        """Record a sign of life no sensor saw; how many absence alerts it resolved."""
+        events = await self._agent.ticker.sign(community, building, unit)
+        return sum(1 for e in events if e.kind == "resolved")

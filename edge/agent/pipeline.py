@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from edge.alerts import AlertBook
@@ -41,7 +41,10 @@ class Pipeline:
         alerts: AlertBook,
         health: DeviceHealth,
         last_sequences: Mapping[str, int] | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """`owns`: whether this shard owns a topic (None: one process owns every message)."""
+        self.owns = owns
         self.profiles = profiles
         self.registry = registry
         self.rules = rules
@@ -66,6 +69,8 @@ class Pipeline:
     def handle(self, raw: RawMessage, retained: bool = False) -> Output:
         """`retained`: the broker sent this from its retained store (alarm lane): a stale alarm,
         published at some unknown earlier time, is recorded as a dead letter, never raised."""
+        if self.owns is not None and not self.owns(raw.topic):
+            return Output()  # another shard owns it: acknowledged here, nothing made of it
         try:
             decoded = decode(raw, self.profiles)
         except DecodeError as exc:

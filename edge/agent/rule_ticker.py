@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from edge.agent.pipeline import Pipeline
 from edge.clock import Clock
@@ -37,10 +38,25 @@ class RuleTicker:
         """One round: verdicts, their events committed, then the rule state saved."""
         return await self._commit(self.pipeline.rules.tick(self.clock.now()))
 
-    async def set_away(self, community: str, building: str, unit: str, away: bool) -> None:
-        """Mark a household away or back; an open absence alert clears when it goes away."""
+    async def set_away(
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Mark a household away (back by itself at `until`) or back; an open absence alert
+        clears when it goes away."""
         rules = self.pipeline.rules
-        await self._commit(rules.set_away(community, building, unit, away, self.clock.now()))
+        now = self.clock.now()
+        await self._commit(rules.set_away(community, building, unit, away, now, until, reason))
+
+    async def sign(self, community: str, building: str, unit: str) -> list[AlertEvent]:
+        """A sign of life no sensor saw (a check-in answered): open absence alerts clear."""
+        rules = self.pipeline.rules
+        return await self._commit(rules.sign(community, building, unit, self.clock.now()))
 
     async def _commit(self, verdicts: list[Verdict]) -> list[AlertEvent]:
         events = [e for v in verdicts if (e := self.pipeline.alerts.apply(v)) is not None]

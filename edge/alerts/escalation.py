@@ -1,6 +1,6 @@
 """Escalation policies: who is told of an unacknowledged alert, and when.
 
-A policy (per severity, optionally per community) is a list of steps counted from the alert's
+A policy (per severity, optionally per community and per alert category) is a list of steps counted from the alert's
 opening, plus `repeat_every_s`. A step names whom it reaches: a `tier` of group channels (as
 routes know them), a `person` of the roster, the person `on_duty` in a team, or the person
 `next_on_roster` after them (a team id, or `here`: the teams answering for the alert's building,
@@ -68,6 +68,9 @@ class EscalationPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     severity: Severity
     community: str | None = None  # None: every community without a policy of its own
+    # None: every category; "household": a household's sign-of-life alerts, which escalate
+    # like an SOS through the same tiers, only slower
+    category: str | None = None
     steps: tuple[EscalationStep, ...] = Field(min_length=1)
     repeat_every_s: float | None = Field(default=None, gt=0)  # None: no repeats after the last
 
@@ -83,13 +86,14 @@ class EscalationPolicies:
     """Finds the policy for an alert: its community's own first, then the severity's default."""
 
     def __init__(self, policies: Sequence[EscalationPolicy] = ()) -> None:
-        self._policies: dict[tuple[Severity, str | None], EscalationPolicy] = {}
+        self._policies: dict[tuple[Severity, str | None, str | None], EscalationPolicy] = {}
         for policy in policies:
-            key = (policy.severity, policy.community)
+            key = (policy.severity, policy.community, policy.category)
             if key in self._policies:
                 raise ValueError(
                     f"two escalation policies for {policy.severity} in "
                     f"{policy.community or 'every community'}"
+                    + (f" for {policy.category}" if policy.category else "")
                 )
             self._policies[key] = policy
 
@@ -97,9 +101,18 @@ class EscalationPolicies:
         return bool(self._policies)
 
     def for_alert(self, alert: Alert) -> EscalationPolicy | None:
-        return self._policies.get((alert.severity, alert.community)) or self._policies.get(
-            (alert.severity, None)
-        )
+        """The most specific policy: community and category, category, community, severity."""
+        severity, community, category = alert.severity, alert.community, alert.category
+        for key in (
+            (severity, community, category),
+            (severity, None, category),
+            (severity, community, None),
+            (severity, None, None),
+        ):
+            policy = self._policies.get(key)
+            if policy is not None:
+                return policy
+        return None
 
 
 def first_due(

@@ -26,6 +26,8 @@ class AlertStream:
         self._subscribers: set[asyncio.Queue[AlertEvent | None]] = set()
         self.overflows = 0
         self.closed = False
+        # events published since start: a reader that caches what the store holds compares it
+        self.published = 0
 
     def close(self) -> None:
         """End every subscription (shutdown): each queue receives a final None."""
@@ -38,6 +40,7 @@ class AlertStream:
         return len(self._subscribers)
 
     def publish(self, events: Sequence[AlertEvent]) -> None:
+        self.published += len(events)
         for queue in list(self._subscribers):
             for event in events:
                 if queue.qsize() >= self._queue_size - 1:

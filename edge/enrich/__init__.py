@@ -16,6 +16,7 @@ from edge.enrich.households import (
 )
 from edge.enrich.liveness import DeviceHealth, DeviceState, Status, offline_rule
 from edge.enrich.registry import Contact, DeviceDetails, DeviceRegistry, RegistryFile
+from edge.enrich.shard import Shard, ShardFilter, owned_registry, place_hash
 from edge.enrich.unregistered import Unregistered, UnregisteredLog
 from edge.enrich.visits import (
     Condition,
@@ -43,6 +44,8 @@ __all__ = [
     "HouseholdVisits",
     "RegistryFile",
     "Resident",
+    "Shard",
+    "ShardFilter",
     "Status",
     "Unregistered",
     "UnregisteredLog",
@@ -53,5 +56,7 @@ __all__ = [
     "household_id",
     "month_start",
     "offline_rule",
+    "owned_registry",
+    "place_hash",
     "split_household_id",
 ]

@@ -9,6 +9,7 @@ quiet too long, windows expiring. Event times are the readings' own (`Reading.at
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from edge.model import DeviceRef, Reading
 from edge.rule_spec import RuleSpec
 from edge.rules.community import CommunityRules, Override, apply_override
 from edge.rules.place import PlaceRules
+from edge.rules.rhythm import RhythmView
 from edge.rules.state import RuleStateStore
 from edge.rules.verdict import Verdict, evaluate_condition
 
@@ -226,10 +228,44 @@ class RuleEngine:
         return verdicts
 
     def set_away(
-        self, community: str, building: str, unit: str, away: bool, now: datetime
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        now: datetime,
+        until: datetime | None = None,
+        reason: str | None = None,
     ) -> list[Verdict]:
-        """A household is away (absence alerts clear, none raise) or back."""
-        return self.places.set_away(f"{community}/{building}/{unit}", away, now)
+        """A household is away (absence alerts clear, none raise; back by itself at `until`)
+        or back."""
+        return self.places.set_away(f"{community}/{building}/{unit}", away, now, until, reason)
+
+    def away_of(
+        self, community: str, building: str, unit: str
+    ) -> tuple[bool, datetime | None, str | None]:
+        """(away, until when, why) of a household."""
+        place = f"{community}/{building}/{unit}"
+        until = self.places.away_until.get(place)
+        return (
+            place in self.places.away,
+            None if until is None else datetime.fromtimestamp(until, UTC),
+            self.places.away_reason.get(place),
+        )
+
+    def care_for(self, living_alone: Iterable[str]) -> None:
+        """The households ("c/b/unit") living alone: what `living_alone` absence rules watch."""
+        self.places.care_for(living_alone)
+
+    def sign(self, community: str, building: str, unit: str, at: datetime) -> list[Verdict]:
+        """A sign of life no sensor saw (a check-in answered, a visit): clears absence alerts."""
+        return self.places.sign(f"{community}/{building}/{unit}", at)
+
+    def rhythm_of(
+        self, community: str, building: str, unit: str, now: datetime
+    ) -> list[RhythmView]:
+        """What the rhythm rules have learned of a household (empty: none watches it)."""
+        return self.places.rhythm_of(f"{community}/{building}/{unit}", now)
 
     def is_away(self, community: str, building: str, unit: str) -> bool:
         return f"{community}/{building}/{unit}" in self.places.away

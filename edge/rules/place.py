@@ -1,6 +1,7 @@
 """Place rules: absence in a household, correlation in a building. Their alerts' "device" is the
 place (`household:<unit>`, `building:<b>`, model `community-edge`), so each key is unique per
-rule and place.
+rule and place. An absence rule with a `rhythm` learns each resident's own day
+(edge/rules/rhythm.py) and counts inactivity only inside it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ from zoneinfo import ZoneInfo
 
 from edge.model import DeviceRef, Reading
 from edge.rule_spec import RuleSpec, Signal
+from edge.rules.rhythm import (
+    Day,
+    HouseholdRhythm,
+    RhythmView,
+    local_day,
+    quiet_seconds,
+    today_bounds,
+)
 from edge.rules.verdict import Verdict, evaluate_condition
 
 PLACE_MODEL = "community-edge"
+OUTAGE_S = 3600.0  # a gap between rule ticks this long: the agent was down or paused
 # (rule, community, building, unit) -> the rule with its overrides, None when disabled there
 Resolve = Callable[[RuleSpec, str, str, str | None], RuleSpec | None]
 Changes = dict[tuple[str, str], Any]
@@ -78,7 +88,18 @@ class PlaceRules:
         self.activity: dict[str, float] = {}
         self.absent: set[str] = set()
         self.away: set[str] = set()
+        self.away_until: dict[str, float] = {}  # away households with an end: back then
+        self.away_reason: dict[str, str] = {}  # "hospital", "visiting family", ...
+        # rhythm rules: each household's learned days by "rule|hh", and per day what follows
+        self.rhythms: dict[str, HouseholdRhythm] = {}
+        self._days: dict[str, tuple[int, Day | None, float, int]] = {}
         self.since: float | None = None  # when watching began: inactivity counts from here
+        # rhythm rules: the last tick (saved each minute) and when watching resumed after a gap
+        # longer than OUTAGE_S (the gateway down or paused): quiet time it did not see is not
+        # counted, or a restart after a day off would raise every household at once
+        self.last_tick: float | None = None
+        self.resumed: float = 0.0
+        self._tick_saved = 0.0
         # correlation: hits (epoch s, device id, signal) and the devices already raised, by
         # "rule|c/b"
         self.hits: dict[str, list[tuple[float, str, str]]] = {}
@@ -97,6 +118,20 @@ class PlaceRules:
                     self.households[rule.id].setdefault(
                         f"{device.community}/{device.building}/{device.unit}"
                     )
+
+    def care_for(self, living_alone: Iterable[str]) -> None:
+        """The households ("c/b/unit") whose record says living alone: `living_alone` rules
+        watch exactly these from now on."""
+        places = list(living_alone)
+        for rule in self.absence:
+            if rule.households == "living_alone":
+                gone = self.households[rule.id].keys() - set(places)
+                self.households[rule.id] = dict.fromkeys(places)
+                for place in gone:  # no longer living alone: what was learned of her goes
+                    key = f"{rule.id}|{place}"
+                    self._days.pop(key, None)
+                    if self.rhythms.pop(key, None) is not None:
+                        self._changes["rhythm", key] = None
 
     def observe(self, reading: Reading, verdicts: list[Verdict]) -> None:
         device = reading.device
@@ -131,14 +166,53 @@ class PlaceRules:
             watched[place] = None
         key = f"{rule.id}|{place}"
         ts = reading.at.timestamp()
+        if rule.rhythm is not None:
+            day, hour = local_day(ts, self.zone)
+            rhythm = self._rhythm(rule, key, day)
+            if rhythm.note(day, hour):
+                self._changes["rhythm", key] = rhythm.dump()
+        self._signed(
+            rule, key, device.community, device.building, device.unit, reading.at, verdicts
+        )
+
+    def sign(self, place: str, at: datetime) -> list[Verdict]:
+        """A sign of life that no sensor saw (a check-in call answered, a visit): every absence
+        rule watching the household counts it as activity. Not learned into her rhythm."""
+        verdicts: list[Verdict] = []
+        community, building, unit = place.split("/")
+        for rule in self.absence:
+            if place in self.households[rule.id]:
+                key = f"{rule.id}|{place}"
+                self._signed(rule, key, community, building, unit, at, verdicts)
+        return verdicts
+
+    def _rhythm(self, rule: RuleSpec, key: str, day: int) -> HouseholdRhythm:
+        rhythm = self.rhythms.get(key)
+        if rhythm is None:
+            assert rule.rhythm is not None
+            rhythm = self.rhythms[key] = HouseholdRhythm(rule.rhythm.learn_days, day)
+            self._changes["rhythm", key] = rhythm.dump()
+        return rhythm
+
+    def _signed(
+        self,
+        rule: RuleSpec,
+        key: str,
+        community: str,
+        building: str,
+        unit: str,
+        at: datetime,
+        verdicts: list[Verdict],
+    ) -> None:
+        ts = at.timestamp()
         if ts > self.activity.get(key, 0.0):
             self.activity[key] = ts
             self._changes["activity", key] = ts
         if key in self.absent:
             self.absent.discard(key)
             self._changes["absent", key] = None
-            ref = household_ref(rule, device.community, device.building, device.unit)
-            verdicts.append(Verdict(rule, "clear", _place_reading(ref, reading.at)))
+            ref = household_ref(rule, community, building, unit)
+            verdicts.append(Verdict(rule, "clear", _place_reading(ref, at)))
 
     def _correlate(
         self, rule: RuleSpec, signal: Signal, reading: Reading, verdicts: list[Verdict]
@@ -177,6 +251,13 @@ class PlaceRules:
         if self.since is None:
             self.since = ts
             self._changes["meta", "since"] = ts
+        if self.last_tick is not None and ts - self.last_tick > OUTAGE_S:
+            self.resumed = ts
+            self._changes["meta", "resumed"] = ts
+        self.last_tick = ts
+        if ts - self._tick_saved >= 60:
+            self._tick_saved = ts
+            self._changes["meta", "tick"] = ts
         for key, hits in list(self.hits.items()):
             rule_id = key.partition("|")[0]
             rule = next((r for r in self.correlation if r.id == rule_id), None)
@@ -191,10 +272,23 @@ class PlaceRules:
                     self._changes["hits", key] = None
                     if self.raised.pop(key, None) is not None:
                         self._changes["raised", key] = None
+        for place, until in list(self.away_until.items()):
+            if until <= ts:  # the away span ended: back home, inactivity counts anew
+                verdicts.extend(self.set_away(place, False, now))
         opened: dict[int, datetime | None] = {}  # one window lookup per distinct window per tick
+        today: int | None = None
         for rule in self.absence:
             for place in self.households[rule.id]:
                 key = f"{rule.id}|{place}"
+                if rule.rhythm is not None:
+                    if today is None:
+                        today = local_day(ts, self.zone)[0]
+                    rhythm = self._rhythm(rule, key, today)
+                    marked = rhythm.note_watched(today)
+                    if place in self.away:
+                        marked = rhythm.note_away(today) or marked
+                    if marked:
+                        self._changes["rhythm", key] = rhythm.dump()
                 if key in self.absent or place in self.away:
                     continue
                 community, building, unit = place.split("/")
@@ -207,22 +301,108 @@ class PlaceRules:
                 start = opened[id(window)]
                 if start is None:
                     continue
-                since = max(self.activity.get(key, self.since), start.timestamp())
-                if ts - since >= effective.quiet_hours * 3600:
+                if effective.rhythm is not None:
+                    due = self._due(effective, key, now, start)
+                else:
+                    since = max(self.activity.get(key, self.since), start.timestamp())
+                    due = ts - since >= effective.quiet_hours * 3600
+                if due:
                     self.absent.add(key)
                     self._changes["absent", key] = 1
                     ref = household_ref(effective, community, building, unit)
                     verdicts.append(Verdict(effective, "raise", _place_reading(ref, now)))
 
-    def set_away(self, place: str, away: bool, now: datetime) -> list[Verdict]:
-        """Mark a household away (its absence alerts clear) or back (inactivity counts anew)."""
+    def learned(self, rule: RuleSpec, key: str, now: datetime) -> tuple[Day | None, float, int]:
+        """(her own day, how usual a signal is, days learned) as of `now`'s local day."""
+        day = local_day(now.timestamp(), self.zone)[0]
+        cached = self._days.get(key)
+        if cached is not None and cached[0] == day:
+            return cached[1], cached[2], cached[3]
+        rhythm = self._rhythm(rule, key, day)
+        assert rule.rhythm is not None
+        result = (
+            rhythm.own_day(day, rule.rhythm),
+            rhythm.usual_share(day),
+            rhythm.days_learned(day),
+        )
+        self._days[key] = (day, *result)  # completed days only: stands all day
+        return result
+
+    def rhythm_of(self, place: str, now: datetime) -> list[RhythmView]:
+        """What each rhythm rule watching the household has learned of it."""
+        views: list[RhythmView] = []
+        day = local_day(now.timestamp(), self.zone)[0]
+        for rule in self.absence:
+            if rule.rhythm is None or place not in self.households[rule.id]:
+                continue
+            key = f"{rule.id}|{place}"
+            own, usual, learned = self.learned(rule, key, now)
+            spec = rule.rhythm
+            last = self.activity.get(key)
+            views.append(
+                RhythmView(
+                    rule=rule.id,
+                    days_learned=learned,
+                    histogram=self.rhythms[key].histogram(day),
+                    usual_share=round(usual, 3),
+                    own_day=own,
+                    watched=spec.usual_share == 0
+                    or (learned >= spec.min_days and usual >= spec.usual_share),
+                    last_sign=None if last is None else _at(last),
+                    raised=key in self.absent,
+                )
+            )
+        return views
+
+    def _due(self, rule: RuleSpec, key: str, now: datetime, opened: datetime) -> bool:
+        """Whether a rhythm rule's household is quiet too long inside her own day."""
+        spec = rule.rhythm
+        assert spec is not None
+        assert rule.window is not None
+        assert rule.quiet_hours is not None
+        own, usual, learned = self.learned(rule, key, now)
+        if spec.usual_share > 0 and (learned < spec.min_days or usual < spec.usual_share):
+            return False  # not (yet) a home where this signal is usual
+        begin, end = today_bounds(rule.window, opened, own)
+        local = now.astimezone(opened.tzinfo)
+        if local < begin:
+            return False
+        last = max(self.activity.get(key, self.since) or 0.0, self.resumed)
+        if local >= end:  # her day is over: raised only if the whole of it passed without a sign
+            return last < begin.timestamp() and (self.since or 0.0) <= begin.timestamp()
+        if own is None:  # still learning: as a plain absence rule, from today's window on
+            return now.timestamp() - max(last, begin.timestamp()) >= rule.quiet_hours * 3600
+        # her day learned: quiet counts through the ends of her earlier days, never the night
+        return quiet_seconds(rule.window, own, last, local) >= rule.quiet_hours * 3600
+
+    def set_away(
+        self,
+        place: str,
+        away: bool,
+        now: datetime,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> list[Verdict]:
+        """Mark a household away (its absence alerts clear; back by itself at `until` when
+        given) or back (inactivity counts anew)."""
         verdicts: list[Verdict] = []
         community, building, unit = place.split("/")
         if away:
             self.away.add(place)
-            self._changes["away", place] = 1
+            self.away_until.pop(place, None)
+            self.away_reason.pop(place, None)
+            if until is not None:
+                self.away_until[place] = until.timestamp()
+            if reason:
+                self.away_reason[place] = reason
+            self._changes["away", place] = {
+                "until": self.away_until.get(place),
+                "reason": self.away_reason.get(place),
+            }
         else:
             self.away.discard(place)
+            self.away_until.pop(place, None)
+            self.away_reason.pop(place, None)
             self._changes["away", place] = None
         for rule in self.absence:
             key = f"{rule.id}|{place}"
@@ -239,8 +419,22 @@ class PlaceRules:
     def restore(self, state: dict[str, dict[str, Any]]) -> None:
         self.activity.update(state.get("activity", {}))
         self.absent.update(state.get("absent", {}))
-        self.away.update(state.get("away", {}))
-        self.since = state.get("meta", {}).get("since", self.since)
+        for place, value in state.get("away", {}).items():
+            self.away.add(place)
+            if isinstance(value, dict):  # {until, reason}; older files hold 1
+                if value.get("until") is not None:
+                    self.away_until[place] = float(value["until"])
+                if value.get("reason"):
+                    self.away_reason[place] = str(value["reason"])
+        learn = {r.id: r.rhythm.learn_days for r in self.absence if r.rhythm is not None}
+        for key, value in state.get("rhythm", {}).items():
+            rule_id = key.partition("|")[0]
+            if rule_id in learn:
+                self.rhythms[key] = HouseholdRhythm.load(value, learn[rule_id])
+        meta = state.get("meta", {})
+        self.since = meta.get("since", self.since)
+        self.last_tick = meta.get("tick", self.last_tick)
+        self.resumed = meta.get("resumed", self.resumed)
         for key, hits in state.get("hits", {}).items():
             self.hits[key] = [(float(t), str(d), str(s)) for t, d, s in hits]
         for key, devices in state.get("raised", {}).items():

@@ -9,7 +9,10 @@ Delivery is at least once: the outbox retries without limit, so a receiver must 
     X-Community-Edge-Timestamp: <unix seconds when this attempt was sent>
     X-Community-Edge-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body bytes>")>
 
-    {"events": [<AlertEvent>, ...]}
+    {"events": [<AlertEvent>, ...], "links": {"<alert id>": "<public_url>/console/alerts/<id>"}}
+
+`links` is there when the gateway has a public address (`notifications.public_url`): each alert's
+page in the duty console, for a receiver that shows the event to a person (never a JSON route).
 
 The signature header is sent only when a secret is configured. To verify, a receiver computes the
 HMAC over the timestamp header's value, a `.` and the raw body bytes as received, compares it with
@@ -28,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -82,8 +85,11 @@ class WebhookSink:
         timeout_s: float = HTTP_TIMEOUT_S,
         *,
         clock: Clock | None = None,
+        link: Callable[[AlertEvent], str | None] | None = None,
     ) -> None:
+        """`link`: an event's alert page in the duty console (NoticeFormat.link), or None."""
         self.name = name
+        self._link = link
         self._url = url
         self._shown_url = _public_url(url)
         self._secret = secret or None
@@ -102,7 +108,11 @@ class WebhookSink:
             return
         if self._client is None:
             raise RuntimeError(f"WebhookSink {self.name} is closed")
-        body = orjson.dumps({"events": [e.model_dump(mode="json") for e in events]})
+        document: dict[str, object] = {"events": [e.model_dump(mode="json") for e in events]}
+        if self._link is not None:
+            links = {e.alert.id: self._link(e) for e in events}
+            document["links"] = {k: v for k, v in links.items() if v is not None}
+        body = orjson.dumps(document)
         timestamp = str(int(self._clock.now().timestamp()))
         headers = {
             "Content-Type": "application/json",

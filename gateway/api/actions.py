@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -136,6 +137,9 @@ def _alert_block(alert: Alert) -> str:
         f"<dt>设备 Device</dt><dd>{_e(alert.model)} {_e(alert.device_id)}</dd>"
         f"<dt>时间 Opened</dt><dd>{opened}</dd>"
         f"<dt>状态 Status</dt><dd>{_e(alert.status.value)}</dd></dl>"
+        # the whole story (timeline, notes, other actions) is on the console's page, after sign-in
+        f'<p><a href="/console/alerts/{quote(alert.id, safe="")}">在值班台查看 · '
+        f"<span lang=en>Open in the duty console</span></a></p>"
     )
 
 

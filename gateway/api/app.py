@@ -5,6 +5,7 @@ group over the agent's desk (edge.agent.Desk).
 from __future__ import annotations
 
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -14,10 +15,12 @@ from gateway.action_links import ActionLinks
 from gateway.api import (
     actions,
     alerts,
+    care,
     devices,
     households,
     operations,
     provider_callbacks,
+    reports,
     short_links,
     silences,
 )
@@ -31,6 +34,10 @@ from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
+from gateway.tsdb_readings import TsdbReadings
+
+if TYPE_CHECKING:  # the console imports this package's security helpers: no import at run time
+    from gateway.console.sign_in_links import SignInLinks
 
 
 def create_app(
@@ -46,6 +53,9 @@ def create_app(
     disk: DiskWatch | None = None,
     retention: Retention | None = None,
     zone: tzinfo | None = None,
+    sign_in_links: SignInLinks | None = None,
+    tsdb: TsdbReadings | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
     """The FastAPI app over a running (or at least entered) agent.
 
@@ -57,6 +67,10 @@ def create_app(
         disk: the data dir's size and free space (/metrics, a warning on /healthz).
         retention: what retention has deleted (/metrics).
         zone: the community's time zone, for the console's times (None: Asia/Shanghai).
+        sign_in_links: the console's one-time sign-in links (the demo prints one).
+        tsdb: where the console reads readings back when they go to a time-series server.
+        desk: what the API and console read and do (None: `Desk(agent)`; `run --shards`: shard
+            0's desk over every shard, gateway.shard_desk).
     """
     app = FastAPI(
         title="community-edge alert API",
@@ -71,7 +85,7 @@ def create_app(
     app.state.authenticator = Authenticator(
         token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
-    app.state.desk = Desk(agent)
+    app.state.desk = desk if desk is not None else Desk(agent)
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
@@ -86,6 +100,8 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(silences.router)
     app.include_router(devices.router)
+    app.include_router(care.router)
+    app.include_router(reports.router)
     app.include_router(households.router)
     app.include_router(reading_routes.router)
     app.include_router(actions.router)
@@ -109,7 +125,9 @@ def create_app(
             deliveries,
             zone,
             app.state.pseudonyms,
+            sign_in_links=sign_in_links,
             readings=readings,
+            tsdb=tsdb,
         ),
     )
     return app

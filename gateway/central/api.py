@@ -13,6 +13,7 @@ import csv
 import io
 import logging
 from collections.abc import Callable, Iterator
+from datetime import tzinfo
 from typing import Annotated
 
 import orjson
@@ -37,7 +38,9 @@ from gateway.api.security import (
 from gateway.api.untrusted_text import csv_cell
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.central.console import CentralAlerts
 from gateway.central.store import AlertFilter, CentralStore, CommunitySummary, ForeignAlerts
+from gateway.console import api_docs, create_console
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.privacy import sees_personal_data
 from gateway.tokens import Principal, Role, TokenStore
@@ -91,13 +94,22 @@ def create_central_app(
     tokens: TokenStore,
     audit_log: AuditLog,
     auth_failures_per_minute: int = 10,
+    zone: tzinfo | None = None,
 ) -> FastAPI:
-    """The central API over a migrated store, the token store and the audit log."""
+    """The central API over a migrated store, the token store and the audit log, with the duty
+    console at /console/ (every gateway's communities in the caller's scope, read only).
+
+    Args:
+        zone: the time zone the console shows times in (None: Asia/Shanghai).
+    """
     app = FastAPI(
         title="community-edge central alert API",
         version="1",
         description="Alerts from many gateways. Every /v1 route needs `Authorization: Bearer "
         "<token>` (`community-edge tokens create`).",
+        # /docs and /redoc from the files the package ships, not a CDN (gateway.console.api_docs)
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
@@ -108,6 +120,7 @@ def create_central_app(
     )
     app.state.audit = audit_log
     places = app.state.pseudonyms = pseudonyms_of(tokens)
+    console_feed = app.state.console_feed = CentralAlerts(store)
 
     def scope(
         request: Request, principal: Principal, wanted: list[str] | None, action: str
@@ -162,6 +175,8 @@ def create_central_app(
                 detail="events for alerts that another community or gateway reported: "
                 + ", ".join(sorted(refused.owners)),
             ) from None
+        if result.stored:  # committed: the consoles' boards fetch themselves again
+            console_feed.posted(batch.events)
         return BatchResult(stored=result.stored, duplicates=result.duplicates)
 
     def _filter(
@@ -291,6 +306,16 @@ def create_central_app(
         found = store.summaries(scope(request, principal, community, "summaries"), since, until)
         return [_summary_view(s) for s in found]
 
+    app.include_router(api_docs.router)
+    # the same console as a gateway's, over the central store; it reads, the gateways act
+    app.mount(
+        "/console",
+        create_console(
+            *(console_feed, app.state.authenticator, tokens, audit_log, None, zone, places),
+            acts=False,
+            threaded_reads=True,  # the board's queries must not stall every open stream
+        ),
+    )
     return app
 
 

@@ -69,8 +69,9 @@ async def serve_central(
         trusted_proxies: proxies whose X-Forwarded-For is believed; None: the gateway's setting
             (`api.trusted_proxies`, COMMUNITY_EDGE_API__TRUSTED_PROXIES='["10.0.0.5"]').
     """
+    settings = load_settings()
     if auth_failures_per_minute is None or trusted_proxies is None:
-        api = load_settings().api
+        api = settings.api
         if auth_failures_per_minute is None:
             auth_failures_per_minute = api.auth_failures_per_minute
         if trusted_proxies is None:
@@ -86,7 +87,9 @@ async def serve_central(
         sock.close()
         raise
     audit = open_audit(data_dir)
-    app = create_central_app(store, tokens, audit, auth_failures_per_minute)
+    app = create_central_app(
+        store, tokens, audit, auth_failures_per_minute, zone=settings.notifications.zone
+    )
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
     config = uvicorn.Config(
@@ -104,6 +107,7 @@ async def serve_central(
                 on_ready(url)
             await stop.wait()
             _log.info("stopping")
+            app.state.console_feed.close()  # open console streams end; else uvicorn waits on them
             server.should_exit = True
     finally:
         sock.close()

@@ -34,6 +34,10 @@ from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
 from gateway.central.schema import alert_events, alerts
 
 _RANK = {AlertStatus.ACTIVE: 0, AlertStatus.ACKNOWLEDGED: 1, AlertStatus.RESOLVED: 2}
+# PostgreSQL: every batch's new event ids are announced on this channel when it commits, so each
+# central process streams what any of them stored (gateway.central.console)
+NOTIFY_CHANNEL = "community_edge_alert_events"
+_NOTIFY_BYTES = 7000  # a NOTIFY payload must stay under 8,000 bytes
 _ROWS_PER_STATEMENT = 500  # below SQLite's and PostgreSQL's limits on bound parameters
 
 
@@ -155,7 +159,28 @@ class CentralStore:
             # checked after the upsert, inside the transaction: the rows are written (and locked)
             # by now, so a batch racing another gateway's for a new alert id is caught as well
             _refuse_foreign(conn, new, gateway)
+            if self._postgres:  # delivered to every listener when (and only if) this commits
+                for payload in _id_lists([e.id for e in new]):
+                    conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, payload)))
         return ApplyResult(stored=len(new), duplicates=len(events) - len(new))
+
+    def events(self, event_ids: Sequence[str]) -> list[AlertEvent]:
+        """Stored events by id, in the order they happened (unscoped: for the console's feed,
+        which checks each person's communities)."""
+        found: list[AlertEvent] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(event_ids), _ROWS_PER_STATEMENT):
+                query = (
+                    select(alert_events.c.body)
+                    .where(
+                        alert_events.c.id.in_(list(event_ids[start : start + _ROWS_PER_STATEMENT]))
+                    )
+                    .order_by(alert_events.c.at_ms, alert_events.c.id)
+                )
+                found.extend(
+                    AlertEvent.model_validate_json(b) for b in conn.execute(query).scalars()
+                )
+        return found
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -333,6 +358,20 @@ class CentralStore:
             c: Durations(len(v), _percentile(v, 0.5) / 1000, _percentile(v, 0.9) / 1000)
             for c, v in values.items()
         }
+
+
+def _id_lists(ids: list[str]) -> Iterator[str]:
+    """Event ids as newline-separated payloads that each fit one NOTIFY."""
+    chunk: list[str] = []
+    size = 0
+    for event_id in ids:
+        if chunk and size + len(event_id.encode()) + 1 > _NOTIFY_BYTES:
+            yield "\n".join(chunk)
+            chunk, size = [], 0
+        chunk.append(event_id)
+        size += len(event_id.encode()) + 1
+    if chunk:
+        yield "\n".join(chunk)
 
 
 def _percentile(ordered: list[int], q: float) -> float:

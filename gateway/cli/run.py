@@ -6,8 +6,15 @@ import argparse
 from pathlib import Path
 
 from gateway.cli.process import LOG_LEVELS, Commands, run_until_signal, setup_logging
-from gateway.settings import ApiSettings, MqttSettings, Settings, load_settings
-from gateway.wiring import Gateway, serve
+from gateway.settings import (
+    ApiSettings,
+    MqttSettings,
+    Settings,
+    load_settings,
+)
+from gateway.shard_desk import write_api_url
+from gateway.shards import Supervisor, child_env, plan
+from gateway.wiring import Gateway, api_token, serve
 
 
 def register(commands: Commands) -> None:
@@ -51,7 +58,17 @@ def register(commands: Commands) -> None:
     )
     run.add_argument("--rules-file", type=Path, help="community rules (default: the shipped ones)")
     run.add_argument("--log-level", choices=LOG_LEVELS)
-    run.set_defaults(handler=run_gateway)
+    run.add_argument(
+        "--shards",
+        type=int,
+        help="ingest processes, each owning a slice of the buildings (default 1; docs/scale.md)",
+    )
+    run.add_argument("--shard-index", type=int, help="this gateway's slice (setting shard.index)")
+    run.add_argument("--shard-count", type=int, help="gateways splitting it (shard.count)")
+    # set by `--shards N` on the processes it starts, not by hand
+    run.add_argument("--shard-peer", action="append", type=Path, help=argparse.SUPPRESS)
+    run.add_argument("--shard-internal-api", action="store_true", help=argparse.SUPPRESS)
+    run.set_defaults(handler=run_gateway, run_parser=run)
 
 
 def _relative(path: Path) -> str:
@@ -79,13 +96,65 @@ def run_gateway(args: argparse.Namespace) -> int:
             "rules_file": args.rules_file,
             "profiles_dir": args.profiles_dir,
             "log_level": args.log_level,
+            "shard.index": args.shard_index,
+            "shard.count": args.shard_count,
+            "shard.peers": args.shard_peer,
         },
     )
     setup_logging(settings.log_level)
+    if args.shards is not None and args.shards != 1:
+        return supervise(settings, args.shards, _passthrough(args))
 
     def ready(gateway: Gateway, url: str) -> None:
+        if settings.shard.count > 1:
+            write_api_url(settings.data_dir, url)  # shard 0 forwards actions on our alerts here
+        if args.shard_internal_api:
+            shard = f"{settings.shard.index}/{settings.shard.count}"
+            print(f"community-edge shard {shard}: internal API {url}", flush=True)
+            return
         print(f"community-edge API: {url}  (docs: {url}/docs)", flush=True)
         print(f"API token: {gateway.token}  (from {gateway.token_source})", flush=True)
 
     run_until_signal(lambda stop: serve(settings, stop, ready))
     return 0
+
+
+# flags `--shards N` sets itself on each shard's command line
+_PER_SHARD = {"shards", "shard_index", "shard_count", "shard_peer", "data_dir", "client_id"}
+
+
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    """The flags given to `run`, for each shard's command line (the rest comes from the same
+    config file and environment)."""
+    parser: argparse.ArgumentParser = args.run_parser
+    out: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in _PER_SHARD or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False:
+            continue
+        flag = action.option_strings[-1]
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def supervise(settings: Settings, shards: int, passthrough: list[str]) -> int:
+    """Run `shards` shard processes until SIGINT or SIGTERM; restart any that exits."""
+    processes = plan(settings, shards, passthrough)
+    # shard 0 locks the data dir: a second supervisor's shard 0 refuses to start, and so does it
+    token, source = api_token(settings)
+    print(
+        f"community-edge: {shards} shards ({', '.join(p.client_id for p in processes)}); "
+        f"API on {settings.api.host}:{settings.api.port} (shard 0), token from {source}",
+        flush=True,
+    )
+    supervisor = Supervisor(processes, child_env(token))
+    run_until_signal(supervisor.run)
+    return supervisor.failed or 0

@@ -45,6 +45,7 @@ class Visitor:
     session: Session
     principal: Principal
     lang: Lang
+    acts_here: bool = True  # False in central mode: alerts are handled on their gateway
 
     @property
     def name(self) -> str:
@@ -53,7 +54,7 @@ class Visitor:
 
     @property
     def may_act(self) -> bool:
-        return self.principal.role in ACTORS
+        return self.acts_here and self.principal.role in ACTORS
 
     @property
     def words(self) -> dict[str, str]:
@@ -100,7 +101,8 @@ def visitor_of(request: Request) -> Visitor:
     if principal.role is Role.EDGE_AGENT:
         sessions_of(request).close(session.id)
         raise SignInRequired(_here(request))
-    return Visitor(session, principal, language(request))
+    acts: bool = getattr(request.app.state, "acts", True)
+    return Visitor(session, principal, language(request), acts)
 
 
 Person = Annotated[Visitor, Depends(signed_in)]

@@ -1,5 +1,5 @@
 """The alarm board's content: every open alert in the caller's scope, filtered, by severity then
-age, with counters per severity and status. Pure over a desk, so it is tested without a browser.
+age, with counters per severity and status. Pure over an alert source, so it is tested without a browser.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from edge.agent import Desk
 from edge.model import SEVERITY_RANK, Alert, AlertStatus, Severity
+from gateway.console.source import AlertSource
 
 OPEN = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED)
 # categories whose critical alerts are life-safety alarms: they sound until acknowledged
@@ -79,20 +79,69 @@ def is_life_safety(alert: Alert) -> bool:
     return alert.severity is Severity.CRITICAL and alert.category in LIFE_SAFETY
 
 
-def gather(desk: Desk, scope: list[str] | None, filters: Filters) -> Board:
-    """Every open alert of `scope` (None: all), however old: no time window hides an open alarm."""
+class OpenAlerts:
+    """Every open alert of a scope, read from the source once per change of its alerts.
+
+    Each screen fetches the board again on every alert event; with thousands of open alerts the
+    reading (a JSON document per alert) was most of a board's cost, paid on the agent's event
+    loop once per screen. Kept per scope until the source's `alerts_version` moves, which it does
+    for every stored event, so a board never shows less than the store holds. A source without a
+    version (central) is read every time.
+    """
+
+    _SCOPES = 32  # distinct scopes kept (people, filters by community); more: start again
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._by_scope: dict[tuple[str, ...] | None, list[Alert]] = {}
+
+    def of(self, source: AlertSource, scope: list[str] | None) -> list[Alert]:
+        version = source.alerts_version()
+        if version is None:
+            return _read_open(source, scope)
+        if version != self._version:
+            self._by_scope.clear()
+            self._version = version
+        key = None if scope is None else tuple(sorted(scope))
+        found = self._by_scope.get(key)
+        if found is None:
+            found = _read_open(source, scope)
+            if source.alerts_version() == version:  # nothing stored while reading
+                if len(self._by_scope) >= self._SCOPES:
+                    self._by_scope.clear()
+                self._by_scope[key] = found
+        return found
+
+
+def _read_open(source: AlertSource, scope: list[str] | None) -> list[Alert]:
+    found: list[Alert] = []
+    for status in OPEN:
+        cursor: str | None = None
+        while True:
+            page = source.alerts(scope, status, None, _PAGE, cursor)
+            found.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return found
+
+
+def gather(
+    desk: AlertSource,
+    scope: list[str] | None,
+    filters: Filters,
+    open_alerts: OpenAlerts | None = None,
+) -> Board:
+    """Every open alert of `scope` (None: all), however old: no time window hides an open alarm.
+
+    Args:
+        open_alerts: the open alerts kept between calls (None: read them now).
+    """
     if filters.community:
         scope = [c for c in (scope or [filters.community]) if c == filters.community]
     found: list[Alert] = []
     if scope != []:
-        for status in OPEN:
-            cursor: str | None = None
-            while True:
-                page = desk.alerts(scope, status, None, _PAGE, cursor)
-                found.extend(page.items)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        found = (open_alerts or OpenAlerts()).of(desk, scope)
     placed = [
         a
         for a in found

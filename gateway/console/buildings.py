@@ -9,6 +9,7 @@ that may not see where residents live the units are their pseudonyms, and on no 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,18 @@ class Building:
     common: Unit | None = None  # devices with no unit (stairs, gates, floor smoke detectors)
 
     @property
+    def key(self) -> str:
+        """A stable element id for the building (a community's names may hold any character):
+        the browser replaces this one building when an alert event concerns it."""
+        digest = hashlib.sha256(f"{self.community}\n{self.name}".encode()).hexdigest()
+        return f"b-{digest[:12]}"
+
+    @property
+    def devices(self) -> list[DeviceStatus]:
+        places = [*self.units, *([self.common] if self.common else [])]
+        return [d for p in places for d in p.devices]
+
+    @property
     def units(self) -> list[Unit]:
         return [u for f in self.floors for u in f.units]
 
@@ -60,6 +73,12 @@ def floor_of(unit: str) -> int | None:
     """The floor a unit number says (101 -> 1, 1203 -> 12, 2-302 -> 3); None if it says none."""
     found = _NUMBER.search(unit)
     return int(found.group(1)) // 100 if found else None
+
+
+def _natural(place: tuple[str, str]) -> tuple[str, list[tuple[int, str]]]:
+    """Community, then the building's name with its numbers as numbers (b2 before b10)."""
+    parts = re.split(r"(\d+)", place[1])
+    return place[0], [(int(p), "") if p.isdigit() else (-1, p) for p in parts]
 
 
 def _unit(name: str, devices: list[DeviceStatus]) -> Unit:
@@ -84,7 +103,7 @@ def gather(
                 floor_of(ref.unit) if ref.unit is not None and shown == ref.unit else None
             )
     buildings = []
-    for (community, name), by_unit in sorted(grouped.items()):
+    for (community, name), by_unit in sorted(grouped.items(), key=lambda g: _natural(g[0])):
         building = Building(community, name)
         floors: dict[int | None, list[Unit]] = {}
         for unit, members in by_unit.items():

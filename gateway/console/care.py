@@ -32,6 +32,7 @@ from gateway.console.access import PREFIX, Anyone, Visitor, check_csrf, form_of
 from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
 from gateway.privacy import mask_name
+from gateway.reports.words import WORDS as REPORT_WORDS
 from gateway.tokens import Principal, Role
 
 router = APIRouter(prefix="/care")
@@ -183,6 +184,12 @@ async def _household_page(
             "today": f"{now.astimezone(_zone(request)):%Y-%m-%d}",
             "base": f"{HOME}/households/{view.community}/{view.building}/{view.unit}",
             "message": message,
+            # her learned day (gateway/console/templates/_rhythm.html): for those who see her
+            # in full, as when she is at home is personal data
+            "rhythm": desk.rhythm_of(household.community, household.building, household.unit)
+            if full
+            else [],
+            "rhythm_words": REPORT_WORDS[visitor.lang],
         },
     )
 

@@ -93,6 +93,18 @@ _WORDS: dict[str, tuple[str, str]] = {
         "您的角色只能查看，不能处理告警。",
         "Your role may read alerts, not act on them.",
     ),
+    "link_spent": (
+        "这个登录链接已用过或已过期，请用访问令牌登录。",
+        "This sign-in link was used or has expired; sign in with your API token.",
+    ),
+    "central_deliveries": (
+        "通知的送达记录保存在该小区的网关上。",
+        "Notification deliveries are kept on the community's gateway.",
+    ),
+    "central_read_only": (
+        "中心平台只能查看告警；请在该小区网关的值班台处理（确认、指派、解除）。",
+        "Central shows alerts only; acknowledge, assign and resolve on the community gateway's console.",
+    ),
     "conflict": (
         "未执行：该告警已由 {who} 于 {at} {what}。",
         "Not done: {who} already {what} this alert at {at}.",

@@ -108,6 +108,16 @@ async def device_page(request: Request, visitor: Person, device_id: DeviceId) ->
         audit(request, principal, ref.community, f"device:{device_id}", "read_personal_data")
     now = desk.now()
     places = places_of(request)
+    readings = await readings_of(
+        request,
+        device_id,
+        ref.community,
+        ref.category,
+        now - timedelta(hours=24),
+        now,
+        None,
+        visitor.words,
+    )
     return render(
         request,
         "device.html",
@@ -117,15 +127,7 @@ async def device_page(request: Request, visitor: Person, device_id: DeviceId) ->
             "unit": ref.unit if responder else None,
             "unit_masked": ref.unit is not None and not responder,
             "heartbeat": desk.heartbeat_of(ref.model),
-            "readings": readings_of(
-                request,
-                device_id,
-                ref.community,
-                now - timedelta(hours=24),
-                now,
-                None,
-                visitor.words,
-            ),
+            "readings": readings,
             "alerts": [masked(principal, a, places) for a in alerts],
         },
     )

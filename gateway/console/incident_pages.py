@@ -1,6 +1,7 @@
 """Incidents in the console, "one incident, handled end to end": the list, one incident with its
 member alerts and the handling trail of all of them in time order, and its actions: acknowledge
-every active alert, close (resolve every open alert) with an outcome and a summary.
+every active alert, assign every open alert to a person (the alert API's assignment, alert by
+alert), close (resolve every open alert) with an outcome and a summary.
 Scopes, masking and roles are the incident API's.
 """
 
@@ -13,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from edge.agent import Desk
 from edge.alerts import Incident
-from edge.errors import AlertTransitionError, IncidentNotFound
+from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
 from edge.model import Alert, AlertEvent
 from gateway.api.security import audit, masked, masked_event, masked_incident, places_of, visible
 from gateway.api.untrusted_text import free_text
@@ -89,6 +90,9 @@ async def _incident_page(
             ],
             "outcomes": OUTCOMES,
             "message": message,
+            "assignees": sorted(
+                {a.assignee for a in alerts if a.assignee and a.status != "resolved"}
+            ),
         },
         status_code=status_code,
     )
@@ -107,9 +111,10 @@ async def act_on_incident(
     request: Request,
     visitor: Person,
     incident_id: IncidentId,
-    action: Annotated[str, Path(pattern="^(acknowledge|close)$")],
+    action: Annotated[str, Path(pattern="^(acknowledge|assign|close)$")],
 ) -> Response:
-    """Acknowledge every active alert, or close: resolve every open one with the summary."""
+    """Acknowledge every active alert, assign every open one to a person, or close: resolve
+    every open one with the summary."""
     form = await form_of(request)
     check_csrf(request, visitor, form)
     incident, _ = _incident_of(request, visitor, incident_id)
@@ -123,6 +128,8 @@ async def act_on_incident(
         return await _incident_page(
             request, visitor, incident_id, ("bad_input", {"why": str(exc)}), 400
         )
+    if action == "assign":
+        return await _assign(request, visitor, incident, form.get("assignee", ""), note)
     if action == "close":
         outcome = form.get("outcome", "")
         if outcome not in OUTCOMES or note is None:
@@ -144,3 +151,41 @@ async def act_on_incident(
     audit(request, visitor.principal, incident.community, f"incident:{incident_id}", action)
     done = "ack_incident" if action == "acknowledge" else "close_incident"
     return RedirectResponse(f"{PREFIX}/incidents/{incident_id}?done={done}", status_code=303)
+
+
+async def _assign(
+    request: Request, visitor: Visitor, incident: Incident, assignee: str, note: str | None
+) -> Response:
+    """Every open alert of the incident to `assignee`, through the alert API's own assignment
+    (each alert's history records it); an alert resolved meanwhile is left alone, and if none
+    was left to assign (all resolved, or all with that person already) the page says so."""
+    assignee = assignee.strip()[:100]
+    try:
+        if assignee:
+            free_text(assignee)
+    except ValueError as exc:
+        return await _incident_page(
+            request, visitor, incident.id, ("bad_input", {"why": str(exc)}), 400
+        )
+    if not assignee:
+        return await _incident_page(request, visitor, incident.id, ("assignee_needed", {}), 400)
+    desk = _desk(request)
+    found = desk.incident(incident.id)
+    members = found[1] if found is not None else []
+    assigned = 0
+    for alert in members:
+        if alert.status == "resolved" or alert.assignee == assignee:
+            continue
+        try:
+            await desk.assign(alert.id, assignee, visitor.name, note)
+        except (AlertTransitionError, AlertNotFound):
+            continue  # resolved since the list was read
+        assigned += 1
+    where = f"incident:{incident.id}"
+    if not assigned:
+        audit(request, visitor.principal, incident.community, where, "assign", "conflict")
+        return await _incident_page(request, visitor, incident.id, ("nothing_to_do", {}), 409)
+    audit(request, visitor.principal, incident.community, where, "assign")
+    return RedirectResponse(
+        f"{PREFIX}/incidents/{incident.id}?done=assign_incident", status_code=303
+    )

@@ -1,9 +1,11 @@
 """An alert's moment: the device's readings ± a few minutes around it (charts and a table, from
-the embedded reading store) and the rule that fired, checked against the reading that raised it.
+the embedded reading store, or from the time-series server the readings go to instead) and the
+rule that fired, checked against the reading that raised it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +19,10 @@ from edge.sinks import ReadingStore, StoredReading
 from gateway.console.catalogue import Lang
 from gateway.console.chart import Series, series_of, svg
 from gateway.console.rule_trace import Trace, trace
+from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
+
+_log = logging.getLogger(__name__)
+_TSDB_LOOKBACK = timedelta(hours=1)  # how far back the reading that raised an alert is looked for
 
 AROUND_MIN = (5, 10, 30, 60)  # the choices of "± minutes" the page offers
 DEFAULT_AROUND_MIN = 10
@@ -28,12 +34,46 @@ TABLE_ROWS = 50
 class Readings:
     """A device's readings over a window, drawn and listed."""
 
-    stored: bool  # False: readings go to a time-series server, not kept on the gateway
+    stored: bool  # False: the gateway keeps no readings and knows no server to ask
     start: datetime
     end: datetime
     charts: list[tuple[Series, Markup]] = field(default_factory=list)
     rows: list[StoredReading] = field(default_factory=list)  # newest first, at most TABLE_ROWS
     count: int = 0
+    source: str = "store"  # "store": the embedded reading store; "tsdb": the time-series server
+    error: str | None = None  # the time-series server could not be read: why
+
+
+async def _query(
+    request: Request,
+    device_id: str,
+    community: str,
+    category: str,
+    start: datetime | None,
+    end: datetime,
+    limit: int,
+) -> list[StoredReading] | None:
+    """Readings newest first from the store or the time-series server; None: neither exists.
+
+    Raises:
+        TsdbUnavailable: the time-series server could not be read.
+    """
+    store = reading_store(request)
+    if store is not None:
+        return store.query(
+            device_id=device_id, communities=[community], since=start, until=end, limit=limit
+        )
+    tsdb = tsdb_readings(request)
+    if tsdb is None:
+        return None
+    return await tsdb.query(
+        device_id=device_id,
+        community=community,
+        category=category,
+        since=start if start is not None else end - _TSDB_LOOKBACK,
+        until=end,
+        limit=limit,
+    )
 
 
 def reading_store(request: Request) -> ReadingStore | None:
@@ -41,10 +81,16 @@ def reading_store(request: Request) -> ReadingStore | None:
     return store if isinstance(store, ReadingStore) else None
 
 
-def readings_of(
+def tsdb_readings(request: Request) -> TsdbReadings | None:
+    reader = getattr(request.app.state, "tsdb", None)
+    return reader if isinstance(reader, TsdbReadings) else None
+
+
+async def readings_of(
     request: Request,
     device_id: str,
     community: str,
+    category: str,
     start: datetime,
     end: datetime,
     mark: datetime | None,
@@ -52,38 +98,48 @@ def readings_of(
     first: tuple[str, ...] = (),
 ) -> Readings:
     """The device's readings from `start` to `end`, a chart per numeric field (`first` first)."""
-    store = reading_store(request)
-    if store is None:
+    source = "store" if reading_store(request) is not None else "tsdb"
+    try:
+        found = await _query(request, device_id, community, category, start, end, MAX_READINGS)
+    except TsdbUnavailable as exc:
+        _log.warning("readings of %s not read from the time-series server: %s", device_id, exc)
+        return Readings(True, start, end, source=source, error=str(exc))
+    if found is None:
         return Readings(False, start, end)
-    found = store.query(
-        device_id=device_id, communities=[community], since=start, until=end, limit=MAX_READINGS
-    )
     zone = request.app.state.zone
     charts = [
         (s, svg(s, start, end, zone, mark, words["chart_of"].format(field=s.field)))
         for s in series_of(((r.at, r.fields) for r in found), first)
     ]
-    return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found))
+    return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found), source)
 
 
-def _raising(request: Request, alert: Alert) -> StoredReading | None:
+async def _raising(request: Request, alert: Alert) -> StoredReading | None:
     """The reading that raised the alert: the device's last one at its opening (a device's own
     clock may run a little ahead of the gateway's)."""
-    store = reading_store(request)
-    if store is None:
+    until = alert.opened_at + timedelta(seconds=2)
+    try:
+        before = await _query(
+            request,
+            alert.device_id,
+            alert.community,
+            alert.category,
+            None,
+            until,
+            10,
+        )
+    except TsdbUnavailable:
+        return None  # the readings say why
+    if before is None:
         return None
-    before = store.query(
-        device_id=alert.device_id,
-        communities=[alert.community],
-        until=alert.opened_at + timedelta(seconds=2),
-        limit=10,
-    )
     exact = [r for r in before if r.at == alert.last_seen_at] if alert.count == 1 else []
     found = exact or before  # newest first
     return found[0] if found else None
 
 
-def moment(request: Request, alert: Alert, lang: Lang, words: dict[str, str]) -> dict[str, Any]:
+async def moment(
+    request: Request, alert: Alert, lang: Lang, words: dict[str, str]
+) -> dict[str, Any]:
     """The alert page's `readings`, `around`, `rule_trace` and `raising` (the reading checked)."""
     try:
         around = int(request.query_params.get("around", DEFAULT_AROUND_MIN))
@@ -95,17 +151,20 @@ def moment(request: Request, alert: Alert, lang: Lang, words: dict[str, str]) ->
     rule = desk.rule(alert.model, alert.rule, alert.device_id) if isinstance(desk, Desk) else None
     window = timedelta(minutes=around)
     first = tuple(sorted(rule.fields())) if rule is not None else ()
-    readings = readings_of(
+    readings = await readings_of(
         request,
         alert.device_id,
         alert.community,
+        alert.category,
         alert.opened_at - window,
         alert.opened_at + window,
         alert.opened_at,
         words,
         first,
     )
-    raising = _raising(request, alert) if rule is not None and rule.kind != "offline" else None
+    raising = (
+        await _raising(request, alert) if rule is not None and rule.kind != "offline" else None
+    )
     found: Trace | None = None
     if rule is not None:
         heartbeat = desk.heartbeat_of(alert.model) if isinstance(desk, Desk) else None

@@ -11,8 +11,13 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
     "chart_of": ("{field} 的读数曲线", "Readings of {field}"),
     "no_readings": ("这段时间没有该设备的读数。", "No readings of this device in this window."),
     "readings_elsewhere": (
-        "读数写入时序数据库，网关本地不保存；请在时序数据库中查看。",
-        "Readings go to the time-series server, not kept on the gateway; look there.",
+        "网关未保存读数，也未配置可查询的时序数据库。",
+        "The gateway keeps no readings and has no time-series server to ask.",
+    ),
+    "readings_from_tsdb": ("读数来自时序数据库。", "Readings from the time-series server."),
+    "readings_tsdb_down": (
+        "暂时无法从时序数据库读取读数：{reason}",
+        "The readings could not be read from the time-series server: {reason}",
     ),
     "readings_table": (
         "读数明细（最新 {n} 条，共 {total} 条）",
@@ -82,6 +87,12 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
         "What happened and what was done; it becomes the resolution note of each open alert.",
     ),
     "ack_incident": ("确认全部告警", "Acknowledge all its alerts"),
+    "assign_incident": ("指派整个事件", "Assign the whole incident"),
+    "assign_incident_help": (
+        "该事件所有未解除的告警都指派给此人（每条告警的记录中都会写明）。",
+        "Every open alert of the incident goes to this person (each alert's history says so).",
+    ),
+    "assignee_needed": ("请填写指派给谁。", "Say whom to assign it to."),
     "incident_closed": ("事件已结束。", "The incident is closed."),
     "summary_needed": ("请选择处理结果并填写处理总结。", "Choose an outcome and write a summary."),
     "nothing_to_do": (

@@ -12,17 +12,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
+from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.care import visit_href
 from gateway.console.moment import moment
 from gateway.console.page import render
 from gateway.console.silence_pages import silence_of
+from gateway.console.source import AlertDesk, AlertSource
 from gateway.privacy import sees_personal_data
 
 router = APIRouter()
@@ -31,21 +34,34 @@ _KEEPALIVE_S = 15.0
 AlertId = Annotated[str, Path(max_length=200)]
 
 
-def _desk(request: Request) -> Desk:
-    desk: Desk = request.app.state.desk
+def _desk(request: Request) -> AlertSource:
+    desk: AlertSource = request.app.state.desk
     return desk
 
 
-def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
+def _hands(request: Request) -> AlertDesk:
+    """The desk that acts; a 403 in central mode (alerts are handled on their gateway)."""
+    if not request.app.state.acts:
+        raise HTTPException(status_code=403, detail="alerts are handled on their gateway")
+    desk: AlertDesk = request.app.state.desk
+    return desk
+
+
+async def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
     filters = Filters.parse(dict(request.query_params))
-    board = gather(_desk(request), visitor.principal.scope(None), filters)
+    scope = visitor.principal.scope(None)
+    if request.app.state.threaded_reads:  # a database of its own (central): off the event loop
+        board = await run_in_threadpool(gather, _desk(request), scope, filters)
+    else:  # the agent's store is its loop's (SQLite, one thread)
+        board = gather(_desk(request), scope, filters, request.app.state.open_alerts)
     rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
     return {
         "visitor": visitor,
         "filters": filters,
         "board": board,
         "rows": rows,
-        "alarm_ids": [a.id for a in rows if is_life_safety(a) and a.status == "active"],
+        "alarm_ids": (alarms := [a.id for a in rows if is_life_safety(a) and a.status == "active"]),
+        "alarm_set": set(alarms),  # a row's lookup: a list made 5,000 rows quadratic
         "is_life_safety": is_life_safety,
     }
 
@@ -53,13 +69,16 @@ def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
 @router.get("/")
 async def board_page(request: Request, visitor: Person) -> Response:
     """The alarm board, whole; the browser then keeps it live from the stream."""
-    return render(request, "board.html", _board_context(request, visitor))
+    desk = _desk(request)
+    # households away now: a gateway's register (central has none)
+    away = away_now(desk, visitor.principal, places_of(request)) if isinstance(desk, Desk) else []
+    return render(request, "board.html", {**(await _board_context(request, visitor)), "away": away})
 
 
 @router.get("/board")
 async def board_fragment(request: Request, visitor: Person) -> Response:
     """The board's rows and counters alone, fetched again on every event of the stream."""
-    return render(request, "_board.html", _board_context(request, visitor))
+    return render(request, "_board.html", await _board_context(request, visitor))
 
 
 @router.get("/stream")
@@ -133,8 +152,9 @@ async def _alert_page(
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
-            "visit_href": visit_href(desk, caller, alert),
-            **moment(request, alert, visitor.lang, visitor.words),
+            # households are a gateway's register: central has none
+            "visit_href": visit_href(desk, caller, alert) if isinstance(desk, Desk) else None,
+            **await moment(request, alert, visitor.lang, visitor.words),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
@@ -164,7 +184,7 @@ async def act(
     if not visitor.may_act:
         raise HTTPException(status_code=403, detail="read-only role")
     note = form.get("note", "").strip()[:1000] or None
-    desk = _desk(request)
+    desk = _hands(request)
     try:
         if action == "acknowledge":
             await desk.acknowledge(alert_id, visitor.name, note)
@@ -187,7 +207,7 @@ async def act(
     return RedirectResponse(f"{PREFIX}/alerts/{alert_id}?done={action}", status_code=303)
 
 
-def _conflict(desk: Desk, visitor: Visitor, alert_id: str) -> tuple[str, dict[str, str]]:
+def _conflict(desk: AlertSource, visitor: Visitor, alert_id: str) -> tuple[str, dict[str, str]]:
     """Who got there first: the last person's transition in the alert's history."""
     words = visitor.words
     for event in reversed(desk.history(alert_id)):

@@ -149,6 +149,18 @@ class NoticeFormat:
         # the console's page, not the JSON route: a person on a phone opens it (signing in first)
         return f"{self._public_url}/console/alerts/{quote(event.alert.id, safe='')}"
 
+    def board_link(self, events: Sequence[AlertEvent]) -> str | None:
+        """A digest's link: the one alert's page when it is about one, else the console's board
+        (narrowed to the community when all are of one)."""
+        if self._public_url is None or not events:
+            return None
+        if len({e.alert.id for e in events}) == 1:
+            return self.link(events[0])
+        communities = {e.alert.community for e in events}
+        if len(communities) == 1:
+            return f"{self._public_url}/console/?community={quote(communities.pop(), safe='')}"
+        return f"{self._public_url}/console/"
+
     def single(self, event: AlertEvent) -> Notice:
         """The full message for one event."""
         alert = event.alert
@@ -205,9 +217,15 @@ class NoticeFormat:
         title = f"告警汇总 Alert digest: {len(events)} 条 events"
         if critical:
             title += f", {critical} 紧急 critical"
-        # the people its events address are mentioned once (no links: those are per alert)
+        # the people its events address are mentioned once (action links are per alert; the link
+        # is the console's: the one alert's page, or the board)
         people = {c.id: c for e in events for c in self.people(e)}
-        return Notice(title, tuple(self.line(e) for e in events), people=tuple(people.values()))
+        return Notice(
+            title,
+            tuple(self.line(e) for e in events),
+            self.board_link(events),
+            people=tuple(people.values()),
+        )
 
     def digests(
         self, events: Sequence[AlertEvent], fits: Callable[[Notice], bool]

@@ -153,6 +153,7 @@
       });
     }
     document.body.addEventListener("htmx:afterSwap", check);
+    document.body.addEventListener("ce:swapped", check); // buildings.js swapped a building in
     check();
   });
 })();

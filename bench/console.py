@@ -1,0 +1,297 @@
+"""`python -m bench console [--quick]`: the duty console's figures, measured in Debian's chromium.
+
+- publish to board: an SOS press published -> its row on the signed-in board (no reload), p50 and
+  p99, at idle and under a paced background load of 80 % of the agent's measured ingest rate;
+- the board with 5,000 open alerts: first paint, the load event and a live refresh;
+- the size of the page and of its assets on a first visit.
+
+Both ends of a latency are wall-clock milliseconds of this machine: `time.time()` right before the
+publish, `Date.now()` in a MutationObserver when the row appears. Needs mosquitto,
+victoria-metrics and chromium, as the tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.sync_api import Page
+
+from bench.ingest import measure_ingest
+from bench.latency import AlertListener
+from bench.machine import load_average
+from bench.progress import Probe
+from bench.publish import PublisherPool
+from bench.rig import BenchError, Rig
+from bench.traffic import Traffic, min_span_s, roster, sos_press
+from tests.agent_process import TOKEN, AgentProcess
+from tests.browser import chromium
+from tests.mqtt_publisher import Publisher
+
+COMMUNITY = "bench-console"
+LOAD_SHARE = 0.8  # issue #15: publish-to-board under 80 % of the agent's ingest rate
+BIG_BOARD = 5000
+
+
+@dataclass(frozen=True)
+class Plan:
+    presses: int
+    interval_s: float  # between presses: each row lands on a settled board
+    ingest_messages: int  # to measure the agent's ingest rate
+    board_alerts: int
+
+
+FULL = Plan(presses=100, interval_s=0.3, ingest_messages=100_000, board_alerts=BIG_BOARD)
+QUICK = Plan(presses=30, interval_s=0.3, ingest_messages=20_000, board_alerts=BIG_BOARD)
+
+_WATCH = """() => {
+    window.__seen = {};
+    const note = () => document.querySelectorAll('#board tr[data-device]').forEach(r => {
+        if (!(r.dataset.device in window.__seen)) window.__seen[r.dataset.device] = Date.now();
+    });
+    note();
+    new MutationObserver(note).observe(document.getElementById('board'),
+                                       {childList: true, subtree: true});
+}"""
+
+
+def _say(text: str) -> None:
+    print(f"[bench console] {text}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank: the smallest value with at least q % of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _sign_in(page: Page) -> None:
+    page.goto("/console/")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/console/")
+    page.wait_for_function(
+        "() => document.getElementById('link-state').textContent.trim() === '实时'"
+    )
+
+
+def _sizes(page: Page) -> dict[str, int]:
+    """Bytes of the board page and each asset on a first visit (an empty cache)."""
+    page.goto("/console/", wait_until="load")
+    found: dict[str, int] = page.evaluate(
+        """() => { const out = {};
+            const nav = performance.getEntriesByType('navigation')[0];
+            out['page'] = nav.encodedBodySize;
+            for (const r of performance.getEntriesByType('resource'))
+                if (r.name.includes('/console/static/'))
+                    out[r.name.split('/').pop().replace(/\\.[0-9a-f]{8,}\\./, '.')] = r.encodedBodySize;
+            return out; }"""
+    )
+    return found
+
+
+@dataclass(frozen=True)
+class Presses:
+    """Per press: publish -> the API's stream (the agent) and publish -> the board (the page)."""
+
+    stream_ms: list[float]
+    board_ms: list[float]
+    board_fetches: int  # /console/board fetches the page made meanwhile
+    board_fetch_ms: float | None  # their mean duration
+
+
+def _presses(
+    page: Page, publisher: Publisher, listener: AlertListener, label: str, plan: Plan
+) -> Presses:
+    """Press `plan.presses` buttons; when each reached the API's stream and the board."""
+    page.evaluate(_WATCH)
+    page.evaluate("() => performance.clearResourceTimings()")
+    sent: dict[str, tuple[float, float]] = {}
+    for number in range(plan.presses):
+        device = f"sos-{label}-{number:04d}"
+        wall, mono = time.time() * 1000, time.perf_counter()
+        publisher.publish(*sos_press(COMMUNITY, f"b{number % 8}", device, 1, int(wall)))
+        sent[device] = (wall, mono)
+        time.sleep(plan.interval_s)
+    deadline = time.monotonic() + 30
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline and len(seen) < len(sent):
+        seen = page.evaluate("() => window.__seen")
+        time.sleep(0.2)
+    fetches: list[float] = page.evaluate(
+        """() => performance.getEntriesByType('resource')
+                 .filter(r => r.name.includes('/console/board')).map(r => r.duration)"""
+    )
+    stream = [
+        (arrived - mono) * 1000
+        for d, (_, mono) in sent.items()
+        if (arrived := listener.arrived(d)) is not None
+    ]
+    return Presses(
+        stream_ms=stream,
+        board_ms=[seen[d] - wall for d, (wall, _) in sent.items() if d in seen],
+        board_fetches=len(fetches),
+        board_fetch_ms=round(sum(fetches) / len(fetches)) if fetches else None,
+    )
+
+
+def _open_alerts(agent: AgentProcess, community: str) -> int:
+    total, cursor = 0, ""
+    while True:
+        page = agent.get(
+            "/v1/alerts", community=community, status="active", limit=500, cursor=cursor
+        )
+        total += len(page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return total
+
+
+def _big_board(
+    page: Page, agent: AgentProcess, publisher: Publisher, alerts: int
+) -> dict[str, float]:
+    """Fill a community with `alerts` open SOS alerts; time the board's page and refreshes."""
+    community = "bench-5k"
+    for step in range(0, alerts, 500):  # mosquitto queues at most 1,000 for a busy subscriber
+        publisher.publish_many(
+            sos_press(community, f"b{n % 40}", f"sos-5k-{n}", 1, int(time.time() * 1000))
+            for n in range(step, min(step + 500, alerts))
+        )
+        deadline = time.monotonic() + 120
+        while _open_alerts(agent, community) < min(step + 500, alerts):
+            if time.monotonic() > deadline:
+                raise BenchError(f"{step + 500} open alerts did not come within 120 s")
+            time.sleep(0.5)
+    started = time.monotonic()
+    page.goto(f"/console/?community={community}", wait_until="domcontentloaded")
+    shown_ms = (time.monotonic() - started) * 1000
+    page.wait_for_load_state("load")
+    load_ms = (time.monotonic() - started) * 1000
+    refresh = """async (url) => { const t = performance.now();
+        await htmx.ajax('GET', url, {target: '#board', swap: 'innerHTML'});
+        return performance.now() - t; }"""
+    refresh_ms = page.evaluate(refresh, f"/console/board?community={community}")
+    page.goto(f"/console/?community={community}&all=1", wait_until="load")
+    all_ms = page.evaluate(refresh, f"/console/board?community={community}&all=1")
+    return {
+        "board_5000_shown_ms": round(shown_ms),
+        "board_5000_load_ms": round(load_ms),
+        "board_5000_refresh_ms": round(refresh_ms),
+        "board_5000_all_rows_refresh_ms": round(all_ms),
+    }
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": "quick" if plan.presses < FULL.presses else "full"}
+    out["presses"] = plan.presses
+    out["load_average_before"] = load_average()
+    with Rig() as rig:
+        pool = PublisherPool(rig.broker.host, rig.broker.port, 2)
+        agent = rig.agent("console")
+        try:
+            probe = Probe(agent)
+            members = roster(2000, "bench-ingest")
+            span = min_span_s(plan.ingest_messages, len(members))
+            _say(f"agent ingest rate: {plan.ingest_messages:,} messages queued, then drained")
+            ingest = measure_ingest(
+                rig,
+                pool,
+                probe,
+                Traffic("bench-ingest", members, plan.ingest_messages, span, time.time()),
+            )
+            out["ingest_msgs_per_s"] = round(ingest.rate)
+            _say(f"ingest: {ingest.rate:,.0f} msgs/s")
+            with chromium() as browser, Publisher(rig.broker.url) as publisher:
+                context = browser.new_context(
+                    base_url=agent.url, viewport={"width": 1920, "height": 1080}, locale="zh-CN"
+                )
+                context.set_default_timeout(60_000)
+                page = context.new_page()
+                _sign_in(page)
+                out["sizes_bytes"] = _sizes(page)
+                _say(f"sizes: {out['sizes_bytes']}")
+
+                listener = AlertListener(agent, COMMUNITY)
+                idle = _presses(page, publisher, listener, "idle", plan)
+                out["idle"] = _summary(idle, plan.presses)
+                _say(f"idle: {out['idle']}")
+
+                rate = LOAD_SHARE * ingest.rate
+                duration = plan.presses * plan.interval_s + 15.0
+                load = roster(2000, "bench-load")
+                pool.prepare(
+                    Traffic(
+                        "bench-load", load, int(rate * duration), duration, time.time() + duration
+                    ),
+                    rate,
+                )
+                pool.go()
+                try:
+                    time.sleep(3.0)  # the load settles before the first press
+                    loaded = _presses(page, publisher, listener, "load80", plan)
+                finally:
+                    sent = pool.stop()
+                    listener.close()
+                out["load_80"] = {
+                    **_summary(loaded, plan.presses),
+                    "background_msgs_per_s": round(sent.rate),
+                }
+                _say(f"80 % load: {out['load_80']}")
+
+                if plan.board_alerts:
+                    _say(f"board with {plan.board_alerts:,} open alerts")
+                    out.update(_big_board(page, agent, publisher, plan.board_alerts))
+                    _say(str({k: v for k, v in out.items() if k.startswith("board_")}))
+                context.close()
+            probe.close()
+        finally:
+            pool.close()
+    out["load_average_after"] = load_average()
+    return out
+
+
+def _summary(found: Presses, presses: int) -> dict[str, Any]:
+    def ms(value: float | None) -> int | None:
+        return round(value) if value is not None else None
+
+    board, stream = found.board_ms, found.stream_ms
+    return {
+        "board_p50_ms": ms(percentile(board, 50)),
+        "board_p99_ms": ms(percentile(board, 99)),
+        "board_max_ms": ms(max(board)) if board else None,
+        "board_missing": presses - len(board),
+        "stream_p50_ms": ms(percentile(stream, 50)),
+        "stream_p99_ms": ms(percentile(stream, 99)),
+        "stream_missing": presses - len(stream),
+        "board_fetches": found.board_fetches,
+        "board_fetch_mean_ms": found.board_fetch_ms,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench console", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer presses, a smaller ingest run")
+    parser.add_argument(
+        "--board-alerts", type=int, default=BIG_BOARD, help="open alerts of the big board (0: skip)"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    try:
+        result = run(dataclasses.replace(plan, board_alerts=args.board_alerts))
+    except BenchError as exc:
+        print(f"bench console: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""The desk of shard 0 under `run --shards N`: one API over every shard's alerts.
+
+Each shard keeps its own alert store (SQLite, WAL) in its data dir. Shard 0's API reads its
+siblings' stores directly (WAL lets a reader beside the writing process) and merges their pages
+by the same keyset the store pages by (opening time, id; newest first), so a cursor from a merged
+page is valid for every store. An action (acknowledge, resolve, assign) on a sibling's alert goes
+to the shard that owns it, through that shard's own API on loopback: one process decides each
+alert's lifecycle, so two shards never race on one alert.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from edge.agent import Agent, Desk
+from edge.alerts import AlertPage, AlertStore, decode_cursor, encode_cursor
+from edge.errors import AlertNotFound, AlertTransitionError
+from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
+from gateway.api.errors import error_response
+
+_log = logging.getLogger(__name__)
+
+API_URL_FILE = "api-url"  # a shard writes its API's address here once it listens
+PEER_TIMEOUT_S = 5.0
+
+
+class ShardUnavailable(Exception):
+    """The shard that owns an alert cannot act on it now (starting, restarting): 503."""
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, f"{exc}; try again in a few seconds")
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """Answer ShardUnavailable with 503."""
+    app.add_exception_handler(ShardUnavailable, _unavailable)
+
+
+def write_api_url(data_dir: Path, url: str) -> None:
+    """Say where this shard's API listens, for shard 0 to forward actions to it."""
+    path = data_dir / API_URL_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(url + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+class ShardDesk(Desk):
+    """A desk over this shard's agent and the alert stores of its sibling shards."""
+
+    def __init__(self, agent: Agent, peers: list[Path], token: str) -> None:
+        """`peers`: the sibling shards' data dirs; `token`: the bootstrap token they share."""
+        super().__init__(agent)
+        self._agent_ref = agent
+        self._peer_dirs = list(peers)
+        self._stores: dict[Path, AlertStore] = {}
+        self._token = token
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+    def _peers(self) -> Iterator[tuple[Path, AlertStore]]:
+        """The sibling stores that exist by now (a shard starting late has none yet)."""
+        for directory in self._peer_dirs:
+            store = self._stores.get(directory)
+            if store is None:
+                path = directory / "alerts.db"
+                if not path.exists():
+                    continue
+                store = self._stores[directory] = AlertStore(path)
+            yield directory, store
+
+    def _all(self) -> Iterator[AlertStore]:
+        yield self._agent_ref.alert_store
+        for _, store in self._peers():
+            yield store
+
+    # -- reads: merged -------------------------------------------------------------------------
+
+    def alerts(
+        self,
+        communities: list[str] | None,
+        status: AlertStatus | None,
+        severity: Severity | None,
+        limit: int,
+        cursor: str | None,
+    ) -> AlertPage:
+        if cursor is not None:
+            decode_cursor(cursor)  # InvalidCursor before any store is asked
+        pages = [
+            store.list(
+                communities=communities,
+                status=status,
+                severity=severity,
+                limit=limit,
+                cursor=cursor,
+            )
+            for store in self._all()
+        ]
+
+        def key(alert: Alert) -> tuple[int, str]:
+            return epoch_ms(alert.opened_at), alert.id
+
+        merged = list(
+            heapq.merge(*(p.items for p in pages), key=key, reverse=True)  # each newest first
+        )
+        items = merged[:limit]
+        more = len(merged) > limit or any(p.next_cursor is not None for p in pages)
+        next_cursor = None
+        if more and items:
+            last = items[-1]
+            next_cursor = encode_cursor(epoch_ms(last.opened_at), last.id)
+        return AlertPage(items, next_cursor)
+
+    def alert(self, alert_id: str) -> Alert | None:
+        for store in self._all():
+            found = store.get(alert_id)
+            if found is not None:
+                return found
+        return None
+
+    def history(self, alert_id: str) -> list[AlertEvent]:
+        for store in self._all():
+            if store.get(alert_id) is not None:
+                return store.history(alert_id)
+        return []
+
+    def communities(self) -> list[str]:
+        return sorted({c for store in self._all() for c in store.communities()})
+
+    # -- actions: by the owning shard ----------------------------------------------------------
+
+    async def acknowledge(self, alert_id: str, actor: str, note: str | None) -> Alert:
+        peer = self._owner(alert_id)
+        if peer is None:
+            return await super().acknowledge(alert_id, actor, note)
+        return await self._forward(peer, alert_id, "ack", {"note": note})
+
+    async def resolve(self, alert_id: str, actor: str, note: str | None) -> Alert:
+        peer = self._owner(alert_id)
+        if peer is None:
+            return await super().resolve(alert_id, actor, note)
+        return await self._forward(peer, alert_id, "resolve", {"note": note})
+
+    async def assign(self, alert_id: str, assignee: str, actor: str, note: str | None) -> Alert:
+        peer = self._owner(alert_id)
+        if peer is None:
+            return await super().assign(alert_id, assignee, actor, note)
+        return await self._forward(peer, alert_id, "assign", {"assignee": assignee, "note": note})
+
+    def _owner(self, alert_id: str) -> Path | None:
+        """The sibling's data dir when a sibling owns this alert; None: this shard (or nobody)."""
+        if self._agent_ref.alert_store.get(alert_id) is not None:
+            return None
+        for directory, store in self._peers():
+            if store.get(alert_id) is not None:
+                return directory
+        return None
+
+    async def _forward(
+        self, peer: Path, alert_id: str, action: str, body: dict[str, str | None]
+    ) -> Alert:
+        try:
+            url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
+        try:
+            async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
+                response = await client.post(
+                    f"{url}/v1/alerts/{alert_id}/{action}",
+                    json={k: v for k, v in body.items() if v is not None},
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+        except httpx.HTTPError as exc:
+            _log.warning("shard at %s did not answer %s of %s: %s", peer, action, alert_id, exc)
+            raise ShardUnavailable(
+                f"the shard that owns alert {alert_id} is not answering"
+            ) from exc
+        if response.status_code == 404:
+            raise AlertNotFound(alert_id)
+        if response.status_code == 409:
+            raise AlertTransitionError(response.json().get("detail", "not allowed"))
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"the shard that owns alert {alert_id} answered {response.status_code}"
+            )
+        return Alert.model_validate(response.json())

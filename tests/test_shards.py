@@ -1,0 +1,326 @@
+"""Shards (`community-edge run --shards N`): the ownership rule, the supervisor's plan, and the
+sharded gateway end to end against a real mosquitto, with real processes killed by SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.decode import ProfileRegistry, default_profile_dir
+from edge.enrich import DeviceRegistry, Shard, ShardFilter, owned_registry, place_hash
+from edge.model import DeviceRef
+from gateway.settings import ConfigurationError, Settings, load_settings
+from gateway.shards import plan
+from tests.agent_process import TOKEN, AgentProcess, wait_for
+from tests.mqtt_publisher import Publisher
+from tests.servers import MosquittoFactory
+
+PROFILES = ProfileRegistry.load(default_profile_dir())
+START_S = 120.0  # N Python processes starting on a shared 2-core machine
+
+
+class ShardedGateway(AgentProcess):
+    """`community-edge run --shards N`; the supervisor's shard 0 answers on `url`."""
+
+    def __init__(self, data_dir: Path, mqtt_url: str, shards: int = 2) -> None:
+        super().__init__(data_dir, mqtt_url, ["--shards", str(shards)])
+
+    def wait_api(self, within_s: float = START_S) -> None:
+        super().wait_api(within_s)
+
+    def wait_ready(self, within_s: float = START_S) -> None:
+        super().wait_ready(within_s)
+
+
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    return load_settings(None, {"data_dir": tmp_path / "data", **overrides})
+
+
+# -- the ownership rule ------------------------------------------------------------------------
+
+
+def test_the_place_hash_is_the_same_in_every_process_and_release() -> None:
+    # a changed hash would move buildings between shards on upgrade: their open alerts and
+    # correlation state would stay behind in the old shard
+    assert place_hash("c1", "b1") == 0xA4EAB46D37B5FE0B
+    assert place_hash("c1", "b1") != place_hash("c1", "b2")
+    assert place_hash("c1", "b1") != place_hash("c2", "b1")
+
+
+def test_every_building_has_exactly_one_owner_and_shards_share_the_load() -> None:
+    shards = [Shard(i, 4) for i in range(4)]
+    load = [0, 0, 0, 0]
+    for b in range(400):
+        owners = [s.index for s in shards if s.owns("c1", f"b{b}")]
+        assert len(owners) == 1
+        load[owners[0]] += 1
+    assert min(load) > 60, load  # 100 each on average
+
+
+def test_a_shard_is_checked() -> None:
+    with pytest.raises(ValueError, match="index < count"):
+        Shard(2, 2)
+    with pytest.raises(ConfigurationError, match=r"shard\.index 3 must be below shard\.count 2"):
+        load_settings(None, {"shard.index": 3, "shard.count": 2})
+
+
+def test_the_filter_reads_the_owner_from_the_topic_alone() -> None:
+    registry = DeviceRegistry()
+    filters = [ShardFilter(Shard(i, 3), PROFILES, lambda: registry) for i in range(3)]
+    topics = [
+        *(f"ce/c1/b{b}/zigbee-pir-motion/pir-{b}" for b in range(30)),
+        *(f"ce/c1/b{b}/tuya-sos-button/sos-{b}/availability" for b in range(30)),
+        "not/a/device/topic",
+        "ce/c1/b1",
+    ]
+    for topic in topics:
+        assert sum(f.owns_topic(topic) for f in filters) == 1, topic
+    # every topic of one building is one shard's: its motion sensor and its SOS button
+    for b in range(30):
+        motion = [f.owns_topic(f"ce/c9/b{b}/zigbee-pir-motion/pir-{b}") for f in filters]
+        sos = [f.owns_topic(f"ce/c9/b{b}/tuya-sos-button/sos-{b}") for f in filters]
+        assert motion == sos
+    assert sum(f.dropped for f in filters) == 2 * (len(topics) + 60)
+
+
+def test_a_shard_watches_only_the_devices_of_its_buildings() -> None:
+    devices = {
+        f"pir-{n}": DeviceRef(f"pir-{n}", "zigbee-pir-motion", "motion", "c1", f"b{n}", slot=n)
+        for n in range(20)
+    }
+    whole = DeviceRegistry(devices)
+    parts = [owned_registry(whole, Shard(i, 2)) for i in range(2)]
+    assert sorted(d.device_id for p in parts for d in p.devices()) == sorted(devices)
+    for part in parts:
+        assert [d.slot for d in part.devices()] == list(range(len(part)))  # liveness slots
+        assert not part.open_enrollment
+
+
+# -- the supervisor's plan ---------------------------------------------------------------------
+
+
+def test_shards_have_their_own_client_id_data_dir_and_slice(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, **{"mqtt.client_id": "gw-a"})
+    shards = plan(settings, 3, ["--mqtt-url", "mqtt://127.0.0.1:1883"])
+    assert [s.client_id for s in shards] == ["gw-a-s0", "gw-a-s1", "gw-a-s2"]
+    assert [s.data_dir for s in shards] == [
+        settings.data_dir,
+        settings.data_dir / "shard-1",
+        settings.data_dir / "shard-2",
+    ]
+    assert [(s.index, s.count) for s in shards] == [(0, 3), (1, 3), (2, 3)]
+    # the default id is the host's, so two gateways never share a session either
+    default = plan(_settings(tmp_path), 2, [])
+    assert default[0].client_id != default[1].client_id
+    assert os.uname().nodename in default[0].client_id
+
+
+def test_two_gateways_split_a_community_and_their_shards_split_each_half(tmp_path: Path) -> None:
+    gateway_b = plan(_settings(tmp_path, **{"shard.index": 1, "shard.count": 2}), 3, [])
+    assert [(s.index, s.count) for s in gateway_b] == [(1, 6), (3, 6), (5, 6)]
+    for b in range(200):
+        on_b = Shard(1, 2).owns("c1", f"b{b}")
+        local = [s for s in gateway_b if Shard(s.index, s.count).owns("c1", f"b{b}")]
+        assert len(local) == (1 if on_b else 0)
+
+
+# -- the sharded gateway, end to end -----------------------------------------------------------
+
+
+def _stored(data_dir: Path) -> dict[str, int]:
+    """Readings per building in one shard's embedded store."""
+    path = data_dir / "readings.db"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT building, COUNT(*) FROM readings GROUP BY building").fetchall()
+    return {building: count for building, count in rows}
+
+
+def _wait_shard_ready(data_dir: Path) -> str:
+    """Wait until a shard's internal API says it is ready (its MQTT sessions are connected, so
+    the broker queues its messages from now on); return that API's address."""
+    wait_for(lambda: (data_dir / "api-url").exists(), START_S, f"{data_dir.name}'s API")
+    internal = (data_dir / "api-url").read_text().strip()
+    wait_for(
+        lambda: httpx.get(f"{internal}/readyz", timeout=2).status_code == 200,
+        START_S,
+        f"{data_dir.name} ready",
+    )
+    return internal
+
+
+def _shard_pid(data_dir: Path) -> int:
+    """The pid the shard's lock file names (0 while a starting shard writes it)."""
+    words = (data_dir / "agent.lock").read_text().split()
+    return int(words[-1]) if words else 0
+
+
+def test_a_shard_killed_mid_burst_is_restarted_and_loses_nothing(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory(extra_config=["max_queued_messages 100000"])
+    community = "shard-kill"
+    buildings = [f"b{n}" for n in range(12)]
+    per_device = 250
+    start_ms = int(time.time() * 1000) - 600_000  # a sane device time: the reading's own key
+    messages = [
+        (
+            f"ce/{community}/{b}/zigbee-pir-motion/pir-{b}-{d}",
+            {"occupancy": n % 2 == 0, "battery": 90, "ts": start_ms + n, "seq": n},
+        )
+        for n in range(per_device)
+        for b in buildings
+        for d in range(2)
+    ]
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url) as agent:
+        _wait_shard_ready(data / "shard-1")  # its session exists: the broker keeps its messages
+        pids = [_shard_pid(data / "shard-1")]
+        with Publisher(broker.url, max_inflight=1000, timeout=60) as publisher:
+            sender = threading.Thread(target=publisher.send, args=(messages,))
+            sender.start()
+            # SIGKILL shard 1 while it is storing the burst, then again after its restart
+            theirs = sum(2 * per_device for b in buildings if Shard(1, 2).owns(community, b))
+            for stored_at_least in (theirs // 5, theirs * 3 // 5):
+                wait_for(
+                    lambda at=stored_at_least: sum(_stored(data / "shard-1").values()) >= at,
+                    START_S,
+                    f"shard 1 storing {stored_at_least}",
+                )
+                os.kill(pids[-1], signal.SIGKILL)
+                pids.append(
+                    wait_for(
+                        lambda: (
+                            _shard_pid(data / "shard-1") not in (0, *pids)
+                            and _shard_pid(data / "shard-1")
+                        ),
+                        START_S,
+                        "shard 1 restarted",
+                    )
+                )
+            sender.join()
+            assert publisher.wait() == len(messages)
+        expected = {b: 2 * per_device for b in buildings}
+        stores = [data, data / "shard-1"]
+
+        def everything_stored() -> bool:
+            merged: dict[str, int] = defaultdict(int)
+            for store in stores:
+                for building, count in _stored(store).items():
+                    merged[building] += count
+            return dict(merged) == expected or dict(merged)  # type: ignore[return-value]
+
+        wait_for(lambda: everything_stored() is True, within_s=90, what="every reading stored")
+        per_shard = [_stored(store) for store in stores]
+        # a building's readings all went to one shard, the one the rule names; both had work
+        for index, stored in enumerate(per_shard):
+            for building in stored:
+                assert Shard(index, 2).owns(community, building), (index, building)
+        assert all(per_shard), per_shard
+        assert sum(sum(s.values()) for s in per_shard) == len(messages)  # no more, no less
+        # shard 0 ran throughout: it left exactly shard 1's messages to it, unread
+        dropped = agent.metrics()['community_edge_shard_dropped_total{shard="0/2"}']
+        assert dropped == sum(per_shard[1].values())
+        health = agent.get("/healthz")
+        assert health["shard"] == {"index": 0, "count": 2, "dropped": dropped}
+        assert health["mqtt"]["sessions"]["telemetry"]["client_id"].endswith("-s0")
+
+
+def test_one_api_lists_and_acts_on_the_alerts_of_both_shards(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    community = "shard-api"
+    # one building owned by each shard
+    owned = {
+        index: next(f"b{n}" for n in range(100) if Shard(index, 2).owns(community, f"b{n}"))
+        for index in range(2)
+    }
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url) as agent:
+        internal = _wait_shard_ready(data / "shard-1")
+        client_ids = {
+            agent.get("/healthz")["mqtt"]["sessions"]["alarm"]["client_id"],
+            httpx.get(f"{internal}/healthz", headers=agent.headers, timeout=5).json()["mqtt"][
+                "sessions"
+            ]["alarm"]["client_id"],
+        }
+        assert len(client_ids) == 2, client_ids
+        with Publisher(broker.url) as publisher:
+            for building in owned.values():
+                publisher.publish(
+                    f"ce/{community}/{building}/tuya-sos-button/sos-{building}",
+                    {"action": "emergency", "battery": 80, "linkquality": 144},
+                )
+        alerts = wait_for(
+            lambda: (
+                items
+                if len(items := agent.get("/v1/alerts", community=community)["items"]) == 2
+                else None
+            ),
+            what="both shards' SOS alerts on shard 0's API",
+        )
+        assert {a["building"] for a in alerts} == set(owned.values())
+        # paging walks both stores in one order
+        first = agent.get("/v1/alerts", community=community, limit=1)
+        second = agent.get("/v1/alerts", community=community, limit=1, cursor=first["next_cursor"])
+        assert {first["items"][0]["id"], second["items"][0]["id"]} == {a["id"] for a in alerts}
+        # an alert of shard 1, acknowledged through shard 0's API, by the shard that owns it
+        theirs = next(a for a in alerts if a["building"] == owned[1])
+        response = agent.post(f"/v1/alerts/{theirs['id']}/ack", {"note": "on my way"})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "acknowledged"
+        detail = agent.get(f"/v1/alerts/{theirs['id']}")
+        assert detail["alert"]["status"] == "acknowledged"
+        assert [e["kind"] for e in detail["history"]] == ["opened", "acknowledged"]
+        again = agent.post(f"/v1/alerts/{theirs['id']}/ack")
+        assert again.status_code == 409
+
+
+def test_a_shard_that_refuses_its_settings_stops_the_supervisor(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    import subprocess
+    import sys
+
+    broker = mosquitto_factory()
+    data = tmp_path / "data"
+    data.mkdir()
+    busy = ShardedGateway(data / "shard-1", broker.url, shards=1)  # holds shard 1's data dir
+    with busy:
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "run",
+                "--shards",
+                "2",
+                "--mqtt-url",
+                broker.url,
+                "--data-dir",
+                str(data),
+                "--api-port",
+                "0",
+                "--api-token",
+                TOKEN,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=START_S,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert "is in use" in result.stderr
+    assert "stopping every shard" in result.stderr
+    assert time.monotonic() - started < START_S
