@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--json-only] [--only memory]`: the benchmarks, a table, one JSON line.
+"""`python -m bench [--quick] [--json-only] [--only memory|phones]`: the benchmarks, a table, one JSON line.
 
 Phases, in order: raw consumers (paho over MQTT 3.1.1, over MQTT 5, and over MQTT 5 with the
 agent's property parsing: the ingest ratio is taken against the fastest), agent ingest, burst,
@@ -7,6 +7,9 @@ and 100,000 registered devices.
 `python -m bench console` measures the duty console instead (bench/console.py).
 `--only memory` runs the memory phase alone (its keys only): RSS does not depend on the CPU the
 other phases need, so it can be measured on a busy machine and repeated cheaply.
+`--only phones` runs the SMS and voice phase alone (bench/phones.py): SOS publish to the
+provider's first request at idle and at 80 % of the measured ingest rate, and the requests per
+alert in a flood of 1,000 SOS alarms.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bench.ingest import measure_burst, measure_ingest
 from bench.latency import ALERT_COMMUNITY, AlertListener, LatencyPlan, measure_latency
 from bench.machine import load_average, versions
 from bench.memory import MemoryResult, measure_memory
+from bench.phones import FULL_PHONES, QUICK_PHONES, run_phones
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.raw import measure_raw
@@ -290,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["memory", "cost"],
+        choices=["memory", "cost", "phones"],
         help="run one phase alone and report only its keys (memory: 10,000 and 100,000 "
-        "devices; cost: agent CPU per message at 500 and 4,000 msgs/s with SOS presses)",
+        "devices; cost: agent CPU per message at 500 and 4,000 msgs/s with SOS presses; "
+        "phones: SMS and voice latency at idle and 80 %% load, a 1,000-alarm flood)",
     )
     args = parser.parse_args(argv)
     # Ctrl-C works even when started with SIGINT ignored (a background job of a script)
@@ -300,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     plan = QUICK if args.quick else FULL
     try:
+        if args.only == "phones":
+            phones = run_phones(QUICK_PHONES if args.quick else FULL_PHONES, args.publishers)
+            print(json.dumps(phones, ensure_ascii=False, indent=None), flush=True)
+            return 0
         if args.only == "memory":
             summary = run_memory(plan, args.publishers)
         elif args.only == "cost":

@@ -9,8 +9,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import quote
 
 from fastapi import FastAPI
 
@@ -18,24 +16,27 @@ from edge.agent import Agent
 from edge.alerts import AlertStore, Roster
 from edge.clock import Clock
 from edge.errors import RosterError
-from edge.model import AlertEvent, AlertStatus
+from edge.model import AlertStatus
 from edge.sinks import (
     ALARM_KINDS,
     AliyunSms,
     AliyunVoice,
+    Audience,
+    Card,
     DeliveryLog,
-    FixedRecipients,
-    OnDutyRecipients,
+    Directory,
+    Everyone,
+    Listed,
+    OnDutyPeople,
     PhoneBook,
     PhoneSender,
     PhoneSink,
-    Recipient,
     Route,
     TencentSms,
     TencentVoice,
 )
-from gateway.action_links import ActionLinks, LinkAction
 from gateway.api.provider_callbacks import PhoneCallbacks
+from gateway.notification_links import NotificationLinks, ShortNotificationLinks
 from gateway.settings import (
     AliyunSmsChannelSettings,
     AliyunVoiceChannelSettings,
@@ -58,42 +59,21 @@ PHONE_TYPES = (
 )
 
 
-class GatewayLinks:
-    """Acknowledge links for SMS: an action link for (alert, person), behind a short code."""
-
-    def __init__(self, data_dir: Path, public_url: str, valid_for: timedelta, clock: Clock) -> None:
-        self.links = ActionLinks(data_dir)
-        self.short = ShortLinks(data_dir)
-        self._public_url = public_url.rstrip("/")
-        self._valid_for = valid_for
-        self._clock = clock
-
-    def acknowledge_link(self, alert_id: str, person_id: str, person_name: str) -> str | None:
-        now = self._clock.now()
-        token = self.links.issue(
-            alert_id,
-            LinkAction.ACKNOWLEDGE,
-            person_id,
-            person_name,
-            now=now,
-            valid_for=self._valid_for,
-        )
-        code = self.short.shorten(token, now + self._valid_for, now)
-        return f"{self._public_url}/s/{quote(code, safe='')}"
-
-    def close(self) -> None:
-        self.links.close()
-        self.short.close()
-
-
 @dataclass
 class Phones:
     """The phone channels' shared parts, kept open while the gateway runs."""
 
     book: PhoneBook
     callback_token: str | None
-    links: GatewayLinks | None = None
+    short: ShortLinks | None = None  # an SMS channel's links go behind short codes
+    link_cap: timedelta = timedelta(minutes=30)  # phone.link_valid_minutes
     sinks: list[PhoneSink] = field(default_factory=list)
+
+    def sms_links(self, links: NotificationLinks) -> ShortNotificationLinks | None:
+        """The links an SMS carries: every channel's signed links, behind a short code."""
+        if self.short is None:
+            return None
+        return ShortNotificationLinks(links, self.short, self.link_cap)
 
     def watch(self, agent: Agent) -> None:
         """Let the sinks ask the agent's alert store who has taken an alert."""
@@ -110,8 +90,8 @@ class Phones:
 
     def serve(self, app: FastAPI, deliveries: DeliveryLog | None) -> None:
         """Give the API its SMS short links and the providers' callbacks."""
-        if self.links is not None:
-            app.state.short_links = self.links.short
+        if self.short is not None:
+            app.state.short_links = self.short
         if self.callback_token is None:
             _log.warning(
                 "phone channels without phone.callback_token: key presses and delivery receipts "
@@ -129,8 +109,8 @@ class Phones:
 
     def close(self) -> None:
         self.book.close()
-        if self.links is not None:
-            self.links.close()
+        if self.short is not None:
+            self.short.close()
 
 
 def callback_metrics(callbacks: PhoneCallbacks) -> str:
@@ -164,18 +144,17 @@ def open_phones(settings: Settings, clock: Clock) -> Phones | None:
             raise ConfigurationError("phone.callback_token_file: shorter than 16 characters")
     if not channels:
         return None
-    links = None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    short = None
     if any(c.type.endswith("_sms") for c in channels):
-        public = settings.notifications.public_url
-        if public is None:
+        if settings.notifications.public_url is None:
             raise ConfigurationError(
                 "an SMS channel needs notifications.public_url: its messages carry links to it"
             )
-        valid = timedelta(minutes=settings.phone.link_valid_minutes)
-        links = GatewayLinks(settings.data_dir, public, valid, clock)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+        short = ShortLinks(settings.data_dir)
     keep = timedelta(days=settings.retention.deliveries_days)
-    return Phones(PhoneBook(settings.data_dir / "phone-sends.db", keep), token, links)
+    cap = timedelta(minutes=settings.phone.link_valid_minutes)
+    return Phones(PhoneBook(settings.data_dir / "phone-sends.db", keep), token, short, cap)
 
 
 def phone_route(route: Route) -> Route:
@@ -190,46 +169,45 @@ def phone_sink(
     settings: Settings,
     log: DeliveryLog,
     clock: Clock,
+    *,
+    links: NotificationLinks,
+    directory: Directory | None = None,
 ) -> PhoneSink:
-    """The sink for one phone channel; raises ConfigurationError (a secret file, the roster)."""
-    people = [Recipient(p.id, p.name, p.phone) for p in channel.recipients]
+    """The sink for one phone channel; raises ConfigurationError (a secret file, the roster).
+
+    It reaches the people an event names, found in its own `recipients`, its roster, then
+    `directory` (the escalation roster's people, the households' family); for a step that names
+    a tier only, its `recipients` and whoever is on duty in its roster.
+    """
+    listed = Listed([Card(p.id, p.name, p.phone) for p in channel.recipients])
+    directories: list[Directory] = [listed]
+    audiences: list[Audience] = [listed]
     if channel.roster_file is not None:
         try:
             roster = Roster.load(channel.roster_file)
         except RosterError as exc:
             raise ConfigurationError(f"channel {channel.name}: {exc}") from exc
-        duty = OnDutyRecipients(roster, channel.roster_file)  # read again when it changes
-        recipients: FixedRecipients | OnDutyRecipients | _Both = duty
-        if people:
-            recipients = _Both(FixedRecipients(people), duty)
-    else:
-        recipients = FixedRecipients(people)
+        duty = OnDutyPeople(roster, channel.roster_file)  # read again when it changes
+        directories.append(duty)
+        audiences.append(duty)
+    if directory is not None:
+        directories.append(directory)
+    people = Everyone(directories, audiences)
+    public = settings.notifications.public_url
     sink = PhoneSink(
         channel.name,
         _sender(channel, clock),
-        recipients,
+        people,
         phones.book,
         zone=settings.notifications.zone,
-        links=phones.links,
+        audience=people,
+        links=phones.sms_links(links) if channel.type.endswith("_sms") else None,
+        console_url=f"{public.rstrip('/')}/console/" if public else None,
         log=log,
         clock=clock,
     )
     phones.sinks.append(sink)
     return sink
-
-
-class _Both:
-    """The fixed people and whoever is on duty, each once."""
-
-    def __init__(self, fixed: FixedRecipients, duty: OnDutyRecipients) -> None:
-        self._parts = (fixed, duty)
-
-    def for_event(self, event: AlertEvent) -> list[Recipient]:
-        seen: dict[str, Recipient] = {}
-        for part in self._parts:
-            for person in part.for_event(event):
-                seen.setdefault(person.id, person)
-        return list(seen.values())
 
 
 def _sender(channel: PhoneChannelSettings, clock: Clock) -> PhoneSender:

@@ -31,7 +31,7 @@ from gateway.console.sign_in_links import SignInLinks
 from gateway.data_dir_lock import DataDirBusy, DataDirLock
 from gateway.disk import DiskWatch
 from gateway.notification_links import NotificationLinks
-from gateway.people import EventPeople, PeopleDirectory, StaffDirectory
+from gateway.people import PeopleDirectory, StaffDirectory
 from gateway.phone_channels import PHONE_TYPES, Phones, open_phones, phone_route, phone_sink
 from gateway.reach import ChannelReach
 from gateway.retention import Retention, RetentionPolicy
@@ -263,9 +263,10 @@ def _channels(
         route = channel.route.route(notes.zone)
         if isinstance(channel, PHONE_TYPES):  # SMS, voice: gateway/phone_channels.py
             assert phones is not None  # open_phones opens them when such a channel is configured
-            sink = phone_sink(channel, phones, settings, log, clock)
             # the people an escalation step named (on duty, next on the roster, the family)
-            sink.recipients = EventPeople(everyone, sink.recipients)
+            sink = phone_sink(
+                channel, phones, settings, log, clock, links=maker, directory=everyone
+            )
             out.append(
                 Channel(
                     sink,

@@ -49,13 +49,20 @@ def channel_yaml(receiver: ProviderReceiver, name: str) -> str:
 
 
 def phone_agent(
-    tmp_path: Path, mosquitto: MosquittoServer, *channels: tuple[ProviderReceiver, str]
+    tmp_path: Path,
+    mosquitto: MosquittoServer,
+    *channels: tuple[ProviderReceiver, str],
+    per_person_limit: int | None = None,
 ) -> AgentProcess:
-    """An agent whose public address is its own API, with the given phone channels."""
+    """An agent whose public address is its own API, with the given phone channels.
+
+    `per_person_limit` raises the rules of reach's limit (5 a person in 10 minutes) for tests
+    that phone one person many times on purpose (latency runs)."""
     agent = AgentProcess(tmp_path / "agent", mosquitto.url)
     (tmp_path / "aliyun-secret").write_text(ALIYUN_SECRET + "\n", encoding="utf-8")
+    limit = f", per_person_limit: {per_person_limit}" if per_person_limit else ""
     config = (
-        f"notifications: {{public_url: '{agent.url}'}}\n"
+        f"notifications: {{public_url: '{agent.url}'{limit}}}\n"
         f"phone: {{callback_token: {CALLBACK_TOKEN}}}\n"
         "channels:\n" + "".join(channel_yaml(r, n) for r, n in channels)
     ).replace("{dir}", str(tmp_path))

@@ -20,18 +20,23 @@ from edge.enrich import DeviceRegistry, FamilyContact, Household, HouseholdStore
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, AlertEventKind, Lane, Reading
 from edge.sinks import (
+    AliyunVoice,
+    Card,
     Channel,
     DeliveryLog,
-    FixedRecipients,
+    Everyone,
+    Listed,
     PersonRate,
+    PhoneBook,
+    PhoneSink,
     ReachSummary,
-    Recipient,
     Route,
 )
+from edge.sinks.channels.route import SHANGHAI
 from gateway.action_links import ActionLinks
 from gateway.api import create_app
 from gateway.notification_links import NotificationLinks
-from gateway.people import EventPeople, PeopleDirectory
+from gateway.people import PeopleDirectory
 from tests.lifecycle import CRITICAL_POLICY, SOS, START, book, device, raised
 from tests.test_api import PROFILES, TOKEN, _clock, _Gateway, _sos
 from tests.test_api import SOS as SOS_PAYLOAD
@@ -235,13 +240,31 @@ async def test_a_personal_channel_sends_one_summary_instead_of_a_flood() -> None
     assert channel.summaries_sent == 1
 
 
-def test_a_phone_channel_calls_the_people_a_step_named_else_its_own(
-    households: HouseholdStore,
+async def test_a_tier_step_flood_counts_the_channels_own_people_and_sends_one_summary() -> None:
+    sink = _PhoneSink()
+    desk = Listed([Card("desk", "值班室", "02100000000"), Card("li-wei", "李伟", "13812345678")])
+    clock = FakeClock(START)
+    channel = Channel(sink, Route(), None, person_rate=PersonRate(2, 600, clock.now), audience=desk)
+    flood = [_opened(n, ()) for n in range(500)]  # a tier step: the event names nobody
+    for start in range(0, 500, 50):
+        await channel.write_events(flood[start : start + 50])
+    assert [e.people for e in sink.events] == [("desk", "li-wei")] * 2
+    assert sorted((s.person, s.alerts) for s in sink.summaries) == [("desk", 3), ("li-wei", 3)]
+    assert channel.skipped == 498
+
+
+async def test_a_phone_channel_calls_the_people_a_step_named_else_its_own(
+    households: HouseholdStore, tmp_path: Path
 ) -> None:
-    fixed = FixedRecipients([Recipient("desk", "值班室", "02100000000")])
-    recipients = EventPeople(PeopleDirectory(None, lambda: households), fixed)
+    desk = Listed([Card("desk", "值班室", "02100000000")])
+    people = Everyone([desk, PeopleDirectory(None, lambda: households)], [desk])
+    phones = PhoneBook(tmp_path / "phone-sends.db")
+    voice = AliyunVoice("voice", "key", "secret", tts_code="TTS_1", endpoint="http://127.0.0.1:9")
+    sink = PhoneSink("voice", voice, people, phones, zone=SHANGHAI, audience=people)
     family = _opened(1, ("family:c1/b1/3-201#0", "family:c1/b1/3-201#9"))
-    assert recipients.for_event(family) == [
-        Recipient("family:c1/b1/3-201#0", "赵小红", "13900002222")
+    assert [(c.id, c.name, c.phone) for c in sink.people(family)] == [
+        ("family:c1/b1/3-201#0", "赵小红", "13900002222")
     ]  # an id the register no longer has is left out
-    assert recipients.for_event(_opened(2, ())) == [Recipient("desk", "值班室", "02100000000")]
+    assert [(c.id, c.phone) for c in sink.people(_opened(2, ()))] == [("desk", "02100000000")]
+    await sink.close()
+    phones.close()

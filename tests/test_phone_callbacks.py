@@ -211,7 +211,7 @@ def test_time_from_sos_publish_to_the_providers_first_request(
     presses = 30
     with (
         ProviderReceiver(provider, medium) as receiver,
-        phone_agent(tmp_path, mosquitto, (receiver, "phone")),
+        phone_agent(tmp_path, mosquitto, (receiver, "phone"), per_person_limit=presses),
     ):
         took = []
         for n in range(presses):

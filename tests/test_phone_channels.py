@@ -13,19 +13,21 @@ import pytest
 from edge.alerts import Roster
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEventKind, AlertStatus
+from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus
 from edge.sinks import (
     ALARM_KINDS,
     AliyunSms,
     AliyunVoice,
+    Card,
+    Contact,
     DeliveryLog,
     DeliveryResult,
-    FixedRecipients,
-    OnDutyRecipients,
+    LinkVerb,
+    Listed,
+    OnDutyPeople,
     PhoneBook,
     PhoneSender,
     PhoneSink,
-    Recipient,
     Route,
     SendStatus,
     TencentSms,
@@ -56,13 +58,13 @@ from tests.phone_receivers import (
 )
 from tests.servers import free_port
 
-LI = Recipient("li-wei", "李伟", "13812345678")
-WANG = Recipient("wang-fang", "王芳", "+86 139 1234 5678")
+LI = Card("li-wei", "李伟", "13812345678")
+WANG = Card("wang-fang", "王芳", "+86 139 1234 5678")
 
 
 class _Links:
-    def acknowledge_link(self, alert_id: str, person_id: str, person_name: str) -> str:
-        return f"https://gw.example/s/{person_id}-{alert_id}"
+    def link(self, alert: Alert, verb: LinkVerb, person: Contact) -> str:
+        return f"https://gw.example/s/{person.id}-{alert.id}"
 
 
 def sender(
@@ -122,11 +124,12 @@ def _sink(
     name: str,
     send: PhoneSender,
     book: PhoneBook,
-    people: list[Recipient],
+    people: list[Card],
     log: DeliveryLog | None = None,
 ) -> PhoneSink:
+    listed = Listed(people)
     return PhoneSink(
-        name, send, FixedRecipients(people), book, zone=SHANGHAI, links=_Links(), log=log
+        name, send, listed, book, zone=SHANGHAI, audience=listed, links=_Links(), log=log
     )
 
 
@@ -199,7 +202,7 @@ async def test_nobody_is_phoned_about_an_alert_someone_has_taken(book: PhoneBook
 
 
 class _BrokenLinks:
-    def acknowledge_link(self, alert_id: str, person_id: str, person_name: str) -> str:
+    def link(self, alert: Alert, verb: LinkVerb, person: Contact) -> str:
         raise OSError("disk full")
 
 
@@ -217,9 +220,10 @@ async def test_a_failing_phone_book_is_retried_and_a_failing_link_sends_without_
         unlinked = PhoneSink(
             "sms",
             sender("aliyun", "sms", receiver.url),
-            FixedRecipients([LI]),
+            Listed([LI]),
             book,
             zone=SHANGHAI,
+            audience=Listed([LI]),
             links=_BrokenLinks(),
         )
         await unlinked.write_events([opened_event(1)])
@@ -356,25 +360,30 @@ teams:
 """,
         encoding="utf-8",
     )
-    duty = OnDutyRecipients(Roster.load(roster_file))
+
+    def names(duty: OnDutyPeople, event: AlertEvent) -> list[str]:
+        found = (duty.contact(p) for p in duty.people(event))
+        return [c.name for c in found if c is not None]
+
+    duty = OnDutyPeople(Roster.load(roster_file))
     day = opened_event(1)  # 2026-11-23 00:00 UTC = 08:00 in Shanghai: the day shift begins
     night = day.model_copy(update={"at": day.at - timedelta(minutes=1)})
-    assert [p.name for p in duty.for_event(day)] == ["李伟"]
-    assert [p.name for p in duty.for_event(night)] == ["张三"]
+    assert names(duty, day) == ["李伟"]
+    assert names(duty, night) == ["张三"]
     other = day.model_copy(update={"alert": day.alert.model_copy(update={"community": "c2"})})
-    assert duty.for_event(other) == []
+    assert names(duty, other) == []
 
     # a handover written into the file is read at the next alarm; a broken file changes nothing
-    watched = OnDutyRecipients(Roster.load(roster_file), roster_file)
+    watched = OnDutyPeople(Roster.load(roster_file), roster_file)
     roster_file.write_text(
         roster_file.read_text(encoding="utf-8").replace(
             "rotation: [li-wei]", "rotation: [zhang-san]"
         ),
         encoding="utf-8",
     )
-    assert [p.name for p in watched.for_event(day)] == ["张三"]
+    assert names(watched, day) == ["张三"]
     roster_file.write_text("people: [{id: x}]\n", encoding="utf-8")
-    assert [p.name for p in watched.for_event(day)] == ["张三"]
+    assert names(watched, day) == ["张三"]
 
 
 def test_the_book_keeps_no_phone_number(book: PhoneBook, tmp_path: Path) -> None:

@@ -3,31 +3,29 @@ notification channels (WeCom, DingTalk, SMS and voice calls) and the embedded re
 """
 
 from edge.sinks.alert_api import AlertApiSink
+from edge.sinks.channels.addressing import (
+    LINK_VERBS,
+    Audience,
+    Card,
+    Contact,
+    Directory,
+    Everyone,
+    LinkMaker,
+    LinkVerb,
+    Listed,
+    OnDutyPeople,
+)
 from edge.sinks.channels.aliyun import AliyunSms, AliyunVoice
 from edge.sinks.channels.channel import Channel
 from edge.sinks.channels.delivery_log import Delivery, DeliveryLog, DeliveryResult
 from edge.sinks.channels.dingtalk import DingtalkSink
-from edge.sinks.channels.message import (
-    LINK_VERBS,
-    ActionLink,
-    Contact,
-    Directory,
-    LinkMaker,
-    LinkVerb,
-    Notice,
-    NoticeFormat,
-)
+from edge.sinks.channels.message import ActionLink, Notice, NoticeFormat
 from edge.sinks.channels.person_rate import Admission, PersonRate, ReachSummary
 from edge.sinks.channels.phone import (
     ALARM_KINDS,
-    FixedRecipients,
-    LinkIssuer,
-    OnDutyRecipients,
     PhoneMessage,
     PhoneSender,
     PhoneSink,
-    Recipient,
-    Recipients,
 )
 from edge.sinks.channels.phone_book import PhoneBook, SendRecord, SendStatus
 from edge.sinks.channels.robot import RateWindow, RobotSink
@@ -48,6 +46,8 @@ __all__ = [
     "AlertApiSink",
     "AliyunSms",
     "AliyunVoice",
+    "Audience",
+    "Card",
     "Channel",
     "Contact",
     "Delivery",
@@ -55,14 +55,14 @@ __all__ = [
     "DeliveryResult",
     "DingtalkSink",
     "Directory",
-    "FixedRecipients",
+    "Everyone",
     "InfluxSink",
-    "LinkIssuer",
     "LinkMaker",
     "LinkVerb",
+    "Listed",
     "Notice",
     "NoticeFormat",
-    "OnDutyRecipients",
+    "OnDutyPeople",
     "PersonRate",
     "PhoneBook",
     "PhoneMessage",
@@ -71,8 +71,6 @@ __all__ = [
     "RateWindow",
     "ReachSummary",
     "ReadingStore",
-    "Recipient",
-    "Recipients",
     "RobotSink",
     "Route",
     "SendRecord",

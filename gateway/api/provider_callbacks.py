@@ -216,6 +216,9 @@ class _Handler:
         return record
 
     async def _acknowledge(self, record: SendRecord, how: str) -> None:
+        if not record.alert_id:  # a flood's summary call names no alert: nothing to take
+            _log.info("%s on a summary call (%s): acknowledges nothing", how, record.ref)
+            return
         note = f"电话按键确认 {how} ({self.provider} {record.medium}, {record.channel})"
         try:
             alert = await self.desk.acknowledge(record.alert_id, record.person_name, note)
@@ -256,7 +259,7 @@ class _Handler:
         """On the alert's delivery record as `<channel> → <person> <what>`: the call's record
         and its key press are two rows, each provider retry of one adds to its row's count."""
         self.hooks.receipts += 1
-        if self.hooks.deliveries is None:
+        if self.hooks.deliveries is None or not record.alert_id:  # a summary is on no alert
             return
         await self.hooks.deliveries.record_one(
             f"{record.channel} → {record.person_id} {what}",

@@ -10,7 +10,10 @@ Rules of reach: a call to action (opened, escalated, repeated) about an alert th
 acknowledged since, or whose incident someone has, or that is resolved, is not sent (`handled`,
 answered by the alert book): whoever took it stops every queued message about it at once. The
 people an event addresses pass `PersonRate` (one summary instead of a flood); a channel that only
-reaches people (`personal`: SMS, voice) skips an event that is left addressing nobody.
+reaches people (`personal`: SMS, voice) skips an event that is left addressing nobody. For such a
+channel an event whose step named nobody addresses the channel's own `Audience` (its configured
+people, whoever is on duty), so those people are rate-limited too: a flood of tier-step alarms
+rings one phone at most `limit` times and then once with a summary.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from edge.errors import SinkError, SinkRejected
 from edge.model import AlertEvent, AlertEventKind, Lane, Reading
 from edge.outbox import Sink
+from edge.sinks.channels.addressing import Audience
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
 from edge.sinks.channels.person_rate import Admission, PersonRate, ReachSummary
 from edge.sinks.channels.route import Route
@@ -58,6 +62,7 @@ class Channel:
         *,
         person_rate: PersonRate | None = None,
         handled: Callable[[AlertEvent], str | None] | None = None,
+        audience: Audience | None = None,
     ) -> None:
         self.name = sink.name
         self.sink = sink
@@ -66,6 +71,11 @@ class Channel:
         self._rate = person_rate
         self._handled = handled
         self.personal = bool(getattr(sink, "personal", False))  # reaches people only
+        # whom a call to action addresses when its step named nobody (a phone channel's own
+        # people): they pass the per-person rate like the people a step names
+        self._audience: Audience | None = (
+            audience if audience is not None else getattr(sink, "audience", None)
+        )
         self._done: OrderedDict[str, None] = OrderedDict()
         self._admitted: OrderedDict[str, AlertEvent] = OrderedDict()  # decided once per event
         self._summaries: list[ReachSummary] = []  # to send (kept across a failed attempt)
@@ -142,9 +152,15 @@ class Channel:
     def _addressed(self, event: AlertEvent) -> tuple[AlertEvent, str | None]:
         """The event with the people the per-person rate lets it address; a reason to skip it
         when a personal channel is left addressing nobody. Decided once per event."""
-        if self._rate is None or not event.people or self.route is None:
+        if self._rate is None or self.route is None:
             return event, None
         decided = self._admitted.get(event.id)
+        if decided is None and not event.people:
+            if self._audience is None or event.kind not in _CALLS:
+                return event, None
+            event = event.model_copy(update={"people": tuple(self._audience.people(event))})
+            if not event.people:
+                return event, None  # nobody to count: the sink says whom it reached (nobody)
         if decided is None:
             kept: list[str] = []
             for person in event.people:

@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Literal, Protocol
 from urllib.parse import quote
 
 from edge.model import Alert, AlertEvent, AlertEventKind, Severity
+from edge.sinks.channels.addressing import LINK_VERBS, Contact, Directory, LinkMaker, LinkVerb
 from edge.sinks.channels.person_rate import ReachSummary
 
 SEVERITY_LABEL: dict[Severity, str] = {
@@ -35,8 +35,6 @@ KIND_LABEL: dict[AlertEventKind, str] = {
     AlertEventKind.ASSIGNED: "告警已指派 Assigned",
     AlertEventKind.ESCALATED: "告警升级 Escalated",
 }
-LinkVerb = Literal["ack", "onway", "resolve"]
-LINK_VERBS: tuple[LinkVerb, ...] = ("ack", "onway", "resolve")
 # what the button or the line of a message says, Chinese first
 LINK_LABEL: dict[LinkVerb, tuple[str, str]] = {
     "ack": ("确认接警", "Acknowledge"),
@@ -63,40 +61,6 @@ def clip(text: str, max_bytes: int) -> str:
     if len(raw) <= max_bytes:
         return text
     return raw[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
-
-
-class Contact(Protocol):
-    """A person a notification is for (a roster's `edge.alerts.Person`, a household's contact)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def phone(self) -> str | None: ...
-    @property
-    def wecom(self) -> str | None: ...
-    @property
-    def dingtalk(self) -> str | None: ...
-
-
-class Directory(Protocol):
-    """Finds the person behind an id of `AlertEvent.people`; None for an id it does not know."""
-
-    def contact(self, person_id: str) -> Contact | None: ...
-
-
-class LinkMaker(Protocol):
-    """How a channel obtains an action link: one alert, one verb, one person, signed and expiring.
-
-    The gateway implements it (`gateway.notification_links.NotificationLinks`, over
-    `gateway.action_links.ActionLinks`) and hands it to the channels it builds; the edge never
-    signs anything itself.
-    """
-
-    def link(self, alert: Alert, verb: LinkVerb, person: Contact) -> str | None:
-        """The full URL (`<public_url>/a/<token>`); None when links are off (no public address)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

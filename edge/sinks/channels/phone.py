@@ -1,9 +1,11 @@
 """Phone channels: SMS and voice calls to people, one interface over every provider.
 
 A `PhoneSink` is a channel's sink (its own outbox cursor, behind a route, like the group robots).
-For each alarm event (opened, escalated, repeated) it finds the people to reach (a fixed list, or
-who is on duty in the roster at the event's time for its community and building) and has its
-`PhoneSender` send each of them an SMS that carries their own acknowledge link, or place a call
+For each alarm event (opened, escalated, repeated) it reaches the people the event names, found in
+its `Directory` (or, for a tier step, its own `Audience`: a fixed list, who is on duty in the
+roster at the event's time for its community and building; see `addressing`), and has its
+`PhoneSender` send each of them an SMS that carries their own acknowledge link (from the same
+`LinkMaker` every channel uses), or place a call
 that reads the alarm in Chinese and asks them to press 1. Acknowledgements and resolutions are
 not phoned: nobody is woken to hear that someone else took it, and once someone has taken an
 alert (the alert store says so) nobody more is phoned about it, also on a retry.
@@ -15,7 +17,8 @@ restart. A provider that is down, slow or refuses with a retryable code fails th
 the provider will never reach is recorded as rejected for that person; an event that reaches
 nobody at all (no recipient with a phone, every number refused) is `SinkRejected`: set aside and
 on the delivery log, never silently dropped. Each person's attempt is on the delivery log as
-`<channel> → <person id>`.
+`<channel> → <person id>`. Over the per-person rate (`Channel`, `PersonRate`) a person gets one
+summary call or SMS instead of the rest of a flood (`write_summary`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import partial
-from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
-from edge.alerts import Roster
 from edge.clock import Clock, SystemClock
-from edge.errors import RosterError, SinkRejected, SinkUnavailable
+from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
+from edge.sinks.channels.addressing import Audience, Contact, Directory, LinkMaker
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
 from edge.sinks.channels.message import clean
+from edge.sinks.channels.person_rate import ReachSummary
 from edge.sinks.channels.phone_book import PhoneBook, SendStatus, mask
 
 _log = logging.getLogger(__name__)
@@ -53,83 +56,6 @@ LEVEL: dict[Severity, str] = {
     Severity.WARNING: "警告",
     Severity.INFO: "提示",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """A person a phone channel reaches."""
-
-    id: str
-    name: str
-    phone: str
-
-
-class Recipients(Protocol):
-    """Who a phone channel reaches for one event; decided from the event alone."""
-
-    def for_event(self, event: AlertEvent) -> Sequence[Recipient]: ...
-
-
-class FixedRecipients:
-    """The same people for every event the channel's route takes."""
-
-    def __init__(self, people: Sequence[Recipient]) -> None:
-        self.people = tuple(people)
-
-    def for_event(self, event: AlertEvent) -> Sequence[Recipient]:
-        return self.people
-
-
-class OnDutyRecipients:
-    """Whoever is on duty for the alert's building (its own teams first) at the event's time.
-
-    Given the roster's file, it is read again when it changes (its modification time, looked at
-    for each event); a changed file that does not load is logged and the previous roster kept.
-    """
-
-    def __init__(self, roster: Roster, path: Path | None = None) -> None:
-        self.roster = roster
-        self.path = path
-        self._stamp = _stamp(path)
-
-    def for_event(self, event: AlertEvent) -> Sequence[Recipient]:
-        self._reload()
-        alert = event.alert
-        found: dict[str, Recipient] = {}
-        for duty in self.roster.on_duty(alert.community, alert.building, event.at):
-            person = duty.person
-            if person.phone and person.id not in found:
-                found[person.id] = Recipient(person.id, person.name, person.phone)
-        return list(found.values())
-
-    def _reload(self) -> None:
-        if self.path is None:
-            return
-        stamp = _stamp(self.path)
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            self.roster = Roster.load(self.path)
-        except RosterError as exc:
-            _log.error("roster %s changed but does not load (the previous one stays): %s",
-                       self.path, exc)  # fmt: skip
-            return
-        _log.info("roster %s reloaded", self.path)
-
-
-def _stamp(path: Path | None) -> tuple[int, int] | None:
-    try:
-        info = path.stat() if path is not None else None
-    except OSError:
-        return None
-    return None if info is None else (info.st_mtime_ns, info.st_size)
-
-
-class LinkIssuer(Protocol):
-    """Short acknowledge links, signed for one alert and one person (the gateway's action links)."""
-
-    def acknowledge_link(self, alert_id: str, person_id: str, person_name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +107,17 @@ class PhoneSender(Protocol):
 
 
 class PhoneSink:
-    """Reaches people by SMS or voice call for the alarm events its channel's route takes."""
+    """Reaches people by SMS or voice call for the alarm events its channel's route takes.
+
+    Args:
+        directory: who an id is (the people an escalation step named, the channel's own).
+        audience: whom to reach when an event's step named nobody (a tier step): the people in
+            the channel's settings, whoever is on duty in its roster. The `Channel` in front of
+            the sink fills the event's people from it before the per-person rate; the sink asks
+            it only when used alone.
+        links: signs the acknowledge link an SMS carries (calls are acknowledged by key 1).
+        console_url: the duty console's board, which a flood's summary points to.
+    """
 
     lanes: frozenset[Lane] = frozenset({"events"})
     personal = True  # reaches people only: an event left addressing nobody is not sent (Channel)
@@ -190,32 +126,48 @@ class PhoneSink:
         self,
         name: str,
         sender: PhoneSender,
-        recipients: Recipients,
+        directory: Directory,
         book: PhoneBook,
         *,
         zone: tzinfo,
-        links: LinkIssuer | None = None,
+        audience: Audience | None = None,
+        links: LinkMaker | None = None,
+        console_url: str | None = None,
         log: DeliveryLog | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.name = name
         self.sender = sender
-        self.recipients = recipients
+        self.directory = directory
+        self.audience = audience
         self.book = book
         self._zone = zone
         self._links = links
+        self._console_url = console_url
         self._log = log
         self._clock = clock or SystemClock()
         self.sent = 0  # messages or calls a provider took
         self.failed = 0  # attempts that failed and are retried
         self.rejected = 0  # numbers a provider refused for good
         self.unreached = 0  # alarms that reached nobody
+        self.summaries = 0  # summary calls or messages a provider took (a flood, per person)
         self._unreached: OrderedDict[str, None] = OrderedDict()
         self._unreached_total = 0
         self.spared = 0  # people not phoned: someone had taken the alert by then
         # who has taken an alert (acknowledged or resolved it), from the alert store; set by the
         # wiring once the agent exists. None, or an answer of None: phone as the event says.
         self.settled: Callable[[str], str | None] | None = None
+
+    def people(self, event: AlertEvent) -> list[Contact]:
+        """The people to phone about `event`, with a phone, each once: those its step named, or
+        the channel's audience for a step that named nobody."""
+        ids = event.people or (self.audience.people(event) if self.audience is not None else ())
+        found: dict[str, Contact] = {}
+        for person_id in ids:
+            contact = self.directory.contact(person_id)
+            if contact is not None and contact.phone:
+                found.setdefault(contact.id, contact)
+        return list(found.values())
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         return None
@@ -249,6 +201,38 @@ class PhoneSink:
                 delivered=tuple(done),
             )
 
+    async def write_summary(self, summary: ReachSummary) -> None:
+        """One call or SMS to one person in place of the flood held back from them (`Channel`):
+        "N条告警未处理,请查看值班台" with the console board's address. A retry after a failure
+        rings nobody twice (the phone book); pressing 1 on it acknowledges nothing."""
+        person = self.directory.contact(summary.person)
+        if person is None or not person.phone:
+            _log.warning("%s: a summary for %s, who has no phone here: not sent", self.name,
+                         "a family contact" if summary.person.startswith("family:")
+                         else summary.person)  # fmt: skip
+            return
+        key = f"summary:{summary.person}:{summary.until.isoformat()}"
+        status = await self._book(partial(self.book.status, self.name, key, person.id))
+        if status in (SendStatus.SENT, SendStatus.REJECTED):
+            return
+        try:
+            await self._deliver(key, "summary", "", person, self.summary_message(summary), None)
+        except SinkRejected as exc:  # a number never reached: nothing to retry
+            _log.warning("%s: summary for %s refused for good: %s", self.name, person.id, exc)
+            return
+        self.summaries += 1
+
+    def summary_message(self, summary: ReachSummary) -> PhoneMessage:
+        """The alarm template's fields, saying how many alerts wait and where to see them."""
+        local = self._clock.now().astimezone(self._zone)
+        return PhoneMessage(
+            "多条",
+            f"{summary.alerts}条告警未处理,请查看值班台",
+            "值班台",
+            f"{local:%m-%d %H:%M}",
+            self._console_url if self.sender.medium == "sms" else None,
+        )
+
     async def close(self) -> None:
         await self.sender.close()
 
@@ -256,7 +240,7 @@ class PhoneSink:
         """(someone was reached, the first retryable failure, why nobody was)."""
         if event.alert.status is not AlertStatus.ACTIVE:  # a repeat after someone took it
             return True, None, ""
-        people = self.recipients.for_event(event)
+        people = self.people(event)
         if not people:
             alert = event.alert
             return False, None, f"nobody with a phone for {alert.community}/{alert.building}"
@@ -277,7 +261,14 @@ class PhoneSink:
                 reached = True
                 continue
             try:
-                await self._send(event, person)
+                await self._deliver(
+                    event.id,
+                    event.kind.value,
+                    event.alert.id,
+                    person,
+                    self.message(event, person),
+                    event,
+                )
             except SinkRejected as exc:
                 refused.append(person.id)
                 _log.warning("%s: %s refused for good: %s", self.name, person.id, exc)
@@ -288,27 +279,36 @@ class PhoneSink:
             reached = True
         return reached, failure, f"every number refused ({', '.join(refused)})"
 
-    async def _send(self, event: AlertEvent, person: Recipient) -> None:
+    async def _deliver(
+        self,
+        key: str,
+        kind: str,
+        alert_id: str,
+        person: Contact,
+        message: PhoneMessage,
+        event: AlertEvent | None,
+    ) -> None:
+        """Book, send and record one call or SMS (`key`: the event id, or a summary's)."""
         sender = self.sender
+        phone = person.phone or ""
         now = self._clock.now()
         ref = await self._book(
             lambda: self.book.begin(
                 channel=self.name,
                 provider=sender.provider,
                 medium=sender.medium,
-                event_id=event.id,
-                event_kind=event.kind.value,
-                alert_id=event.alert.id,
+                event_id=key,
+                event_kind=kind,
+                alert_id=alert_id,
                 person_id=person.id,
                 person_name=person.name,
-                phone=person.phone,
+                phone=phone,
                 now=now,
             )
         )
-        message = self.message(event, person)
-        where = f"{_MEDIUM[sender.medium]} → {person.name} {mask(person.phone)}"
+        where = f"{_MEDIUM[sender.medium]} → {person.name} {mask(phone)}"
         try:
-            provider_id = await sender.send(person.phone, message, ref)
+            provider_id = await sender.send(phone, message, ref)
         except (SinkRejected, SinkUnavailable) as exc:
             rejected = isinstance(exc, SinkRejected)
             status = SendStatus.REJECTED if rejected else SendStatus.FAILED
@@ -335,7 +335,8 @@ class PhoneSink:
             DeliveryResult.DELIVERED,
             f"{where}: 已提交 accepted, {sender.provider} id {provider_id}",
         )
-        _log.info("%s: %s (alert %s) accepted", self.name, where, event.alert.id)
+        _log.info("%s: %s (%s) accepted", self.name, where,
+                  f"alert {alert_id}" if alert_id else kind)  # fmt: skip
 
     async def _book(self, work: Callable[[], _T]) -> _T:
         """A phone book operation off the event loop; a file that fails is retried like a
@@ -345,7 +346,7 @@ class PhoneSink:
         except sqlite3.Error as exc:
             raise SinkUnavailable(f"{self.name}: phone book {self.book.path}: {exc}") from exc
 
-    def message(self, event: AlertEvent, person: Recipient) -> PhoneMessage:
+    def message(self, event: AlertEvent, person: Contact) -> PhoneMessage:
         """The template fields for one event and one person (the link is theirs alone)."""
         alert = event.alert
         level = LEVEL[alert.severity] + ("升级" if event.kind is AlertEventKind.ESCALATED else "")
@@ -355,16 +356,16 @@ class PhoneSink:
         link = None
         if self._links is not None and self.sender.medium == "sms":
             try:
-                link = self._links.acknowledge_link(alert.id, person.id, person.name)
+                link = self._links.link(alert, "ack", person)
             except Exception:  # a link is a convenience: the alarm goes out without one
                 _log.exception("%s: no acknowledge link for alert %s", self.name, alert.id)
         local = event.at.astimezone(self._zone)
         return PhoneMessage(level, clean(alert.summary, 30), place, f"{local:%m-%d %H:%M}", link)
 
     async def _record(
-        self, event: AlertEvent, person: Recipient, result: DeliveryResult, reason: str
+        self, event: AlertEvent | None, person: Contact, result: DeliveryResult, reason: str
     ) -> None:
-        if self._log is not None:
+        if self._log is not None and event is not None:
             await self._log.record_one(
                 f"{self.name} → {person.id}",
                 event_id=event.id,
