@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from edge.agent import Agent, Desk
 from edge.alerts import AlertPage, AlertStore, decode_cursor, encode_cursor
+from edge.enrich import Shard
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
 from gateway.api.errors import error_response
@@ -156,6 +158,70 @@ class ShardDesk(Desk):
         if peer is None:
             return await super().assign(alert_id, assignee, actor, note)
         return await self._forward(peer, alert_id, "assign", {"assignee": assignee, "note": note})
+
+    # -- households: the away flag is the owning shard's rule state -----------------------------
+
+    async def set_away(
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Set here (this shard's API answers is_away from its own flag) and on the shard that
+        owns the building, whose absence and sign-of-life rules it holds back."""
+        here = await super().set_away(community, building, unit, away, until, reason)
+        peer = self._place_owner(community, building)
+        if peer is None:
+            return here
+        body: dict[str, object] = {"away": away}
+        if until is not None:
+            body["until"] = until.isoformat()
+        if reason is not None:
+            body["reason"] = reason
+        response = await self._send(
+            peer, "PUT", f"/v1/households/{community}/{building}/{unit}/away", body
+        )
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"the shard that owns {community}/{building} answered {response.status_code}"
+            )
+        return bool(response.json().get("away", here))
+
+    def _place_owner(self, community: str, building: str) -> Path | None:
+        """The sibling's data dir when a sibling owns the building; None: this shard.
+
+        `run --shards N` gives local shard k the global index k * C + G of N * C (this gateway G
+        of C, gateway/shards.py `plan`), and `peers` lists shards 1..N-1 in order."""
+        shard = self._agent_ref.shard
+        local_count = len(self._peer_dirs) + 1
+        gateways = max(1, shard.count // local_count)
+        for local, directory in enumerate(self._peer_dirs, start=1):
+            if Shard(local * gateways + shard.index, shard.count).owns(community, building):
+                return directory
+        return None
+
+    async def _send(
+        self, peer: Path, method: str, path: str, body: dict[str, object]
+    ) -> httpx.Response:
+        """One request to a sibling's loopback API with the shared token (503 when it is down)."""
+        try:
+            url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
+        try:
+            async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
+                return await client.request(
+                    method,
+                    f"{url}{path}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+        except httpx.HTTPError as exc:
+            _log.warning("shard at %s did not answer %s %s: %s", peer, method, path, exc)
+            raise ShardUnavailable(f"the shard at {peer.name} is not answering") from exc
 
     def _owner(self, alert_id: str) -> Path | None:
         """The sibling's data dir when a sibling owns this alert; None: this shard (or nobody)."""

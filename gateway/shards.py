@@ -101,6 +101,7 @@ def plan(settings: Settings, shards: int, passthrough: Sequence[str]) -> list[Sh
                 argv += ["--shard-peer", str(base / f"shard-{peer}")]
         else:  # loopback only, for the actions shard 0 forwards
             argv += ["--api-host", "127.0.0.1", "--api-port", "0", "--shard-internal-api"]
+            argv += ["--shard-home", str(base)]  # one household register, shard 0's silences
         out.append(ShardProcess(local, index, shards * gateways, data_dir, client_id, argv))
     return out
 

@@ -68,6 +68,7 @@ def register(commands: Commands) -> None:
     # set by `--shards N` on the processes it starts, not by hand
     run.add_argument("--shard-peer", action="append", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--shard-internal-api", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--shard-home", type=Path, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_gateway, run_parser=run)
 
 
@@ -99,6 +100,7 @@ def run_gateway(args: argparse.Namespace) -> int:
             "shard.index": args.shard_index,
             "shard.count": args.shard_count,
             "shard.peers": args.shard_peer,
+            "shard.home": args.shard_home,
         },
     )
     setup_logging(settings.log_level)
@@ -120,7 +122,15 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 
 # flags `--shards N` sets itself on each shard's command line
-_PER_SHARD = {"shards", "shard_index", "shard_count", "shard_peer", "data_dir", "client_id"}
+_PER_SHARD = {
+    "shards",
+    "shard_index",
+    "shard_count",
+    "shard_peer",
+    "shard_home",
+    "data_dir",
+    "client_id",
+}
 
 
 def _passthrough(args: argparse.Namespace) -> list[str]:
