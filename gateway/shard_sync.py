@@ -49,7 +49,7 @@ class HomeWatch:
     def __init__(self, agent: Agent, home: Path) -> None:
         self._agent = agent
         self._alerts_path = home / "alerts.db"
-        self._register_path = agent.households.path
+        self._register_path = home / "households.db"  # AgentConfig.register_dir: the same
         self._alerts: sqlite3.Connection | None = None
         self._register: sqlite3.Connection | None = None
         self._register_version: int | None = None
@@ -98,12 +98,18 @@ class HomeWatch:
             (epoch_ms(now - RECENTLY_OVER),),
         ).fetchall()
         book = self._agent.alerts.silences
+        store = self._agent.alert_store
         changed = 0
         for (body,) in rows:
             silence = Silence.model_validate_json(body)
-            if book.get(silence.id) != silence:
-                book.put(silence)  # an ended one is pruned by the book itself
+            if store.silence(silence.id) != silence:
+                # kept in this shard's store too: its alerts' `silenced_by` resolve here, and
+                # a restart loads it into the book before shard 0 is read again
+                store.put_silence(silence)
                 changed += 1
+            held = book.get(silence.id)
+            if (held is None and not silence.over(now)) or (held is not None and held != silence):
+                book.put(silence)  # an expired one replaces the one held; the book prunes it
         if changed:
             _log.info("shard %s: %d silences from shard 0", self._agent.shard, changed)
         self.silences_followed += changed
