@@ -341,7 +341,7 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
             return httpx.get(f"{internal}{path}", headers=agent.headers, timeout=5)
 
         # one household register: made through shard 0, read by shard 1 (sign of life, family)
-        home = {"community": community, "building": theirs, "unit": "1-101"}
+        home: dict[str, object] = {"community": community, "building": theirs, "unit": "1-101"}
         home |= {"living_alone": True, "residents": [{"name": "张桂英"}]}
         created = httpx.post(f"{agent.url}/v1/households", json=home, headers=agent.headers)
         assert created.status_code == 201, created.text
