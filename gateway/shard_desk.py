@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from edge.agent import Agent, Desk
-from edge.alerts import AlertPage, AlertStore, decode_cursor, encode_cursor
+from edge.alerts import AlertPage, AlertStore, Summary, decode_cursor, encode_cursor
 from edge.enrich import Shard
 from edge.errors import AlertNotFound, AlertTransitionError
 from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
@@ -138,6 +138,10 @@ class ShardDesk(Desk):
 
     def communities(self) -> list[str]:
         return sorted({c for store in self._all() for c in store.communities()})
+
+    def summary(self, community: str, since: datetime, until: datetime) -> Summary:
+        others = [store for _, store in self._peers()]
+        return self._agent_ref.alert_store.summary(community, since, until, others)
 
     # -- actions: by the owning shard ----------------------------------------------------------
 

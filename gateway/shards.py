@@ -35,6 +35,19 @@ STOP_GRACE_S = 20.0
 CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses  # after SIGTERM, the shard flushes its outbox; then SIGKILL
 
 
+# what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
+# start. Merged across shards: alerts and their actions, silences, the household register,
+# visits and away flags, the live stream, the summary.
+SHARD_0_ONLY = (
+    "devices and their health",
+    "unregistered devices",
+    "dead letters",
+    "readings (embedded store)",
+    "incidents",
+    "/healthz and /metrics",
+)
+
+
 @dataclass
 class ShardProcess:
     """One shard: its place in the gateway's slice, its command line and its restarts."""

@@ -410,3 +410,9 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         assert streamed, "nothing on shard 0's stream"
         assert streamed[0]["alert"]["id"] == alert["id"]  # type: ignore[index]
         assert streamed[0]["kind"] == "opened"
+        # the response figures count shard 1's alert too
+        (figures,) = agent.get("/v1/summary", community=community)["items"]
+        assert figures["opened"] == 1
+        assert figures["open_by_severity"] == {"critical": 1}
+        # what is still shard 0's own is said at start
+        assert "shard 0's buildings only for: devices" in agent.log_path.read_text()
