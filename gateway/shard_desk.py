@@ -21,9 +21,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from edge.agent import Agent, Desk
-from edge.alerts import AlertPage, AlertStore, Summary, decode_cursor, encode_cursor
+from edge.alerts import (
+    AlertPage,
+    AlertStore,
+    Incident,
+    Summary,
+    decode_cursor,
+    encode_cursor,
+)
 from edge.enrich import Shard
-from edge.errors import AlertNotFound, AlertTransitionError
+from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
 from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
 from gateway.api.errors import error_response
 
@@ -138,6 +145,54 @@ class ShardDesk(Desk):
 
     def communities(self) -> list[str]:
         return sorted({c for store in self._all() for c in store.communities()})
+
+    def incidents(
+        self, communities: list[str] | None, open_only: bool, min_alerts: int, limit: int
+    ) -> list[Incident]:
+        # a building's correlation lives in one shard: each incident is in exactly one store
+        found = [
+            incident
+            for store in self._all()
+            for incident in store.incidents(
+                communities=communities, open_only=open_only, min_alerts=min_alerts, limit=limit
+            )
+        ]
+        found.sort(key=lambda i: (i.opened_at, i.id), reverse=True)
+        return found[:limit]
+
+    def incident(self, incident_id: str) -> tuple[Incident, list[Alert]] | None:
+        for store in self._all():
+            found = store.incident(incident_id)
+            if found is not None:
+                return found
+        return None
+
+    async def act_on_incident(
+        self, incident_id: str, action: str, actor: str, note: str | None
+    ) -> Incident:
+        peer = self._incident_owner(incident_id)
+        if peer is None:
+            return await super().act_on_incident(incident_id, action, actor, note)
+        verb = "ack" if action == "acknowledge" else "resolve"
+        body: dict[str, object] = {} if note is None else {"note": note}
+        response = await self._send(peer, "POST", f"/v1/incidents/{incident_id}/{verb}", body)
+        if response.status_code == 404:
+            raise IncidentNotFound(f"no incident {incident_id!r}")
+        if response.status_code == 409:
+            raise AlertTransitionError(response.json().get("detail", "not allowed"))
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"the shard that owns incident {incident_id} answered {response.status_code}"
+            )
+        return Incident.model_validate(response.json())
+
+    def _incident_owner(self, incident_id: str) -> Path | None:
+        if self._agent_ref.alert_store.incident(incident_id) is not None:
+            return None
+        for directory, store in self._peers():
+            if store.incident(incident_id) is not None:
+                return directory
+        return None
 
     def summary(self, community: str, since: datetime, until: datetime) -> Summary:
         others = [store for _, store in self._peers()]

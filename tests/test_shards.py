@@ -414,5 +414,15 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         (figures,) = agent.get("/v1/summary", community=community)["items"]
         assert figures["opened"] == 1
         assert figures["open_by_severity"] == {"critical": 1}
+        # shard 1's incident is listed by shard 0 and acknowledged by the shard that owns it
+        (incident,) = agent.get("/v1/incidents", community=community)["items"]
+        assert incident["id"] == alert["incident_id"]
+        assert agent.get(f"/v1/incidents/{incident['id']}")["incident"]["building"] == theirs
+        taken = agent.post(f"/v1/incidents/{incident['id']}/ack", {"note": "在路上"})
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["status"] == "acknowledged"
+        assert agent.get(f"/v1/alerts/{alert['id']}")["alert"]["status"] == "acknowledged"
+        again = agent.post(f"/v1/incidents/{incident['id']}/ack")
+        assert again.status_code == 409
         # what is still shard 0's own is said at start
         assert "shard 0's buildings only for: devices" in agent.log_path.read_text()
