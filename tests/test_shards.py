@@ -424,5 +424,14 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         assert agent.get(f"/v1/alerts/{alert['id']}")["alert"]["status"] == "acknowledged"
         again = agent.post(f"/v1/incidents/{incident['id']}/ack")
         assert again.status_code == 409
+        # the silence ended through shard 0 ends on shard 1 too
+        ended = httpx.delete(f"{agent.url}/v1/silences/{silence_id}", headers=agent.headers)
+        assert ended.status_code == 200, ended.text
+        wait_for(
+            lambda: not on_shard_1("/v1/silences").json()["items"],
+            what="shard 1 following the silence's end",
+        )
+        (followed,) = on_shard_1("/v1/silences?all=true").json()["items"]
+        assert followed["expired_at"] == ended.json()["expired_at"]
         # what is still shard 0's own is said at start
         assert "shard 0's buildings only for: devices" in agent.log_path.read_text()
