@@ -29,10 +29,11 @@ from edge.alerts import (
     decode_cursor,
     encode_cursor,
 )
-from edge.enrich import Shard
+from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
-from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
+from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity, epoch_ms
 from gateway.api.errors import error_response
+from gateway.shard_sync import LIVENESS_FILE, read_liveness
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class ShardDesk(Desk):
         self._peer_dirs = list(peers)
         self._stores: dict[Path, AlertStore] = {}
         self._token = token
+        # the siblings' devices as their last liveness.json said: (mtime, devices) per peer
+        self._devices: dict[Path, tuple[float, list[tuple[DeviceRef, DeviceState]]]] = {}
+        self._merged: tuple[
+            list[tuple[DeviceRef, DeviceState]], dict[str, tuple[DeviceRef, DeviceState]]
+        ] = ([], {})
 
     def close(self) -> None:
         for store in self._stores.values():
@@ -217,6 +223,107 @@ class ShardDesk(Desk):
         if peer is None:
             return await super().assign(alert_id, assignee, actor, note)
         return await self._forward(peer, alert_id, "assign", {"assignee": assignee, "note": note})
+
+    # -- devices: this shard's, then each sibling's as its liveness.json says --------------------
+
+    def _sibling_devices(self) -> list[tuple[DeviceRef, DeviceState]]:
+        """Every sibling's devices, re-read only when its file changed (a stat per sibling)."""
+        changed = False
+        for directory in self._peer_dirs:
+            path = directory / LIVENESS_FILE
+            try:
+                mtime = path.stat().st_mtime
+                cached = self._devices.get(directory)
+                if cached is None or cached[0] != mtime:
+                    self._devices[directory] = (mtime, read_liveness(path))
+                    changed = True
+            except FileNotFoundError:
+                continue  # a shard that has not written it yet
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _log.warning("devices of the shard at %s unreadable: %s", directory, exc)
+        if changed:
+            merged = [pair for _, pairs in self._devices.values() for pair in pairs]
+            self._merged = (merged, {ref.key: (ref, state) for ref, state in merged})
+        return self._merged[0]
+
+    def _sibling_device(self, key: str) -> tuple[DeviceRef, DeviceState] | None:
+        """A sibling's device by `DeviceRef.key`."""
+        self._sibling_devices()
+        return self._merged[1].get(key)
+
+    def devices(
+        self,
+        communities: set[str] | None,
+        building: str | None,
+        model: str | None,
+        status: Status | None,
+        start: int,
+        limit: int,
+    ) -> tuple[list[DeviceRef], int | None]:
+        """This shard's devices (cursor = its slot), then the siblings' (cursor = this shard's
+        slot count + their position): a device that enrolls between two pages may repeat one."""
+        own_slots = self._agent_ref.registry.slots
+        found: list[DeviceRef] = []
+        if start < own_slots:
+            found, next_slot = super().devices(communities, building, model, status, start, limit)
+            if next_slot is not None:
+                return found, next_slot
+        for position, (ref, state) in enumerate(self._sibling_devices()):
+            if position < start - own_slots:
+                continue
+            if (
+                (communities is not None and ref.community not in communities)
+                or (building is not None and ref.building != building)
+                or (model is not None and ref.model != model)
+                or (status is not None and state.status is not status)
+            ):
+                continue
+            if len(found) == limit:
+                return found, own_slots + position
+            found.append(ref)
+        return found, None
+
+    def device(self, device_id: str) -> DeviceRef | None:
+        own = super().device(device_id)
+        if own is not None:
+            return own
+        return next((r for r, _ in self._sibling_devices() if r.device_id == device_id), None)
+
+    def device_details(self, device_id: str) -> DeviceDetails | None:
+        return super().device_details(device_id) or self._agent_ref.whole_registry.details(
+            device_id
+        )
+
+    def device_state(self, device: DeviceRef) -> DeviceState:
+        own = self._agent_ref.registry.find(device.device_id)
+        if own is not None and own.key == device.key:
+            return super().device_state(own)
+        theirs = self._sibling_device(device.key)
+        return theirs[1] if theirs is not None else super().device_state(device)
+
+    def _open_alerts(self) -> list[Alert]:
+        """This shard's open alerts (its book) and each sibling's (its store)."""
+        found = list(self._agent_ref.alerts.open_alerts())
+        for _, store in self._peers():
+            found += store.open_alerts()
+        return found
+
+    def open_alerts_of(self, device: DeviceRef) -> list[Alert]:
+        return [
+            a
+            for a in self._open_alerts()
+            if a.device_id == device.device_id and a.community == device.community
+        ]
+
+    def household_alerts(self, household: Household) -> list[Alert]:
+        devices = set(household.device_ids) | {f"household:{household.unit}"}
+        return [
+            a
+            for a in self._open_alerts()
+            if a.community == household.community
+            and a.device_id in devices
+            and (a.building == household.building or not a.device_id.startswith("household:"))
+        ]
 
     # -- households: the away flag is the owning shard's rule state -----------------------------
 

@@ -7,6 +7,9 @@
   The other shards open the same SQLite files (WAL: readers and writers of several processes);
   `HomeWatch` sees a commit by another process (`PRAGMA data_version`) and brings the shard's
   away flags and sign-of-life watch in line at once instead of at the next periodic check.
+- Devices: every other shard writes its devices and their liveness to `liveness.json` in its
+  data dir every `LIVENESS_S` (`write_liveness`); shard 0's desk lists them after its own
+  (`read_liveness`), so `/v1/devices`, a device's page and the building board show every shard.
 - The live stream: shard 0 follows every sibling's `alert_events` table (`SiblingEvents`) and
   publishes what they store on its own stream, so the console's board and `/v1/alerts/stream`
   show alerts of every shard.
@@ -18,20 +21,76 @@ Reading another process's SQLite file by polling costs one indexed query per fil
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from edge.agent import Agent
 from edge.alerts import Silence
-from edge.model import AlertEvent, epoch_ms
+from edge.enrich import DeviceState, Status
+from edge.model import AlertEvent, DeviceRef, epoch_ms
 
 _log = logging.getLogger(__name__)
 
 FOLLOW_S = 0.5  # how often a shard looks at the files of the others
 RECENTLY_OVER = timedelta(hours=1)  # an expiry this recent is still passed on
+LIVENESS_FILE = "liveness.json"  # a shard's devices and their liveness, for shard 0's desk
+LIVENESS_S = 5.0  # how often a shard other than 0 writes it
+
+
+def write_liveness(agent: Agent, data_dir: Path) -> int:
+    """Write this shard's devices and their liveness to `data_dir/liveness.json` (atomically);
+    how many devices."""
+    rows: list[list[Any]] = []
+    for ref in agent.registry.devices():
+        state = agent.liveness.state(ref)
+        seen = None if state.last_seen is None else epoch_ms(state.last_seen)
+        rows.append(
+            [
+                ref.device_id,
+                ref.model,
+                ref.category,
+                ref.community,
+                ref.building,
+                ref.unit,
+                int(state.status),
+                state.reason,
+                seen,
+                state.battery,
+                state.battery_low,
+                state.linkquality,
+                state.heartbeat_seconds,
+            ]
+        )
+    path = data_dir / LIVENESS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"shard": str(agent.shard), "devices": rows}), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def read_liveness(path: Path) -> list[tuple[DeviceRef, DeviceState]]:
+    """What `write_liveness` wrote (OSError, ValueError when it cannot be read)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    out: list[tuple[DeviceRef, DeviceState]] = []
+    for row in document["devices"]:
+        device_id, model, category, community, building, unit = row[:6]
+        status, reason, seen, battery, battery_low, linkquality, heartbeat = row[6:13]
+        last_seen = None if seen is None else datetime.fromtimestamp(seen / 1000, UTC)
+        out.append(
+            (
+                DeviceRef(device_id, model, category, community, building, unit),
+                DeviceState(
+                    Status(status), reason, last_seen, battery, battery_low, linkquality, heartbeat
+                ),
+            )
+        )
+    return out
 
 
 def _open_ro(path: Path) -> sqlite3.Connection | None:
@@ -63,9 +122,21 @@ class HomeWatch:
         self._alerts = self._register = None
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        reported = 0.0
         while True:
             await self.check()
+            if loop.time() - reported >= LIVENESS_S:
+                reported = loop.time()
+                self.report_liveness()
             await asyncio.sleep(FOLLOW_S)
+
+    def report_liveness(self) -> None:
+        """Tell shard 0 this shard's devices and their liveness (a failure is logged)."""
+        try:
+            write_liveness(self._agent, self._agent.config.data_dir)
+        except OSError as exc:
+            _log.error("shard %s: cannot write %s: %s", self._agent.shard, LIVENESS_FILE, exc)
 
     async def check(self) -> None:
         """One look at shard 0's silences and the register; failures are logged, not raised

@@ -37,12 +37,13 @@ CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refu
 
 # what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
 # start. Merged across shards: alerts and their actions, silences, the household register,
-# visits and away flags, the live stream, the summary, incidents.
+# visits and away flags, the live stream, the summary, incidents, devices
+# and their liveness.
 SHARD_0_ONLY = (
-    "devices and their health",
     "unregistered devices",
     "dead letters",
     "readings (embedded store)",
+    "a household's learned daily rhythm",
     "/healthz and /metrics",
 )
 

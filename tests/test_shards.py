@@ -410,6 +410,15 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         assert streamed, "nothing on shard 0's stream"
         assert streamed[0]["alert"]["id"] == alert["id"]  # type: ignore[index]
         assert streamed[0]["kind"] == "opened"
+        # shard 1's devices and their liveness, on shard 0's API
+        device = wait_for(
+            lambda: next(iter(agent.get("/v1/devices", community=community)["items"]), None),
+            what="shard 1's SOS button on shard 0's device list",
+        )
+        assert (device["device_id"], device["status"]) == (f"sos-{theirs}", "online")
+        detail = agent.get(f"/v1/devices/sos-{theirs}")
+        assert detail["building"] == theirs
+        assert [a["id"] for a in detail["open_alerts"]] == [alert["id"]]
         # the response figures count shard 1's alert too
         (figures,) = agent.get("/v1/summary", community=community)["items"]
         assert figures["opened"] == 1
@@ -434,4 +443,4 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         (followed,) = on_shard_1("/v1/silences?all=true").json()["items"]
         assert followed["expired_at"] == ended.json()["expired_at"]
         # what is still shard 0's own is said at start
-        assert "shard 0's buildings only for: devices" in agent.log_path.read_text()
+        assert "shard 0's buildings only for: unregistered devices" in agent.log_path.read_text()
