@@ -43,9 +43,8 @@ LIVENESS_FILE = "liveness.json"  # a shard's devices and their liveness, for sha
 LIVENESS_S = 5.0  # how often a shard other than 0 writes it
 
 
-def write_liveness(agent: Agent, data_dir: Path) -> int:
-    """Write this shard's devices and their liveness to `data_dir/liveness.json` (atomically);
-    how many devices."""
+def liveness_rows(agent: Agent) -> list[list[Any]]:
+    """This shard's devices and their liveness, as `liveness.json` lists them (on the loop)."""
     rows: list[list[Any]] = []
     for ref in agent.registry.devices():
         state = agent.liveness.state(ref)
@@ -67,11 +66,16 @@ def write_liveness(agent: Agent, data_dir: Path) -> int:
                 state.heartbeat_seconds,
             ]
         )
+    return rows
+
+
+def write_liveness(rows: list[list[Any]], shard: str, data_dir: Path) -> None:
+    """Write `liveness_rows` to `data_dir/liveness.json`, atomically (off the loop: 50,000
+    devices take about 0.2 s to encode)."""
     path = data_dir / LIVENESS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"shard": str(agent.shard), "devices": rows}), encoding="utf-8")
+    tmp.write_text(json.dumps({"shard": shard, "devices": rows}), encoding="utf-8")
     os.replace(tmp, path)
-    return len(rows)
 
 
 def read_liveness(path: Path) -> list[tuple[DeviceRef, DeviceState]]:
@@ -128,13 +132,16 @@ class HomeWatch:
             await self.check()
             if loop.time() - reported >= LIVENESS_S:
                 reported = loop.time()
-                self.report_liveness()
+                await self.report_liveness()
             await asyncio.sleep(FOLLOW_S)
 
-    def report_liveness(self) -> None:
+    async def report_liveness(self) -> None:
         """Tell shard 0 this shard's devices and their liveness (a failure is logged)."""
+        rows = liveness_rows(self._agent)
         try:
-            write_liveness(self._agent, self._agent.config.data_dir)
+            await asyncio.to_thread(
+                write_liveness, rows, str(self._agent.shard), self._agent.config.data_dir
+            )
         except OSError as exc:
             _log.error("shard %s: cannot write %s: %s", self._agent.shard, LIVENESS_FILE, exc)
 
