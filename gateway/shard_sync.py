@@ -1,8 +1,8 @@
 """What the shards of `run --shards N` share beyond the alert list (docs/scale.md, "Shards").
 
 - Silences: made and expired through shard 0's API, stored in shard 0's alert store. Every other
-  shard follows that table (`HomeWatch`, every `FOLLOW_S`) into its own silence book, so a
-  silence holds back the alerts of every shard's buildings, and its expiry ends it everywhere.
+  shard follows that table (`HomeWatch`, every `FOLLOW_S`) into its own silence book and store,
+  so a silence holds back the alerts of every shard's buildings, and its expiry ends it everywhere.
 - The household register and visits: one file each, shard 0's (`AgentConfig.register_dir`).
   The other shards open the same SQLite files (WAL: readers and writers of several processes);
   `HomeWatch` sees a commit by another process (`PRAGMA data_version`) and brings the shard's
@@ -107,7 +107,8 @@ def _open_ro(path: Path) -> sqlite3.Connection | None:
 
 
 class HomeWatch:
-    """On a shard other than 0: follow shard 0's silences and the shared household register."""
+    """On a shard other than 0: follow shard 0's silences and the shared household register,
+    and report this shard's devices to shard 0 (`liveness.json`)."""
 
     def __init__(self, agent: Agent, home: Path) -> None:
         self._agent = agent
