@@ -676,6 +676,9 @@ class ShardSettings(BaseModel):
     # data dirs of the other shards of this gateway, whose alerts this process's API lists
     # (set by `run --shards N` on shard 0; empty: none)
     peers: list[Path] = []
+    # shard 0's data dir, on the other shards of `run --shards N`: they read its household
+    # register and visits, and follow its silences (gateway/shard_sync.py); None: not a sibling
+    home: Path | None = None
 
     @model_validator(mode="after")
     def _index_below_count(self) -> ShardSettings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,10 +21,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from edge.agent import Agent, Desk
-from edge.alerts import AlertPage, AlertStore, decode_cursor, encode_cursor
-from edge.errors import AlertNotFound, AlertTransitionError
-from edge.model import Alert, AlertEvent, AlertStatus, Severity, epoch_ms
+from edge.alerts import (
+    AlertPage,
+    AlertStore,
+    Incident,
+    Summary,
+    decode_cursor,
+    encode_cursor,
+)
+from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status
+from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
+from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity, epoch_ms
 from gateway.api.errors import error_response
+from gateway.shard_sync import LIVENESS_FILE, read_liveness
 
 _log = logging.getLogger(__name__)
 
@@ -62,6 +72,11 @@ class ShardDesk(Desk):
         self._peer_dirs = list(peers)
         self._stores: dict[Path, AlertStore] = {}
         self._token = token
+        # the siblings' devices as their last liveness.json said: (mtime, devices) per peer
+        self._devices: dict[Path, tuple[float, list[tuple[DeviceRef, DeviceState]]]] = {}
+        self._merged: tuple[
+            list[tuple[DeviceRef, DeviceState]], dict[str, tuple[DeviceRef, DeviceState]]
+        ] = ([], {})
 
     def close(self) -> None:
         for store in self._stores.values():
@@ -137,6 +152,58 @@ class ShardDesk(Desk):
     def communities(self) -> list[str]:
         return sorted({c for store in self._all() for c in store.communities()})
 
+    def incidents(
+        self, communities: list[str] | None, open_only: bool, min_alerts: int, limit: int
+    ) -> list[Incident]:
+        # a building's correlation lives in one shard: each incident is in exactly one store
+        found = [
+            incident
+            for store in self._all()
+            for incident in store.incidents(
+                communities=communities, open_only=open_only, min_alerts=min_alerts, limit=limit
+            )
+        ]
+        found.sort(key=lambda i: (i.opened_at, i.id), reverse=True)
+        return found[:limit]
+
+    def incident(self, incident_id: str) -> tuple[Incident, list[Alert]] | None:
+        for store in self._all():
+            found = store.incident(incident_id)
+            if found is not None:
+                return found
+        return None
+
+    async def act_on_incident(
+        self, incident_id: str, action: str, actor: str, note: str | None
+    ) -> Incident:
+        peer = self._incident_owner(incident_id)
+        if peer is None:
+            return await super().act_on_incident(incident_id, action, actor, note)
+        verb = "ack" if action == "acknowledge" else "resolve"
+        body: dict[str, object] = {} if note is None else {"note": note}
+        response = await self._send(peer, "POST", f"/v1/incidents/{incident_id}/{verb}", body)
+        if response.status_code == 404:
+            raise IncidentNotFound(f"no incident {incident_id!r}")
+        if response.status_code == 409:
+            raise AlertTransitionError(response.json().get("detail", "not allowed"))
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"the shard that owns incident {incident_id} answered {response.status_code}"
+            )
+        return Incident.model_validate(response.json())
+
+    def _incident_owner(self, incident_id: str) -> Path | None:
+        if self._agent_ref.alert_store.incident(incident_id) is not None:
+            return None
+        for directory, store in self._peers():
+            if store.incident(incident_id) is not None:
+                return directory
+        return None
+
+    def summary(self, community: str, since: datetime, until: datetime) -> Summary:
+        others = [store for _, store in self._peers()]
+        return self._agent_ref.alert_store.summary(community, since, until, others)
+
     # -- actions: by the owning shard ----------------------------------------------------------
 
     async def acknowledge(self, alert_id: str, actor: str, note: str | None) -> Alert:
@@ -156,6 +223,171 @@ class ShardDesk(Desk):
         if peer is None:
             return await super().assign(alert_id, assignee, actor, note)
         return await self._forward(peer, alert_id, "assign", {"assignee": assignee, "note": note})
+
+    # -- devices: this shard's, then each sibling's as its liveness.json says --------------------
+
+    def _sibling_devices(self) -> list[tuple[DeviceRef, DeviceState]]:
+        """Every sibling's devices, re-read only when its file changed (a stat per sibling)."""
+        changed = False
+        for directory in self._peer_dirs:
+            path = directory / LIVENESS_FILE
+            try:
+                mtime = path.stat().st_mtime
+                cached = self._devices.get(directory)
+                if cached is None or cached[0] != mtime:
+                    self._devices[directory] = (mtime, read_liveness(path))
+                    changed = True
+            except FileNotFoundError:
+                continue  # a shard that has not written it yet
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _log.warning("devices of the shard at %s unreadable: %s", directory, exc)
+        if changed:
+            merged = [pair for _, pairs in self._devices.values() for pair in pairs]
+            self._merged = (merged, {ref.key: (ref, state) for ref, state in merged})
+        return self._merged[0]
+
+    def _sibling_device(self, key: str) -> tuple[DeviceRef, DeviceState] | None:
+        """A sibling's device by `DeviceRef.key`."""
+        self._sibling_devices()
+        return self._merged[1].get(key)
+
+    def devices(
+        self,
+        communities: set[str] | None,
+        building: str | None,
+        model: str | None,
+        status: Status | None,
+        start: int,
+        limit: int,
+    ) -> tuple[list[DeviceRef], int | None]:
+        """This shard's devices (cursor = its slot), then the siblings' (cursor = this shard's
+        slot count + their position): a device that enrolls between two pages may repeat one."""
+        own_slots = self._agent_ref.registry.slots
+        found: list[DeviceRef] = []
+        if start < own_slots:
+            found, next_slot = super().devices(communities, building, model, status, start, limit)
+            if next_slot is not None:
+                return found, next_slot
+        for position, (ref, state) in enumerate(self._sibling_devices()):
+            if position < start - own_slots:
+                continue
+            if (
+                (communities is not None and ref.community not in communities)
+                or (building is not None and ref.building != building)
+                or (model is not None and ref.model != model)
+                or (status is not None and state.status is not status)
+            ):
+                continue
+            if len(found) == limit:
+                return found, own_slots + position
+            found.append(ref)
+        return found, None
+
+    def device(self, device_id: str) -> DeviceRef | None:
+        own = super().device(device_id)
+        if own is not None:
+            return own
+        return next((r for r, _ in self._sibling_devices() if r.device_id == device_id), None)
+
+    def device_details(self, device_id: str) -> DeviceDetails | None:
+        return super().device_details(device_id) or self._agent_ref.whole_registry.details(
+            device_id
+        )
+
+    def device_state(self, device: DeviceRef) -> DeviceState:
+        own = self._agent_ref.registry.find(device.device_id)
+        if own is not None and own.key == device.key:
+            return super().device_state(own)
+        theirs = self._sibling_device(device.key)
+        return theirs[1] if theirs is not None else super().device_state(device)
+
+    def _open_alerts(self) -> list[Alert]:
+        """This shard's open alerts (its book) and each sibling's (its store)."""
+        found = list(self._agent_ref.alerts.open_alerts())
+        for _, store in self._peers():
+            found += store.open_alerts()
+        return found
+
+    def open_alerts_of(self, device: DeviceRef) -> list[Alert]:
+        return [
+            a
+            for a in self._open_alerts()
+            if a.device_id == device.device_id and a.community == device.community
+        ]
+
+    def household_alerts(self, household: Household) -> list[Alert]:
+        devices = set(household.device_ids) | {f"household:{household.unit}"}
+        return [
+            a
+            for a in self._open_alerts()
+            if a.community == household.community
+            and a.device_id in devices
+            and (a.building == household.building or not a.device_id.startswith("household:"))
+        ]
+
+    # -- households: the away flag is the owning shard's rule state -----------------------------
+
+    async def set_away(
+        self,
+        community: str,
+        building: str,
+        unit: str,
+        away: bool,
+        until: datetime | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Set here (this shard's API answers is_away from its own flag) and on the shard that
+        owns the building, whose absence and sign-of-life rules it holds back."""
+        here = await super().set_away(community, building, unit, away, until, reason)
+        peer = self._place_owner(community, building)
+        if peer is None:
+            return here
+        body: dict[str, object] = {"away": away}
+        if until is not None:
+            body["until"] = until.isoformat()
+        if reason is not None:
+            body["reason"] = reason
+        response = await self._send(
+            peer, "PUT", f"/v1/households/{community}/{building}/{unit}/away", body
+        )
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"the shard that owns {community}/{building} answered {response.status_code}"
+            )
+        return bool(response.json().get("away", here))
+
+    def _place_owner(self, community: str, building: str) -> Path | None:
+        """The sibling's data dir when a sibling owns the building; None: this shard.
+
+        `run --shards N` gives local shard k the global index k * C + G of N * C (this gateway G
+        of C, gateway/shards.py `plan`), and `peers` lists shards 1..N-1 in order."""
+        shard = self._agent_ref.shard
+        local_count = len(self._peer_dirs) + 1
+        gateways = max(1, shard.count // local_count)
+        for local, directory in enumerate(self._peer_dirs, start=1):
+            if Shard(local * gateways + shard.index, shard.count).owns(community, building):
+                return directory
+        return None
+
+    async def _send(
+        self, peer: Path, method: str, path: str, body: dict[str, object]
+    ) -> httpx.Response:
+        """One request to a sibling's loopback API with the shared token (503 when it is down)."""
+        try:
+            url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
+        try:
+            async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
+                return await client.request(
+                    method,
+                    f"{url}{path}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+        except httpx.HTTPError as exc:
+            _log.warning("shard at %s did not answer %s %s: %s", peer, method, path, exc)
+            raise ShardUnavailable(f"the shard at {peer.name} is not answering") from exc
 
     def _owner(self, alert_id: str) -> Path | None:
         """The sibling's data dir when a sibling owns this alert; None: this shard (or nobody)."""

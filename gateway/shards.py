@@ -35,6 +35,19 @@ STOP_GRACE_S = 20.0
 CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses  # after SIGTERM, the shard flushes its outbox; then SIGKILL
 
 
+# what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
+# start. Merged across shards: alerts and their actions, silences, the household register,
+# visits and away flags, the live stream, the summary, incidents, devices
+# and their liveness.
+SHARD_0_ONLY = (
+    "unregistered devices",
+    "dead letters",
+    "readings (embedded store)",
+    "a household's learned daily rhythm",
+    "/healthz and /metrics",
+)
+
+
 @dataclass
 class ShardProcess:
     """One shard: its place in the gateway's slice, its command line and its restarts."""
@@ -101,6 +114,7 @@ def plan(settings: Settings, shards: int, passthrough: Sequence[str]) -> list[Sh
                 argv += ["--shard-peer", str(base / f"shard-{peer}")]
         else:  # loopback only, for the actions shard 0 forwards
             argv += ["--api-host", "127.0.0.1", "--api-port", "0", "--shard-internal-api"]
+            argv += ["--shard-home", str(base)]  # one household register, shard 0's silences
         out.append(ShardProcess(local, index, shards * gateways, data_dir, client_id, argv))
     return out
 

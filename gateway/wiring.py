@@ -46,6 +46,7 @@ from gateway.settings import (
     WecomChannelSettings,
 )
 from gateway.shard_desk import ShardDesk, install_error_handler
+from gateway.shard_sync import HomeWatch, SiblingEvents
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
 from gateway.tsdb_readings import tsdb_readings
@@ -162,6 +163,7 @@ def build_gateway(settings: Settings) -> Gateway:
         flap_transitions=settings.flapping.transitions,
         flap_window_s=settings.flapping.window_s,
         incident_window_s=settings.incidents.window_s,
+        register_dir=settings.shard.home,  # run --shards N: every shard reads shard 0's register
     )
     token, source = api_token(settings)
     registry = registry_file.registry if registry_file is not None else DeviceRegistry()
@@ -458,8 +460,13 @@ async def serve(
         if settings.shard.peers
         else None
     )
+    # ... its live stream carries their events; they follow its silences and its register
+    siblings = SiblingEvents(gateway.agent, settings.shard.peers) if settings.shard.peers else None
+    home = HomeWatch(gateway.agent, settings.shard.home) if settings.shard.home else None
     try:
         async with gateway.agent as agent:
+            if home is not None:
+                await home.check()  # shard 0's silences hold from the first message on
             retention = Retention(
                 RetentionPolicy(
                     resolved_alerts_days=settings.retention.resolved_alerts_days,
@@ -512,6 +519,11 @@ async def serve(
                 agent_task = tg.create_task(agent.run(), name="agent")
                 tg.create_task(server.serve(sockets=[sock]), name="api")
                 housekeeping = tg.create_task(retention.run(), name="retention")
+                shared = [
+                    tg.create_task(follower.run(), name=f"shards-{type(follower).__name__}")
+                    for follower in (siblings, home)
+                    if follower is not None
+                ]
                 # READY once the outbox is open (above) and every broker session is connected;
                 # the watchdog pings come from this event loop, so a hung loop gets restarted
                 supervisor = tg.create_task(
@@ -524,6 +536,8 @@ async def serve(
                 notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
                 supervisor.cancel()
                 housekeeping.cancel()
+                for task in shared:
+                    task.cancel()
                 agent.stream.close()  # ends live streams so the API can stop at once
                 server.should_exit = True
                 agent_task.cancel()
@@ -531,6 +545,9 @@ async def serve(
         notifier.close()
         if desk is not None:
             desk.close()
+        for follower in (siblings, home):
+            if follower is not None:
+                follower.close()
         sock.close()
         tokens.close()
         audit.close()

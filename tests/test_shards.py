@@ -3,6 +3,7 @@ sharded gateway end to end against a real mosquitto, with real processes killed 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -324,3 +325,122 @@ def test_a_shard_that_refuses_its_settings_stops_the_supervisor(
     assert "is in use" in result.stderr
     assert "stopping every shard" in result.stderr
     assert time.monotonic() - started < START_S
+
+
+def test_silences_households_and_the_live_stream_reach_every_shard(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    community = "shard-share"
+    theirs = next(f"b{n}" for n in range(100) if Shard(1, 2).owns(community, f"b{n}"))
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url) as agent:
+        internal = _wait_shard_ready(data / "shard-1")
+
+        def on_shard_1(path: str) -> httpx.Response:
+            return httpx.get(f"{internal}{path}", headers=agent.headers, timeout=5)
+
+        # one household register: made through shard 0, read by shard 1 (sign of life, family)
+        home: dict[str, object] = {"community": community, "building": theirs, "unit": "1-101"}
+        home |= {"living_alone": True, "residents": [{"name": "张桂英"}]}
+        created = httpx.post(f"{agent.url}/v1/households", json=home, headers=agent.headers)
+        assert created.status_code == 201, created.text
+        place = f"/v1/households/{community}/{theirs}/1-101"
+        assert on_shard_1(place).status_code == 200
+        # away (no date: only the rules' flag says so) through shard 0, held by shard 1's rules
+        away = httpx.put(
+            f"{agent.url}{place}/away", json={"away": True}, headers=agent.headers, timeout=10
+        )
+        assert away.status_code == 200, away.text
+        assert away.json()["away"] is True
+        assert on_shard_1(place).json()["away"] is True
+        assert agent.get(place)["away"] is True
+
+        # the live stream of shard 0 carries shard 1's events
+        streamed: list[dict[str, object]] = []
+        listening = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET",
+                f"{agent.url}/v1/alerts/stream",
+                params={"community": community},
+                headers=agent.headers,
+                timeout=60.0,
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith(": connected"):
+                        listening.set()  # subscribed
+                    if line.startswith("data: "):
+                        streamed.append(json.loads(line.removeprefix("data: ")))
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert listening.wait(10)
+
+        # a silence made through shard 0 holds back an SOS handled by shard 1
+        silence = agent.post(
+            "/v1/silences",
+            {
+                "community": community,
+                "device_id": f"sos-{theirs}",
+                "ends_at": "2099-01-01T00:00:00+00:00",
+                "reason": "按钮测试",
+            },
+        )
+        assert silence.status_code == 201, silence.text
+        silence_id = silence.json()["id"]
+        wait_for(
+            lambda: any(s["id"] == silence_id for s in on_shard_1("/v1/silences").json()["items"]),
+            what="shard 1 following shard 0's silence",
+        )
+        with Publisher(broker.url) as publisher:
+            publisher.publish(
+                f"ce/{community}/{theirs}/tuya-sos-button/sos-{theirs}",
+                {"action": "emergency", "battery": 80, "linkquality": 144},
+            )
+        alert = wait_for(
+            lambda: next(iter(agent.get("/v1/alerts", community=community)["items"]), None),
+            what="shard 1's SOS on shard 0's API",
+        )
+        assert alert["building"] == theirs
+        assert alert["silenced_by"] == silence_id
+        listener.join(30)
+        assert streamed, "nothing on shard 0's stream"
+        assert streamed[0]["alert"]["id"] == alert["id"]  # type: ignore[index]
+        assert streamed[0]["kind"] == "opened"
+        # shard 1's devices and their liveness, on shard 0's API
+        device = wait_for(
+            lambda: next(iter(agent.get("/v1/devices", community=community)["items"]), None),
+            what="shard 1's SOS button on shard 0's device list",
+        )
+        assert (device["device_id"], device["status"]) == (f"sos-{theirs}", "online")
+        detail = agent.get(f"/v1/devices/sos-{theirs}")
+        assert detail["building"] == theirs
+        assert [a["id"] for a in detail["open_alerts"]] == [alert["id"]]
+        # the response figures count shard 1's alert too
+        (figures,) = agent.get("/v1/summary", community=community)["items"]
+        assert figures["opened"] == 1
+        assert figures["open_by_severity"] == {"critical": 1}
+        # shard 1's incident is listed by shard 0 and acknowledged by the shard that owns it
+        (incident,) = agent.get("/v1/incidents", community=community)["items"]
+        assert incident["id"] == alert["incident_id"]
+        assert agent.get(f"/v1/incidents/{incident['id']}")["incident"]["building"] == theirs
+        taken = agent.post(f"/v1/incidents/{incident['id']}/ack", {"note": "在路上"})
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["status"] == "acknowledged"
+        assert agent.get(f"/v1/alerts/{alert['id']}")["alert"]["status"] == "acknowledged"
+        again = agent.post(f"/v1/incidents/{incident['id']}/ack")
+        assert again.status_code == 409
+        # the silence ended through shard 0 ends on shard 1 too
+        ended = httpx.delete(f"{agent.url}/v1/silences/{silence_id}", headers=agent.headers)
+        assert ended.status_code == 200, ended.text
+        wait_for(
+            lambda: not on_shard_1("/v1/silences").json()["items"],
+            what="shard 1 following the silence's end",
+        )
+        (followed,) = on_shard_1("/v1/silences?all=true").json()["items"]
+        assert followed["expired_at"] == ended.json()["expired_at"]
+        # what is still shard 0's own is said at start
+        assert "shard 0's buildings only for: unregistered devices" in agent.log_path.read_text()

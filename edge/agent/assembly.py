@@ -140,6 +140,9 @@ class AgentConfig:
     flap_window_s: float = FLAP_WINDOW_S
     incident_window_s: float = INCIDENT_WINDOW_S
     away_check_s: float = 60.0  # how often households whose away date has passed are brought back
+    # where households.db and visits.db live (None: the data dir); `run --shards N` points the
+    # other shards at shard 0's, so every shard reads one register
+    register_dir: Path | None = None
 
 
 class Agent:
@@ -305,9 +308,10 @@ class Agent:
         self.ticker = RuleTicker(
             self.pipeline, self.outbox, self.clock, tick_s=self.config.rules_tick_s
         )
-        self.households = HouseholdStore(data / "households.db")
+        register = self.config.register_dir or data
+        self.households = HouseholdStore(register / "households.db")
         self.escalator.family = FamilyCaller(self.alerts, self.households, self.clock)
-        self.visits = VisitStore(data / "visits.db")
+        self.visits = VisitStore(register / "visits.db")
         self.away_keeper = AwayKeeper(
             self.households, self.ticker, self.clock, check_s=self.config.away_check_s
         )

@@ -151,6 +151,9 @@ class SilenceBook:
     def put(self, silence: Silence) -> None:
         self._by_id[silence.id] = silence
 
+    def get(self, silence_id: str) -> Silence | None:
+        return self._by_id.get(silence_id)
+
     def matching(self, alert: Alert, at: datetime) -> Silence | None:
         """The first silence that holds `alert` back at `at`, if any.
 

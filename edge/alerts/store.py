@@ -306,23 +306,35 @@ class AlertStore:
 
     # -- response figures --------------------------------------------------------------------------
 
-    def summary(self, community: str, since: datetime, until: datetime) -> Summary:
-        """Response figures for the alerts of one community opened in [since, until)."""
+    def summary(
+        self,
+        community: str,
+        since: datetime,
+        until: datetime,
+        others: Sequence[AlertStore] = (),
+    ) -> Summary:
+        """Response figures for the alerts of one community opened in [since, until); with
+        `others` (the stores of the other shards), over the alerts of every store."""
         lo, hi = epoch_ms(since), epoch_ms(until)
-        rows = self._conn.execute(
-            """SELECT opened_ms, acknowledged_ms, resolved_ms, resolved_by, escalations
-               FROM alerts WHERE community = ? AND opened_ms >= ? AND opened_ms < ?""",
-            (community, lo, hi),
-        ).fetchall()
+        rows: builtins.list[tuple[int, int | None, int | None, str | None, int | None]] = []
+        counts: dict[str, int] = {}
+        for store in (self, *others):
+            rows += store._conn.execute(
+                """SELECT opened_ms, acknowledged_ms, resolved_ms, resolved_by, escalations
+                   FROM alerts WHERE community = ? AND opened_ms >= ? AND opened_ms < ?""",
+                (community, lo, hi),
+            ).fetchall()
+            for sev, n in store._conn.execute(
+                """SELECT severity, count(*) FROM alerts
+                   WHERE community = ? AND status != 'resolved' GROUP BY severity""",
+                (community,),
+            ):
+                counts[sev] = counts.get(sev, 0) + n
         to_ack = sorted((r[1] - r[0]) / 1000 for r in rows if r[1] is not None)
         to_resolve = sorted(
             (r[2] - r[0]) / 1000 for r in rows if r[2] is not None and r[3] != "device"
         )
-        open_rows = self._conn.execute(
-            """SELECT severity, count(*) FROM alerts WHERE community = ? AND status != 'resolved'
-               GROUP BY severity""",
-            (community,),
-        ).fetchall()
+        open_rows = sorted(counts.items())
         return Summary(
             community=community,
             since=since,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from gateway.cli.process import LOG_LEVELS, Commands, run_until_signal, setup_logging
@@ -13,8 +14,10 @@ from gateway.settings import (
     load_settings,
 )
 from gateway.shard_desk import write_api_url
-from gateway.shards import Supervisor, child_env, plan
+from gateway.shards import SHARD_0_ONLY, Supervisor, child_env, plan
 from gateway.wiring import Gateway, api_token, serve
+
+_log = logging.getLogger(__name__)
 
 
 def register(commands: Commands) -> None:
@@ -68,6 +71,7 @@ def register(commands: Commands) -> None:
     # set by `--shards N` on the processes it starts, not by hand
     run.add_argument("--shard-peer", action="append", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--shard-internal-api", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--shard-home", type=Path, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_gateway, run_parser=run)
 
 
@@ -99,6 +103,7 @@ def run_gateway(args: argparse.Namespace) -> int:
             "shard.index": args.shard_index,
             "shard.count": args.shard_count,
             "shard.peers": args.shard_peer,
+            "shard.home": args.shard_home,
         },
     )
     setup_logging(settings.log_level)
@@ -120,7 +125,15 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 
 # flags `--shards N` sets itself on each shard's command line
-_PER_SHARD = {"shards", "shard_index", "shard_count", "shard_peer", "data_dir", "client_id"}
+_PER_SHARD = {
+    "shards",
+    "shard_index",
+    "shard_count",
+    "shard_peer",
+    "shard_home",
+    "data_dir",
+    "client_id",
+}
 
 
 def _passthrough(args: argparse.Namespace) -> list[str]:
@@ -154,6 +167,12 @@ def supervise(settings: Settings, shards: int, passthrough: list[str]) -> int:
         f"community-edge: {shards} shards ({', '.join(p.client_id for p in processes)}); "
         f"API on {settings.api.host}:{settings.api.port} (shard 0), token from {source}",
         flush=True,
+    )
+    _log.warning(
+        "run --shards %d: shard 0's API shows shard 0's buildings only for: %s "
+        "(each shard's internal API has its own; docs/scale.md, Shards)",
+        shards,
+        ", ".join(SHARD_0_ONLY),
     )
     supervisor = Supervisor(processes, child_env(token))
     run_until_signal(supervisor.run)
