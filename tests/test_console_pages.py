@@ -229,6 +229,28 @@ async def test_the_alert_page_shows_readings_around_the_moment_and_why_it_fired(
         assert " style=" not in text
 
 
+async def test_a_repeated_alert_is_checked_against_the_reading_that_opened_it(
+    world: _World,
+) -> None:
+    """The press that opened it, not a later check-in that happened to be nearer (trial #1)."""
+    topic = "ce/a/a1/tuya-sos-button/sos-101"
+    opened = world.agent.alert_store.get(world.sos_a)
+    assert opened is not None
+    # a check-in the device timed one second after the press: nearer, but not what raised it
+    ts = int(opened.opened_at.timestamp()) + 1
+    await world.publish(topic, b'{"battery": 85, "ts": %d}' % ts)
+    await world.publish(topic, b'{"action": "sos", "battery": 84}')  # a repeat
+    alert = world.agent.alert_store.get(world.sos_a)
+    assert alert is not None and alert.count == 2
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        text = (await client.get(f"/console/alerts/{world.sos_a}")).text
+    checks = text[text.index('id="checks"') :]
+    checks = checks[: checks.index("</ul>")]
+    assert "check-held" in checks
+    assert "check-not" not in checks and "check-missing" not in checks
+
+
 async def test_the_board_speaks_chinese_summaries(world: _World) -> None:
     async with world.client() as client:
         await _sign_in(client, world.duty)

@@ -6,6 +6,7 @@ rule that fired, checked against the reading that raised it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from fastapi import Request
 from markupsafe import Markup
 
 from edge.agent import Desk
-from edge.model import Alert
+from edge.model import Alert, AlertEvent, AlertEventKind
 from edge.sinks import ReadingStore, StoredReading
 from gateway.console.catalogue import Lang
 from gateway.console.chart import Series, series_of, svg
@@ -114,33 +115,60 @@ async def readings_of(
     return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found), source)
 
 
-async def _raising(request: Request, alert: Alert) -> StoredReading | None:
-    """The reading that raised the alert: the device's last one at its opening (a device's own
-    clock may run a little ahead of the gateway's)."""
-    until = alert.opened_at + timedelta(seconds=2)
+def opening_seen(history: Sequence[AlertEvent]) -> datetime | None:
+    """The time of the reading that opened the alert: its OPENED event's `last_seen_at` (later
+    repeats move the alert's own `last_seen_at` on, so the alert alone does not say it)."""
+    for event in history:
+        if event.kind == AlertEventKind.OPENED:
+            return event.alert.last_seen_at
+    return None
+
+
+async def _raising(
+    request: Request, alert: Alert, seen: datetime | None = None
+) -> StoredReading | None:
+    """The reading that raised the alert: the one the alert's opening event names (`seen`);
+    without it, the device's last one at its opening (a device's own clock may run a little
+    ahead of the gateway's)."""
+    if seen is None and alert.count == 1:
+        seen = alert.last_seen_at
     try:
+        if seen is not None:
+            at = await _query(
+                request,
+                alert.device_id,
+                alert.community,
+                alert.category,
+                seen,
+                seen + timedelta(seconds=1),
+                10,
+            )
+            exact = [r for r in at or [] if r.at == seen]
+            if exact:
+                return exact[0]
         before = await _query(
             request,
             alert.device_id,
             alert.community,
             alert.category,
             None,
-            until,
+            alert.opened_at + timedelta(seconds=2),
             10,
         )
     except TsdbUnavailable:
         return None  # the readings say why
-    if before is None:
-        return None
-    exact = [r for r in before if r.at == alert.last_seen_at] if alert.count == 1 else []
-    found = exact or before  # newest first
-    return found[0] if found else None
+    return before[0] if before else None  # newest first
 
 
 async def moment(
-    request: Request, alert: Alert, lang: Lang, words: dict[str, str]
+    request: Request,
+    alert: Alert,
+    lang: Lang,
+    words: dict[str, str],
+    history: Sequence[AlertEvent] = (),
 ) -> dict[str, Any]:
-    """The alert page's `readings`, `around`, `rule_trace` and `raising` (the reading checked)."""
+    """The alert page's `readings`, `around`, `rule_trace` and `raising` (the reading checked,
+    the one that opened the alert as its `history` names it)."""
     try:
         around = int(request.query_params.get("around", DEFAULT_AROUND_MIN))
     except ValueError:
@@ -163,7 +191,9 @@ async def moment(
         first,
     )
     raising = (
-        await _raising(request, alert) if rule is not None and rule.kind != "offline" else None
+        await _raising(request, alert, opening_seen(history))
+        if rule is not None and rule.kind != "offline"
+        else None
     )
     found: Trace | None = None
     if rule is not None:

@@ -138,6 +138,7 @@ async def _alert_page(
     desk = _desk(request)
     deliveries = request.app.state.deliveries
     shown = masked(caller, alert, places_of(request))
+    history = desk.history(alert_id)
     return render(
         request,
         "alert.html",
@@ -145,16 +146,14 @@ async def _alert_page(
             "visitor": visitor,
             "alert": shown,
             "unit_masked": alert.unit is not None and shown.unit is None,
-            "history": [
-                masked_event(caller, e, places_of(request)) for e in desk.history(alert_id)
-            ],
+            "history": [masked_event(caller, e, places_of(request)) for e in history],
             "deliveries": await deliveries.for_alert(alert_id) if deliveries is not None else [],
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
             # households are a gateway's register: central has none
             "visit_href": visit_href(desk, caller, alert) if isinstance(desk, Desk) else None,
-            **await moment(request, alert, visitor.lang, visitor.words),
+            **await moment(request, alert, visitor.lang, visitor.words, history),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
