@@ -241,14 +241,16 @@ async def test_a_repeated_alert_is_checked_against_the_reading_that_opened_it(
     await world.publish(topic, b'{"battery": 85, "ts": %d}' % ts)
     await world.publish(topic, b'{"action": "sos", "battery": 84}')  # a repeat
     alert = world.agent.alert_store.get(world.sos_a)
-    assert alert is not None and alert.count == 2
+    assert alert is not None
+    assert alert.count == 2
     async with world.client() as client:
         await _sign_in(client, world.duty)
         text = (await client.get(f"/console/alerts/{world.sos_a}")).text
     checks = text[text.index('id="checks"') :]
     checks = checks[: checks.index("</ul>")]
     assert "check-held" in checks
-    assert "check-not" not in checks and "check-missing" not in checks
+    assert "check-not" not in checks
+    assert "check-missing" not in checks
 
 
 async def test_the_board_speaks_chinese_summaries(world: _World) -> None:
