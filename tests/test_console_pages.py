@@ -34,6 +34,7 @@ from gateway.tokens import TokenStore
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 BOOTSTRAP = "bootstrap-admin-token"
+HTMX = {"HX-Request": "true"}  # the board fragments answer htmx; a direct visit redirects
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _SIGNIN_CSRF = re.compile(r'name="signin_csrf" value="([^"]+)"')
 ZH, EN = WORDS["zh"], WORDS["en"]
@@ -256,9 +257,9 @@ async def test_a_repeated_alert_is_checked_against_the_reading_that_opened_it(
 async def test_the_board_speaks_chinese_summaries(world: _World) -> None:
     async with world.client() as client:
         await _sign_in(client, world.duty)
-        assert "紧急按钮被按下" in (await client.get("/console/board")).text
+        assert "紧急按钮被按下" in (await client.get("/console/board", headers=HTMX)).text
         client.cookies.set("ce_lang", "en", path="/console")
-        assert "Emergency button pressed" in (await client.get("/console/board")).text
+        assert "Emergency button pressed" in (await client.get("/console/board", headers=HTMX)).text
 
 
 # -- silences ------------------------------------------------------------------------------------
@@ -499,9 +500,16 @@ async def test_the_building_board_colours_units_by_state(world: _World) -> None:
         assert text.index('data-floor="3"') < text.index('data-floor="1"')  # top floor first
         assert 'data-device="smk-a1-f01"' in text  # a device with no unit: common areas
         assert f'data-alarms="{world.sos_a}"' in text  # the big screen sounds the SOS too
-        fragment = await client.get("/console/buildings/board")
+        fragment = await client.get("/console/buildings/board", headers=HTMX)
         assert 'data-unit="101" data-state="alarm"' in fragment.text
         assert "<html" not in fragment.text
+        # opened directly (a bookmark, a reload): the page, not a bare scrap (trial #10)
+        direct = await client.get("/console/buildings/board", params={"community": "a"})
+        assert direct.status_code == 303
+        assert direct.headers["location"] == "/console/buildings?community=a"
+        board = await client.get("/console/board", params={"all": "1"})
+        assert board.status_code == 303
+        assert board.headers["location"] == "/console/?all=1"
     async with world.client() as client:
         await _sign_in(client, world.platform)
         masked = (await client.get("/console/buildings")).text

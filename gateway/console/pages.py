@@ -23,6 +23,7 @@ from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.care import visit_href
 from gateway.console.moment import moment
+from gateway.console.fragments import whole_page_instead
 from gateway.console.page import render
 from gateway.console.silence_pages import silence_of
 from gateway.console.source import AlertDesk, AlertSource
@@ -77,7 +78,10 @@ async def board_page(request: Request, visitor: Person) -> Response:
 
 @router.get("/board")
 async def board_fragment(request: Request, visitor: Person) -> Response:
-    """The board's rows and counters alone, fetched again on every event of the stream."""
+    """The board's rows and counters alone, fetched again on every event of the stream (opened
+    directly: the board)."""
+    if (whole := whole_page_instead(request, "/console/")) is not None:
+        return whole
     return render(request, "_board.html", await _board_context(request, visitor))
 
 
