@@ -22,8 +22,8 @@ from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.care import visit_href
-from gateway.console.moment import moment
 from gateway.console.fragments import whole_page_instead
+from gateway.console.moment import moment
 from gateway.console.page import render
 from gateway.console.silence_pages import silence_of
 from gateway.console.source import AlertDesk, AlertSource
