@@ -219,6 +219,10 @@ async def test_the_alert_page_shows_readings_around_the_moment_and_why_it_fired(
         assert 'class="mark"' in text
         assert ZH["readings_table"].format(n=4, total=4) in text
         assert ZH["rule_clear_person"] in text  # an SOS clears only by a person
+        # the machine's words in Chinese (trial #3): the category, the chart's field, the actor
+        assert "<dd>紧急求助</dd>" in text
+        assert "<figcaption>电量 (%)</figcaption>" in text
+        assert "· 规则</li>" in text  # who opened it: the rule, in Chinese
         wider = await client.get(f"/console/alerts/{world.sos_a}", params={"around": "60"})
         assert '<strong aria-current="true">' + ZH["around_min"].format(n=60) in wider.text
         english = await client.get(

@@ -19,6 +19,7 @@ from edge.model import Alert, AlertEvent, AlertEventKind
 from edge.sinks import ReadingStore, StoredReading
 from gateway.console.catalogue import Lang
 from gateway.console.chart import Series, series_of, svg
+from gateway.console.labels import field_label
 from gateway.console.rule_trace import Trace, trace
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
 
@@ -97,6 +98,7 @@ async def readings_of(
     mark: datetime | None,
     words: dict[str, str],
     first: tuple[str, ...] = (),
+    lang: Lang = "zh",
 ) -> Readings:
     """The device's readings from `start` to `end`, a chart per numeric field (`first` first)."""
     source = "store" if reading_store(request) is not None else "tsdb"
@@ -109,7 +111,17 @@ async def readings_of(
         return Readings(False, start, end)
     zone = request.app.state.zone
     charts = [
-        (s, svg(s, start, end, zone, mark, words["chart_of"].format(field=s.field)))
+        (
+            s,
+            svg(
+                s,
+                start,
+                end,
+                zone,
+                mark,
+                words["chart_of"].format(field=field_label(s.field, lang)),
+            ),
+        )
         for s in series_of(((r.at, r.fields) for r in found), first)
     ]
     return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found), source)
@@ -189,6 +201,7 @@ async def moment(
         alert.opened_at,
         words,
         first,
+        lang,
     )
     raising = (
         await _raising(request, alert, opening_seen(history))
