@@ -282,7 +282,10 @@ def test_csrf_roles_and_tenancy_hold_in_the_browser(live: _Live) -> None:
         response = page.goto(f"/console/alerts/{other_id}")
         assert response is not None
         assert response.status == 404
-        expect(page.locator(".notice")).to_have_text("没有这个页面或告警。")
+        expect(page.locator(".notice")).to_have_text(
+            WORDS["zh"]["not_found_alert"].format(id=other_id)
+        )
+        expect(page.locator("nav.pages")).to_be_visible()  # the menu stays (trial #11)
     with live.context() as context:
         page = context.new_page()
         _sign_in(page, platform, f"/console/alerts/{alert_id}")

@@ -625,3 +625,23 @@ async def test_an_offline_alert_says_which_silence_raised_it(world: _World) -> N
         assert ZH["kind_offline"] in page
         assert f"<dt>{ZH['tr_heartbeat']}</dt><dd>90000 s</dd>" in page
         assert 'id="checks"' not in page  # no reading raised it: silence did
+
+
+async def test_not_found_names_what_and_keeps_the_menu(world: _World) -> None:
+    """A missing device, incident or page says which, inside the menu and user bar (trial #11)."""
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        for path, words in [
+            ("/console/devices/no-such-device", ZH["not_found_device"].format(id="no-such-device")),
+            ("/console/incidents/nope", ZH["not_found_incident"].format(id="nope")),
+            ("/console/nowhere", ZH["not_found_page"].format(id="/console/nowhere")),
+        ]:
+            page = await client.get(path)
+            assert page.status_code == 404
+            assert words in page.text
+            assert '<nav class="pages"' in page.text
+            assert "王值班" in page.text  # the user bar
+    async with world.client() as stranger:
+        page = await stranger.get("/console/nowhere")
+        assert page.status_code == 404
+        assert '<nav class="pages"' not in page.text
