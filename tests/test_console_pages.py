@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.console.buildings import floor_of
 from gateway.console.catalogue import WORDS
-from gateway.console.chart import Series, series_of, svg
+from gateway.console.chart import Series, fitted, series_of, svg
 from gateway.console.rule_trace import describe, trace
 from gateway.console.summaries import summary_zh
 from gateway.tokens import TokenStore
@@ -188,6 +189,27 @@ def test_a_chart_is_an_svg_with_a_line_a_mark_and_a_name() -> None:
     one = svg(Series("t", [(at, 5.0)], False), at, at + timedelta(minutes=1), UTC, None, "t")
     assert "<circle" in one
     assert "<polyline" not in one
+
+
+def test_a_days_chart_says_the_dates_and_fits_its_readings() -> None:
+    """A 24-hour chart read "12:01 … 12:01" with its line squeezed on the right (trial #4)."""
+    end = datetime(2026, 12, 6, 4, 1, tzinfo=UTC)  # 12:01 in Shanghai
+    start = end - timedelta(hours=24)
+    zone = ZoneInfo("Asia/Shanghai")
+    recent = [(end - timedelta(minutes=m), {"battery": 90.0 - m}) for m in range(30, 0, -1)]
+    (battery,) = series_of(recent)
+    whole_day = svg(battery, start, end, zone, None, "电量")
+    assert ">12-05 12:01<" in whole_day
+    assert ">12-06 12:01<" in whole_day
+    assert ">12-06 00:01<" in whole_day  # the middle of the day, with a grid line
+    shown = fitted(start, end, [battery])
+    assert end - shown < timedelta(hours=1)  # from a little before the first reading
+    assert shown <= battery.points[0][0]
+    drawn = svg(battery, shown, end, zone, None, "电量")
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', drawn)]
+    assert max(xs) - min(xs) > 300  # spread over the plot, not a sliver at its right edge
+    assert ">11:" in drawn  # a same-day window: times alone
+    assert fitted(start, end, []) == start
 
 
 def test_a_units_floor_is_read_from_its_number() -> None:

@@ -18,7 +18,7 @@ from edge.agent import Desk
 from edge.model import Alert, AlertEvent, AlertEventKind
 from edge.sinks import ReadingStore, StoredReading
 from gateway.console.catalogue import Lang
-from gateway.console.chart import Series, series_of, svg
+from gateway.console.chart import Series, fitted, series_of, svg
 from gateway.console.labels import field_label
 from gateway.console.rule_trace import Trace, trace
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
@@ -110,19 +110,22 @@ async def readings_of(
     if found is None:
         return Readings(False, start, end)
     zone = request.app.state.zone
+    drawn = series_of(((r.at, r.fields) for r in found), first)
+    # around an alert the window is the point; over a device's day, the readings it has
+    shown = start if mark is not None else fitted(start, end, drawn)
     charts = [
         (
             s,
             svg(
                 s,
-                start,
+                shown,
                 end,
                 zone,
                 mark,
                 words["chart_of"].format(field=field_label(s.field, lang)),
             ),
         )
-        for s in series_of(((r.at, r.fields) for r in found), first)
+        for s in drawn
     ]
     return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found), source)
 
