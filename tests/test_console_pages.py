@@ -196,7 +196,9 @@ def test_a_days_chart_says_the_dates_and_fits_its_readings() -> None:
     end = datetime(2026, 12, 6, 4, 1, tzinfo=UTC)  # 12:01 in Shanghai
     start = end - timedelta(hours=24)
     zone = ZoneInfo("Asia/Shanghai")
-    recent = [(end - timedelta(minutes=m), {"battery": 90.0 - m}) for m in range(30, 0, -1)]
+    recent: list[tuple[datetime, dict[str, FieldValue]]] = [
+        (end - timedelta(minutes=m), {"battery": 90.0 - m}) for m in range(30, 0, -1)
+    ]
     (battery,) = series_of(recent)
     whole_day = svg(battery, start, end, zone, None, "电量")
     assert ">12-05 12:01<" in whole_day
