@@ -24,6 +24,16 @@ from tests.factories import opened_event
 _LATIN = re.compile(r"[A-Za-z_]{3,}")
 
 
+def _rules_of(document: object) -> list[dict[str, object]]:
+    """The rule mappings of a community rules file, however it nests them."""
+    if isinstance(document, dict):
+        found = [document] if "id" in document else []
+        return found + [r for v in document.values() for r in _rules_of(v)]
+    if isinstance(document, list):
+        return [r for v in document for r in _rules_of(v)]
+    return []
+
+
 def test_every_shipped_category_and_field_has_a_chinese_label() -> None:
     categories: set[str] = set()
     fields: set[str] = set()
@@ -31,6 +41,9 @@ def test_every_shipped_category_and_field_has_a_chinese_label() -> None:
         profile = yaml.safe_load(path.read_text(encoding="utf-8"))
         categories.add(profile["category"])
         fields.update(f["name"] for f in profile.get("fields", []))
+    rules = yaml.safe_load((default_profile_dir() / "community" / "default-rules.yaml").read_text())
+    categories.update(str(r["category"]) for r in _rules_of(rules) if "category" in r)
+    assert "fire" in categories
     assert categories - set(CATEGORIES) == set()
     assert fields - set(FIELDS) == set()
     assert category_label("fall", "zh") == "跌倒"

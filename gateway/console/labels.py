@@ -26,6 +26,9 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "presence": ("人体存在", "presence"),
     "water": ("用水", "water"),
     "household": ("住户", "household"),
+    "fire": ("火警", "fire"),
+    "gas": ("燃气", "gas"),
+    "inactivity": ("无活动", "inactivity"),
 }
 
 # the canonical fields the shipped profiles decode to (device_profiles/*.yaml)
