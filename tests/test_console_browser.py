@@ -236,6 +236,11 @@ def test_filters_live_in_the_url_and_the_phone_view_fits(live: _Live) -> None:
         _sign_in(page, token)
         expect(page.locator("tr[data-device]")).to_have_count(4)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        # the menu, the user bar and the duty strip leave the screen to the alarms (trial #11)
+        chrome = page.evaluate(
+            "() => document.querySelector('.alarm-bar').getBoundingClientRect().bottom"
+        )
+        assert 60 < chrome <= 200, chrome  # the strip is shown, under a one-row menu
         page.keyboard.press("Tab")  # the skip link comes first
         assert page.evaluate("() => document.activeElement.className") == "skip"
         page.screenshot(path=artefact("board-phone-390.png"), full_page=True)
