@@ -669,3 +669,19 @@ async def test_not_found_names_what_and_keeps_the_menu(world: _World) -> None:
         page = await stranger.get("/console/nowhere")
         assert page.status_code == 404
         assert '<nav class="pages"' not in page.text
+
+
+async def test_the_favicon_is_the_consoles_own(world: _World) -> None:
+    """No 404 for /favicon.ico in every browser's first visit (trial #11)."""
+    async with world.client() as client:
+        icon = await client.get("/favicon.ico")
+        assert icon.status_code == 301
+        assert icon.headers["location"].startswith("/console/static/favicon.svg?v=")
+        svg = await client.get(icon.headers["location"])
+        assert svg.status_code == 200
+        assert svg.headers["content-type"].startswith("image/svg+xml")
+        await _sign_in(client, world.duty)
+        board = await client.get("/console/")
+        assert (
+            '<link rel="icon" type="image/svg+xml" href="/console/static/favicon.svg' in board.text
+        )
