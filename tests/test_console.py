@@ -174,7 +174,7 @@ async def test_static_assets_are_cached_by_hash(world: _World) -> None:
         await _sign_in(client, world.duty)
         page = await client.get("/console/")
         urls = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page.text)
-        assert len(urls) == 4  # css, htmx, its sse extension, console.js
+        assert len(urls) == 5  # the icon, css, htmx, its sse extension, console.js
         for url in urls:
             asset = await client.get(url)
             assert asset.status_code == 200, url
