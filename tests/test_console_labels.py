@@ -16,6 +16,7 @@ from gateway.console.labels import (
     category_label,
     field_label,
     note_label,
+    role_label,
     tier_label,
 )
 from gateway.reach import ChannelReach
@@ -74,4 +75,6 @@ def test_history_notes_tiers_and_actors_read_in_chinese() -> None:
     assert note_label("马上到", "zh") == "马上到"  # a person's own note as written
     assert tier_label("duty_officer", "zh") == "值班员"
     assert actor_label("device", "zh") == "设备"
+    assert role_label("duty_officer", "zh") == "值班员"
+    assert role_label("platform", "en") == "platform (read only)"
     assert actor_label("王芳", "zh") == "王芳"

@@ -664,7 +664,7 @@ async def test_not_found_names_what_and_keeps_the_menu(world: _World) -> None:
             assert page.status_code == 404
             assert words in page.text
             assert '<nav class="pages"' in page.text
-            assert "王值班" in page.text  # the user bar
+            assert "王值班</strong> (值班员)" in page.text  # the user bar, the role in Chinese
     async with world.client() as stranger:
         page = await stranger.get("/console/nowhere")
         assert page.status_code == 404

@@ -94,6 +94,16 @@ TIERS: dict[str, tuple[str, str]] = {
     "default audience": ("默认接收人", "default audience"),
 }
 
+ROLES: dict[str, tuple[str, str]] = {
+    "duty_officer": ("值班员", "duty officer"),
+    "property_manager": ("物业经理", "property manager"),
+    "admin": ("管理员", "admin"),
+    "platform": ("平台（只读）", "platform (read only)"),
+    "care_worker": ("护理员", "care worker"),
+    "family": ("家属", "family"),
+    "edge_agent": ("边缘网关", "edge agent"),
+}
+
 ACTORS: dict[str, tuple[str, str]] = {
     "device": ("设备", "device"),
     "rule": ("规则", "rule"),
@@ -119,6 +129,10 @@ def field_label(field: str, lang: Lang) -> str:
 
 def tier_label(tier: str | None, lang: Lang) -> str:
     return _word(TIERS, tier, lang)
+
+
+def role_label(role: str, lang: Lang) -> str:
+    return _word(ROLES, role, lang)
 
 
 def actor_label(actor: str, lang: Lang) -> str:
@@ -178,5 +192,6 @@ LABELS: dict[str, Callable[..., str]] = {
     "field_label": field_label,
     "tier_label": tier_label,
     "actor_label": actor_label,
+    "role_label": role_label,
     "note_label": note_label,
 }
