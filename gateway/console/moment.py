@@ -24,6 +24,7 @@ from gateway.console.rule_trace import Trace, trace
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
 
 _log = logging.getLogger(__name__)
+_SAME = timedelta(milliseconds=1)  # a reading's time as a store with milliseconds keeps it
 _TSDB_LOOKBACK = timedelta(hours=1)  # how far back the reading that raised an alert is looked for
 
 AROUND_MIN = (5, 10, 30, 60)  # the choices of "± minutes" the page offers
@@ -149,18 +150,19 @@ async def _raising(
         seen = alert.last_seen_at
     try:
         if seen is not None:
-            at = await _query(
+            # stores keep milliseconds: the reading at `seen` may read up to 1 ms off it
+            near = await _query(
                 request,
                 alert.device_id,
                 alert.community,
                 alert.category,
-                seen,
-                seen + timedelta(seconds=1),
+                seen - _SAME,
+                seen + _SAME,
                 10,
             )
-            exact = [r for r in at or [] if r.at == seen]
+            exact = [r for r in near or [] if abs(r.at - seen) <= _SAME]
             if exact:
-                return exact[0]
+                return min(exact, key=lambda r: abs(r.at - seen))
         before = await _query(
             request,
             alert.device_id,
