@@ -136,17 +136,18 @@ async def test_an_invalid_query_is_422_with_where_and_what(apis: tuple[_Api, _Ap
 async def test_a_body_that_is_not_json_is_400_malformed_json(apis: tuple[_Api, _Api]) -> None:
     """Not 422 "body.9: JSON decode error" (trial #7): the body is broken, not invalid."""
     gateway, central = apis
-    broken = {"content": b'{"note": oops}', "headers": {"Content-Type": "application/json"}}
+    body = b'{"note": oops}'
+    json_type = {"Content-Type": "application/json"}
     answers = [
         await gateway.client.post(
             "/v1/alerts/a1/ack",
-            content=broken["content"],
-            headers={**broken["headers"], "Authorization": f"Bearer {gateway.token}"},
+            content=body,
+            headers={**json_type, "Authorization": f"Bearer {gateway.token}"},
         ),
         await central.client.post(
             "/v1/alert-events",
-            content=broken["content"],
-            headers={**broken["headers"], "Authorization": f"Bearer {central.token}"},
+            content=body,
+            headers={**json_type, "Authorization": f"Bearer {central.token}"},
         ),
     ]
     for answer in answers:
