@@ -82,11 +82,7 @@ class Authenticator:
             _log.warning(
                 "failed authentication from %s: %s",
                 client,
-                f"token {target}"
-                if target is not None
-                else "no token"
-                if not token
-                else "not a token",
+                _tried(token, target),
             )
             for key in keys:
                 if self.limiter.failed(key):
@@ -128,3 +124,13 @@ class Authenticator:
         if self._tokens is not None and token.startswith("ce_"):
             return self._tokens.verify(token)
         return None
+
+
+def _tried(token: str | None, target: str | None) -> str:
+    """What a failed caller presented, for the log: a scoped token's id when the token names one
+    (`ce_<id>_...`), else no name: a wrong bootstrap token and a made-up string look the same."""
+    if not token:
+        return "no token"
+    if token.startswith("ce_"):
+        return f"token {target}" if target is not None else "not a token"
+    return "an unknown token"

@@ -157,6 +157,8 @@ async def run_demo(
     rate: float,
 ) -> None:
     """Run everything until `stop` is set."""
+    # a temporary data dir (with its API token) goes when the demo stops; --data-dir keeps one
+    temporary = data_dir is None
     directory = data_dir or Path(tempfile.mkdtemp(prefix="community-edge-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     port = api_port if _port_free(api_port) else _free_port()
@@ -199,10 +201,15 @@ async def run_demo(
                 f"              (one-time link as {DEMO_PLATFORM}, a district platform: no "
                 "actions, homes masked)\n"
                 f"  broker:     {mqtt_url}  ({broker_kind})\n"
-                f"  data dir:   {directory}\n"
+                f"  data dir:   {directory}"
+                f"{'  (temporary: removed when the demo stops)' if temporary else ''}\n"
                 f"  API:        {url}   docs: {url}/docs\n"
-                f"  API token:  {gateway.token}\n\n"
+                f"  API token:  {gateway.token}  (also in {directory / 'api-token'})\n"
+                f"  community:  {community}\n\n"
                 "Try:\n"
+                f"  community-edge tokens create --data-dir {directory} --role duty_officer "
+                f"--community {community} --name 你的名字\n"
+                "      (a token of your own: paste it on the console's sign-in page)\n"
                 f"  curl -s -H 'Authorization: Bearer {gateway.token}' {url}/v1/alerts\n"
                 f"  curl -s -H 'Authorization: Bearer {gateway.token}' '{url}/v1/readings?limit=5'\n"
                 f"  curl -s {url}/healthz\n\n"
@@ -232,4 +239,8 @@ async def run_demo(
             tokens.revoke(person_id)
             tokens.revoke(platform_id)
             tokens.close()
-        print("demo stopped", flush=True)
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+            print(f"demo stopped; its temporary data dir {directory} is removed", flush=True)
+        else:
+            print(f"demo stopped; its data dir {directory} is kept", flush=True)

@@ -133,6 +133,30 @@ async def test_an_invalid_query_is_422_with_where_and_what(apis: tuple[_Api, _Ap
     assert _error(gateway)["details"][0]["where"] == "query.limit"
 
 
+async def test_a_body_that_is_not_json_is_400_malformed_json(apis: tuple[_Api, _Api]) -> None:
+    """Not 422 "body.9: JSON decode error" (trial #7): the body is broken, not invalid."""
+    gateway, central = apis
+    body = b'{"note": oops}'
+    json_type = {"Content-Type": "application/json"}
+    answers = [
+        await gateway.client.post(
+            "/v1/alerts/a1/ack",
+            content=body,
+            headers={**json_type, "Authorization": f"Bearer {gateway.token}"},
+        ),
+        await central.client.post(
+            "/v1/alert-events",
+            content=body,
+            headers={**json_type, "Authorization": f"Bearer {central.token}"},
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert _error(answer)["code"] == "bad_request"
+        assert _error(answer)["message"].startswith("malformed JSON: ")
+        assert "(at character 9)" in _error(answer)["message"]
+
+
 async def test_an_unknown_path_is_404(apis: tuple[_Api, _Api]) -> None:
     gateway, central = await _both(apis, "GET", "/v1/nothing-here")
     assert gateway.status_code == central.status_code == 404

@@ -106,11 +106,15 @@ def test_failures_are_logged_with_address_and_token_id_never_the_secret(
             auth.authenticate(None, "192.0.2.2")
         with pytest.raises(Unauthenticated):
             auth.authenticate("ce_short_secretpart", "192.0.2.3")
+        with pytest.raises(Unauthenticated):
+            auth.authenticate("wrong", "192.0.2.4")
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0] == f"failed authentication from 192.0.2.1: token {token_id}"
     assert f"credential:{token_id} braked for 60 s after 3 failed authentications" in messages
     assert "failed authentication from 192.0.2.2: no token" in messages
     assert "failed authentication from 192.0.2.3: not a token" in messages
+    # not a scoped token: no name is known, so none is given (not the bootstrap token's)
+    assert "failed authentication from 192.0.2.4: an unknown token" in messages
     text = "\n".join(messages)
     assert "x" * 43 not in text
     assert "secretpart" not in text

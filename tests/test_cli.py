@@ -329,3 +329,31 @@ def test_an_empty_api_token_file_is_a_configuration_error(tmp_path: Path) -> Non
 
     with pytest.raises(ConfigurationError, match="api-token"):
         api_token(load_settings(overrides={"data_dir": data_dir}))
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_demo_and_run_describe_themselves_and_every_option(command: str) -> None:
+    """A new user reads `--help` first (trial #7): a description, and help for every option."""
+    import argparse
+
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = commands.choices[command]
+    assert sub.description, f"{command} has no description"
+    silent = [
+        a.option_strings[0]
+        for a in sub._actions
+        if a.option_strings and a.help is None and a.dest != "help"
+    ]
+    assert silent == [], f"{command} options without help: {silent}"
+    text = sub.format_help()
+    if command == "run":
+        assert "mqtts://" in text
+        assert "USER:PASSWORD@" in text
+    else:
+        assert "default 20.0" in text

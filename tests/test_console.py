@@ -30,6 +30,7 @@ from tests.factories import press_sos
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 BOOTSTRAP = "bootstrap-admin-token"
+HTMX = {"HX-Request": "true"}  # the board fragments answer htmx; a direct visit redirects
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _SIGNIN_CSRF = re.compile(r'name="signin_csrf" value="([^"]+)"')
@@ -173,7 +174,7 @@ async def test_static_assets_are_cached_by_hash(world: _World) -> None:
         await _sign_in(client, world.duty)
         page = await client.get("/console/")
         urls = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page.text)
-        assert len(urls) == 4  # css, htmx, its sse extension, console.js
+        assert len(urls) == 5  # the icon, css, htmx, its sse extension, console.js
         for url in urls:
             asset = await client.get(url)
             assert asset.status_code == 200, url
@@ -187,16 +188,16 @@ async def test_static_assets_are_cached_by_hash(world: _World) -> None:
 async def test_the_board_shows_only_the_callers_communities(world: _World) -> None:
     async with world.client() as client:
         await _sign_in(client, world.duty)
-        board = await client.get("/console/board")
+        board = await client.get("/console/board", headers=HTMX)
         assert world.a_alert in board.text
         assert world.b_alert not in board.text
         admin = world.client()
         async with admin:
             await _sign_in(admin, BOOTSTRAP)
-            both = await admin.get("/console/board")
+            both = await admin.get("/console/board", headers=HTMX)
             assert world.a_alert in both.text
             assert world.b_alert in both.text
-            only_b = await admin.get("/console/board", params={"community": "b"})
+            only_b = await admin.get("/console/board", params={"community": "b"}, headers=HTMX)
             assert world.a_alert not in only_b.text
             assert world.b_alert in only_b.text
 
@@ -371,7 +372,7 @@ async def test_the_board_puts_the_unacknowledged_first_and_draws_at_most_shown(
     assert len(gather(desk, None, Filters(all=True)).rows) == 2
     async with world.client() as client:
         await _sign_in(client, BOOTSTRAP)
-        page = await client.get("/console/board")
+        page = await client.get("/console/board", headers=HTMX)
         assert 'id="capped"' in page.text
         assert page.text.count("data-device=") == 1
         assert 'href="/console/?all=1"' in page.text

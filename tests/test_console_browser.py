@@ -236,6 +236,11 @@ def test_filters_live_in_the_url_and_the_phone_view_fits(live: _Live) -> None:
         _sign_in(page, token)
         expect(page.locator("tr[data-device]")).to_have_count(4)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        # the menu, the user bar and the duty strip leave the screen to the alarms (trial #11)
+        chrome = page.evaluate(
+            "() => document.querySelector('.alarm-bar').getBoundingClientRect().bottom"
+        )
+        assert 60 < chrome <= 200, chrome  # the strip is shown, under a one-row menu
         page.keyboard.press("Tab")  # the skip link comes first
         assert page.evaluate("() => document.activeElement.className") == "skip"
         page.screenshot(path=artefact("board-phone-390.png"), full_page=True)
@@ -282,7 +287,10 @@ def test_csrf_roles_and_tenancy_hold_in_the_browser(live: _Live) -> None:
         response = page.goto(f"/console/alerts/{other_id}")
         assert response is not None
         assert response.status == 404
-        expect(page.locator(".notice")).to_have_text("没有这个页面或告警。")
+        expect(page.locator(".notice")).to_have_text(
+            WORDS["zh"]["not_found_alert"].format(id=other_id)
+        )
+        expect(page.locator("nav.pages")).to_be_visible()  # the menu stays (trial #11)
     with live.context() as context:
         page = context.new_page()
         _sign_in(page, platform, f"/console/alerts/{alert_id}")

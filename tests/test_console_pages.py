@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,13 +28,14 @@ from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.console.buildings import floor_of
 from gateway.console.catalogue import WORDS
-from gateway.console.chart import Series, series_of, svg
+from gateway.console.chart import Series, fitted, series_of, svg
 from gateway.console.rule_trace import describe, trace
 from gateway.console.summaries import summary_zh
 from gateway.tokens import TokenStore
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 BOOTSTRAP = "bootstrap-admin-token"
+HTMX = {"HX-Request": "true"}  # the board fragments answer htmx; a direct visit redirects
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _SIGNIN_CSRF = re.compile(r'name="signin_csrf" value="([^"]+)"')
 ZH, EN = WORDS["zh"], WORDS["en"]
@@ -189,6 +191,29 @@ def test_a_chart_is_an_svg_with_a_line_a_mark_and_a_name() -> None:
     assert "<polyline" not in one
 
 
+def test_a_days_chart_says_the_dates_and_fits_its_readings() -> None:
+    """A 24-hour chart read "12:01 … 12:01" with its line squeezed on the right (trial #4)."""
+    end = datetime(2026, 12, 6, 4, 1, tzinfo=UTC)  # 12:01 in Shanghai
+    start = end - timedelta(hours=24)
+    zone = ZoneInfo("Asia/Shanghai")
+    recent: list[tuple[datetime, dict[str, FieldValue]]] = [
+        (end - timedelta(minutes=m), {"battery": 90.0 - m}) for m in range(30, 0, -1)
+    ]
+    (battery,) = series_of(recent)
+    whole_day = svg(battery, start, end, zone, None, "电量")
+    assert ">12-05 12:01<" in whole_day
+    assert ">12-06 12:01<" in whole_day
+    assert ">12-06 00:01<" in whole_day  # the middle of the day, with a grid line
+    shown = fitted(start, end, [battery])
+    assert end - shown < timedelta(hours=1)  # from a little before the first reading
+    assert shown <= battery.points[0][0]
+    drawn = svg(battery, shown, end, zone, None, "电量")
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', drawn)]
+    assert max(xs) - min(xs) > 300  # spread over the plot, not a sliver at its right edge
+    assert ">11:" in drawn  # a same-day window: times alone
+    assert fitted(start, end, []) == start
+
+
 def test_a_units_floor_is_read_from_its_number() -> None:
     assert floor_of("101") == 1
     assert floor_of("1203") == 12
@@ -218,6 +243,10 @@ async def test_the_alert_page_shows_readings_around_the_moment_and_why_it_fired(
         assert 'class="mark"' in text
         assert ZH["readings_table"].format(n=4, total=4) in text
         assert ZH["rule_clear_person"] in text  # an SOS clears only by a person
+        # the machine's words in Chinese (trial #3): the category, the chart's field, the actor
+        assert "<dd>紧急求助</dd>" in text
+        assert "<figcaption>电量 (%)</figcaption>" in text
+        assert "· 规则</li>" in text  # who opened it: the rule, in Chinese
         wider = await client.get(f"/console/alerts/{world.sos_a}", params={"around": "60"})
         assert '<strong aria-current="true">' + ZH["around_min"].format(n=60) in wider.text
         english = await client.get(
@@ -229,12 +258,36 @@ async def test_the_alert_page_shows_readings_around_the_moment_and_why_it_fired(
         assert " style=" not in text
 
 
+async def test_a_repeated_alert_is_checked_against_the_reading_that_opened_it(
+    world: _World,
+) -> None:
+    """The press that opened it, not a later check-in that happened to be nearer (trial #1)."""
+    topic = "ce/a/a1/tuya-sos-button/sos-101"
+    opened = world.agent.alert_store.get(world.sos_a)
+    assert opened is not None
+    # a check-in the device timed one second after the press: nearer, but not what raised it
+    ts = int(opened.opened_at.timestamp()) + 1
+    await world.publish(topic, b'{"battery": 85, "ts": %d}' % ts)
+    await world.publish(topic, b'{"action": "sos", "battery": 84}')  # a repeat
+    alert = world.agent.alert_store.get(world.sos_a)
+    assert alert is not None
+    assert alert.count == 2
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        text = (await client.get(f"/console/alerts/{world.sos_a}")).text
+    checks = text[text.index('id="checks"') :]
+    checks = checks[: checks.index("</ul>")]
+    assert "check-held" in checks
+    assert "check-not" not in checks
+    assert "check-missing" not in checks
+
+
 async def test_the_board_speaks_chinese_summaries(world: _World) -> None:
     async with world.client() as client:
         await _sign_in(client, world.duty)
-        assert "紧急按钮被按下" in (await client.get("/console/board")).text
+        assert "紧急按钮被按下" in (await client.get("/console/board", headers=HTMX)).text
         client.cookies.set("ce_lang", "en", path="/console")
-        assert "Emergency button pressed" in (await client.get("/console/board")).text
+        assert "Emergency button pressed" in (await client.get("/console/board", headers=HTMX)).text
 
 
 # -- silences ------------------------------------------------------------------------------------
@@ -475,9 +528,16 @@ async def test_the_building_board_colours_units_by_state(world: _World) -> None:
         assert text.index('data-floor="3"') < text.index('data-floor="1"')  # top floor first
         assert 'data-device="smk-a1-f01"' in text  # a device with no unit: common areas
         assert f'data-alarms="{world.sos_a}"' in text  # the big screen sounds the SOS too
-        fragment = await client.get("/console/buildings/board")
+        fragment = await client.get("/console/buildings/board", headers=HTMX)
         assert 'data-unit="101" data-state="alarm"' in fragment.text
         assert "<html" not in fragment.text
+        # opened directly (a bookmark, a reload): the page, not a bare scrap (trial #10)
+        direct = await client.get("/console/buildings/board", params={"community": "a"})
+        assert direct.status_code == 303
+        assert direct.headers["location"] == "/console/buildings?community=a"
+        board = await client.get("/console/board", params={"all": "1"})
+        assert board.status_code == 303
+        assert board.headers["location"] == "/console/?all=1"
     async with world.client() as client:
         await _sign_in(client, world.platform)
         masked = (await client.get("/console/buildings")).text
@@ -589,3 +649,39 @@ async def test_an_offline_alert_says_which_silence_raised_it(world: _World) -> N
         assert ZH["kind_offline"] in page
         assert f"<dt>{ZH['tr_heartbeat']}</dt><dd>90000 s</dd>" in page
         assert 'id="checks"' not in page  # no reading raised it: silence did
+
+
+async def test_not_found_names_what_and_keeps_the_menu(world: _World) -> None:
+    """A missing device, incident or page says which, inside the menu and user bar (trial #11)."""
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        for path, words in [
+            ("/console/devices/no-such-device", ZH["not_found_device"].format(id="no-such-device")),
+            ("/console/incidents/nope", ZH["not_found_incident"].format(id="nope")),
+            ("/console/nowhere", ZH["not_found_page"].format(id="/console/nowhere")),
+        ]:
+            page = await client.get(path)
+            assert page.status_code == 404
+            assert words in page.text
+            assert '<nav class="pages"' in page.text
+            assert "王值班</strong> (值班员)" in page.text  # the user bar, the role in Chinese
+    async with world.client() as stranger:
+        page = await stranger.get("/console/nowhere")
+        assert page.status_code == 404
+        assert '<nav class="pages"' not in page.text
+
+
+async def test_the_favicon_is_the_consoles_own(world: _World) -> None:
+    """No 404 for /favicon.ico in every browser's first visit (trial #11)."""
+    async with world.client() as client:
+        icon = await client.get("/favicon.ico")
+        assert icon.status_code == 301
+        assert icon.headers["location"].startswith("/console/static/favicon.svg?v=")
+        svg = await client.get(icon.headers["location"])
+        assert svg.status_code == 200
+        assert svg.headers["content-type"].startswith("image/svg+xml")
+        await _sign_in(client, world.duty)
+        board = await client.get("/console/")
+        assert (
+            '<link rel="icon" type="image/svg+xml" href="/console/static/favicon.svg' in board.text
+        )

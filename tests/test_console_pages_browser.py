@@ -345,6 +345,8 @@ def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> Non
             name = path.rsplit("/", 1)[-1]
             page.screenshot(path=artefact(f"{name}-cards-390.png"), full_page=True)
         page.click("a[hreflang=en]")
+        expect(page.locator("html")).to_have_attribute("lang", "en")  # the English page is in
+        expect(page.locator("#silences tbody tr").first).to_be_visible()
         assert _labels(page, "#silences")[0] == EN["matches"]
     with live.context(width=1920, height=1080) as wall:
         page = wall.new_page()

@@ -4,7 +4,9 @@ too; without mosquitto, one line naming the command that installs it.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -71,6 +73,54 @@ def test_demo_runs_its_own_mosquitto_raises_alerts_and_stops_it_on_ctrl_c(tmp_pa
     assert "demo stopped" in log.read_text()
     assert "Traceback" not in log.read_text()
     assert not _accepts(broker_port), "the demo's mosquitto outlived it"
+
+
+def test_the_demo_prints_a_working_token_command_and_removes_its_temporary_dir(
+    tmp_path: Path,
+) -> None:
+    """The banner's `tokens create` works as printed (its data dir and community, trial #2), and
+    the temporary data dir, API token included, is gone after Ctrl-C (trial #11)."""
+    log = tmp_path / "demo.log"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "demo", "--api-port", "0", "--rate", "5"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(temp)},
+        )
+    try:
+        banner = wait_for(
+            lambda: re.search(
+                r"data dir:\s+(\S+)\s+\(temporary.*?API:\s+(\S+).*?"
+                r"community:\s+(\S+).*?(community-edge tokens create [^\n]+)",
+                log.read_text(),
+                re.S,
+            ),
+            what="the demo banner",
+        )
+        data_dir, url, community, command = (banner.group(i) for i in (1, 2, 3, 4))
+        assert Path(data_dir).parent == temp
+        assert community == "sunshine-garden"
+        argv = shlex.split(command.replace("你的名字", "王值班"))
+        created = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        token = created.stdout.strip().splitlines()[-1]
+        answer = httpx.get(f"{url}/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=30)
+    assert code == 0, log.read_text()
+    assert f"its temporary data dir {data_dir} is removed" in log.read_text()
+    assert not list(temp.glob("community-edge-demo-*"))
 
 
 def test_demo_without_mosquitto_names_the_install_command_and_exits_2(

@@ -169,3 +169,26 @@ def test_a_token_expires_and_an_old_tokens_file_gains_the_column(tmp_path: Path)
     assert expiry[token_id] == datetime(2026, 1, 1, 8, tzinfo=UTC)
     with pytest.raises(TokenError, match="lifetime must be positive"):
         store.create("duty_officer", ["garden"], valid_for=timedelta(0))
+
+
+def test_the_tokens_command_refuses_a_missing_data_dir_and_says_when_there_are_none(
+    tmp_path: Path,
+) -> None:
+    """A mistyped --data-dir is refused, not created empty; an empty list says so (trial #6)."""
+    missing = tmp_path / "no" / "such"
+    for action in (["list"], ["revoke", "abc"], ["create", "--role", "admin", "--community", "*"]):
+        refused = _cli(*action, "--data-dir", str(missing))
+        assert refused.returncode == 2, action
+        assert f"no data dir {missing}" in refused.stderr
+    assert not (tmp_path / "no").exists()
+    listed = _cli("list", "--data-dir", str(tmp_path))
+    assert listed.returncode == 2
+    assert "no tokens in" in listed.stderr
+    assert not (tmp_path / "tokens.db").exists()
+    created = _cli("create", "--data-dir", str(tmp_path), "--role", "admin", "--community", "*")
+    assert created.returncode == 0, created.stderr
+    revoked = created.stdout.splitlines()[0].split()[1].rstrip(":")
+    assert _cli("revoke", "--data-dir", str(tmp_path), revoked).returncode == 0
+    listed = _cli("list", "--data-dir", str(tmp_path))
+    assert listed.stdout.splitlines()[0].split()[:3] == ["id", "role", "communities"]
+    assert revoked in listed.stdout.splitlines()[1]

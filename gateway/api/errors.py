@@ -82,6 +82,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    broken = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if broken is not None:
+        # not a body that failed its schema but one that is not JSON at all: the client's bug
+        why = str(broken.get("ctx", {}).get("error", "")) or "not JSON"
+        at = broken["loc"][-1] if isinstance(broken["loc"][-1], int) else None
+        return error_response(
+            400, f"malformed JSON: {why}" + (f" (at character {at})" if at is not None else "")
+        )
     details = [
         {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
     ]

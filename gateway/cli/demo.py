@@ -14,17 +14,37 @@ def register(commands: Commands) -> None:
     """Add `demo` and its flags."""
     api_port: int = ApiSettings.model_fields["port"].default
     demo = commands.add_parser(
-        "demo", help="broker, agent, API and a simulated community, zero set-up"
+        "demo",
+        help="broker, agent, API and a simulated community, zero set-up",
+        description="Start a private mosquitto, the gateway (agent, alert API, duty console) and "
+        "a simulated community (阳光花园) whose devices report and raise SOS, smoke, fall and "
+        "door alarms. It prints the console address, one-time sign-in links and the API token; "
+        "Ctrl-C stops everything.",
     )
-    demo.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where alerts, readings and tokens are kept (default: a fresh temporary directory, "
+        "removed when the demo stops; a directory given here is kept)",
+    )
     demo.add_argument(
         "--api-port",
         type=int,
         default=api_port,
         help=f"default {api_port} (a free one if busy)",
     )
-    demo.add_argument("--rate", type=float, default=20.0, help="routine messages per second")
-    demo.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING")
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=20.0,
+        help="routine device messages per second across the community (default %(default)s)",
+    )
+    demo.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="how much the gateway logs to stderr (default %(default)s)",
+    )
     demo.set_defaults(handler=run)
 
 

@@ -11,6 +11,7 @@ from gateway.settings import (
     ApiSettings,
     MqttSettings,
     Settings,
+    TsdbSettings,
     load_settings,
 )
 from gateway.shard_desk import write_api_url
@@ -23,11 +24,20 @@ _log = logging.getLogger(__name__)
 def register(commands: Commands) -> None:
     """Add `run` and its flags; each flag overrides the setting of the same name."""
     data_dir: Path = Settings.model_fields["data_dir"].default
-    run = commands.add_parser("run", help="run the agent and the alert API")
+    run = commands.add_parser(
+        "run",
+        help="run the agent and the alert API",
+        description="Run the gateway: subscribe to the broker, decode and check device messages, "
+        "raise alerts and send them on, and serve the alert API and the duty console. Settings "
+        "come from flags, then --config FILE, then COMMUNITY_EDGE_* environment variables "
+        "(COMMUNITY_EDGE_MQTT__URL, ...), then the defaults shown here.",
+    )
     run.add_argument("--config", type=Path, help="YAML settings file (flags override it)")
     run.add_argument(
         "--mqtt-url",
-        help=f"broker, mqtt://HOST:PORT (default {MqttSettings.model_fields['url'].default})",
+        help="broker, mqtt://[USER:PASSWORD@]HOST:PORT, or mqtts:// for TLS (port 8883 by "
+        f"default; percent-encode special characters in the password) "
+        f"(default {MqttSettings.model_fields['url'].default})",
     )
     run.add_argument(
         "--mqtt-protocol",
@@ -38,9 +48,21 @@ def register(commands: Commands) -> None:
     run.add_argument(
         "--tsdb-url", help="time-series server, http://HOST:PORT (default: embedded store)"
     )
-    run.add_argument("--tsdb-org")
-    run.add_argument("--tsdb-bucket")
-    run.add_argument("--tsdb-token")
+    run.add_argument(
+        "--tsdb-org",
+        help="InfluxDB 2 organisation of the time-series server "
+        f"(default {TsdbSettings.model_fields['org'].default})",
+    )
+    run.add_argument(
+        "--tsdb-bucket",
+        help="bucket (InfluxDB 2) or database the readings go to "
+        f"(default {TsdbSettings.model_fields['bucket'].default})",
+    )
+    run.add_argument(
+        "--tsdb-token",
+        help="the time-series server's API token (default none; better in "
+        "COMMUNITY_EDGE_TSDB__TOKEN, which `ps` does not show)",
+    )
     run.add_argument("--api-host", help=f"default {ApiSettings.model_fields['host'].default}")
     run.add_argument(
         "--api-port", type=int, help=f"default {ApiSettings.model_fields['port'].default}"
@@ -60,7 +82,9 @@ def register(commands: Commands) -> None:
         "--profiles-dir", type=Path, help="device profiles (default: the shipped ones)"
     )
     run.add_argument("--rules-file", type=Path, help="community rules (default: the shipped ones)")
-    run.add_argument("--log-level", choices=LOG_LEVELS)
+    run.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="how much is logged to stderr (default INFO)"
+    )
     run.add_argument(
         "--shards",
         type=int,

@@ -50,6 +50,10 @@ def manage_tokens(args: argparse.Namespace) -> int:
     from gateway.audit import open_audit
     from gateway.tokens import TokenError, open_tokens
 
+    refused = _refusal(args.data_dir, args.tokens_command)
+    if refused is not None:
+        print(f"community-edge tokens: {refused}", file=sys.stderr)
+        return 2
     try:
         store = open_tokens(args.data_dir)
     except TokenError as exc:
@@ -77,7 +81,15 @@ def manage_tokens(args: argparse.Namespace) -> int:
             print("shown once: keep it now (only its hash is stored)")
             print(token)
         elif args.tokens_command == "list":
-            for info in store.list():
+            listed = store.list()
+            if not listed:
+                print(f"no tokens in {args.data_dir} (create one with `tokens create`)")
+            else:
+                print(
+                    f"{'id':{len(listed[0].id)}}  {'role':16} {'communities':24} "
+                    f"{'created (UTC)':16}  state  name"
+                )
+            for info in listed:
                 if info.revoked_at:
                     state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}"
                 elif info.expires_at:
@@ -108,3 +120,17 @@ def manage_tokens(args: argparse.Namespace) -> int:
         store.close()
         audit.close()
     return 0
+
+
+def _refusal(data_dir: Path, action: str) -> str | None:
+    """Why `action` is refused on `data_dir`, or None. A mistyped path must not quietly become a
+    fresh, empty data dir: nothing is created where there was no directory, and listing or
+    revoking where no token was ever made says so."""
+    if not data_dir.is_dir():
+        return (
+            f"no data dir {data_dir}: give the gateway's --data-dir "
+            "(the demo prints its own; see `community-edge demo --help`)"
+        )
+    if action != "create" and not (data_dir / "tokens.db").exists():
+        return f"no tokens in {data_dir}: no token was ever created there (is it the gateway's?)"
+    return None

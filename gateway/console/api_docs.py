@@ -11,7 +11,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gateway.console.assets import asset_url
 
@@ -52,3 +52,9 @@ async def redoc(request: Request) -> HTMLResponse:
     # offline gateway's browser does not even try (the logo is hidden when it cannot load)
     page.headers["Content-Security-Policy"] = "img-src 'self' data:"
     return page
+
+
+@router.get("/favicon.ico")
+async def favicon() -> RedirectResponse:
+    """Browsers ask for /favicon.ico on every host: the console's icon (a 404 in every log)."""
+    return RedirectResponse(asset_url("favicon.svg"), status_code=301)

@@ -29,6 +29,7 @@ from gateway.console import (
 from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
 from gateway.console.board import OpenAlerts
+from gateway.console.not_found import refusal_page
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
 from gateway.console.sign_in_links import SignInLinks
@@ -121,7 +122,6 @@ def create_console(
 
     @console.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        key = "read_only" if exc.status_code == 403 else "not_found"
-        return render(request, "message.html", {"message_key": key}, status_code=exc.status_code)
+        return refusal_page(request, exc.status_code)
 
     return console

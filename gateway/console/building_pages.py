@@ -21,6 +21,7 @@ from gateway.console.access import Person, Visitor
 from gateway.console.board import is_life_safety
 from gateway.console.buildings import Building, gather
 from gateway.console.device_status import DeviceStatus, PlaceState, open_alerts_by_device, statuses
+from gateway.console.fragments import whole_page_instead
 from gateway.console.page import render
 from gateway.privacy import sees_personal_data
 
@@ -102,7 +103,10 @@ async def buildings_page(request: Request, visitor: Person) -> Response:
 
 @router.get("/buildings/board")
 async def buildings_fragment(request: Request, visitor: Person) -> Response:
-    """The buildings alone: on reconnect and every 30 s (liveness that raised no alert)."""
+    """The buildings alone: on reconnect and every 30 s (liveness that raised no alert); opened
+    directly, the buildings page."""
+    if (whole := whole_page_instead(request, "/console/buildings")) is not None:
+        return whole
     return render(request, "_buildings.html", _context(request, visitor))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from html import escape
 
 from markupsafe import Markup
@@ -56,6 +56,35 @@ def _label(value: float) -> str:
     return f"{value:.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:.1f}"
 
 
+def _time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+    """The window's ends, and the middle too when it spans hours (a day's chart reads by it)."""
+    ticks = [(start, "start"), (end, "end")]
+    if end - start >= timedelta(hours=2):
+        ticks.insert(1, (start + (end - start) / 2, "middle"))
+    return ticks
+
+
+def _time_label(at: datetime, start: datetime, end: datetime, zone: tzinfo) -> str:
+    """HH:MM; with the date (MM-DD HH:MM) when the window crosses a day in the community's zone,
+    so a 24-hour chart's two ends do not both read "12:01"."""
+    local = at.astimezone(zone)
+    if start.astimezone(zone).date() != end.astimezone(zone).date():
+        return f"{local:%m-%d %H:%M}"
+    return f"{local:%H:%M}"
+
+
+def fitted(start: datetime, end: datetime, data: Sequence[Series]) -> datetime:
+    """A later start when the readings fill only the end of the window (a device that began
+    reporting an hour ago on a 24-hour chart): from a little before the first reading, so the
+    line is not squeezed against the right edge. At least ten minutes are kept."""
+    firsts = [s.points[0][0] for s in data if s.points]
+    if not firsts:
+        return start
+    first = min(firsts)
+    margin = max((end - first) / 20, timedelta(minutes=1))
+    return max(start, min(first - margin, end - timedelta(minutes=10)))
+
+
 def svg(
     data: Series, start: datetime, end: datetime, zone: tzinfo, mark: datetime | None, title: str
 ) -> Markup:
@@ -92,10 +121,15 @@ def svg(
             f'<text x="{_PAD_L - 6}" y="{y(value) + 5:.1f}" text-anchor="end" font-size="15" '
             f'fill="{_INK}">{escape(text)}</text>'
         )
-    for at, anchor in ((start, "start"), (end, "end")):
+    for at, anchor in _time_ticks(start, end):
+        if anchor == "middle":
+            parts.append(
+                f'<line class="tick" x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{_PAD_T}" '
+                f'y2="{_PAD_T + plot_h}" stroke="{_GRID}" stroke-width="1"/>'
+            )
         parts.append(
             f'<text x="{x(at):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}" font-size="15" '
-            f'fill="{_INK}">{at.astimezone(zone):%H:%M}</text>'
+            f'fill="{_INK}">{_time_label(at, start, end, zone)}</text>'
         )
     if mark is not None and start <= mark <= end:
         parts.append(

@@ -117,6 +117,7 @@ async def device_page(request: Request, visitor: Person, device_id: DeviceId) ->
         now,
         None,
         visitor.words,
+        lang=visitor.lang,
     )
     return render(
         request,

@@ -6,6 +6,7 @@ rule that fired, checked against the reading that raised it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,14 +15,16 @@ from fastapi import Request
 from markupsafe import Markup
 
 from edge.agent import Desk
-from edge.model import Alert
+from edge.model import Alert, AlertEvent, AlertEventKind
 from edge.sinks import ReadingStore, StoredReading
 from gateway.console.catalogue import Lang
-from gateway.console.chart import Series, series_of, svg
+from gateway.console.chart import Series, fitted, series_of, svg
+from gateway.console.labels import field_label
 from gateway.console.rule_trace import Trace, trace
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
 
 _log = logging.getLogger(__name__)
+_SAME = timedelta(milliseconds=1)  # a reading's time as a store with milliseconds keeps it
 _TSDB_LOOKBACK = timedelta(hours=1)  # how far back the reading that raised an alert is looked for
 
 AROUND_MIN = (5, 10, 30, 60)  # the choices of "± minutes" the page offers
@@ -96,6 +99,7 @@ async def readings_of(
     mark: datetime | None,
     words: dict[str, str],
     first: tuple[str, ...] = (),
+    lang: Lang = "zh",
 ) -> Readings:
     """The device's readings from `start` to `end`, a chart per numeric field (`first` first)."""
     source = "store" if reading_store(request) is not None else "tsdb"
@@ -107,40 +111,81 @@ async def readings_of(
     if found is None:
         return Readings(False, start, end)
     zone = request.app.state.zone
+    drawn = series_of(((r.at, r.fields) for r in found), first)
+    # around an alert the window is the point; over a device's day, the readings it has
+    shown = start if mark is not None else fitted(start, end, drawn)
     charts = [
-        (s, svg(s, start, end, zone, mark, words["chart_of"].format(field=s.field)))
-        for s in series_of(((r.at, r.fields) for r in found), first)
+        (
+            s,
+            svg(
+                s,
+                shown,
+                end,
+                zone,
+                mark,
+                words["chart_of"].format(field=field_label(s.field, lang)),
+            ),
+        )
+        for s in drawn
     ]
     return Readings(True, start, end, charts, found[:TABLE_ROWS], len(found), source)
 
 
-async def _raising(request: Request, alert: Alert) -> StoredReading | None:
-    """The reading that raised the alert: the device's last one at its opening (a device's own
-    clock may run a little ahead of the gateway's)."""
-    until = alert.opened_at + timedelta(seconds=2)
+def opening_seen(history: Sequence[AlertEvent]) -> datetime | None:
+    """The time of the reading that opened the alert: its OPENED event's `last_seen_at` (later
+    repeats move the alert's own `last_seen_at` on, so the alert alone does not say it)."""
+    for event in history:
+        if event.kind == AlertEventKind.OPENED:
+            return event.alert.last_seen_at
+    return None
+
+
+async def _raising(
+    request: Request, alert: Alert, seen: datetime | None = None
+) -> StoredReading | None:
+    """The reading that raised the alert: the one the alert's opening event names (`seen`);
+    without it, the device's last one at its opening (a device's own clock may run a little
+    ahead of the gateway's)."""
+    if seen is None and alert.count == 1:
+        seen = alert.last_seen_at
     try:
+        if seen is not None:
+            # stores keep milliseconds: the reading at `seen` may read up to 1 ms off it
+            near = await _query(
+                request,
+                alert.device_id,
+                alert.community,
+                alert.category,
+                seen - _SAME,
+                seen + _SAME,
+                10,
+            )
+            exact = [r for r in near or [] if abs(r.at - seen) <= _SAME]
+            if exact:
+                return min(exact, key=lambda r: abs(r.at - seen))
         before = await _query(
             request,
             alert.device_id,
             alert.community,
             alert.category,
             None,
-            until,
+            alert.opened_at + timedelta(seconds=2),
             10,
         )
     except TsdbUnavailable:
         return None  # the readings say why
-    if before is None:
-        return None
-    exact = [r for r in before if r.at == alert.last_seen_at] if alert.count == 1 else []
-    found = exact or before  # newest first
-    return found[0] if found else None
+    return before[0] if before else None  # newest first
 
 
 async def moment(
-    request: Request, alert: Alert, lang: Lang, words: dict[str, str]
+    request: Request,
+    alert: Alert,
+    lang: Lang,
+    words: dict[str, str],
+    history: Sequence[AlertEvent] = (),
 ) -> dict[str, Any]:
-    """The alert page's `readings`, `around`, `rule_trace` and `raising` (the reading checked)."""
+    """The alert page's `readings`, `around`, `rule_trace` and `raising` (the reading checked,
+    the one that opened the alert as its `history` names it)."""
     try:
         around = int(request.query_params.get("around", DEFAULT_AROUND_MIN))
     except ValueError:
@@ -161,9 +206,12 @@ async def moment(
         alert.opened_at,
         words,
         first,
+        lang,
     )
     raising = (
-        await _raising(request, alert) if rule is not None and rule.kind != "offline" else None
+        await _raising(request, alert, opening_seen(history))
+        if rule is not None and rule.kind != "offline"
+        else None
     )
     found: Trace | None = None
     if rule is not None:

@@ -15,10 +15,12 @@ from fastapi.templating import Jinja2Templates
 from gateway.console.access import language
 from gateway.console.assets import SECURITY_HEADERS, asset_url
 from gateway.console.catalogue import WORDS
+from gateway.console.labels import LABELS
 from gateway.console.summaries import said_in
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals["asset_url"] = asset_url
+TEMPLATES.env.globals.update(LABELS)  # categories, fields, tiers, history notes: zh/en
 
 
 def render(

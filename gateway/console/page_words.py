@@ -165,4 +165,22 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
         "This device's notifications are silenced until {t}",
     ),
     "bad_input": ("输入有误：{why}", "Not accepted: {why}"),
+    # the not-found page names what was looked for (gateway/console/not_found.py)
+    "not_found_alert": (
+        "没有找到告警 {id}（或您无权查看）。",
+        "No alert {id} (or not yours to see).",
+    ),
+    "not_found_incident": (
+        "没有找到事件 {id}（或您无权查看）。",
+        "No incident {id} (or not yours to see).",
+    ),
+    "not_found_device": (
+        "没有找到设备 {id}（或您无权查看）。",
+        "No device {id} (or not yours to see).",
+    ),
+    "not_found_household": (
+        "没有找到住户 {id}（或您无权查看）。",
+        "No household {id} (or not yours to see).",
+    ),
+    "not_found_page": ("没有这个页面：{id}", "No such page: {id}"),
 }

@@ -22,6 +22,7 @@ from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.away import away_now
 from gateway.console.board import Filters, gather, is_life_safety
 from gateway.console.care import visit_href
+from gateway.console.fragments import whole_page_instead
 from gateway.console.moment import moment
 from gateway.console.page import render
 from gateway.console.silence_pages import silence_of
@@ -77,7 +78,10 @@ async def board_page(request: Request, visitor: Person) -> Response:
 
 @router.get("/board")
 async def board_fragment(request: Request, visitor: Person) -> Response:
-    """The board's rows and counters alone, fetched again on every event of the stream."""
+    """The board's rows and counters alone, fetched again on every event of the stream (opened
+    directly: the board)."""
+    if (whole := whole_page_instead(request, "/console/")) is not None:
+        return whole
     return render(request, "_board.html", await _board_context(request, visitor))
 
 
@@ -138,6 +142,7 @@ async def _alert_page(
     desk = _desk(request)
     deliveries = request.app.state.deliveries
     shown = masked(caller, alert, places_of(request))
+    history = desk.history(alert_id)
     return render(
         request,
         "alert.html",
@@ -145,16 +150,14 @@ async def _alert_page(
             "visitor": visitor,
             "alert": shown,
             "unit_masked": alert.unit is not None and shown.unit is None,
-            "history": [
-                masked_event(caller, e, places_of(request)) for e in desk.history(alert_id)
-            ],
+            "history": [masked_event(caller, e, places_of(request)) for e in history],
             "deliveries": await deliveries.for_alert(alert_id) if deliveries is not None else [],
             "alarm": is_life_safety(alert) and alert.status == "active",
             "outcomes": OUTCOMES,
             "message": message,
             # households are a gateway's register: central has none
             "visit_href": visit_href(desk, caller, alert) if isinstance(desk, Desk) else None,
-            **await moment(request, alert, visitor.lang, visitor.words),
+            **await moment(request, alert, visitor.lang, visitor.words, history),
             "silence": silence_of(request, alert),
         },
         status_code=status_code,
