@@ -174,13 +174,18 @@ def test_a_token_expires_and_an_old_tokens_file_gains_the_column(tmp_path: Path)
 def test_the_tokens_command_refuses_a_missing_data_dir_and_says_when_there_are_none(
     tmp_path: Path,
 ) -> None:
-    """A mistyped --data-dir is refused, not created empty; an empty list says so (trial #6)."""
+    """A mistyped --data-dir is refused by list and revoke, not created empty; create makes a
+    fresh install's dir and says so; an empty list says so (trial #6)."""
     missing = tmp_path / "no" / "such"
-    for action in (["list"], ["revoke", "abc"], ["create", "--role", "admin", "--community", "*"]):
+    for action in (["list"], ["revoke", "abc"]):
         refused = _cli(*action, "--data-dir", str(missing))
         assert refused.returncode == 2, action
         assert f"no data dir {missing}" in refused.stderr
     assert not (tmp_path / "no").exists()
+    fresh = _cli("create", "--data-dir", str(missing), "--role", "admin", "--community", "*")
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"created the data dir {missing}" in fresh.stderr
+    assert (missing / "tokens.db").exists()
     listed = _cli("list", "--data-dir", str(tmp_path))
     assert listed.returncode == 2
     assert "no tokens in" in listed.stderr

@@ -50,6 +50,10 @@ def manage_tokens(args: argparse.Namespace) -> int:
     from gateway.audit import open_audit
     from gateway.tokens import TokenError, open_tokens
 
+    if args.tokens_command == "create" and not args.data_dir.exists():
+        # a fresh install creates its first tokens before the first start: the dir is made, and said
+        args.data_dir.mkdir(parents=True)
+        print(f"community-edge tokens: created the data dir {args.data_dir}", file=sys.stderr)
     refused = _refusal(args.data_dir, args.tokens_command)
     if refused is not None:
         print(f"community-edge tokens: {refused}", file=sys.stderr)
@@ -124,8 +128,8 @@ def manage_tokens(args: argparse.Namespace) -> int:
 
 def _refusal(data_dir: Path, action: str) -> str | None:
     """Why `action` is refused on `data_dir`, or None. A mistyped path must not quietly become a
-    fresh, empty data dir: nothing is created where there was no directory, and listing or
-    revoking where no token was ever made says so."""
+    fresh, empty data dir: only `create` makes one (and says so), and listing or revoking where no
+    token was ever made says so."""
     if not data_dir.is_dir():
         return (
             f"no data dir {data_dir}: give the gateway's --data-dir "
