@@ -108,6 +108,7 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
         ("GET", "/docs"): ("/docs", None, "open"),
         ("GET", "/docs/oauth2-redirect"): ("/docs/oauth2-redirect", None, "open"),
         ("GET", "/redoc"): ("/redoc", None, "open"),
+        ("GET", "/favicon.ico"): ("/favicon.ico", None, "open"),  # a redirect to the icon
         # the duty console (a mounted app of cookie sessions): its scope is tested route by
         # route in tests/test_console.py; without a session every page sends to sign-in
         ("GET", "/console"): ("/console/", None, "open"),
