@@ -114,6 +114,18 @@ api:
 # tsdb: {{url: http://127.0.0.1:8428, org: community, bucket: readings}}
 # the device registry (YAML or CSV); without it devices enroll from their topics:
 # devices_file: {layout.config_dir}/devices.csv
+# whom an unacknowledged alert reaches: people of the duty roster (deploy/roster.example.yaml)
+# escalation:
+#   roster_file: {layout.config_dir}/roster.yaml
+#   policies:
+#     - severity: critical
+#       steps:
+#         - {{after_s: 0, on_duty: here}}            # the person on duty for the alert's building
+#         - {{after_s: 120, next_on_roster: here}}   # nobody answered: the next of the rotation
+#         - {{after_s: 300, tier: property_manager}}
+#       repeat_every_s: 300
+# messages carry signed action links when the gateway has an address phones can open:
+# notifications: {{public_url: "https://gw.example.org", per_person_limit: 5}}
 """
 
 

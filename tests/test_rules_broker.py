@@ -174,7 +174,7 @@ def test_maybe_fall_becomes_a_fall_unless_withdrawn(agent: AgentProcess) -> None
     time.sleep(max(0.0, published + 3.0 - time.monotonic()))
     assert _alerts(agent, "b3") == [
         ("fall", "rad-1", "active", "critical"),
-        ("possible-fall", "rad-1", "active", "major"),
+        ("possible-fall", "rad-1", "resolved", "major"),  # superseded by the fall (#14)
         ("possible-fall", "rad-2", "resolved", "major"),
     ]
 

@@ -59,19 +59,17 @@ async def test_a_pending_fall_and_a_count_window_survive_a_restart(tmp_path: Pat
         assert await agent.ticker.tick() == []  # 30 s after the suspicion: not yet
         clock.advance(30)
         raised = await agent.ticker.tick()
+        # the fall supersedes the possible fall: it opens, and the possible fall is closed (#14)
         assert [(e.kind, e.alert.rule, e.alert.severity) for e in raised] == [
-            ("opened", "fall", "critical")
+            ("opened", "fall", "critical"),
+            ("resolved", "possible-fall", "major"),
         ]
         clock.advance(60)
         assert await agent.ticker.tick() == []
     async with _agent(tmp_path, clock) as agent:  # and not raised again by a third start
         clock.advance(60)
         assert await agent.ticker.tick() == []
-        assert sorted(a.rule for a in agent.alerts.open_alerts()) == [
-            "denied-swipes",
-            "fall",
-            "possible-fall",
-        ]
+        assert sorted(a.rule for a in agent.alerts.open_alerts()) == ["denied-swipes", "fall"]
 
 
 async def test_the_away_flag_is_set_through_the_api_and_kept(tmp_path: Path) -> None:
