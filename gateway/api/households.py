@@ -140,6 +140,16 @@ def audit_read(request: Request, caller: Principal, household: Household, action
         audit(request, caller, household.community, audit_name(places_of(request), household), kind)
 
 
+def audit_many(
+    request: Request, caller: Principal, households: list[Household], action: str, verb: str
+) -> None:
+    """A read of many households, once per community: `<verb>_personal_data` when every one of
+    that community's is seen in full, `<verb>_masked` otherwise."""
+    for name in sorted({h.community for h in households}):
+        full = all(sees_in_full(caller, h) for h in households if h.community == name)
+        audit(request, caller, name, action, f"{verb}_personal_data" if full else f"{verb}_masked")
+
+
 def token_name(request: Request, caller: Principal) -> str | None:
     """The name the caller's token was given (`tokens create --name`), if any."""
     tokens: TokenStore | None = getattr(request.app.state, "tokens", None)
@@ -214,13 +224,7 @@ async def list_households(
         )
     )
     page = found[:limit]
-    for name in sorted({h.community for h in page}):
-        kind = (
-            "read_personal_data"
-            if all(sees_in_full(caller, h) for h in page if h.community == name)
-            else "read_masked"
-        )
-        audit(request, caller, name, "households:list", kind)
+    audit_many(request, caller, page, "households:list", "read")
     return HouseholdList(
         items=[view_of(request, caller, desk, h) for h in page],
         next_cursor=page[-1].id if len(found) > limit else None,
@@ -272,13 +276,7 @@ async def export_households(
     scope = caller.scope(community)
     households = await run_in_threadpool(lambda: desk.households.list(scope, **list_filter(caller)))
     places = places_of(request)
-    for name in sorted({h.community for h in households}):
-        kind = (
-            "export_personal_data"
-            if all(sees_in_full(caller, h) for h in households if h.community == name)
-            else "export_masked"
-        )
-        audit(request, caller, name, "households:export", kind)
+    audit_many(request, caller, households, "households:export", "export")
     text = await run_in_threadpool(
         lambda: export_csv([shown(caller, h, places) for h in households])
     )
