@@ -336,3 +336,49 @@ def _household_families(agent: Agent) -> list[tuple[str, str, str, list[Sample]]
             [({}, float(problem is not None))],
         ),
     ]
+
+
+def merge_shards(own: str, siblings: list[tuple[str, str | None]], own_name: str) -> str:
+    """Shard 0's exposition with its siblings' merged in (`run --shards N`): each sample labelled
+    with its shard (`shard="shard-1"`; a sample that already names its shard keeps its label),
+    each family once, and `community_edge_shard_up` saying which shards answered."""
+    families: dict[str, list[str]] = {}  # name -> HELP, TYPE, then samples of every shard
+    for shard, text in [(own_name, own), *siblings]:
+        if text is None:
+            continue
+        name = ""
+        for line in text.splitlines():
+            if line.startswith("# HELP ") or line.startswith("# TYPE "):
+                name = line.split(" ", 3)[2]
+                header = families.setdefault(name, [])
+                if line not in header:
+                    header.append(line)
+            elif line and not line.startswith("#"):
+                families.setdefault(name, []).append(_with_shard(line, shard))
+    up = [
+        ({"shard": shard}, float(text is not None)) for shard, text in [(own_name, own), *siblings]
+    ]
+    out = [line for lines in families.values() for line in _headers_first(lines)]
+    out.append("# HELP community_edge_shard_up 1 when the shard's internal API answered")
+    out.append("# TYPE community_edge_shard_up gauge")
+    out.extend(_line("community_edge_shard_up", labels, value) for labels, value in up)
+    return "\n".join(out) + "\n"
+
+
+def _headers_first(lines: list[str]) -> list[str]:
+    return [x for x in lines if x.startswith("#")] + [x for x in lines if not x.startswith("#")]
+
+
+def _with_shard(sample: str, shard: str) -> str:
+    """`name{a="b"} 1` -> `name{shard="shard-1",a="b"} 1`; unchanged when it names a shard."""
+    name, brace, rest = sample.partition("{")
+    if brace:
+        if rest.startswith('shard="') or ',shard="' in rest.split("}", 1)[0]:
+            return sample
+        return (
+            f'{name}{{shard="{_escape(shard)}",{rest}'
+            if not rest.startswith("}")
+            else (f'{name}{{shard="{_escape(shard)}"{rest}')
+        )
+    name, _, value = sample.partition(" ")
+    return f'{name}{{shard="{_escape(shard)}"}} {value}'

@@ -10,11 +10,13 @@ alert's lifecycle, so two shards never race on one alert.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -33,12 +35,14 @@ from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity, epoch_ms
 from gateway.api.errors import error_response
+from gateway.metrics import merge_shards
 from gateway.shard_sync import LIVENESS_FILE, read_liveness
 
 _log = logging.getLogger(__name__)
 
 API_URL_FILE = "api-url"  # a shard writes its API's address here once it listens
 PEER_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 2.0  # a hung sibling must not hold up the gateway's /healthz
 
 
 class ShardUnavailable(Exception):
@@ -52,6 +56,18 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handler(app: FastAPI) -> None:
     """Answer ShardUnavailable with 503."""
     app.add_exception_handler(ShardUnavailable, _unavailable)
+
+
+def serve_shard_metrics(app: FastAPI, desk: ShardDesk) -> None:
+    """Shard 0's `/metrics` with every sibling's samples, labelled by shard (one scrape target
+    for the gateway; the siblings' APIs listen on loopback only)."""
+    render: Callable[[], Awaitable[str]] = app.state.render_metrics
+
+    async def with_siblings() -> str:
+        own, siblings = await asyncio.gather(render(), desk.sibling_metrics())
+        return merge_shards(own, siblings, own_name="shard-0")
+
+    app.state.render_metrics = with_siblings
 
 
 def write_api_url(data_dir: Path, url: str) -> None:
@@ -369,8 +385,63 @@ class ShardDesk(Desk):
                 return directory
         return None
 
+    # -- operations: every shard's health, readiness and metrics on shard 0 ----------------------
+
+    async def health(self) -> dict[str, Any]:
+        """This shard's health plus a `shards` section: each sibling's own `/healthz` (its MQTT
+        sessions, sinks, outbox, escalation), or `unreachable` while it restarts or hangs. A
+        sibling that is not ok makes the gateway degraded: its buildings' alarms depend on it."""
+        health = await super().health()
+        answers = await asyncio.gather(
+            *(self._sibling_json(p, "/healthz") for p in self._peer_dirs)
+        )
+        health["shards"] = {
+            peer.name: answer for peer, answer in zip(self._peer_dirs, answers, strict=True)
+        }
+        return health
+
+    async def readiness(self) -> list[str]:
+        """What keeps any shard from being ready, each sibling's problems named by its shard."""
+        problems = await super().readiness()
+        answers = await asyncio.gather(*(self._sibling_json(p, "/readyz") for p in self._peer_dirs))
+        for peer, answer in zip(self._peer_dirs, answers, strict=True):
+            if answer.get("status") == "unreachable":
+                problems.append(f"{peer.name}: {answer['error']}")
+            else:
+                problems.extend(f"{peer.name}: {p}" for p in answer.get("problems", []))
+        return problems
+
+    async def sibling_metrics(self) -> list[tuple[str, str | None]]:
+        """Each sibling's Prometheus text by shard name; None for a shard not answering."""
+
+        async def one(peer: Path) -> str | None:
+            try:
+                response = await self._send(peer, "GET", "/metrics", None, wait_s=HEALTH_TIMEOUT_S)
+            except ShardUnavailable:
+                return None
+            return response.text if response.status_code == 200 else None
+
+        texts = await asyncio.gather(*(one(p) for p in self._peer_dirs))
+        return [(peer.name, text) for peer, text in zip(self._peer_dirs, texts, strict=True)]
+
+    async def _sibling_json(self, peer: Path, path: str) -> dict[str, Any]:
+        """A sibling's JSON answer to an operations route, or `unreachable` with why."""
+        try:
+            response = await self._send(peer, "GET", path, None, wait_s=HEALTH_TIMEOUT_S)
+            answer: dict[str, Any] = response.json()
+        except ShardUnavailable as exc:
+            return {"status": "unreachable", "error": str(exc)}
+        except ValueError:
+            return {"status": "unreachable", "error": f"{peer.name} answered {path} without JSON"}
+        return answer
+
     async def _send(
-        self, peer: Path, method: str, path: str, body: dict[str, object]
+        self,
+        peer: Path,
+        method: str,
+        path: str,
+        body: dict[str, object] | None,
+        wait_s: float = PEER_TIMEOUT_S,
     ) -> httpx.Response:
         """One request to a sibling's loopback API with the shared token (503 when it is down)."""
         try:
@@ -378,7 +449,7 @@ class ShardDesk(Desk):
         except OSError as exc:
             raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
         try:
-            async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
+            async with httpx.AsyncClient(timeout=wait_s) as client:
                 return await client.request(
                     method,
                     f"{url}{path}",

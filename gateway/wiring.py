@@ -45,7 +45,7 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
-from gateway.shard_desk import ShardDesk, install_error_handler
+from gateway.shard_desk import ShardDesk, install_error_handler, serve_shard_metrics
 from gateway.shard_sync import HomeWatch, SiblingEvents
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
@@ -505,6 +505,8 @@ async def serve(
             install_error_handler(app)
             if gateway.phones is not None:  # SMS short links, the providers' callbacks
                 gateway.phones.serve(app, gateway.deliveries)
+            if desk is not None:  # run --shards N: every shard's metrics on shard 0's /metrics
+                serve_shard_metrics(app, desk)
             server = _ApiServer(
                 uvicorn.Config(
                     app,

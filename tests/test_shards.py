@@ -18,6 +18,7 @@ import pytest
 from edge.decode import ProfileRegistry, default_profile_dir
 from edge.enrich import DeviceRegistry, Shard, ShardFilter, owned_registry, place_hash
 from edge.model import DeviceRef
+from gateway.metrics import merge_shards
 from gateway.settings import ConfigurationError, Settings, load_settings
 from gateway.shards import plan
 from tests.agent_process import TOKEN, AgentProcess, wait_for
@@ -444,3 +445,68 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         assert followed["expired_at"] == ended.json()["expired_at"]
         # what is still shard 0's own is said at start
         assert "shard 0's buildings only for: unregistered devices" in agent.log_path.read_text()
+
+
+def test_shard_metrics_are_merged_by_family_and_labelled_by_shard() -> None:
+    own = (
+        "# HELP community_edge_outbox_depth entries\n# TYPE community_edge_outbox_depth gauge\n"
+        'community_edge_outbox_depth{lane="alarm",sink="tsdb"} 3\n'
+        "# HELP community_edge_households households\n# TYPE community_edge_households gauge\n"
+        "community_edge_households 7\n"
+        "# HELP community_edge_shard_dropped_total d\n# TYPE community_edge_shard_dropped_total counter\n"
+        'community_edge_shard_dropped_total{shard="0/2"} 5\n'
+    )
+    sibling = own.replace(" 3\n", " 4\n").replace("0/2", "1/2")
+    merged = merge_shards(own, [("shard-1", sibling), ("shard-2", None)], own_name="shard-0")
+    lines = merged.splitlines()
+    assert lines.count("# TYPE community_edge_outbox_depth gauge") == 1
+    assert 'community_edge_outbox_depth{shard="shard-0",lane="alarm",sink="tsdb"} 3' in lines
+    assert 'community_edge_outbox_depth{shard="shard-1",lane="alarm",sink="tsdb"} 4' in lines
+    assert 'community_edge_households{shard="shard-1"} 7' in lines
+    # a sample that names its shard already keeps its own label
+    assert 'community_edge_shard_dropped_total{shard="1/2"} 5' in lines
+    # each family's samples follow its own HELP and TYPE
+    at = lines.index("# TYPE community_edge_households gauge")
+    assert lines[at + 1 : at + 3] == [
+        'community_edge_households{shard="shard-0"} 7',
+        'community_edge_households{shard="shard-1"} 7',
+    ]
+    assert 'community_edge_shard_up{shard="shard-2"} 0.0' in lines
+    assert 'community_edge_shard_up{shard="shard-1"} 1.0' in lines
+
+
+def test_shard_0_answers_for_every_shard_s_health_readiness_and_metrics(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url) as agent:
+        _wait_shard_ready(data / "shard-1")
+        health = agent.get("/healthz")
+        assert health["status"] == "ok", health
+        sibling = health["shards"]["shard-1"]
+        assert sibling["status"] == "ok"
+        assert sibling["mqtt"]["sessions"]["alarm"]["client_id"].endswith("-s1-alarm")
+        metrics = agent.metrics()
+        assert metrics['community_edge_shard_up{shard="shard-1"}'] == 1.0
+        assert metrics['community_edge_mqtt_connected{shard="shard-1",lane="alarm"}'] == 1.0
+        assert metrics['community_edge_mqtt_connected{shard="shard-0",lane="alarm"}'] == 1.0
+
+        # a shard that hangs (SIGSTOP: alive to the supervisor, deaf to everyone) degrades the
+        # gateway, and readiness names it; once it runs again, all is well
+        pid = _shard_pid(data / "shard-1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            health = agent.get("/healthz")
+            assert health["status"] == "degraded"
+            assert health["shards"]["shard-1"]["status"] == "unreachable"
+            ready = httpx.get(f"{agent.url}/readyz", timeout=10)
+            assert ready.status_code == 503
+            assert any(p.startswith("shard-1: ") for p in ready.json()["problems"]), ready.json()
+            assert agent.metrics()['community_edge_shard_up{shard="shard-1"}'] == 0.0
+            anonymous = httpx.get(f"{agent.url}/healthz", timeout=10).json()
+            assert anonymous == {"status": "degraded"}  # details only for admins
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: agent.get("/healthz")["status"] == "ok", 30, "shard 1 healthy again")
+        assert httpx.get(f"{agent.url}/readyz", timeout=10).status_code == 200

@@ -29,6 +29,8 @@ async def healthz(desk: AgentDesk, disk: Disk, caller: MaybeCaller) -> dict[str,
     ok = health["mqtt"]["connected"] and all(s["ok"] for s in health["sinks"].values())
     ok = ok and health.get("escalation", {}).get("ok", True)  # a step that reached nobody
     ok = ok and health.get("households", {}).get("problem") is None  # a register set aside
+    # run --shards N: every sibling shard's own status (unreachable while it restarts)
+    ok = ok and all(s.get("status") == "ok" for s in health.get("shards", {}).values())
     if disk is not None:
         usage = disk.usage()
         warning = disk.warning(usage)
