@@ -31,7 +31,7 @@ from edge.alerts import (
     decode_cursor,
     encode_cursor,
 )
-from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status
+from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status, Unregistered
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
 from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity, epoch_ms
 from gateway.api.errors import error_response
@@ -88,8 +88,11 @@ class ShardDesk(Desk):
         self._peer_dirs = list(peers)
         self._stores: dict[Path, AlertStore] = {}
         self._token = token
-        # the siblings' devices as their last liveness.json said: (mtime, devices) per peer
-        self._devices: dict[Path, tuple[float, list[tuple[DeviceRef, DeviceState]]]] = {}
+        # the siblings' devices as their last liveness.json said: (mtime, devices, unregistered
+        # topics) per peer
+        self._devices: dict[
+            Path, tuple[float, list[tuple[DeviceRef, DeviceState]], list[Unregistered]]
+        ] = {}
         self._merged: tuple[
             list[tuple[DeviceRef, DeviceState]], dict[str, tuple[DeviceRef, DeviceState]]
         ] = ([], {})
@@ -251,16 +254,23 @@ class ShardDesk(Desk):
                 mtime = path.stat().st_mtime
                 cached = self._devices.get(directory)
                 if cached is None or cached[0] != mtime:
-                    self._devices[directory] = (mtime, read_liveness(path))
+                    self._devices[directory] = (mtime, *read_liveness(path))
                     changed = True
             except FileNotFoundError:
                 continue  # a shard that has not written it yet
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 _log.warning("devices of the shard at %s unreadable: %s", directory, exc)
         if changed:
-            merged = [pair for _, pairs in self._devices.values() for pair in pairs]
+            merged = [pair for _, pairs, _ in self._devices.values() for pair in pairs]
             self._merged = (merged, {ref.key: (ref, state) for ref, state in merged})
         return self._merged[0]
+
+    def unregistered(self) -> Iterator[Unregistered]:
+        """Every shard's unplaced topics, most recently seen first (siblings' up to ~5 s old)."""
+        self._sibling_devices()
+        theirs = [e for _, _, entries in self._devices.values() for e in entries]
+        both = [*super().unregistered(), *theirs]
+        return iter(sorted(both, key=lambda e: e.last_seen, reverse=True))
 
     def _sibling_device(self, key: str) -> tuple[DeviceRef, DeviceState] | None:
         """A sibling's device by `DeviceRef.key`."""

@@ -7,9 +7,11 @@
   The other shards open the same SQLite files (WAL: readers and writers of several processes);
   `HomeWatch` sees a commit by another process (`PRAGMA data_version`) and brings the shard's
   away flags and sign-of-life watch in line at once instead of at the next periodic check.
-- Devices: every other shard writes its devices and their liveness to `liveness.json` in its
-  data dir every `LIVENESS_S` (`write_liveness`); shard 0's desk lists them after its own
-  (`read_liveness`), so `/v1/devices`, a device's page and the building board show every shard.
+- Devices: every other shard writes its devices and their liveness, and the topics it could not
+  place (unregistered devices), to `liveness.json` in its data dir every `LIVENESS_S`
+  (`write_liveness`); shard 0's desk lists them after its own (`read_liveness`), so
+  `/v1/devices`, `/v1/devices/unregistered`, a device's page and the building board show every
+  shard.
 - The live stream: shard 0 follows every sibling's `alert_events` table (`SiblingEvents`) and
   publishes what they store on its own stream, so the console's board and `/v1/alerts/stream`
   show alerts of every shard.
@@ -21,6 +23,7 @@ Reading another process's SQLite file by polling costs one indexed query per fil
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -32,7 +35,7 @@ from typing import Any
 
 from edge.agent import Agent
 from edge.alerts import Silence
-from edge.enrich import DeviceState, Status
+from edge.enrich import DeviceState, Status, Unregistered
 from edge.model import AlertEvent, DeviceRef, epoch_ms
 
 _log = logging.getLogger(__name__)
@@ -69,18 +72,54 @@ def liveness_rows(agent: Agent) -> list[list[Any]]:
     return rows
 
 
-def write_liveness(rows: list[list[Any]], shard: str, data_dir: Path) -> None:
-    """Write `liveness_rows` to `data_dir/liveness.json`, atomically (off the loop: 50,000
-    devices take about 0.2 s to encode)."""
+def unregistered_rows(agent: Agent) -> list[list[Any]]:
+    """The topics this shard could not place (`/v1/devices/unregistered`), for shard 0's desk."""
+    return [
+        [
+            e.topic,
+            e.cause,
+            e.model,
+            e.device_id,
+            epoch_ms(e.first_seen),
+            epoch_ms(e.last_seen),
+            e.count,
+            base64.b64encode(e.sample).decode(),
+            e.detail,
+        ]
+        for e in agent.pipeline.unregistered.entries()
+    ]
+
+
+def write_liveness(
+    rows: list[list[Any]], shard: str, data_dir: Path, unregistered: list[list[Any]]
+) -> None:
+    """Write `liveness_rows` and `unregistered_rows` to `data_dir/liveness.json`, atomically
+    (off the loop: 50,000 devices take about 0.2 s to encode)."""
     path = data_dir / LIVENESS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"shard": shard, "devices": rows}), encoding="utf-8")
+    document = {"shard": shard, "devices": rows, "unregistered": unregistered}
+    tmp.write_text(json.dumps(document), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def read_liveness(path: Path) -> list[tuple[DeviceRef, DeviceState]]:
-    """What `write_liveness` wrote (OSError, ValueError when it cannot be read)."""
+def read_liveness(path: Path) -> tuple[list[tuple[DeviceRef, DeviceState]], list[Unregistered]]:
+    """What `write_liveness` wrote: devices with their liveness, and the unregistered topics
+    (OSError, ValueError when it cannot be read)."""
     document = json.loads(path.read_text(encoding="utf-8"))
+    unregistered = [
+        Unregistered(
+            topic=row[0],
+            cause=row[1],
+            model=row[2],
+            device_id=row[3],
+            first_seen=datetime.fromtimestamp(row[4] / 1000, UTC),
+            last_seen=datetime.fromtimestamp(row[5] / 1000, UTC),
+            count=row[6],
+            sample=base64.b64decode(row[7]),
+            detail=row[8],
+        )
+        for row in document.get("unregistered", [])
+    ]
     out: list[tuple[DeviceRef, DeviceState]] = []
     for row in document["devices"]:
         device_id, model, category, community, building, unit = row[:6]
@@ -94,7 +133,7 @@ def read_liveness(path: Path) -> list[tuple[DeviceRef, DeviceState]]:
                 ),
             )
         )
-    return out
+    return out, unregistered
 
 
 def _open_ro(path: Path) -> sqlite3.Connection | None:
@@ -139,9 +178,14 @@ class HomeWatch:
     async def report_liveness(self) -> None:
         """Tell shard 0 this shard's devices and their liveness (a failure is logged)."""
         rows = liveness_rows(self._agent)
+        unregistered = unregistered_rows(self._agent)
         try:
             await asyncio.to_thread(
-                write_liveness, rows, str(self._agent.shard), self._agent.config.data_dir
+                write_liveness,
+                rows,
+                str(self._agent.shard),
+                self._agent.config.data_dir,
+                unregistered,
             )
         except OSError as exc:
             _log.error("shard %s: cannot write %s: %s", self._agent.shard, LIVENESS_FILE, exc)

@@ -38,9 +38,8 @@ CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refu
 # what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
 # start. Merged across shards: alerts and their actions, silences, the household register,
 # visits and away flags, the live stream, the summary, incidents, devices
-# and their liveness, /healthz, /readyz and /metrics.
+# and their liveness, unregistered devices, /healthz, /readyz and /metrics.
 SHARD_0_ONLY = (
-    "unregistered devices",
     "dead letters",
     "readings (embedded store)",
     "a household's learned daily rhythm",

@@ -3,6 +3,7 @@ sharded gateway end to end against a real mosquitto, with real processes killed 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -32,8 +33,10 @@ START_S = 120.0  # N Python processes starting on a shared 2-core machine
 class ShardedGateway(AgentProcess):
     """`community-edge run --shards N`; the supervisor's shard 0 answers on `url`."""
 
-    def __init__(self, data_dir: Path, mqtt_url: str, shards: int = 2) -> None:
-        super().__init__(data_dir, mqtt_url, ["--shards", str(shards)])
+    def __init__(
+        self, data_dir: Path, mqtt_url: str, shards: int = 2, extra: list[str] | None = None
+    ) -> None:
+        super().__init__(data_dir, mqtt_url, ["--shards", str(shards), *(extra or [])])
 
     def wait_api(self, within_s: float = START_S) -> None:
         super().wait_api(within_s)
@@ -444,7 +447,7 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         (followed,) = on_shard_1("/v1/silences?all=true").json()["items"]
         assert followed["expired_at"] == ended.json()["expired_at"]
         # what is still shard 0's own is said at start
-        assert "shard 0's buildings only for: unregistered devices" in agent.log_path.read_text()
+        assert "shard 0's buildings only for: dead letters" in agent.log_path.read_text()
 
 
 def test_shard_metrics_are_merged_by_family_and_labelled_by_shard() -> None:
@@ -510,3 +513,54 @@ def test_shard_0_answers_for_every_shard_s_health_readiness_and_metrics(
             os.kill(pid, signal.SIGCONT)
         wait_for(lambda: agent.get("/healthz")["status"] == "ok", 30, "shard 1 healthy again")
         assert httpx.get(f"{agent.url}/readyz", timeout=10).status_code == 200
+
+
+def test_shard_0_lists_the_unregistered_devices_of_every_shard(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    community = "shard-unreg"
+    owned = {
+        index: next(f"b{n}" for n in range(100) if Shard(index, 2).owns(community, f"b{n}"))
+        for index in range(2)
+    }
+    devices = tmp_path / "devices.csv"
+    devices.write_text(
+        "device_id,model,community,building,unit,install_date,resident_ref,emergency_contacts\n"
+        f"sos-known,tuya-sos-button,{community},{owned[0]},1-101,,,\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url, extra=["--devices", str(devices)]) as agent:
+        internal = _wait_shard_ready(data / "shard-1")
+        topics = {
+            index: f"ce/{community}/{building}/tuya-sos-button/new-{index}"
+            for index, building in owned.items()
+        }
+        with Publisher(broker.url) as publisher:
+            for topic in topics.values():
+                publisher.publish(topic, {"battery": 60})
+        # shard 1 placed nothing of shard 0's, and holds its own unknown device
+        wait_for(
+            lambda: (
+                [
+                    e["topic"]
+                    for e in httpx.get(
+                        f"{internal}/v1/devices/unregistered", headers=agent.headers, timeout=5
+                    ).json()
+                ]
+                == [topics[1]]
+            ),
+            what="shard 1's unknown device on its own API",
+        )
+        listed = wait_for(
+            lambda: found if len(found := agent.get("/v1/devices/unregistered")) == 2 else None,
+            within_s=30,
+            what="both shards' unknown devices on shard 0's API",
+        )
+        assert {(e["topic"], e["cause"], e["count"]) for e in listed} == {
+            (topics[0], "unknown_device", 1),
+            (topics[1], "unknown_device", 1),
+        }
+        for entry in listed:  # the sibling's sample comes through its file intact
+            assert json.loads(base64.b64decode(entry["sample_base64"])) == {"battery": 60}
