@@ -6,24 +6,35 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from edge.alerts import AlertStore
-from edge.database import open_database, schema_version
-from edge.enrich import HouseholdStore
+from edge.database import open_database, open_or_set_aside, schema_version
+from edge.enrich import HouseholdStore, VisitStore
 from edge.errors import StoreVersionError
 from edge.outbox import Outbox
-from edge.sinks import DeliveryLog, ReadingStore
+from edge.sinks import DeliveryLog, PhoneBook, ReadingStore
 from gateway.audit import AuditLog
+from gateway.short_links import ShortLinks
 from gateway.tokens import TokenStore
 from tests.servers import free_port
 
 V1 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL);\n"
 V2 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b INTEGER NOT NULL DEFAULT 7);\n"
 TO_V2 = "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 7;\n"
+
+
+class _SetAside(Protocol):
+    """A store that sets an unreadable file aside and says so."""
+
+    problem: str | None
+
+    def close(self) -> None: ...
 
 
 def _version(path: Path) -> int:
@@ -144,3 +155,46 @@ def test_agent_refuses_a_newer_data_dir_with_a_clear_message(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
     assert (data / "alerts.db").read_bytes() == before
     assert not list(data.glob("alerts.db.corrupt-*"))
+
+
+@pytest.mark.parametrize(
+    ("name", "open_store", "said"),
+    [
+        ("households.db", lambda d: HouseholdStore(d / "households.db"), "household register"),
+        ("visits.db", lambda d: VisitStore(d / "visits.db"), "visit log"),
+        ("phone-sends.db", lambda d: PhoneBook(d / "phone-sends.db"), "phone book"),
+        ("short-links.db", ShortLinks, "short links"),
+    ],
+)
+def test_an_unreadable_store_is_set_aside_logged_and_said_so(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    open_store: Callable[[Path], _SetAside],
+    said: str,
+) -> None:
+    (tmp_path / name).write_bytes(b"this is not a database" * 100)
+    store = open_store(tmp_path)
+    try:
+        moved = list(tmp_path.glob(f"{name}.corrupt-*"))
+        assert len(moved) == 1
+        assert moved[0].read_bytes() == b"this is not a database" * 100
+        assert store.problem is not None
+        assert store.problem.startswith(f"{said} {tmp_path / name} was unreadable (")
+        assert f"moved to {moved[0]}, started empty; " in store.problem
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [store.problem]
+        assert _version(tmp_path / name) == 1  # the new, empty file
+    finally:
+        store.close()
+    again = open_store(tmp_path)
+    assert again.problem is None
+    again.close()
+
+
+def test_a_newer_file_is_not_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_database(path, V2, migrations=[TO_V2]).close()
+    with pytest.raises(StoreVersionError, match="newer community-edge"):
+        open_or_set_aside(path, V1, "test store")
+    assert not list(tmp_path.glob("s.db.corrupt-*"))
+    assert _version(path) == 2
