@@ -18,6 +18,7 @@ from edge.database import open_database, open_or_set_aside, schema_version
 from edge.enrich import HouseholdStore, VisitStore
 from edge.errors import StoreVersionError
 from edge.outbox import Outbox
+from edge.rules import RuleStateStore
 from edge.sinks import DeliveryLog, PhoneBook, ReadingStore
 from gateway.audit import AuditLog
 from gateway.short_links import ShortLinks
@@ -118,9 +119,10 @@ async def test_every_store_carries_a_version(tmp_path: Path) -> None:
     AuditLog(tmp_path / "audit.db").close()
     TokenStore(tmp_path / "tokens.db").close()
     HouseholdStore(tmp_path / "households.db").close()
+    RuleStateStore(tmp_path / "rules.db").close()
     # readings.db is at 2: its readings carry the flags of what the gateway replaced (#14)
     versions = {"alerts": 1, "outbox": 1, "deliveries": 1, "readings": 2, "audit": 1, "tokens": 1}
-    versions["households"] = 1
+    versions["households"] = versions["rules"] = 1
     for name, version in versions.items():
         assert _version(tmp_path / f"{name}.db") == version, name
 
@@ -198,3 +200,35 @@ def test_a_newer_file_is_not_set_aside(tmp_path: Path) -> None:
         open_or_set_aside(path, V1, "test store")
     assert not list(tmp_path.glob("s.db.corrupt-*"))
     assert _version(path) == 2
+
+
+def test_a_rules_file_from_before_versions_keeps_its_state_and_is_stamped_1(tmp_path: Path) -> None:
+    path = tmp_path / "rules.db"
+    old = sqlite3.connect(path)  # as the releases before versions wrote it
+    old.execute(
+        "CREATE TABLE rule_state (section TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+        "PRIMARY KEY (section, key)) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO rule_state VALUES ('away', 'c1/b1/101', '\"2026-01-02\"')")
+    old.commit()
+    old.close()
+    assert _version(path) == 0
+    store = RuleStateStore(path)
+    try:
+        assert store.load() == {"away": {"c1/b1/101": "2026-01-02"}}
+    finally:
+        store.close()
+    assert _version(path) == 1
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rules_file_of_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "rules.db"
+    RuleStateStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreVersionError, match=r"rules\.db: written by a newer community-edge"):
+        RuleStateStore(path)
+    assert path.read_bytes() == before
