@@ -56,6 +56,37 @@ def open_database(
     return conn
 
 
+def open_or_set_aside(
+    path: Path,
+    schema: str,
+    what: str,
+    consequence: str = "restore it from a backup",
+    *,
+    migrations: Sequence[str] = (),
+) -> tuple[sqlite3.Connection, str | None]:
+    """Open a store that alarms must not wait for: a file SQLite cannot read is moved aside
+    (`quarantine`) and a new, empty one started. What happened is logged and returned (None when
+    nothing did), for /healthz; nothing is rebuilt by itself (`community-edge restore` brings a
+    backup back).
+
+    Args:
+        what: the store as people call it ("household register"), to begin the message.
+        consequence: what starting empty means, or what to do about it, to end the message.
+
+    The connection may be used from other threads (the stores hold their own lock).
+    """
+    try:
+        conn = open_database(path, schema, check_same_thread=False, migrations=migrations)
+        return conn, None
+    except sqlite3.DatabaseError as exc:  # not StoreVersionError: a newer release's file stays
+        moved = quarantine(path)
+        problem = f"{what} {path} was unreadable ({exc}): moved to {moved}, started empty; "
+        problem += consequence
+        _log.error("%s", problem)
+        conn = open_database(path, schema, check_same_thread=False, migrations=migrations)
+        return conn, problem
+
+
 def schema_version(conn: sqlite3.Connection) -> int:
     """The file's schema version (`PRAGMA user_version`; 0 before versions were kept)."""
     row = conn.execute("PRAGMA user_version").fetchone()

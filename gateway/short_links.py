@@ -9,13 +9,12 @@ link's confirmation page, which itself changes nothing: the button there acts.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import string
 import threading
 from datetime import datetime
 from pathlib import Path
 
-from edge.database import open_database, quarantine
+from edge.database import open_or_set_aside
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS short_links (
@@ -30,11 +29,9 @@ class ShortLinks:
 
     def __init__(self, data_dir: Path) -> None:
         path = data_dir / "short-links.db"
-        try:
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
-        except sqlite3.DatabaseError:
-            quarantine(path)  # the links in messages already sent stop working; nothing else
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._conn, self.problem = open_or_set_aside(
+            path, _SCHEMA, "short links", "the links in messages already sent stop working"
+        )
         self._lock = threading.Lock()
 
     def shorten(self, token: str, expires_at: datetime, now: datetime) -> str:

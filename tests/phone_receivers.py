@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, quote
 
 import httpx
+
+from tests.http_receiver import HttpReceiver, state_of
 
 Provider = Literal["aliyun", "tencent"]
 Medium = Literal["sms", "voice"]
@@ -257,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        state = cast(_Server, self.server).state
+        state = state_of(self, _State)
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         arrived = time.monotonic()
         if state.delay_s:
@@ -332,15 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, state: _State) -> None:
-        self.state = state
-        super().__init__(("127.0.0.1", port), _Handler)
-
-
-class ProviderReceiver:
+class ProviderReceiver(HttpReceiver[_State]):
     """One provider's SMS or voice endpoint on 127.0.0.1; it may start late on a chosen port."""
 
     def __init__(
@@ -352,16 +345,14 @@ class ProviderReceiver:
         delay_s: float = 0.0,
         port: int = 0,
     ) -> None:
-        self._state = _State(provider, medium, answer, delay_s)
+        state = _State(provider, medium, answer, delay_s)
+        super().__init__(_Handler, state, port=port, name="provider-receiver")
         self.provider = provider
         self.medium = medium
-        self.port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.base_url
 
     @property
     def requests(self) -> list[ProviderRequest]:
@@ -371,34 +362,6 @@ class ProviderReceiver:
     @property
     def accepted(self) -> list[ProviderRequest]:
         return [r for r in self.requests if r.accepted]
-
-    def start(self) -> None:
-        self._server = _Server(self.port, self._state)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="provider-receiver", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- the provider's callbacks, as documented -----------------------------------------------
 

@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from tests.http_receiver import HttpReceiver, state_of
 
 Vendor = Literal["wecom", "dingtalk"]
 
@@ -194,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        state = cast(_Server, self.server).state
+        state = state_of(self, _State)
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         parts = urlsplit(self.path)
         # the vendors' URL decoding: a `sign` with + / = arrives as sent only if it was encoded
@@ -229,15 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, state: _State) -> None:
-        self.state = state
-        super().__init__(("127.0.0.1", port), _Handler)
-
-
-class RobotReceiver:
+class RobotReceiver(HttpReceiver[_State]):
     """A WeCom or DingTalk robot endpoint on 127.0.0.1; it may start late on a chosen port."""
 
     def __init__(
@@ -249,14 +242,8 @@ class RobotReceiver:
         *,
         port: int = 0,
     ) -> None:
-        self._state = _State(vendor, credential, secret, answer)
-        self.port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        state = _State(vendor, credential, secret, answer)
+        super().__init__(_Handler, state, port=port, name="robot-receiver")
 
     @property
     def requests(self) -> list[RobotRequest]:
@@ -266,31 +253,3 @@ class RobotReceiver:
     @property
     def accepted(self) -> list[RobotRequest]:
         return [r for r in self.requests if r.errcode == 0]
-
-    def start(self) -> None:
-        self._server = _Server(self.port, self._state)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="robot-receiver", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

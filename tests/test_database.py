@@ -6,24 +6,36 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from edge.alerts import AlertStore
-from edge.database import open_database, schema_version
-from edge.enrich import HouseholdStore
+from edge.database import open_database, open_or_set_aside, schema_version
+from edge.enrich import HouseholdStore, VisitStore
 from edge.errors import StoreVersionError
 from edge.outbox import Outbox
-from edge.sinks import DeliveryLog, ReadingStore
+from edge.rules import RuleStateStore
+from edge.sinks import DeliveryLog, PhoneBook, ReadingStore
 from gateway.audit import AuditLog
+from gateway.short_links import ShortLinks
 from gateway.tokens import TokenStore
 from tests.servers import free_port
 
 V1 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL);\n"
 V2 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b INTEGER NOT NULL DEFAULT 7);\n"
 TO_V2 = "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 7;\n"
+
+
+class _SetAside(Protocol):
+    """A store that sets an unreadable file aside and says so."""
+
+    problem: str | None
+
+    def close(self) -> None: ...
 
 
 def _version(path: Path) -> int:
@@ -107,9 +119,10 @@ async def test_every_store_carries_a_version(tmp_path: Path) -> None:
     AuditLog(tmp_path / "audit.db").close()
     TokenStore(tmp_path / "tokens.db").close()
     HouseholdStore(tmp_path / "households.db").close()
+    RuleStateStore(tmp_path / "rules.db").close()
     # readings.db is at 2: its readings carry the flags of what the gateway replaced (#14)
     versions = {"alerts": 1, "outbox": 1, "deliveries": 1, "readings": 2, "audit": 1, "tokens": 1}
-    versions["households"] = 1
+    versions["households"] = versions["rules"] = 1
     for name, version in versions.items():
         assert _version(tmp_path / f"{name}.db") == version, name
 
@@ -144,3 +157,78 @@ def test_agent_refuses_a_newer_data_dir_with_a_clear_message(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
     assert (data / "alerts.db").read_bytes() == before
     assert not list(data.glob("alerts.db.corrupt-*"))
+
+
+@pytest.mark.parametrize(
+    ("name", "open_store", "said"),
+    [
+        ("households.db", lambda d: HouseholdStore(d / "households.db"), "household register"),
+        ("visits.db", lambda d: VisitStore(d / "visits.db"), "visit log"),
+        ("phone-sends.db", lambda d: PhoneBook(d / "phone-sends.db"), "phone book"),
+        ("short-links.db", ShortLinks, "short links"),
+    ],
+)
+def test_an_unreadable_store_is_set_aside_logged_and_said_so(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    open_store: Callable[[Path], _SetAside],
+    said: str,
+) -> None:
+    (tmp_path / name).write_bytes(b"this is not a database" * 100)
+    store = open_store(tmp_path)
+    try:
+        moved = list(tmp_path.glob(f"{name}.corrupt-*"))
+        assert len(moved) == 1
+        assert moved[0].read_bytes() == b"this is not a database" * 100
+        assert store.problem is not None
+        assert store.problem.startswith(f"{said} {tmp_path / name} was unreadable (")
+        assert f"moved to {moved[0]}, started empty; " in store.problem
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [store.problem]
+        assert _version(tmp_path / name) == 1  # the new, empty file
+    finally:
+        store.close()
+    again = open_store(tmp_path)
+    assert again.problem is None
+    again.close()
+
+
+def test_a_newer_file_is_not_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_database(path, V2, migrations=[TO_V2]).close()
+    with pytest.raises(StoreVersionError, match="newer community-edge"):
+        open_or_set_aside(path, V1, "test store")
+    assert not list(tmp_path.glob("s.db.corrupt-*"))
+    assert _version(path) == 2
+
+
+def test_a_rules_file_from_before_versions_keeps_its_state_and_is_stamped_1(tmp_path: Path) -> None:
+    path = tmp_path / "rules.db"
+    old = sqlite3.connect(path)  # as the releases before versions wrote it
+    old.execute(
+        "CREATE TABLE rule_state (section TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+        "PRIMARY KEY (section, key)) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO rule_state VALUES ('away', 'c1/b1/101', '\"2026-01-02\"')")
+    old.commit()
+    old.close()
+    assert _version(path) == 0
+    store = RuleStateStore(path)
+    try:
+        assert store.load() == {"away": {"c1/b1/101": "2026-01-02"}}
+    finally:
+        store.close()
+    assert _version(path) == 1
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rules_file_of_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "rules.db"
+    RuleStateStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreVersionError, match=r"rules\.db: written by a newer community-edge"):
+        RuleStateStore(path)
+    assert path.read_bytes() == before

@@ -6,12 +6,11 @@ import contextlib
 import math
 import os
 import signal
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import cast
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -34,6 +33,7 @@ from edge.model import (
 )
 from edge.sinks import InfluxSink
 from edge.sinks.influx import event_line, reading_line
+from tests.http_receiver import HttpReceiver, state_of
 from tests.servers import VictoriaMetricsFactory, VictoriaMetricsServer, free_port
 
 BASE = datetime(2026, 1, 1, 8, 0, 0, 123456, tzinfo=UTC)
@@ -396,20 +396,18 @@ def test_any_representable_text_reads_back(
 # -- error translation, against a real HTTP server that answers a chosen status --------------------
 
 
-class _StatusServer(ThreadingHTTPServer):
+@dataclass
+class _Recorded:
     """Answers every write with `status` and keeps each request body it was sent."""
 
-    status = 500
-    bodies: list[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    status: int
+    bodies: list[bytes] = field(default_factory=list)
+    url: str = ""
 
 
 class _StatusHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
-        server = cast(_StatusServer, self.server)
+        server = state_of(self, _Recorded)
         server.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         self.send_response(server.status)
         if server.status == 204:
@@ -426,18 +424,11 @@ class _StatusHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _recording_server(status: int, port: int = 0) -> Iterator[_StatusServer]:
-    server = _StatusServer(("127.0.0.1", port), _StatusHandler)
-    server.status = status
-    server.bodies = []
-    thread = threading.Thread(target=server.serve_forever, name=f"status-{status}")
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def _recording_server(status: int, port: int = 0) -> Iterator[_Recorded]:
+    recorded = _Recorded(status)
+    with HttpReceiver(_StatusHandler, recorded, port=port, name=f"status-{status}") as server:
+        recorded.url = server.base_url
+        yield recorded
 
 
 @contextlib.contextmanager

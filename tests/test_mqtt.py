@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import itertools
 import struct
 import threading
 from typing import Any
@@ -15,7 +18,9 @@ from paho.mqtt.properties import Properties
 from edge.clock import SystemClock
 from edge.ingest import Delivery, MqttSession, parse_mqtt_url
 from edge.ingest.wire import _PublishProperties
+from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoFactory
+from tests.waiting import eventually
 
 RECEIVE_MAXIMUM = 100
 MESSAGES = 20_000
@@ -43,6 +48,30 @@ def _flood(url: str, topic: str, done: threading.Event) -> None:
         done.set()
 
 
+async def _until_subscribed(
+    session: MqttSession, url: str, topic: str, markers: list[Delivery], within_s: float = 10.0
+) -> None:
+    """Wait for the session's SUBACK: publish numbered markers on `topic` (under its filter) until
+    the latest one arrives, then acknowledge them all. A broker drops what it takes before the
+    subscription exists, so one marker may be lost; once the latest is in, every earlier one
+    that was routed is in too (QoS 1 reaches one client in order)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    with Publisher(url) as publisher:
+        for n in itertools.count():
+            marker = b'{"marker": %d}' % n
+            await asyncio.to_thread(publisher.publish, topic, marker)
+            with contextlib.suppress(AssertionError):  # not within half a second: send another
+                await eventually(functools.partial(_holds, markers, marker), 0.5)
+                break
+            assert loop.time() < deadline, f"no marker on {topic} within {within_s} s: no SUBACK"
+    assert session.ack(markers) == len(markers)
+
+
+def _holds(deliveries: list[Delivery], payload: bytes) -> bool:
+    return any(d.payload == payload for d in deliveries)
+
+
 async def test_unacknowledged_deliveries_never_exceed_the_receive_maximum(
     mosquitto_factory: MosquittoFactory,
 ) -> None:
@@ -55,8 +84,13 @@ async def test_unacknowledged_deliveries_never_exceed_the_receive_maximum(
     received = 0
     connected = asyncio.Event()
 
+    markers: list[Delivery] = []
+
     def on_message(delivery: Delivery) -> None:
         nonlocal outstanding, most, received
+        if delivery.topic == "flow/marker":
+            markers.append(delivery)
+            return
         pending.append(delivery)
         received += 1
         outstanding += 1
@@ -74,7 +108,7 @@ async def test_unacknowledged_deliveries_never_exceed_the_receive_maximum(
     runner = asyncio.create_task(session.run())
     try:
         await asyncio.wait_for(connected.wait(), 10)
-        await asyncio.sleep(0.2)  # the SUBACK
+        await _until_subscribed(session, broker.url, "flow/marker", markers)
         done = threading.Event()
         flood = threading.Thread(target=_flood, args=(broker.url, "flow/x", done), daemon=True)
         flood.start()
@@ -100,12 +134,13 @@ async def test_a_long_pause_at_the_receive_maximum_keeps_the_connection(
     # reading at its receive maximum, but not for so long that paho drops the connection
     broker = mosquitto_factory(extra_config=["max_inflight_messages 1000", "max_queued_messages 0"])
     pending: list[Delivery] = []
+    markers: list[Delivery] = []
     connected = asyncio.Event()
     session = MqttSession(
         parse_mqtt_url(broker.url),
         "stalled",
         ["stall/#"],
-        pending.append,
+        lambda d: (markers if d.topic == "stall/marker" else pending).append(d),
         clock=SystemClock(),
         receive_maximum=RECEIVE_MAXIMUM,
         keepalive_s=2,
@@ -114,7 +149,7 @@ async def test_a_long_pause_at_the_receive_maximum_keeps_the_connection(
     runner = asyncio.create_task(session.run())
     try:
         await asyncio.wait_for(connected.wait(), 10)
-        await asyncio.sleep(0.2)  # the SUBACK
+        await _until_subscribed(session, broker.url, "stall/marker", markers)
         publisher = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id="stall-publisher",

@@ -5,10 +5,9 @@ API, webhook, WeCom and DingTalk robots) shown to follow it against a real local
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +27,7 @@ from edge.sinks import (
     refusal,
 )
 from edge.sinks.refusal import RETRIED_4XX
+from tests.http_receiver import HttpReceiver
 
 # status -> what every HTTP sink makes of it; the same for all five, none differs today
 TABLE: dict[int, type[Exception]] = {
@@ -81,13 +81,8 @@ class _Answer(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with HttpReceiver(_Answer, None) as server:
+        yield server.base_url
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)

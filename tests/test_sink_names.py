@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +22,7 @@ from edge.outbox import check_sink_names
 from gateway.cli import main
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import build_gateway
+from tests.http_receiver import HttpReceiver
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -108,13 +109,8 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     _Receiver.received = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with HttpReceiver(_Receiver, None) as server:
+        yield server.base_url
 
 
 def _event(n: int) -> AlertEvent:

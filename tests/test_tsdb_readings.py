@@ -5,14 +5,14 @@ says where. Against a real VictoriaMetrics in tests/test_console_tsdb_browser.py
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from edge.model import FieldValue
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable, _put_back_states, _quoted
+from tests.http_receiver import HttpReceiver
 from tests.servers import free_port
 
 
@@ -67,16 +67,10 @@ async def test_a_server_without_the_export_api_is_said_to_be_no_victoria_metrics
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        reader = TsdbReadings(f"http://127.0.0.1:{server.server_address[1]}")
+    with HttpReceiver(_NotFound, None) as server:
+        reader = TsdbReadings(server.base_url)
         now = datetime.now(UTC)
         with pytest.raises(TsdbUnavailable, match="VictoriaMetrics only"):
             await reader.query(
                 device_id="d1", community="c", category="sos", since=now, until=now, limit=1
             )
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -14,10 +14,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,6 +36,7 @@ from edge.outbox import Forwarder, Outbox
 from edge.sinks import NoticeFormat, WebhookSink
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import build_gateway
+from tests.http_receiver import HttpReceiver, state_of
 from tests.servers import free_port
 
 SECRET = "whsec-SECRET-0123456789abcdef"
@@ -93,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the sink's client expects
 
     def do_POST(self) -> None:
-        state = cast(_Server, self.server).state
+        state = state_of(self, _State)
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         headers = {k.lower(): v for k, v in self.headers.items()}
         verified = state.secret is not None and verify(state.secret, headers, body, time.time())
@@ -117,15 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, port: int, state: _State) -> None:
-        self.state = state
-        super().__init__(("127.0.0.1", port), _Handler)
-
-
-class Receiver:
+class Receiver(HttpReceiver[_State]):
     """A webhook receiver on 127.0.0.1 in a thread; it may be started late on a chosen port.
 
     Args:
@@ -143,48 +135,18 @@ class Receiver:
         echo: str = "",
         delay_s: float = 0.0,
     ) -> None:
-        self._state = _State(secret, _always(answer) if isinstance(answer, int) else answer)
-        self._state.echo, self._state.delay_s = echo, delay_s
-        self.port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        answers = _always(answer) if isinstance(answer, int) else answer
+        state = _State(secret, answers, echo=echo, delay_s=delay_s)
+        super().__init__(_Handler, state, port=port, name="webhook-receiver")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/alerts"
+        return f"{self.base_url}/alerts"
 
     @property
     def received(self) -> list[Received]:
         with self._state.lock:
             return list(self._state.received)
-
-    def start(self) -> None:
-        self._server = _Server(self.port, self._state)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="webhook-receiver", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- what is sent ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from edge.database import open_database, quarantine
+from edge.database import open_or_set_aside
 from edge.errors import HouseholdError, HouseholdNotFound
 from edge.model import epoch_ms
 
@@ -133,22 +132,6 @@ class Household(BaseModel):
         """The family members escalation calls, soonest first."""
         called = [f for f in self.family if f.call_after_minutes is not None]
         return sorted(called, key=lambda f: f.call_after_minutes or 0)
-
-
-def open_or_set_aside(path: Path, schema: str, what: str) -> tuple[sqlite3.Connection, str | None]:
-    """Open a care file; one SQLite cannot read is moved aside and a new one started, so that
-    alarms keep flowing. What happened is returned (for /healthz) and logged: the register is
-    not rebuilt by itself, someone restores it from a backup (`community-edge restore`)."""
-    try:
-        return open_database(path, schema, check_same_thread=False), None
-    except sqlite3.DatabaseError as exc:
-        moved = quarantine(path)
-        problem = (
-            f"{what} {path} was unreadable ({exc}): moved to {moved}, started empty; "
-            "restore it from a backup"
-        )
-        _log.error("%s", problem)
-        return open_database(path, schema, check_same_thread=False), problem
 
 
 def household_id(community: str, building: str, unit: str) -> str:

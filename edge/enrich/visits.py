@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from edge.enrich.households import Household, open_or_set_aside
+from edge.database import open_or_set_aside
+from edge.enrich.households import Household
 from edge.model import epoch_ms
 
 OVERDUE_DAYS = 30  # a month and a day without a visit is late whatever the calendar says

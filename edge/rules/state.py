@@ -2,17 +2,19 @@
 
 One SQLite table of JSON values keyed by section and key, in DATA_DIR/rules.db (mode 0600).
 Written in one transaction per flush (each rule tick), so a crash loses at most one tick of it.
+Schema version 1 (`edge.database`): a file from before versions were kept is stamped 1, one
+written by a newer release is refused with `StoreVersionError`.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from edge.database import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_state (
@@ -20,7 +22,7 @@ CREATE TABLE IF NOT EXISTS rule_state (
     key TEXT NOT NULL,
     value BLOB NOT NULL,
     PRIMARY KEY (section, key)
-) WITHOUT ROWID
+) WITHOUT ROWID;
 """
 
 
@@ -29,13 +31,11 @@ class RuleStateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
-            # created 0600 before SQLite opens it: rule state names households and devices
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # 0600 from the first byte: rule state names households and devices. An unreadable
+        # file raises sqlite3.DatabaseError, as it did before versions were kept.
+        self._db = open_database(path, _SCHEMA)
+        # a tick's state, not an alarm: no fsync per flush (the outbox has those)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Every section's values."""

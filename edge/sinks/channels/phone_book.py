@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from edge.database import open_database, quarantine
+from edge.database import open_or_set_aside
 from edge.model import epoch_ms
 
 _SCHEMA = """
@@ -98,11 +97,12 @@ class PhoneBook:
         self.path = path
         self.keep = keep
         self._begun = 0
-        try:
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
-        except sqlite3.DatabaseError:
-            quarantine(path)  # a lost book loses callbacks' matches, never an alert
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        self._conn, self.problem = open_or_set_aside(
+            path,
+            _SCHEMA,
+            "phone book",
+            "callbacks for earlier sends no longer match (no alert is lost)",
+        )
         self._lock = threading.Lock()
 
     def close(self) -> None:
