@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from edge.database import open_database
+from edge.database import open_or_set_aside
 
 Result = Literal["ok", "refused", "not_found", "conflict"]
 
@@ -66,7 +66,11 @@ class AuditLog:
     """Appends records; reads them newest first."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        # an unreadable file is moved aside, not fatal: alarms must not stop for the audit log,
+        # and the moved file keeps the trail (`problem` degrades /healthz until it is dealt with)
+        self._conn, self.problem = open_or_set_aside(
+            path, _SCHEMA, "audit log", "its records are in the moved file: keep it with the trail"
+        )
         self._lock = threading.Lock()
         trigger = self._conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_no_delete'"

@@ -90,8 +90,10 @@ class Phones:
 
     def serve(self, app: FastAPI, deliveries: DeliveryLog | None) -> None:
         """Give the API its SMS short links and the providers' callbacks."""
+        app.state.stores.append(self.book)
         if self.short is not None:
             app.state.short_links = self.short
+            app.state.stores.append(self.short)
         if self.callback_token is None:
             _log.warning(
                 "phone channels without phone.callback_token: key presses and delivery receipts "

@@ -23,7 +23,9 @@ from edge.sinks import DeliveryLog, PhoneBook, ReadingStore
 from gateway.audit import AuditLog
 from gateway.short_links import ShortLinks
 from gateway.tokens import TokenStore
-from tests.servers import free_port
+from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import publish
+from tests.servers import MosquittoServer, free_port
 
 V1 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL);\n"
 V2 = "CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b INTEGER NOT NULL DEFAULT 7);\n"
@@ -166,6 +168,7 @@ def test_agent_refuses_a_newer_data_dir_with_a_clear_message(tmp_path: Path) -> 
         ("visits.db", lambda d: VisitStore(d / "visits.db"), "visit log"),
         ("phone-sends.db", lambda d: PhoneBook(d / "phone-sends.db"), "phone book"),
         ("short-links.db", ShortLinks, "short links"),
+        ("audit.db", lambda d: AuditLog(d / "audit.db"), "audit log"),
     ],
 )
 def test_an_unreadable_store_is_set_aside_logged_and_said_so(
@@ -232,3 +235,30 @@ def test_a_rules_file_of_a_newer_release_is_refused_untouched(tmp_path: Path) ->
     with pytest.raises(StoreVersionError, match=r"rules\.db: written by a newer community-edge"):
         RuleStateStore(path)
     assert path.read_bytes() == before
+
+
+@pytest.mark.broker
+def test_a_gateway_with_an_unreadable_audit_log_keeps_handling_alarms_and_says_so(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "audit.db").write_bytes(b"not a database" * 100)
+    with AgentProcess(data, mosquitto.url) as agent:
+        health = agent.get("/healthz")
+        assert health["status"] == "degraded"
+        (problem,) = health["stores"]["problems"]
+        assert problem.startswith(f"audit log {data / 'audit.db'} was unreadable (")
+        assert "keep it with the trail" in problem
+        # an SOS still becomes an alert, and acting on it is audited again
+        publish(
+            mosquitto.url,
+            [("ce/audit-lost/b1/tuya-sos-button/sos-1", b'{"action": "emergency"}')],
+        )
+        (alert,) = wait_for(
+            lambda: agent.get("/v1/alerts", community="audit-lost")["items"], what="the SOS"
+        )
+        assert agent.post(f"/v1/alerts/{alert['id']}/ack").status_code == 200
+        assert [r["action"] for r in agent.get("/v1/audit")][:1] == ["acknowledge"]
+    (moved,) = data.glob("audit.db.corrupt-*")
+    assert moved.read_bytes() == b"not a database" * 100

@@ -89,6 +89,9 @@ def create_app(
     app.state.readings = readings
     app.state.deliveries = deliveries
     app.state.audit = audit
+    # the gateway's own stores that start empty when their file is unreadable (`.problem`), for
+    # /healthz; wiring adds the phone book and the short links when phone channels are set
+    app.state.stores = [audit] if audit is not None else []
     app.state.action_links = action_links
     app.state.pseudonyms = pseudonyms_of(tokens)
     app.state.tokens = tokens  # the names of tokens (who recorded a visit)

@@ -21,7 +21,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", responses={401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
-async def healthz(desk: AgentDesk, disk: Disk, caller: MaybeCaller) -> dict[str, Any]:
+async def healthz(
+    desk: AgentDesk, disk: Disk, caller: MaybeCaller, request: Request
+) -> dict[str, Any]:
     """Liveness: 200 while the process runs, `status` ok or degraded (a broker lost, a sink
     failing, the data dir's disk nearly full). What is wrong (broker, client ids, sinks and their
     hosts, the disk) only with an admin token: it maps the deployment."""
@@ -31,6 +33,11 @@ async def healthz(desk: AgentDesk, disk: Disk, caller: MaybeCaller) -> dict[str,
     ok = ok and health.get("households", {}).get("problem") is None  # a register set aside
     # run --shards N: every sibling shard's own status (unreachable while it restarts)
     ok = ok and all(s.get("status") == "ok" for s in health.get("shards", {}).values())
+    # the audit log, phone book or short links found unreadable and started empty
+    stored = [s.problem for s in request.app.state.stores if s.problem is not None]
+    if stored:
+        ok = False
+        health["stores"] = {"problems": stored}
     if disk is not None:
         usage = disk.usage()
         warning = disk.warning(usage)

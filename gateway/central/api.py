@@ -137,12 +137,17 @@ def create_central_app(
         responses={status: {"model": ErrorResponse} for status in (401, 429, 503)},
     )
     def healthz(caller: MaybeCaller) -> dict[str, str]:
-        """200 when the store answers; which store it is only with an admin token."""
+        """200 when the store answers, `degraded` when the audit log was unreadable and started
+        empty; which store it is, and what was wrong, only with an admin token."""
         with store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        status = "ok" if audit_log.problem is None else "degraded"
         if caller is None or caller.role is not Role.ADMIN:
-            return {"status": "ok"}
-        return {"status": "ok", "store": store.engine.dialect.name}
+            return {"status": status}
+        answer = {"status": status, "store": store.engine.dialect.name}
+        if audit_log.problem is not None:
+            answer["audit"] = audit_log.problem
+        return answer
 
     @app.post("/v1/alert-events", tags=["ingest"], responses={**ERRORS, 413: {}, 422: {}})
     def post_alert_events(
