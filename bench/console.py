@@ -121,10 +121,16 @@ class Presses:
 
 
 def _arrivals(page: Page, sent: dict[str, tuple[float, float]], until: float) -> dict[str, float]:
-    """Poll the board until every press is on it or `until` (monotonic) passes."""
+    """Poll the board until every press of `sent` is on it or `until` (monotonic) passes.
+
+    Only these presses count: the board still shows the rows of earlier ones (the idle phase's
+    SOS alerts stay open), and counting those ended the wait at once, so presses still on their
+    way were reported as never arriving.
+    """
     seen: dict[str, float] = {}
     while time.monotonic() < until and len(seen) < len(sent):
-        seen = page.evaluate("() => window.__seen")
+        shown: dict[str, float] = page.evaluate("() => window.__seen")
+        seen = {device: at for device, at in shown.items() if device in sent}
         time.sleep(0.2)
     return seen
 
