@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -196,3 +197,16 @@ def test_every_history_note_the_agent_writes_has_a_chinese_rendering() -> None:
         rendered.append((note, note_label(note, "zh")))
     untranslated = [(note, zh) for note, zh in rendered if _leftover(zh)]
     assert untranslated == []
+
+
+def test_a_notes_utc_time_reads_in_the_communitys_zone() -> None:
+    note = (
+        "not acknowledged after 60 s: notifying nobody; reached nobody: nobody is on duty in "
+        "team east at 2026-12-06 23:30 UTC; no step left"
+    )
+    zone = ZoneInfo("Asia/Shanghai")
+    zh = note_label(note, "zh", zone)
+    assert "班组 east 在 2026-12-07 07:30 无人值班" in zh
+    assert "UTC" not in zh
+    assert "at 2026-12-07 07:30;" in note_label(note, "en", zone)
+    assert note_label(note, "en") == note  # without a zone: as stored

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 
 from gateway.console.catalogue import Lang
 
@@ -209,16 +210,27 @@ _NOTES_ZH: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
 ]
 
 
-def note_label(note: str | None, lang: Lang) -> str:
+_UTC_MINUTE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
+
+
+def note_label(note: str | None, lang: Lang, zone: tzinfo | None = None) -> str:
     """A history note in the page's language (an English page: as stored; a person's own note
-    matches no pattern and is shown as written)."""
+    matches no pattern and is shown as written), its UTC times ("at 2026-12-06 07:00 UTC", as
+    the agent writes them) in `zone`, the community's, when given."""
     if not note:
         return ""
-    if lang != "zh":
-        return note
-    for pattern, zh in _NOTES_ZH:
-        note = pattern.sub(zh, note)
-    return note.replace("; ", "；")
+    if lang == "zh":
+        for pattern, zh in _NOTES_ZH:
+            note = pattern.sub(zh, note)
+        note = note.replace("; ", "；")
+    if zone is not None:
+        note = _UTC_MINUTE.sub(lambda m: _local_minute(m.group(1), zone), note)
+    return note
+
+
+def _local_minute(text: str, zone: tzinfo) -> str:
+    at = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 LABELS: dict[str, Callable[..., str]] = {
