@@ -39,6 +39,11 @@ _REFUSALS = {
     "used": (409, "链接已使用过", "This link has already been used."),
 }
 _SEVERITY = {"critical": "紧急 critical", "major": "重要 major", "minor": "一般 minor"}
+_STATUS = {
+    "active": "待确认 active",
+    "acknowledged": "已确认 acknowledged",
+    "resolved": "已解除 resolved",
+}
 _ZONE = ZoneInfo("Asia/Shanghai")  # as the console's, when the gateway names no community zone
 
 
@@ -157,7 +162,7 @@ def _alert_block(request: Request, alert: Alert) -> str:
         f"<dt>位置 Place</dt><dd>{_e(alert.community)} / {_e(alert.building)}</dd>"
         f"<dt>设备 Device</dt><dd>{_e(alert.model)} {_e(alert.device_id)}</dd>"
         f"<dt>时间 Opened</dt><dd>{opened}</dd>"
-        f"<dt>状态 Status</dt><dd>{_e(alert.status.value)}</dd></dl>"
+        f"<dt>状态 Status</dt><dd>{_e(_STATUS.get(alert.status.value, alert.status.value))}</dd></dl>"
         # the whole story (timeline, notes, other actions) is on the console's page, after sign-in
         f'<p><a href="/console/alerts/{quote(alert.id, safe="")}">在值班台查看 · '
         f"<span lang=en>Open in the duty console</span></a></p>"
