@@ -27,6 +27,7 @@ from gateway.demo_community import (
     place_of,
     registry_csv,
 )
+from gateway.demo_leftovers import PREFIX, claim, clean_stale
 from gateway.settings import load_settings
 from gateway.tokens import TokenStore
 from gateway.wiring import Gateway, serve
@@ -89,7 +90,8 @@ async def _accepts(port: int) -> bool:
 async def _mosquitto() -> AsyncIterator[tuple[str, str]]:
     """A private mosquitto on a free port of 127.0.0.1: (url, what it is); stopped on exit."""
     binary = find_mosquitto()
-    with tempfile.TemporaryDirectory(prefix="community-edge-demo-mosquitto-") as directory:
+    with tempfile.TemporaryDirectory(prefix=f"{PREFIX}mosquitto-") as directory:
+        claim(Path(directory))  # a killed demo's broker and directory: cleared at the next start
         port = _free_port()
         config = Path(directory) / "mosquitto.conf"
         config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
@@ -159,8 +161,11 @@ async def run_demo(
     """Run everything until `stop` is set."""
     # a temporary data dir (with its API token) goes when the demo stops; --data-dir keeps one
     temporary = data_dir is None
-    directory = data_dir or Path(tempfile.mkdtemp(prefix="community-edge-demo-"))
+    clean_stale()  # the temporary directories (and broker) of a demo that was killed
+    directory = data_dir or Path(tempfile.mkdtemp(prefix=PREFIX))
     directory.mkdir(parents=True, exist_ok=True)
+    if temporary:
+        claim(directory)
     port = api_port if _port_free(api_port) else _free_port()
     # every device registered to its building and unit, with a household (gateway.demo_community)
     fleet = demo_fleet(ProfileRegistry.load(default_profile_dir()))

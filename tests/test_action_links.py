@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -66,6 +67,12 @@ async def test_opening_a_link_shows_the_alert_and_changes_nothing(world: _World)
         assert f'action="{url}"' in page.text
         assert f'href="/console/alerts/{alert_id}"' in page.text  # the whole story, signed in
     assert "script-src" not in page.headers["content-security-policy"]  # none: default-src 'none'
+    # the community's time (the console's default zone), with its offset; Chinese first
+    opened = world.gateway.agent.alert_store.get(alert_id).opened_at  # type: ignore[union-attr]
+    local = opened.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{local:%Y-%m-%d %H:%M:%S} (UTC+08:00)" in page.text
+    assert " UTC<" not in page.text
+    assert page.text.index("紧急按钮被按下") < page.text.index("Emergency button pressed")
     assert page.headers["cache-control"] == "no-store"
     assert await world.status(alert_id) == ("active", None)
 

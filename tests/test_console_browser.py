@@ -244,6 +244,21 @@ def test_filters_live_in_the_url_and_the_phone_view_fits(live: _Live) -> None:
         page.keyboard.press("Tab")  # the skip link comes first
         assert page.evaluate("() => document.activeElement.className") == "skip"
         page.screenshot(path=artefact("board-phone-390.png"), full_page=True)
+        # the one-row menu says there is more to its right, and a tap brings the rest in
+        more = page.locator(".top .more")
+        expect(more).to_be_visible()
+        more.click()
+        page.wait_for_function("() => document.querySelector('.top .pages').scrollLeft > 0")
+        # more taps until the end (one moves the menu by 70 % of its width, smoothly)
+        page.wait_for_function(
+            """() => { const more = document.querySelector('.top .more');
+                       if (!more.hidden) more.click();
+                       return more.hidden; }""",
+            polling=500,
+        )
+        last = page.locator(".top .pages a").last.bounding_box()
+        assert last is not None
+        assert last["x"] + last["width"] <= 390
 
 
 def test_chinese_by_default_english_by_switch_or_browser(live: _Live) -> None:

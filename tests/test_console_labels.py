@@ -4,7 +4,10 @@ are made by the code that writes them, so a reworded note that no longer matches
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -78,3 +81,132 @@ def test_history_notes_tiers_and_actors_read_in_chinese() -> None:
     assert role_label("duty_officer", "zh") == "值班员"
     assert role_label("platform", "en") == "platform (read only)"
     assert actor_label("王芳", "zh") == "王芳"
+
+
+# Where the agent writes an alert's history notes, and in what role each piece is written: a
+# whole `note`, `whom` a step notified (after "notifying "), `why` it reached nobody (after
+# "reached nobody: "), a duty's `reason` (inside a whom: "(on duty in <team>, <reason>)").
+_NOTE_SITES: dict[str, dict[str, str]] = {
+    "edge/alerts/lifecycle.py": {"note": "note", "then": "then"},
+    "edge/agent/family_caller.py": {"note": "note"},
+    "edge/alerts/reach.py": {
+        "whom": "whom",
+        "tier": "whom",
+        "resolve": "whom",
+        "_people": "people",
+        "_where": "where",
+    },
+    "edge/alerts/roster.py": {"reason": "reason", "_duty": "reason"},
+    "gateway/reach.py": {"unreached": "why"},
+}
+_MARK = "7"  # what the agent fills in (a person, a team, a count, a time): 7 fits every pattern
+
+
+def _template(node: ast.AST) -> str | None:
+    """The wording of a string or f-string, each filled-in value as `_MARK`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            str(v.value)
+            if isinstance(v, ast.Constant)
+            else repr(_MARK)
+            if isinstance(v, ast.FormattedValue) and v.conversion == ord("r")
+            else _MARK
+            for v in node.values
+        )
+    return None
+
+
+def _wordings(expression: ast.AST) -> list[str]:
+    """Every wording in an expression; an f-string's literal parts are not read on their own."""
+    inner = {id(v) for n in ast.walk(expression) if isinstance(n, ast.JoinedStr) for v in n.values}
+    return [
+        t
+        for n in ast.walk(expression)
+        if id(n) not in inner and (t := _template(n)) is not None and re.search("[A-Za-z]{2,}", t)
+    ]
+
+
+def _agent_notes() -> dict[str, set[str]]:
+    """The wordings of every note site, by role (read from the code, so a new wording shows)."""
+    root = Path(__file__).resolve().parents[1]
+    roles: dict[str, set[str]] = {"note": set(), "then": set(), "whom": set(), "why": set()}
+    roles["reason"], roles["where"] = set(), set()
+    for path, sites in _NOTE_SITES.items():
+        tree = ast.parse((root / path).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in sites:
+                        roles[sites[target.id]].update(_wordings(node.value))
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in sites
+            ):  # a value handed to the method that keeps it (`self._duty(..., reason, ...)`)
+                for argument in node.args:
+                    roles[sites[node.func.attr]].update(_wordings(argument))
+            if isinstance(node, ast.FunctionDef) and node.name in sites:
+                role = sites[node.name]
+                for ret in ast.walk(node):
+                    if not isinstance(ret, ast.Return) or ret.value is None:
+                        continue
+                    if role == "people" and isinstance(ret.value, ast.Tuple):
+                        _, how, nobody = ret.value.elts
+                        roles["whom"].update(_wordings(how))
+                        roles["why"].update(_wordings(nobody))
+                    elif role != "people":
+                        roles[role].update(_wordings(ret.value))
+    return roles
+
+
+def _leftover(zh: str) -> list[str]:
+    allowed = {"UTC", "channels", "roster_file", "family"}
+    return [w for w in re.findall(r"[A-Za-z_]{2,}", zh) if w not in allowed]
+
+
+def test_every_history_note_the_agent_writes_has_a_chinese_rendering() -> None:
+    """Collects each note wording from the code that writes it; one without a translation in
+    gateway/console/labels.py (a rewording in edge/, a new note) fails here by name."""
+    roles = _agent_notes()
+    assert "superseded by 7 alert 7" in roles["note"]  # the collector reads the code
+    assert "not acknowledged after 7 s: notifying 7" in roles["note"]
+    assert any(w.startswith("nobody is on duty in") for w in roles["why"])
+    assert any("on duty in" in w for w in roles["whom"])
+    assert {"override", "shift 7", "holiday 7"} <= roles["reason"]
+    assert "default audience" in roles["whom"]
+    rendered: list[tuple[str, str]] = []
+    for note in roles["note"]:
+        rendered.append((note, note_label(note, "zh")))
+    for then in roles["then"]:
+        note = f"reached nobody: 7; {then}"
+        rendered.append((note, note_label(note, "zh")))
+    for why in roles["why"]:
+        note = f"not acknowledged after 7 s: notifying nobody; reached nobody: {why}; no step left"
+        rendered.append((note, note_label(note, "zh")))
+    for whom in roles["whom"]:
+        note = f"not acknowledged after 7 s: notifying {whom}"
+        rendered.append((note, note_label(note, "zh")))
+    for where in roles["where"]:
+        note = f"reached nobody: nobody is on duty in {where} at 2026-12-06 07:00 UTC; no step left"
+        rendered.append((note, note_label(note, "zh")))
+    for reason in roles["reason"]:
+        note = f"not acknowledged after 7 s: notifying 7 (on duty in 7, {reason})"
+        rendered.append((note, note_label(note, "zh")))
+    untranslated = [(note, zh) for note, zh in rendered if _leftover(zh)]
+    assert untranslated == []
+
+
+def test_a_notes_utc_time_reads_in_the_communitys_zone() -> None:
+    note = (
+        "not acknowledged after 60 s: notifying nobody; reached nobody: nobody is on duty in "
+        "team east at 2026-12-06 23:30 UTC; no step left"
+    )
+    zone = ZoneInfo("Asia/Shanghai")
+    zh = note_label(note, "zh", zone)
+    assert "班组 east 在 2026-12-07 07:30 无人值班" in zh
+    assert "UTC" not in zh
+    assert "at 2026-12-07 07:30;" in note_label(note, "en", zone)
+    assert note_label(note, "en") == note  # without a zone: as stored

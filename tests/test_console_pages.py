@@ -19,16 +19,18 @@ import pytest
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry
+from edge.enrich import DeviceRegistry, DeviceState, Status
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertStatus, DeviceRef, FieldValue, RawMessage
 from edge.rule_spec import RuleSpec
+from edge.rules import correlation_summary
 from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.console.buildings import floor_of
 from gateway.console.catalogue import WORDS
 from gateway.console.chart import Series, fitted, series_of, svg
+from gateway.console.device_status import DeviceStatus, reported_flags
 from gateway.console.rule_trace import describe, trace
 from gateway.console.summaries import summary_zh
 from gateway.tokens import TokenStore
@@ -165,10 +167,52 @@ def test_a_chinese_page_shows_the_rules_chinese_summary() -> None:
          "severity": "critical", "within_seconds": 60, "min_devices": 2,
          "signals": [{"name": "smoke", "categories": ["smoke"]}]}
     )  # fmt: skip
+    # another wording (an older agent's) keeps what it saw as written, after the Chinese line
     assert (
         summary_zh("Confirmed fire: smoke from 2 devices", fire)
         == "确认火警\uff1asmoke from 2 devices"
     )
+
+
+def test_what_a_correlation_saw_reads_in_chinese() -> None:
+    """The agent's wording (edge.rules.correlation_summary) and the console's parse agree: no
+    English left on a Chinese page but the building and device names."""
+    fire = RuleSpec.model_validate(
+        {"id": "fire", "kind": "correlation", "summary": "Confirmed fire", "summary_zh": "确认火警",
+         "severity": "critical", "within_seconds": 120, "min_devices": 2,
+         "signals": [{"name": "smoke", "categories": ["smoke"]}]}
+    )  # fmt: skip
+    stored = correlation_summary("Confirmed fire", {"heat", "smoke"}, ["smk-2", "smk-1"], "b3", 120)
+    assert stored == (
+        "Confirmed fire: heat + smoke from 2 devices in building b3 within 120 s (smk-1, smk-2)"
+    )
+    assert (
+        summary_zh(stored, fire)
+        == "确认火警\uff1ab3 栋 120 秒内 2 个设备报高温 + 烟雾\uff08smk-1、smk-2\uff09"
+    )
+    one = correlation_summary("Confirmed fire", {"smoke"}, ["smk-1"], "b 3", 90.5)
+    assert summary_zh(one, fire) == "确认火警\uff1ab 3 栋 90.5 秒内 1 个设备报烟雾\uff08smk-1\uff09"
+
+
+def test_a_devices_own_tamper_and_battery_words_flag_it_without_a_rule() -> None:
+    """DEVICES.md: Zigbee contacts send `tamper` and `battery_low`, Tuya smoke detectors
+    `battery_state` low|middle|high; a door contact has no tamper rule, so no alert says it."""
+    ref = DeviceRef("door-7", "zigbee-door-contact", "door", "a", "a1", "701", 0)
+    state = DeviceState(Status.ONLINE, None, None, 90, None, 120, None)
+    plain = DeviceStatus(ref, state, ())
+    assert plain.flags == []
+    newest_first: list[dict[str, FieldValue]] = [
+        {"open": True, "linkquality": 80},
+        {"tamper": True, "battery_state": "low"},
+        {"tamper": False, "battery_low": False, "battery_state": "high"},
+    ]
+    reported = reported_flags(newest_first)
+    assert reported == {"tamper": True, "battery_state": "low", "battery_low": False}
+    flagged = DeviceStatus(ref, state, (), reported)
+    assert flagged.flags == ["dev_tamper", "dev_low_battery"]
+    assert not flagged.alarm  # a flag needs a person, not an alarm on the building board
+    restored = DeviceStatus(ref, state, (), reported_flags(newest_first[2:]))
+    assert restored.flags == []
 
 
 def test_a_chart_is_an_svg_with_a_line_a_mark_and_a_name() -> None:

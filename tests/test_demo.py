@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from gateway.cli import main
+from gateway.demo_leftovers import clean_stale
 from tests.agent_process import wait_for
 
 
@@ -140,3 +141,55 @@ def test_demo_without_mosquitto_names_the_install_command_and_exits_2(
     (line,) = err.splitlines()
     assert line.startswith("community-edge demo: mosquitto is not installed")
     assert "apt-get install mosquitto" in line
+
+
+def _start_demo(log: Path, temp: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "demo", "--api-port", "0", "--rate", "5"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(temp)},
+        )
+
+
+def _broker_port(log: Path) -> int:
+    banner = wait_for(
+        lambda: re.search(r"broker:\s+mqtt://127\.0\.0\.1:(\d+)", log.read_text()),
+        what="the demo banner",
+    )
+    return int(banner.group(1))
+
+
+def test_a_killed_demos_directories_and_broker_are_cleared_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves the temporary data dir, the broker's dir and the broker itself (its own
+    session); the next demo removes them, and leaves a running demo's alone."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    foreign = temp / "community-edge-demo-by-hand"  # no owner file: not a demo's, kept
+    foreign.mkdir()
+    killed = _start_demo(tmp_path / "killed.log", temp)
+    try:
+        orphan_port = _broker_port(tmp_path / "killed.log")
+    finally:
+        killed.kill()
+        killed.wait(timeout=30)
+    left = sorted(p.name for p in temp.glob("community-edge-demo-*"))
+    assert len(left) == 3, left  # data dir, broker dir, the foreign one
+    assert _accepts(orphan_port), "the killed demo's broker was expected to outlive it"
+    second = _start_demo(tmp_path / "second.log", temp)
+    try:
+        _broker_port(tmp_path / "second.log")
+        wait_for(lambda: not _accepts(orphan_port), what="the orphan broker stopped")
+        mine = sorted(p.name for p in temp.glob("community-edge-demo-*"))
+        assert foreign.name in mine
+        assert not (set(left) - {foreign.name}) & set(mine)
+        assert len(mine) == 3  # the second demo's two and the foreign one
+    finally:
+        second.send_signal(signal.SIGINT)
+        code = second.wait(timeout=30)
+        clean_stale(temp)  # should the demo not have: no broker of this test outlives it
+    assert code == 0, (tmp_path / "second.log").read_text()
+    assert [p.name for p in temp.glob("community-edge-demo-*")] == [foreign.name]

@@ -4,6 +4,7 @@ the community rules file, rule state on disk.
 
 from edge.rules.community import CommunityRules, default_rules_file, load_rules_file
 from edge.rules.engine import RuleEngine
+from edge.rules.place import correlation_summary
 from edge.rules.rhythm import Day, HouseholdRhythm, RhythmView
 from edge.rules.state import RuleStateStore
 from edge.rules.verdict import Verdict
@@ -16,6 +17,7 @@ __all__ = [
     "RuleEngine",
     "RuleStateStore",
     "Verdict",
+    "correlation_summary",
     "default_rules_file",
     "load_rules_file",
 ]

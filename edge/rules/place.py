@@ -51,6 +51,20 @@ def building_ref(rule: RuleSpec, community: str, building: str) -> DeviceRef:
     )
 
 
+def correlation_summary(
+    summary: str, signals: Iterable[str], devices: Iterable[str], building: str, within_s: float
+) -> str:
+    """A correlation alert's stored line: the rule's summary, then what it saw, in English as the
+    API, the logs and the channels read it. The console's Chinese page parses this wording
+    (gateway/console/summaries.py; tests/test_console_pages.py checks the two agree)."""
+    found = sorted(devices)
+    return (
+        f"{summary}: {' + '.join(sorted(signals))} from {len(found)} device"
+        f"{'s' * (len(found) != 1)} in building {building} within "
+        f"{within_s:g} s ({', '.join(found)})"
+    )
+
+
 def _place_reading(device: DeviceRef, at: datetime) -> Reading:
     return Reading.model_construct(
         device=device, fields={}, at=at, received_at=at, time_source="gateway", seq=None
@@ -238,10 +252,8 @@ class PlaceRules:
         self.raised[key] = set(devices)
         self._changes["raised", key] = devices
         ref = building_ref(effective, device.community, device.building)
-        summary = (
-            f"{effective.summary}: {' + '.join(sorted(names))} from {len(devices)} device"
-            f"{'s' * (len(devices) != 1)} in building {device.building} within "
-            f"{effective.within_seconds:g} s ({', '.join(devices)})"
+        summary = correlation_summary(
+            effective.summary, names, devices, device.building, effective.within_seconds
         )
         named = effective.model_copy(update={"summary": summary})
         verdicts.append(Verdict(named, "raise", _place_reading(ref, reading.at)))

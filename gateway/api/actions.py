@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import html
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -38,6 +39,12 @@ _REFUSALS = {
     "used": (409, "链接已使用过", "This link has already been used."),
 }
 _SEVERITY = {"critical": "紧急 critical", "major": "重要 major", "minor": "一般 minor"}
+_STATUS = {
+    "active": "待确认 active",
+    "acknowledged": "已确认 acknowledged",
+    "resolved": "已解除 resolved",
+}
+_ZONE = ZoneInfo("Asia/Shanghai")  # as the console's, when the gateway names no community zone
 
 
 @router.get("/a/{token}", response_class=HTMLResponse)
@@ -52,7 +59,7 @@ async def confirm(token: str, request: Request, desk: AgentDesk) -> HTMLResponse
         return _refusal(LinkRefused("altered", "no such alert"))
     zh, en = _VERBS[claim.action]
     body = (
-        f"{_alert_block(alert)}"
+        f"{_alert_block(request, alert)}"
         f"<p>您将以 <b>{_e(claim.person_name)}</b> 的身份操作。<br>"
         f"<span lang=en>You act as <b>{_e(claim.person_name)}</b>.</span></p>"
         f'<form method="post" action="/a/{_e(token)}">'
@@ -81,14 +88,14 @@ async def act(token: str, request: Request, desk: AgentDesk) -> HTMLResponse:
         return _page(
             409,
             "已有人处理 · Already handled",
-            f"{_alert_block(current) if current else ''}<p>{zh}<br><span lang=en>{en}</span></p>",
+            f"{_alert_block(request, current) if current else ''}<p>{zh}<br><span lang=en>{en}</span></p>",
         )
     _record(request, claim, alert)
     zh, en = _VERBS[claim.action]
     return _page(
         200,
         f"已完成 · Done: {en}",
-        f"{_alert_block(alert)}<p>✔ {zh}:{_e(claim.person_name)}<br>"
+        f"{_alert_block(request, alert)}<p>✔ {zh}:{_e(claim.person_name)}<br>"
         f"<span lang=en>{en}: {_e(claim.person_name)}</span></p>",
     )
 
@@ -126,17 +133,36 @@ def _record(request: Request, claim: LinkClaim, alert: Alert) -> None:
         )
 
 
-def _alert_block(alert: Alert) -> str:
+def _opened(request: Request, alert: Alert) -> str:
+    """When the alert opened, in the community's time zone like the rest of the console, with
+    its offset: a link may be opened on a phone set to any zone."""
+    zone: tzinfo = getattr(request.app.state, "zone", None) or _ZONE
+    local = alert.opened_at.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def _summary(request: Request, alert: Alert) -> str:
+    """The rule's Chinese line first, then the stored (English) summary."""
+    desk = getattr(request.app.state, "desk", None)
+    rule = desk.rule(alert.model, alert.rule, alert.device_id) if isinstance(desk, Desk) else None
+    zh = rule.summary_zh if rule is not None else None
+    if zh is None or zh == alert.summary:
+        return _e(alert.summary)
+    return f"{_e(zh)}<br><span lang=en>{_e(alert.summary)}</span>"
+
+
+def _alert_block(request: Request, alert: Alert) -> str:
     # no unit and no resident: whoever holds the link sees the building, not the home
     severity = _SEVERITY.get(alert.severity.value, alert.severity.value)
-    opened = alert.opened_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    opened = _opened(request, alert)
     return (
-        f"<h2>{_e(alert.summary)}</h2><dl>"
+        f"<h2>{_summary(request, alert)}</h2><dl>"
         f"<dt>级别 Severity</dt><dd>{_e(severity)}</dd>"
         f"<dt>位置 Place</dt><dd>{_e(alert.community)} / {_e(alert.building)}</dd>"
         f"<dt>设备 Device</dt><dd>{_e(alert.model)} {_e(alert.device_id)}</dd>"
         f"<dt>时间 Opened</dt><dd>{opened}</dd>"
-        f"<dt>状态 Status</dt><dd>{_e(alert.status.value)}</dd></dl>"
+        f"<dt>状态 Status</dt><dd>{_e(_STATUS.get(alert.status.value, alert.status.value))}</dd></dl>"
         # the whole story (timeline, notes, other actions) is on the console's page, after sign-in
         f'<p><a href="/console/alerts/{quote(alert.id, safe="")}">在值班台查看 · '
         f"<span lang=en>Open in the duty console</span></a></p>"

@@ -38,6 +38,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "signed_in_as": ("当前用户", "Signed in as"),
     "language": ("语言", "Language"),
     "other_lang": ("English", "中文"),
+    "more_menu": ("更多页面", "More pages"),
     "open_alerts": ("未处理告警", "Open alerts"),
     "none_open": ("没有未处理的告警。", "No open alerts."),
     "severity": ("级别", "Severity"),

@@ -5,6 +5,7 @@ view, as in the API), and one device's page with a chart of its readings and its
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from edge.enrich import Status
 from edge.model import Alert
 from gateway.api.security import audit, masked, places_of, topic_visible, visible
 from gateway.console.access import Person
-from gateway.console.device_status import open_alerts_by_device, statuses
+from gateway.console.device_status import open_alerts_by_device, reported_flags, statuses
 from gateway.console.moment import readings_of
 from gateway.console.page import render
 from gateway.privacy import sees_personal_data
@@ -102,7 +103,6 @@ async def device_page(request: Request, visitor: Person, device_id: DeviceId) ->
     principal = visitor.principal
     visible(request, principal, ref.community, f"device:{device_id}")
     alerts = _alerts_of(desk, ref.community, device_id)
-    (status,) = statuses(desk, [ref], {device_id: [a for a in alerts if a.status != "resolved"]})
     responder = sees_personal_data(principal, ref.community)
     if responder and ref.unit is not None:
         audit(request, principal, ref.community, f"device:{device_id}", "read_personal_data")
@@ -119,6 +119,9 @@ async def device_page(request: Request, visitor: Person, device_id: DeviceId) ->
         visitor.words,
         lang=visitor.lang,
     )
+    (status,) = statuses(desk, [ref], {device_id: [a for a in alerts if a.status != "resolved"]})
+    # its own word on tamper and battery, from its newest readings (no rule may watch them)
+    status = dataclasses.replace(status, reported=reported_flags(r.fields for r in readings.rows))
     return render(
         request,
         "device.html",

@@ -5,16 +5,19 @@ open alerts. Also the state of a place (a unit, a floor, a building) on the buil
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from edge.agent import Desk
 from edge.enrich import DeviceState, Status
-from edge.model import Alert, AlertStatus, DeviceRef
+from edge.model import Alert, AlertStatus, DeviceRef, FieldValue
 
 _OPEN = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED)
 _PAGE = 500
+# what real devices send of their own state (/work/shared/DEVICES.md): IAS zones and Zigbee
+# contacts `tamper` and `battery_low`, Tuya smoke detectors `battery_state` low|middle|high
+FLAG_FIELDS = ("tamper", "battery_low", "battery_state")
 
 
 class PlaceState(StrEnum):
@@ -32,6 +35,9 @@ class DeviceStatus:
     ref: DeviceRef
     state: DeviceState
     open_alerts: tuple[Alert, ...]
+    # the newest value of each of FLAG_FIELDS the device sent (a device's page reads its
+    # readings; a list does not): a door contact's open tamper switch has no rule to raise it
+    reported: Mapping[str, FieldValue] = field(default_factory=dict)
 
     @property
     def liveness(self) -> str:
@@ -39,11 +45,18 @@ class DeviceStatus:
 
     @property
     def low_battery(self) -> bool:
-        return bool(self.state.battery_low) or any("battery" in a.rule for a in self.open_alerts)
+        return (
+            bool(self.state.battery_low)
+            or self.reported.get("battery_low") is True
+            or self.reported.get("battery_state") == "low"
+            or any("battery" in a.rule for a in self.open_alerts)
+        )
 
     @property
     def tamper(self) -> bool:
-        return any("tamper" in a.rule for a in self.open_alerts)
+        return self.reported.get("tamper") is True or any(
+            "tamper" in a.rule for a in self.open_alerts
+        )
 
     @property
     def flags(self) -> list[str]:
@@ -112,3 +125,15 @@ def worst(states: Iterable[PlaceState]) -> PlaceState:
         if state in found:
             return state
     return PlaceState.OK
+
+
+def reported_flags(newest_first: Iterable[Mapping[str, FieldValue]]) -> dict[str, FieldValue]:
+    """The newest value of each of FLAG_FIELDS among readings' fields (newest first)."""
+    found: dict[str, FieldValue] = {}
+    for fields in newest_first:
+        for name in FLAG_FIELDS:
+            if name not in found and name in fields:
+                found[name] = fields[name]
+        if len(found) == len(FLAG_FIELDS):
+            break
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 
 from gateway.console.catalogue import Lang
 
@@ -150,7 +151,26 @@ def _escalated(match: re.Match[str]) -> str:
     return f"{match.group(1)} 秒内无人确认：通知 {_whom(match.group(2))}"
 
 
-# (pattern, Chinese): what lifecycle.py, escalation/reach.py and gateway/reach.py write
+def _reason(reason: str) -> str:
+    """Why a person holds a duty (edge/alerts/roster.py): a shift, a holiday, an override."""
+    kind, _, rest = reason.partition(" ")
+    if reason == "override" or reason.startswith("override:"):
+        return "临时替班" + reason.removeprefix("override").replace(":", "：", 1)
+    if kind == "shift":
+        return f"班次 {rest}"
+    if kind == "holiday":
+        return f"节假日 {rest}"
+    return reason
+
+
+def _on_duty(match: re.Match[str]) -> str:
+    return f"（{match.group(1)} 当班，{_reason(match.group(2))}）"
+
+
+# (pattern, Chinese): what edge/alerts (lifecycle, reach, roster), edge/agent/family_caller.py and
+# gateway/reach.py write; tests/test_console_labels.py reads those wordings from the code and
+# fails on one that has no line here. Applied in order: "nobody is on duty in <where> at" first,
+# then <where> ("the teams of c/b", "team x") inside what it made.
 _NOTES_ZH: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"not acknowledged after (\d+) s: notifying ([^;]+)"), _escalated),
     (
@@ -164,7 +184,22 @@ _NOTES_ZH: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
     (re.compile(r"every channel that takes it is failing \("), "接收它的渠道都出了故障（"),
     (re.compile(r"no duty roster is configured \(roster_file\)"), "未配置值班表（roster_file）"),
     (re.compile(r"no person '([^']*)' in the roster"), r"值班表中没有人员 \1"),
-    (re.compile(r"nobody is on duty in (.+?) at ([\d-]+ [\d:]+) UTC"), r"\1 在 \2 UTC 无人值班"),
+    (re.compile(r"nobody is on duty in (.+?) at (\S+(?: [\d:]+)?) UTC"), r"\1 在 \2 UTC 无人值班"),
+    (re.compile(r" \(on duty in ([^,()]+), ([^()]*)\)"), _on_duty),
+    (re.compile(r" \(next on the roster of ([^()]+)\)"), r"（\1 值班表中的下一位）"),
+    (
+        re.compile(r"nobody after (.+?) on the roster of ([^;]+)"),
+        r"\2 的值班表中 \1 之后已无人",
+    ),
+    (re.compile(r"the teams of (\S+?)(?= 在 )"), r"\1 的班组"),
+    (re.compile(r"(?<!\w)team (\S+?)(?= 在 )"), r"班组 \1"),
+    (
+        re.compile(
+            r"nobody on duty acknowledged in (\d+) s: notifying the family of the household "
+            r"\(([^()]*)\)"
+        ),
+        r"\1 秒内值班人员无人确认：通知住户家属（\2）",
+    ),
     (re.compile(r"superseded by (\S+) alert (\S+)"), r"已被 \1 告警 \2 取代"),
     (re.compile(r"silenced \((.*?)\): recorded, not notified"), r"已静默（\1）：已记录，未通知"),
     (
@@ -175,16 +210,27 @@ _NOTES_ZH: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = 
 ]
 
 
-def note_label(note: str | None, lang: Lang) -> str:
+_UTC_MINUTE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
+
+
+def note_label(note: str | None, lang: Lang, zone: tzinfo | None = None) -> str:
     """A history note in the page's language (an English page: as stored; a person's own note
-    matches no pattern and is shown as written)."""
+    matches no pattern and is shown as written), its UTC times ("at 2026-12-06 07:00 UTC", as
+    the agent writes them) in `zone`, the community's, when given."""
     if not note:
         return ""
-    if lang != "zh":
-        return note
-    for pattern, zh in _NOTES_ZH:
-        note = pattern.sub(zh, note)
-    return note.replace("; ", "；")
+    if lang == "zh":
+        for pattern, zh in _NOTES_ZH:
+            note = pattern.sub(zh, note)
+        note = note.replace("; ", "；")
+    if zone is not None:
+        note = _UTC_MINUTE.sub(lambda m: _local_minute(m.group(1), zone), note)
+    return note
+
+
+def _local_minute(text: str, zone: tzinfo) -> str:
+    at = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 LABELS: dict[str, Callable[..., str]] = {

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from gateway.console.access import language
 from gateway.console.assets import SECURITY_HEADERS, asset_url
 from gateway.console.catalogue import WORDS
-from gateway.console.labels import LABELS
+from gateway.console.labels import LABELS, note_label
 from gateway.console.summaries import said_in
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -37,7 +37,15 @@ def render(
     response = TEMPLATES.TemplateResponse(
         request,
         template,
-        {"lang": lang, "w": WORDS[lang], "local": local, "said": said_in(request, lang), **context},
+        {
+            "lang": lang,
+            "w": WORDS[lang],
+            "local": local,
+            "said": said_in(request, lang),
+            # a history note's UTC times in the community's zone, like every other time here
+            "note_label": lambda note, lang: note_label(note, lang, zone),
+            **context,
+        },
         status_code=status_code,
     )
     response.headers.update(SECURITY_HEADERS)

@@ -1,9 +1,11 @@
+# ruff: noqa: RUF001  (Chinese text uses full-width punctuation on purpose)
 """An alert's one-line summary in the page's language: the rule's `summary_zh` on a Chinese page,
 the stored (English) summary otherwise or when the rule has no Chinese line.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from fastapi import Request
@@ -12,6 +14,15 @@ from edge.agent import Desk
 from edge.model import Alert
 from edge.rule_spec import RuleSpec
 from gateway.console.catalogue import Lang
+from gateway.console.labels import category_label, field_label
+
+# what edge.rules.correlation_summary writes after the rule's summary
+_SEEN = re.compile(
+    r"(?P<signals>.+) from (?P<count>\d+) devices? in building (?P<building>.+) "
+    r"within (?P<within>[\d.e+]+) s \((?P<devices>.*)\)"
+)
+# signal names of the shipped community rules that are no category or field
+_SIGNALS = {"heat": "高温"}
 
 
 def said_in(request: Request, lang: Lang) -> Callable[[Alert], str]:
@@ -50,5 +61,25 @@ def summary_zh(summary: str, rule: RuleSpec | None) -> str:
         return rule.summary_zh
     if summary.startswith(rule.summary + ":"):
         seen = summary[len(rule.summary) + 1 :].strip()
-        return f"{rule.summary_zh}\uff1a{seen}"  # a full-width colon after Chinese text
+        return f"{rule.summary_zh}\uff1a{_seen_zh(seen)}"  # a full-width colon after Chinese
     return summary  # written by another version of the rule: as stored, not a wrong translation
+
+
+def _signal_zh(name: str) -> str:
+    if name in _SIGNALS:
+        return _SIGNALS[name]
+    label = category_label(name, "zh")
+    return label if label != name else field_label(name, "zh")
+
+
+def _seen_zh(seen: str) -> str:
+    """What a correlation saw, in Chinese; another wording is kept as written."""
+    found = _SEEN.fullmatch(seen)
+    if found is None:
+        return seen
+    signals = " + ".join(_signal_zh(s) for s in found["signals"].split(" + "))
+    devices = "、".join(found["devices"].split(", "))
+    return (
+        f"{found['building']} 栋 {found['within']} 秒内 {found['count']} 个设备报{signals}"
+        f"（{devices}）"
+    )

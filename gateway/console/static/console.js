@@ -152,6 +152,20 @@
         }
       });
     }
+    var menu = document.querySelector(".top .pages");
+    var more = document.querySelector(".top .more");
+    if (menu && more) {
+      // a phone's one-row menu: say there is more to the right until its end is in view
+      var mark = function () { more.hidden = menu.scrollLeft + menu.clientWidth >= menu.scrollWidth - 4; };
+      var current = menu.querySelector("[aria-current=page]");
+      if (current && current.offsetLeft + current.offsetWidth > menu.clientWidth) {
+        menu.scrollLeft = current.offsetLeft - 16; // the page you are on is in view
+      }
+      menu.addEventListener("scroll", mark, { passive: true });
+      window.addEventListener("resize", mark);
+      more.addEventListener("click", function () { menu.scrollBy({ left: menu.clientWidth * 0.7, behavior: "smooth" }); });
+      mark();
+    }
     document.body.addEventListener("htmx:afterSwap", check);
     document.body.addEventListener("ce:swapped", check); // buildings.js swapped a building in
     check();
