@@ -16,7 +16,7 @@ from edge.agent import Agent
 from edge.alerts import AlertStore, Roster
 from edge.clock import Clock
 from edge.errors import RosterError
-from edge.model import AlertStatus
+from edge.model import Alert, AlertStatus
 from edge.sinks import (
     ALARM_KINDS,
     AliyunSms,
@@ -174,6 +174,7 @@ def phone_sink(
     *,
     links: NotificationLinks,
     directory: Directory | None = None,
+    chinese: Callable[[Alert], str] | None = None,
 ) -> PhoneSink:
     """The sink for one phone channel; raises ConfigurationError (a secret file, the roster).
 
@@ -207,6 +208,7 @@ def phone_sink(
         console_url=f"{public.rstrip('/')}/console/" if public else None,
         log=log,
         clock=clock,
+        chinese=chinese,
     )
     phones.sinks.append(sink)
     return sink

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.agent import Agent
-from edge.model import AlertEvent
+from edge.agent import Agent, Desk
+from edge.model import Alert, AlertEvent
 from edge.sinks import Channel
+from gateway.console.summaries import said_by
 
 
 class ChannelReach:
@@ -59,3 +60,10 @@ class ChannelReach:
         except AttributeError:  # the agent is not started yet
             return None
         return alerts.handled(event.alert.id)
+
+    def chinese(self, alert: Alert) -> str:
+        """The alert's summary as its rule says it in Chinese (as stored before the agent is
+        built, or when the rule has no Chinese line), for the messages people read."""
+        if self.agent is None:
+            return alert.summary
+        return said_by(Desk(self.agent))(alert)  # the rules as loaded now: they may be reloaded

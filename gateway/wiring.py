@@ -255,7 +255,11 @@ def _channels(
     everyone = PeopleDirectory(roster, lambda: getattr(reach.agent, "households", None))
     # group robots reach the duty staff: the roster alone (no family number in a staff group)
     notices = NoticeFormat(
-        notes.zone, notes.public_url, links=maker, directory=StaffDirectory(roster)
+        notes.zone,
+        notes.public_url,
+        links=maker,
+        directory=StaffDirectory(roster),
+        chinese=reach.chinese,  # late-bound: the rules' Chinese lines, once the agent is built
     )
     for name, webhook in hooks:
         secret = webhook.secret.get_secret_value() if webhook.secret else None
@@ -267,7 +271,14 @@ def _channels(
             assert phones is not None  # open_phones opens them when such a channel is configured
             # the people an escalation step named (on duty, next on the roster, the family)
             sink = phone_sink(
-                channel, phones, settings, log, clock, links=maker, directory=everyone
+                channel,
+                phones,
+                settings,
+                log,
+                clock,
+                links=maker,
+                directory=everyone,
+                chinese=reach.chinese,
             )
             out.append(
                 Channel(

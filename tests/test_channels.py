@@ -198,6 +198,22 @@ def test_a_message_says_what_a_duty_officer_needs_and_nothing_personal() -> None
     assert NoticeFormat(SHANGHAI).single(event()).link is None
 
 
+def test_a_message_says_the_rule_s_chinese_summary_first_and_never_fails_for_it() -> None:
+    chinese = {"Emergency button pressed": "紧急按钮被按下"}
+
+    def said(alert: Alert) -> str:
+        if alert.summary == "boom":
+            raise KeyError(alert.summary)
+        return chinese.get(alert.summary, alert.summary)
+
+    notices = NoticeFormat(SHANGHAI, chinese=said)
+    assert notices.single(event()).lines[0] == "紧急按钮被按下 Emergency button pressed"
+    assert "· 紧急按钮被按下 Emergency button pressed ·" in notices.line(event())
+    # a rule without a Chinese line, or a lookup that fails: the stored words, still sent
+    assert notices.single(event(summary="Water leak")).lines[0] == "Water leak"
+    assert notices.single(event(summary="boom")).lines[0] == "boom"
+
+
 def test_a_digest_links_to_the_console_too_never_to_a_json_route() -> None:
     """#15 item 7: a digest's link opens its one alert's page, or the board of its community."""
     notices = NoticeFormat(SHANGHAI, "https://gw.example/")

@@ -166,6 +166,22 @@ async def test_each_person_gets_a_signed_request_with_the_template_fields(
         assert (record.alert_id, record.medium) == ("a1", medium)
 
 
+def test_an_sms_or_a_call_says_the_rule_s_chinese_summary(book: PhoneBook) -> None:
+    listed = Listed([LI])
+    sink = PhoneSink(
+        "voice",
+        sender("aliyun", "voice", "http://127.0.0.1:9"),
+        listed,
+        book,
+        zone=SHANGHAI,
+        audience=listed,
+        chinese=lambda alert: {"Smoke": "烟雾报警"}.get(alert.summary, alert.summary),
+    )
+    message = sink.message(opened_event(1), LI)
+    assert message.summary == "烟雾报警"
+    assert message.text("voice") == "c1 b1发生紧急告警:烟雾报警。确认请按1。"
+
+
 async def test_an_escalation_says_so_and_acknowledgements_are_not_phoned(book: PhoneBook) -> None:
     first = opened_event(1)
     escalated = first.model_copy(update={"id": "e1-esc", "kind": AlertEventKind.ESCALATED})

@@ -176,6 +176,7 @@ def test_the_next_person_is_reached_when_the_first_does_not_answer_and_a_link_en
         (card,) = wait_until(lambda: _wecom_cards_for(wecom, first)[:1], what="card to first")
         assert [title for title, _ in card.links] == ["确认接警", "我正在赶往", "已处理完毕"]
         assert all(url.startswith(f"{agent.url}/a/") for _, url in card.links)
+        assert "紧急按钮被按下 Emergency button pressed" in card.text  # the rule's words, zh first
         print(f"\nSOS publish to the WeCom card at its robot: {(card.at - pressed) * 1000:.0f} ms")
         ding = wait_until(lambda: _cards_for(dingtalk, first)[:1], what="action card")[0]
         assert ding.body["msgtype"] == "actionCard"

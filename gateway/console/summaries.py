@@ -30,6 +30,12 @@ def said_in(request: Request, lang: Lang) -> Callable[[Alert], str]:
     desk = getattr(request.app.state, "desk", None)
     if lang != "zh" or not isinstance(desk, Desk):
         return lambda alert: alert.summary
+    return said_by(desk)
+
+
+def said_by(desk: Desk) -> Callable[[Alert], str]:
+    """An alert's summary in Chinese as the rule that wrote it says it (channel messages and
+    the console's Chinese pages); as stored when the rule has no Chinese line."""
     known: dict[tuple[str, str], RuleSpec | None] = {}  # a board draws 1,000 rows of few rules
 
     def said(alert: Alert) -> str:

@@ -9,6 +9,7 @@ of line breaks and markup so it cannot forge lines, links or mentions in a group
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ LINK_LABEL: dict[LinkVerb, tuple[str, str]] = {
     "onway": ("我正在赶往", "On my way"),
     "resolve": ("已处理完毕", "Resolve"),
 }
+_log = logging.getLogger(__name__)
+
 _FIELD_CHARS = 120  # a field from a device or profile is cut here: a message stays short
 # look-alikes for what WeCom / DingTalk markdown acts on (tags, mentions, links, bold, headings)
 _MARKUP = str.maketrans(
@@ -130,11 +133,29 @@ class NoticeFormat:
         *,
         links: LinkMaker | None = None,
         directory: Directory | None = None,
+        chinese: Callable[[Alert], str] | None = None,
     ) -> None:
+        """`chinese`: an alert's summary in Chinese (the rule's `summary_zh`), put first."""
         self._zone = zone
         self._public_url = public_url.rstrip("/") if public_url else None
         self.links = links
         self.directory = directory
+        self._chinese = chinese
+
+    def said(self, alert: Alert, limit: int = _FIELD_CHARS) -> str:
+        """The summary, Chinese first where the rule has a Chinese line ("紧急按钮被按下
+        Emergency button pressed"); cleaned and cut like any text from a profile."""
+        english = clean(alert.summary, limit)
+        if self._chinese is None:
+            return english
+        try:
+            chinese = self._chinese(alert)
+        except Exception:  # a message is never lost to its wording: English as stored
+            _log.exception("no Chinese summary for alert %s", alert.id)
+            return english
+        if not chinese or chinese == alert.summary:
+            return english
+        return clean(f"{chinese} {alert.summary}", limit)
 
     def people(self, event: AlertEvent) -> tuple[Contact, ...]:
         """The people the event addresses whom the directory knows (an unknown id is left out)."""
@@ -166,7 +187,7 @@ class NoticeFormat:
         alert = event.alert
         local = event.at.astimezone(self._zone)
         lines = [
-            clean(alert.summary),
+            self.said(alert),
             f"位置 Where: {self._where(event)}",
             f"设备 Device: {clean(alert.device_id)} ({clean(alert.model)})",
             f"时间 Time: {local:%Y-%m-%d %H:%M:%S} {_offset(local.strftime('%z'))}",
@@ -200,7 +221,7 @@ class NoticeFormat:
         local = event.at.astimezone(self._zone)
         parts = [
             f"【{SEVERITY_LABEL[alert.severity]}】{KIND_LABEL[event.kind]}",
-            clean(alert.summary, 60),
+            self.said(alert, 60),
             self._where(event),
             clean(alert.device_id, 40),
             f"{local:%m-%d %H:%M:%S}",

@@ -35,7 +35,7 @@ from typing import Literal, Protocol, TypeVar
 
 from edge.clock import Clock, SystemClock
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
+from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
 from edge.sinks.channels.addressing import Audience, Contact, Directory, LinkMaker
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
 from edge.sinks.channels.message import clean
@@ -135,9 +135,13 @@ class PhoneSink:
         console_url: str | None = None,
         log: DeliveryLog | None = None,
         clock: Clock | None = None,
+        chinese: Callable[[Alert], str] | None = None,
     ) -> None:
+        """`chinese`: an alert's summary in Chinese (the rule's `summary_zh`): an SMS or a
+        call says it instead of the stored English one."""
         self.name = name
         self.sender = sender
+        self._chinese = chinese
         self.directory = directory
         self.audience = audience
         self.book = book
@@ -360,7 +364,18 @@ class PhoneSink:
             except Exception:  # a link is a convenience: the alarm goes out without one
                 _log.exception("%s: no acknowledge link for alert %s", self.name, alert.id)
         local = event.at.astimezone(self._zone)
-        return PhoneMessage(level, clean(alert.summary, 30), place, f"{local:%m-%d %H:%M}", link)
+        return PhoneMessage(
+            level, clean(self._said(alert), 30), place, f"{local:%m-%d %H:%M}", link
+        )
+
+    def _said(self, alert: Alert) -> str:
+        if self._chinese is None:
+            return alert.summary
+        try:
+            return self._chinese(alert) or alert.summary
+        except Exception:  # the alarm goes out in the stored words rather than not at all
+            _log.exception("%s: no Chinese summary for alert %s", self.name, alert.id)
+            return alert.summary
 
     async def _record(
         self, event: AlertEvent | None, person: Contact, result: DeliveryResult, reason: str
