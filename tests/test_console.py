@@ -378,6 +378,24 @@ async def test_the_board_puts_the_unacknowledged_first_and_draws_at_most_shown(
         assert 'href="/console/?all=1"' in page.text
 
 
+async def test_the_cap_never_hides_an_alarm_that_must_sound(
+    world: _World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = world.app.app.state.desk  # type: ignore[attr-defined]
+    monkeypatch.setattr("gateway.console.board.SHOWN", 1)
+    # two unanswered SOS presses over a cap of one: the newer is drawn and sounds all the same
+    board = gather(desk, None, Filters())
+    assert [a.id for a in board.rows] == [world.b_alert, world.a_alert]
+    async with world.client() as client:
+        await _sign_in(client, BOOTSTRAP)
+        page = await client.get("/console/board", headers=HTMX)
+        (alarms,) = re.findall(r'data-alarms="([^"]*)"', page.text)
+        assert set(alarms.split()) == {world.a_alert, world.b_alert}
+    # once one is taken, the cap applies to it like to any other row
+    await desk.acknowledge(world.a_alert, "someone", None)
+    assert [a.id for a in gather(desk, None, Filters()).rows] == [world.b_alert]
+
+
 def _luminance(hex_colour: str) -> float:
     channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]

@@ -161,8 +161,15 @@ def gather(
     )
     severities = Counter(a.severity for a in placed)
     statuses = Counter(a.status for a in placed)
+    shown = rows
+    if not filters.all and len(rows) > SHOWN:
+        # the cap never hides an alarm that must sound: every active life-safety alarm is drawn
+        # (they sort first, so they only pass the cap when over SHOWN of them are open at once)
+        shown = rows[:SHOWN] + [
+            a for a in rows[SHOWN:] if a.status is AlertStatus.ACTIVE and is_life_safety(a)
+        ]
     return Board(
-        rows=rows if filters.all else rows[:SHOWN],
+        rows=shown,
         matching=len(rows),
         by_severity={s: severities.get(s, 0) for s in Severity},
         by_status={s: statuses.get(s, 0) for s in OPEN},
