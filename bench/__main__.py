@@ -7,6 +7,8 @@ and 100,000 registered devices.
 `python -m bench console` measures the duty console instead (bench/console.py).
 `--only memory` runs the memory phase alone (its keys only): RSS does not depend on the CPU the
 other phases need, so it can be measured on a busy machine and repeated cheaply.
+`--only latency` runs the alert latency phase alone: the agent's ingest rate (the loads are
+shares of it), then SOS latency at idle, at each load share and beside telemetry-lane load.
 `--only phones` runs the SMS and voice phase alone (bench/phones.py): SOS publish to the
 provider's first request at idle and at 80 % of the measured ingest rate, and the requests per
 alert in a flood of 1,000 SOS alarms.
@@ -27,7 +29,13 @@ from typing import Any
 from bench.cost import COST_RATES, CostResult, measure_cost
 from bench.drain import DrainResult, measure_drain
 from bench.ingest import measure_burst, measure_ingest
-from bench.latency import ALERT_COMMUNITY, AlertListener, LatencyPlan, measure_latency
+from bench.latency import (
+    ALERT_COMMUNITY,
+    AlertListener,
+    LatencyPlan,
+    LatencyResult,
+    measure_latency,
+)
 from bench.machine import load_average, versions
 from bench.memory import MemoryResult, measure_memory
 from bench.phones import FULL_PHONES, QUICK_PHONES, run_phones
@@ -39,6 +47,8 @@ from bench.report import (
     Results,
     cost_summary,
     cost_table,
+    latency_summary,
+    latency_table,
     memory_summary,
     memory_table,
     summarize,
@@ -183,6 +193,65 @@ def run_cost(plan: Plan, publishers: int) -> dict[str, Any]:
     return cost_summary(plan.mode, machine, cost, time.monotonic() - started)
 
 
+def _latency(
+    rig: Rig, pool: PublisherPool, probe: Probe, plan: Plan, capacity: float
+) -> list[LatencyResult]:
+    """SOS latency at idle, at each share of `capacity` (msgs/s) of the mixed community, and
+    beside the top share of telemetry-lane load."""
+    latency = []
+    listener = AlertListener(probe.agent, ALERT_COMMUNITY)
+    try:
+        mixed = ("bench-load", roster(DEVICES, "bench-load"))
+        # the same top load from telemetry-lane devices: its own MQTT session, so the
+        # question is whether the alarm lane waits behind it inside the agent
+        telemetry = (
+            "bench-telemetry",
+            roster(DEVICES, "bench-telemetry", model=TELEMETRY_MODEL),
+        )
+        levels = [
+            ("idle", 0.0, mixed),
+            *((f"{s:.0%}", s, mixed) for s in plan.load_shares),
+            (TELEMETRY_LEVEL, max(plan.load_shares), telemetry),
+        ]
+        for label, share, load in levels:
+            rate = share * capacity
+            _say(f"alert latency at {label} ({rate:,.0f} msgs/s of background load)")
+            result = measure_latency(rig, pool, probe, listener, plan.latency, label, rate, load)
+            _say(
+                f"latency {label}: p50 {_ms(result.percentile(50))}, "
+                f"p99 {_ms(result.percentile(99))}, {result.missing} missing"
+            )
+            latency.append(result)
+    finally:
+        listener.close()
+    return latency
+
+
+def run_latency(plan: Plan, publishers: int) -> dict[str, Any]:
+    """The latency phase alone (`--only latency`): the agent's ingest rate first (the loads
+    are shares of it), then SOS latency at each level; its keys of the JSON object."""
+    started = time.monotonic()
+    load_before = load_average()
+    with Rig() as rig:
+        pool = PublisherPool(rig.broker.host, rig.broker.port, publishers)
+        try:
+            _say(f"agent ingest: {plan.ingest_messages:,} messages queued, then drained")
+            agent = rig.agent("agent")
+            probe = Probe(agent)
+            try:
+                ingest = measure_ingest(
+                    rig, pool, probe, _traffic("bench-ingest", plan.ingest_messages), plan.poll_s
+                )
+                _say(f"ingest: {ingest.rate:,.0f} msgs/s")
+                latency = _latency(rig, pool, probe, plan, ingest.rate)
+            finally:
+                probe.close()
+            machine = _machine(rig, pool, load_before)
+        finally:
+            pool.close()
+    return latency_summary(plan.mode, machine, ingest, latency, time.monotonic() - started)
+
+
 def run(plan: Plan, publishers: int) -> Results:
     started = time.monotonic()
     load_before = load_average()
@@ -208,34 +277,7 @@ def run(plan: Plan, publishers: int) -> Results:
             )
             _say(f"burst: {burst.stored:,}/{burst.sent:,} stored after {burst.stored_s:.1f} s")
 
-            latency = []
-            listener = AlertListener(agent, ALERT_COMMUNITY)
-            try:
-                mixed = ("bench-load", roster(DEVICES, "bench-load"))
-                # the same top load from telemetry-lane devices: its own MQTT session, so the
-                # question is whether the alarm lane waits behind it inside the agent
-                telemetry = (
-                    "bench-telemetry",
-                    roster(DEVICES, "bench-telemetry", model=TELEMETRY_MODEL),
-                )
-                levels = [
-                    ("idle", 0.0, mixed),
-                    *((f"{s:.0%}", s, mixed) for s in plan.load_shares),
-                    (TELEMETRY_LEVEL, max(plan.load_shares), telemetry),
-                ]
-                for label, share, load in levels:
-                    rate = share * ingest.rate
-                    _say(f"alert latency at {label} ({rate:,.0f} msgs/s of background load)")
-                    result = measure_latency(
-                        rig, pool, probe, listener, plan.latency, label, rate, load
-                    )
-                    _say(
-                        f"latency {label}: p50 {_ms(result.percentile(50))}, "
-                        f"p99 {_ms(result.percentile(99))}, {result.missing} missing"
-                    )
-                    latency.append(result)
-            finally:
-                listener.close()
+            latency = _latency(rig, pool, probe, plan, ingest.rate)
 
             cost = _cost(rig, pool, probe, plan)
 
@@ -294,9 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["memory", "cost", "phones"],
+        choices=["memory", "cost", "latency", "phones"],
         help="run one phase alone and report only its keys (memory: 10,000 and 100,000 "
         "devices; cost: agent CPU per message at 500 and 4,000 msgs/s with SOS presses; "
+        "latency: the agent's ingest rate, then SOS latency at idle, at shares of that rate "
+        "and beside telemetry-lane load at the top share; "
         "phones: SMS and voice latency at idle and 80 %% load, a 1,000-alarm flood)",
     )
     args = parser.parse_args(argv)
@@ -313,13 +357,17 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_memory(plan, args.publishers)
         elif args.only == "cost":
             summary = run_cost(plan, args.publishers)
+        elif args.only == "latency":
+            summary = run_latency(plan, args.publishers)
         else:
             summary = summarize(run(plan, args.publishers))
     except KeyboardInterrupt:
         _say("interrupted: everything started is stopped")
         return 130
     if not args.json_only:
-        shown = {"memory": memory_table, "cost": cost_table}.get(args.only or "", table)
+        shown = {"memory": memory_table, "cost": cost_table, "latency": latency_table}.get(
+            args.only or "", table
+        )
         print(shown(summary))
     print(json.dumps(summary, separators=(",", ":")), flush=True)
     return 0

@@ -92,20 +92,83 @@ def memory_summary(
     }
 
 
+def latency_keys(results: list[LatencyResult]) -> dict[str, Any]:
+    """SOS latency at each load level: the headline keys, their targets and the details."""
+    levels = {r.label: r for r in results}
+    half, ninety = levels.get("50%"), levels.get("90%")
+    p99_half = half.percentile(99) if half else None
+    p99_ninety = ninety.percentile(99) if ninety else None
+    beside = levels.get(TELEMETRY_LEVEL)
+    p99_beside = beside.percentile(99) if beside else None
+    return {
+        "alert_p50_ms": _round(half.percentile(50) if half else None),
+        "alert_p99_ms": _round(p99_half),
+        "alert_p99_ms_idle": _round(levels["idle"].percentile(99) if "idle" in levels else None),
+        "alert_p99_ms_90": _round(p99_ninety),
+        "alert_p99_ms_90_telemetry": _round(p99_beside),
+        "latency_targets": {
+            "alert_p99<50ms@50%": p99_half is not None and p99_half < P99_AT_HALF_MS,
+            "alert_p99<1s@90%": p99_ninety is not None and p99_ninety < P99_AT_90_MS,
+            "alert_p99<50ms@90%telemetry": p99_beside is not None
+            and p99_beside < P99_BESIDE_TELEMETRY_MS,
+        },
+        "alert_latency": {label: _latency(r) for label, r in levels.items()},
+    }
+
+
+def latency_summary(
+    mode: str,
+    machine: dict[str, Any],
+    ingest: IngestResult,
+    results: list[LatencyResult],
+    seconds: float,
+) -> dict[str, Any]:
+    """The JSON object of `--only latency`: the ingest rate the loads are shares of, and the
+    latency keys of `summarize`, nothing else."""
+    keys = latency_keys(results)
+    return {
+        "mode": mode,
+        **machine,
+        "ingest_msgs_per_s": round(ingest.rate),
+        **{k: v for k, v in keys.items() if k != "latency_targets"},
+        "targets": keys["latency_targets"],
+        "only": "latency",
+        "seconds": round(seconds, 1),
+    }
+
+
+def latency_table(summary: dict[str, Any]) -> str:
+    """The table of `--only latency`."""
+    rows = [
+        (
+            "ingest, end to end (the loads are shares of it)",
+            f"{summary['ingest_msgs_per_s']:,} msgs/s",
+            "",
+        ),
+        *_latency_rows(summary),
+    ]
+    lines = _heading(summary) + _aligned(rows)
+    lines += [
+        "",
+        "CPU in % of one core:",
+        *(
+            f"  alert latency at {label}: {_cpu(level['cpu_pct'])}"
+            for label, level in summary["alert_latency"].items()
+        ),
+        f"run took {summary['seconds']} s",
+    ]
+    return "\n".join(lines)
+
+
 def summarize(results: Results) -> dict[str, Any]:
     """The JSON object: headline keys first, then the details of each phase."""
     raw, ingest, burst, drain = results.raw.ceiling, results.ingest, results.burst, results.drain
-    levels = {r.label: r for r in results.latency}
-    half, ninety = levels.get("50%"), levels.get("90%")
     ratio = ingest.rate / raw.rate
     # CPU time per message: the same yardstick in a unit that other work on the machine
     # disturbs much less than a rate (the agent's burst against the cheapest raw consumer)
     cheapest = results.raw.cheapest
     cpu_ratio = cheapest.us_per_message / max(burst.agent_us_per_message, 1e-9)
-    p99_half = half.percentile(99) if half else None
-    p99_ninety = ninety.percentile(99) if ninety else None
-    beside = levels.get(TELEMETRY_LEVEL)
-    p99_beside = beside.percentile(99) if beside else None
+    latency = latency_keys(results.latency)
     memory = _memory_keys(results.memory)
     cost = cost_keys(results.cost)
     summary: dict[str, Any] = {
@@ -119,11 +182,11 @@ def summarize(results: Results) -> dict[str, Any]:
         "burst_stored": burst.stored,
         "burst_lost": burst.lost,
         "burst_seconds": round(burst.stored_s, 2),
-        "alert_p50_ms": _round(half.percentile(50) if half else None),
-        "alert_p99_ms": _round(p99_half),
-        "alert_p99_ms_idle": _round(levels["idle"].percentile(99) if "idle" in levels else None),
-        "alert_p99_ms_90": _round(p99_ninety),
-        "alert_p99_ms_90_telemetry": _round(p99_beside),
+        "alert_p50_ms": latency["alert_p50_ms"],
+        "alert_p99_ms": latency["alert_p99_ms"],
+        "alert_p99_ms_idle": latency["alert_p99_ms_idle"],
+        "alert_p99_ms_90": latency["alert_p99_ms_90"],
+        "alert_p99_ms_90_telemetry": latency["alert_p99_ms_90_telemetry"],
         "cpu_pct_at": cost["cpu_pct_at"],
         "cpu_us_per_msg_at": cost["cpu_us_per_msg_at"],
         "rss_mb": memory["rss_mb"],
@@ -133,10 +196,7 @@ def summarize(results: Results) -> dict[str, Any]:
         "targets": {
             "ingest_ratio>=0.5": ratio >= RATIO_TARGET,
             "burst_stored_all": burst.lost == 0 and burst.stored == burst.sent,
-            "alert_p99<50ms@50%": p99_half is not None and p99_half < P99_AT_HALF_MS,
-            "alert_p99<1s@90%": p99_ninety is not None and p99_ninety < P99_AT_90_MS,
-            "alert_p99<50ms@90%telemetry": p99_beside is not None
-            and p99_beside < P99_BESIDE_TELEMETRY_MS,
+            **latency["latency_targets"],
             "rss<150MB@100k": memory["targets"]["rss<150MB@100k"],
             **cost["cost_targets"],
         },
@@ -171,7 +231,7 @@ def summarize(results: Results) -> dict[str, Any]:
             "agent_cpu_us_per_msg": round(burst.agent_us_per_message, 1),
             "cpu_pct": burst.cpu,
         },
-        "alert_latency": {label: _latency(r) for label, r in levels.items()},
+        "alert_latency": latency["alert_latency"],
         "cost": cost["cost"],
         "memory": memory["memory"],
         "drain": {
@@ -237,28 +297,7 @@ def table(summary: dict[str, Any]) -> str:
             f"{summary['burst_lost']:,} lost: {_ok(targets['burst_stored_all'])}",
         ),
     ]
-    for label, level in summary["alert_latency"].items():
-        load = (
-            f"load {level['achieved_msgs_per_s']:,}/{level['load_msgs_per_s']:,} msgs/s"
-            if level["load_msgs_per_s"]
-            else "no load"
-        )
-        verdict = ""
-        if label == "50%":
-            verdict = f"; target < {P99_AT_HALF_MS:.0f} ms: {_ok(targets['alert_p99<50ms@50%'])}"
-        elif label == "90%":
-            verdict = f"; target < {P99_AT_90_MS:.0f} ms: {_ok(targets['alert_p99<1s@90%'])}"
-        elif label == TELEMETRY_LEVEL:
-            flag = targets["alert_p99<50ms@90%telemetry"]
-            verdict = f"; target < {P99_BESIDE_TELEMETRY_MS:.0f} ms: {_ok(flag)}"
-        rows.append(
-            (
-                f"alert latency p50 / p99 at {label}",
-                f"{_ms(level['p50_ms'])} / {_ms(level['p99_ms'])}",
-                f"{level['presses']} presses, {level['missing']} missing, max "
-                f"{_ms(level['max_ms'])}, {load}{verdict}",
-            )
-        )
+    rows += _latency_rows(summary)
     rows += _cost_rows(summary)
     rows += _memory_rows(summary)
     drain = summary["drain"]
@@ -296,6 +335,34 @@ def table(summary: dict[str, Any]) -> str:
         f"run took {summary['seconds']} s",
     ]
     return "\n".join(lines)
+
+
+def _latency_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    targets = summary["targets"]
+    rows = []
+    for label, level in summary["alert_latency"].items():
+        load = (
+            f"load {level['achieved_msgs_per_s']:,}/{level['load_msgs_per_s']:,} msgs/s"
+            if level["load_msgs_per_s"]
+            else "no load"
+        )
+        verdict = ""
+        if label == "50%":
+            verdict = f"; target < {P99_AT_HALF_MS:.0f} ms: {_ok(targets['alert_p99<50ms@50%'])}"
+        elif label == "90%":
+            verdict = f"; target < {P99_AT_90_MS:.0f} ms: {_ok(targets['alert_p99<1s@90%'])}"
+        elif label == TELEMETRY_LEVEL:
+            flag = targets["alert_p99<50ms@90%telemetry"]
+            verdict = f"; target < {P99_BESIDE_TELEMETRY_MS:.0f} ms: {_ok(flag)}"
+        rows.append(
+            (
+                f"alert latency p50 / p99 at {label}",
+                f"{_ms(level['p50_ms'])} / {_ms(level['p99_ms'])}",
+                f"{level['presses']} presses, {level['missing']} missing, max "
+                f"{_ms(level['max_ms'])}, {load}{verdict}",
+            )
+        )
+    return rows
 
 
 def memory_table(summary: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import cast
 from edge.agent.pipeline import Output
 from edge.clock import FakeClock
 from edge.ingest import Delivery, IngestLane, MqttSession
+from edge.ingest.lane import HANDLE_CHUNK, YIELD_MAX_S
 from edge.model import AlertEvent, DeviceRef, Lane, RawMessage, Reading
 from edge.outbox import Forwarder, Outbox
 from edge.sinks.memory import MemorySink
@@ -259,4 +260,63 @@ async def test_urgent_and_ordinary_commits_interleave_without_loss(tmp_path: Pat
     assert sorted(r.seq or 0 for r in readings) == list(range(40))
     assert [seq for seq, _ in rows] == sorted(seq for seq, _ in rows)
     assert sorted(e.alert.id for e in events) == sorted(f"a{n}" for n in range(10))
+    await outbox.close()
+
+
+def _lanes(
+    tmp_path: Path, pipeline: _Pipeline
+) -> tuple[IngestLane, _Session, IngestLane, _Session, Outbox]:
+    """An alarm lane and a telemetry lane that yields to it, on one outbox and one pipeline."""
+    outbox = Outbox(tmp_path / "outbox.db", {}, now=FakeClock(AT).now)
+    sessions: list[_Session] = []
+
+    def make(receive: Callable[[Delivery], None], started: Callable[[bool], None]) -> MqttSession:
+        sessions.append(_Session(receive))
+        return cast(MqttSession, sessions[-1])
+
+    alarm = IngestLane("alarm", make, pipeline, outbox, batch_max=500, linger_s=0.02, urgent=True)
+    telemetry = IngestLane(
+        "telemetry", make, pipeline, outbox, batch_max=1000, linger_s=0.02, yields_to=alarm
+    )
+    return alarm, sessions[0], telemetry, sessions[1], outbox
+
+
+async def test_telemetry_gives_way_while_an_alarm_is_handled_committed_and_stored(
+    tmp_path: Path,
+) -> None:
+    # a telemetry flood and an SOS arrive together: no telemetry chunk runs on the event loop
+    # between the SOS's arrival and its express delivery (stored, on the live stream)
+    pipeline = _AlarmPipeline()
+    alarm, alarm_session, telemetry, telemetry_session, outbox = _lanes(tmp_path, pipeline)
+    handled_before_the_alarm_was_delivered: list[int] = []
+    outbox.on_events(lambda events: handled_before_the_alarm_was_delivered.append(pipeline.count))
+    for n in range(600):
+        telemetry_session.receive(_delivery(n))
+    alarm_session.receive(Delivery("ce/c1/b1/sos/d9", b"sos", 9, 1, AT, 0))
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(alarm.run()), tg.create_task(telemetry.run())]
+        await eventually(lambda: sum(telemetry_session.acks) == 600, 10, "the flood")
+        for task in tasks:
+            task.cancel()
+    assert alarm_session.acks == [1]
+    assert handled_before_the_alarm_was_delivered == [1]  # the SOS alone, no telemetry chunk
+    assert alarm.idle.is_set()
+    await outbox.close()
+
+
+async def test_a_lane_that_gives_way_waits_a_bounded_time(tmp_path: Path) -> None:
+    # an alarm lane that never settles (its commits failing, a flood of alarms) slows telemetry
+    # down to a chunk per YIELD_MAX_S, never to a stop
+    _, _, telemetry, telemetry_session, outbox = _lanes(tmp_path, _Pipeline())
+    assert telemetry.yields_to is not None
+    telemetry.yields_to.idle.clear()  # an alarm in hand, for ever
+    for n in range(3 * HANDLE_CHUNK):
+        telemetry_session.receive(_delivery(n))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(telemetry.run())
+        await eventually(lambda: sum(telemetry_session.acks) == 3 * HANDLE_CHUNK, 10, "the acks")
+        task.cancel()
+    assert loop.time() - started >= 3 * YIELD_MAX_S
     await outbox.close()

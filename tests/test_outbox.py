@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from edge.alerts import AlertStore, AlertStoreSink, AlertStream
 from edge.clock import FakeClock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import (
@@ -191,3 +194,59 @@ async def test_oversized_dead_letters_are_truncated(tmp_path: Path) -> None:
     assert len(kept.payload) == 4096
     assert "first 4096 of 70000 bytes kept" in kept.detail
     await outbox.close()
+
+
+async def test_committed_alert_events_reach_express_listeners_once_on_disk(
+    tmp_path: Path,
+) -> None:
+    outbox = _outbox(tmp_path / "o.db", [MemorySink()])
+    seen: list[tuple[list[AlertEvent], int]] = []
+
+    def listener(events: Sequence[AlertEvent]) -> None:
+        # another connection already reads them: the commit is done before the listener runs
+        with closing(sqlite3.connect(tmp_path / "o.db")) as other:
+            stored = other.execute("SELECT count(*) FROM events").fetchone()[0]
+        seen.append((list(events), stored))
+
+    outbox.on_events(listener)
+    await outbox.commit([_reading(1)])
+    assert seen == []  # readings alone are nobody's alert
+    await outbox.commit([_reading(2)], [_event(1), _event(2)])
+    assert seen == [([_event(1), _event(2)], 2)]
+    await outbox.close()
+
+
+async def test_a_failing_express_listener_fails_no_commit_and_the_forwarder_delivers(
+    tmp_path: Path,
+) -> None:
+    sink = MemorySink()
+    outbox = _outbox(tmp_path / "o.db", [sink])
+
+    def broken(events: Sequence[AlertEvent]) -> None:
+        raise OSError("disk full")
+
+    outbox.on_events(broken)
+    await outbox.commit(events=[_event(1)])  # does not raise: a lane would commit it again
+    await Forwarder(outbox, sink, clock=FakeClock()).drain()
+    assert sink.events == [_event(1)]
+    await outbox.close()
+
+
+async def test_the_express_path_and_the_forwarder_store_and_stream_an_event_once(
+    tmp_path: Path,
+) -> None:
+    store, stream = AlertStore(tmp_path / "alerts.db"), AlertStream()
+    store_sink = AlertStoreSink(store, stream)
+    outbox = Outbox(tmp_path / "o.db", {store_sink.name: store_sink.lanes}, now=FakeClock(AT).now)
+    outbox.on_events(store_sink.show)
+    with stream.subscription() as live:
+        await outbox.commit(events=[_event(1)])
+        assert live.get_nowait() == _event(1)  # on the stream before commit() returned
+        assert store.get("a1") is not None
+        # the forwarder delivers the same event from the outbox: ignored by id
+        assert await Forwarder(outbox, store_sink, clock=FakeClock()).drain() == 1
+        assert live.empty()
+    assert store.history("a1") == [_event(1)]
+    assert stream.published == 1
+    await outbox.close()
+    store.close()

@@ -123,6 +123,10 @@ class AgentConfig:
     # events: most of a community's traffic); a message that raises or clears an alert ends the
     # wait at once, so an SOS never waits
     alarm_linger_s: float = 0.02
+    # MQTT packets of the telemetry session parsed per turn of the event loop: each turn of a
+    # flood then costs an SOS a few ms, not the 500 packets (20-30 ms) the alarm session reads
+    telemetry_reads_per_wakeup: int = 64
+    alarm_reads_per_wakeup: int = 500  # the alarm session's own burst is read in one go
     # how long readings may gather before a readings-only sink writes them (events never wait)
     readings_linger_s: float = 0.1
     outbox_max_bytes: int = OUTBOX_MAX_BYTES
@@ -220,6 +224,10 @@ class Agent:
             Forwarder(self.outbox, s, clock=self.clock, linger_s=self.config.readings_linger_s)
             for s in sinks
         ]
+        # the express path: an SOS committed by a lane is in the alert store and on the live
+        # stream before the lane acknowledges it, without a forwarder's wake-up, fetch and write
+        # (each a wait for the busy event loop or database thread beside a telemetry flood)
+        self.outbox.on_events(store_sink.show)
         # alert events committed before a crash reach the local store before anything else runs
         await self.forwarders[0].drain()
         config = self.config
@@ -271,6 +279,9 @@ class Agent:
                     expect_session=expect_session,
                     on_connected=remember_session,
                     on_session=on_session,
+                    reads_per_wakeup=self.config.telemetry_reads_per_wakeup
+                    if lane == "telemetry"
+                    else self.config.alarm_reads_per_wakeup,
                 )
 
             return make
@@ -292,6 +303,8 @@ class Agent:
                         hold_acks_s=self.config.hold_acks_s,
                         retained_is_stale=lane == "alarm",
                         urgent=lane == "alarm",
+                        # telemetry gives way to an alarm in hand (YIELD_MAX_S at most)
+                        yields_to=self.lanes[0] if self.lanes and lane == "telemetry" else None,
                     )
                 )
         self.monitor = LivenessMonitor(
@@ -470,9 +483,8 @@ class Agent:
         return found[0]
 
     async def _commit(self, events: list[AlertEvent]) -> None:
+        # visible at once (the outbox's express path); the forwarder's copy is ignored by id
         await self.outbox.commit(events=events)
-        # visible at once; the forwarder's copy is ignored by id
-        self.stream.publish(self.alert_store.apply(events))
 
     # -- silences ------------------------------------------------------------------------------
 

@@ -414,8 +414,13 @@ class AlertStoreSink:
         self.store = store
         self.stream = stream
 
-    async def write_events(self, events: Sequence[AlertEvent]) -> None:
+    def show(self, events: Sequence[AlertEvent]) -> None:
+        """Store events at once and publish the new ones on the live stream (the express
+        path, from the outbox's commit; the forwarder's later copy is ignored by id)."""
         self.stream.publish(self.store.apply(events))
+
+    async def write_events(self, events: Sequence[AlertEvent]) -> None:
+        self.show(events)
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         return None

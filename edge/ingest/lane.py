@@ -9,6 +9,7 @@ ingest depends on no later stage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,9 @@ _log = logging.getLogger(__name__)
 # messages handled between two turns of the event loop: small enough that the other lane (an
 # SOS behind a telemetry flood) waits a few ms at most, large enough that the turns cost nothing
 HANDLE_CHUNK = 64
+# how long a lane that yields to another (telemetry to alarm) waits for it between chunks at
+# most: an alarm-lane flood slows telemetry down but never stops it
+YIELD_MAX_S = 0.1
 
 
 class Handled(Protocol):
@@ -101,11 +105,14 @@ class IngestLane:
         hold_acks_s: float = 0.0,
         retained_is_stale: bool = False,
         urgent: bool = False,
+        yields_to: IngestLane | None = None,
     ) -> None:
         """`retained_is_stale`: a message the broker sends from its retained store (RETAIN set)
         is stale, published at some unknown earlier time; the pipeline is told (the alarm lane:
         a retained SOS must not be raised again by every new subscription). `urgent`: commits
-        take the outbox's urgent path, past the other lane's (the alarm lane)."""
+        take the outbox's urgent path, past the other lane's (the alarm lane). `yields_to`: a
+        lane whose messages go first (the telemetry lane yields to the alarm lane): between
+        chunks this lane waits while that one has a message in hand that may be an alarm."""
         self.name = name
         self.pipeline = pipeline
         self.outbox = outbox
@@ -119,6 +126,12 @@ class IngestLane:
         self.hold_acks_s = hold_acks_s  # test hook: a window between commit and ack to kill in
         self.retained_is_stale = retained_is_stale
         self.urgent = urgent
+        self.yields_to = yields_to
+        # set while this lane holds no message that may raise an alarm: from a message's arrival
+        # until it is handled, and when it raised or cleared an alert until it is committed
+        # (the outbox's express path has stored and streamed it by then)
+        self.idle = asyncio.Event()
+        self.idle.set()
         self.acked = 0
         self.batches = 0
         self._inbox: deque[Delivery] = deque()
@@ -144,6 +157,7 @@ class IngestLane:
         # unacknowledged messages (even when the broker sends more), so this deque never holds
         # more than that.
         self._inbox.append(delivery)
+        self.idle.clear()
         self._wake.set()
         arrival = self._arrival
         if arrival is not None and not arrival.done():
@@ -156,6 +170,8 @@ class IngestLane:
 
     async def _work(self) -> None:
         while True:
+            if not self._inbox:
+                self.idle.set()
             await self._wake.wait()
             self._wake.clear()
             while self._inbox:
@@ -163,6 +179,8 @@ class IngestLane:
                 await self._fill(batch)
                 if self.linger_s and not batch.urgent and len(batch.deliveries) < self.batch_max:
                     await self._linger(batch)
+                if not batch.urgent and not self._inbox:
+                    self.idle.set()  # routine messages only: nobody waits for their commit
                 await self._finish(batch)
 
     async def _fill(self, batch: _Batch) -> None:
@@ -172,9 +190,22 @@ class IngestLane:
         messages handled in one go kept an SOS that arrived meanwhile waiting 50-100 ms.
         """
         while self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
+            await self._give_way()
             self._handle_inbox(batch)
             if self._inbox and not batch.urgent and len(batch.deliveries) < self.batch_max:
                 await asyncio.sleep(0)
+
+    async def _give_way(self) -> None:
+        """Wait (up to `YIELD_MAX_S`) while the lane this one yields to holds a message that
+        may be an alarm: its handling, commit and express delivery then take turns of the event
+        loop with nothing of this lane's in between (beside 90 % telemetry an SOS waited a
+        chunk of telemetry at each of its five turns)."""
+        first = self.yields_to
+        if first is None or first.idle.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(YIELD_MAX_S):
+                await first.idle.wait()
 
     def _handle_inbox(self, batch: _Batch) -> None:
         """Hand up to `HANDLE_CHUNK` arrived messages to the pipeline, into `batch`. A chunk
@@ -233,8 +264,10 @@ class IngestLane:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            if not self._inbox and not await self._next_arrival(min(gap, remaining)):
-                return  # nothing new within the gap
+            if not self._inbox:
+                self.idle.set()  # routine messages only, so far: nobody waits for them
+                if not await self._next_arrival(min(gap, remaining)):
+                    return  # nothing new within the gap
             self._wake.clear()
             await self._fill(batch)
 

@@ -106,9 +106,12 @@ class MqttSession:
         backoff_max_s: float = 30.0,
         on_connected: Callable[[], None] | None = None,
         on_session: Callable[[bool], None] | None = None,
+        reads_per_wakeup: int = _READS_PER_WAKEUP,
     ) -> None:
         """`on_session(present)` runs for every accepted CONNACK, before we subscribe: with
-        `present` False the broker kept nothing of ours, so nothing it sends next is a resend."""
+        `present` False the broker kept nothing of ours, so nothing it sends next is a resend.
+        `reads_per_wakeup`: packets parsed per readable event at most (each turn of the event
+        loop); a session beside an alarm lane keeps it small, so an SOS waits for less."""
         self.address = address
         self._on_connected = on_connected
         self._on_session = on_session
@@ -118,6 +121,7 @@ class MqttSession:
         self._on_message = on_message
         self._clock = clock
         self._receive_maximum = receive_maximum
+        self._reads_per_wakeup = reads_per_wakeup
         self._v5 = protocol == "5"
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
@@ -374,7 +378,7 @@ class MqttSession:
         # paho's loop_read() handles one packet per call; keep calling while packets keep
         # coming, so one readable event takes a whole burst instead of one event-loop turn each
         buffered = getattr(client, "_sock", None)
-        for _ in range(_READS_PER_WAKEUP):
+        for _ in range(self._reads_per_wakeup):
             if bounded and self.status.unacked >= self._receive_maximum and client is self._client:
                 # mosquitto 2.0.11 overshoots our receive maximum when acks come in batches
                 # under a flood (eclipse-mosquitto/mosquitto#2301; 36,877 unacked for a

@@ -156,6 +156,7 @@ class Outbox:
         self._conn = self._open()
         self._decode_reading = _ReadingDecoder()
         self._waiters: list[tuple[frozenset[Lane], asyncio.Event]] = []
+        self._on_events: list[Callable[[Sequence[AlertEvent]], None]] = []
         self.shed_readings = self._counter("shed_readings")
         self.dropped_dead_letters = self._counter("dropped_dead_letters")
         self.rejected_entries = self._counter("rejected_entries")
@@ -229,6 +230,12 @@ class Outbox:
         self._waiters.append((lanes, event))
         return event
 
+    def on_events(self, listener: Callable[[Sequence[AlertEvent]], None]) -> None:
+        """Call `listener` with the alert events of every commit once they are on disk, on the
+        event loop, before `commit()` returns (the express path: the local alert store and the
+        live stream see an SOS without the forwarder's round trip; see `commit`)."""
+        self._on_events.append(listener)
+
     async def close(self) -> None:
         await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
@@ -268,6 +275,21 @@ class Outbox:
         for lanes, waiter in self._waiters:
             if not lanes.isdisjoint(touched):
                 waiter.set()
+        if events:
+            self._express(events)
+
+    def _express(self, events: Sequence[AlertEvent]) -> None:
+        """Hand committed events to the express listeners. Never raises: the events are on
+        disk, and a commit that raised would be retried by its lane and stored twice; the
+        forwarders deliver them from the outbox whatever a listener did."""
+        for listener in self._on_events:
+            try:
+                listener(events)
+            except Exception:
+                _log.exception(
+                    "express delivery of %d alert events failed; the forwarder delivers them",
+                    len(events),
+                )
 
     def _commit(
         self,
@@ -443,16 +465,25 @@ class Outbox:
     async def fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
         """The next undelivered entries of `lane` for `sink`, oldest first (alert events urgent:
         an SOS on its way to the alert store does not wait behind a queue of readings)."""
-        return await self._run(lambda: self._fetch(sink, lane, limit), lane == "events")
+        if lane == "readings":
+            # Rows are read on the database thread and decoded off it: decoding 2,000 readings
+            # is most of a fetch, and an alarm commit waits for the job running there.
+            rows = await self._run(lambda: self._rows(sink, lane, limit))
+            return await asyncio.to_thread(self._decode_readings, rows)
+        return await self._run(lambda: self._fetch_events(sink, limit), urgent=True)
 
-    def _fetch(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, Item]]:
+    def _rows(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, bytes]]:
         cursor = self._cursor(sink, lane)
-        rows = self._conn.execute(
+        return self._conn.execute(
             f"SELECT seq, body FROM {lane} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit)
         ).fetchall()
-        if lane == "events":
-            return [(seq, AlertEvent.model_validate_json(body)) for seq, body in rows]
+
+    def _decode_readings(self, rows: list[tuple[int, bytes]]) -> list[tuple[int, Item]]:
         return [(seq, self._decode_reading(body)) for seq, body in rows]
+
+    def _fetch_events(self, sink: str, limit: int) -> list[tuple[int, Item]]:
+        rows = self._rows(sink, "events", limit)
+        return [(seq, AlertEvent.model_validate_json(body)) for seq, body in rows]
 
     def _cursor(self, sink: str, lane: Lane) -> int:
         row = self._conn.execute(

@@ -111,7 +111,10 @@ async def stream_alerts(
             while True:
                 event: AlertEvent | object | None
                 try:
-                    event = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
+                    # a timeout scope, not `wait_for` (a task of its own for every event: two
+                    # more turns of a busy event loop between an SOS stored and sent)
+                    async with asyncio.timeout(STREAM_RECHECK_S):
+                        event = await queue.get()
                 except TimeoutError:
                     event = _IDLE
                 if clock() - checked >= STREAM_RECHECK_S:
