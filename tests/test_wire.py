@@ -99,3 +99,17 @@ def test_what_paho_must_read_stays_in_the_buffer(
         buffered._data, buffered._offset = packet, 0
         assert buffered.take_publish(True) is None
         assert buffered.buffered() == len(packet)
+
+
+def test_fill_reads_what_the_socket_holds_and_leaves_a_close_to_paho(
+    pair: tuple[socket.socket, BufferedSocket],
+) -> None:
+    theirs, buffered = pair
+    assert not buffered.fill()  # nothing there: the socket will wake us
+    theirs.sendall(_publish(b"t/1", b"x"))
+    assert buffered.fill()
+    assert buffered.take_publish(True) == Publish(b"t/1", b"x", 7, 1, False, False)
+    theirs.close()
+    assert buffered.fill()  # closed: paho must read, and sees the end
+    assert buffered.take_publish(True) is None
+    assert buffered.recv(1) == b""

@@ -402,6 +402,8 @@ class MqttSession:
                 return
             before = self._received
             if buffered is not None and not client._in_packet["command"]:  # between packets
+                if not buffered.fill():
+                    return  # nothing more to read: the socket wakes us when there is
                 publish = buffered.take_publish(self._v5)
                 if publish is not None:
                     self.taken += 1

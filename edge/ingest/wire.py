@@ -78,9 +78,13 @@ class BufferedSocket:
         self._sock = sock
         self._data = b""
         self._offset = 0
+        self._failure: OSError | None = None
         self.tls_error: ssl.SSLError | None = None
 
     def recv(self, size: int) -> bytes:
+        if self._failure is not None:  # met by `fill()`: paho hears of it now
+            failure, self._failure = self._failure, None
+            raise failure
         if self._offset >= len(self._data):
             try:
                 data = self._sock.recv(262144)  # BlockingIOError when nothing is there: AGAIN
@@ -104,6 +108,26 @@ class BufferedSocket:
         except ssl.SSLError as exc:
             self.tls_error = exc
             raise
+
+    def fill(self) -> bool:
+        """Read what the socket holds into the empty buffer; False when it held nothing.
+
+        True also when the socket is closed or failed: paho's next read meets that (an empty
+        read, or the error kept here) and reports the loss as it always does.
+        """
+        if self._offset < len(self._data) or self._failure is not None:
+            return True
+        try:
+            data = self._sock.recv(262144)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except OSError as exc:
+            if isinstance(exc, ssl.SSLError):
+                self.tls_error = exc
+            self._failure = exc
+            return True
+        self._data, self._offset = data, 0
+        return True  # an empty read: the broker closed the connection, paho reads it again
 
     def take_publish(self, v5: bool) -> Publish | None:
         """The next packet, when it is a whole PUBLISH of QoS 0 or 1 without properties already
