@@ -23,6 +23,12 @@ _log = logging.getLogger(__name__)
 # messages handled between two turns of the event loop: small enough that the other lane (an
 # SOS behind a telemetry flood) waits a few ms at most, large enough that the turns cost nothing
 HANDLE_CHUNK = 64
+# A gap in arrivals ends a linger only once a batch holds this many messages: mosquitto's
+# default in-flight window (`max_inflight_messages 20`; the shipped gateway config has 1000).
+# A broker whose window is full sends nothing until we acknowledge, so waiting on would only
+# cost throughput; a smaller batch at a gap is a trickle (500 msgs/s arrive ~2 ms apart, often
+# 5 ms and more), and ending it there cost a commit per 5-6 messages (85 commits a second).
+GAP_ENDS_LINGER_AT = 20
 
 
 class Handled(Protocol):
@@ -223,7 +229,8 @@ class IngestLane:
 
         It ends at once when a message raises or clears an alert (an SOS is committed as soon as
         it is handled, with whatever routine messages came before it), when the batch is full,
-        or at a gap in arrivals: a broker whose in-flight window is full sends nothing until we
+        or at a gap in arrivals once the batch could fill a broker's in-flight window
+        (`GAP_ENDS_LINGER_AT`): a broker whose window is full sends nothing until we
         acknowledge, so waiting on would only cost throughput.
         """
         loop = asyncio.get_running_loop()
@@ -233,8 +240,11 @@ class IngestLane:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            if not self._inbox and not await self._next_arrival(min(gap, remaining)):
-                return  # nothing new within the gap
+            # below a window's worth, a gap is a trickle: the whole linger
+            full = len(batch.deliveries) >= GAP_ENDS_LINGER_AT
+            wait = min(gap, remaining) if full else remaining
+            if not self._inbox and not await self._next_arrival(wait):
+                return  # nothing new within the gap (or the linger)
             self._wake.clear()
             await self._fill(batch)
 
