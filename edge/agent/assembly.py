@@ -123,8 +123,11 @@ class AgentConfig:
     # events: most of a community's traffic); a message that raises or clears an alert ends the
     # wait at once, so an SOS never waits
     alarm_linger_s: float = 0.02
-    # how long readings may gather before a readings-only sink writes them (events never wait)
-    readings_linger_s: float = 0.1
+    # how long readings may gather before a sink of readings (the time-series store, for
+    # dashboards) writes them; a sink of alert events alone never waits. Each round costs two
+    # fetches, an HTTP write and a cursor transaction whatever its size: at 0.1 s the store
+    # took 17 writes a second at 500 msgs/s with ten SOS presses.
+    readings_linger_s: float = 0.5
     outbox_max_bytes: int = OUTBOX_MAX_BYTES
     shutdown_flush_s: float = 5.0
     hold_acks_s: float = 0.0  # test hook only: pause between commit and ack
