@@ -128,7 +128,7 @@ async def test_a_linger_ends_at_a_gap_when_a_full_window_came(tmp_path: Path) ->
         waited = loop.time() - started
         worker.cancel()
     assert session.acks == [window]
-    assert waited < 5.0  # the gap (a quarter of the linger) ended it, not the 10 s linger
+    assert waited < 5.0  # the gap (GAP_S) ended it, not the 10 s linger
     await outbox.close()
 
 
