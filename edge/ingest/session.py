@@ -408,6 +408,10 @@ class MqttSession:
                 if publish is not None:
                     self.taken += 1
                     self._publish(client, publish)
+                    if not buffered.pending():
+                        # read it all: a trickle's next recv() would only raise EAGAIN (a
+                        # syscall and an exception per message); the socket wakes us for more
+                        return
                     continue
             rc = client.loop_read()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
