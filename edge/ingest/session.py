@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.clock import Clock
 from edge.errors import TlsConfigError
 from edge.ingest.broker import BrokerAddress, describe_tls_error
+from edge.ingest.receive_times import ReceiveTimes
 from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, Publish, pending_bytes
 
 _log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class MqttSession:
         self._sock: Any = None
         self._received = 0
         self.taken = 0  # PUBLISH packets read without paho (`BufferedSocket.take_publish`)
+        self._receive_times = ReceiveTimes()
         self._paused = False  # not reading: receive-maximum messages are unacknowledged
         self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
@@ -619,7 +621,7 @@ class MqttSession:
                     payload=payload,
                     mid=mid,
                     qos=qos,
-                    received_at=self._clock.now(),
+                    received_at=self._receive_times.stamp(topic, self._clock.now()),
                     generation=self._generation,
                     dup=dup,
                     retain=retain,
