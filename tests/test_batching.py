@@ -114,7 +114,7 @@ async def test_without_linger_every_message_of_a_trickle_is_its_own_commit(
 
 
 async def test_a_linger_ends_at_a_gap_when_a_full_window_came(tmp_path: Path) -> None:
-    # a broker whose in-flight window is full (mosquitto's default: 20) sends nothing until we
+    # a broker whose in-flight window is full (RabbitMQ's MQTT default: 10) sends nothing until we
     # ack: waiting the whole linger would only cost throughput
     lane, session, outbox = await _lane(tmp_path, linger_s=10.0)
     loop = asyncio.get_running_loop()

@@ -23,12 +23,14 @@ _log = logging.getLogger(__name__)
 # messages handled between two turns of the event loop: small enough that the other lane (an
 # SOS behind a telemetry flood) waits a few ms at most, large enough that the turns cost nothing
 HANDLE_CHUNK = 64
-# A gap in arrivals ends a linger only once a batch holds this many messages: mosquitto's
-# default in-flight window (`max_inflight_messages 20`; the shipped gateway config has 1000).
-# A broker whose window is full sends nothing until we acknowledge, so waiting on would only
-# cost throughput; a smaller batch at a gap is a trickle (500 msgs/s arrive ~2 ms apart, often
-# 5 ms and more), and ending it there cost a commit per 5-6 messages (85 commits a second).
-GAP_ENDS_LINGER_AT = 20
+# A gap in arrivals ends a linger only once a batch holds this many messages: the smallest
+# common in-flight window, RabbitMQ's MQTT plugin's (`mqtt.prefetch = 10`; mosquitto's default
+# `max_inflight_messages` is 20, the shipped gateway config has 1000). A broker whose window is
+# full sends nothing until we acknowledge, so waiting on would only cost throughput; a smaller
+# batch at a gap is a trickle (500 msgs/s arrive ~2 ms apart, often 5 ms and more), and ending
+# it there cost a commit per 5-6 messages (85 commits a second). A broker with a window under
+# this sends at most its window per linger (`alarm_linger_s`, `telemetry_linger_s`).
+GAP_ENDS_LINGER_AT = 10
 # ... and that gap: a broker with a full window and nothing to say for this long is waiting for
 # our acks (a loaded 2-core gateway handed messages over within 1-2 ms here)
 GAP_S = 0.005
