@@ -3,12 +3,15 @@
 A paced load of the mixed community (500 and 4,000 msgs/s) with ten SOS presses a second, as a
 busy evening at a gateway: the agent's CPU time (user + system, every thread, from /proc) over the
 window, in % of one core and per message, and the presses' latency to the alert stream. CPU time,
-not wall time, so that other work on the machine does not count against the agent.
+not wall time, so that other work on the machine does not count against the agent. Beside them,
+what the cost follows per second (from /metrics): outbox transactions per lane and writes per
+sink; each costs the same whatever its size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from bench.latency import AlertListener, LatencyPlan, LatencyResult, measure_latency
 from bench.progress import Probe
@@ -20,6 +23,11 @@ COST_RATES = (500.0, 4000.0)  # the issue's ordinary and busy loads, msgs/s
 PRESSES_PER_S = 10  # SOS presses beside the load
 CPU_TARGET_PCT = 10.0  # at 500 msgs/s: a small box also runs video, access control, ...
 P99_AT_500_MS = 5.0  # Node-RED's p99 at 500 msgs/s, publish -> receiver
+# the /metrics counters whose rates the cost phase reports, by the name they are reported under
+COUNTED = {
+    "community_edge_lane_commits_total": "commits",
+    "community_edge_sink_writes_total": "writes",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,8 @@ class CostResult:
 
     rate: float
     latency: LatencyResult
+    # per second over the level: `commits{lane="alarm"}`, `writes{sink="tsdb"}`, ...
+    per_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def agent_pct(self) -> float:
@@ -60,10 +70,21 @@ def measure_cost(
         warmup_s=2.0,
         settle_s=5.0,
     )
-    return [
-        CostResult(
-            rate,
-            measure_latency(rig, pool, probe, listener, plan, f"cost-{rate:.0f}", rate, load),
-        )
-        for rate in rates
-    ]
+    results = []
+    for rate in rates:
+        before, started = probe.metrics(), time.monotonic()
+        latency = measure_latency(rig, pool, probe, listener, plan, f"cost-{rate:.0f}", rate, load)
+        after, seconds = probe.metrics(), time.monotonic() - started
+        results.append(CostResult(rate, latency, _rates(before, after, seconds)))
+    return results
+
+
+def _rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """The `COUNTED` counters' increase per second, keyed `commits{lane="alarm"}` and so on."""
+    rates = {}
+    for key, value in after.items():
+        name, brace, labels = key.partition("{")
+        if name in COUNTED:
+            short = COUNTED[name] + brace + labels
+            rates[short] = round((value - before.get(key, 0.0)) / max(seconds, 1e-9), 1)
+    return rates

@@ -387,7 +387,11 @@ def cost_keys(results: list[CostResult]) -> dict[str, Any]:
             else (at_500.latency.percentile(99) or 0.0) < P99_AT_500_MS,
         },
         "cost": {
-            k: {**_latency(r.latency), "cpu_us_per_msg": round(r.us_per_message, 1)}
+            k: {
+                **_latency(r.latency),
+                "cpu_us_per_msg": round(r.us_per_message, 1),
+                "per_s": r.per_s,
+            }
             for k, r in by_rate.items()
         },
     }
@@ -414,6 +418,12 @@ def cost_table(summary: dict[str, Any]) -> str:
         "CPU in % of one core:",
         *(
             f"  cost at {rate} msgs/s: {_cpu(level['cpu_pct'])}"
+            for rate, level in summary["cost"].items()
+        ),
+        "What the cost follows, per second (outbox transactions per lane, writes per sink):",
+        *(
+            f"  at {rate} msgs/s: "
+            + ", ".join(f"{name} {value:,.1f}" for name, value in level.get("per_s", {}).items())
             for rate, level in summary["cost"].items()
         ),
         f"run took {summary['seconds']} s",

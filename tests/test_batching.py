@@ -15,7 +15,7 @@ from typing import cast
 from edge.agent.pipeline import Output
 from edge.clock import FakeClock
 from edge.ingest import Delivery, IngestLane, MqttSession
-from edge.ingest.lane import HANDLE_CHUNK, YIELD_MAX_S
+from edge.ingest.lane import GAP_ENDS_LINGER_AT, HANDLE_CHUNK, YIELD_MAX_S
 from edge.model import AlertEvent, DeviceRef, Lane, RawMessage, Reading
 from edge.outbox import Forwarder, Outbox
 from edge.sinks.memory import MemorySink
@@ -113,21 +113,40 @@ async def test_without_linger_every_message_of_a_trickle_is_its_own_commit(
     await outbox.close()
 
 
-async def test_a_linger_ends_at_a_gap_when_nothing_more_comes(tmp_path: Path) -> None:
-    # a broker whose in-flight window is full sends nothing until we ack: waiting the whole
-    # linger would only cost throughput
+async def test_a_linger_ends_at_a_gap_when_a_full_window_came(tmp_path: Path) -> None:
+    # a broker whose in-flight window is full (RabbitMQ's MQTT default: 10) sends nothing until we
+    # ack: waiting the whole linger would only cost throughput
     lane, session, outbox = await _lane(tmp_path, linger_s=10.0)
+    loop = asyncio.get_running_loop()
+    window = GAP_ENDS_LINGER_AT
+    async with asyncio.TaskGroup() as tg:
+        worker = tg.create_task(lane.run())
+        started = loop.time()
+        for n in range(window):
+            session.receive(_delivery(n))
+        await eventually(lambda: sum(session.acks) == window, 5, "the window acknowledged")
+        waited = loop.time() - started
+        worker.cancel()
+    assert session.acks == [window]
+    assert waited < 5.0  # the gap (GAP_S) ended it, not the 10 s linger
+    await outbox.close()
+
+
+async def test_a_trickle_smaller_than_a_window_waits_the_whole_linger(tmp_path: Path) -> None:
+    # a gap in a trickle is not a full window: one commit per linger, not one per gap
+    lane, session, outbox = await _lane(tmp_path, linger_s=0.4)
     loop = asyncio.get_running_loop()
     async with asyncio.TaskGroup() as tg:
         worker = tg.create_task(lane.run())
         started = loop.time()
-        for n in range(3):
-            session.receive(_delivery(n))
-        await eventually(lambda: sum(session.acks) == 3, 5, "the three acknowledged")
+        session.receive(_delivery(0))
+        await asyncio.sleep(0.15)  # past the gap (0.1 s)
+        session.receive(_delivery(1))
+        await eventually(lambda: sum(session.acks) == 2, 5, "both acknowledged")
         waited = loop.time() - started
         worker.cancel()
-    assert session.acks == [3]
-    assert waited < 5.0  # the gap (a quarter of the linger) ended it, not the 10 s linger
+    assert session.acks == [2]
+    assert waited >= 0.4
     await outbox.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.cost import CostResult
+from bench.cost import CostResult, _rates
 from bench.latency import LatencyResult
 from bench.publish import PublishResult
 from bench.report import cost_keys, cost_summary, cost_table
@@ -43,3 +43,26 @@ def test_the_cost_table_names_the_figures_and_the_verdicts() -> None:
     assert "12.0% of a core" in text
     assert "<= 10%: MISSED" in text
     assert "p99 < 5 ms: ok" in text
+
+
+def test_the_counters_the_cost_follows_are_reported_per_second() -> None:
+    before = {
+        'community_edge_lane_commits_total{lane="alarm"}': 100.0,
+        'community_edge_sink_writes_total{sink="tsdb"}': 7.0,
+        "community_edge_readings_total": 5.0,
+    }
+    after = {
+        'community_edge_lane_commits_total{lane="alarm"}': 340.0,
+        'community_edge_sink_writes_total{sink="tsdb"}': 47.0,
+        'community_edge_sink_writes_total{sink="alert-store"}': 100.0,
+        "community_edge_readings_total": 5005.0,
+    }
+    assert _rates(before, after, 10.0) == {
+        'commits{lane="alarm"}': 24.0,
+        'writes{sink="tsdb"}': 4.0,
+        'writes{sink="alert-store"}': 10.0,
+    }
+    result = CostResult(500, _result(500, 9.0, [1.0]).latency, _rates(before, after, 10.0))
+    machine = {"cpu_count": 2, "loadavg_before": [1, 1, 1], "loadavg_after": [1, 1, 1]}
+    text = cost_table(cost_summary("quick", {**machine, "versions": {}}, [result], 9.0))
+    assert 'at 500 msgs/s: commits{lane="alarm"} 24.0, writes{sink="tsdb"} 4.0' in text

@@ -121,14 +121,14 @@ class Pipeline:
                 f"{decoded.device_id} at an unknown earlier time; recorded, not raised as a new alarm"
             )
             return Output(dead_letter=self._dead_letter(raw, "stale_retained", detail))
-        reading = Reading.model_construct(  # every part was validated by decode and the registry
-            device=device,
-            fields=decoded.fields,
-            at=decoded.at,
-            received_at=raw.received_at,
-            time_source=decoded.time_source,
-            seq=decoded.seq,
-            flags=decoded.flags,
+        reading = Reading.trusted(  # every part was validated by decode and the registry
+            device,
+            decoded.fields,
+            decoded.at,
+            raw.received_at,
+            decoded.time_source,
+            decoded.seq,
+            decoded.flags,
         )
         if decoded.seq is not None:
             identity = self._identity(device)

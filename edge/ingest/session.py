@@ -17,6 +17,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +33,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.clock import Clock
 from edge.errors import TlsConfigError
 from edge.ingest.broker import BrokerAddress, describe_tls_error
-from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, pending_bytes
+from edge.ingest.receive_times import ReceiveTimes
+from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, Publish, pending_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ MqttProtocol = Literal["5", "3.1.1"]
 BROKER_UPTIME = "$SYS/broker/uptime"  # mosquitto: "<seconds> seconds", every sys_interval
 _UPTIME_SLACK_S = 3.0  # whole seconds of uptime, and delivery delays
 KEEPALIVE_S = 30  # MQTT keep-alive; the broker drops us after 1.5 of them without a packet
+_INVALID_TOPIC = "<invalid utf-8 topic>"
 _READS_PER_WAKEUP = 500  # packets read per readable event at most, so writes and timers run too
 
 
@@ -136,6 +139,8 @@ class MqttSession:
         self._deferred: list[Callable[[], None]] | None = None
         self._sock: Any = None
         self._received = 0
+        self.taken = 0  # PUBLISH packets read without paho (`BufferedSocket.take_publish`)
+        self._receive_times = ReceiveTimes()
         self._paused = False  # not reading: receive-maximum messages are unacknowledged
         self._pause_timer: asyncio.TimerHandle | None = None
         self._attempt_failed = False  # this connection attempt already has its reason
@@ -376,8 +381,21 @@ class MqttSession:
 
     def _read(self, client: paho.Client, bounded: bool = True) -> None:
         # paho's loop_read() handles one packet per call; keep calling while packets keep
-        # coming, so one readable event takes a whole burst instead of one event-loop turn each
-        buffered = getattr(client, "_sock", None)
+        # coming, so one readable event takes a whole burst instead of one event-loop turn each.
+        # A plain PUBLISH already in our buffer is taken without paho (`take_publish`).
+        sock = getattr(client, "_sock", None)
+        buffered = sock if isinstance(sock, BufferedSocket) else None
+        taken = self.taken
+        try:
+            self._read_packets(client, buffered, bounded)
+        finally:
+            if self.taken != taken:
+                # what paho's keep-alive looks at (paho's clock): a packet came from the broker
+                client._last_bytes_received = time.monotonic()
+
+    def _read_packets(
+        self, client: paho.Client, buffered: BufferedSocket | None, bounded: bool
+    ) -> None:
         for _ in range(self._reads_per_wakeup):
             if bounded and self.status.unacked >= self._receive_maximum and client is self._client:
                 # mosquitto 2.0.11 overshoots our receive maximum when acks come in batches
@@ -389,6 +407,18 @@ class MqttSession:
                 self._pause()
                 return
             before = self._received
+            if buffered is not None and not client._in_packet["command"]:  # between packets
+                if not buffered.fill():
+                    return  # nothing more to read: the socket wakes us when there is
+                publish = buffered.take_publish(self._v5)
+                if publish is not None:
+                    self.taken += 1
+                    self._publish(client, publish)
+                    if not buffered.pending():
+                        # read it all: a trickle's next recv() would only raise EAGAIN (a
+                        # syscall and an exception per message); the socket wakes us for more
+                        return
+                    continue
             rc = client.loop_read()
             if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
                 self._mark_closed(self._tls_failure() or f"read failed: {paho.error_string(rc)}")
@@ -544,30 +574,61 @@ class MqttSession:
     def _handle_message(
         self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
     ) -> None:
-        # must never raise: paho would drop the connection with the message unacknowledged
+        # a PUBLISH that paho read (the first bytes of a read, QoS 2, MQTT 5 properties)
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            topic = "<invalid utf-8 topic>"
+            topic = _INVALID_TOPIC
+        self._deliver(
+            client,
+            topic,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            bool(message.dup),
+            bool(message.retain),
+        )
+
+    def _publish(self, client: paho.Client, publish: Publish) -> None:
+        # a PUBLISH taken from the buffer without paho: what paho would have handed us
+        try:
+            topic = publish.topic.decode()
+        except UnicodeDecodeError:
+            topic = _INVALID_TOPIC
+        self._deliver(
+            client, topic, publish.payload, publish.mid, publish.qos, publish.dup, publish.retain
+        )
+
+    def _deliver(
+        self,
+        client: paho.Client,
+        topic: str,
+        payload: bytes,
+        mid: int,
+        qos: int,
+        dup: bool,
+        retain: bool,
+    ) -> None:
+        # must never raise: paho would drop the connection with the message unacknowledged
         if topic == BROKER_UPTIME:
-            self._note_uptime(message.payload)
-            if message.qos:
-                client.ack(message.mid, message.qos)
+            self._note_uptime(payload)
+            if qos:
+                client.ack(mid, qos)
             return
         self._received += 1
-        if message.qos:
+        if qos:
             self.status.unacked += 1
         try:
             self._on_message(
                 Delivery(
                     topic=topic,
-                    payload=bytes(message.payload),
-                    mid=message.mid,
-                    qos=message.qos,
-                    received_at=self._clock.now(),
+                    payload=payload,
+                    mid=mid,
+                    qos=qos,
+                    received_at=self._receive_times.stamp(topic, self._clock.now()),
                     generation=self._generation,
-                    dup=bool(message.dup),
-                    retain=bool(message.retain),
+                    dup=dup,
+                    retain=retain,
                 )
             )
         except Exception:

@@ -125,14 +125,14 @@ class _ReadingDecoder:
         # rows written before readings carried flags have eleven columns
         flags = tuple(ReadingFlag(f) for f in row[11]) if len(row) > 11 else ()
         # rows were validated before they were written: construct without validating again
-        return Reading.model_construct(
-            device=DeviceRef(device_id, model, category, community, building, unit),
-            fields=fields,
-            at=datetime.fromtimestamp(at_ms / 1000, UTC),
-            received_at=datetime.fromtimestamp(recv_ms / 1000, UTC),
-            time_source=source,
-            seq=seq,
-            flags=flags,
+        return Reading.trusted(
+            DeviceRef(device_id, model, category, community, building, unit),
+            fields,
+            datetime.fromtimestamp(at_ms / 1000, UTC),
+            datetime.fromtimestamp(recv_ms / 1000, UTC),
+            source,
+            seq,
+            flags,
         )
 
 
