@@ -361,7 +361,11 @@ def test_a_corrupted_outbox_is_moved_aside_and_a_fresh_one_begins(
         )
         assert sorted(a["device_id"] for a in alerts) == ["sos-00", "sos-01"]
         assert agent.metrics()[ALARM_ACKED] == 1
-        readings = agent.get("/v1/readings", community=community)["items"]
+        # the readings store is a sink of the outbox, behind its linger: it may trail the alert
+        readings = wait_for(
+            lambda: len(r := agent.get("/v1/readings", community=community)["items"]) >= 2 and r,
+            what="both readings stored",
+        )
         assert sorted(r["device_id"] for r in readings) == ["sos-00", "sos-01"]
     print(f"\ncorrupt outbox: moved to {moved[0].name}; 1 SOS after recovery, 1 alert raised")
 
