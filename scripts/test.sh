@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Install the test servers if missing, build .venv, then lint, type-check and run the tests.
 # Usage: scripts/test.sh [pytest arguments...]   (from any directory)
+#   no arguments: the whole suite on one pytest-xdist worker per core (at least 2), each test file
+#     kept on one worker (--dist loadfile: a file's module fixtures and servers start once);
+#     PYTEST_WORKERS=N sets the number of workers (0: serially, in one process).
+#   arguments: pytest runs just those, serially (e.g. `scripts/test.sh tests/test_decode.py -x`);
+#     add `-n 2 --dist loadfile` to them for workers.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,4 +70,16 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/pytest -q "$@"
+if (($#)); then
+    .venv/bin/pytest -q "$@"
+else
+    workers="${PYTEST_WORKERS:-$(nproc)}"
+    if [[ -z "${PYTEST_WORKERS:-}" ]] && ((workers < 2)); then
+        workers=2 # the suite waits on servers and browsers as much as it computes
+    fi
+    if ((workers > 0)); then
+        .venv/bin/pytest -q -n "$workers" --dist loadfile --durations=25
+    else
+        .venv/bin/pytest -q --durations=25
+    fi
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -37,6 +38,10 @@ class AgentProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"{data_dir.name}-agent.log"
+        # One per data dir, stable across restarts (the broker keeps its persistent sessions):
+        # `agent-agent` for every test let the session broker queue one test's traffic for the
+        # next test's agent (an SOS of another community phoned under pytest-xdist).
+        self.client_id = client_id_for(data_dir)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True) -> None:
@@ -54,7 +59,7 @@ class AgentProcess:
             "--api-token",
             TOKEN,
             "--client-id",
-            f"agent-{self.data_dir.name}",
+            self.client_id,
             *self.extra_args,
         ]
         log = self.log_path.open("ab")
@@ -166,6 +171,12 @@ def simulate(mqtt_url: str, *args: str) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return summary
+
+
+def client_id_for(data_dir: Path) -> str:
+    """The MQTT client id of the test agent of `data_dir`: its own, the same on every start."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"agent-{data_dir.name}-{digest}"
 
 
 def wait_for(condition: Any, within_s: float = 20.0, what: str = "condition") -> Any:

@@ -7,11 +7,13 @@ Each server runs on a free port of 127.0.0.1 inside its own temporary directory,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import itertools
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -41,14 +43,83 @@ class ServerNotInstalled(ServerError):
     """The server binary is missing; the message names the command that installs it."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (never a standard service port)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if port not in _STANDARD_PORTS:
+def _unhanded_ports() -> range:
+    """Ports below the kernel's ephemeral range, which it never hands out by itself (to a bind to
+    port 0 or to an outgoing connection's source port), so only a test that took one can use it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(10000, low - 12000), low) if low > 11000 else range(20000, 32768)
+
+
+class PortBook:
+    """The TCP ports this process took for its test servers.
+
+    A port is checked free, then bound later by the server process it is given to. Under
+    pytest-xdist, with the kernel choosing (bind to port 0, then close), another worker or an
+    outgoing connection could be handed the same port in between, or while a test restarts a
+    server on its port. Here each port comes from below the ephemeral range and is held by an
+    exclusive `flock` on a file of a directory shared by every test process on the machine (the
+    workers, other checkouts' runs) until it is given back or this process ends (the kernel drops
+    the lock of a dead process, so a killed run leaves nothing taken).
+    """
+
+    def __init__(self, ports: range, directory: Path) -> None:
+        self._ports = ports
+        self._directory = directory
+        self._held: dict[int, int] = {}  # port -> file descriptor holding its lock
+        self._next = ports.start + random.randrange(len(ports))  # runs start apart
+
+    def take(self) -> int:
+        """A port that nothing listens on and that no other test process holds."""
+        self._directory.mkdir(mode=0o777, exist_ok=True)
+        for _ in range(len(self._ports)):
+            port = self._next
+            self._next = port + 1 if port + 1 < self._ports.stop else self._ports.start
+            if port in self._held or port in _STANDARD_PORTS:
+                continue
+            fd = os.open(self._directory / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if not _bindable(port):  # something outside these tests listens there
+                os.close(fd)
+                continue
+            self._held[port] = fd
             return port
+        raise ServerError(f"no free port in {self._ports} ({len(self._held)} held here)")
+
+    def give_back(self, port: int) -> None:
+        """Release a port taken by `take` (nothing listens on it any more)."""
+        fd = self._held.pop(port, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the lock
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+_PORTS = PortBook(_unhanded_ports(), Path(tempfile.gettempdir()) / "community-edge-ports")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now and that no other test process (another
+    pytest-xdist worker, another run) can take until this one gives it back or ends."""
+    return _PORTS.take()
+
+
+def give_back_port(port: int) -> None:
+    """Return a port from `free_port` once nothing of this process listens on it any more."""
+    _PORTS.give_back(port)
 
 
 def find_binary(name: str, package: str) -> str:
@@ -168,6 +239,8 @@ class _Server:
             if self._process is not None:
                 self.stop()
         finally:
+            for port in self._ports():
+                give_back_port(port)
             if self._owns_directory:
                 shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -190,6 +263,10 @@ class _Server:
                     f"{self.stop_timeout_s:.0f} s and was killed\n{self.log_tail()}"
                 ) from None
         self._process = None
+
+    def _ports(self) -> list[int]:
+        """Every port this server listens on, given back at `close()`."""
+        return [self.port]
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last lines of the server's log, for error messages."""
@@ -275,6 +352,9 @@ class MosquittoServer(_Server):
         self.tls_ports = [free_port() for _ in self.tls_listeners]
         self.password_file = password_file
         self.acl_file = acl_file
+
+    def _ports(self) -> list[int]:
+        return [self.port, *self.tls_ports]
 
     @property
     def tls_urls(self) -> list[str]:

@@ -258,7 +258,9 @@ async def test_a_sink_of_readings_gathers_its_alert_events_with_them(tmp_path: P
         for n in range(1, 5):
             await outbox.commit([_reading(n)], events=[event] if n == 2 else [])
             await asyncio.sleep(0.01)  # a trickle: commits land while the sink waits
-        await eventually(lambda: len(both.readings) == 5, 10.0, "the readings")
+        # delivered counts after the outbox's cursor moved, which follows the sink's write: waiting
+        # for the sink's readings alone raced it under load (writes 2, delivered 2)
+        await eventually(lambda: forwarder.status.delivered == 6, 10.0, "the readings and event")
         task.cancel()
     assert both.writes == [1, 4]
     assert both.events == [event]

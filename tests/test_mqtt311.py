@@ -125,7 +125,7 @@ def test_a_311_client_is_what_the_broker_sees(
             lambda: [
                 line
                 for line in log.read_text(errors="replace").splitlines()
-                if "New client connected" in line and "agent-agent" in line
+                if "New client connected" in line and agent.client_id in line
             ],
             10,
             "mosquitto logged the agent's connections",

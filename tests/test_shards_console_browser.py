@@ -42,9 +42,10 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
         with Publisher(broker.url) as publisher:
             publisher.publish(f"ce/{community}/{theirs}/tuya-sos-button/{device}", SOS)
         row = page.locator(f"#board tr[data-device='{device}']")
-        expect(row).to_be_visible(timeout=5_000)  # live: the page was not reloaded
+        # live: the page was not reloaded; a generous wait, not a speed target (a loaded machine)
+        expect(row).to_be_visible(timeout=30_000)
         seen_s = time.monotonic() - sent
         page.screenshot(path=artefact("shards-board-live-sos.png"))
-        assert seen_s < 5.0, seen_s
+        assert seen_s < 30.0, seen_s
         print(f"shard 1's SOS on shard 0's board after {seen_s:.2f} s")
         context.close()

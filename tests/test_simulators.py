@@ -33,6 +33,7 @@ from simulators.sensors import (
     simulated_models,
 )
 from tests.mqtt_recorder import Recorder
+from tests.servers import free_port
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 ENGINE = RuleEngine(PROFILES)
@@ -728,15 +729,8 @@ def test_broker_urls_are_parsed_as_the_agent_parses_them() -> None:
             broker_address(bad)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_unreachable_broker_is_a_connection_error_naming_the_url() -> None:
-    url = f"mqtt://127.0.0.1:{_free_port()}"
+    url = f"mqtt://127.0.0.1:{free_port()}"
     with pytest.raises(ConnectionError, match=re.escape(url)):
         run_load(url, devices=4, rate=10, duration=1)
     with pytest.raises(ConnectionError, match=re.escape(url)):
@@ -757,7 +751,7 @@ def _mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if binary is None:
         pytest.fail("mosquitto not found: apt-get install mosquitto")
     directory = tmp_path_factory.mktemp("mosquitto")
-    port = _free_port()
+    port = free_port()
     config = directory / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
     log_path = directory / "mosquitto.log"
@@ -878,7 +872,7 @@ def test_simulate_command_refuses_an_unknown_profile(capsys: pytest.CaptureFixtu
     from gateway.cli import main
 
     # no broker needed: the profile is checked before connecting
-    url = f"mqtt://127.0.0.1:{_free_port()}"
+    url = f"mqtt://127.0.0.1:{free_port()}"
     assert main(["simulate", "--mqtt-url", url, "--profile", "acme-gas-meter"]) == 2
     err = capsys.readouterr().err
     assert "community-edge simulate: unknown device profile 'acme-gas-meter'" in err

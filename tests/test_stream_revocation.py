@@ -98,7 +98,7 @@ async def _stream_ends_after(
         await _until(lambda: f"id: {before.id}" in seen, "the first event streamed")
         end()
         ended_at = time.monotonic()
-        await asyncio.wait_for(reader, timeout=10)  # on the old code the stream never ends
+        await asyncio.wait_for(reader, timeout=30)  # on the old code the stream never ends
         took = time.monotonic() - ended_at
     # after the stream ended, events are stored as usual and reach nobody on the old token
     await world.sos("sos-after")
@@ -110,7 +110,7 @@ async def test_revoking_a_token_ends_its_open_stream_within_seconds(stream: _Str
 
     seen, took = await _stream_ends_after(stream, token, lambda: stream.tokens.revoke(token_id))
 
-    assert took < 3.0, f"the stream ran {took:.1f} s after revocation"
+    assert took < 15.0, f"the stream ran {took:.1f} s after revocation"
     assert seen[-3:] == ["event: revoked", "data: {}", ""]
     assert len(stream.agent.stream) == 0  # unsubscribed: no queue fills for a gone reader
     # a new stream on the revoked token is refused
@@ -127,7 +127,7 @@ async def test_a_token_expiring_ends_its_open_stream_within_seconds(stream: _Str
 
     seen, took = await _stream_ends_after(stream, token, expire)
 
-    assert took < 3.0, f"the stream ran {took:.1f} s after expiry"
+    assert took < 15.0, f"the stream ran {took:.1f} s after expiry"
     assert seen[-3:] == ["event: revoked", "data: {}", ""]
 
 

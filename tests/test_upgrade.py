@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agent_process import TOKEN, AgentProcess
+from tests.agent_process import TOKEN, AgentProcess, client_id_for
 from tests.mqtt_publisher import publish
 from tests.servers import MosquittoFactory, VictoriaMetricsFactory, free_port
 from tests.waiting import wait_until
@@ -83,7 +83,7 @@ class _PreviousAgent:
             sys.executable,
             *("-m", "gateway.cli", "run", "--mqtt-url", mqtt_url, "--data-dir", str(data_dir)),
             *("--api-port", str(self.port), "--api-token", TOKEN),
-            *("--client-id", f"agent-{data_dir.name}", "--tsdb-url", tsdb_url),
+            *("--client-id", client_id_for(data_dir), "--tsdb-url", tsdb_url),
             *("--tsdb-org", "c", "--tsdb-bucket", "r"),
         ]
         # its own tree first on the path: the previous release's code, not this one's
@@ -143,6 +143,10 @@ def test_the_previous_releases_data_dir_carries_over_whole(
     data_dir = tmp_path / "agent"
     old = _PreviousAgent(previous_release, data_dir, broker.url, tsdb.url)
     stop_after.append(old)
+    # its API answers before its MQTT session is up: publish once it has connected
+    wait_until(
+        lambda: "edge.mqtt: connected" in old.log.read_text(), 30, "the previous release on MQTT"
+    )
 
     door = "ce/upg/b1/zigbee-door-contact/door-{n}"
     sent = publish(

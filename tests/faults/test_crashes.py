@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -245,34 +246,50 @@ class BrokerWatch:
                 (time.monotonic(), self._TOPICS[message.topic], value, not message.retain)
             )
 
-    def counts(self, after: float | None = None, within_s: float = 10.0) -> BrokerCounts:
-        """The first consistent `$SYS` update that started after `after` (default: now)."""
-        since = time.monotonic() if after is None else after
-
-        def consistent() -> BrokerCounts | None:
-            with self._lock:
-                log = list(self._log)
-            starts = [
-                i
-                for i, (at, key, _, live) in enumerate(log)
-                if key == "uptime" and live and at > since
-            ]
-            for start in starts:
-                end = next((i for i in range(start, len(log)) if log[i][1] == "end"), None)
-                if end is None:
-                    return None
-                if any(key == "retained" for _, key, _, _ in log[start:end]):
-                    continue
-                latest = {key: value for _, key, value, _ in log[: end + 1]}
-                return BrokerCounts(
+    def _updates(self, since: float) -> list[BrokerCounts]:
+        """The complete, consistent `$SYS` updates that started after `since`, in order."""
+        with self._lock:
+            log = list(self._log)
+        starts = [
+            i for i, (at, key, _, live) in enumerate(log) if key == "uptime" and live and at > since
+        ]
+        updates = []
+        for start in starts:
+            end = next((i for i in range(start, len(log)) if log[i][1] == "end"), None)
+            if end is None:
+                break
+            if any(key == "retained" for _, key, _, _ in log[start:end]):
+                continue
+            latest = {key: value for _, key, value, _ in log[: end + 1]}
+            updates.append(
+                BrokerCounts(
                     store=latest["store"],
                     retained=latest["retained"],
                     received=latest.get("received", 0),
                     dropped=latest.get("dropped", 0),
                 )
-            return None
+            )
+        return updates
 
-        counts: BrokerCounts = wait_for(consistent, within_s, what="a $SYS update of the broker")
+    def counts(self, after: float | None = None, within_s: float = 20.0) -> BrokerCounts:
+        """The broker's counts once settled: the first two successive consistent `$SYS` updates
+        after `after` (default: now) that agree.
+
+        One update alone can catch the store mid-way: under load (a parallel test run) it read
+        406 for 405 queued, likely a `$SYS` message already replaced in the retained tree but not
+        yet written to this slow client. Two updates about 2 s apart that agree are the broker
+        at rest, and the counts asserted on stay exact.
+        """
+        since = time.monotonic() if after is None else after
+
+        def settled() -> BrokerCounts | None:
+            updates = self._updates(since)
+            return next(
+                (now for before, now in pairwise(updates) if now == before),
+                None,
+            )
+
+        counts: BrokerCounts = wait_for(settled, within_s, what="two agreeing $SYS updates")
         return counts
 
     def close(self) -> None:
