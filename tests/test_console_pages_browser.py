@@ -301,12 +301,21 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
 
 
 def _labels(page: Page, table: str) -> list[str]:
-    """What a card shows before each value of its first row (the cells' ::before)."""
-    labels: list[str] = page.eval_on_selector_all(
-        f"{table} tbody tr:first-child td",
-        "tds => tds.map(td => getComputedStyle(td, '::before').content.replace(/^\"|\"$/g, ''))",
+    """What a card shows before each value of its first row (the cells' ::before), once the
+    first row's cells all show one (a live board may swap its rows in while we look)."""
+
+    def read() -> list[str]:
+        labels: list[str] = page.eval_on_selector_all(
+            f"{table} tbody tr:first-child td",
+            "tds => tds.map(td => getComputedStyle(td, '::before').content.replace(/^\"|\"$/g, ''))",
+        )
+        return labels
+
+    return wait_until(
+        lambda: labels if (labels := read()) and all(labels) else None,
+        timeout=10,
+        what=f"a label before every value of {table}'s first card",
     )
-    return labels
 
 
 def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> None:

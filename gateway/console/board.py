@@ -5,7 +5,7 @@ age, with counters per severity and status. Pure over an alert source, so it is 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -73,6 +73,9 @@ class Board:
     buildings: list[str]
     categories: list[str]
     now: datetime
+    # every unacknowledged life-safety alarm among the matching, drawn or not: they all sound
+    # (the cap limits what is drawn, never what is heard)
+    alarms: list[str] = field(default_factory=list)
 
 
 def is_life_safety(alert: Alert) -> bool:
@@ -161,15 +164,8 @@ def gather(
     )
     severities = Counter(a.severity for a in placed)
     statuses = Counter(a.status for a in placed)
-    shown = rows
-    if not filters.all and len(rows) > SHOWN:
-        # the cap never hides an alarm that must sound: every active life-safety alarm is drawn
-        # (they sort first, so they only pass the cap when over SHOWN of them are open at once)
-        shown = rows[:SHOWN] + [
-            a for a in rows[SHOWN:] if a.status is AlertStatus.ACTIVE and is_life_safety(a)
-        ]
     return Board(
-        rows=shown,
+        rows=rows if filters.all else rows[:SHOWN],
         matching=len(rows),
         by_severity={s: severities.get(s, 0) for s in Severity},
         by_status={s: statuses.get(s, 0) for s in OPEN},
@@ -177,4 +173,5 @@ def gather(
         buildings=sorted({a.building for a in found}),
         categories=sorted({a.category for a in found}),
         now=desk.now(),
+        alarms=[a.id for a in rows if a.status is AlertStatus.ACTIVE and is_life_safety(a)],
     )

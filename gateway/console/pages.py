@@ -61,8 +61,9 @@ async def _board_context(request: Request, visitor: Visitor) -> dict[str, object
         "filters": filters,
         "board": board,
         "rows": rows,
-        "alarm_ids": (alarms := [a.id for a in rows if is_life_safety(a) and a.status == "active"]),
-        "alarm_set": set(alarms),  # a row's lookup: a list made 5,000 rows quadratic
+        # every unacknowledged life-safety alarm sounds, also one the cap leaves undrawn
+        "alarm_ids": board.alarms,
+        "alarm_set": set(board.alarms),  # a row's lookup: a list made 5,000 rows quadratic
         "is_life_safety": is_life_safety,
     }
 
