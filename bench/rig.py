@@ -47,8 +47,7 @@ class BenchError(RuntimeError):
 
 def client_ids(agent: AgentProcess) -> tuple[str, str]:
     """The agent's two MQTT sessions: telemetry `<client id>` and `<client id>-alarm`."""
-    base = f"agent-{agent.data_dir.name}"
-    return base, f"{base}-alarm"
+    return agent.client_id, f"{agent.client_id}-alarm"
 
 
 def total(metrics: dict[str, float], prefix: str) -> float:
