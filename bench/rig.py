@@ -27,11 +27,13 @@ from tests.servers import MosquittoServer, VictoriaMetricsServer
 
 # A gateway broker tuned for speed: a window of 1000 unacknowledged messages per session (also
 # the receive maximum it advertises to publishers), unlimited queues for offline sessions, QoS 0
-# never queued beside QoS 1, no persistence (nothing here outlives the run).
+# never queued beside QoS 1, no Nagle delay (TCP_NODELAY), no persistence (nothing here outlives
+# the run).
 BROKER_CONFIG = (
     "max_inflight_messages 1000",
     "max_queued_messages 0",
     "queue_qos0_messages false",
+    "set_tcp_nodelay true",  # as deploy/mosquitto-gateway.conf: no Nagle delay before an SOS
 )
 SESSION_EXPIRY_S = 3600
 

@@ -94,7 +94,11 @@ async def _mosquitto() -> AsyncIterator[tuple[str, str]]:
         claim(Path(directory))  # a killed demo's broker and directory: cleared at the next start
         port = _free_port()
         config = Path(directory) / "mosquitto.conf"
-        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
+        # set_tcp_nodelay: an SOS reaches the agent at once (deploy/mosquitto-gateway.conf says why)
+        config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n",
+            encoding="utf-8",
+        )
         log = Path(directory) / "mosquitto.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
