@@ -54,10 +54,16 @@ def _urls(agent: AgentProcess, shards: int) -> list[str]:
 
 
 def _metrics(url: str) -> dict[str, float]:
+    """One shard's own samples: shard 0's /metrics also carries its siblings' (labelled
+    `shard="shard-k"`, its own `shard="shard-0"`), which would count them twice."""
     samples = {}
     for line in httpx.get(f"{url}/metrics", timeout=10.0).text.splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.rpartition(" ")
+            if 'shard="shard-' in key:
+                if 'shard="shard-0"' not in key:
+                    continue
+                key = key.replace('shard="shard-0",', "").replace('{shard="shard-0"}', "")
             samples[key] = float(value)
     return samples
 
