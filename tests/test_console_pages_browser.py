@@ -312,7 +312,7 @@ def _labels(page: Page, table: str) -> list[str]:
         return labels
 
     return wait_until(
-        lambda: labels if (labels := read()) and all(labels) else None,
+        lambda: labels if (labels := read()) and all(labels) else [],
         timeout=10,
         what=f"a label before every value of {table}'s first card",
     )
