@@ -27,7 +27,8 @@ class WireError(RuntimeError):
     """The broker refused, disconnected or went silent."""
 
 
-def _varint(value: int) -> bytes:
+def remaining_length(value: int) -> bytes:
+    """MQTT's variable byte integer: 7 bits a byte, low first (a packet's remaining length)."""
     out = bytearray()
     while True:
         byte, value = value % 128, value // 128
@@ -46,7 +47,7 @@ def encode(message: Message) -> Packet:
     topic, payload = message
     name = _utf8(topic)
     length = len(name) + 2 + 1 + len(payload)  # topic, packet id, properties length, payload
-    return bytes([_PUBLISH_QOS1]) + _varint(length) + name, b"\x00" + payload
+    return bytes([_PUBLISH_QOS1]) + remaining_length(length) + name, b"\x00" + payload
 
 
 class Publisher:
@@ -62,7 +63,7 @@ class Publisher:
         self.refused = 0
         # protocol "MQTT", level 5, clean start, keep-alive 0 (off), no properties
         body = _utf8("MQTT") + b"\x05\x02\x00\x00\x00" + _utf8(client_id)
-        self._sock.sendall(bytes([_CONNECT]) + _varint(len(body)) + body)
+        self._sock.sendall(bytes([_CONNECT]) + remaining_length(len(body)) + body)
         self.window = min(window, self._connack())
 
     @property

@@ -177,24 +177,17 @@ def test_every_history_note_the_agent_writes_has_a_chinese_rendering() -> None:
     assert any("on duty in" in w for w in roles["whom"])
     assert {"override", "shift 7", "holiday 7"} <= roles["reason"]
     assert "default audience" in roles["whom"]
-    rendered: list[tuple[str, str]] = []
-    for note in roles["note"]:
-        rendered.append((note, note_label(note, "zh")))
-    for then in roles["then"]:
-        note = f"reached nobody: 7; {then}"
-        rendered.append((note, note_label(note, "zh")))
-    for why in roles["why"]:
-        note = f"not acknowledged after 7 s: notifying nobody; reached nobody: {why}; no step left"
-        rendered.append((note, note_label(note, "zh")))
-    for whom in roles["whom"]:
-        note = f"not acknowledged after 7 s: notifying {whom}"
-        rendered.append((note, note_label(note, "zh")))
-    for where in roles["where"]:
-        note = f"reached nobody: nobody is on duty in {where} at 2026-12-06 07:00 UTC; no step left"
-        rendered.append((note, note_label(note, "zh")))
-    for reason in roles["reason"]:
-        note = f"not acknowledged after 7 s: notifying 7 (on duty in 7, {reason})"
-        rendered.append((note, note_label(note, "zh")))
+    # each role's wordings inside a whole note the agent could write
+    notes_with = {
+        "note": "{}",
+        "then": "reached nobody: 7; {}",
+        "why": "not acknowledged after 7 s: notifying nobody; reached nobody: {}; no step left",
+        "whom": "not acknowledged after 7 s: notifying {}",
+        "where": "reached nobody: nobody is on duty in {} at 2026-12-06 07:00 UTC; no step left",
+        "reason": "not acknowledged after 7 s: notifying 7 (on duty in 7, {})",
+    }
+    notes = [note.format(w) for role, note in notes_with.items() for w in roles[role]]
+    rendered = [(note, note_label(note, "zh")) for note in notes]
     untranslated = [(note, zh) for note, zh in rendered if _leftover(zh)]
     assert untranslated == []
 

@@ -140,6 +140,11 @@ def test_two_gateways_split_a_community_and_their_shards_split_each_half(tmp_pat
 # -- the sharded gateway, end to end -----------------------------------------------------------
 
 
+def _building_of(index: int, community: str) -> str:
+    """A building of `community` that shard `index` of 2 owns."""
+    return next(f"b{n}" for n in range(100) if Shard(index, 2).owns(community, f"b{n}"))
+
+
 def _stored(data_dir: Path) -> dict[str, int]:
     """Readings per building in one shard's embedded store."""
     path = data_dir / "readings.db"
@@ -246,10 +251,7 @@ def test_one_api_lists_and_acts_on_the_alerts_of_both_shards(
     broker = mosquitto_factory()
     community = "shard-api"
     # one building owned by each shard
-    owned = {
-        index: next(f"b{n}" for n in range(100) if Shard(index, 2).owns(community, f"b{n}"))
-        for index in range(2)
-    }
+    owned = {index: _building_of(index, community) for index in range(2)}
     data = tmp_path / "data"
     with ShardedGateway(data, broker.url) as agent:
         internal = _wait_shard_ready(data / "shard-1")
@@ -336,7 +338,7 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
 ) -> None:
     broker = mosquitto_factory()
     community = "shard-share"
-    theirs = next(f"b{n}" for n in range(100) if Shard(1, 2).owns(community, f"b{n}"))
+    theirs = _building_of(1, community)
     data = tmp_path / "data"
     with ShardedGateway(data, broker.url) as agent:
         internal = _wait_shard_ready(data / "shard-1")
@@ -520,10 +522,7 @@ def test_shard_0_lists_the_unregistered_devices_of_every_shard(
 ) -> None:
     broker = mosquitto_factory()
     community = "shard-unreg"
-    owned = {
-        index: next(f"b{n}" for n in range(100) if Shard(index, 2).owns(community, f"b{n}"))
-        for index in range(2)
-    }
+    owned = {index: _building_of(index, community) for index in range(2)}
     devices = tmp_path / "devices.csv"
     devices.write_text(
         "device_id,model,community,building,unit,install_date,resident_ref,emergency_contacts\n"

@@ -12,16 +12,8 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench.wire import remaining_length
 from edge.ingest.wire import BufferedSocket, Publish
-
-
-def _remaining_length(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
 
 
 def _publish(
@@ -42,7 +34,7 @@ def _publish(
         variable += properties
     body = variable + payload
     header = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    return bytes([header]) + _remaining_length(len(body)) + body
+    return bytes([header]) + remaining_length(len(body)) + body
 
 
 @pytest.fixture
