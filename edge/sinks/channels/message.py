@@ -66,6 +66,18 @@ def clip(text: str, max_bytes: int) -> str:
     return raw[: max_bytes - len("…".encode())].decode(errors="ignore") + "…"
 
 
+def chinese_summary(chinese: Callable[[Alert], str] | None, alert: Alert) -> str:
+    """The alert's summary as `chinese` says it (the rule's Chinese line); the stored words when
+    there is none or the lookup fails (logged): a message is never lost to its wording."""
+    if chinese is None:
+        return alert.summary
+    try:
+        return chinese(alert) or alert.summary
+    except Exception:
+        _log.exception("no Chinese summary for alert %s", alert.id)
+        return alert.summary
+
+
 @dataclass(frozen=True, slots=True)
 class ActionLink:
     """One button or line of a message: what it does, for whom, and its URL."""
@@ -145,16 +157,9 @@ class NoticeFormat:
     def said(self, alert: Alert, limit: int = _FIELD_CHARS) -> str:
         """The summary, Chinese first where the rule has a Chinese line ("紧急按钮被按下
         Emergency button pressed"); cleaned and cut like any text from a profile."""
-        english = clean(alert.summary, limit)
-        if self._chinese is None:
-            return english
-        try:
-            chinese = self._chinese(alert)
-        except Exception:  # a message is never lost to its wording: English as stored
-            _log.exception("no Chinese summary for alert %s", alert.id)
-            return english
-        if not chinese or chinese == alert.summary:
-            return english
+        chinese = chinese_summary(self._chinese, alert)
+        if chinese == alert.summary:
+            return clean(alert.summary, limit)
         return clean(f"{chinese} {alert.summary}", limit)
 
     def people(self, event: AlertEvent) -> tuple[Contact, ...]:

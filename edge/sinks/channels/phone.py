@@ -38,7 +38,7 @@ from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import Alert, AlertEvent, AlertEventKind, AlertStatus, Lane, Reading, Severity
 from edge.sinks.channels.addressing import Audience, Contact, Directory, LinkMaker
 from edge.sinks.channels.delivery_log import DeliveryLog, DeliveryResult
-from edge.sinks.channels.message import clean
+from edge.sinks.channels.message import chinese_summary, clean
 from edge.sinks.channels.person_rate import ReachSummary
 from edge.sinks.channels.phone_book import PhoneBook, SendStatus, mask
 
@@ -364,18 +364,8 @@ class PhoneSink:
             except Exception:  # a link is a convenience: the alarm goes out without one
                 _log.exception("%s: no acknowledge link for alert %s", self.name, alert.id)
         local = event.at.astimezone(self._zone)
-        return PhoneMessage(
-            level, clean(self._said(alert), 30), place, f"{local:%m-%d %H:%M}", link
-        )
-
-    def _said(self, alert: Alert) -> str:
-        if self._chinese is None:
-            return alert.summary
-        try:
-            return self._chinese(alert) or alert.summary
-        except Exception:  # the alarm goes out in the stored words rather than not at all
-            _log.exception("%s: no Chinese summary for alert %s", self.name, alert.id)
-            return alert.summary
+        said = clean(chinese_summary(self._chinese, alert), 30)
+        return PhoneMessage(level, said, place, f"{local:%m-%d %H:%M}", link)
 
     async def _record(
         self, event: AlertEvent | None, person: Contact, result: DeliveryResult, reason: str
