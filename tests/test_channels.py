@@ -620,6 +620,10 @@ async def test_a_corrupt_log_is_moved_aside(tmp_path: Path, clock: FakeClock) ->
         await log.close()
     moved = [n for n in os.listdir(tmp_path) if n.startswith("deliveries.db.corrupt-")]
     assert moved == [next(n for n in moved if "-wal" not in n and "-shm" not in n)]
+    # what /healthz says (degraded, naming the file and where it went)
+    assert log.problem is not None
+    assert log.problem.startswith(f"delivery log {path} was unreadable")
+    assert moved[0] in log.problem
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def create_app(
     app.state.audit = audit
     # the gateway's own stores that start empty when their file is unreadable (`.problem`), for
     # /healthz; wiring adds the phone book and the short links when phone channels are set
-    app.state.stores = [audit] if audit is not None else []
+    app.state.stores = [store for store in (audit, deliveries) if store is not None]
     app.state.action_links = action_links
     app.state.pseudonyms = pseudonyms_of(tokens)
     app.state.tokens = tokens  # the names of tokens (who recorded a visit)

@@ -33,7 +33,7 @@ async def healthz(
     ok = ok and health.get("households", {}).get("problem") is None  # a register set aside
     # run --shards N: every sibling shard's own status (unreachable while it restarts)
     ok = ok and all(s.get("status") == "ok" for s in health.get("shards", {}).values())
-    # the audit log, phone book or short links found unreadable and started empty
+    # the audit log, delivery log, phone book or short links found unreadable and started empty
     stored = [s.problem for s in request.app.state.stores if s.problem is not None]
     if stored:
         ok = False

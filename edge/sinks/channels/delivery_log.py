@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from edge.database import open_database, quarantine
+from edge.database import open_or_set_aside
 from edge.model import AlertEvent, epoch_ms
 
 _log = logging.getLogger(__name__)
@@ -75,12 +75,11 @@ class DeliveryLog:
         self._now = now
         self._writes = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-log")
-        try:
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
-        except sqlite3.DatabaseError as exc:
-            moved = quarantine(path)
-            _log.error("delivery log %s unreadable (%s): moved to %s, a new one", path, exc, moved)
-            self._conn = open_database(path, _SCHEMA, check_same_thread=False)
+        # an unreadable file is moved aside (it keeps the attempts recorded so far) and /healthz
+        # says so: delivery never waits for its log
+        self._conn, self.problem = open_or_set_aside(
+            path, _SCHEMA, "delivery log", "the attempts recorded before are in the moved file"
+        )
         # a diagnostic record, not an alert: no fsync per write (the outbox has those)
         self._conn.execute("PRAGMA synchronous=NORMAL")
 
