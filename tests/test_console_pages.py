@@ -196,7 +196,8 @@ def test_what_a_correlation_saw_reads_in_chinese() -> None:
 
 def test_a_devices_own_tamper_and_battery_words_flag_it_without_a_rule() -> None:
     """DEVICES.md: Zigbee contacts send `tamper` and `battery_low`, Tuya smoke detectors
-    `battery_state` low|middle|high; a door contact has no tamper rule, so no alert says it."""
+    `battery_state` low|middle|high; the device's own words flag it whether or not a rule of
+    its model alerts on them (no rule reads `battery_state`)."""
     ref = DeviceRef("door-7", "zigbee-door-contact", "door", "a", "a1", "701", 0)
     state = DeviceState(Status.ONLINE, None, None, 90, None, 120, None)
     plain = DeviceStatus(ref, state, ())

@@ -254,7 +254,7 @@ EXPECTED_RULE: dict[tuple[str, Event], str | None] = {
     (NB_WATER, Event.WATER_FLOW): None,
     (NB_WATER, Event.LEAK): "leak",
     (NB_WATER, Event.BURST): "burst",
-    (NB_WATER, Event.TAMPER): None,  # recorded; the meter still counts
+    (NB_WATER, Event.TAMPER): "meter-tamper",  # the meter still counts
     (NB_WATER, Event.LOW_BATTERY): "low-battery",
 }
 
