@@ -2,7 +2,10 @@
 
 Presses come at a steady interval, each from a button of its own, while a paced background load
 runs at a share of the measured maximum ingest rate. Both ends are timed in this process with
-`time.perf_counter()`: right before `publish()`, and when the event's data line arrives.
+`time.perf_counter()`: right before `publish()`, and when the event's data line arrives. Beside
+it, where the time went: publish -> the moment the agent's pipeline handled the press (the
+alert's `opened_at`, the agent's wall clock on this machine), and the rest, handled -> stream
+(commit, express delivery, the stream, this process reading it).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -39,6 +43,8 @@ class LatencyResult:
     presses: int
     latencies_ms: list[float] = field(repr=False)
     cpu: dict[str, float]
+    # publish -> handled by the agent's pipeline (its `opened_at`), per press that arrived
+    handled_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
     def missing(self) -> int:
@@ -46,22 +52,32 @@ class LatencyResult:
 
     def percentile(self, q: float) -> float | None:
         """Nearest rank over every press; None when the rank falls on a missing one."""
-        if not self.presses:
-            return None
-        rank = max(1, math.ceil(q / 100 * self.presses))
-        ordered = sorted(self.latencies_ms)
-        return ordered[rank - 1] if rank <= len(ordered) else None
+        return _rank(self.latencies_ms, q, self.presses)
+
+    def handled_percentile(self, q: float) -> float | None:
+        """The same over publish -> handled."""
+        return _rank(self.handled_ms, q, self.presses)
 
     @property
     def max_ms(self) -> float | None:
         return None if self.missing or not self.latencies_ms else max(self.latencies_ms)
 
 
+def _rank(values: list[float], q: float, presses: int) -> float | None:
+    if not presses:
+        return None
+    rank = max(1, math.ceil(q / 100 * presses))
+    ordered = sorted(values)
+    return ordered[rank - 1] if rank <= len(ordered) else None
+
+
 class AlertListener:
-    """Reads the agent's SSE stream in a thread; notes when each device's `opened` event came."""
+    """Reads the agent's SSE stream in a thread; notes when each device's `opened` event came
+    (`time.perf_counter()`) and when the agent handled it (its `opened_at`, epoch seconds)."""
 
     def __init__(self, agent: AgentProcess, community: str) -> None:
         self.arrivals: dict[str, float] = {}
+        self.handled: dict[str, float] = {}
         self._lock = threading.Lock()
         self._listening = threading.Event()
         self._stopping = False
@@ -92,9 +108,12 @@ class AlertListener:
                         kind = line.removeprefix("event: ")
                     elif line.startswith("data: ") and kind == "opened":
                         arrived = time.perf_counter()
-                        device = json.loads(line.removeprefix("data: "))["alert"]["device_id"]
+                        alert = json.loads(line.removeprefix("data: "))["alert"]
+                        device = alert["device_id"]
+                        opened = datetime.fromisoformat(alert["opened_at"]).timestamp()
                         with self._lock:
                             self.arrivals.setdefault(device, arrived)
+                            self.handled.setdefault(device, opened)
         except Exception as exc:  # closed by `close()`, or the agent went away
             if not self._stopping:
                 self._error = exc
@@ -102,6 +121,11 @@ class AlertListener:
     def arrived(self, device_id: str) -> float | None:
         with self._lock:
             return self.arrivals.get(device_id)
+
+    def handled_at(self, device_id: str) -> float | None:
+        """When the agent's pipeline handled the device's press (epoch seconds)."""
+        with self._lock:
+            return self.handled.get(device_id)
 
     def close(self) -> None:
         self._stopping = True
@@ -128,12 +152,12 @@ class _Presser:
         if not self._connected.wait(10):
             raise BenchError("SOS presser: no CONNACK")
 
-    def press(self, device_id: str) -> float:
-        """Publish one press; returns the perf_counter time taken right before publishing."""
+    def press(self, device_id: str) -> tuple[float, float]:
+        """Publish one press; returns the perf_counter and wall times taken right before."""
         topic, payload = sos_press(ALERT_COMMUNITY, "b01", device_id, 1, time.time_ns() // 10**6)
-        published = time.perf_counter()
+        published, wall = time.perf_counter(), time.time()
         self.client.publish(topic, payload, qos=1)
-        return published
+        return published, wall
 
     def close(self) -> None:
         self.client.disconnect()
@@ -169,7 +193,7 @@ def measure_latency(
     meter = CpuMeter(processes(rig, agent, pool))
     loaded: PublishResult | None = None
     loading = False
-    published: dict[str, float] = {}
+    published: dict[str, tuple[float, float]] = {}
     try:
         if rate > 0:
             # generated up front for the whole level, stamped with the times it will be sent
@@ -197,12 +221,13 @@ def measure_latency(
         if loading:
             loaded = pool.stop()
         presser.close()
-    latencies = []
-    for device, sent_at in published.items():
-        arrived = listener.arrived(device)
-        if arrived is not None:
+    latencies, handled = [], []
+    for device, (sent_at, sent_wall) in published.items():
+        arrived, opened = listener.arrived(device), listener.handled_at(device)
+        if arrived is not None and opened is not None:
             latencies.append((arrived - sent_at) * 1000)
+            handled.append((opened - sent_wall) * 1000)
     # let the agent catch up with the load before the next level starts
     sent = (loaded.sent if loaded else 0) + plan.presses
     probe.follow("acked", base.acked + sent, within_s=max(60.0, sent / 500), poll_s=0.5)
-    return LatencyResult(label, rate, loaded, plan.presses, latencies, cpu)
+    return LatencyResult(label, rate, loaded, plan.presses, latencies, cpu, handled)
