@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -248,5 +249,39 @@ async def test_the_express_path_and_the_forwarder_store_and_stream_an_event_once
         assert live.empty()
     assert store.history("a1") == [_event(1)]
     assert stream.published == 1
+    await outbox.close()
+    store.close()
+
+
+async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_syncs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut between the two loses nothing: the forwarder's cursor moves only after its
+    copy returned, and that copy syncs the log the express path left unsynced."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def noting(descriptor: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
+    store, stream = AlertStore(tmp_path / "alerts.db"), AlertStream()
+    store_sink = AlertStoreSink(store, stream)
+    outbox = Outbox(tmp_path / "o.db", {store_sink.name: store_sink.lanes}, now=FakeClock(AT).now)
+    outbox.on_events(store_sink.show)
+    forwarder = Forwarder(outbox, store_sink, clock=FakeClock())
+    await outbox.commit(events=[_event(1)])
+    assert store.get("a1") is not None
+    assert synced == []  # stored and streamed without waiting for the disk
+    assert await forwarder.drain() == 1
+    assert synced == ["alerts.db-wal"]  # before the cursor moved past it
+    assert await forwarder.drain() == 0
+    await outbox.commit(events=[_event(2)])
+    assert await forwarder.drain() == 1
+    assert synced == ["alerts.db-wal", "alerts.db-wal"]
+    # an event the express path never saw is written durably by SQLite itself
+    await store_sink.write_events([_event(3)])
+    assert synced == ["alerts.db-wal", "alerts.db-wal"]
     await outbox.close()
     store.close()

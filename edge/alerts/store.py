@@ -5,13 +5,22 @@ the response figures. An alert row is replaced only by a higher revision of it, 
 out of order (an API action and the escalation task racing to the outbox) cannot undo a change.
 Escalation timers live in the alert rows (`next_escalation_at`), written through the outbox with
 the events that set them: after a crash the store holds exactly the timers of the events it holds.
+
+Durability: the outbox's express path stores an SOS without waiting for the disk (the events are
+already fsync'd in the outbox; waiting again held the live stream ~1 ms). The forwarder's copy of
+the same events comes next and is stored durably (`apply` syncs what the express path left
+unsynced) before the forwarder's cursor moves past them, so a power cut in between loses nothing:
+the cursor still points before them and they are delivered again. A process crash loses nothing
+either way (SQLite's WAL is written before `apply` returns).
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import math
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,12 +105,42 @@ class AlertStore:
             if name not in have:
                 self._conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
         self._conn.executescript(_INDEXES)
+        self._unsynced = False  # committed by `apply(durable=False)`, not yet known on disk
 
     def close(self) -> None:
         self._conn.close()
 
-    def apply(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
-        """Record events (a replayed event id is ignored); returns the ones that were new."""
+    def apply(self, events: Sequence[AlertEvent], *, durable: bool = True) -> list[AlertEvent]:
+        """Record events (a replayed event id is ignored); returns the ones that were new.
+
+        `durable=False` (the express path): committed without waiting for the disk. The next
+        durable call syncs it, whether or not it writes anything itself (module docstring)."""
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                new = self._apply(events)
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+            self._unsynced = self._unsynced or bool(new)
+            return new
+        new = self._apply(events)
+        if self._unsynced:
+            if not new:  # nothing written, so no commit synced the log: sync it ourselves
+                self._sync_log()
+            self._unsynced = False  # a commit with synchronous=FULL syncs the whole log
+        return new
+
+    def _sync_log(self) -> None:
+        """fsync the write-ahead log: every commit in it, the unsynced ones too, is on disk.
+        No log file: a checkpoint moved it into the database and synced that."""
+        with contextlib.suppress(FileNotFoundError):
+            descriptor = os.open(self.path.with_name(self.path.name + "-wal"), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def _apply(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
         new: list[AlertEvent] = []
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -415,12 +454,14 @@ class AlertStoreSink:
         self.stream = stream
 
     def show(self, events: Sequence[AlertEvent]) -> None:
-        """Store events at once and publish the new ones on the live stream (the express
-        path, from the outbox's commit; the forwarder's later copy is ignored by id)."""
-        self.stream.publish(self.store.apply(events))
+        """Store events at once, without waiting for the disk, and publish the new ones on the
+        live stream (the express path, from the outbox's commit)."""
+        self.stream.publish(self.store.apply(events, durable=False))
 
     async def write_events(self, events: Sequence[AlertEvent]) -> None:
-        self.show(events)
+        """The forwarder's copy: ignored by id where the express path stored it, and durable
+        (with whatever the express path left unsynced) before the forwarder's cursor moves."""
+        self.stream.publish(self.store.apply(events))
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         return None
