@@ -3,8 +3,8 @@
 Each shard is a whole `community-edge run` in a child process with its own MQTT client id and
 persistent session, data dir (outbox, alert store, rule state), and a slice of the buildings
 (`shard.index` / `shard.count`, edge/enrich/shard.py). Shard 0 serves the API on the configured
-address for every shard (gateway/shard_desk.py); the others listen on loopback for the actions
-shard 0 forwards to them. A shard that exits is started again: its broker session kept what it
+address for every shard (gateway/shard_desk.py); the others listen on loopback for what shard 0
+asks of them (gateway/shard_link.py). A shard that exits is started again: its broker session kept what it
 had not acknowledged, its outbox what it had. See docs/scale.md, "Shards".
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.settings import ConfigurationError, Settings
-from gateway.shard_desk import API_URL_FILE
+from gateway.shard_link import API_URL_FILE
 from gateway.systemd_notify import Notifier
 
 _log = logging.getLogger(__name__)

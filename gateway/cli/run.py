@@ -14,7 +14,7 @@ from gateway.settings import (
     TsdbSettings,
     load_settings,
 )
-from gateway.shard_desk import write_api_url
+from gateway.shard_link import write_api_url
 from gateway.shards import SHARD_0_ONLY, Supervisor, child_env, plan
 from gateway.wiring import Gateway, api_token, serve
 
