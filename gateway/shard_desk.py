@@ -353,7 +353,7 @@ class ShardDesk(Desk):
             and (a.building == household.building or not a.device_id.startswith("household:"))
         ]
 
-    # -- households: the away flag is the owning shard's rule state -----------------------------
+    # -- households: the away flag, signs of life and rhythm are the owning shard's rule state --
 
     async def set_away(
         self,
@@ -423,6 +423,21 @@ class ShardDesk(Desk):
             )
             for r in HouseholdRhythmView.model_validate(response.json()).rules
         ]
+
+    async def sign_of_life(self, community: str, building: str, unit: str) -> int:
+        """Recorded by the shard that owns the building, whose rules watch the household (the
+        caller is audited here; the owning shard records the bootstrap token)."""
+        peer = self._place_owner(community, building)
+        if peer is None:
+            return await super().sign_of_life(community, building, unit)
+        response = await self._link.send(
+            peer, "POST", f"/v1/households/{community}/{building}/{unit}/signs", {}
+        )
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+            )
+        return int(response.json()["resolved"])
 
     # -- embedded readings: the owning shard's store ---------------------------------------------
 

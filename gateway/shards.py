@@ -31,19 +31,8 @@ MAX_SHARDS = 64
 RESTART_FIRST_S = 0.5  # the first restart is at once, nearly: a SIGKILLed shard loses little time
 RESTART_MAX_S = 30.0  # a shard that keeps dying is restarted at most this often
 STEADY_S = 60.0  # a shard that ran this long is well again: its next restart is quick
-STOP_GRACE_S = 20.0
-CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses  # after SIGTERM, the shard flushes its outbox; then SIGKILL
-
-
-# what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
-# start. Merged across shards: alerts and their actions, silences, the household register,
-# visits and away flags, the live stream, the summary, incidents, devices
-# and their liveness, unregistered devices, /healthz, /readyz and /metrics.
-SHARD_0_ONLY = (
-    "dead letters",
-    "readings (embedded store)",
-    "a household's learned daily rhythm",
-)
+STOP_GRACE_S = 20.0  # after SIGTERM, the shard flushes its outbox; then SIGKILL
+CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses
 
 
 @dataclass
