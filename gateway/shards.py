@@ -27,7 +27,7 @@ from gateway.systemd_notify import Notifier
 
 _log = logging.getLogger(__name__)
 
-MAX_SHARDS = 64
+MAX_SHARDS = 64  # also the stride of dead-letter ids on shard 0 (gateway/shard_desk.py)
 RESTART_FIRST_S = 0.5  # the first restart is at once, nearly: a SIGKILLed shard loses little time
 RESTART_MAX_S = 30.0  # a shard that keeps dying is restarted at most this often
 STEADY_S = 60.0  # a shard that ran this long is well again: its next restart is quick
