@@ -587,7 +587,7 @@ def test_shard_0_reads_dead_letters_readings_and_rhythms_of_every_shard(
         finally:
             tokens.close()
 
-        def get(path: str, token: str = TOKEN, **params: Any) -> httpx.Response:
+        def get(path: str, token: str = TOKEN, /, **params: Any) -> httpx.Response:
             return httpx.get(
                 f"{agent.url}{path}",
                 params=params,
