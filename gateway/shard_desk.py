@@ -99,10 +99,11 @@ class ShardDesk(Desk):
             list[tuple[DeviceRef, DeviceState]], dict[str, tuple[DeviceRef, DeviceState]]
         ] = ([], {})
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+        await self._link.close()
 
     def _peers(self) -> Iterator[tuple[Path, AlertStore]]:
         """The sibling stores that exist by now (a shard starting late has none yet)."""

@@ -569,7 +569,7 @@ async def serve(
     finally:
         notifier.close()
         if desk is not None:
-            desk.close()
+            await desk.close()
         for follower in (siblings, home):
             if follower is not None:
                 follower.close()
