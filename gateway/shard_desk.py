@@ -493,7 +493,7 @@ class ShardDesk(Desk):
             try:
                 return await one(peer)
             except ShardUnavailable as exc:
-                _log.warning("readings without %s: %s", peer, exc)
+                _log.warning("readings without %s: %s", peer and peer.name, exc)
                 return None
 
         found = await asyncio.gather(*(answered(p) for p in peers))
@@ -526,6 +526,7 @@ class ShardDesk(Desk):
             if not head:
                 return []  # nothing older in that shard, and the letter is gone: the end
             # the cursor's letter; if retention took it since, the next older one of its shard
+            # (what other shards received between the two went with the same retention, mostly)
             moment = head[0].received_at
             asks = [
                 (own_id, None) if k == cursor_shard else (own_id + (k < cursor_shard), moment)
@@ -552,7 +553,7 @@ class ShardDesk(Desk):
         response = await self._link.send(peer, "GET", "/v1/dead-letters", params=params)
         if response.status_code != 200:
             raise ShardUnavailable(f"{peer.name} answered {response.status_code} for dead letters")
-        # what the sibling answers is masked already; the route masks it again, to no effect
+        # the sibling masked names and phones already; the route masks the masked text again
         return [
             DeadLetter(
                 id=view.id * MAX_SHARDS + local,
