@@ -4,21 +4,23 @@ Each shard keeps its own alert store (SQLite, WAL) in its data dir. Shard 0's AP
 siblings' stores directly (WAL lets a reader beside the writing process) and merges their pages
 by the same keyset the store pages by (opening time, id; newest first), so a cursor from a merged
 page is valid for every store. An action (acknowledge, resolve, assign) on a sibling's alert goes
-to the shard that owns it, through that shard's own API on loopback: one process decides each
-alert's lifecycle, so two shards never race on one alert.
+to the shard that owns it, through that shard's own API on loopback (gateway/shard_link.py): one
+process decides each alert's lifecycle, so two shards never race on one alert. What lives only in
+a sibling's process or outbox is asked of it the same way: a building's embedded readings and
+households' learned rhythm of the shard that owns the building, every shard's dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -33,20 +35,28 @@ from edge.alerts import (
 )
 from edge.enrich import DeviceDetails, DeviceState, Household, Shard, Status, Unregistered
 from edge.errors import AlertNotFound, AlertTransitionError, IncidentNotFound
-from edge.model import Alert, AlertEvent, AlertStatus, DeviceRef, Severity, epoch_ms
+from edge.model import (
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    DeadLetter,
+    DeviceRef,
+    Severity,
+    epoch_ms,
+)
+from edge.rules import Day, RhythmView
+from edge.sinks import ReadingStore, StoredReading
+from gateway.api.care import HouseholdRhythmView
 from gateway.api.errors import error_response
+from gateway.api.schemas import DeadLetterView, ReadingList
+from gateway.dead_letter_pages import letter_key, letters_page
 from gateway.metrics import merge_shards
+from gateway.reading_source import ReadingAnswer, ReadingSource
+from gateway.shard_link import HEALTH_TIMEOUT_S, ShardLink, ShardUnavailable
 from gateway.shard_sync import LIVENESS_FILE, read_liveness
+from gateway.shards import MAX_SHARDS
 
 _log = logging.getLogger(__name__)
-
-API_URL_FILE = "api-url"  # a shard writes its API's address here once it listens
-PEER_TIMEOUT_S = 5.0
-HEALTH_TIMEOUT_S = 2.0  # a hung sibling must not hold up the gateway's /healthz
-
-
-class ShardUnavailable(Exception):
-    """The shard that owns an alert cannot act on it now (starting, restarting): 503."""
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -70,14 +80,6 @@ def serve_shard_metrics(app: FastAPI, desk: ShardDesk) -> None:
     app.state.render_metrics = with_siblings
 
 
-def write_api_url(data_dir: Path, url: str) -> None:
-    """Say where this shard's API listens, for shard 0 to forward actions to it."""
-    path = data_dir / API_URL_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(url + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 class ShardDesk(Desk):
     """A desk over this shard's agent and the alert stores of its sibling shards."""
 
@@ -87,7 +89,7 @@ class ShardDesk(Desk):
         self._agent_ref = agent
         self._peer_dirs = list(peers)
         self._stores: dict[Path, AlertStore] = {}
-        self._token = token
+        self._link = ShardLink(token)
         # the siblings' devices as their last liveness.json said: (mtime, devices, unregistered
         # topics) per peer
         self._devices: dict[
@@ -97,10 +99,11 @@ class ShardDesk(Desk):
             list[tuple[DeviceRef, DeviceState]], dict[str, tuple[DeviceRef, DeviceState]]
         ] = ([], {})
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+        await self._link.close()
 
     def _peers(self) -> Iterator[tuple[Path, AlertStore]]:
         """The sibling stores that exist by now (a shard starting late has none yet)."""
@@ -200,7 +203,7 @@ class ShardDesk(Desk):
             return await super().act_on_incident(incident_id, action, actor, note)
         verb = "ack" if action == "acknowledge" else "resolve"
         body: dict[str, object] = {} if note is None else {"note": note}
-        response = await self._send(peer, "POST", f"/v1/incidents/{incident_id}/{verb}", body)
+        response = await self._link.send(peer, "POST", f"/v1/incidents/{incident_id}/{verb}", body)
         if response.status_code == 404:
             raise IncidentNotFound(f"no incident {incident_id!r}")
         if response.status_code == 409:
@@ -351,7 +354,7 @@ class ShardDesk(Desk):
             and (a.building == household.building or not a.device_id.startswith("household:"))
         ]
 
-    # -- households: the away flag is the owning shard's rule state -----------------------------
+    # -- households: the away flag, signs of life and rhythm are the owning shard's rule state --
 
     async def set_away(
         self,
@@ -373,7 +376,7 @@ class ShardDesk(Desk):
             body["until"] = until.isoformat()
         if reason is not None:
             body["reason"] = reason
-        response = await self._send(
+        response = await self._link.send(
             peer, "PUT", f"/v1/households/{community}/{building}/{unit}/away", body
         )
         if response.status_code != 200:
@@ -394,6 +397,174 @@ class ShardDesk(Desk):
             if Shard(local * gateways + shard.index, shard.count).owns(community, building):
                 return directory
         return None
+
+    async def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
+        """What the sign-of-life rules of the shard that owns the building have learned of the
+        household (a sibling's: one loopback request; 503 while it does not answer)."""
+        peer = self._place_owner(community, building)
+        if peer is None:
+            return await super().rhythm_of(community, building, unit)
+        response = await self._link.send(
+            peer, "GET", f"/v1/households/{community}/{building}/{unit}/rhythm"
+        )
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+            )
+        return [
+            RhythmView(
+                rule=r.rule,
+                days_learned=r.days_learned,
+                histogram=r.histogram,
+                usual_share=r.usual_share,
+                own_day=None if r.own_day is None else Day(r.own_day.start, r.own_day.end),
+                watched=r.watched,
+                last_sign=r.last_sign,
+                raised=r.raised,
+            )
+            for r in HouseholdRhythmView.model_validate(response.json()).rules
+        ]
+
+    async def sign_of_life(self, community: str, building: str, unit: str) -> int:
+        """Recorded by the shard that owns the building, whose rules watch the household (the
+        caller is audited here; the owning shard records the bootstrap token)."""
+        peer = self._place_owner(community, building)
+        if peer is None:
+            return await super().sign_of_life(community, building, unit)
+        response = await self._link.send(
+            peer, "POST", f"/v1/households/{community}/{building}/{unit}/signs", {}
+        )
+        if response.status_code != 200:
+            raise ShardUnavailable(
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+            )
+        return int(response.json()["resolved"])
+
+    # -- embedded readings: the owning shard's store ---------------------------------------------
+
+    async def readings(
+        self,
+        store: ReadingStore,
+        *,
+        device_id: str | None,
+        communities: Sequence[str] | None,
+        category: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> ReadingAnswer:
+        """Readings newest first. A known device's come from the shard that owns its building
+        (a sibling's: one loopback request; 503 while it does not answer); any other query asks
+        every shard and merges, naming the siblings that did not answer."""
+        ref = self.device(device_id) if device_id is not None else None
+        owner = None if ref is None else self._place_owner(ref.community, ref.building)
+        peers: list[Path | None] = [None, *self._peer_dirs] if ref is None else [owner]
+
+        async def one(peer: Path | None) -> list[StoredReading]:
+            if peer is None:
+                return store.query(
+                    device_id=device_id,
+                    communities=communities,
+                    category=category,
+                    since=since,
+                    until=until,
+                    limit=limit,
+                )
+            params: dict[str, str | int | list[str]] = {"limit": limit}
+            if device_id is not None:
+                params["device_id"] = device_id
+            if communities is not None:
+                params["community"] = list(communities)
+            if category is not None:
+                params["category"] = category
+            if since is not None:
+                params["since"] = since.isoformat()
+            if until is not None:
+                params["until"] = until.isoformat()
+            response = await self._link.send(peer, "GET", "/v1/readings", params=params)
+            if response.status_code != 200:
+                raise ShardUnavailable(f"{peer.name} answered {response.status_code} for readings")
+            return ReadingList.model_validate(response.json()).items
+
+        if len(peers) == 1:
+            return ReadingAnswer(await one(peers[0]))
+
+        async def answered(peer: Path | None) -> list[StoredReading] | None:
+            try:
+                return await one(peer)
+            except ShardUnavailable as exc:
+                _log.warning("readings without %s: %s", peer and peer.name, exc)
+                return None
+
+        found = await asyncio.gather(*(answered(p) for p in peers))
+        merged = heapq.merge(
+            *(items for items in found if items is not None), key=lambda r: r.at, reverse=True
+        )
+        return ReadingAnswer(
+            list(merged)[:limit],
+            [p.name for p, items in zip(peers, found, strict=True) if p and items is None],
+        )
+
+    # -- dead letters: every shard's, newest received first --------------------------------------
+
+    async def dead_letters(self, limit: int, before_id: int | None) -> list[DeadLetter]:
+        """Every shard's dead letters, newest received first (one loopback request per sibling).
+
+        An id here is the shard's own id * MAX_SHARDS + the shard's local index, so it names its
+        shard: the next page continues below it in that shard and, in the others, below the
+        moment that letter was received. A sibling that does not answer is ShardUnavailable (503):
+        a page without its letters would be continued past them.
+        """
+        shards = len(self._peer_dirs) + 1
+        if before_id is None:
+            asks: list[tuple[int | None, datetime | None]] = [(None, None)] * shards
+        else:
+            own_id, cursor_shard = divmod(before_id, MAX_SHARDS)
+            if own_id < 1 or cursor_shard >= shards:
+                return []  # no letter of this gateway's shards has that id
+            head = await self._letters(cursor_shard, 1, own_id + 1, None)
+            if not head:
+                return []  # nothing older in that shard, and the letter is gone: the end
+            # the cursor's letter; if retention took it since, the next older one of its shard
+            # (what other shards received between the two went with the same retention, mostly)
+            moment = head[0].received_at
+            asks = [
+                (own_id, None) if k == cursor_shard else (own_id + (k < cursor_shard), moment)
+                for k in range(shards)
+            ]
+        pages = await asyncio.gather(
+            *(self._letters(k, limit, below, at) for k, (below, at) in enumerate(asks))
+        )
+        return list(heapq.merge(*pages, key=letter_key, reverse=True))[:limit]
+
+    async def _letters(
+        self, local: int, limit: int, before_id: int | None, received_before: datetime | None
+    ) -> list[DeadLetter]:
+        """One shard's page (gateway/dead_letter_pages.py), its ids made this desk's."""
+        if local == 0:
+            found = await letters_page(super().dead_letters, limit, before_id, received_before)
+            return [d.model_copy(update={"id": (d.id or 0) * MAX_SHARDS}) for d in found]
+        peer = self._peer_dirs[local - 1]
+        params: dict[str, str | int | list[str]] = {"limit": limit}
+        if before_id is not None:
+            params["before_id"] = before_id
+        if received_before is not None:
+            params["received_before"] = received_before.isoformat()
+        response = await self._link.send(peer, "GET", "/v1/dead-letters", params=params)
+        if response.status_code != 200:
+            raise ShardUnavailable(f"{peer.name} answered {response.status_code} for dead letters")
+        # the sibling masked names and phones already; the route masks the masked text again
+        return [
+            DeadLetter(
+                id=view.id * MAX_SHARDS + local,
+                topic=view.topic,
+                payload=base64.b64decode(view.payload_base64),
+                cause=view.cause,
+                detail=view.detail,
+                received_at=view.received_at,
+            )
+            for view in map(DeadLetterView.model_validate, response.json())
+        ]
 
     # -- operations: every shard's health, readiness and metrics on shard 0 ----------------------
 
@@ -426,7 +597,7 @@ class ShardDesk(Desk):
 
         async def one(peer: Path) -> str | None:
             try:
-                response = await self._send(peer, "GET", "/metrics", None, wait_s=HEALTH_TIMEOUT_S)
+                response = await self._link.send(peer, "GET", "/metrics", wait_s=HEALTH_TIMEOUT_S)
             except ShardUnavailable:
                 return None
             return response.text if response.status_code == 200 else None
@@ -437,38 +608,13 @@ class ShardDesk(Desk):
     async def _sibling_json(self, peer: Path, path: str) -> dict[str, Any]:
         """A sibling's JSON answer to an operations route, or `unreachable` with why."""
         try:
-            response = await self._send(peer, "GET", path, None, wait_s=HEALTH_TIMEOUT_S)
+            response = await self._link.send(peer, "GET", path, wait_s=HEALTH_TIMEOUT_S)
             answer: dict[str, Any] = response.json()
         except ShardUnavailable as exc:
             return {"status": "unreachable", "error": str(exc)}
         except ValueError:
             return {"status": "unreachable", "error": f"{peer.name} answered {path} without JSON"}
         return answer
-
-    async def _send(
-        self,
-        peer: Path,
-        method: str,
-        path: str,
-        body: dict[str, object] | None,
-        wait_s: float = PEER_TIMEOUT_S,
-    ) -> httpx.Response:
-        """One request to a sibling's loopback API with the shared token (503 when it is down)."""
-        try:
-            url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
-        try:
-            async with httpx.AsyncClient(timeout=wait_s) as client:
-                return await client.request(
-                    method,
-                    f"{url}{path}",
-                    json=body,
-                    headers={"Authorization": f"Bearer {self._token}"},
-                )
-        except httpx.HTTPError as exc:
-            _log.warning("shard at %s did not answer %s %s: %s", peer, method, path, exc)
-            raise ShardUnavailable(f"the shard at {peer.name} is not answering") from exc
 
     def _owner(self, alert_id: str) -> Path | None:
         """The sibling's data dir when a sibling owns this alert; None: this shard (or nobody)."""
@@ -482,28 +628,46 @@ class ShardDesk(Desk):
     async def _forward(
         self, peer: Path, alert_id: str, action: str, body: dict[str, str | None]
     ) -> Alert:
-        try:
-            url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ShardUnavailable(f"shard at {peer} has not started its API yet") from exc
-        try:
-            async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
-                response = await client.post(
-                    f"{url}/v1/alerts/{alert_id}/{action}",
-                    json={k: v for k, v in body.items() if v is not None},
-                    headers={"Authorization": f"Bearer {self._token}"},
-                )
-        except httpx.HTTPError as exc:
-            _log.warning("shard at %s did not answer %s of %s: %s", peer, action, alert_id, exc)
-            raise ShardUnavailable(
-                f"the shard that owns alert {alert_id} is not answering"
-            ) from exc
+        response = await self._link.send(
+            peer,
+            "POST",
+            f"/v1/alerts/{alert_id}/{action}",
+            {k: v for k, v in body.items() if v is not None},
+        )
         if response.status_code == 404:
             raise AlertNotFound(alert_id)
         if response.status_code == 409:
             raise AlertTransitionError(response.json().get("detail", "not allowed"))
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"the shard that owns alert {alert_id} answered {response.status_code}"
+                f"{peer.name}, which owns alert {alert_id}, answered {response.status_code}"
             )
         return Alert.model_validate(response.json())
+
+
+class ShardReadings(ReadingSource):
+    """The embedded readings of every shard, as shard 0's desk finds them (`ShardDesk.readings`)."""
+
+    def __init__(self, store: ReadingStore, desk: ShardDesk) -> None:
+        super().__init__(store)
+        self._desk = desk
+
+    async def query(
+        self,
+        *,
+        device_id: str | None = None,
+        communities: Sequence[str] | None = None,
+        category: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> ReadingAnswer:
+        return await self._desk.readings(
+            self.store,
+            device_id=device_id,
+            communities=communities,
+            category=category,
+            since=since,
+            until=until,
+            limit=limit,
+        )

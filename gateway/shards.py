@@ -3,8 +3,8 @@
 Each shard is a whole `community-edge run` in a child process with its own MQTT client id and
 persistent session, data dir (outbox, alert store, rule state), and a slice of the buildings
 (`shard.index` / `shard.count`, edge/enrich/shard.py). Shard 0 serves the API on the configured
-address for every shard (gateway/shard_desk.py); the others listen on loopback for the actions
-shard 0 forwards to them. A shard that exits is started again: its broker session kept what it
+address for every shard (gateway/shard_desk.py); the others listen on loopback for what shard 0
+asks of them (gateway/shard_link.py). A shard that exits is started again: its broker session kept what it
 had not acknowledged, its outbox what it had. See docs/scale.md, "Shards".
 """
 
@@ -22,28 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.settings import ConfigurationError, Settings
-from gateway.shard_desk import API_URL_FILE
+from gateway.shard_link import API_URL_FILE
 from gateway.systemd_notify import Notifier
 
 _log = logging.getLogger(__name__)
 
-MAX_SHARDS = 64
+MAX_SHARDS = 64  # also the stride of dead-letter ids on shard 0 (gateway/shard_desk.py)
 RESTART_FIRST_S = 0.5  # the first restart is at once, nearly: a SIGKILLed shard loses little time
 RESTART_MAX_S = 30.0  # a shard that keeps dying is restarted at most this often
 STEADY_S = 60.0  # a shard that ran this long is well again: its next restart is quick
-STOP_GRACE_S = 20.0
-CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses  # after SIGTERM, the shard flushes its outbox; then SIGKILL
-
-
-# what shard 0's API still shows of its own buildings only (docs/scale.md, "Shards"); said at
-# start. Merged across shards: alerts and their actions, silences, the household register,
-# visits and away flags, the live stream, the summary, incidents, devices
-# and their liveness, unregistered devices, /healthz, /readyz and /metrics.
-SHARD_0_ONLY = (
-    "dead letters",
-    "readings (embedded store)",
-    "a household's learned daily rhythm",
-)
+STOP_GRACE_S = 20.0  # after SIGTERM, the shard flushes its outbox; then SIGKILL
+CONFIGURATION_ERROR = 2  # `community-edge run`'s exit code for settings it refuses
 
 
 @dataclass

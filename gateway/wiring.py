@@ -45,7 +45,12 @@ from gateway.settings import (
     WebhookSettings,
     WecomChannelSettings,
 )
-from gateway.shard_desk import ShardDesk, install_error_handler, serve_shard_metrics
+from gateway.shard_desk import (
+    ShardDesk,
+    ShardReadings,
+    install_error_handler,
+    serve_shard_metrics,
+)
 from gateway.shard_sync import HomeWatch, SiblingEvents
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
@@ -465,7 +470,8 @@ async def serve(
     audit = AuditLog(settings.data_dir / "audit.db")
     links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
-    # run --shards N: shard 0's API lists and acts on every shard's alerts (gateway/shard_desk.py)
+    # run --shards N: shard 0's API lists and acts on every shard's alerts, and reads their dead
+    # letters, readings and rhythms (gateway/shard_desk.py)
     desk = (
         ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
         if settings.shard.peers
@@ -497,10 +503,16 @@ async def serve(
                 warn_free_percent=settings.disk.warn_free_percent,
                 warn_free_mb=settings.disk.warn_free_mb,
             )
+            # run --shards N: a device's embedded readings from the shard that owns it
+            readings = (
+                ShardReadings(gateway.readings, desk)
+                if desk is not None and gateway.readings is not None
+                else gateway.readings
+            )
             app = create_app(
                 agent,
                 gateway.token,
-                gateway.readings,
+                readings,
                 gateway.deliveries,
                 tokens=tokens,
                 audit=audit,
@@ -557,7 +569,7 @@ async def serve(
     finally:
         notifier.close()
         if desk is not None:
-            desk.close()
+            await desk.close()
         for follower in (siblings, home):
             if follower is not None:
                 follower.close()

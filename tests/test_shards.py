@@ -12,6 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from edge.model import DeviceRef
 from gateway.metrics import merge_shards
 from gateway.settings import ConfigurationError, Settings, load_settings
 from gateway.shards import plan
+from gateway.tokens import open_tokens
 from tests.agent_process import TOKEN, AgentProcess, wait_for
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoFactory
@@ -448,8 +450,6 @@ def test_silences_households_and_the_live_stream_reach_every_shard(
         )
         (followed,) = on_shard_1("/v1/silences?all=true").json()["items"]
         assert followed["expired_at"] == ended.json()["expired_at"]
-        # what is still shard 0's own is said at start
-        assert "shard 0's buildings only for: dead letters" in agent.log_path.read_text()
 
 
 def test_shard_metrics_are_merged_by_family_and_labelled_by_shard() -> None:
@@ -563,3 +563,135 @@ def test_shard_0_lists_the_unregistered_devices_of_every_shard(
         }
         for entry in listed:  # the sibling's sample comes through its file intact
             assert json.loads(base64.b64decode(entry["sample_base64"])) == {"battery": 60}
+
+
+def _last_sign(rhythm: dict[str, Any]) -> str | None:
+    """When the sign-of-life rule last saw her (None: not yet)."""
+    rule = next(r for r in rhythm["rules"] if r["rule"] == "no-sign-of-life")
+    return rule["last_sign"]  # type: ignore[no-any-return]
+
+
+def test_shard_0_reads_dead_letters_readings_and_rhythms_of_every_shard(
+    tmp_path: Path, mosquitto_factory: MosquittoFactory
+) -> None:
+    broker = mosquitto_factory()
+    community, other = "shard-reads", "shard-elsewhere"
+    ours, theirs = _building_of(0, community), _building_of(1, community)
+    elsewhere = _building_of(1, other)
+    data = tmp_path / "data"
+    with ShardedGateway(data, broker.url) as agent:
+        internal = _wait_shard_ready(data / "shard-1")
+        tokens = open_tokens(data)  # shard 0's, as `community-edge tokens create` writes them
+        try:
+            admin_of_one = tokens.create("admin", [community], "one community's admin")[1]
+        finally:
+            tokens.close()
+
+        def get(path: str, token: str = TOKEN, /, **params: Any) -> httpx.Response:
+            return httpx.get(
+                f"{agent.url}{path}",
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+
+        # a living-alone household in a building of shard 1, made through shard 0
+        home: dict[str, object] = {"community": community, "building": theirs, "unit": "1-101"}
+        home |= {"living_alone": True, "residents": [{"name": "张桂英"}]}
+        home |= {"device_ids": [f"pir-{community}-{theirs}"]}
+        created = httpx.post(f"{agent.url}/v1/households", json=home, headers=agent.headers)
+        assert created.status_code == 201, created.text
+        rhythm = f"/v1/households/{community}/{theirs}/1-101/rhythm"
+        wait_for(
+            lambda: (
+                {r["rule"] for r in get(rhythm).json()["rules"]}
+                == {"no-sign-of-life", "water-idle"}
+            ),
+            what="shard 1's sign-of-life rules watching the household, through shard 0",
+        )
+
+        # malformed payloads (dead letters) in both shards' buildings and another community's,
+        # and readings of a motion sensor in each
+        with Publisher(broker.url) as publisher:
+            for building, where in ((theirs, community), (ours, community), (elsewhere, other)):
+                publisher.publish(
+                    f"ce/{where}/{building}/tuya-sos-button/sos-{building}",
+                    '{"action": "emergency", "note": "张桂英 13800001111'.encode(),
+                )
+            for building, where in ((theirs, community), (ours, community), (elsewhere, other)):
+                publisher.publish(
+                    f"ce/{where}/{building}/zigbee-pir-motion/pir-{where}-{building}",
+                    {"occupancy": True, "battery": 90},
+                )
+
+        # dead letters: every shard's, newest received first, each id naming its shard
+        letters = wait_for(
+            lambda: found if len(found := get("/v1/dead-letters").json()) == 3 else None,
+            what="three dead letters, two of them shard 1's, on shard 0's API",
+        )
+        assert {d["topic"].split("/")[2] for d in letters} == {theirs, ours, elsewhere}
+        assert sorted(d["id"] % 64 for d in letters) == [0, 1, 1]
+        times = [d["received_at"] for d in letters]
+        assert times == sorted(times, reverse=True)
+        for letter in letters:  # names and phones masked, whichever shard kept the letter
+            shown = base64.b64decode(letter["payload_base64"]).decode()
+            assert "张桂英" not in shown
+            assert "13800001111" not in shown
+        # paging one by one walks the same list, across shards, without repeats
+        walked: list[int] = []
+        while page := get(
+            "/v1/dead-letters", limit=1, **({"before_id": walked[-1]} if walked else {})
+        ).json():
+            walked.append(page[0]["id"])
+        assert walked == [d["id"] for d in letters]
+        # a community's admin sees its community's, in both shards, and no other's
+        scoped = get("/v1/dead-letters", admin_of_one).json()
+        assert [d["id"] for d in scoped] == [
+            d["id"] for d in letters if d["topic"].split("/")[1] == community
+        ]
+
+        # readings of a device of shard 1, from its store, through shard 0 (no time-series store)
+        device = f"pir-{community}-{theirs}"
+        wait_for(
+            lambda: get("/v1/devices", community=community, building=theirs).json()["items"],
+            within_s=30,
+            what="shard 1's motion sensor known to shard 0 (by its liveness file)",
+        )
+        (reading,) = get("/v1/readings", device_id=device).json()["items"]
+        assert (reading["device_id"], reading["building"]) == (device, theirs)
+        assert reading["fields"]["motion"] is True
+        # without a device: every shard's, within the caller's communities
+        both = get("/v1/readings", admin_of_one, category="motion").json()
+        assert {r["building"] for r in both["items"]} == {ours, theirs}
+        assert both["unanswered"] == []
+        assert get("/v1/readings", admin_of_one, device_id=f"pir-{other}-{elsewhere}").json() == {
+            "items": [],
+            "unanswered": [],
+        }
+
+        # the household's rhythm is shard 1's: a check-in recorded through shard 0 is its sign
+        signed = httpx.post(
+            f"{agent.url}/v1/households/{community}/{theirs}/1-101/signs",
+            json={"source": "check_in"},
+            headers=agent.headers,
+            timeout=30,
+        )
+        assert signed.status_code == 200, signed.text
+        learned = get(rhythm).json()
+        assert _last_sign(learned) is not None
+        assert learned == httpx.get(f"{internal}{rhythm}", headers=agent.headers).json()
+
+        # a shard that does not answer is named: 503 where its part cannot be left out
+        pid = _shard_pid(data / "shard-1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            refused = get("/v1/dead-letters")
+            assert refused.status_code == 503
+            assert "shard-1" in refused.json()["error"]["message"]
+            assert get(rhythm).status_code == 503
+            assert get("/v1/readings", device_id=device).status_code == 503  # shard 1's own
+            partial = get("/v1/readings", category="motion", community=community).json()
+            assert [r["building"] for r in partial["items"]] == [ours]
+            assert partial["unanswered"] == ["shard-1"]
+        finally:
+            os.kill(pid, signal.SIGCONT)

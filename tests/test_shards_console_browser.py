@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from edge.enrich import Shard
-from tests.agent_process import TOKEN
+from tests.agent_process import TOKEN, wait_for
 from tests.browser import artefact, chromium
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoFactory
@@ -48,4 +48,14 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
         page.screenshot(path=artefact("shards-board-live-sos.png"))
         assert seen_s < 30.0, seen_s
         print(f"shard 1's SOS on shard 0's board after {seen_s:.2f} s")
+        # the button's page on shard 0 (once shard 0 knows the device from shard 1's liveness
+        # file) reads its readings from shard 1's embedded store
+        wait_for(
+            lambda: (found := page.goto(f"/console/devices/{device}")) and found.status == 200,
+            within_s=30,
+            what="shard 1's SOS button's page on shard 0",
+        )
+        expect(page.locator(".readings-table tbody tr")).to_have_count(1)
+        expect(page.locator("#no-readings")).to_have_count(0)
+        page.screenshot(path=artefact("shards-device-readings-of-shard-1.png"), full_page=True)
         context.close()

@@ -262,8 +262,9 @@ class Desk:
         """(away, until when, why) of a household."""
         return self._agent.pipeline.rules.away_of(community, building, unit)
 
-    def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
-        """What the sign-of-life rules have learned of a household's day."""
+    async def rhythm_of(self, community: str, building: str, unit: str) -> list[RhythmView]:
+        """What the sign-of-life rules have learned of a household's day (async: under `run
+        --shards N` another shard's rules may hold it)."""
         return self._agent.pipeline.rules.rhythm_of(community, building, unit, self.now())
 
     async def sign_of_life(self, community: str, building: str, unit: str) -> int:

@@ -32,6 +32,7 @@ from gateway.auth import Authenticator
 from gateway.disk import DiskWatch
 from gateway.limits import MAX_BODY_BYTES, AuthFailureLimiter, BodySizeLimit
 from gateway.metrics import render_metrics
+from gateway.reading_source import ReadingSource, reading_source
 from gateway.retention import Retention
 from gateway.tokens import TokenStore
 from gateway.tsdb_readings import TsdbReadings
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # the console imports this package's security helpers: no imp
 def create_app(
     agent: Agent,
     token: str,
-    readings: ReadingStore | None = None,
+    readings: ReadingStore | ReadingSource | None = None,
     deliveries: DeliveryLog | None = None,
     tokens: TokenStore | None = None,
     audit: AuditLog | None = None,
@@ -86,7 +87,7 @@ def create_app(
         token, tokens, AuthFailureLimiter(max_failures=auth_failures_per_minute)
     )
     app.state.desk = desk if desk is not None else Desk(agent)
-    app.state.readings = readings
+    app.state.readings = reading_source(readings)
     app.state.deliveries = deliveries
     app.state.audit = audit
     # the gateway's own stores that start empty when their file is unreadable (`.problem`), for
@@ -129,7 +130,7 @@ def create_app(
             zone,
             app.state.pseudonyms,
             sign_in_links=sign_in_links,
-            readings=readings,
+            readings=app.state.readings,
             tsdb=tsdb,
         ),
     )

@@ -93,11 +93,12 @@ async def household_rhythm(
     """The resident's own day as learned from the last weeks, and whether she is away.
 
     When she is at home is personal data: every read is in the audit log. A care worker and a
-    family member read only their own households.
+    family member read only their own households. `run --shards N`: from the shard that owns
+    the building (503 while it does not answer).
     """
     household = _household(request, caller, desk, community, building, unit)
     away, until, reason = desk.away_of(community, building, unit)
-    views = desk.rhythm_of(community, building, unit)
+    views = await desk.rhythm_of(community, building, unit)
     audit(request, caller, community, household, "read_rhythm")
     return HouseholdRhythmView(
         away=away,

@@ -10,8 +10,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from edge.agent import Desk
-from edge.sinks import DeliveryLog, ReadingStore
+from edge.sinks import DeliveryLog
 from gateway.disk import DiskWatch
+from gateway.reading_source import ReadingSource
 
 
 def _desk(request: Request) -> Desk:
@@ -19,8 +20,8 @@ def _desk(request: Request) -> Desk:
     return desk
 
 
-def _readings(request: Request) -> ReadingStore | None:
-    readings: ReadingStore | None = request.app.state.readings
+def _readings(request: Request) -> ReadingSource | None:
+    readings: ReadingSource | None = request.app.state.readings
     return readings
 
 
@@ -40,7 +41,7 @@ def _metrics(request: Request) -> Callable[[], Awaitable[str]]:
 
 
 AgentDesk = Annotated[Desk, Depends(_desk)]
-Readings = Annotated[ReadingStore | None, Depends(_readings)]
+Readings = Annotated[ReadingSource | None, Depends(_readings)]
 Deliveries = Annotated[DeliveryLog | None, Depends(_deliveries)]
 Disk = Annotated[DiskWatch | None, Depends(_disk)]
 MetricsText = Annotated[Callable[[], Awaitable[str]], Depends(_metrics)]

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from edge.model import DeadLetter
 from gateway.api.context import AgentDesk, Disk, MetricsText
 from gateway.api.errors import ERRORS, ErrorResponse
-from gateway.api.schemas import DeadLetterView
+from gateway.api.schemas import DeadLetterView, IsoTime
 from gateway.api.security import Caller, MaybeCaller, admin_only, audit, topic_visible
 from gateway.audit import AuditLog, AuditRecord
+from gateway.dead_letter_pages import letters_page
 from gateway.privacy import mask_payload, mask_text
 from gateway.tokens import Role
 
@@ -75,21 +75,24 @@ async def list_dead_letters(
     desk: AgentDesk,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    received_before: IsoTime | None = None,
 ) -> list[DeadLetterView]:
     """Messages that could not be decoded, newest first, with the reason (admin tokens only).
 
+    Page with `before_id`, the last id of the page before. `received_before` (with `before_id`
+    to break ties within its millisecond) lists those received earlier: how shard 0 continues a
+    page of every shard's in each of them (`run --shards N`, where ids name their shard).
     A community admin sees those whose topic names one of its communities; payloads and
     reasons come with names and phone numbers masked (admins are not responders).
     """
     admin_only(caller)
-    letters: list[DeadLetter] = []
-    cursor = before_id
-    while len(letters) < limit:
-        page = await desk.dead_letters(limit=max(limit, 500), before_id=cursor)
-        letters.extend(d for d in page if topic_visible(caller, desk, d.topic))
-        if len(page) < max(limit, 500) or page[-1].id is None:
-            break
-        cursor = page[-1].id
+    letters = await letters_page(
+        desk.dead_letters,
+        limit,
+        before_id,
+        received_before,
+        keep=lambda d: topic_visible(caller, desk, d.topic),
+    )
     return [
         DeadLetterView(
             id=d.id or 0,
@@ -99,7 +102,7 @@ async def list_dead_letters(
             received_at=d.received_at,
             payload_base64=base64.b64encode(mask_payload(d.payload)).decode(),
         )
-        for d in letters[:limit]
+        for d in letters
     ]
 
 

@@ -25,7 +25,11 @@ async def list_readings(
     until: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> ReadingList:
-    """Readings newest first, from the embedded store (404 when a time-series server is used)."""
+    """Readings newest first, from the embedded store (404 when a time-series server is used).
+
+    `run --shards N`: a device's from the shard that owns it; without `device_id`, every shard's,
+    and `unanswered` names a shard that did not answer in time.
+    """
     if readings is None:
         raise HTTPException(
             status_code=404,
@@ -34,13 +38,12 @@ async def list_readings(
     scope = caller.scope(community)
     if scope == []:
         return ReadingList(items=[])
-    return ReadingList(
-        items=readings.query(
-            device_id=device_id,
-            communities=scope,
-            category=category,
-            since=since,
-            until=until,
-            limit=limit,
-        )
+    answer = await readings.query(
+        device_id=device_id,
+        communities=scope,
+        category=category,
+        since=since,
+        until=until,
+        limit=limit,
     )
+    return ReadingList(items=answer.items, unanswered=answer.unanswered)

@@ -99,6 +99,9 @@ class SummaryList(BaseModel):
 
 class ReadingList(BaseModel):
     items: list[StoredReading]
+    # run --shards N, readings of no one known device: the shards that did not answer in time
+    # (their readings are missing from `items`)
+    unanswered: list[str] = []
 
 
 class DeadLetterView(BaseModel):

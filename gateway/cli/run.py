@@ -14,8 +14,8 @@ from gateway.settings import (
     TsdbSettings,
     load_settings,
 )
-from gateway.shard_desk import write_api_url
-from gateway.shards import SHARD_0_ONLY, Supervisor, child_env, plan
+from gateway.shard_link import write_api_url
+from gateway.shards import Supervisor, child_env, plan
 from gateway.wiring import Gateway, api_token, serve
 
 _log = logging.getLogger(__name__)
@@ -191,12 +191,6 @@ def supervise(settings: Settings, shards: int, passthrough: list[str]) -> int:
         f"community-edge: {shards} shards ({', '.join(p.client_id for p in processes)}); "
         f"API on {settings.api.host}:{settings.api.port} (shard 0), token from {source}",
         flush=True,
-    )
-    _log.warning(
-        "run --shards %d: shard 0's API shows shard 0's buildings only for: %s "
-        "(each shard's internal API has its own; docs/scale.md, Shards)",
-        shards,
-        ", ".join(SHARD_0_ONLY),
     )
     supervisor = Supervisor(processes, child_env(token))
     run_until_signal(supervisor.run)

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.sinks import DeliveryLog, ReadingStore
+from edge.sinks import DeliveryLog
 from gateway.api.security import pseudonyms_of
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
@@ -36,6 +36,7 @@ from gateway.console.sign_in_links import SignInLinks
 from gateway.console.sign_in_links import router as sign_in_links_router
 from gateway.console.source import AlertSource
 from gateway.privacy import Pseudonyms
+from gateway.reading_source import ReadingSource
 from gateway.tokens import TokenStore
 from gateway.tsdb_readings import TsdbReadings
 
@@ -55,7 +56,7 @@ def create_console(
     acts: bool = True,
     sign_in_links: SignInLinks | None = None,
     threaded_reads: bool = False,
-    readings: ReadingStore | None = None,
+    readings: ReadingSource | None = None,
     tsdb: TsdbReadings | None = None,
 ) -> FastAPI:
     """The console app; `create_app` mounts it at /console, central mode at its own /console.
@@ -79,7 +80,8 @@ def create_console(
     console.state.tokens = tokens
     console.state.audit = audit
     console.state.deliveries = deliveries
-    console.state.readings = readings  # the embedded store; None: readings go to a tsdb
+    # the embedded store (every shard's under run --shards N); None: readings go to a tsdb
+    console.state.readings = readings
     console.state.tsdb = tsdb  # that tsdb, read back for the charts (gateway.tsdb_readings)
     console.state.sessions = SessionBook(session_ttl_s)
     console.state.zone = zone or _DEFAULT_ZONE

@@ -5,6 +5,7 @@ care worker records a visit with. The same scope, masking and audit as the house
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from edge.agent import Desk
 from edge.enrich import Condition, Household, VisitStatus, household_id
 from edge.model import Alert
+from edge.rules import RhythmView
 from gateway.api.household_schemas import VisitBody
 from gateway.api.households import (
     audit_name,
@@ -33,7 +35,10 @@ from gateway.console.page import render
 from gateway.household_access import may_visit, sees_in_full, shown
 from gateway.privacy import mask_name
 from gateway.reports.words import WORDS as REPORT_WORDS
+from gateway.shard_link import ShardUnavailable
 from gateway.tokens import Principal, Role
+
+_log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/care")
 HOME = f"{PREFIX}/care"
@@ -166,6 +171,12 @@ async def _household_page(
     if household.care_worker is not None:
         status = desk.visits.status([household], desk.now(), _zone(request))[0]
     now = desk.now()
+    rhythm: list[RhythmView] = []
+    if full:
+        try:
+            rhythm = await desk.rhythm_of(household.community, household.building, household.unit)
+        except ShardUnavailable as exc:  # run --shards N: the owning shard is restarting
+            _log.warning("rhythm of %s not read: %s", household.id, exc)
     return render(
         request,
         "care_household.html",
@@ -186,9 +197,7 @@ async def _household_page(
             "message": message,
             # her learned day (gateway/console/templates/_rhythm.html): for those who see her
             # in full, as when she is at home is personal data
-            "rhythm": desk.rhythm_of(household.community, household.building, household.unit)
-            if full
-            else [],
+            "rhythm": rhythm,
             "rhythm_words": REPORT_WORDS[visitor.lang],
         },
     )

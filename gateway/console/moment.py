@@ -16,11 +16,13 @@ from markupsafe import Markup
 
 from edge.agent import Desk
 from edge.model import Alert, AlertEvent, AlertEventKind
-from edge.sinks import ReadingStore, StoredReading
+from edge.sinks import StoredReading
 from gateway.console.catalogue import Lang
 from gateway.console.chart import Series, fitted, series_of, svg
 from gateway.console.labels import field_label
 from gateway.console.rule_trace import Trace, trace
+from gateway.reading_source import ReadingSource
+from gateway.shard_link import ShardUnavailable
 from gateway.tsdb_readings import TsdbReadings, TsdbUnavailable
 
 _log = logging.getLogger(__name__)
@@ -60,12 +62,14 @@ async def _query(
 
     Raises:
         TsdbUnavailable: the time-series server could not be read.
+        ShardUnavailable: under `run --shards N`, the shard that owns the device did not answer.
     """
     store = reading_store(request)
     if store is not None:
-        return store.query(
+        answer = await store.query(
             device_id=device_id, communities=[community], since=start, until=end, limit=limit
         )
+        return answer.items
     tsdb = tsdb_readings(request)
     if tsdb is None:
         return None
@@ -79,9 +83,9 @@ async def _query(
     )
 
 
-def reading_store(request: Request) -> ReadingStore | None:
+def reading_store(request: Request) -> ReadingSource | None:
     store = getattr(request.app.state, "readings", None)
-    return store if isinstance(store, ReadingStore) else None
+    return store if isinstance(store, ReadingSource) else None
 
 
 def tsdb_readings(request: Request) -> TsdbReadings | None:
@@ -105,8 +109,8 @@ async def readings_of(
     source = "store" if reading_store(request) is not None else "tsdb"
     try:
         found = await _query(request, device_id, community, category, start, end, MAX_READINGS)
-    except TsdbUnavailable as exc:
-        _log.warning("readings of %s not read from the time-series server: %s", device_id, exc)
+    except (TsdbUnavailable, ShardUnavailable) as exc:
+        _log.warning("readings of %s not read: %s", device_id, exc)
         return Readings(True, start, end, source=source, error=str(exc))
     if found is None:
         return Readings(False, start, end)
