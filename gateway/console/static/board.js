@@ -6,18 +6,18 @@
 //   descending (board.row_order). A capped board's last rows come along, so a row leaving pulls
 //   the next one in, and rows past the cap go.
 // - Events that arrive while a request is out go in the next one (up to 10). A burst (more than
-//   10 events within 250 ms) is one whole-board fetch once it pauses, as before this file.
+//   10 events within 250 ms) is one whole-board fetch 250 ms later, as before this file.
 // - Whole-board fetches (a burst, a reconnect in console.js, a board that is or becomes empty)
 //   are htmx's own; no row request goes out while one is, and a row answer sent before one
 //   started is dropped: the whole board is at least as new.
 // - After a change the page checks its board against the server's figures (rows drawn, alarms,
-//   the last row) and fetches the whole board if they differ, so a missed turn cannot linger.
+//   the last row) and fetches the whole board if they still differ a second later (events on
+//   their way settle most), so a missed turn cannot linger.
 "use strict";
 (function () {
   var MAX_IDS = 10; // the server's limit per request (pages.MAX_ROWS)
   var BURST = 10; // events within BURST_MS beyond which the whole board is fetched instead
-  var BURST_MS = 250; // also the longest a burst waits for its whole-board fetch
-  var QUIET_MS = 100; // a burst that pauses this long is fetched at once
+  var BURST_MS = 250; // also how long a burst gathers before its whole-board fetch
   var pending = []; // alert ids whose rows are still to fetch
   var times = []; // when the events of the last BURST_MS came
   var busy = false; // a row request is out
@@ -25,8 +25,14 @@
   var wholeSince = -1; // performance.now() when the last whole-board request went out
   var burstSince = 0;
   var burstTimer = null;
+  // the server's figures run ahead of the page while events are still on their way (a burst
+  // the agent stored at once), so a disagreement is given this long to be settled by them
+  var DOUBT_MS = 1000;
+  var doubtTimer = null;
 
   function redrawAll() {
+    clearTimeout(doubtTimer);
+    doubtTimer = null;
     clearTimeout(burstTimer);
     burstTimer = null;
     burstSince = 0;
@@ -52,7 +58,8 @@
     return body.querySelector("tr[data-alert=\"" + CSS.escape(id) + "\"]");
   }
 
-  // the answer put into the board; false when the board should be fetched whole instead
+  // the answer put into the board; true when the board then agrees with the server's figures,
+  // false when it does not, null when it cannot take it (fetch the whole board)
   function apply(board, html, asked) {
     var parsed = document.createElement("template");
     parsed.innerHTML = html;
@@ -60,7 +67,7 @@
     var table = board.querySelector("table.alerts");
     var body = table && table.tBodies[0];
     var drawn = update ? Number(update.dataset.drawn) : 0;
-    if (!update || !body || !drawn) { return false; } // from or to an empty board: small anyway
+    if (!update || !body || !drawn) { return null; } // from or to an empty board: small anyway
     board.querySelector(".counters").replaceWith(update.querySelector(".counters"));
     var capped = board.querySelector("#capped");
     if (capped) { capped.remove(); }
@@ -106,7 +113,14 @@
       })
       .then(function (html) {
         if (wholeSince >= sent) { return; } // a whole board asked for since is at least as new
-        if (!apply(board, html, ids)) { redrawAll(); return; }
+        var agrees = apply(board, html, ids);
+        if (agrees === null) { redrawAll(); return; }
+        if (agrees) {
+          clearTimeout(doubtTimer);
+          doubtTimer = null;
+        } else if (!doubtTimer) {
+          doubtTimer = setTimeout(redrawAll, DOUBT_MS);
+        }
         document.body.dispatchEvent(new CustomEvent("ce:swapped", { bubbles: true }));
       })
       .catch(redrawAll)
@@ -119,9 +133,9 @@
     while (times[0] < now - BURST_MS) { times.shift(); }
     if (pending.indexOf(id) < 0) { pending.push(id); }
     if (times.length > BURST && !burstSince) { burstSince = now; }
-    if (burstSince) { // one whole board once the burst pauses, or BURST_MS after it began
-      clearTimeout(burstTimer);
-      burstTimer = setTimeout(redrawAll, Math.max(0, Math.min(QUIET_MS, burstSince + BURST_MS - now)));
+    if (burstSince) { // one whole board BURST_MS after it was seen: the agent commits a burst in
+      // a few batches, and a fetch after the first would be followed by another for the rest
+      if (!burstTimer) { burstTimer = setTimeout(redrawAll, BURST_MS); }
       return;
     }
     send();
@@ -143,6 +157,8 @@
       wholeSince = performance.now();
       pending = [];
       times = [];
+      clearTimeout(doubtTimer);
+      doubtTimer = null;
       clearTimeout(burstTimer);
       burstTimer = null;
       burstSince = 0;
