@@ -493,11 +493,12 @@ async def test_another_communitys_row_is_a_404_like_a_missing_one(world: _World)
             "/console/board/rows", params={"alert": world.a_alert}, headers=HTMX
         )
         assert list(_rows(mine.text)) == [world.a_alert]
-        for params in (
+        asked: list[list[tuple[str, str | int | float | bool | None]]] = [
             [("alert", world.b_alert)],
             [("alert", world.b_alert), ("community", "b")],
             [("alert", world.a_alert), ("alert", world.b_alert)],
-        ):
+        ]
+        for params in asked:
             other = await client.get("/console/board/rows", params=params, headers=HTMX)
             instead = [(k, "missing-id" if v == world.b_alert else v) for k, v in params]
             missing = await client.get("/console/board/rows", params=instead, headers=HTMX)
