@@ -96,7 +96,9 @@
 
   function send() {
     var board = document.getElementById("board");
-    if (busy || wholeOut || burstTimer || !pending.length || !board) { return; }
+    // (a whole board out for 30 s has failed in a way htmx did not report: rows go on)
+    var whole = wholeOut && performance.now() - wholeSince < 30000;
+    if (busy || whole || burstTimer || !pending.length || !board) { return; }
     if (pending.length > MAX_IDS) { redrawAll(); return; }
     var ids = pending;
     pending = [];
