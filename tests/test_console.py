@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
@@ -507,6 +508,48 @@ async def test_another_communitys_row_is_a_404_like_a_missing_one(world: _World)
             assert other.text.replace(world.b_alert, "missing-id") == missing.text
     refused = world.audit.query(action="cross_tenant")
     assert {r.object for r in refused} == {f"alert:{world.b_alert}"}
+
+
+# every console route that is given an alert id (in its path or query), with B's id in it: the
+# tenancy matrix of tests/test_tenancy.py cannot reach the console (a bearer token is not a
+# session), so this one walks the console's own routes as community a's duty officer
+_ALERT_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/alerts/{alert_id}"): "/console/alerts/{id}",
+    ("POST", "/alerts/{alert_id}/{action}"): "/console/alerts/{id}/acknowledge",
+    ("GET", "/board/rows"): "/console/board/rows?alert={id}",
+    ("GET", "/buildings/places"): "/console/buildings/places?alert={id}",
+}
+
+
+async def test_every_console_route_given_an_alert_answers_for_b_as_for_a_missing_one(
+    world: _World,
+) -> None:
+    console = world.app.app.routes[-1].app  # type: ignore[attr-defined]  # the /console mount
+    taking = {
+        (method, context.path)
+        for context in iter_route_contexts(console.routes)
+        if isinstance(route := context.original_route, APIRoute)
+        and any(
+            "alert" in p.name for p in route.dependant.path_params + route.dependant.query_params
+        )
+        for method in route.methods - {"HEAD"}
+    }
+    assert taking == set(_ALERT_ROUTES), "a console route given an alert id: classify it here"
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        csrf = await _csrf(client, world.a_alert)
+        for (method, _), url in _ALERT_ROUTES.items():
+            answers = []
+            for alert_id in (world.b_alert, "missing-id"):
+                response = await client.request(
+                    method, url.format(id=alert_id), data={"csrf": csrf}, headers=HTMX
+                )
+                answers.append((response.status_code, response.text.replace(alert_id, "ID")))
+            assert answers[0] == answers[1], url
+            assert answers[0][0] in (200, 404), url
+    alert = world.agent.alert_store.get(world.b_alert)
+    assert alert is not None
+    assert alert.status == "active"
 
 
 def _luminance(hex_colour: str) -> float:
