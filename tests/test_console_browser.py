@@ -276,6 +276,27 @@ def test_an_event_redraws_only_its_row_in_its_place(live: _Live) -> None:
         assert errors == []
 
 
+def test_a_row_that_leaves_the_filter_goes(live: _Live) -> None:
+    community = "cs-rows-filter"
+    token = live.token("duty_officer", community, "孙值班")
+    for n in range(2):
+        live.sos(community, "b1", f"sos-rf-{n}")
+    taken = live.alert_of(community, "sos-rf-0")
+    live.alert_of(community, "sos-rf-1")
+    with live.context() as context:
+        page = context.new_page()
+        _sign_in(page, token, "/console/?status=active")
+        expect(page.locator("#link-state")).to_have_text("实时")
+        expect(page.locator("tr[data-alert]")).to_have_count(2)
+        requests = _Requests(page)
+        assert live.agent.post(f"/v1/alerts/{taken}/ack").status_code == 200
+        # acknowledged, it is no longer what this board shows: its row goes, the counter of
+        # the acknowledged counts it
+        expect(page.locator(f"tr[data-alert='{taken}']")).to_have_count(0)
+        expect(page.locator(".counter.st-acknowledged")).to_have_attribute("data-count", "1")
+        assert (requests.whole(), requests.rows()) == (0, 1)
+
+
 def test_a_row_redrawn_alone_fits_the_phone_in_english(live: _Live) -> None:
     community = "cs-rows-phone"
     token = live.token("duty_officer", community, "Phone duty")
