@@ -8,7 +8,8 @@
 - a press that has not reached the board 30 s after the last one is waited for until the agent
   has taken in everything published: `*_late` counts those that came after the 30 s, `*_missing`
   those that never came (a lost SOS), checked against the alert API too (`stored_missing`);
-- the board with 5,000 open alerts: first paint, the load event and a live refresh;
+- the board with 5,000 open alerts: first paint, the load event, a live refresh of the whole
+  board (a reconnect, a burst) and the fetch of one row (what a single event costs);
 - the size of the page and of its assets on a first visit.
 
 Both ends of a latency are wall-clock milliseconds of this machine: `time.time()` right before the
@@ -116,8 +117,10 @@ class Presses:
 
     stream_ms: list[float]
     board_ms: list[float]
-    board_fetches: int  # /console/board fetches the page made meanwhile
+    board_fetches: int  # whole-board fetches (/console/board) the page made meanwhile
     board_fetch_ms: float | None  # their mean duration
+    row_fetches: int  # row fetches (/console/board/rows): an event redraws its row alone
+    row_fetch_ms: float | None
     stream_late: int = 0  # came after the window (the agent was behind), counted in *_ms too
     board_late: int = 0
     stored_missing: int = 0  # not in the alert API once the agent caught up: lost
@@ -187,7 +190,12 @@ def _presses(
     late = sum(1 for d in seen.values() if d > last_wall + WINDOW_S * 1000)
     fetches: list[float] = page.evaluate(
         """() => performance.getEntriesByType('resource')
-                 .filter(r => r.name.includes('/console/board')).map(r => r.duration)"""
+                 .filter(r => r.name.includes('/console/board')
+                              && !r.name.includes('/console/board/rows')).map(r => r.duration)"""
+    )
+    row_fetches: list[float] = page.evaluate(
+        """() => performance.getEntriesByType('resource')
+                 .filter(r => r.name.includes('/console/board/rows')).map(r => r.duration)"""
     )
     stream = [
         (arrived - mono) * 1000
@@ -199,6 +207,8 @@ def _presses(
         board_ms=[seen[d] - wall for d, (wall, _) in sent.items() if d in seen],
         board_fetches=len(fetches),
         board_fetch_ms=round(sum(fetches) / len(fetches)) if fetches else None,
+        row_fetches=len(row_fetches),
+        row_fetch_ms=round(sum(row_fetches) / len(row_fetches)) if row_fetches else None,
         stream_late=sum(
             1 for d in sent if (arrived := listener.arrived(d)) is not None and arrived > closed
         ),
@@ -210,7 +220,8 @@ def _presses(
 def _sustained(pool: PublisherPool, probe: Probe, rate: float) -> float:
     """The agent's acknowledged messages per second under a paced load above what it takes in:
     its capacity with the publishers and the signed-in page beside it (every alert event
-    fetches the board from the agent's event loop), which 80 % load is a share of. Draining a
+    fetches its row, or a burst the board, from the agent's event loop), which 80 % load is a
+    share of. Draining a
     preloaded queue alone was faster, and 80 % of that kept the agent behind all the time."""
     seconds = CALIBRATE_S
     traffic = Traffic(
@@ -268,12 +279,23 @@ def _big_board(
         await htmx.ajax('GET', url, {target: '#board', swap: 'innerHTML'});
         return performance.now() - t; }"""
     refresh_ms = page.evaluate(refresh, f"/console/board?community={community}")
+    # what an event costs the page now: its row alone (the first drawn, with the counters)
+    row_ms = page.evaluate(
+        """async (community) => {
+            const id = document.querySelector('#board tr[data-alert]').dataset.alert;
+            const t = performance.now();
+            const url = `/console/board/rows?community=${community}&alert=${id}`;
+            await (await fetch(url, {headers: {'HX-Request': 'true'}})).text();
+            return performance.now() - t; }""",
+        community,
+    )
     page.goto(f"/console/?community={community}&all=1", wait_until="load")
     all_ms = page.evaluate(refresh, f"/console/board?community={community}&all=1")
     return {
         "board_5000_shown_ms": round(shown_ms),
         "board_5000_load_ms": round(load_ms),
         "board_5000_refresh_ms": round(refresh_ms),
+        "board_5000_row_fetch_ms": round(row_ms),
         "board_5000_all_rows_refresh_ms": round(all_ms),
     }
 
@@ -386,6 +408,8 @@ def _summary(found: Presses, presses: int) -> dict[str, Any]:
         "stored_missing": found.stored_missing,
         "board_fetches": found.board_fetches,
         "board_fetch_mean_ms": found.board_fetch_ms,
+        "row_fetches": found.row_fetches,
+        "row_fetch_mean_ms": found.row_fetch_ms,
     }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
@@ -174,7 +175,7 @@ async def test_static_assets_are_cached_by_hash(world: _World) -> None:
         await _sign_in(client, world.duty)
         page = await client.get("/console/")
         urls = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page.text)
-        assert len(urls) == 5  # the icon, css, htmx, its sse extension, console.js
+        assert len(urls) == 6  # the icon, css, htmx, its sse extension, console.js, board.js
         for url in urls:
             asset = await client.get(url)
             assert asset.status_code == 200, url
@@ -396,6 +397,159 @@ async def test_the_cap_never_hides_an_alarm_that_must_sound(
     # once one is taken, it no longer sounds
     await desk.acknowledge(world.a_alert, "someone", None)
     assert gather(desk, None, Filters()).alarms == [world.b_alert]
+
+
+_ROW = re.compile(r'<tr [^>]*data-alert="([^"]+)".*?</tr>', re.S)
+
+
+def _rows(html: str) -> dict[str, str]:
+    """Each drawn row's HTML by its alert id."""
+    return {m.group(1): m.group(0) for m in _ROW.finditer(html)}
+
+
+def _update(html: str) -> dict[str, str]:
+    """The figures a row answer carries for the page to check itself against."""
+    (root,) = re.findall(r'<div id="board-update" ([^>]*)>', html)
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', root))
+
+
+async def test_an_alert_event_redraws_its_row_as_the_whole_board_draws_it(world: _World) -> None:
+    desk = world.app.app.state.desk  # type: ignore[attr-defined]
+    async with world.client() as client:
+        await _sign_in(client, BOOTSTRAP)
+        board = await client.get("/console/board", headers=HTMX)
+        row = await client.get("/console/board/rows", params={"alert": world.a_alert}, headers=HTMX)
+        assert row.status_code == 200
+        assert "<html" not in row.text
+        # one way a row is drawn: byte for byte the whole board's, with its counters
+        assert _rows(row.text) == {world.a_alert: _rows(board.text)[world.a_alert]}
+        assert _update(row.text) == {
+            "asked": world.a_alert,
+            "alarms": world.a_alert,  # an unanswered SOS: it sounds
+            "alarm-count": "2",
+            "drawn": "2",
+            "tail": world.a_alert,
+        }
+        assert 'data-open="2"' in row.text
+        # acknowledged: the same row, taken, moved below the unanswered one, silent
+        await desk.acknowledge(world.a_alert, "someone", None)
+        taken = await client.get(
+            "/console/board/rows", params={"alert": world.a_alert}, headers=HTMX
+        )
+        assert 'data-status="acknowledged"' in _rows(taken.text)[world.a_alert]
+        assert _update(taken.text)["alarms"] == ""
+        assert _update(taken.text)["tail"] == world.a_alert
+        # resolved: not drawn, which takes its row away; the counters follow
+        await desk.resolve(world.a_alert, "someone", None)
+        gone = await client.get(
+            "/console/board/rows", params={"alert": world.a_alert}, headers=HTMX
+        )
+        assert _rows(gone.text) == {}
+        assert (_update(gone.text)["drawn"], _update(gone.text)["tail"]) == ("1", world.b_alert)
+        assert 'data-open="1"' in gone.text
+        # opened directly (a bookmark): the board; more than ten at once: the page redraws all
+        direct = await client.get("/console/board/rows", params={"alert": world.b_alert})
+        assert direct.status_code == 303
+        assert direct.headers["location"].startswith("/console/?")
+        many = await client.get(
+            "/console/board/rows", params=[("alert", world.b_alert)] * 11, headers=HTMX
+        )
+        assert many.status_code == 422
+
+
+async def test_a_row_keeps_the_boards_filters_and_cap(
+    world: _World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with world.client() as client:
+        await _sign_in(client, BOOTSTRAP)
+        # outside the filter: not drawn (its row goes), counted in the filter's counters only
+        only_b = await client.get(
+            "/console/board/rows",
+            params={"alert": world.a_alert, "community": "b"},
+            headers=HTMX,
+        )
+        assert _rows(only_b.text) == {}
+        assert _update(only_b.text)["drawn"] == "1"
+        # a cap of one: the newer SOS is not drawn, still sounds, and the last drawn row comes
+        # along (a row leaving a capped board pulls the next one in)
+        monkeypatch.setattr("gateway.console.board.SHOWN", 1)
+        capped = await client.get(
+            "/console/board/rows", params={"alert": world.a_alert}, headers=HTMX
+        )
+        assert list(_rows(capped.text)) == [world.b_alert]
+        assert _update(capped.text) == {
+            "asked": world.a_alert,
+            "alarms": world.a_alert,
+            "alarm-count": "2",
+            "drawn": "1",
+            "tail": world.b_alert,
+        }
+        assert 'id="capped"' in capped.text
+
+
+async def test_another_communitys_row_is_a_404_like_a_missing_one(world: _World) -> None:
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        mine = await client.get(
+            "/console/board/rows", params={"alert": world.a_alert}, headers=HTMX
+        )
+        assert list(_rows(mine.text)) == [world.a_alert]
+        asked: list[list[tuple[str, str | int | float | bool | None]]] = [
+            [("alert", world.b_alert)],
+            [("alert", world.b_alert), ("community", "b")],
+            [("alert", world.a_alert), ("alert", world.b_alert)],
+        ]
+        for params in asked:
+            other = await client.get("/console/board/rows", params=params, headers=HTMX)
+            instead = [(k, "missing-id" if v == world.b_alert else v) for k, v in params]
+            missing = await client.get("/console/board/rows", params=instead, headers=HTMX)
+            # the answer for an id that does not exist (the page names what it was asked for)
+            assert other.status_code == missing.status_code == 404
+            assert other.text.replace(world.b_alert, "missing-id") == missing.text
+    refused = world.audit.query(action="cross_tenant")
+    assert {r.object for r in refused} == {f"alert:{world.b_alert}"}
+
+
+# every console route that is given an alert id (in its path or query), with B's id in it: the
+# tenancy matrix of tests/test_tenancy.py cannot reach the console (a bearer token is not a
+# session), so this one walks the console's own routes as community a's duty officer
+_ALERT_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/alerts/{alert_id}"): "/console/alerts/{id}",
+    ("POST", "/alerts/{alert_id}/{action}"): "/console/alerts/{id}/acknowledge",
+    ("GET", "/board/rows"): "/console/board/rows?alert={id}",
+    ("GET", "/buildings/places"): "/console/buildings/places?alert={id}",
+}
+
+
+async def test_every_console_route_given_an_alert_answers_for_b_as_for_a_missing_one(
+    world: _World,
+) -> None:
+    console = world.app.app.routes[-1].app  # type: ignore[attr-defined]  # the /console mount
+    taking = {
+        (method, context.path)
+        for context in iter_route_contexts(console.routes)
+        if isinstance(route := context.original_route, APIRoute)
+        and any(
+            "alert" in p.name for p in route.dependant.path_params + route.dependant.query_params
+        )
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    assert taking == set(_ALERT_ROUTES), "a console route given an alert id: classify it here"
+    async with world.client() as client:
+        await _sign_in(client, world.duty)
+        csrf = await _csrf(client, world.a_alert)
+        for (method, _), url in _ALERT_ROUTES.items():
+            answers = []
+            for alert_id in (world.b_alert, "missing-id"):
+                response = await client.request(
+                    method, url.format(id=alert_id), data={"csrf": csrf}, headers=HTMX
+                )
+                answers.append((response.status_code, response.text.replace(alert_id, "ID")))
+            assert answers[0] == answers[1], url
+            assert answers[0][0] in (200, 404), url
+    alert = world.agent.alert_store.get(world.b_alert)
+    assert alert is not None
+    assert alert.status == "active"
 
 
 def _luminance(hex_colour: str) -> float:

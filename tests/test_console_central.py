@@ -149,6 +149,16 @@ def test_an_alert_page_reads_without_actions_and_other_communities_are_404(
             shown = page.goto(f"/console/alerts/{other}")
             assert shown is not None
             assert shown.status == 404
+        # the board's row of an alert event: the person's own, drawn; another community's, the
+        # 404 of one that does not exist
+        htmx = {"HX-Request": "true"}
+        mine = page.request.get("/console/board/rows?alert=north-30", headers=htmx)
+        assert mine.status == 200
+        assert 'data-alert="north-30"' in mine.text()
+        west = page.request.get("/console/board/rows?alert=west-31", headers=htmx)
+        none = page.request.get("/console/board/rows?alert=no-such", headers=htmx)
+        assert west.status == none.status == 404
+        assert west.text().replace("west-31", "no-such") == none.text()
 
 
 def test_a_board_on_one_central_process_hears_what_another_stored(

@@ -630,6 +630,24 @@ async def test_an_alert_event_fetches_only_its_building(world: _World) -> None:
         assert re.search(r'data-unit="h-[0-9a-f]{12}" data-state="alarm"', masked.text)
 
 
+async def test_a_masked_role_sees_a_redrawn_row_as_on_the_board(world: _World) -> None:
+    """The board's row route masks as the board does: a platform token does not read the unit
+    (where a resident lives), in the row alone as in the whole board."""
+    row_of = re.compile(rf'<tr [^>]*data-alert="{world.sos_a}".*?</tr>', re.S)
+    for token, sees_unit in ((world.platform, False), (world.duty, True)):
+        async with world.client() as client:
+            await _sign_in(client, token)
+            board = await client.get("/console/board", headers=HTMX)
+            alone = await client.get(
+                "/console/board/rows", params={"alert": world.sos_a}, headers=HTMX
+            )
+            whole, one = row_of.search(board.text), row_of.search(alone.text)
+            assert whole is not None
+            assert one is not None
+            assert one.group(0) == whole.group(0)
+            assert ("· 101" in one.group(0)) is sees_unit
+
+
 def _luminance(colour: str) -> float:
     channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]

@@ -110,7 +110,9 @@ def _routes(world: _World) -> dict[tuple[str, str], tuple[str, Any, Expect]]:
         ("GET", "/redoc"): ("/redoc", None, "open"),
         ("GET", "/favicon.ico"): ("/favicon.ico", None, "open"),  # a redirect to the icon
         # the duty console (a mounted app of cookie sessions): its scope is tested route by
-        # route in tests/test_console.py; without a session every page sends to sign-in
+        # route in tests/test_console.py (the board's row route, /console/board/rows: another
+        # community's alert is the 404 of a missing one, masked as the board; central's in
+        # tests/test_console_central.py); without a session every page sends to sign-in
         ("GET", "/console"): ("/console/", None, "open"),
         ("GET", "/healthz"): ("/healthz", None, "open"),
         ("GET", "/readyz"): ("/readyz", None, "open"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from edge.model import SEVERITY_RANK, Alert, AlertStatus, Severity
@@ -80,6 +80,23 @@ class Board:
 
 def is_life_safety(alert: Alert) -> bool:
     return alert.severity is Severity.CRITICAL and alert.category in LIFE_SAFETY
+
+
+def _urgency(alert: Alert) -> tuple[int, bool, datetime]:
+    # most urgent first; within a severity the unacknowledged (nobody has it yet), then the one
+    # waiting longest
+    return (SEVERITY_RANK[alert.severity], alert.status is not AlertStatus.ACTIVE, alert.opened_at)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def row_order(alert: Alert) -> str:
+    """The row's place as the page compares it when it puts one row in (static/board.js): this
+    string ascending, then the alert id descending, is the order `gather` sorts by."""
+    rank, taken, opened = _urgency(alert)
+    return f"{rank:02d}{taken:d}{(opened - _EPOCH) // _MICROSECOND:017d}"
 
 
 class OpenAlerts:
@@ -157,11 +174,10 @@ def gather(
         if (filters.severity is None or a.severity is filters.severity)
         and (filters.status is None or a.status is filters.status)
     ]
-    # most urgent first; within a severity the unacknowledged (nobody has it yet), then the one
-    # waiting longest
-    rows.sort(
-        key=lambda a: (SEVERITY_RANK[a.severity], a.status is not AlertStatus.ACTIVE, a.opened_at)
-    )
+    # ties (the same severity, status and opening time) newest id first, as the stores page
+    # them: written out, so a row put in alone by the page lands where a whole board draws it
+    rows.sort(key=lambda a: a.id, reverse=True)
+    rows.sort(key=_urgency)
     severities = Counter(a.severity for a in placed)
     statuses = Counter(a.status for a in placed)
     return Board(

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,7 @@ from edge.model import Alert
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.away import away_now
-from gateway.console.board import Filters, gather, is_life_safety
+from gateway.console.board import Board, Filters, gather, is_life_safety, row_order
 from gateway.console.care import visit_href
 from gateway.console.fragments import whole_page_instead
 from gateway.console.moment import moment
@@ -33,6 +33,8 @@ router = APIRouter()
 OUTCOMES = ("real", "false_alarm", "test", "device_fault")
 _KEEPALIVE_S = 15.0
 AlertId = Annotated[str, Path(max_length=200)]
+# alerts in one request for rows; more events waiting at once: the page redraws the whole board
+MAX_ROWS = 10
 
 
 def _desk(request: Request) -> AlertSource:
@@ -48,24 +50,34 @@ def _hands(request: Request) -> AlertDesk:
     return desk
 
 
-async def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
+async def _gathered(request: Request, visitor: Visitor) -> tuple[Filters, Board]:
     filters = Filters.parse(dict(request.query_params))
     scope = visitor.principal.scope(None)
     if request.app.state.threaded_reads:  # a database of its own (central): off the event loop
         board = await run_in_threadpool(gather, _desk(request), scope, filters)
     else:  # the agent's store is its loop's (SQLite, one thread)
         board = gather(_desk(request), scope, filters, request.app.state.open_alerts)
-    rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
+    return filters, board
+
+
+def _drawing(visitor: Visitor, filters: Filters, board: Board) -> dict[str, object]:
+    """What the board's templates draw rows with, whole or a row at a time."""
     return {
         "visitor": visitor,
         "filters": filters,
         "board": board,
-        "rows": rows,
         # every unacknowledged life-safety alarm sounds, also one the cap leaves undrawn
         "alarm_ids": board.alarms,
         "alarm_set": set(board.alarms),  # a row's lookup: a list made 5,000 rows quadratic
         "is_life_safety": is_life_safety,
+        "row_order": row_order,
     }
+
+
+async def _board_context(request: Request, visitor: Visitor) -> dict[str, object]:
+    filters, board = await _gathered(request, visitor)
+    rows = [masked(visitor.principal, a, places_of(request)) for a in board.rows]
+    return {**_drawing(visitor, filters, board), "rows": rows}
 
 
 @router.get("/")
@@ -79,16 +91,51 @@ async def board_page(request: Request, visitor: Person) -> Response:
 
 @router.get("/board")
 async def board_fragment(request: Request, visitor: Person) -> Response:
-    """The board's rows and counters alone, fetched again on every event of the stream (opened
-    directly: the board)."""
+    """The board's rows and counters alone, fetched again on a reconnect and for a burst of
+    events (a single event redraws its row: `board_rows`); opened directly, the board."""
     if (whole := whole_page_instead(request, "/console/")) is not None:
         return whole
     return render(request, "_board.html", await _board_context(request, visitor))
 
 
+@router.get("/board/rows")
+async def board_rows(
+    request: Request,
+    visitor: Person,
+    alert: Annotated[list[str], Query(min_length=1, max_length=MAX_ROWS)],
+) -> Response:
+    """The rows of these alerts as the board (with its filters, query string kept) draws them
+    now, with its counters: an alert event redraws its row alone, not the whole board.
+
+    Scoped and masked as the board: an alert of another community is the 404 of one that does
+    not exist (audited), whichever the filters; a resolved alert, or one the filters or the cap
+    leave out, is not drawn, which tells the page to take its row away.
+    """
+    if (whole := whole_page_instead(request, "/console/")) is not None:
+        return whole
+    asked = [_alert_of(request, visitor, alert_id[:200]).id for alert_id in alert]
+    filters, board = await _gathered(request, visitor)
+    wanted = set(asked)
+    if len(board.rows) < board.matching:
+        # a row leaving a capped board pulls the next one in: its last rows, one per alert asked
+        wanted.update(a.id for a in board.rows[-len(asked) :])
+    drawn = [a for a in board.rows if a.id in wanted]
+    alarms = set(board.alarms)
+    return render(
+        request,
+        "_board_rows.html",
+        {
+            **_drawing(visitor, filters, board),
+            "rows": [masked(visitor.principal, a, places_of(request)) for a in drawn],
+            "asked": asked,
+            "asked_alarms": [a for a in asked if a in alarms],
+        },
+    )
+
+
 @router.get("/stream")
 async def stream(request: Request, visitor: Person) -> StreamingResponse:
-    """One `alert` event per alert event in the visitor's scope: the board fetches itself again.
+    """One `alert` event per alert event in the visitor's scope: the board redraws its row.
 
     It carries only the alert id and kind (the page reads the rest through the same checks as the
     API). On an overflow or a drop the browser reconnects, and the board refetches on reconnect,
