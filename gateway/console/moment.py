@@ -45,8 +45,10 @@ class Readings:
     charts: list[tuple[Series, Markup]] = field(default_factory=list)
     rows: list[StoredReading] = field(default_factory=list)  # newest first, at most TABLE_ROWS
     count: int = 0
-    source: str = "store"  # "store": the embedded reading store; "tsdb": the time-series server
-    error: str | None = None  # the time-series server could not be read: why
+    # "store": the embedded reading store; "tsdb": the time-series server; "shard": another
+    # shard's embedded store (run --shards N)
+    source: str = "store"
+    error: str | None = None  # the time-series server or the owning shard could not be read: why
 
 
 async def _query(
@@ -111,7 +113,9 @@ async def readings_of(
         found = await _query(request, device_id, community, category, start, end, MAX_READINGS)
     except (TsdbUnavailable, ShardUnavailable) as exc:
         _log.warning("readings of %s not read: %s", device_id, exc)
-        return Readings(True, start, end, source=source, error=str(exc))
+        # run --shards N: the embedded readings live in the shard that owns the building
+        where = "shard" if isinstance(exc, ShardUnavailable) else source
+        return Readings(True, start, end, source=where, error=str(exc))
     if found is None:
         return Readings(False, start, end)
     zone = request.app.state.zone

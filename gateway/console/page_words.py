@@ -19,6 +19,10 @@ PAGE_WORDS: dict[str, tuple[str, str]] = {
         "暂时无法从时序数据库读取读数：{reason}",
         "The readings could not be read from the time-series server: {reason}",
     ),
+    "readings_shard_down": (
+        "暂时无法从保存该设备读数的分片读取：{reason}",
+        "The readings could not be read from the shard that keeps them: {reason}",
+    ),
     "readings_table": (
         "读数明细（最新 {n} 条，共 {total} 条）",
         "Readings ({n} newest of {total})",
