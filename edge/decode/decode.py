@@ -71,7 +71,7 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         if parts is None:  # a frame field
             layout = spec.layout
             assert layout is not None
-            fields[spec.name] = _convert(spec, _unpack(spec, layout, frame))
+            fields[spec.name] = spec.convert(_unpack(spec, layout, frame))
             continue
         # most vendor fields sit at the top level: one dict lookup, no walk
         value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
@@ -79,7 +79,7 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
             if spec.required:
                 raise BadPayload(f"required field {spec.path!r} is missing", "missing_field")
             continue
-        fields[spec.name] = _convert(spec, value)
+        fields[spec.name] = spec.convert(value)
     if not fields:
         raise BadPayload("payload carries none of the profile's fields", "no_known_field")
     seq = None
@@ -169,66 +169,6 @@ def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
             f"frame field {spec.name!r} = {number} is not a flag (0 or 1)", "wrong_type"
         )
     return number == 1
-
-
-def _convert(spec: FieldSpec, value: Any) -> FieldValue:
-    kind = spec.type
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise _wrong_type(spec, value, "a boolean")
-        return value != spec.invert
-    if kind == "enum":
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _wrong_type(spec, value, "a string or integer code")
-        assert spec.map is not None
-        mapped = spec.map.get(str(value))
-        if mapped is not None:
-            return mapped
-        if spec.default is not None:
-            return spec.default
-        raise BadPayload(
-            f"field {spec.where!r}: {_kind(value)} not in the profile's map", "unmapped_value"
-        )
-    if kind == "str":
-        if not isinstance(value, str):
-            raise _wrong_type(spec, value, "a string")
-        return value
-    # int / float
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong_type(spec, value, "a number")
-    number = spec.scaled(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise BadPayload(f"field {spec.where!r} is not a finite number", "out_of_range")
-    if (spec.minimum is not None and number < spec.minimum) or (
-        spec.maximum is not None and number > spec.maximum
-    ):
-        side = "below" if spec.minimum is not None and number < spec.minimum else "above"
-        raise BadPayload(
-            f"field {spec.where!r} {side} [{spec.minimum}, {spec.maximum}]", "out_of_range"
-        )
-    if kind == "int":
-        if number != int(number):
-            raise _wrong_type(spec, value, "an integer")
-        return int(number)
-    return float(number)
-
-
-def _wrong_type(spec: FieldSpec, value: Any, expected: str) -> BadPayload:
-    return BadPayload(f"field {spec.where!r}: {_kind(value)}, not {expected}", "wrong_type")
-
-
-def _kind(value: Any) -> str:
-    """What a payload value is, never what it says: a dead letter's detail goes to logs and to
-    admins, and a value may be a resident's name or phone number (PIPL art. 28)."""
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
 
 
 def _event_time(

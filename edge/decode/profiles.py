@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from edge.decode.fields import Converter, converter
 from edge.errors import ProfileError, UnknownTopic
 from edge.model import FieldValue
 from edge.rule_spec import PLACE_KINDS, Condition, RuleSpec
@@ -149,6 +150,11 @@ class FieldSpec(BaseModel):
     def parts(self) -> tuple[str, ...] | None:
         """The JSON path split once (decode walks it for every message); None for a frame field."""
         return None if self.path is None else tuple(self.path.split("."))
+
+    @cached_property
+    def convert(self) -> Converter:
+        """A payload value to this field's canonical value, checked; raises BadPayload."""
+        return converter(self)
 
     @cached_property
     def layout(self) -> Layout | None:
