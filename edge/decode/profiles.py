@@ -166,19 +166,28 @@ class FieldSpec(BaseModel):
         )
 
 
-class FrameSpec(BaseModel):
-    """Where a binary frame sits in the JSON envelope, and how it is written there."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    path: str  # "data" (ChirpStack), "payload_hex", "uplink_message.frm_payload" (TTS)
-    encoding: Literal["hex", "base64"]
-
-
-class TimestampSpec(BaseModel):
-    """Where the device's own event time is, and in what form."""
+class _AtPath(BaseModel):
+    """A spec of one value at a dotted path into the JSON payload."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     path: str
+
+    @cached_property
+    def parts(self) -> tuple[str, ...]:
+        """The path split once (decode walks it for every message)."""
+        return tuple(self.path.split("."))
+
+
+class FrameSpec(_AtPath):
+    """Where a binary frame sits in the JSON envelope, and how it is written there."""
+
+    # path: "data" (ChirpStack), "payload_hex", "uplink_message.frm_payload" (TTS)
+    encoding: Literal["hex", "base64"]
+
+
+class TimestampSpec(_AtPath):
+    """Where the device's own event time is, and in what form."""
+
     format: Literal["epoch_ms", "epoch_s", "epoch_auto", "iso8601"] = "epoch_auto"
     # "s": the device stamps whole seconds (Hikvision ISAPI). Two events in one second would be
     # one time-series point, so the device's sequence number (mod 1000) becomes the milliseconds:
@@ -186,22 +195,16 @@ class TimestampSpec(BaseModel):
     resolution: Literal["ms", "s"] = "ms"
 
 
-class SequenceSpec(BaseModel):
+class SequenceSpec(_AtPath):
     """Where the device's own message counter is (gaps reveal lost messages)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    path: str
 
-
-class PayloadDeviceSpec(BaseModel):
+class PayloadDeviceSpec(_AtPath):
     """Where the payload names its own device (a LoRaWAN server's `deviceInfo.deviceName`).
 
     Identity comes from the topic, which the broker's ACL binds to the device; a payload naming
     another device keeps the topic's device and is flagged `device_mismatch` and counted.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    path: str
 
 
 class ProfileExample(BaseModel):
