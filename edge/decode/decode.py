@@ -7,6 +7,7 @@ read by byte layout, then converted exactly as JSON fields are.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,13 +33,17 @@ MAX_PAST = timedelta(days=7)
 _MISSING = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """What one message says, before the registry tells where the device is."""
+    """What one message says, before the registry tells where the device is.
+
+    Not frozen: one is built per message, and a frozen dataclass' __init__ sets each field
+    through object.__setattr__ (1.0 us instead of 0.2 us). Nothing changes one once built.
+    """
 
     profile: DeviceProfile
     device_id: str
-    topic_values: dict[str, str]
+    topic_values: Mapping[str, str]  # shared by every message on the topic
     fields: dict[str, FieldValue]
     at: datetime
     time_source: Literal["device", "gateway"]

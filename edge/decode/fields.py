@@ -85,8 +85,10 @@ def _number(spec: FieldSpec) -> Converter:
 
     def convert(value: Any) -> FieldValue:
         kind = value.__class__
-        if kind is not int and kind is not float and (
-            isinstance(value, bool) or not isinstance(value, int | float)
+        if (
+            kind is not int
+            and kind is not float
+            and (isinstance(value, bool) or not isinstance(value, int | float))
         ):
             raise _wrong_type(spec, value, "a number")
         # FieldSpec.scaled: a scale of 1/N divides by N (412203 L is 412.203 m³)

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -204,7 +204,7 @@ class DeviceRegistry:
         return cls(devices, details)
 
     def resolve(
-        self, profile: DeviceProfile, device_id: str, topic_values: dict[str, str]
+        self, profile: DeviceProfile, device_id: str, topic_values: Mapping[str, str]
     ) -> DeviceRef:
         """The device's reference; raises UnknownDevice. Identity comes from the topic only."""
         registered = self._devices.get(device_id)
