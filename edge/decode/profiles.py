@@ -537,6 +537,11 @@ class ProfileRegistry:
             self._matches[topic] = matched
         return matched
 
+    @property
+    def remembered(self) -> int:
+        """Topics whose match is remembered (MATCHES_KEPT at most)."""
+        return len(self._matches)
+
     def community_of(self, topic: str) -> str | None:
         """The community a topic names, by the profile that claims it (None: no such level)."""
         levels = topic.split("/")
