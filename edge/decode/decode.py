@@ -71,20 +71,22 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         )
     frame = b"" if profile.frame is None else _frame(document, profile.frame, profile.frame_length)
     fields: dict[str, FieldValue] = {}
-    for spec in profile.fields:
-        parts = spec.parts
-        if parts is None:  # a frame field
+    get = document.get
+    for name, key, parts, convert, spec in profile.readers:
+        if key is not None:
+            value = get(key, _MISSING)
+        elif parts is not None:
+            value = _walk(document, parts)
+        else:  # a frame field
             layout = spec.layout
             assert layout is not None
-            fields[spec.name] = spec.convert(_unpack(spec, layout, frame))
+            fields[name] = convert(_unpack(spec, layout, frame))
             continue
-        # most vendor fields sit at the top level: one dict lookup, no walk
-        value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
         if value is _MISSING or value is None:
             if spec.required:
                 raise BadPayload(f"required field {spec.path!r} is missing", "missing_field")
             continue
-        fields[spec.name] = spec.convert(value)
+        fields[name] = convert(value)
     if not fields:
         raise BadPayload("payload carries none of the profile's fields", "no_known_field")
     seq = None

@@ -31,6 +31,7 @@ Loc = tuple[str | int, ...]
 # topic. At the bound no more are remembered: those kept stay, and the topics of a gateway with
 # more devices than that are walked every time, as before (no clearing, which would make a
 # gateway above the bound pay for remembering on every message and gain nothing).
+FieldReader = tuple[str, str | None, tuple[str, ...] | None, Converter, "FieldSpec"]
 MATCHES_KEPT = 16_384  # ~7 MB at most; a community of 2,000-10,000 devices fits
 
 
@@ -450,6 +451,22 @@ class DeviceProfile(BaseModel):
         if not frame_fields:
             return [(("fields",), "a binary profile needs at least one frame field ('byte')")]
         return []
+
+    @cached_property
+    def readers(self) -> tuple[FieldReader, ...]:
+        """What decode needs of each field, in order, read once: its name, its one JSON key
+        (most vendor fields sit at the top level) or its path's parts (None for a frame
+        field), and its converter."""
+        return tuple(
+            (
+                spec.name,
+                spec.parts[0] if spec.parts is not None and len(spec.parts) == 1 else None,
+                spec.parts,
+                spec.convert,
+                spec,
+            )
+            for spec in self.fields
+        )
 
     @cached_property
     def frame_length(self) -> int:
