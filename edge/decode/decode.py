@@ -30,6 +30,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024  # a device message larger than this is a bad payl
 # (zero, seconds taken for milliseconds, a dead RTC battery, the far future) the receive time wins.
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PAST = timedelta(days=7)
+# datetime.replace(microsecond=...) parses keywords: 1 us per message; adding microseconds, 0.25
+_US = timedelta(microseconds=1)
 _MISSING = object()
 
 
@@ -108,7 +110,7 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         # the sequence number when there is one (the same on every redelivery), else the
         # receive time's milliseconds (a heartbeat has no serial number)
         millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
-        at = at.replace(microsecond=millis * 1000)
+        at += _US * (millis * 1000 - at.microsecond)  # replace(microsecond=...), 4x cheaper
     return Decoded(profile, device_id, topic_values, fields, at, time_source, seq, flags)
 
 
@@ -258,7 +260,6 @@ def _parse_time(value: Any, fmt: str) -> datetime | ReadingFlag:
         moment = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         return ReadingFlag.TIME_FUTURE  # beyond the year 9999: positive and far too large
-    # keep millisecond precision: the time-series key is the device timestamp in ms (a time
-    # in whole ms, the usual one, is kept as it is: replace() is the dearest step here)
+    # keep millisecond precision: the time-series key is the device timestamp in ms
     sub_ms = moment.microsecond % 1000
-    return moment.replace(microsecond=moment.microsecond - sub_ms) if sub_ms else moment
+    return moment - _US * sub_ms if sub_ms else moment
