@@ -170,7 +170,7 @@ def _frame(document: dict[str, Any], spec: FrameSpec, needed: int) -> bytes:
 
 
 def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
-    number = int.from_bytes(frame[layout.start : layout.end], layout.order, signed=layout.signed)
+    number: int = layout.unpack_from(frame, layout.start)[0]
     if layout.mask is not None:
         number = (number >> layout.shift) & layout.mask
     if spec.type != "bool":

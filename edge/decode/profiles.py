@@ -7,6 +7,7 @@ the key. See device_profiles/README.md for the language.
 from __future__ import annotations
 
 import re
+import struct
 import sys
 from collections.abc import Mapping
 from functools import cached_property
@@ -54,7 +55,7 @@ def _refuse(title: str, problems: list[tuple[Loc, str]]) -> ValidationError:
 class Layout:
     """Where a frame field's bits are: bytes [start, end), byte order, sign, and a bit mask."""
 
-    __slots__ = ("end", "mask", "order", "shift", "signed", "start")
+    __slots__ = ("end", "mask", "order", "shift", "signed", "start", "unpack_from")
 
     def __init__(
         self, start: int, length: int, order: Literal["big", "little"], signed: bool, bits: Any
@@ -63,6 +64,12 @@ class Layout:
         self.end = start + length
         self.order: Literal["big", "little"] = order
         self.signed = signed
+        # what int.from_bytes(frame[start:end], order, signed=signed) says, without the slice
+        # and the keyword: a field is 1, 2, 4 or 8 bytes, each a struct code
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}[length]
+        self.unpack_from = struct.Struct(
+            (">" if order == "big" else "<") + (code if signed else code.upper())
+        ).unpack_from
         low, high = (bits, bits) if isinstance(bits, int) else bits or (0, 8 * length - 1)
         self.shift = low
         self.mask = (1 << (high - low + 1)) - 1 if bits is not None else None
