@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge.decode import ProfileRegistry, default_profile_dir
+from edge.decode import profiles as profiles_module
 from edge.decode.profiles import TopicPattern
 from edge.errors import ProfileError, UnknownTopic
 from edge.rules import default_rules_file, load_rules_file
@@ -36,6 +37,37 @@ def test_unknown_topic_is_refused() -> None:
     registry = ProfileRegistry.load(default_profile_dir())
     with pytest.raises(UnknownTopic):
         registry.match("somewhere/else")
+
+
+def test_a_topics_match_is_remembered_and_answers_the_same() -> None:
+    registry = ProfileRegistry.load(default_profile_dir())
+    topic = "ce/c1/b2/zigbee-ias-smoke/d3"
+    first = registry.match(topic)
+    assert registry.match(topic) == first
+    assert first[0].name == "zigbee-ias-smoke"
+    assert first[1] == {"community": "c1", "building": "b2", "device_id": "d3"}
+    with pytest.raises(UnknownTopic):
+        registry.match("ce/c1/b2/no-such-model/d3")
+    assert registry.remembered == 1  # an unclaimed topic is not remembered
+
+
+def test_past_the_bound_topics_are_not_remembered_and_still_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(profiles_module, "MATCHES_KEPT", 3)
+    registry = ProfileRegistry.load(default_profile_dir())
+    topics = [f"ce/c1/b{n}/tuya-sos-button/sos-{n}" for n in range(5)]
+    topics.append("ce/c1/b0/tuya-sos-button/sos-0/availability")
+    for _ in range(2):  # the second time, the first three are remembered, the rest walked
+        for n, topic in enumerate(topics):
+            profile, values = registry.match(topic)
+            assert profile.name == "tuya-sos-button"
+            assert values == {
+                "community": "c1",
+                "building": f"b{n % 5}",
+                "device_id": f"sos-{n % 5}",
+            }
+        assert registry.remembered == 3
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -10,6 +10,7 @@ from edge.agent.family_caller import (
     family_person_id,
     parse_family_person_id,
 )
+from edge.agent.pipeline import Pipeline
 from edge.agent.trace import TAIL_S, read_trace, replay
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "AgentConfig",
     "Desk",
     "FamilyCaller",
+    "Pipeline",
     "family_person_id",
     "parse_family_person_id",
     "read_trace",

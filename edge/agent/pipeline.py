@@ -14,7 +14,6 @@ from edge.errors import DecodeError, UnknownDevice, UnknownTopic
 from edge.model import (
     AlertEvent,
     DeadLetter,
-    DeviceRef,
     RawMessage,
     Reading,
     ReadingFlag,
@@ -40,7 +39,7 @@ _FLAG_MEANING = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Output:
     """What one message produced."""
 
@@ -130,21 +129,24 @@ class Pipeline:
             decoded.seq,
             decoded.flags,
         )
-        if decoded.seq is not None:
-            identity = self._identity(device)
+        seq = decoded.seq
+        if seq is not None:
+            # registered ids are unique and their strings already held by the registry; without
+            # a registry two communities may reuse an id
+            identity = device.key if self.registry.open_enrollment else device.device_id
             marker = (
                 epoch_ms(decoded.at)
                 if decoded.time_source == "device"
                 else hash(tuple(sorted(decoded.fields.items())))
             )
-            sent = (decoded.seq, marker)
+            sent = (seq, marker)
             if self._last_event.get(identity) == sent:
                 # the device sent this event again (it did not hear back): it was stored and
                 # counted once, by every rule (windows, counts, confirmations, presses)
                 self.device_repeats += 1
                 return Output()
             self._last_event[identity] = sent
-            self._track_sequence(identity, decoded.seq)
+            self._track_sequence(identity, seq)
         self.readings += 1
         if decoded.flags:
             self._flag(raw.topic, decoded.profile.name, decoded.flags)
@@ -165,11 +167,6 @@ class Pipeline:
         """Each device's last sequence number seen since the previous call (to commit with it)."""
         taken, self._new_seq = self._new_seq, {}
         return taken
-
-    def _identity(self, device: DeviceRef) -> str:
-        # registered ids are unique and their strings already held by the registry; without a
-        # registry two communities may reuse an id
-        return device.key if self.registry.open_enrollment else device.device_id
 
     def _track_sequence(self, device_id: str, seq: int) -> None:
         last = self._last_seq.get(device_id)

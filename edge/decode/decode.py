@@ -7,6 +7,7 @@ read by byte layout, then converted exactly as JSON fields are.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -29,16 +30,22 @@ MAX_PAYLOAD_BYTES = 64 * 1024  # a device message larger than this is a bad payl
 # (zero, seconds taken for milliseconds, a dead RTC battery, the far future) the receive time wins.
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PAST = timedelta(days=7)
+# datetime.replace(microsecond=...) parses keywords: 1 us per message; adding microseconds, 0.25
+_US = timedelta(microseconds=1)
 _MISSING = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """What one message says, before the registry tells where the device is."""
+    """What one message says, before the registry tells where the device is.
+
+    Not frozen: one is built per message, and a frozen dataclass' __init__ sets each field
+    through object.__setattr__ (1.0 us instead of 0.2 us). Nothing changes one once built.
+    """
 
     profile: DeviceProfile
     device_id: str
-    topic_values: dict[str, str]
+    topic_values: Mapping[str, str]  # shared by every message on the topic
     fields: dict[str, FieldValue]
     at: datetime
     time_source: Literal["device", "gateway"]
@@ -66,31 +73,34 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         )
     frame = b"" if profile.frame is None else _frame(document, profile.frame, profile.frame_length)
     fields: dict[str, FieldValue] = {}
-    for spec in profile.fields:
-        parts = spec.parts
-        if parts is None:  # a frame field
+    get = document.get
+    for name, key, parts, convert, spec in profile.readers:
+        if key is not None:
+            value = get(key, _MISSING)
+        elif parts is not None:
+            value = _walk(document, parts)
+        else:  # a frame field
             layout = spec.layout
             assert layout is not None
-            fields[spec.name] = _convert(spec, _unpack(spec, layout, frame))
+            fields[name] = convert(_unpack(spec, layout, frame))
             continue
-        # most vendor fields sit at the top level: one dict lookup, no walk
-        value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
         if value is _MISSING or value is None:
             if spec.required:
                 raise BadPayload(f"required field {spec.path!r} is missing", "missing_field")
             continue
-        fields[spec.name] = _convert(spec, value)
+        fields[name] = convert(value)
     if not fields:
         raise BadPayload("payload carries none of the profile's fields", "no_known_field")
     seq = None
     if profile.sequence is not None:
-        raw_seq = _lookup(document, profile.sequence.path)
+        parts = profile.sequence.parts
+        raw_seq = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
         if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and raw_seq >= 0:
             seq = raw_seq
     at, time_source, time_flag = _event_time(document, profile.timestamp, raw.received_at)
     flags: tuple[ReadingFlag, ...] = () if time_flag is None else (time_flag,)
     if profile.payload_device is not None:
-        named = _lookup(document, profile.payload_device.path)
+        named = _lookup(document, profile.payload_device.parts)
         # a payload without the key says nothing; one naming another device is flagged, and
         # the topic's device kept
         if named is not _MISSING and named is not None and str(named) != device_id:
@@ -100,7 +110,7 @@ def decode(raw: RawMessage, profiles: ProfileRegistry) -> Decoded:
         # the sequence number when there is one (the same on every redelivery), else the
         # receive time's milliseconds (a heartbeat has no serial number)
         millis = seq % 1000 if seq is not None else raw.received_at.microsecond // 1000
-        at = at.replace(microsecond=millis * 1000)
+        at += _US * (millis * 1000 - at.microsecond)  # replace(microsecond=...), 4x cheaper
     return Decoded(profile, device_id, topic_values, fields, at, time_source, seq, flags)
 
 
@@ -119,8 +129,9 @@ def _plain_availability(raw: RawMessage, profile: DeviceProfile) -> dict[str, An
     return None
 
 
-def _lookup(document: dict[str, Any], path: str) -> Any:
-    return _walk(document, path.split("."))
+def _lookup(document: dict[str, Any], parts: tuple[str, ...]) -> Any:
+    # most paths are one key: one dict lookup, no walk
+    return document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
 
 
 def _walk(document: dict[str, Any], parts: tuple[str, ...] | list[str]) -> Any:
@@ -138,7 +149,7 @@ def _walk(document: dict[str, Any], parts: tuple[str, ...] | list[str]) -> Any:
 
 
 def _frame(document: dict[str, Any], spec: FrameSpec, needed: int) -> bytes:
-    text = _lookup(document, spec.path)
+    text = _lookup(document, spec.parts)
     if text is _MISSING or text is None:
         raise BadPayload(f"envelope has no frame at {spec.path!r}", "missing_frame")
     if not isinstance(text, str):
@@ -159,7 +170,7 @@ def _frame(document: dict[str, Any], spec: FrameSpec, needed: int) -> bytes:
 
 
 def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
-    number = int.from_bytes(frame[layout.start : layout.end], layout.order, signed=layout.signed)
+    number: int = layout.unpack_from(frame, layout.start)[0]
     if layout.mask is not None:
         number = (number >> layout.shift) & layout.mask
     if spec.type != "bool":
@@ -169,66 +180,6 @@ def _unpack(spec: FieldSpec, layout: Layout, frame: bytes) -> int | bool:
             f"frame field {spec.name!r} = {number} is not a flag (0 or 1)", "wrong_type"
         )
     return number == 1
-
-
-def _convert(spec: FieldSpec, value: Any) -> FieldValue:
-    kind = spec.type
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise _wrong_type(spec, value, "a boolean")
-        return value != spec.invert
-    if kind == "enum":
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _wrong_type(spec, value, "a string or integer code")
-        assert spec.map is not None
-        mapped = spec.map.get(str(value))
-        if mapped is not None:
-            return mapped
-        if spec.default is not None:
-            return spec.default
-        raise BadPayload(
-            f"field {spec.where!r}: {_kind(value)} not in the profile's map", "unmapped_value"
-        )
-    if kind == "str":
-        if not isinstance(value, str):
-            raise _wrong_type(spec, value, "a string")
-        return value
-    # int / float
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong_type(spec, value, "a number")
-    number = spec.scaled(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise BadPayload(f"field {spec.where!r} is not a finite number", "out_of_range")
-    if (spec.minimum is not None and number < spec.minimum) or (
-        spec.maximum is not None and number > spec.maximum
-    ):
-        side = "below" if spec.minimum is not None and number < spec.minimum else "above"
-        raise BadPayload(
-            f"field {spec.where!r} {side} [{spec.minimum}, {spec.maximum}]", "out_of_range"
-        )
-    if kind == "int":
-        if number != int(number):
-            raise _wrong_type(spec, value, "an integer")
-        return int(number)
-    return float(number)
-
-
-def _wrong_type(spec: FieldSpec, value: Any, expected: str) -> BadPayload:
-    return BadPayload(f"field {spec.where!r}: {_kind(value)}, not {expected}", "wrong_type")
-
-
-def _kind(value: Any) -> str:
-    """What a payload value is, never what it says: a dead letter's detail goes to logs and to
-    admins, and a value may be a resident's name or phone number (PIPL art. 28)."""
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
 
 
 def _event_time(
@@ -242,10 +193,12 @@ def _event_time(
     """
     if spec is None:
         return received_at, "gateway", None
-    value = _lookup(document, spec.path)
+    parts = spec.parts
+    value = document.get(parts[0], _MISSING) if len(parts) == 1 else _walk(document, parts)
     at = _parse_time(value, spec.format)
     if isinstance(at, datetime):
-        if received_at - MAX_PAST <= at <= received_at + MAX_FUTURE:
+        # one subtraction instead of two window ends per message; exact (integer microseconds)
+        if _MIN_AGE <= at - received_at <= MAX_FUTURE:
             return at, "device", None
         flag = ReadingFlag.TIME_FUTURE if at > received_at else ReadingFlag.TIME_PAST
     else:
@@ -259,6 +212,7 @@ def _event_time(
     return received_at, "gateway", flag
 
 
+_MIN_AGE = -MAX_PAST
 _OUT_OF_WINDOW = (ReadingFlag.TIME_FUTURE, ReadingFlag.TIME_PAST)
 # epoch units a device may use: seconds, milliseconds, microseconds
 _UNITS_S = (1.0, 1e-3, 1e-6)
@@ -307,4 +261,5 @@ def _parse_time(value: Any, fmt: str) -> datetime | ReadingFlag:
     except (OverflowError, OSError, ValueError):
         return ReadingFlag.TIME_FUTURE  # beyond the year 9999: positive and far too large
     # keep millisecond precision: the time-series key is the device timestamp in ms
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    sub_ms = moment.microsecond % 1000
+    return moment - _US * sub_ms if sub_ms else moment

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -204,7 +204,7 @@ class DeviceRegistry:
         return cls(devices, details)
 
     def resolve(
-        self, profile: DeviceProfile, device_id: str, topic_values: dict[str, str]
+        self, profile: DeviceProfile, device_id: str, topic_values: Mapping[str, str]
     ) -> DeviceRef:
         """The device's reference; raises UnknownDevice. Identity comes from the topic only."""
         registered = self._devices.get(device_id)
@@ -214,16 +214,13 @@ class DeviceRegistry:
                     f"device {device_id!r} is registered as {registered.model!r} but published "
                     f"on a {profile.name!r} topic"
                 )
-            for key, value in (
-                ("community", registered.community),
-                ("building", registered.building),
+            # every message of a registered device passes here: two lookups, no loop
+            community = topic_values.get("community")
+            building = topic_values.get("building")
+            if (community is not None and community != registered.community) or (
+                building is not None and building != registered.building
             ):
-                named = topic_values.get(key)
-                if named is not None and named != value:
-                    raise UnknownDevice(
-                        f"device {device_id!r} is registered in {key} {value!r} but its topic "
-                        f"names {named!r}"
-                    )
+                raise _elsewhere(registered, community, building)
             return registered
         if not self.open_enrollment:
             raise UnknownDevice(f"device {device_id!r} is not registered")
@@ -250,6 +247,19 @@ class DeviceRegistry:
             self._enrolled[enrolled_key] = ref
             self._by_slot.append(ref)
         return ref
+
+
+def _elsewhere(registered: DeviceRef, community: str | None, building: str | None) -> UnknownDevice:
+    """Why a registered device's topic, naming another community or building, is refused."""
+    key, value, named = (
+        ("community", registered.community, community)
+        if community is not None and community != registered.community
+        else ("building", registered.building, building)
+    )
+    return UnknownDevice(
+        f"device {registered.device_id!r} is registered in {key} {value!r} but its topic "
+        f"names {named!r}"
+    )
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int | None, object]]:
