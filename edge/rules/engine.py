@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.decode import ProfileRegistry
-from edge.model import DeviceRef, Reading
-from edge.rule_spec import RuleSpec
+from edge.model import DeviceRef, FieldValue, Reading
+from edge.rule_spec import Condition, RuleSpec, Test, compile_condition
 from edge.rules.community import CommunityRules, Override, apply_override
 from edge.rules.place import PlaceRules
 from edge.rules.rhythm import RhythmView
@@ -46,6 +46,38 @@ def _mode(rule: RuleSpec) -> int:
     return _HELD if rule.for_seconds is not None or rule.schedule is not None else _SIMPLE
 
 
+def _never(fields: dict[str, FieldValue]) -> bool | None:
+    return None
+
+
+def _test(condition: Condition | None) -> Test | None:
+    return None if condition is None else compile_condition(condition)
+
+
+@dataclass(frozen=True, slots=True)
+class _Program:
+    """A rule as the engine runs it: its mode, and its conditions compiled once instead of walked
+    per message (a rule without `when` is an offline rule, which the engine never runs)."""
+
+    rule: RuleSpec
+    mode: int
+    when: Test
+    clear: Test | None
+    confirm: Test | None
+    withdraw: Test | None
+
+    @classmethod
+    def of(cls, rule: RuleSpec) -> _Program:
+        return cls(
+            rule,
+            _mode(rule),
+            _test(rule.when) or _never,
+            _test(rule.clear),
+            _test(rule.confirm),
+            _test(rule.withdraw),
+        )
+
+
 class RuleEngine:
     """Every device model's rules and the community's place rules, with their pending state."""
 
@@ -63,14 +95,15 @@ class RuleEngine:
         }
         self._rules: dict[str, list[RuleSpec]] = {p.name: list(p.rules) for p in profiles}
         # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
-        self._compiled: dict[str, list[tuple[RuleSpec, int]]] = {
-            p.name: [(r, _mode(r)) for r in p.rules if r.kind != "offline" and r.enabled]
+        self._programs: dict[str, tuple[_Program, ...]] = {
+            p.name: tuple(_Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled)
             for p in profiles
         }
         self._overrides: dict[str, list[Override]] = {}
         for override in sorted(community.overrides, key=lambda o: o.specificity):
             self._overrides.setdefault(override.rule, []).append(override)
         self._effective_cache: dict[tuple[str, ...], RuleSpec | None] = {}
+        self._effective_programs: dict[tuple[str, ...], _Program | None] = {}
         self._changes: dict[tuple[str, str], Any] = {}
         self._holds: dict[str, tuple[RuleSpec, Reading]] = {}  # "rule|device" -> first reading
         self._fired: set[str] = set()  # held rules that raised and have not cleared since
@@ -96,23 +129,24 @@ class RuleEngine:
         device = reading.device
         fields = reading.fields
         overridden = self._overrides
-        for rule, mode in self._compiled.get(device.model, ()):
-            if overridden and rule.id in overridden:
-                effective = self.effective(rule, device)
+        for program in self._programs.get(device.model, ()):
+            if overridden and program.rule.id in overridden:
+                effective = self._effective_program(program.rule, device)
                 if effective is None:
                     continue
-                rule, mode = effective, _mode(effective)
+                program = effective
+            mode = program.mode
             if mode == _SIMPLE:
-                if evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
-                    verdicts.append(Verdict(rule, "raise", reading))
-                elif rule.clear is not None and evaluate_condition(rule.clear, fields):
-                    verdicts.append(Verdict(rule, "clear", reading))
+                if program.when(fields):
+                    verdicts.append(Verdict(program.rule, "raise", reading))
+                elif program.clear is not None and program.clear(fields):
+                    verdicts.append(Verdict(program.rule, "clear", reading))
             elif mode == _HELD:
-                self._held(rule, reading, verdicts)
+                self._held(program, reading, verdicts)
             elif mode == _COUNT:
-                self._count(rule, reading, verdicts)
+                self._count(program, reading, verdicts)
             else:
-                self._confirm(rule, reading, verdicts)
+                self._confirm(program, reading, verdicts)
         places = self.places
         if device.category in places.by_category or device.model in places.by_model:
             places.observe(reading, verdicts)
@@ -122,9 +156,10 @@ class RuleEngine:
         schedule = rule.schedule
         return schedule is None or schedule.opened_at(at, self.community.timezone) is not None
 
-    def _held(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _held(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
-        met = evaluate_condition(rule.when, reading.fields)  # type: ignore[arg-type]
+        met = program.when(reading.fields)
         if met:
             if rule.for_seconds is None or key in self._fired:  # scheduled only, or a repeat
                 if self._active(rule, reading.at):
@@ -135,10 +170,10 @@ class RuleEngine:
             return
         if met is False and self._holds.pop(key, None) is not None:
             self._changes["hold", key] = None
-        if rule.clear is not None and evaluate_condition(rule.clear, reading.fields):
+        if program.clear is not None and program.clear(reading.fields):
             verdicts.append(Verdict(rule, "clear", reading))
             self._unfire(key)
-        elif met is False and rule.clear is None:
+        elif met is False and program.clear is None:
             self._unfire(key)
 
     def _unfire(self, key: str) -> None:
@@ -146,9 +181,10 @@ class RuleEngine:
             self._fired.discard(key)
             self._changes["fired", key] = None
 
-    def _count(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _count(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         fields = reading.fields
-        if evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
+        if program.when(fields):
             group = "" if rule.group_by is None else str(fields.get(rule.group_by, ""))
             key = f"{rule.id}|{reading.device.key}|{group}"
             ts = reading.at.timestamp()
@@ -166,29 +202,30 @@ class RuleEngine:
                 window.fired = True
                 verdicts.append(Verdict(rule, "raise", reading))
             self._changes["count", key] = self._dump_window(window)
-        elif rule.clear is not None and evaluate_condition(rule.clear, fields):
+        elif program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
-    def _confirm(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _confirm(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
         fields = reading.fields
-        if rule.confirm is not None and evaluate_condition(rule.confirm, fields):
+        if program.confirm is not None and program.confirm(fields):
             # confirmed: raised in this very batch, whatever was pending
             if self._pending.pop(key, None) is not None:
                 self._changes["confirm", key] = None
             if self._active(rule, reading.at):
                 verdicts.append(Verdict(rule, "raise", reading))
-        elif evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
+        elif program.when(fields):
             if key not in self._pending:
                 self._pending[key] = (rule, reading)
                 self._changes["confirm", key] = _dump(rule, reading)
         elif (
-            rule.withdraw is not None
-            and evaluate_condition(rule.withdraw, fields)
+            program.withdraw is not None
+            and program.withdraw(fields)
             and self._pending.pop(key, None) is not None
         ):
             self._changes["confirm", key] = None
-        if rule.clear is not None and evaluate_condition(rule.clear, fields):
+        if program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
     # -- per tick ------------------------------------------------------------------------------
@@ -277,6 +314,17 @@ class RuleEngine:
         return self._effective(
             rule, device.model, device.community, device.building, device.unit, device.device_id
         )
+
+    def _effective_program(self, rule: RuleSpec, device: DeviceRef) -> _Program | None:
+        """`effective`, compiled: once per rule and device."""
+        cache_key = (rule.id, device.model, device.community, device.building, device.unit or "",
+                     device.device_id)  # fmt: skip
+        if cache_key in self._effective_programs:
+            return self._effective_programs[cache_key]
+        effective = self.effective(rule, device)
+        program = None if effective is None else _Program.of(effective)
+        self._effective_programs[cache_key] = program
+        return program
 
     def _resolve(
         self, rule: RuleSpec, community: str, building: str, unit: str | None
