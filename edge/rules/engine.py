@@ -8,8 +8,8 @@ quiet too long, windows expiring. Event times are the readings' own (`Reading.at
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +78,49 @@ class _Program:
         )
 
 
+def _keyed(program: _Program, overridden: Mapping[str, object]) -> tuple[str, str] | None:
+    """(field, text) when the program does something only for a reading whose field holds that
+    text: a plain or count rule raising on `{field: F, eq: "text"}` with no clear, and no
+    override that could make it a held rule (which acts on a reading that does not meet it)."""
+    when = program.rule.when
+    if (
+        program.mode not in (_SIMPLE, _COUNT)
+        or program.clear is not None
+        or program.rule.id in overridden
+        or when is None
+        or when.field is None
+        or not isinstance(when.eq, str)
+    ):
+        return None
+    return when.field, when.eq
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispatch:
+    """A model's programs by what a reading can meet: a reading whose `field` holds a text runs
+    `by_value[text]`, any other reading `others` (the programs no single text decides), both in
+    the rules' order. An access controller's six rules on `event` cost a dict lookup."""
+
+    field: str | None
+    by_value: dict[FieldValue | None, tuple[_Program, ...]]
+    others: tuple[_Program, ...]
+
+    @classmethod
+    def of(cls, programs: Iterable[_Program], overridden: Mapping[str, object]) -> _Dispatch:
+        keyed = [(p, _keyed(p, overridden)) for p in programs]
+        fields = Counter(key[0] for _, key in keyed if key is not None)
+        if not fields:
+            return cls(None, {}, tuple(p for p, _ in keyed))
+        field = fields.most_common(1)[0][0]
+        texts = {key[1] for _, key in keyed if key is not None and key[0] == field}
+        by_value: dict[FieldValue | None, tuple[_Program, ...]] = {
+            text: tuple(p for p, key in keyed if key is None or key[0] != field or key[1] == text)
+            for text in texts
+        }
+        others = tuple(p for p, key in keyed if key is None or key[0] != field)
+        return cls(field, by_value, others)
+
+
 class RuleEngine:
     """Every device model's rules and the community's place rules, with their pending state."""
 
@@ -94,14 +137,17 @@ class RuleEngine:
             p.name: {r.id: r for r in p.rules} for p in profiles
         }
         self._rules: dict[str, list[RuleSpec]] = {p.name: list(p.rules) for p in profiles}
-        # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
-        self._programs: dict[str, tuple[_Program, ...]] = {
-            p.name: tuple(_Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled)
-            for p in profiles
-        }
         self._overrides: dict[str, list[Override]] = {}
         for override in sorted(community.overrides, key=lambda o: o.specificity):
             self._overrides.setdefault(override.rule, []).append(override)
+        # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
+        self._dispatch: dict[str, _Dispatch] = {
+            p.name: _Dispatch.of(
+                (_Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled),
+                self._overrides,
+            )
+            for p in profiles
+        }
         self._effective_cache: dict[tuple[str, ...], RuleSpec | None] = {}
         self._effective_programs: dict[tuple[str, ...], _Program | None] = {}
         self._changes: dict[tuple[str, str], Any] = {}
@@ -129,7 +175,14 @@ class RuleEngine:
         device = reading.device
         fields = reading.fields
         overridden = self._overrides
-        for program in self._programs.get(device.model, ()):
+        dispatch = self._dispatch.get(device.model)
+        if dispatch is None:
+            programs: tuple[_Program, ...] = ()
+        elif dispatch.field is None:
+            programs = dispatch.others
+        else:
+            programs = dispatch.by_value.get(fields.get(dispatch.field), dispatch.others)
+        for program in programs:
             if overridden and program.rule.id in overridden:
                 effective = self._effective_program(program.rule, device)
                 if effective is None:
