@@ -257,7 +257,7 @@ class RuleEngine:
             if reached and not window.fired and self._active(rule, reading.at):
                 window.fired = True
                 verdicts.append(Verdict(rule, "raise", reading))
-            self._changes["count", key] = self._dump_window(window)
+            self._changes["count", key] = window  # dumped by the next flush, as it is then
         elif program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
@@ -313,7 +313,7 @@ class RuleEngine:
             if len(hits) < (window.rule.at_least or 1):
                 window.fired = False
             if hits:
-                self._changes["count", key] = self._dump_window(window)
+                self._changes["count", key] = window
             else:
                 del self._windows[key]
                 self._changes["count", key] = None
@@ -416,7 +416,11 @@ class RuleEngine:
     def flush(self) -> None:
         """Write the state changed since the last flush (a no-op without a store)."""
         if self.store is not None and self._changes:
-            self.store.save(self._changes)
+            changes = self._changes
+            for change, value in changes.items():
+                if isinstance(value, _Window):  # a count window changes per hit: dumped once
+                    changes[change] = self._dump_window(value)
+            self.store.save(changes)
         self._changes.clear()
 
     def _dump_window(self, window: _Window) -> dict[str, Any]:
