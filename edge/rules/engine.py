@@ -8,24 +8,24 @@ quiet too long, windows expiring. Event times are the readings' own (`Reading.at
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from edge.decode import ProfileRegistry
-from edge.model import DeviceRef, FieldValue, Reading
-from edge.rule_spec import Condition, RuleSpec, Test, compile_condition
+from edge.model import DeviceRef, Reading
+from edge.rule_spec import RuleSpec
 from edge.rules.community import CommunityRules, Override, apply_override
 from edge.rules.place import PlaceRules
+from edge.rules.program import COUNT, HELD, SIMPLE, Dispatch, Program
 from edge.rules.rhythm import RhythmView
 from edge.rules.state import RuleStateStore
 from edge.rules.verdict import Verdict, evaluate_condition
 
 __all__ = ["RuleEngine", "Verdict", "evaluate_condition"]
 
-_SIMPLE, _HELD, _COUNT, _CONFIRM = range(4)
 _new = tuple.__new__
 
 
@@ -37,89 +37,6 @@ class _Window:
     reading: Reading  # the latest hit: the alert's reading
     hits: deque[float]
     fired: bool = False
-
-
-def _mode(rule: RuleSpec) -> int:
-    if rule.kind == "count":
-        return _COUNT
-    if rule.kind == "confirm":
-        return _CONFIRM
-    return _HELD if rule.for_seconds is not None or rule.schedule is not None else _SIMPLE
-
-
-def _never(fields: dict[str, FieldValue]) -> bool | None:
-    return None
-
-
-def _test(condition: Condition | None) -> Test | None:
-    return None if condition is None else compile_condition(condition)
-
-
-@dataclass(frozen=True, slots=True)
-class _Program:
-    """A rule as the engine runs it: its mode, and its conditions compiled once instead of walked
-    per message (a rule without `when` is an offline rule, which the engine never runs)."""
-
-    rule: RuleSpec
-    mode: int
-    when: Test
-    clear: Test | None
-    confirm: Test | None
-    withdraw: Test | None
-
-    @classmethod
-    def of(cls, rule: RuleSpec) -> _Program:
-        return cls(
-            rule,
-            _mode(rule),
-            _test(rule.when) or _never,
-            _test(rule.clear),
-            _test(rule.confirm),
-            _test(rule.withdraw),
-        )
-
-
-def _keyed(program: _Program, overridden: Mapping[str, object]) -> tuple[str, str] | None:
-    """(field, text) when the program does something only for a reading whose field holds that
-    text: a plain or count rule raising on `{field: F, eq: "text"}` with no clear, and no
-    override that could make it a held rule (which acts on a reading that does not meet it)."""
-    when = program.rule.when
-    if (
-        program.mode not in (_SIMPLE, _COUNT)
-        or program.clear is not None
-        or program.rule.id in overridden
-        or when is None
-        or when.field is None
-        or not isinstance(when.eq, str)
-    ):
-        return None
-    return when.field, when.eq
-
-
-@dataclass(frozen=True, slots=True)
-class _Dispatch:
-    """A model's programs by what a reading can meet: a reading whose `field` holds a text runs
-    `by_value[text]`, any other reading `others` (the programs no single text decides), both in
-    the rules' order. An access controller's six rules on `event` cost a dict lookup."""
-
-    field: str | None
-    by_value: dict[FieldValue | None, tuple[_Program, ...]]
-    others: tuple[_Program, ...]
-
-    @classmethod
-    def of(cls, programs: Iterable[_Program], overridden: Mapping[str, object]) -> _Dispatch:
-        keyed = [(p, _keyed(p, overridden)) for p in programs]
-        fields = Counter(key[0] for _, key in keyed if key is not None)
-        if not fields:
-            return cls(None, {}, tuple(p for p, _ in keyed))
-        field = fields.most_common(1)[0][0]
-        texts = {key[1] for _, key in keyed if key is not None and key[0] == field}
-        by_value: dict[FieldValue | None, tuple[_Program, ...]] = {
-            text: tuple(p for p, key in keyed if key is None or key[0] != field or key[1] == text)
-            for text in texts
-        }
-        others = tuple(p for p, key in keyed if key is None or key[0] != field)
-        return cls(field, by_value, others)
 
 
 class RuleEngine:
@@ -142,15 +59,15 @@ class RuleEngine:
         for override in sorted(community.overrides, key=lambda o: o.specificity):
             self._overrides.setdefault(override.rule, []).append(override)
         # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
-        self._dispatch: dict[str, _Dispatch] = {
-            p.name: _Dispatch.of(
-                (_Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled),
+        self._dispatch: dict[str, Dispatch] = {
+            p.name: Dispatch.of(
+                (Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled),
                 self._overrides,
             )
             for p in profiles
         }
         self._effective_cache: dict[tuple[str, ...], RuleSpec | None] = {}
-        self._effective_programs: dict[tuple[str, ...], _Program | None] = {}
+        self._effective_programs: dict[tuple[str, ...], Program | None] = {}
         self._changes: dict[tuple[str, str], Any] = {}
         self._holds: dict[str, tuple[RuleSpec, Reading]] = {}  # "rule|device" -> first reading
         self._fired: set[str] = set()  # held rules that raised and have not cleared since
@@ -178,7 +95,7 @@ class RuleEngine:
         overridden = self._overrides
         dispatch = self._dispatch.get(device.model)
         if dispatch is None:
-            programs: tuple[_Program, ...] = ()
+            programs: tuple[Program, ...] = ()
         elif dispatch.field is None:
             programs = dispatch.others
         else:
@@ -190,16 +107,16 @@ class RuleEngine:
                     continue
                 program = effective
             mode = program.mode
-            if mode == _SIMPLE:
+            if mode == SIMPLE:
                 # built as the tuple it is: most messages clear something, and Verdict()'s
                 # Python-level __new__ doubled the cost of each
                 if program.when(fields):
                     verdicts.append(_new(Verdict, (program.rule, "raise", reading)))
                 elif program.clear is not None and program.clear(fields):
                     verdicts.append(_new(Verdict, (program.rule, "clear", reading)))
-            elif mode == _HELD:
+            elif mode == HELD:
                 self._held(program, reading, verdicts)
-            elif mode == _COUNT:
+            elif mode == COUNT:
                 self._count(program, reading, verdicts)
             else:
                 self._confirm(program, reading, verdicts)
@@ -212,7 +129,7 @@ class RuleEngine:
         schedule = rule.schedule
         return schedule is None or schedule.opened_at(at, self.community.timezone) is not None
 
-    def _held(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _held(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
         rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
         met = program.when(reading.fields)
@@ -237,7 +154,7 @@ class RuleEngine:
             self._fired.discard(key)
             self._changes["fired", key] = None
 
-    def _count(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _count(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
         rule = program.rule
         fields = reading.fields
         if program.when(fields):
@@ -261,7 +178,7 @@ class RuleEngine:
         elif program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
-    def _confirm(self, program: _Program, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _confirm(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
         rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
         fields = reading.fields
@@ -371,14 +288,14 @@ class RuleEngine:
             rule, device.model, device.community, device.building, device.unit, device.device_id
         )
 
-    def _effective_program(self, rule: RuleSpec, device: DeviceRef) -> _Program | None:
+    def _effective_program(self, rule: RuleSpec, device: DeviceRef) -> Program | None:
         """`effective`, compiled: once per rule and device."""
         cache_key = (rule.id, device.model, device.community, device.building, device.unit or "",
                      device.device_id)  # fmt: skip
         if cache_key in self._effective_programs:
             return self._effective_programs[cache_key]
         effective = self.effective(rule, device)
-        program = None if effective is None else _Program.of(effective)
+        program = None if effective is None else Program.of(effective)
         self._effective_programs[cache_key] = program
         return program
 
