@@ -15,6 +15,7 @@ unknown `when` neither raises nor clears anything. No `eval`, ever.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -297,7 +298,10 @@ class RuleSpec(BaseModel):
 
 
 def evaluate_condition(condition: Condition, fields: dict[str, FieldValue]) -> bool | None:
-    """True, False, or None when the message does not carry what the condition reads."""
+    """True, False, or None when the message does not carry what the condition reads.
+
+    The reference: what the engine runs per message is `compile_condition`'s closure.
+    """
     if condition.field is not None:
         if condition.present is not None:
             return (condition.field in fields) == condition.present
@@ -344,3 +348,159 @@ def _same(value: FieldValue, expected: FieldValue) -> bool:
     if isinstance(value, bool) != isinstance(expected, bool):
         return False
     return value == expected
+
+
+Test = Callable[[dict[str, FieldValue]], bool | None]
+_NOT_A_NUMBER = (bool, str)
+
+
+def compile_condition(condition: Condition) -> Test:
+    """The condition as one closure: `evaluate_condition`'s answer without walking the tree
+    per message (the node's form is decided here, once per rule, not per reading)."""
+    name = condition.field
+    if name is not None:
+        if condition.present is not None:
+            return _present(name, condition.present)
+        return _comparison(condition, name)
+    if condition.all is not None:
+        return _all(tuple(compile_condition(c) for c in condition.all))
+    if condition.any is not None:
+        return _any(tuple(compile_condition(c) for c in condition.any))
+    assert condition.not_ is not None
+    return _not(compile_condition(condition.not_))
+
+
+def _present(name: str, present: bool) -> Test:
+    if present:
+        return lambda fields: name in fields
+    return lambda fields: name not in fields
+
+
+def _comparison(condition: Condition, name: str) -> Test:
+    if condition.eq is not None:
+        return _equal(name, condition.eq)
+    if condition.ne is not None:
+        equal = _equal(name, condition.ne)
+
+        def ne(fields: dict[str, FieldValue]) -> bool | None:
+            result = equal(fields)
+            return None if result is None else not result
+
+        return ne
+    if condition.in_ is not None:
+        options = tuple(condition.in_)
+
+        def in_(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return any(_same(value, option) for option in options)
+
+        return in_
+    # ordering needs a number: a boolean or a string is never above or below one
+    if condition.gt is not None:
+        gt = condition.gt
+
+        def above(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return not isinstance(value, _NOT_A_NUMBER) and value > gt
+
+        return above
+    if condition.ge is not None:
+        ge = condition.ge
+
+        def at_least(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return not isinstance(value, _NOT_A_NUMBER) and value >= ge
+
+        return at_least
+    if condition.lt is not None:
+        lt = condition.lt
+
+        def below(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return not isinstance(value, _NOT_A_NUMBER) and value < lt
+
+        return below
+    le = condition.le
+    assert le is not None
+
+    def at_most(fields: dict[str, FieldValue]) -> bool | None:
+        value = fields.get(name)
+        if value is None:
+            return None
+        return not isinstance(value, _NOT_A_NUMBER) and value <= le
+
+    return at_most
+
+
+def _equal(name: str, expected: FieldValue) -> Test:
+    # `_same`, specialised by the expected value's type
+    if isinstance(expected, bool):
+
+        def is_flag(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return value is expected  # True and False are singletons
+
+        return is_flag
+    if isinstance(expected, str):
+
+        def is_text(fields: dict[str, FieldValue]) -> bool | None:
+            value = fields.get(name)
+            if value is None:
+                return None
+            return value == expected  # a number or a boolean never equals a string
+
+        return is_text
+
+    def is_number(fields: dict[str, FieldValue]) -> bool | None:
+        value = fields.get(name)
+        if value is None:
+            return None
+        return value == expected and not isinstance(value, bool)
+
+    return is_number
+
+
+def _all(tests: tuple[Test, ...]) -> Test:
+    def all_(fields: dict[str, FieldValue]) -> bool | None:
+        unknown = False
+        for test in tests:
+            result = test(fields)
+            if result is False:
+                return False
+            if result is None:
+                unknown = True
+        return None if unknown else True
+
+    return all_
+
+
+def _any(tests: tuple[Test, ...]) -> Test:
+    def any_(fields: dict[str, FieldValue]) -> bool | None:
+        unknown = False
+        for test in tests:
+            result = test(fields)
+            if result is True:
+                return True
+            if result is None:
+                unknown = True
+        return None if unknown else False
+
+    return any_
+
+
+def _not(test: Test) -> Test:
+    def not_(fields: dict[str, FieldValue]) -> bool | None:
+        result = test(fields)
+        return None if result is None else not result
+
+    return not_

@@ -125,12 +125,12 @@ class AlertBook:
         device = verdict.reading.device
         key = alert_key(verdict.rule.id, device)
         current = self._by_key.get(key)
-        now = self._clock.now()
         if verdict.action == "clear":
-            if current is None:
+            if current is None:  # the usual clear: a routine message of a device with no alert
                 return None
-            self.flaps.record(key, now)
+            self.flaps.record(key, self._clock.now())
             return self._transition(current, "clear", actor="device", note=None)
+        now = self._clock.now()
         if current is not None:
             if verdict.reading.at == current.last_seen_at:
                 # the same device message again: a QoS 1 redelivery after a crash, not a new press

@@ -24,6 +24,7 @@ from edge.model import DeviceRef, FieldValue, Severity
 from edge.rule_spec import RuleSpec
 
 _UNKNOWN = -1
+_NUMBER = (int, float)
 AVAILABILITY_FIELD = "availability"  # canonical field of availability topics: online | offline
 
 
@@ -40,6 +41,7 @@ class Status(IntEnum):
 
 
 Change = Literal["online", "offline"]
+_ONLINE = int(Status.ONLINE)  # a plain int: compared and stored once per message
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class DeviceHealth:
 
     def __init__(self, clock: Clock, profiles: ProfileRegistry) -> None:
         self._clock = clock
+        self._monotonic = clock.monotonic  # bound once: read once per message
         self._interval = {p.name: float(p.heartbeat_seconds or 0) for p in profiles}
         self._heartbeat = {p.name: p.heartbeat_seconds for p in profiles}
         self._rules = {p.name: rule for p in profiles if (rule := offline_rule(p)) is not None}
@@ -121,15 +124,18 @@ class DeviceHealth:
             return None
         if slot >= len(self._status):
             self._grow(slot)
+        # once per message: clamped by comparisons, not min/max calls
         battery = fields.get("battery")
-        if isinstance(battery, int | float) and not isinstance(battery, bool):
-            self._battery[slot] = max(0, min(100, int(battery)))
+        if isinstance(battery, _NUMBER) and not isinstance(battery, bool):
+            percent = int(battery)
+            self._battery[slot] = 0 if percent < 0 else 100 if percent > 100 else percent
         low = fields.get("battery_low")
         if isinstance(low, bool):
             self._battery_low[slot] = int(low)
         quality = fields.get("linkquality")
-        if isinstance(quality, int | float) and not isinstance(quality, bool):
-            self._linkquality[slot] = max(0, min(32767, int(quality)))
+        if isinstance(quality, _NUMBER) and not isinstance(quality, bool):
+            level = int(quality)
+            self._linkquality[slot] = 0 if level < 0 else 32767 if level > 32767 else level
         before = self._status[slot]
         if fields.get(AVAILABILITY_FIELD) == "offline":
             # the radio gateway (Zigbee2MQTT) says so: it lost the device before we would notice
@@ -138,10 +144,10 @@ class DeviceHealth:
             self._status[slot] = Status.OFFLINE
             self._reason[slot] = "reported offline on its availability topic"
             return "offline"
-        self._last_seen[slot] = self._clock.monotonic()
-        if before == Status.ONLINE:
+        self._last_seen[slot] = self._monotonic()
+        if before == _ONLINE:
             return None
-        self._status[slot] = Status.ONLINE
+        self._status[slot] = _ONLINE
         self._reason.pop(slot, None)
         # from unknown too: an offline alert may be open from before a restart
         return "online"

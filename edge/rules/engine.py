@@ -19,13 +19,14 @@ from edge.model import DeviceRef, Reading
 from edge.rule_spec import RuleSpec
 from edge.rules.community import CommunityRules, Override, apply_override
 from edge.rules.place import PlaceRules
+from edge.rules.program import COUNT, HELD, SIMPLE, Dispatch, Program
 from edge.rules.rhythm import RhythmView
 from edge.rules.state import RuleStateStore
 from edge.rules.verdict import Verdict, evaluate_condition
 
 __all__ = ["RuleEngine", "Verdict", "evaluate_condition"]
 
-_SIMPLE, _HELD, _COUNT, _CONFIRM = range(4)
+_new = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -36,14 +37,6 @@ class _Window:
     reading: Reading  # the latest hit: the alert's reading
     hits: deque[float]
     fired: bool = False
-
-
-def _mode(rule: RuleSpec) -> int:
-    if rule.kind == "count":
-        return _COUNT
-    if rule.kind == "confirm":
-        return _CONFIRM
-    return _HELD if rule.for_seconds is not None or rule.schedule is not None else _SIMPLE
 
 
 class RuleEngine:
@@ -62,15 +55,19 @@ class RuleEngine:
             p.name: {r.id: r for r in p.rules} for p in profiles
         }
         self._rules: dict[str, list[RuleSpec]] = {p.name: list(p.rules) for p in profiles}
-        # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
-        self._compiled: dict[str, list[tuple[RuleSpec, int]]] = {
-            p.name: [(r, _mode(r)) for r in p.rules if r.kind != "offline" and r.enabled]
-            for p in profiles
-        }
         self._overrides: dict[str, list[Override]] = {}
         for override in sorted(community.overrides, key=lambda o: o.specificity):
             self._overrides.setdefault(override.rule, []).append(override)
+        # offline rules are edge.enrich.liveness's; disabled rules are not evaluated at all
+        self._dispatch: dict[str, Dispatch] = {
+            p.name: Dispatch.of(
+                (Program.of(r) for r in p.rules if r.kind != "offline" and r.enabled),
+                self._overrides,
+            )
+            for p in profiles
+        }
         self._effective_cache: dict[tuple[str, ...], RuleSpec | None] = {}
+        self._effective_programs: dict[tuple[str, ...], Program | None] = {}
         self._changes: dict[tuple[str, str], Any] = {}
         self._holds: dict[str, tuple[RuleSpec, Reading]] = {}  # "rule|device" -> first reading
         self._fired: set[str] = set()  # held rules that raised and have not cleared since
@@ -96,23 +93,33 @@ class RuleEngine:
         device = reading.device
         fields = reading.fields
         overridden = self._overrides
-        for rule, mode in self._compiled.get(device.model, ()):
-            if overridden and rule.id in overridden:
-                effective = self.effective(rule, device)
+        dispatch = self._dispatch.get(device.model)
+        if dispatch is None:
+            programs: tuple[Program, ...] = ()
+        elif dispatch.field is None:
+            programs = dispatch.others
+        else:
+            programs = dispatch.by_value.get(fields.get(dispatch.field), dispatch.others)
+        for program in programs:
+            if overridden and program.rule.id in overridden:
+                effective = self._effective_program(program.rule, device)
                 if effective is None:
                     continue
-                rule, mode = effective, _mode(effective)
-            if mode == _SIMPLE:
-                if evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
-                    verdicts.append(Verdict(rule, "raise", reading))
-                elif rule.clear is not None and evaluate_condition(rule.clear, fields):
-                    verdicts.append(Verdict(rule, "clear", reading))
-            elif mode == _HELD:
-                self._held(rule, reading, verdicts)
-            elif mode == _COUNT:
-                self._count(rule, reading, verdicts)
+                program = effective
+            mode = program.mode
+            if mode == SIMPLE:
+                # built as the tuple it is: most messages clear something, and Verdict()'s
+                # Python-level __new__ doubled the cost of each
+                if program.when(fields):
+                    verdicts.append(_new(Verdict, (program.rule, "raise", reading)))
+                elif program.clear is not None and program.clear(fields):
+                    verdicts.append(_new(Verdict, (program.rule, "clear", reading)))
+            elif mode == HELD:
+                self._held(program, reading, verdicts)
+            elif mode == COUNT:
+                self._count(program, reading, verdicts)
             else:
-                self._confirm(rule, reading, verdicts)
+                self._confirm(program, reading, verdicts)
         places = self.places
         if device.category in places.by_category or device.model in places.by_model:
             places.observe(reading, verdicts)
@@ -122,9 +129,10 @@ class RuleEngine:
         schedule = rule.schedule
         return schedule is None or schedule.opened_at(at, self.community.timezone) is not None
 
-    def _held(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _held(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
-        met = evaluate_condition(rule.when, reading.fields)  # type: ignore[arg-type]
+        met = program.when(reading.fields)
         if met:
             if rule.for_seconds is None or key in self._fired:  # scheduled only, or a repeat
                 if self._active(rule, reading.at):
@@ -135,10 +143,10 @@ class RuleEngine:
             return
         if met is False and self._holds.pop(key, None) is not None:
             self._changes["hold", key] = None
-        if rule.clear is not None and evaluate_condition(rule.clear, reading.fields):
+        if program.clear is not None and program.clear(reading.fields):
             verdicts.append(Verdict(rule, "clear", reading))
             self._unfire(key)
-        elif met is False and rule.clear is None:
+        elif met is False and program.clear is None:
             self._unfire(key)
 
     def _unfire(self, key: str) -> None:
@@ -146,9 +154,10 @@ class RuleEngine:
             self._fired.discard(key)
             self._changes["fired", key] = None
 
-    def _count(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _count(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         fields = reading.fields
-        if evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
+        if program.when(fields):
             group = "" if rule.group_by is None else str(fields.get(rule.group_by, ""))
             key = f"{rule.id}|{reading.device.key}|{group}"
             ts = reading.at.timestamp()
@@ -165,30 +174,31 @@ class RuleEngine:
             if reached and not window.fired and self._active(rule, reading.at):
                 window.fired = True
                 verdicts.append(Verdict(rule, "raise", reading))
-            self._changes["count", key] = self._dump_window(window)
-        elif rule.clear is not None and evaluate_condition(rule.clear, fields):
+            self._changes["count", key] = window  # dumped by the next flush, as it is then
+        elif program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
-    def _confirm(self, rule: RuleSpec, reading: Reading, verdicts: list[Verdict]) -> None:
+    def _confirm(self, program: Program, reading: Reading, verdicts: list[Verdict]) -> None:
+        rule = program.rule
         key = f"{rule.id}|{reading.device.key}"
         fields = reading.fields
-        if rule.confirm is not None and evaluate_condition(rule.confirm, fields):
+        if program.confirm is not None and program.confirm(fields):
             # confirmed: raised in this very batch, whatever was pending
             if self._pending.pop(key, None) is not None:
                 self._changes["confirm", key] = None
             if self._active(rule, reading.at):
                 verdicts.append(Verdict(rule, "raise", reading))
-        elif evaluate_condition(rule.when, fields):  # type: ignore[arg-type]
+        elif program.when(fields):
             if key not in self._pending:
                 self._pending[key] = (rule, reading)
                 self._changes["confirm", key] = _dump(rule, reading)
         elif (
-            rule.withdraw is not None
-            and evaluate_condition(rule.withdraw, fields)
+            program.withdraw is not None
+            and program.withdraw(fields)
             and self._pending.pop(key, None) is not None
         ):
             self._changes["confirm", key] = None
-        if rule.clear is not None and evaluate_condition(rule.clear, fields):
+        if program.clear is not None and program.clear(fields):
             verdicts.append(Verdict(rule, "clear", reading))
 
     # -- per tick ------------------------------------------------------------------------------
@@ -220,7 +230,7 @@ class RuleEngine:
             if len(hits) < (window.rule.at_least or 1):
                 window.fired = False
             if hits:
-                self._changes["count", key] = self._dump_window(window)
+                self._changes["count", key] = window
             else:
                 del self._windows[key]
                 self._changes["count", key] = None
@@ -278,6 +288,17 @@ class RuleEngine:
             rule, device.model, device.community, device.building, device.unit, device.device_id
         )
 
+    def _effective_program(self, rule: RuleSpec, device: DeviceRef) -> Program | None:
+        """`effective`, compiled: once per rule and device."""
+        cache_key = (rule.id, device.model, device.community, device.building, device.unit or "",
+                     device.device_id)  # fmt: skip
+        if cache_key in self._effective_programs:
+            return self._effective_programs[cache_key]
+        effective = self.effective(rule, device)
+        program = None if effective is None else Program.of(effective)
+        self._effective_programs[cache_key] = program
+        return program
+
     def _resolve(
         self, rule: RuleSpec, community: str, building: str, unit: str | None
     ) -> RuleSpec | None:
@@ -312,7 +333,11 @@ class RuleEngine:
     def flush(self) -> None:
         """Write the state changed since the last flush (a no-op without a store)."""
         if self.store is not None and self._changes:
-            self.store.save(self._changes)
+            changes = self._changes
+            for change, value in changes.items():
+                if isinstance(value, _Window):  # a count window changes per hit: dumped once
+                    changes[change] = self._dump_window(value)
+            self.store.save(changes)
         self._changes.clear()
 
     def _dump_window(self, window: _Window) -> dict[str, Any]:

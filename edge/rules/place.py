@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge.model import DeviceRef, Reading
-from edge.rule_spec import RuleSpec, Signal
+from edge.rule_spec import RuleSpec, Signal, Test, compile_condition
 from edge.rules.rhythm import (
     Day,
     HouseholdRhythm,
@@ -21,13 +21,16 @@ from edge.rules.rhythm import (
     quiet_seconds,
     today_bounds,
 )
-from edge.rules.verdict import Verdict, evaluate_condition
+from edge.rules.verdict import Verdict
 
 PLACE_MODEL = "community-edge"
 OUTAGE_S = 3600.0  # a gap between rule ticks this long: the agent was down or paused
 # (rule, community, building, unit) -> the rule with its overrides, None when disabled there
 Resolve = Callable[[RuleSpec, str, str, str | None], RuleSpec | None]
 Changes = dict[tuple[str, str], Any]
+# a place rule's signal as a message meets it: the rule, the signal, its compiled `when` (None:
+# any message) and whether the rule is an absence rule
+Watcher = tuple[RuleSpec, Signal, Test | None, bool]
 
 
 def household_ref(rule: RuleSpec, community: str, building: str, unit: str) -> DeviceRef:
@@ -94,6 +97,9 @@ class PlaceRules:
                     self.by_category.setdefault(category, []).append((rule, signal))
                 for model in signal.models:
                     self.by_model.setdefault(model, []).append((rule, signal))
+        self._tests = {id(s): compile_condition(s.when) for _, s in self._signals() if s.when}
+        # what a message meets, by (category, model, has a unit): built at its first message
+        self._watchers: dict[tuple[str, str, bool], tuple[Watcher, ...]] = {}
         # absence: watched households per rule ("c/b/u"), last activity and raised, by "rule|hh"
         self.households: dict[str, dict[str, None]] = {
             r.id: dict.fromkeys(r.households if isinstance(r.households, list) else ())
@@ -147,22 +153,37 @@ class PlaceRules:
                     if self.rhythms.pop(key, None) is not None:
                         self._changes["rhythm", key] = None
 
+    def _signals(self) -> Iterable[tuple[RuleSpec, Signal]]:
+        for watching in (*self.by_category.values(), *self.by_model.values()):
+            yield from watching
+
+    def _watching(self, device: DeviceRef) -> tuple[Watcher, ...]:
+        """The signals a device's messages meet: its category's, then its model's. A device
+        without a unit is in no household: absence rules never count its messages."""
+        key = (device.category, device.model, device.unit is not None)
+        watchers = self._watchers.get(key)
+        if watchers is None:
+            found = [
+                *self.by_category.get(device.category, ()),
+                *self.by_model.get(device.model, ()),
+            ]
+            watchers = self._watchers[key] = tuple(
+                (rule, signal, self._tests.get(id(signal)), rule.kind == "absence")
+                for rule, signal in found
+                if device.unit is not None or rule.kind != "absence"
+            )
+        return watchers
+
     def observe(self, reading: Reading, verdicts: list[Verdict]) -> None:
-        device = reading.device
-        watchers = self.by_category.get(device.category, [])
-        by_model = self.by_model.get(device.model)
-        if by_model:
-            watchers = [*watchers, *by_model]
-        seen: set[str] = set()
-        for rule, signal in watchers:
-            if rule.id in seen:  # one activity per message and household
+        seen: set[str] | None = None  # absence rules counted: one activity per message
+        for rule, signal, test, absence in self._watching(reading.device):
+            if seen is not None and rule.id in seen:
                 continue
-            if (
-                signal.when is not None
-                and evaluate_condition(signal.when, reading.fields) is not True
-            ):
+            if test is not None and test(reading.fields) is not True:
                 continue
-            if rule.kind == "absence":
+            if absence:
+                if seen is None:
+                    seen = set()
                 seen.add(rule.id)
                 self._activity(rule, reading, verdicts)
             else:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from edge.model import Reading
 from edge.rule_spec import RuleSpec, evaluate_condition
@@ -11,9 +10,12 @@ from edge.rule_spec import RuleSpec, evaluate_condition
 __all__ = ["Verdict", "evaluate_condition"]
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A rule's decision about one reading."""
+class Verdict(NamedTuple):
+    """A rule's decision about one reading.
+
+    Immutable as a tuple: built for most messages (a routine report clears its alerts), where a
+    frozen dataclass's `__init__` (one `object.__setattr__` a field) cost twice as much.
+    """
 
     rule: RuleSpec
     action: Literal["raise", "clear"]
