@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from edge.database import open_database
 from edge.model import AlertEvent, FieldValue, Lane, Reading, ReadingFlag, epoch_ms
+from edge.outbox import read_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -64,19 +65,33 @@ class ReadingStore:
         self._writes = 0
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
-        rows = [
-            (
-                r.device.device_id,
-                epoch_ms(r.at),
-                r.device.category,
-                r.device.community,
-                r.device.building,
-                r.device.model,
-                orjson.dumps(r.fields),
-                ",".join(r.flags),
-            )
-            for r in readings
-        ]
+        self._insert(
+            [
+                (
+                    r.device.device_id,
+                    epoch_ms(r.at),
+                    r.device.category,
+                    r.device.community,
+                    r.device.building,
+                    r.device.model,
+                    orjson.dumps(r.fields),
+                    ",".join(r.flags),
+                )
+                for r in readings
+            ]
+        )
+
+    async def write_stored_readings(self, rows: Sequence[bytes]) -> None:
+        """Readings as the outbox stores them: their parts, without a `Reading` each."""
+        parts = [read_row(body) for body in rows]
+        self._insert(
+            [
+                (d[0], at_ms, d[2], d[3], d[4], d[1], orjson.dumps(fields), ",".join(flags))
+                for d, fields, at_ms, flags in parts  # d: device id, model, category, ...
+            ]
+        )
+
+    def _insert(self, rows: list[tuple[str, int, str, str, str, str, bytes, str]]) -> None:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(
