@@ -35,7 +35,7 @@ from edge.clock import Clock
 from edge.errors import TlsConfigError
 from edge.ingest.broker import BrokerAddress, describe_tls_error
 from edge.ingest.receive_times import ReceiveTimes
-from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, Publish, pending_bytes
+from edge.ingest.wire import BufferedSocket, ClosingSSLSocket, pending_bytes
 
 _log = logging.getLogger(__name__)
 
@@ -449,7 +449,12 @@ class MqttSession:
                 publish = buffered.take_publish(self._v5)
                 if publish is not None:
                     self.taken += 1
-                    self._publish(client, publish)
+                    try:  # what paho would have handed us (inline: one call less a message)
+                        topic = publish.topic.decode()
+                    except UnicodeDecodeError:
+                        topic = _INVALID_TOPIC
+                    payload, mid, qos, dup, retain = publish[1:]
+                    self._deliver(client, topic, payload, mid, qos, dup, retain)
                     if not buffered.pending():
                         # read it all: a trickle's next recv() would only raise EAGAIN (a
                         # syscall and an exception per message); the socket wakes us for more
@@ -623,16 +628,6 @@ class MqttSession:
             message.qos,
             bool(message.dup),
             bool(message.retain),
-        )
-
-    def _publish(self, client: paho.Client, publish: Publish) -> None:
-        # a PUBLISH taken from the buffer without paho: what paho would have handed us
-        try:
-            topic = publish.topic.decode()
-        except UnicodeDecodeError:
-            topic = _INVALID_TOPIC
-        self._deliver(
-            client, topic, publish.payload, publish.mid, publish.qos, publish.dup, publish.retain
         )
 
     def _deliver(
