@@ -37,6 +37,12 @@ CREATE INDEX IF NOT EXISTS readings_by_time ON readings (at_ms);
 _MIGRATIONS = ("ALTER TABLE readings ADD COLUMN flags TEXT NOT NULL DEFAULT '';",)
 
 
+def _json(fields: dict[str, FieldValue]) -> bytes:
+    # copied into a bytes of its own size: orjson's output sits in a buffer of about 1 KiB,
+    # and a write holds hundreds of them (edge/outbox/rows.py: 4.9 -> 2 us a reading there)
+    return bytes(memoryview(orjson.dumps(fields)))
+
+
 class StoredReading(BaseModel):
     """A reading as the embedded store returns it."""
 
@@ -74,7 +80,7 @@ class ReadingStore:
                     r.device.community,
                     r.device.building,
                     r.device.model,
-                    orjson.dumps(r.fields),
+                    _json(r.fields),
                     ",".join(r.flags),
                 )
                 for r in readings
@@ -86,7 +92,7 @@ class ReadingStore:
         parts = [read_row(body) for body in rows]
         self._insert(
             [
-                (d[0], at_ms, d[2], d[3], d[4], d[1], orjson.dumps(fields), ",".join(flags))
+                (d[0], at_ms, d[2], d[3], d[4], d[1], _json(fields), ",".join(flags))
                 for d, fields, at_ms, flags in parts  # d: device id, model, category, ...
             ]
         )
