@@ -76,6 +76,7 @@ class BufferedSocket:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._tls = sock if isinstance(sock, ssl.SSLSocket) else None
         self._data = b""
         self._offset = 0
         self._failure: OSError | None = None
@@ -195,8 +196,8 @@ class BufferedSocket:
     def pending(self) -> int:
         """Bytes readable without the socket becoming readable again: ours, and TLS records
         OpenSSL has already taken off the socket."""
-        tls = self._sock.pending() if isinstance(self._sock, ssl.SSLSocket) else 0
-        return self.buffered() + tls
+        ours = len(self._data) - self._offset  # asked once a message: no calls for it
+        return ours if self._tls is None else ours + self._tls.pending()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

@@ -4,12 +4,17 @@ it, and the Sink protocol every destination implements.
 
 from edge.outbox.forwarder import Forwarder
 from edge.outbox.outbox import OUTBOX_MAX_BYTES, Outbox
-from edge.outbox.sink import Sink, check_sink_names
+from edge.outbox.rows import DeviceParts, ReadingRow, read_row
+from edge.outbox.sink import Sink, StoredReadingSink, check_sink_names
 
 __all__ = [
     "OUTBOX_MAX_BYTES",
+    "DeviceParts",
     "Forwarder",
     "Outbox",
+    "ReadingRow",
     "Sink",
+    "StoredReadingSink",
     "check_sink_names",
+    "read_row",
 ]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from edge.clock import Clock
 from edge.errors import SinkRejected, SinkUnavailable
 from edge.model import AlertEvent, Lane, Reading
-from edge.outbox.outbox import LANES, Item, Outbox
-from edge.outbox.sink import Sink
+from edge.outbox.outbox import LANES, Item, Outbox, StoredReading
+from edge.outbox.sink import Sink, StoredReadingSink
 
 _log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class Forwarder:
         # people are told) never waits.
         self._linger_s = linger_s if "readings" in sink.lanes else 0.0
         self._wake = outbox.waiter(sink.lanes)
+        # readings handed over as stored rows when the sink takes them so (the time-series
+        # store, the embedded one): no `Reading` is built to read them back
+        self._stored = sink if isinstance(sink, StoredReadingSink) else None
 
     async def run(self) -> None:
         delay = self._backoff_initial_s
@@ -111,7 +114,11 @@ class Forwarder:
 
     async def _deliver_lane(self, lane: Lane) -> int:
         """Deliver the next batch of `lane`; returns how many entries moved on."""
-        batch = await self.outbox.fetch(self.sink.name, lane, self._batch_size)
+        batch: Sequence[tuple[int, Item | StoredReading]]
+        if lane == "readings" and self._stored is not None:
+            batch = await self.outbox.fetch_stored(self.sink.name, self._batch_size)
+        else:
+            batch = await self.outbox.fetch(self.sink.name, lane, self._batch_size)
         if not batch:
             return 0
         await self._deliver(lane, batch)
@@ -124,7 +131,7 @@ class Forwarder:
         self.status.writes += 1
         return len(batch)
 
-    async def _deliver(self, lane: Lane, batch: Sequence[tuple[int, Item]]) -> None:
+    async def _deliver(self, lane: Lane, batch: Sequence[tuple[int, Item | StoredReading]]) -> None:
         try:
             await self._write(lane, [item for _, item in batch])
         except SinkRejected as exc:
@@ -145,9 +152,11 @@ class Forwarder:
             return
         await self.outbox.advance(self.sink.name, lane, batch[-1][0])
 
-    async def _write(self, lane: Lane, items: list[Item]) -> None:
+    async def _write(self, lane: Lane, items: list[Item | StoredReading]) -> None:
         if lane == "events":
             await self.sink.write_events([i for i in items if isinstance(i, AlertEvent)])
+        elif self._stored is not None:
+            await self._stored.write_stored_readings([i for i in items if isinstance(i, bytes)])
         else:
             await self.sink.write_readings([i for i in items if isinstance(i, Reading)])
 

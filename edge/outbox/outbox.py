@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import orjson
-
 from edge.database import open_database, quarantine
-from edge.model import AlertEvent, DeadLetter, DeviceRef, Lane, Reading, ReadingFlag, epoch_ms
+from edge.model import AlertEvent, DeadLetter, Lane, Reading, epoch_ms
+
+# the row format moved to rows.py; named here as well, where callers and tests found it
+from edge.outbox.rows import _ReadingDecoder as _ReadingDecoder
+from edge.outbox.rows import encode_reading as encode_reading
 from edge.outbox.worker import PriorityWorker
 
 _log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS receipts (
 """
 
 Item = Reading | AlertEvent
+# a stored reading as its row (`edge.outbox.rows`), for a sink that writes rows as they are
+StoredReading = bytes
 # what an ingest lane committed per packet id: (packet id, digest of topic and payload, ordinal)
 Receipt = tuple[int, int, int]
 # Receipts older than this many (by ordinal) can no longer match (the lane's RECEIPT_WINDOW,
@@ -82,58 +86,6 @@ class SetAside:
     last_lane: Lane
     last_reason: str
     last_at: datetime
-
-
-def encode_reading(reading: Reading) -> bytes:
-    d = reading.device
-    return orjson.dumps(
-        [
-            d.device_id,
-            d.model,
-            d.category,
-            d.community,
-            d.building,
-            d.unit,
-            reading.fields,
-            epoch_ms(reading.at),
-            epoch_ms(reading.received_at),
-            reading.time_source,
-            reading.seq,
-            reading.flags,
-        ]
-    )
-
-
-class _ReadingDecoder:
-    """Rebuilds readings from outbox rows."""
-
-    def __call__(self, body: bytes) -> Reading:
-        row = orjson.loads(body)
-        (
-            device_id,
-            model,
-            category,
-            community,
-            building,
-            unit,
-            fields,
-            at_ms,
-            recv_ms,
-            source,
-            seq,
-        ) = row[:11]
-        # rows written before readings carried flags have eleven columns
-        flags = tuple(ReadingFlag(f) for f in row[11]) if len(row) > 11 else ()
-        # rows were validated before they were written: construct without validating again
-        return Reading.trusted(
-            DeviceRef(device_id, model, category, community, building, unit),
-            fields,
-            datetime.fromtimestamp(at_ms / 1000, UTC),
-            datetime.fromtimestamp(recv_ms / 1000, UTC),
-            source,
-            seq,
-            flags,
-        )
 
 
 class Outbox:
@@ -472,6 +424,11 @@ class Outbox:
             return await asyncio.to_thread(self._decode_readings, rows)
         return await self._run(lambda: self._fetch_events(sink, limit), urgent=True)
 
+    async def fetch_stored(self, sink: str, limit: int) -> list[tuple[int, StoredReading]]:
+        """The next undelivered readings for `sink` as stored (`edge.outbox.rows.read_row`
+        reads their parts), oldest first: nothing decoded here or on the event loop."""
+        return await self._run(lambda: self._rows(sink, "readings", limit))
+
     def _rows(self, sink: str, lane: Lane, limit: int) -> list[tuple[int, bytes]]:
         cursor = self._cursor(sink, lane)
         return self._conn.execute(
@@ -512,11 +469,14 @@ class Outbox:
             if low:
                 conn.execute(f"DELETE FROM {lane} WHERE seq <= ?", (low,))
 
-    async def reject(self, sink: str, lane: Lane, seq: int, item: Item, reason: str) -> None:
+    async def reject(
+        self, sink: str, lane: Lane, seq: int, item: Item | StoredReading, reason: str
+    ) -> None:
         """Set aside an entry the sink refused as invalid, and move past it."""
 
         def work() -> None:
-            body = item.model_dump_json().encode()
+            entry = self._decode_reading(item) if isinstance(item, bytes) else item
+            body = entry.model_dump_json().encode()
             with self._conn:
                 self._conn.execute(
                     "INSERT INTO rejected (sink, lane, body, reason, at_ms) VALUES (?,?,?,?,?)",

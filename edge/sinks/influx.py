@@ -37,7 +37,8 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from edge.errors import SinkRejected, SinkUnavailable
-from edge.model import AlertEvent, AlertStatus, DeviceRef, FieldValue, Lane, Reading, epoch_ms
+from edge.model import AlertEvent, AlertStatus, FieldValue, Lane, Reading, epoch_ms
+from edge.outbox import DeviceParts, ReadingRow, read_row
 from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 
 _log = logging.getLogger(__name__)
@@ -97,17 +98,18 @@ def _measurement(name: str) -> str:
 # reading with four fields then costs about 2.5 µs (12 µs uncached; influxdb_client's Point about
 # 10 µs). 8,192 series: chatty devices stay cached, a 100,000-device community costs ~3 MB here.
 @functools.lru_cache(maxsize=8_192)
-def _series(device: DeviceRef) -> str:
+def _series(device: DeviceParts) -> str:
     """`<measurement>,<sorted device tags>` of a device's readings."""
+    device_id, model, category, community, building, unit = device
     tags = {
-        "community": device.community,
-        "building": device.building,
-        "device_id": device.device_id,
-        "model": device.model,
+        "community": community,
+        "building": building,
+        "device_id": device_id,
+        "model": model,
     }
-    if device.unit:
-        tags["unit"] = device.unit
-    return _measurement(device.category) + _tag_set(tags)
+    if unit:
+        tags["unit"] = unit
+    return _measurement(category) + _tag_set(tags)
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -167,23 +169,44 @@ def reading_line(reading: Reading) -> str:
     Raises:
         SinkRejected: the reading cannot be written as line protocol (see the module docstring).
     """
+    d = reading.device
+    return _line(
+        ReadingRow(
+            (d.device_id, d.model, d.category, d.community, d.building, d.unit),
+            reading.fields,
+            epoch_ms(reading.at),
+            [flag.value for flag in reading.flags],
+        )
+    )
+
+
+def stored_reading_line(body: bytes) -> str:
+    """A reading as the outbox stores it (`edge.outbox.rows`), as `reading_line` writes it.
+
+    Raises:
+        SinkRejected: the reading cannot be written as line protocol (see the module docstring).
+    """
+    return _line(read_row(body))
+
+
+def _line(row: ReadingRow) -> str:
     try:
-        fields = _field_set(reading.fields)
-        if reading.flags:
-            fields += _flag_set(reading)
-        return f"{_series(reading.device)} {fields} {epoch_ms(reading.at)}"
+        fields = _field_set(row.fields)
+        if row.flags:
+            fields += _flag_set(row.flags, row.fields)
+        return f"{_series(row.device)} {fields} {row.at_ms}"
     except SinkRejected as exc:
-        raise SinkRejected(f"reading of device {reading.device.device_id!r}: {exc}") from exc
+        raise SinkRejected(f"reading of device {row.device[0]!r}: {exc}") from exc
 
 
-def _flag_set(reading: Reading) -> str:
-    flags = ""
-    for flag in reading.flags:
-        key = FLAG_PREFIX + flag.value
-        if key in reading.fields:
+def _flag_set(flags: Sequence[str], fields: dict[str, FieldValue]) -> str:
+    out = ""
+    for flag in flags:
+        key = FLAG_PREFIX + flag
+        if key in fields:
             raise SinkRejected(f"flag field {key!r} collides with a field")
-        flags += f",{key}=1i"
-    return flags
+        out += f",{key}=1i"
+    return out
 
 
 def event_line(event: AlertEvent) -> str:
@@ -251,6 +274,9 @@ class InfluxSink:
 
     async def write_readings(self, readings: Sequence[Reading]) -> None:
         await self._write(readings, reading_line)
+
+    async def write_stored_readings(self, rows: Sequence[bytes]) -> None:
+        await self._write(rows, stored_reading_line)
 
     async def write_events(self, events: Sequence[AlertEvent]) -> None:
         await self._write(events, event_line)
