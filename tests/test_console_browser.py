@@ -271,7 +271,9 @@ def test_an_event_redraws_only_its_row_in_its_place(live: _Live) -> None:
             f" {requests.rows() - rows_before} row fetches"
         )
         assert requests.whole() == 1, requests.urls
-        assert requests.rows() - rows_before <= 11  # those before it was known to be a burst
+        # those before it was known to be a burst, then the SOS presses (alarms go ahead as
+        # rows while the burst gathers), 10 a request
+        assert requests.rows() - rows_before <= 11 + 5
         page.screenshot(path=artefact("board-rows-burst-1920.png"))
         assert errors == []
 

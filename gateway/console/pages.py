@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.agent import Desk
 from edge.errors import AlertNotFound, AlertTransitionError
-from edge.model import Alert
+from edge.model import Alert, AlertStatus
 from gateway.api.security import audit, masked, masked_event, places_of, visible
 from gateway.console.access import PREFIX, Person, Visitor, check_csrf, form_of
 from gateway.console.away import away_now
@@ -137,8 +137,8 @@ async def board_rows(
 async def stream(request: Request, visitor: Person) -> StreamingResponse:
     """One `alert` event per alert event in the visitor's scope: the board redraws its row.
 
-    It carries only the alert id and kind (the page reads the rest through the same checks as the
-    API). On an overflow or a drop the browser reconnects, and the board refetches on reconnect,
+    It carries only the alert id, the kind and whether it is an unanswered life-safety alarm (the
+    page reads the rest through the same checks as the API). On an overflow or a drop the browser reconnects, and the board refetches on reconnect,
     so an event missed in between is still on the board.
     """
     desk = _desk(request)
@@ -157,7 +157,11 @@ async def stream(request: Request, visitor: Person) -> StreamingResponse:
                     return
                 if not principal.may_see(event.alert.community):
                     continue
-                data = json.dumps({"id": event.alert.id, "kind": event.kind.value})
+                alert = event.alert
+                # an unanswered life-safety alarm: the board fetches its row at once, even in
+                # the middle of a burst of other events (board.js)
+                alarm = alert.status is AlertStatus.ACTIVE and is_life_safety(alert)
+                data = json.dumps({"id": alert.id, "kind": event.kind.value, "alarm": alarm})
                 yield f"event: alert\ndata: {data}\n\n".encode()
 
     return StreamingResponse(

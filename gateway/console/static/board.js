@@ -6,7 +6,9 @@
 //   descending (board.row_order). A capped board's last rows come along, so a row leaving pulls
 //   the next one in, and rows past the cap go.
 // - Events that arrive while a request is out go in the next one (up to 10). A burst (more than
-//   10 events within 250 ms) is one whole-board fetch 250 ms later, as before this file.
+//   10 events within 250 ms) is one whole-board fetch 250 ms later, as before this file; an
+//   unanswered life-safety alarm heard in a burst is fetched as a row at once all the same (under
+//   load other alerts' events kept the board in bursts, and an SOS waited for the gathering).
 // - Whole-board fetches (a burst, a reconnect in console.js, a board that is or becomes empty)
 //   are htmx's own; no row request goes out while one is, and a row answer sent before one
 //   started is dropped: the whole board is at least as new.
@@ -19,6 +21,7 @@
   var BURST = 10; // events within BURST_MS beyond which the whole board is fetched instead
   var BURST_MS = 250; // also how long a burst gathers before its whole-board fetch
   var pending = []; // alert ids whose rows are still to fetch
+  var urgent = []; // ... of which unanswered life-safety alarms heard in a burst
   var times = []; // when the events of the last BURST_MS came
   var busy = false; // a row request is out
   var wholeOut = 0; // whole-board requests out (htmx sends a queued one before the last ends)
@@ -31,6 +34,7 @@
   var doubtTimer = null;
 
   function redrawAll() {
+    urgent = [];
     clearTimeout(doubtTimer);
     doubtTimer = null;
     clearTimeout(burstTimer);
@@ -94,14 +98,27 @@
       last.dataset.alert === update.dataset.tail;
   }
 
+  function wholeOutNow() {
+    // (a whole board out for 30 s has failed in a way htmx did not report: rows go on)
+    return wholeOut && performance.now() - wholeSince < 30000;
+  }
+
   function send() {
     var board = document.getElementById("board");
-    // (a whole board out for 30 s has failed in a way htmx did not report: rows go on)
-    var whole = wholeOut && performance.now() - wholeSince < 30000;
-    if (busy || whole || burstTimer || !pending.length || !board) { return; }
+    if (busy || wholeOutNow() || !board) { return; }
+    if (burstTimer) { // gathering for the whole board: only the alarms go ahead, as rows
+      if (urgent.length) { request(board, urgent.splice(0, MAX_IDS)); }
+      return;
+    }
+    if (!pending.length) { return; }
     if (pending.length > MAX_IDS) { redrawAll(); return; }
     var ids = pending;
     pending = [];
+    urgent = [];
+    request(board, ids);
+  }
+
+  function request(board, ids) {
     busy = true;
     var sent = performance.now();
     var url = board.dataset.rows;
@@ -129,7 +146,7 @@
       .finally(function () { busy = false; send(); });
   }
 
-  function heard(id) {
+  function heard(id, alarm) {
     var now = performance.now();
     times.push(now);
     while (times[0] < now - BURST_MS) { times.shift(); }
@@ -138,7 +155,7 @@
     if (burstSince) { // one whole board BURST_MS after it was seen: the agent commits a burst in
       // a few batches, and a fetch after the first would be followed by another for the rest
       if (!burstTimer) { burstTimer = setTimeout(redrawAll, BURST_MS); }
-      return;
+      if (alarm && urgent.indexOf(id) < 0) { urgent.push(id); }
     }
     send();
   }
@@ -150,7 +167,8 @@
     watch.addEventListener("htmx:sseMessage", function (evt) {
       var data = {};
       try { data = JSON.parse(evt.detail.data); } catch (e) { return; }
-      if (data.id) { heard(String(data.id)); } // a repeat too: its row says how many times
+      if (data.id) { heard(String(data.id), data.alarm === true); } // a repeat too: its row
+      // says how many times
     });
     board.addEventListener("htmx:beforeRequest", function (evt) {
       if (evt.target !== board) { return; }
@@ -158,6 +176,7 @@
       wholeOut += 1;
       wholeSince = performance.now();
       pending = [];
+      urgent = [];
       times = [];
       clearTimeout(doubtTimer);
       doubtTimer = null;
