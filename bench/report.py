@@ -452,7 +452,8 @@ def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"agent CPU at {int(rate):,} msgs/s (+{PRESSES_PER_S} SOS/s)",
                 f"{level['cpu_pct']['agent']}% of a core",
                 f"{level['cpu_us_per_msg']} us/msg; SOS p50 / p99 {_ms(level['p50_ms'])} / "
-                f"{_ms(level['p99_ms'])}, {level['missing']} missing; load "
+                f"{_ms(level['p99_ms'])} (handled {_ms(level['handled_p50_ms'])} / "
+                f"{_ms(level['handled_p99_ms'])}), {level['missing']} missing; load "
                 f"{level['achieved_msgs_per_s']:,} msgs/s{verdict}",
             )
         )
