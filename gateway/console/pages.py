@@ -149,7 +149,10 @@ async def stream(request: Request, visitor: Person) -> StreamingResponse:
             yield b"retry: 1000\n: connected\n\n"
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+                    # a timeout scope, not `wait_for` (a task of its own for every event), as
+                    # the API's stream does
+                    async with asyncio.timeout(_KEEPALIVE_S):
+                        event = await queue.get()
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
