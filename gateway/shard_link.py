@@ -63,7 +63,10 @@ class ShardLink:
         except OSError as exc:
             raise ShardUnavailable(f"{peer.name} has not started its API yet") from exc
         if self._client is None:
-            self._client = httpx.AsyncClient(headers={"Authorization": f"Bearer {self._token}"})
+            # loopback only: a gateway's HTTP_PROXY (for its way out) must not carry these
+            self._client = httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {self._token}"}, trust_env=False
+            )
         try:
             return await self._client.request(
                 method, f"{url}{path}", json=body, params=params, timeout=wait_s
