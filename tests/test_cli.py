@@ -15,17 +15,24 @@ from edge.decode import ProfileRegistry, default_profile_dir
 from gateway.cli import main
 from gateway.settings import ConfigurationError, load_settings
 from gateway.wiring import api_token
+from tests.servers import free_port, give_back_port
 
 CONFIG_ERROR = "community-edge: configuration error: "
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No settings from the shell; a default ./data lands in the test's own directory."""
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No settings from the shell; a default ./data lands in the test's own directory; the API
+    port is a free one, not the default 8080 (a demo or a gateway on this machine may hold it,
+    and `run` checks the port before the files it names)."""
     for name in list(os.environ):
         if name.upper().startswith("COMMUNITY_EDGE_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    port = free_port()
+    monkeypatch.setenv("COMMUNITY_EDGE_API__PORT", str(port))
+    yield
+    give_back_port(port)
 
 
 def _one_line(text: str) -> str:
