@@ -21,6 +21,25 @@ from gateway.demo_leftovers import clean_stale
 from tests.agent_process import wait_for
 
 
+def _stopped(demo: subprocess.Popen[bytes], log: Path, within_s: float = 30.0) -> int:
+    """Ctrl-C, and the exit code once it stopped. One that does not stop within `within_s` says
+    what each of its threads was waiting for (SIGUSR1: `run_until_signal`), is killed (no process
+    left for the next test) and fails the test with its log's tail."""
+    demo.send_signal(signal.SIGINT)
+    try:
+        return demo.wait(timeout=within_s)
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "most recent call first" in log.read_text(), what="the demo's stacks")
+        demo.send_signal(signal.SIGUSR2)
+        wait_for(lambda: "task " in log.read_text(), what="the demo's tasks")
+        demo.kill()
+        demo.wait()
+        pytest.fail(
+            f"the demo did not stop within {within_s} s of Ctrl-C:\n{log.read_text()[-20000:]}"
+        )
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -68,8 +87,7 @@ def test_demo_runs_its_own_mosquitto_raises_alerts_and_stops_it_on_ctrl_c(tmp_pa
         assert readings
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
     finally:
-        demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=30)
+        code = _stopped(demo, log)
     assert code == 0, log.read_text()
     assert "demo stopped" in log.read_text()
     assert "Traceback" not in log.read_text()
@@ -117,8 +135,7 @@ def test_the_demo_prints_a_working_token_command_and_removes_its_temporary_dir(
         answer = httpx.get(f"{url}/v1/alerts", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
     finally:
-        demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=30)
+        code = _stopped(demo, log)
     assert code == 0, log.read_text()
     assert f"its temporary data dir {data_dir} is removed" in log.read_text()
     assert not list(temp.glob("community-edge-demo-*"))
@@ -188,8 +205,7 @@ def test_a_killed_demos_directories_and_broker_are_cleared_at_the_next_start(
         assert not (set(left) - {foreign.name}) & set(mine)
         assert len(mine) == 3  # the second demo's two and the foreign one
     finally:
-        second.send_signal(signal.SIGINT)
-        code = second.wait(timeout=30)
+        code = _stopped(second, tmp_path / "second.log")
         clean_stale(temp)  # should the demo not have: no broker of this test outlives it
     assert code == 0, (tmp_path / "second.log").read_text()
     assert [p.name for p in temp.glob("community-edge-demo-*")] == [foreign.name]

@@ -368,7 +368,8 @@ class Agent:
     ) -> None:
         for forwarder in self.forwarders:
             try:
-                await asyncio.wait_for(forwarder.drain(), self.config.shutdown_flush_s)
+                async with asyncio.timeout(self.config.shutdown_flush_s):
+                    await forwarder.drain()
             except (TimeoutError, SinkUnavailable) as error:
                 _log.warning(
                     "sink %s not flushed on shutdown (%s): entries stay in the outbox",

@@ -317,7 +317,11 @@ class MqttSession:
         if isinstance(raw_socket, socket.socket):
             self._buffered = client._sock = BufferedSocket(raw_socket)
         try:
-            return await asyncio.wait_for(self._connack, CONNECT_TIMEOUT_S)
+            # a timeout scope, not `wait_for`: on Python 3.11 `wait_for` swallows a cancellation
+            # that comes as the CONNACK does (cpython gh-86296), and a stop then waited forever
+            # on the connection it had just made (the demo ignored Ctrl-C)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                return await self._connack
         except TimeoutError:
             self._note_error(f"no CONNACK from {self.address} within {CONNECT_TIMEOUT_S:.0f} s")
             return False

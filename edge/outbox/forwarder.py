@@ -85,8 +85,11 @@ class Forwarder:
             if full:
                 continue  # a backlog: on at once
             if not self._wake.is_set():
+                # a timeout scope, not `wait_for` (which on Python 3.11 can swallow a
+                # cancellation that comes as the wake does: a stop would then wait forever)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+                    async with asyncio.timeout(self._idle_poll_s):
+                        await self._wake.wait()
             if self._linger_s and self._wake.is_set():
                 await asyncio.sleep(self._linger_s)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -71,14 +72,30 @@ def setup_logging(level: str, *, timestamps: bool = True) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _print_tasks() -> None:
+    """Every asyncio task and where it waits, to stderr (SIGUSR2): what a stop waits for."""
+    out = sys.__stderr__ or sys.stderr
+    for task in asyncio.all_tasks():
+        print(f"task {task.get_name()}: {task!r}", file=out)
+        task.print_stack(file=out)
+    out.flush()
+
+
 def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)`; SIGINT and SIGTERM set `stop` so everything shuts down in order."""
+    """Run `main(stop)`; SIGINT and SIGTERM set `stop` so everything shuts down in order.
+
+    SIGUSR1 writes every thread's Python stack to stderr (the journal) and goes on, SIGUSR2 every
+    asyncio task's: what a process that does not stop, or stalls, is waiting for.
+    """
+    if sys.__stderr__ is not None:  # fd 2, whatever sys.stderr was replaced with
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR2, _print_tasks)
         await main(stop)
 
     asyncio.run(runner())
