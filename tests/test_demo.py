@@ -205,7 +205,9 @@ def test_a_killed_demos_directories_and_broker_are_cleared_at_the_next_start(
         assert not (set(left) - {foreign.name}) & set(mine)
         assert len(mine) == 3  # the second demo's two and the foreign one
     finally:
-        code = _stopped(second, tmp_path / "second.log")
-        clean_stale(temp)  # should the demo not have: no broker of this test outlives it
+        try:
+            code = _stopped(second, tmp_path / "second.log")
+        finally:
+            clean_stale(temp)  # should the demo not have: no broker of this test outlives it
     assert code == 0, (tmp_path / "second.log").read_text()
     assert [p.name for p in temp.glob("community-edge-demo-*")] == [foreign.name]
