@@ -30,6 +30,7 @@ from pathlib import Path
 from edge.alerts.incidents import Incident, summarize
 from edge.alerts.silences import Silence
 from edge.alerts.stream import AlertStream
+from edge.checkpointer import Checkpointer
 from edge.database import open_database
 from edge.model import Alert, AlertEvent, AlertStatus, Lane, Reading, Severity, epoch_ms
 
@@ -105,9 +106,12 @@ class AlertStore:
             if name not in have:
                 self._conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
         self._conn.executescript(_INDEXES)
+        # checkpoints on a thread of their own: the express path never pays for one
+        self._checkpointer = Checkpointer(path, self._conn)
         self._unsynced = False  # committed by `apply(durable=False)`, not yet known on disk
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._conn.close()
 
     def apply(self, events: Sequence[AlertEvent], *, durable: bool = True) -> list[AlertEvent]:
@@ -191,6 +195,8 @@ class AlertStore:
                         _ms(alert.next_escalation_at),
                     ),
                 )
+        if new:
+            self._checkpointer.committed()
         return new
 
     def get(self, alert_id: str) -> Alert | None:

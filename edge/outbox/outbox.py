@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from edge.checkpointer import Checkpointer
 from edge.database import open_database, quarantine
 from edge.model import AlertEvent, DeadLetter, Lane, Reading, epoch_ms
 
@@ -106,6 +107,8 @@ class Outbox:
         self._now = now
         self._executor = PriorityWorker("outbox")
         self._conn = self._open()
+        # checkpoints on a thread of their own: an SOS's commit never pays for one
+        self._checkpointer = Checkpointer(path, self._conn)
         self._decode_reading = _ReadingDecoder()
         self._waiters: list[tuple[frozenset[Lane], asyncio.Event]] = []
         self._on_events: list[Callable[[Sequence[AlertEvent]], None]] = []
@@ -189,6 +192,7 @@ class Outbox:
         self._on_events.append(listener)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._checkpointer.close)
         await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
 
@@ -301,6 +305,7 @@ class Outbox:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._checkpointer.committed()
         self._commits_since_size_check += 1
         if dead_letters or self._commits_since_size_check >= 20:
             self._commits_since_size_check = 0
@@ -453,6 +458,20 @@ class Outbox:
         await self._run(lambda: self._advance(sink, lane, seq))
 
     def _advance(self, sink: str, lane: Lane, seq: int) -> None:
+        """Without waiting for the disk: the next commit's fsync takes this one with it (one
+        log, written in order). A power cut before that moves the cursor back, and the sink is
+        given again what it had, as after a crash between its delivery and this call (every
+        sink takes a repeat: by id, by point, or through its delivery log). An fsync here cost
+        the alarm lane's commits a wait behind it 15 times a second at 500 msgs/s."""
+        conn = self._conn
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._move_cursor(sink, lane, seq)
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
+        self._checkpointer.committed()
+
+    def _move_cursor(self, sink: str, lane: Lane, seq: int) -> None:
         conn = self._conn
         with conn:
             conn.execute("BEGIN IMMEDIATE")
