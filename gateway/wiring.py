@@ -47,10 +47,10 @@ from gateway.settings import (
 )
 from gateway.shard_desk import (
     ShardDesk,
-    ShardReadings,
     install_error_handler,
     serve_shard_metrics,
 )
+from gateway.shard_readings import ShardReadings
 from gateway.shard_sync import HomeWatch, SiblingEvents
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
