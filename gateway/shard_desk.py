@@ -49,7 +49,7 @@ from edge.rules import Day, RhythmView
 from gateway.api.care import HouseholdRhythmView
 from gateway.api.errors import error_response
 from gateway.api.schemas import DeadLetterView
-from gateway.dead_letter_pages import letter_key, letters_page
+from gateway.dead_letter_pages import LetterQuery, letter_key, letters_page
 from gateway.metrics import merge_shards
 from gateway.shard_link import HEALTH_TIMEOUT_S, ShardLink, ShardUnavailable
 from gateway.shard_sync import LIVENESS_FILE, read_liveness
@@ -466,40 +466,33 @@ class ShardDesk(Desk):
         """
         shards = len(self._peer_dirs) + 1
         if before_id is None:
-            asks: list[tuple[int | None, datetime | None]] = [(None, None)] * shards
+            asks = [LetterQuery(limit)] * shards
         else:
             own_id, cursor_shard = divmod(before_id, MAX_SHARDS)
             if own_id < 1 or cursor_shard >= shards:
                 return []  # no letter of this gateway's shards has that id
-            head = await self._letters(cursor_shard, 1, own_id + 1, None)
+            head = await self._letters(cursor_shard, LetterQuery(1, own_id + 1))
             if not head:
                 return []  # nothing older in that shard, and the letter is gone: the end
             # the cursor's letter; if retention took it since, the next older one of its shard
             # (what other shards received between the two went with the same retention, mostly)
             moment = head[0].received_at
             asks = [
-                (own_id, None) if k == cursor_shard else (own_id + (k < cursor_shard), moment)
+                LetterQuery(limit, own_id)
+                if k == cursor_shard
+                else LetterQuery(limit, own_id + (k < cursor_shard), moment)
                 for k in range(shards)
             ]
-        pages = await asyncio.gather(
-            *(self._letters(k, limit, below, at) for k, (below, at) in enumerate(asks))
-        )
+        pages = await asyncio.gather(*(self._letters(k, ask) for k, ask in enumerate(asks)))
         return list(heapq.merge(*pages, key=letter_key, reverse=True))[:limit]
 
-    async def _letters(
-        self, local: int, limit: int, before_id: int | None, received_before: datetime | None
-    ) -> list[DeadLetter]:
+    async def _letters(self, local: int, query: LetterQuery) -> list[DeadLetter]:
         """One shard's page (gateway/dead_letter_pages.py), its ids made this desk's."""
         if local == 0:
-            found = await letters_page(super().dead_letters, limit, before_id, received_before)
+            found = await letters_page(super().dead_letters, query)
             return [d.model_copy(update={"id": (d.id or 0) * MAX_SHARDS}) for d in found]
         peer = self._peer_dirs[local - 1]
-        params: dict[str, str | int | list[str]] = {"limit": limit}
-        if before_id is not None:
-            params["before_id"] = before_id
-        if received_before is not None:
-            params["received_before"] = received_before.isoformat()
-        response = await self._link.send(peer, "GET", "/v1/dead-letters", params=params)
+        response = await self._link.send(peer, "GET", "/v1/dead-letters", params=query.params())
         if response.status_code != 200:
             raise ShardUnavailable(f"{peer.name} answered {response.status_code} for dead letters")
         # the sibling masked names and phones already; the route masks the masked text again

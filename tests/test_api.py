@@ -25,6 +25,7 @@ from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, RawMessage
 from edge.sinks import ReadingQuery, ReadingStore
 from gateway.api import create_app
+from gateway.dead_letter_pages import LetterQuery, letters_page
 from gateway.reading_source import ReadingAnswer, ReadingSource
 
 TOKEN = "token"
@@ -537,6 +538,33 @@ async def test_a_payload_that_is_not_json_is_listed_as_a_dead_letter(gateway: _G
     assert base64.b64decode(letters[0]["payload_base64"]) == b"not json {"
     # a dead letter is not a reading
     assert (await gateway.get("/v1/readings", device_id="sos-9")).json()["items"] == []
+
+
+async def test_a_page_of_dead_letters_asked_by_its_params_is_the_page_read_in_process(
+    gateway: _Gateway,
+) -> None:
+    # how shard 0 asks a sibling shard for a page (gateway/shard_desk.py)
+    for n in range(6):
+        await gateway.publish(_sos(f"sos-{n}"), b"not json {")
+    newest = await gateway.agent.outbox.dead_letters(limit=6)
+    moment = newest[2].received_at
+    queries = [
+        LetterQuery(2),
+        LetterQuery(3, newest[1].id),
+        LetterQuery(10, newest[2].id, moment),
+        LetterQuery(10, None, moment),
+    ]
+
+    listed = [
+        [d["id"] for d in (await gateway.get("/v1/dead-letters", **q.params())).json()]
+        for q in queries
+    ]
+
+    read = [
+        [d.id for d in await letters_page(gateway.agent.outbox.dead_letters, q)] for q in queries
+    ]
+    assert listed == read
+    assert [len(ids) for ids in listed] == [2, 3, 3, 4]
 
 
 async def test_healthz_needs_no_token_and_says_degraded_without_a_broker(
