@@ -471,7 +471,7 @@ async def serve(
     links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     # run --shards N: shard 0's API lists and acts on every shard's alerts, and reads their dead
-    # letters, readings and rhythms (gateway/shard_desk.py)
+    # letters, readings and rhythms (gateway/shard_desk.py, gateway/shard_readings.py)
     desk = (
         ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
         if settings.shard.peers
