@@ -16,7 +16,7 @@ from edge.errors import SinkRejected
 from edge.model import DeviceRef, FieldValue, Reading, ReadingFlag
 from edge.outbox import Forwarder, Outbox, StoredReadingSink, read_row
 from edge.outbox.outbox import _ReadingDecoder, encode_reading
-from edge.sinks import ReadingStore
+from edge.sinks import ReadingQuery, ReadingStore
 from edge.sinks.influx import reading_line, stored_reading_line
 from edge.sinks.memory import MemorySink
 
@@ -109,7 +109,7 @@ async def test_the_embedded_store_keeps_stored_rows_as_it_kept_readings(tmp_path
     by_row = ReadingStore(tmp_path / "b.db")
     await by_reading.write_readings(READINGS)
     await by_row.write_stored_readings([encode_reading(r) for r in READINGS])
-    assert by_row.query() == by_reading.query()
+    assert by_row.query(ReadingQuery()) == by_reading.query(ReadingQuery())
     assert by_row.count() == len(READINGS)
     await by_reading.close()
     await by_row.close()

@@ -58,6 +58,34 @@ class StoredReading(BaseModel):
     flags: list[ReadingFlag] = []
 
 
+class ReadingQuery(BaseModel):
+    """Which readings to read, newest first: each filter that is set narrows them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    device_id: str | None = None
+    communities: tuple[str, ...] | None = None  # None: every community
+    category: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    limit: int = 100
+
+    def params(self) -> dict[str, str | int | list[str]]:
+        """The query as the gateway's `GET /v1/readings` takes it (how shard 0 asks a sibling
+        shard under `run --shards N`; the route builds the same query back from them)."""
+        params: dict[str, str | int | list[str]] = {"limit": self.limit}
+        if self.device_id is not None:
+            params["device_id"] = self.device_id
+        if self.communities is not None:
+            params["community"] = list(self.communities)
+        if self.category is not None:
+            params["category"] = self.category
+        if self.since is not None:
+            params["since"] = self.since.isoformat()
+        if self.until is not None:
+            params["until"] = self.until.isoformat()
+        return params
+
+
 class ReadingStore:
     """Readings on local disk, as an outbox sink (lane `readings`)."""
 
@@ -114,34 +142,25 @@ class ReadingStore:
     async def close(self) -> None:
         self._conn.close()
 
-    def query(
-        self,
-        *,
-        device_id: str | None = None,
-        communities: Sequence[str] | None = None,
-        category: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> list[StoredReading]:
+    def query(self, query: ReadingQuery) -> list[StoredReading]:
         """Readings newest first."""
         where: list[str] = []
         params: list[object] = []
-        if device_id is not None:
+        if query.device_id is not None:
             where.append("device_id = ?")
-            params.append(device_id)
-        if communities is not None:
-            where.append(f"community IN ({','.join('?' * len(communities))})")
-            params.extend(communities)
-        if category is not None:
+            params.append(query.device_id)
+        if query.communities is not None:
+            where.append(f"community IN ({','.join('?' * len(query.communities))})")
+            params.extend(query.communities)
+        if query.category is not None:
             where.append("category = ?")
-            params.append(category)
-        if since is not None:
+            params.append(query.category)
+        if query.since is not None:
             where.append("at_ms >= ?")
-            params.append(epoch_ms(since))
-        if until is not None:
+            params.append(epoch_ms(query.since))
+        if query.until is not None:
             where.append("at_ms < ?")
-            params.append(epoch_ms(until))
+            params.append(epoch_ms(query.until))
         sql = (
             "SELECT device_id, at_ms, category, community, building, model, fields, flags "
             "FROM readings"
@@ -149,7 +168,7 @@ class ReadingStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY at_ms DESC LIMIT ?"
-        params.append(limit)
+        params.append(query.limit)
         return [
             StoredReading(
                 device_id=r[0],

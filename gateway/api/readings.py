@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from edge.sinks import ReadingQuery
 from gateway.api.context import Readings
 from gateway.api.errors import ERRORS
 from gateway.api.schemas import IsoTime, ReadingList
@@ -38,7 +39,8 @@ async def list_readings(
     scope = caller.scope(community)
     if scope == []:
         return ReadingList(items=[])
-    answer = await readings.query(
+    # the query ReadingQuery.params() names: shard 0 asks a sibling shard this way
+    query = ReadingQuery(
         device_id=device_id,
         communities=scope,
         category=category,
@@ -46,4 +48,5 @@ async def list_readings(
         until=until,
         limit=limit,
     )
+    answer = await readings.query(query)
     return ReadingList(items=answer.items, unanswered=answer.unanswered)
