@@ -523,6 +523,12 @@ async def test_a_query_sent_as_its_params_reaches_the_store_as_the_same_query(
     assert [len(items) for items in found] == [1, 1, 1, 1]
 
 
+def test_a_query_of_no_community_is_never_sent_as_a_query_of_every_community() -> None:
+    # an empty list vanishes from a URL: a sibling shard would read every community
+    with pytest.raises(ValueError, match="no community"):
+        ReadingQuery(communities=()).params()
+
+
 async def test_a_payload_that_is_not_json_is_listed_as_a_dead_letter(gateway: _Gateway) -> None:
     await gateway.publish(_sos("sos-1"), SOS)
     assert await gateway.publish(_sos("sos-9"), b"not json {") == []

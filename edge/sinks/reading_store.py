@@ -71,7 +71,13 @@ class ReadingQuery(BaseModel):
 
     def params(self) -> dict[str, str | int | list[str]]:
         """The query as the gateway's `GET /v1/readings` takes it (how shard 0 asks a sibling
-        shard under `run --shards N`; the route builds the same query back from them)."""
+        shard under `run --shards N`; the route builds the same query back from them).
+
+        No community at all (a caller who may see none) has no query string: an empty list is
+        dropped from a URL, which would then ask for every community. Answer it without asking.
+        """
+        if self.communities == ():
+            raise ValueError("a query of no community is answered empty, never sent")
         params: dict[str, str | int | list[str]] = {"limit": self.limit}
         if self.device_id is not None:
             params["device_id"] = self.device_id
