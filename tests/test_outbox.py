@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -257,12 +258,14 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A power cut between the two loses nothing: the forwarder's cursor moves only after its
-    copy returned, and that copy syncs the log the express path left unsynced."""
-    synced: list[str] = []
+    copy returned, and that copy syncs the log the express path left unsynced, on a thread (the
+    event loop handles messages meanwhile)."""
+    synced: list[tuple[str, bool]] = []
     fsync = os.fsync
 
     def noting(descriptor: int) -> None:
-        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}")))
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+        synced.append((name, threading.current_thread() is threading.main_thread()))
         fsync(descriptor)
 
     monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
@@ -271,17 +274,19 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     outbox = Outbox(tmp_path / "o.db", {store_sink.name: store_sink.lanes}, now=FakeClock(AT).now)
     outbox.on_events(store_sink.show)
     forwarder = Forwarder(outbox, store_sink, clock=FakeClock())
+    off_the_loop = ("alerts.db-wal", False)
     await outbox.commit(events=[_event(1)])
     assert store.get("a1") is not None
     assert synced == []  # stored and streamed without waiting for the disk
     assert await forwarder.drain() == 1
-    assert synced == ["alerts.db-wal"]  # before the cursor moved past it
+    assert synced == [off_the_loop]  # before the cursor moved past it
     assert await forwarder.drain() == 0
     await outbox.commit(events=[_event(2)])
     assert await forwarder.drain() == 1
-    assert synced == ["alerts.db-wal", "alerts.db-wal"]
-    # an event the express path never saw is written durably by SQLite itself
+    assert synced == [off_the_loop] * 2
+    # an event the express path never saw: stored by the copy, and synced the same way
     await store_sink.write_events([_event(3)])
-    assert synced == ["alerts.db-wal", "alerts.db-wal"]
+    assert store.get(_event(3).alert.id) is not None
+    assert synced == [off_the_loop] * 3
     await outbox.close()
     store.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -113,3 +115,24 @@ async def test_the_embedded_store_keeps_stored_rows_as_it_kept_readings(tmp_path
     assert by_row.count() == len(READINGS)
     await by_reading.close()
     await by_row.close()
+
+
+async def test_the_embedded_store_syncs_its_writes_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable before the outbox's cursor moves past them, without the event loop waiting."""
+    synced: list[tuple[str, bool]] = []
+    fsync = os.fsync
+
+    def noting(descriptor: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+        synced.append((name, threading.current_thread() is threading.main_thread()))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
+    store = ReadingStore(tmp_path / "readings.db")
+    await store.write_readings(READINGS[:2])
+    await store.write_stored_readings([encode_reading(r) for r in READINGS[2:]])
+    assert synced == [("readings.db-wal", False)] * 2
+    assert store.count() == len(READINGS)
+    await store.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge.checkpointer import Checkpointer
-from edge.database import open_database, quarantine
+from edge.database import open_database, quarantine, unsynced_commits
 from edge.model import AlertEvent, DeadLetter, Lane, Reading, epoch_ms
 
 # the row format moved to rows.py; named here as well, where callers and tests found it
@@ -463,12 +463,8 @@ class Outbox:
         given again what it had, as after a crash between its delivery and this call (every
         sink takes a repeat: by id, by point, or through its delivery log). An fsync here cost
         the alarm lane's commits a wait behind it 15 times a second at 500 msgs/s."""
-        conn = self._conn
-        conn.execute("PRAGMA synchronous=NORMAL")
-        try:
+        with unsynced_commits(self._conn):
             self._move_cursor(sink, lane, seq)
-        finally:
-            conn.execute("PRAGMA synchronous=FULL")
         self._checkpointer.committed()
 
     def _move_cursor(self, sink: str, lane: Lane, seq: int) -> None:
