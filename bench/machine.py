@@ -92,6 +92,20 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes a process has sent towards storage (`write_bytes` of /proc/PID/io, counted when it
+    dirties a page: the outbox's log, its checkpoints, every store), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as io:
+            for line in io:
+                key, _, value = line.partition(":")
+                if key == "write_bytes":
+                    return int(value)
+    except OSError:
+        pass
+    return 0
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent busy since boot (idle and I/O wait left out), from /proc/stat."""
     with open("/proc/stat", encoding="ascii") as stat:

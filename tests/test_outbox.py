@@ -23,6 +23,7 @@ from edge.model import (
     Reading,
 )
 from edge.outbox import Forwarder, Outbox
+from edge.outbox.outbox import DELETE_DELIVERED_AT, FOLD_SEQUENCES_AT
 from edge.sinks.memory import MemorySink
 from tests.factories import opened_event
 
@@ -290,3 +291,44 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     assert synced == [off_the_loop] * 3
     await outbox.close()
     store.close()
+
+
+async def test_rows_every_sink_has_are_deleted_in_bulk_and_never_fetched_again(
+    tmp_path: Path,
+) -> None:
+    sink = MemorySink("a", frozenset({"readings"}))
+    outbox = _outbox(tmp_path / "o.db", [sink])
+    forwarder = Forwarder(outbox, sink, clock=FakeClock())
+
+    def rows() -> int:
+        with closing(sqlite3.connect(tmp_path / "o.db")) as conn:
+            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+    await outbox.commit([_reading(i) for i in range(DELETE_DELIVERED_AT + 100)])
+    assert await forwarder.drain() == DELETE_DELIVERED_AT + 100
+    kept = rows()
+    assert kept < DELETE_DELIVERED_AT  # enough delivered rows gathered: deleted
+    await outbox.commit([_reading(i) for i in range(10)])
+    assert await forwarder.drain() == 10
+    assert rows() == kept + 10  # delivered, kept until more gather (a delete per move cost pages)
+    assert await forwarder.drain() == 0  # and never given again
+    await outbox.close()
+
+
+async def test_device_sequences_come_back_at_start_folded_or_not(tmp_path: Path) -> None:
+    """One log row per commit, folded into a row per device now and then: what a restart reads
+    is each device's last sequence number either way."""
+    outbox = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    commits = FOLD_SEQUENCES_AT * 2 + 7  # two folds, and seven commits after the last
+    for n in range(commits):
+        await outbox.commit([_reading(n)], sequences={f"d{n % 5}": n, "every": n})
+    await outbox.close()
+
+    reopened = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    assert reopened.last_sequences() == {
+        **{f"d{k}": max(n for n in range(commits) if n % 5 == k) for k in range(5)},
+        "every": commits - 1,
+    }
+    with closing(sqlite3.connect(tmp_path / "o.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM sequence_log").fetchone()[0] == 7
+    await reopened.close()
