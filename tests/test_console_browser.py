@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -282,6 +282,28 @@ def _is_whole(url: str) -> bool:
     return "/console/board?" in url or url.endswith("/console/board")
 
 
+class _Held:
+    """The page's requests matching `match`, kept out (the first `first` of them, or all) until
+    the test releases them; after that they go through."""
+
+    def __init__(self, page: Page, match: Callable[[str], bool], first: int | None = None) -> None:
+        self.routes: list[Route] = []
+        self._first = first
+        self._released = False
+        page.route(match, self._route)
+
+    def _route(self, route: Route) -> None:
+        if self._released or (self._first is not None and len(self.routes) >= self._first):
+            route.continue_()
+        else:
+            self.routes.append(route)
+
+    def release(self) -> None:
+        self._released = True
+        for route in self.routes:
+            route.continue_()
+
+
 def test_an_alarm_heard_while_a_whole_board_is_out_does_not_wait_for_it(live: _Live) -> None:
     """At 80 % load the slowest presses were heard by the page, then waited for a whole board
     that was out (its fetch, then its drawing): an unanswered alarm heard meanwhile is fetched as
@@ -297,18 +319,16 @@ def test_an_alarm_heard_while_a_whole_board_is_out_does_not_wait_for_it(live: _L
         _sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         expect(page.locator("tr[data-alert]")).to_have_count(1)
-        held: list[Route] = []  # whole boards asked for, not answered until the test says so
-        page.route(_is_whole, held.append)
+        held = _Held(page, _is_whole)  # whole boards asked for, not answered until released
         with page.expect_request(lambda request: _is_whole(request.url)):
             page.evaluate("() => htmx.trigger('#board', 'refresh')")  # as a reconnect does
 
         live.sos(community, "b2", "sos-held-1")
         expect(page.locator("tr[data-device='sos-held-1'].alarm")).to_have_count(1)
-        assert len(held) == 1  # drawn while the whole board was still out
+        assert len(held.routes) == 1  # drawn while the whole board was still out
         expect(page.locator(".counters")).to_have_attribute("data-open", "2")
 
-        page.unroute(_is_whole)
-        held[0].continue_()
+        held.release()
         page.wait_for_function(
             "() => !document.getElementById('board').classList.contains('htmx-request')"
         )
@@ -339,17 +359,8 @@ def test_an_alarm_heard_just_before_a_burst_goes_ahead_of_it(live: _Live) -> Non
             document.getElementById('rows-watch').addEventListener('htmx:sseMessage',
                 e => window.__heard.push(JSON.parse(e.detail.data).id)); }"""
         )
-        rows_held: list[Route] = []  # the first row request, kept out until the test says so
-        wholes_held: list[Route] = []
-
-        def hold_first_row(route: Route) -> None:
-            if rows_held:
-                route.continue_()
-            else:
-                rows_held.append(route)
-
-        page.route("**/console/board/rows?*", hold_first_row)
-        page.route(_is_whole, wholes_held.append)
+        first_row = _Held(page, lambda url: "/console/board/rows?" in url, first=1)
+        wholes = _Held(page, _is_whole)
         # events the page hears as the stream would bring them (other alerts, not alarms)
         other_event = """ids => ids.forEach(id => document.getElementById('rows-watch')
             .dispatchEvent(new CustomEvent('htmx:sseMessage',
@@ -361,15 +372,12 @@ def test_an_alarm_heard_just_before_a_burst_goes_ahead_of_it(live: _Live) -> Non
         alarm = live.alert_of(community, "sos-bb-alarm")
         page.wait_for_function(f"() => window.__heard.includes('{alarm}')")
         page.evaluate(other_event, others[1:])  # then a burst: 11 more events at once
-        assert len(rows_held) == 1
-        rows_held[0].continue_()
+        assert len(first_row.routes) == 1
+        first_row.release()
 
         expect(page.locator(f"tr[data-alert='{alarm}'].alarm")).to_have_count(1)
-        assert len(wholes_held) <= 1  # the burst's whole board is held: not drawn yet
-        page.unroute(_is_whole)
-        page.unroute("**/console/board/rows?*")
-        for route in wholes_held:
-            route.continue_()
+        assert len(wholes.routes) <= 1  # the burst's whole board is held: not drawn yet
+        wholes.release()
         page.wait_for_function(
             "() => !document.getElementById('board').classList.contains('htmx-request')"
         )
