@@ -12,7 +12,7 @@
 //   once (or when the row request out returns), whole board out or not. Under load other
 //   alerts' events kept the board in bursts, and an SOS heard just before one was seen, or while
 //   a whole board was out, waited for the gathering, the whole fetch and the drawing of a whole
-//   board (0.6-0.9 s after it was heard: the slowest presses at 80 % load).
+//   board (0.5-0.9 s after it was heard: the slowest presses at 80 % load).
 // - Whole-board fetches (a burst, a reconnect in console.js, a board that is or becomes empty)
 //   are htmx's own; while one is out only those alarms' rows go out. A row answer is dropped
 //   when a whole board asked for after it has been drawn (that board is at least as new); rows
