@@ -114,8 +114,9 @@
     var board = document.getElementById("board");
     if (busy || !board) { return; }
     if (burstTimer || wholeOutNow()) {
-      // a whole board gathering or out: only the alarms go ahead, as rows. They stay pending: a
-      // whole board already out may draw them as they were, and they are fetched again after it
+      // a whole board gathering or out: only the alarms go ahead, as rows. Those heard since a
+      // whole board went out stay pending too: it may draw them as they were before their
+      // event, so they are fetched again once it is drawn
       if (urgent.length) {
         var first = urgent.splice(0, MAX_IDS);
         first.forEach(function (id) { delete alarming[id]; });
