@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,9 +66,26 @@ class _Source:
         return self.stream.published if self.versioned else None
 
 
+_Make = Callable[..., _Source]
+
+
 @pytest.fixture
-def source(tmp_path: Path) -> _Source:
-    return _Source(tmp_path / "alerts.db")
+def make(tmp_path: Path) -> Iterator[_Make]:
+    """Sources over stores of their own, closed after the test."""
+    made: list[_Source] = []
+
+    def _make(queue_size: int = 1000, versioned: bool = True) -> _Source:
+        made.append(_Source(tmp_path / f"alerts-{len(made)}.db", queue_size, versioned))
+        return made[-1]
+
+    yield _make
+    for source in made:
+        source.store.close()
+
+
+@pytest.fixture
+def source(make: _Make) -> _Source:
+    return make()
 
 
 def _same(kept: Board, fresh: Board) -> None:
@@ -193,8 +211,8 @@ def test_events_are_followed_not_read_whole_again(source: _Source) -> None:
     assert source.reads == 4
 
 
-def test_a_subscriber_cut_off_reads_whole_again(tmp_path: Path) -> None:
-    source, kept = _Source(tmp_path / "alerts.db", queue_size=5), OpenAlerts()
+def test_a_subscriber_cut_off_reads_whole_again(make: _Make) -> None:
+    source, kept = make(queue_size=5), OpenAlerts()
     source.store_events(opened(0, "c1"))
     assert gather(source, None, Filters(), kept).matching == 1
     reads = source.reads
@@ -219,8 +237,8 @@ def test_a_closed_stream_is_read_every_time(source: _Source) -> None:
     assert source.reads == 6
 
 
-def test_a_source_without_a_version_is_read_every_time(tmp_path: Path) -> None:
-    source, kept = _Source(tmp_path / "alerts.db", versioned=False), OpenAlerts()
+def test_a_source_without_a_version_is_read_every_time(make: _Make) -> None:
+    source, kept = make(versioned=False), OpenAlerts()
     source.store_events(opened(0, "c1"))
     gather(source, None, Filters(), kept)
     gather(source, None, Filters(), kept)
