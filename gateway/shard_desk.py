@@ -408,7 +408,8 @@ class ShardDesk(Desk):
         )
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}",
+                shard=peer.name,
             )
         return [
             RhythmView(
@@ -435,7 +436,8 @@ class ShardDesk(Desk):
         )
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}",
+                shard=peer.name,
             )
         return int(response.json()["resolved"])
 
@@ -494,7 +496,9 @@ class ShardDesk(Desk):
         peer = self._peer_dirs[local - 1]
         response = await self._link.send(peer, "GET", "/v1/dead-letters", params=query.params())
         if response.status_code != 200:
-            raise ShardUnavailable(f"{peer.name} answered {response.status_code} for dead letters")
+            raise ShardUnavailable(
+                f"{peer.name} answered {response.status_code} for dead letters", shard=peer.name
+            )
         # the sibling masked names and phones already; the route masks the masked text again
         return [
             DeadLetter(
@@ -582,6 +586,7 @@ class ShardDesk(Desk):
             raise AlertTransitionError(response.json().get("detail", "not allowed"))
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns alert {alert_id}, answered {response.status_code}"
+                f"{peer.name}, which owns alert {alert_id}, answered {response.status_code}",
+                shard=peer.name,
             )
         return Alert.model_validate(response.json())

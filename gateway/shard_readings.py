@@ -61,5 +61,7 @@ class ShardReadings(ReadingSource):
             return self.store.query(query)
         response = await self._desk.link.send(peer, "GET", "/v1/readings", params=query.params())
         if response.status_code != 200:
-            raise ShardUnavailable(f"{peer.name} answered {response.status_code} for readings")
+            raise ShardUnavailable(
+                f"{peer.name} answered {response.status_code} for readings", shard=peer.name
+            )
         return ReadingList.model_validate(response.json()).items
