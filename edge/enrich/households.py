@@ -21,10 +21,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from edge.database import open_or_set_aside
 from edge.errors import HouseholdError, HouseholdNotFound
+from edge.identifier import Identifier
 from edge.model import epoch_ms
 
 _log = logging.getLogger(__name__)
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # as the registry's: no '/', no MQTT wildcards
 _PHONE = r"^\+?[0-9][0-9 -]{3,24}$"
 _PERSON = r"^[A-Za-z0-9_.\-]+$"  # as the roster's person ids
 MAX_RESIDENTS = 8
@@ -93,14 +93,14 @@ class Household(BaseModel):
     """One home: its address, residents, devices, family contacts, care worker, and absence."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    community: str = Field(pattern=_ID, max_length=64)
-    building: str = Field(pattern=_ID, max_length=64)
+    community: Identifier  # edge.identifier's rule, as the registry's and the topics'
+    building: Identifier
     floor: str | None = Field(default=None, max_length=16)
-    unit: str = Field(pattern=_ID, max_length=64)
+    unit: Identifier
     residents: tuple[Resident, ...] = Field(default=(), max_length=MAX_RESIDENTS)
     living_alone: bool = False
     care_level: CareLevel = CareLevel.INDEPENDENT
-    device_ids: tuple[str, ...] = ()
+    device_ids: tuple[Identifier, ...] = ()
     family: tuple[FamilyContact, ...] = Field(default=(), max_length=MAX_FAMILY)
     care_worker: CareWorker | None = None
     away_until: AwareDatetime | None = None  # hospital, visiting family: inactivity not counted

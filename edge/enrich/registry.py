@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.decode import DeviceProfile, ProfileRegistry
 from edge.errors import RegistryError, UnknownDevice
+from edge.identifier import Identifier
 from edge.model import DeviceRef
 from edge.yaml_file import describe
 
 _log = logging.getLogger(__name__)
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # no MQTT wildcards, no '/', no spaces
 _MAX_PROBLEMS = 20  # a spreadsheet with a systematic mistake: enough to see it, not 50,000 lines
 _CONTACT_RE = re.compile(r"^\s*(?P<name>[^:;]+?)\s*:\s*(?P<phone>[^:;]+?)\s*$")
 
@@ -47,11 +47,12 @@ class RegisteredDevice(BaseModel):
     """One row of the registry file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    device_id: str = Field(pattern=_ID)
+    # edge.identifier's rule: the same a topic's levels must meet
+    device_id: Identifier
     model: str
-    community: str = Field(pattern=_ID)
-    building: str = Field(pattern=_ID)
-    unit: str | None = None
+    community: Identifier
+    building: Identifier
+    unit: Identifier | None = None
     install_date: date | None = None
     # a reference into the property company's resident records (never a name): who lives where
     # the device is, for the people who respond
