@@ -79,7 +79,8 @@ class Layout:
 class FieldSpec(BaseModel):
     """How one canonical field is read out of the payload: a JSON path, or bytes of the frame."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # YAML reads .nan and .inf: a NaN bound never refuses, a NaN scale refuses every message
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=_NAME)
     # dotted path into the JSON payload (or envelope): "AccessControllerEvent.subEventType";
     # a number indexes a list: "rxInfo.0.rssi"
@@ -228,7 +229,7 @@ class PayloadDeviceSpec(_AtPath):
 class ProfileExample(BaseModel):
     """A payload the model really sends and the canonical fields it must decode to."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     description: str
     topic: str
     payload: dict[str, Any]
@@ -329,7 +330,7 @@ class _TopicTree:
 class DeviceProfile(BaseModel):
     """One device model: its topics, payload fields, liveness interval and default rules."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     vendor: str
     description: str
