@@ -44,10 +44,13 @@ def id_problem(value: str) -> str | None:
 
 
 def check_id(value: str) -> str:
-    """`value` when it is an identifier; raises ValueError saying why not (a pydantic validator)."""
+    """`value` when it is an identifier; raises ValueError saying why not (a pydantic validator).
+
+    The message does not quote the value: the error names the key or column, and a registry or
+    household file may hold a name in the wrong column (personal data, kept out of messages)."""
     problem = id_problem(value)
     if problem is not None:
-        raise ValueError(f"{shown(value)} is not an identifier: {problem} ({ID_RULE})")
+        raise ValueError(f"not an identifier: {problem} ({ID_RULE})")
     return value
 
 

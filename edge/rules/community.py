@@ -27,7 +27,8 @@ _SETTABLE = ("severity", "enabled", "schedule", "for_seconds", "at_least", "with
 class Override(BaseModel):
     """Changes to one rule where the match holds; the most specific match wins per key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # YAML reads .inf: `for_seconds: .inf` would pass `gt=0` and the rule would never raise
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     rule: str
     model: str | None = None
     community: str | None = None
