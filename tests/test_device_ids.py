@@ -28,6 +28,9 @@ from gateway.audit import AuditLog
 from gateway.demo_community import demo_fleet
 from gateway.tokens import TokenStore
 from simulators.community_file import build_from_spec, load_community
+from tests.agent_process import AgentProcess, wait_for
+from tests.mqtt_publisher import publish
+from tests.servers import MosquittoServer
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 TOKEN = "token"
@@ -377,3 +380,41 @@ def test_an_override_that_would_never_fire_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuleError) as refused:
         load_rules_file(path, PROFILES)
     assert "for_seconds: Input should be a finite number" in str(refused.value)
+
+
+# -- through the real broker ------------------------------------------------------------------
+
+
+def test_bad_ids_through_the_broker_are_dead_letters_and_the_sos_behind_them_is_raised(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    community = "ids-e2e"
+    base = f"ce/{community}/b1/{SOS}"
+    press = b'{"action": "emergency", "battery": 80}'
+    bad = [
+        f"{base}/sos 1",
+        f"{base}/sos,device_id=forged",
+        f'{base}/sos"1',
+        f"{base}/<b>sos",
+        f"{base}/{'x' * 300}",
+        f"ce/{community}/3号楼/{SOS}/sos-2",
+        f"{base}/sos\u202e1",  # mosquitto refuses control characters in a topic, not bidi ones
+    ]
+    with AgentProcess(tmp_path / "agent", mosquitto.url) as agent:
+        publish(mosquitto.url, [*[(t, press) for t in bad] * 20, (f"{base}/sos-1", press)])
+        metric = 'community_edge_dead_letters_total{cause="invalid_id"}'
+        wait_for(lambda: agent.metrics().get(metric) == 140, what="140 invalid_id dead letters")
+        alerts = wait_for(
+            lambda: agent.get("/v1/alerts", community=community)["items"], what="the SOS alert"
+        )
+        assert [(a["rule"], a["device_id"]) for a in alerts] == [("sos", "sos-1")]
+        letters = agent.get("/v1/dead-letters", limit=1000)
+        assert len(letters) == 140
+        assert {d["cause"] for d in letters} == {"invalid_id"}
+        assert {d["topic"] for d in letters} == set(bad)
+        devices = agent.get("/v1/devices", community=community)["items"]
+        assert [d["device_id"] for d in devices] == ["sos-1"]
+        assert agent.get("/v1/devices/unregistered") == []
+        log = agent.log_path.read_text()
+    # logged once per cause and topic, not once per message
+    assert log.count("dead letter (invalid_id)") == len(bad)
