@@ -324,7 +324,23 @@ def test_a_registry_yaml_names_the_device_and_reason(tmp_path: Path) -> None:
     )
     with pytest.raises(RegistryError) as refused:
         DeviceRegistry.from_file(path, PROFILES)
-    assert str(refused.value).startswith(f"{path}: device #2: device_id: Value error, not an")
+    assert str(refused.value).startswith(f"{path}:3: device #2: device_id: Value error, not an")
+
+
+def test_a_registry_yaml_names_the_line_of_the_bad_key(tmp_path: Path) -> None:
+    path = tmp_path / "devices.yaml"
+    path.write_text(
+        f"- device_id: sos-1\n  model: {SOS}\n  community: c1\n  building: b1\n"
+        f"- device_id: sos-2\n  model: {SOS}\n  community: c1\n  building: b1\n"
+        "  unit: 1单元101\n"
+        f"- device_id: sos-3\n  model: toaster\n  community: c1\n  building: b1\n"
+    )
+    with pytest.raises(RegistryError) as refused:
+        DeviceRegistry.from_file(path, PROFILES)
+    lines = str(refused.value).splitlines()
+    assert lines[0] == f"{path}: 2 bad rows:"
+    assert lines[1].startswith(f"{path}:9: device #2: unit: Value error, not an identifier")
+    assert lines[2].startswith(f"{path}:10: device #3: unknown model 'toaster'")
 
 
 # -- numbers from YAML are finite -------------------------------------------------------------
