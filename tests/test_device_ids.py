@@ -434,3 +434,15 @@ def test_bad_ids_through_the_broker_are_dead_letters_and_the_sos_behind_them_is_
         log = agent.log_path.read_text()
     # logged once per cause and topic, not once per message
     assert log.count("dead letter (invalid_id)") == len(bad)
+
+
+def test_an_override_for_a_place_outside_the_rule_is_refused_naming_its_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "overrides:\n  - {rule: low-battery, building: b1}\n  - {rule: low-battery, building: 3号楼}\n"
+    )
+    with pytest.raises(RuleError) as refused:
+        load_rules_file(path, PROFILES)
+    assert f"{path}:3: overrides.1.building: Value error, not an identifier" in str(refused.value)
