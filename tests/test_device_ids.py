@@ -25,6 +25,7 @@ from edge.rules import default_rules_file, load_rules_file
 from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
+from gateway.cli import main
 from gateway.demo_community import demo_fleet
 from gateway.tokens import TokenStore
 from simulators.community_file import build_from_spec, load_community
@@ -446,3 +447,12 @@ def test_an_override_for_a_place_outside_the_rule_is_refused_naming_its_line(
     with pytest.raises(RuleError) as refused:
         load_rules_file(path, PROFILES)
     assert f"{path}:3: overrides.1.building: Value error, not an identifier" in str(refused.value)
+
+
+def test_simulate_refuses_a_community_the_agent_would_dead_letter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--community", "阳光花园", "--mqtt-url", "mqtt://127.0.0.1:1"])
+    assert exited.value.code == 2
+    assert "argument --community: '阳光花园' is not an identifier" in capsys.readouterr().err
