@@ -6,8 +6,8 @@ time-series tags (where `,` `=` `"` and spaces are line-protocol syntax), databa
 markup characters): the rule keeps every character that means something in one of them out, and
 admits what real devices are called: MAC addresses (`a4:c1:38:0f:2e:91`), Zigbee IEEE addresses
 (`0x00158d0001a2b3c4`), IMEIs, LoRaWAN DevEUIs, Tuya ids in mixed case, serial numbers
-(`DS-K1T671M-20240311`). A first letter or digit rules out `.`, `..` and `-flag`. Names in Chinese
-are labels, never ids.
+(`DS-K1T671M-20240311`). A first letter or digit rules out `.`, `..` and `-flag`; `household:` and
+`building:` start the ids of place alerts, not a device's. Names in Chinese are labels, never ids.
 """
 
 from __future__ import annotations
@@ -27,11 +27,16 @@ ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ : -, the first a letter or a digit
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _SHOWN = 40  # characters of a refused id quoted in a message: enough to find it, not a flood
+# the device ids of place alerts (edge.rules.place: `household:1201`, `building:b02`): a device
+# of that name would take a home's or a building's alerts for its own
+RESERVED_PREFIXES = ("household:", "building:")
 
 
 def id_problem(value: str) -> str | None:
     """Why `value` is not an identifier (naming the first bad character), or None when it is."""
     if _ID.fullmatch(value):
+        if value.startswith(RESERVED_PREFIXES):
+            return f"'{value.split(':', 1)[0]}:' starts the ids of place alerts"
         return None
     if not value:
         return "empty"

@@ -68,6 +68,8 @@ BAD_IDS = [
     ("sos%201", "'%'"),
     ("-sos", "starts with '-'"),
     ("..", "starts with '.'"),
+    ("household:1201", "'household:' starts the ids of place alerts"),  # edge.rules.place
+    ("building:b02", "'building:' starts the ids of place alerts"),
     ("x" * (ID_MAX_LENGTH + 1), "65 characters long, at most 64"),
     ("x" * 5000, "5,000 characters long"),
 ]
@@ -232,10 +234,6 @@ async def test_an_unknown_device_is_a_404(gateway: _Gateway) -> None:
         "/v1/households/c1/b1/" + "x" * 5000,
         "/v1/households?community=c,1",
         "/v1/reports/c%201/2026-11",
-        "/console/devices/sos%201",
-        "/console/devices/%3Cscript%3E",
-        "/console/devices/" + "x" * 5000,
-        "/console/households/c%201/b1/1-101",
         "/console/devices?building=%3Cb%3E",
     ],
 )
@@ -253,6 +251,53 @@ async def test_ids_outside_the_rule_in_paths_and_queries_are_never_a_500(
     response = await gateway.client.get(url)
     assert response.status_code in (200, 404, 422), (response.status_code, response.text[:300])
     assert "<script>" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("/console/devices/sos%201", "sos 1"),
+        ("/console/devices/%3Cscript%3E", "&lt;script&gt;"),
+        ("/console/devices/" + "x" * 5000, "设备 " + "x" * 200 + "\uff08"),  # 200 of them shown
+        ("/console/households/c%201/b1/1-101", "c 1/b1/1-101"),
+    ],
+)
+async def test_the_console_answers_an_id_outside_the_rule_with_its_not_found_page(
+    gateway: _Gateway, url: str, shown: str
+) -> None:
+    form = await gateway.client.get("/console/sign-in")
+    match = _SIGNIN_CSRF.search(form.text)
+    assert match is not None, form.text
+    signed = await gateway.client.post(
+        "/console/sign-in", data={"token": TOKEN, "signin_csrf": match.group(1), "next": ""}
+    )
+    assert signed.status_code == 303
+    response = await gateway.client.get(url)
+    assert response.status_code == 404, response.text[:300]
+    assert response.headers["content-type"].startswith("text/html")
+    assert shown in response.text
+    assert "<script>" not in response.text
+
+
+async def test_a_device_named_by_its_mac_address_has_its_page_linked_from_its_alert(
+    gateway: _Gateway,
+) -> None:
+    await gateway.publish(f"ce/c1/b1/{SOS}/a4:c1:38:0f:2e:91", b'{"action": "emergency"}')
+    (alert,) = (await gateway.client.get("/v1/alerts")).json()["items"]
+    assert alert["device_id"] == "a4:c1:38:0f:2e:91"
+    form = await gateway.client.get("/console/sign-in")
+    match = _SIGNIN_CSRF.search(form.text)
+    assert match is not None, form.text
+    await gateway.client.post(
+        "/console/sign-in", data={"token": TOKEN, "signin_csrf": match.group(1), "next": ""}
+    )
+    page = await gateway.client.get(f"/console/alerts/{alert['id']}")
+    assert page.status_code == 200, page.text[:300]
+    link = re.search(r'href="(/console/devices/[^"]+)" id="device-link"', page.text)
+    assert link is not None  # a ':' in a device id is a MAC address, not a place alert
+    device = await gateway.client.get(link.group(1))
+    assert device.status_code == 200, device.text[:300]
+    assert "a4:c1:38:0f:2e:91" in device.text
 
 
 async def test_a_household_with_a_bad_device_id_is_a_422_naming_the_field(
