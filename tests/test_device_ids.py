@@ -15,9 +15,9 @@ import pytest
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
-from edge.decode import ProfileRegistry, default_profile_dir
+from edge.decode import ProfileRegistry, decode, default_profile_dir
 from edge.enrich import DeviceRegistry, Household
-from edge.errors import InvalidId, ProfileError, RegistryError, RuleError
+from edge.errors import BadPayload, InvalidId, ProfileError, RegistryError, RuleError
 from edge.identifier import ID_MAX_LENGTH, id_problem
 from edge.ingest import parse_mqtt_url
 from edge.model import RawMessage
@@ -525,3 +525,19 @@ def test_simulate_refuses_a_community_the_agent_would_dead_letter(
         main(["simulate", "--community", "阳光花园", "--mqtt-url", "mqtt://127.0.0.1:1"])
     assert exited.value.code == 2
     assert "argument --community: '阳光花园' is not an identifier" in capsys.readouterr().err
+
+
+def test_a_number_that_scales_past_a_float_is_a_dead_letter_not_a_reading(tmp_path: Path) -> None:
+    """The one way into a reading (decode) refuses a non-finite value: no outbox row can hold
+    one that orjson would write as null and the line protocol could not carry."""
+    source = (default_profile_dir() / f"{SOS}.yaml").read_text()
+    before = "unit: percent, minimum: 0, maximum: 100}"
+    assert source.count(before) == 1
+    (tmp_path / f"{SOS}.yaml").write_text(source.replace(before, "unit: percent, scale: 10}"))
+    profiles = ProfileRegistry.load(tmp_path)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    raw = RawMessage(f"ce/c1/b1/{SOS}/sos-1", b'{"battery": 1.7e308}', at)
+    with pytest.raises(BadPayload) as refused:
+        decode(raw, profiles)
+    assert refused.value.cause == "out_of_range"
+    assert "not a finite number" in refused.value.detail
