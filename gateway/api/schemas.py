@@ -195,3 +195,5 @@ ZonedTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
 PathId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
 # a device id in a URL path: the identifier rule (edge.identifier), 422 saying why
 DeviceIdPath = Annotated[str, Path(description=f"a device id: {ID_RULE}"), AfterValidator(check_id)]
+# a device id in a query: the same rule (422, not an empty answer that reads as "no readings")
+DeviceIdQuery = Annotated[str, AfterValidator(check_id)]
