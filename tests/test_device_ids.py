@@ -15,7 +15,7 @@ import pytest
 
 from edge.agent import Agent, AgentConfig
 from edge.clock import FakeClock
-from edge.decode import ProfileRegistry, decode, default_profile_dir
+from edge.decode import ProfileRegistry, check_profiles, decode, default_profile_dir
 from edge.enrich import DeviceRegistry, Household
 from edge.errors import BadPayload, InvalidId, ProfileError, RegistryError, RuleError
 from edge.identifier import ID_MAX_LENGTH, id_problem
@@ -552,3 +552,15 @@ def test_a_number_that_scales_past_a_float_is_a_dead_letter_not_a_reading(tmp_pa
         decode(raw, profiles)
     assert refused.value.cause == "out_of_range"
     assert "not a finite number" in refused.value.detail
+
+
+def test_the_profile_checker_points_an_example_with_a_bad_id_at_its_topic(tmp_path: Path) -> None:
+    source = (default_profile_dir() / f"{SOS}.yaml").read_text()
+    before = f"topic: ce/c1/b1/{SOS}/sos-1\n"
+    assert before in source
+    (tmp_path / f"{SOS}.yaml").write_text(
+        source.replace(before, f"topic: ce/c1/b1/{SOS}/sos 1\n", 1)
+    )
+    problems = [str(p) for p in check_profiles(tmp_path).problems]
+    assert len(problems) == 1, problems
+    assert ".topic: does not decode (invalid_id): device_id 'sos 1' in the topic" in problems[0]
