@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from edge.sinks import ReadingQuery
 from gateway.api.context import Readings
 from gateway.api.errors import ERRORS
-from gateway.api.schemas import IsoTime, ReadingList
+from gateway.api.schemas import DeviceIdQuery, IsoTime, ReadingList
 from gateway.api.security import Caller
 
 router = APIRouter(tags=["readings"])
@@ -19,7 +19,7 @@ router = APIRouter(tags=["readings"])
 async def list_readings(
     caller: Caller,
     readings: Readings,
-    device_id: str | None = None,
+    device_id: DeviceIdQuery | None = None,
     community: Annotated[list[str] | None, Query()] = None,
     category: str | None = None,
     since: IsoTime | None = None,
