@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.latency import AlertListener, LatencyPlan, LatencyResult, measure_latency
-from bench.machine import written_bytes
+from bench.machine import fsync_ms, written_bytes
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.rig import Rig
@@ -42,6 +42,14 @@ class CostResult:
     per_s: dict[str, float] = field(default_factory=dict)
     written: int = 0  # bytes the agent sent towards storage over the level
     seconds: float = 0.0  # the level's length, load and presses and settling
+    # the disk alone just before the level: 4 kB fdatasync'd, sorted ms (an SOS waits for one)
+    disk_ms: list[float] = field(default_factory=list)
+
+    def disk_percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of `disk_ms`."""
+        if not self.disk_ms:
+            return None
+        return self.disk_ms[max(0, min(len(self.disk_ms), round(p / 100 * len(self.disk_ms))) - 1)]
 
     @property
     def agent_pct(self) -> float:
@@ -81,12 +89,15 @@ def measure_cost(
     )
     results = []
     for rate in rates:
+        disk = fsync_ms(probe.agent.data_dir)
         pid = probe.agent.pid
         before, started, wrote = probe.metrics(), time.monotonic(), written_bytes(pid)
         latency = measure_latency(rig, pool, probe, listener, plan, f"cost-{rate:.0f}", rate, load)
         after, seconds = probe.metrics(), time.monotonic() - started
         written = written_bytes(pid) - wrote
-        results.append(CostResult(rate, latency, _rates(before, after, seconds), written, seconds))
+        results.append(
+            CostResult(rate, latency, _rates(before, after, seconds), written, seconds, disk)
+        )
     return results
 
 
