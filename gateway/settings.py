@@ -693,6 +693,9 @@ class TestingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # pause between outbox commit and MQTT ack
     hold_acks_s: float = Field(default=AgentConfig.hold_acks_s, ge=0)
+    # the group robots' rate window, `rate_per_minute` sends in any this many seconds (the
+    # vendors' minute); shorter, a flood runs through the same pacing and digests in seconds
+    robot_window_s: float = Field(default=60.0, gt=0, le=60.0)
 
 
 class Settings(BaseSettings):

@@ -299,7 +299,7 @@ def _channels(
             continue
         out.append(
             Channel(
-                _channel_sink(channel, notices, clock),
+                _channel_sink(channel, notices, clock, settings.testing.robot_window_s),
                 route,
                 log,
                 person_rate=PersonRate(
@@ -312,7 +312,9 @@ def _channels(
     return out
 
 
-def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock) -> Sink:
+def _channel_sink(
+    channel: ChannelSettings, notices: NoticeFormat, clock: Clock, robot_window_s: float
+) -> Sink:
     if isinstance(channel, WebhookChannelSettings):
         from edge.sinks import WebhookSink
 
@@ -321,7 +323,8 @@ def _channel_sink(channel: ChannelSettings, notices: NoticeFormat, clock: Clock)
             channel.name, channel.url, secret, channel.timeout_s, clock=clock, link=notices.link
         )
     assert not isinstance(channel, PHONE_TYPES)  # built by phone_sink
-    rate = RateWindow(channel.rate_per_minute, 60.0, clock)
+    # the vendors count per minute; only a test shortens the window (`testing.robot_window_s`)
+    rate = RateWindow(channel.rate_per_minute, robot_window_s, clock)
     if isinstance(channel, WecomChannelSettings):
         from edge.sinks import WecomSink
 

@@ -1,7 +1,7 @@
 """Group robots (WeCom, DingTalk): alert events as chat messages, paced under the robot's rate limit.
 
 Both vendors allow a robot 20 messages a minute. `RateWindow` keeps sends under that in any 60 s
-(a sliding window). A batch the window can take as it stands goes as one message per event; a
+(a sliding window, each send counted from when it ended, so none reaches the robot early). A batch the window can take as it stands goes as one message per event; a
 batch larger than what the window has left (the channel is behind: a burst, or an outage just
 over) is packed into digests, several events per message up to the vendor's size limit, and those
 are paced: the forwarder of this channel waits for a free slot, no other channel does. When the
@@ -69,7 +69,7 @@ class RateWindow:
         return self.limit - len(self._sent)
 
     async def acquire(self) -> None:
-        """Wait for a free slot, then take it."""
+        """Wait for a free slot, then take it; call `finished` when its send is over."""
         while True:
             now = self._clock.monotonic()
             self._expire(now)
@@ -82,6 +82,17 @@ class RateWindow:
                 wait = self._sent[0] + self.period_s - now
             self.waited_s += wait
             await self._sleep(wait)
+
+    def finished(self) -> None:
+        """The send in the slot taken last is over: the slot counts from now.
+
+        The vendor counts a message when it arrives, which a slow send delays (an event loop
+        busy with a flood took 2.7 s); counted from the end of the send, the `limit`-th send
+        after it cannot reach the robot within `period_s` of it. A channel sends one message at
+        a time (one forwarder per channel), so the slot taken last is this send's.
+        """
+        if self._sent:
+            self._sent[-1] = max(self._sent[-1], self._clock.monotonic())
 
     def pause(self, seconds: float) -> None:
         """Take nothing for `seconds` (the receiver said we are too fast)."""
@@ -158,6 +169,8 @@ class RobotSink(ABC):
                 if not done:
                     raise
                 raise type(exc)(str(exc), delivered=tuple(done)) from exc
+            finally:
+                self.rate.finished()
             done.extend(e.id for e in group)
             self.messages += 1
             self.digests += len(group) > 1
@@ -166,7 +179,10 @@ class RobotSink(ABC):
     async def write_summary(self, summary: ReachSummary) -> None:
         """One message to the group that mentions the person: a summary instead of a flood."""
         await self.rate.acquire()
-        await self._send(self._notices.summary(summary))
+        try:
+            await self._send(self._notices.summary(summary))
+        finally:
+            self.rate.finished()
         self.messages += 1
 
     async def close(self) -> None:
