@@ -71,7 +71,9 @@ class AgentProcess:
         if wait_ready:
             self.wait_ready()
 
-    def wait_api(self, within_s: float = 20.0) -> None:
+    def wait_api(self, within_s: float = 45.0) -> None:
+        """Until /healthz answers: 2-4 s here, over 20 s on a machine at load 10 (a wait on a
+        condition: a longer limit costs nothing when the agent is quick)."""
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             self._check_alive()
