@@ -67,9 +67,14 @@ class AgentProcess:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env
             )
-        self.wait_api()
-        if wait_ready:
-            self.wait_ready()
+        try:
+            self.wait_api()
+            if wait_ready:
+                self.wait_ready()
+        except BaseException:  # no agent left running behind a failed start (it held ports)
+            if self._process.poll() is None:
+                self.kill()
+            raise
 
     def wait_api(self, within_s: float = 45.0) -> None:
         """Until /healthz answers: 2-4 s here, over 20 s on a machine at load 10 (a wait on a
