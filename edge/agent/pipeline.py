@@ -28,7 +28,9 @@ _MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and top
 # Fields that state what is true now (Zigbee2MQTT's retained availability), so a retained copy
 # of them is current, not stale: handled as usual even when retained.
 _STATE_FIELDS = frozenset({"availability"})
-_NONE = -1  # in the per-slot arrays: nothing seen since start (sequence numbers are >= 0)
+# In the per-slot arrays: nothing since start. Sequence numbers are >= 0; a marker is a device
+# time in ms (sane: after 1970) or a hash, and CPython's hash() is never -1.
+_NONE = -1
 _SEQ_MAX = 2**63 - 1  # a counter beyond a signed 64-bit slot is not followed (none is that wide)
 _FLAG_MEANING = {
     ReadingFlag.TIME_MISSING: "no device time: the receive time is used",
@@ -82,14 +84,14 @@ class Pipeline:
         self.stale_retained = 0  # retained alarm-lane messages recorded, not raised
         # readings whose device time was replaced, or whose payload named another device
         self.flagged: Counter[ReadingFlag] = Counter()
-        # By registry slot, as device liveness: flat arrays of 8 bytes a device, not a dict of
+        # By registry slot, as device liveness: two flat arrays, 16 bytes a device, not dicts of
         # tuples (160 bytes a device: 16 MB of a 100,000-device agent's memory). Each device's
-        # last handled event, (sequence number, device time in ms or, without one, a hash of its
-        # fields): controllers resend an event until they hear back, right after it.
-        self._event_seq = array("q")  # _NONE: no event since start
-        self._event_marker = array("q")
-        # each device's last sequence number (_NONE: none yet), for gaps
-        self._last_seq = array("q")
+        # last sequence number (for gaps; seeded from the outbox) and, with it, the marker of its
+        # last handled event: (sequence number, marker) is the event, the marker its device time
+        # in ms or, without one, a hash of its fields. Controllers resend an event until they
+        # hear back, right after it.
+        self._last_seq = array("q")  # _NONE: none yet
+        self._last_marker = array("q")  # _NONE: no event since start (a seeded number only)
         # without a registry, seeds of devices not enrolled yet: taken at their first message
         self._seeded: dict[str, int] = {}
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
@@ -142,22 +144,27 @@ class Pipeline:
         )
         seq = decoded.seq
         slot = device.slot
-        if seq is not None and seq <= _SEQ_MAX and slot >= 0:  # the registry's refs have slots
-            if slot >= len(self._last_seq):
+        if seq is not None and slot >= 0 and seq <= _SEQ_MAX:  # the registry's refs have slots
+            last_seq = self._last_seq
+            try:
+                last = last_seq[slot]
+            except IndexError:  # the first message, or a device enrolled since
                 self._grow(slot)
+                last_seq = self._last_seq
+                last = last_seq[slot]
             marker = (
                 epoch_ms(decoded.at)
                 if decoded.time_source == "device"
                 else hash(tuple(sorted(decoded.fields.items())))
             )
-            if self._event_seq[slot] == seq and self._event_marker[slot] == marker:
+            if last == seq and self._last_marker[slot] == marker:
                 # the device sent this event again (it did not hear back): it was stored and
                 # counted once, by every rule (windows, counts, confirmations, presses)
                 self.device_repeats += 1
                 return Output()
-            self._event_seq[slot] = seq
-            self._event_marker[slot] = marker
-            self._track_sequence(device, slot, seq)
+            last_seq[slot] = seq
+            self._last_marker[slot] = marker
+            self._track_sequence(device, last, seq)
         self.readings += 1
         if decoded.flags:
             self._flag(raw.topic, decoded.profile.name, decoded.flags)
@@ -194,32 +201,28 @@ class Pipeline:
     def rebind(self, moves: Iterable[tuple[int, int]], slots: int) -> None:
         """Carry each kept device's repeats and gaps over to a reloaded registry: (old slot, new
         slot) for each, as `DeviceHealth.rebind`."""
-        old = (self._event_seq, self._event_marker, self._last_seq)
-        self._event_seq = array("q", [_NONE]) * slots
-        self._event_marker = array("q", [0]) * slots
+        last_seq, last_marker = self._last_seq, self._last_marker
         self._last_seq = array("q", [_NONE]) * slots
-        event_seq, event_marker, last_seq = old
+        self._last_marker = array("q", [_NONE]) * slots
         for before, after in moves:
             if before >= len(last_seq) or after >= slots:
                 continue
-            self._event_seq[after] = event_seq[before]
-            self._event_marker[after] = event_marker[before]
             self._last_seq[after] = last_seq[before]
+            self._last_marker[after] = last_marker[before]
 
     def _grow(self, slot: int) -> None:
         missing = slot + 1 - len(self._last_seq)
         # a registry's size at once (the first message), then one enrolled device at a time
         missing = max(missing, self.registry.slots - len(self._last_seq))
-        self._event_seq.extend(array("q", [_NONE]) * missing)
-        self._event_marker.extend(array("q", [0]) * missing)
         self._last_seq.extend(array("q", [_NONE]) * missing)
+        self._last_marker.extend(array("q", [_NONE]) * missing)
 
-    def _track_sequence(self, device: DeviceRef, slot: int, seq: int) -> None:
+    def _track_sequence(self, device: DeviceRef, last: int, seq: int) -> None:
+        """`last`: the device's previous sequence number (_NONE: none since start)."""
         # registered ids are unique and their strings already held by the registry; without
         # a registry two communities may reuse an id
         identity = device.key if self.registry.open_enrollment else device.device_id
-        last = self._last_seq[slot]
-        self._last_seq[slot] = self._new_seq[identity] = seq
+        self._new_seq[identity] = seq
         if last == _NONE:
             if not self._seeded:
                 return
