@@ -9,7 +9,10 @@
   has taken in everything published: `*_late` counts those that came after the 30 s, `*_missing`
   those that never came (a lost SOS), checked against the alert API too (`stored_missing`);
 - the board with 5,000 open alerts: first paint, the load event, a live refresh of the whole
-  board (a reconnect, a burst) and the fetch of one row (what a single event costs);
+  board (a reconnect, a burst), the fetch of one row, and the page's own row fetches after 5
+  alert events (what a single event costs);
+- per phase, where a press's time went: published -> heard by the page (`heard_*`), heard ->
+  its row drawn (`page_*`), and the board requests out around the slowest three (`slowest`);
 - the size of the page and of its assets on a first visit.
 
 Both ends of a latency are wall-clock milliseconds of this machine: `time.time()` right before the
@@ -65,8 +68,21 @@ CALIBRATE_S = 12.0
 
 _WATCH = """() => {
     window.__seen = {};
+    window.__alert = {};  // device -> its alert's id, for the time its event was heard
+    window.__heard = {};  // alert id -> when the page heard its first event (Date.now())
+    if (!window.__hearing) {
+        window.__hearing = true;
+        document.getElementById('rows-watch').addEventListener('htmx:sseMessage', e => {
+            let id = null;
+            try { id = JSON.parse(e.detail.data).id; } catch (x) { return; }
+            if (id && !(id in window.__heard)) window.__heard[id] = Date.now();
+        });
+    }
     const note = () => document.querySelectorAll('#board tr[data-device]').forEach(r => {
-        if (!(r.dataset.device in window.__seen)) window.__seen[r.dataset.device] = Date.now();
+        if (!(r.dataset.device in window.__seen)) {
+            window.__seen[r.dataset.device] = Date.now();
+            window.__alert[r.dataset.device] = r.dataset.alert;
+        }
     });
     note();
     new MutationObserver(note).observe(document.getElementById('board'),
@@ -124,6 +140,57 @@ class Presses:
     stream_late: int = 0  # came after the window (the agent was behind), counted in *_ms too
     board_late: int = 0
     stored_missing: int = 0  # not in the alert API once the agent caught up: lost
+    page: dict[str, Any] = dataclasses.field(default_factory=dict)  # `_page_part`
+
+
+# the page's board requests, on Date.now()'s clock: [kind, start, end]
+_REQUESTS = """() => performance.getEntriesByType('resource')
+    .filter(r => r.name.includes('/console/board'))
+    .map(r => [r.name.includes('/console/board/rows') ? 'rows' : 'whole',
+               performance.timeOrigin + r.startTime, performance.timeOrigin + r.responseEnd])"""
+
+
+def _page_part(
+    page: Page, sent: dict[str, tuple[float, float]], seen: dict[str, float]
+) -> dict[str, Any]:
+    """Where each press's time on the page went: published -> its event heard by the page (the
+    agent, its stream and the browser's SSE), heard -> its row drawn (the page's fetches); and for
+    the slowest presses, the board requests out between their hearing and their row."""
+    heard_at: dict[str, float] = page.evaluate("() => window.__heard")
+    alert_of: dict[str, str] = page.evaluate("() => window.__alert")
+    requests: list[tuple[str, float, float]] = page.evaluate(_REQUESTS)
+    heard, after, slowest = [], [], []
+    for device, (wall, _) in sent.items():
+        drawn = seen.get(device)
+        at = heard_at.get(alert_of.get(device, ""))
+        if drawn is None or at is None:
+            continue
+        heard.append(at - wall)
+        after.append(drawn - at)
+        slowest.append((drawn - wall, device, wall, at, drawn))
+    slowest.sort(reverse=True)
+    detail = []
+    for total, device, wall, at, drawn in slowest[:3]:
+        out = [
+            f"{kind} {start - at:+.0f}..{end - at:+.0f}"
+            for kind, start, end in requests
+            if start <= drawn and end >= at - 1
+        ]
+        detail.append(
+            f"{device}: {total:.0f} ms = heard {at - wall:.0f} + page {drawn - at:.0f}; "
+            f"requests (ms from heard): {', '.join(out)}"
+        )
+    return {
+        "heard_p50_ms": _ms(percentile(heard, 50)),
+        "heard_p99_ms": _ms(percentile(heard, 99)),
+        "page_p50_ms": _ms(percentile(after, 50)),
+        "page_p99_ms": _ms(percentile(after, 99)),
+        "slowest": detail,
+    }
+
+
+def _ms(value: float | None) -> int | None:
+    return round(value) if value is not None else None
 
 
 def _arrivals(page: Page, sent: dict[str, tuple[float, float]], until: float) -> dict[str, float]:
@@ -214,6 +281,7 @@ def _presses(
         ),
         board_late=late,
         stored_missing=stored_missing,
+        page=_page_part(page, sent, seen),
     )
 
 
@@ -289,6 +357,17 @@ def _big_board(
             return performance.now() - t; }""",
         community,
     )
+    # what an event costs that board: the page's own fetch of the row, after each of 5 presses
+    # again (a `repeated` event of an open alert each). A row fetched right after an event used
+    # to read every open alert again; the figure above is of a board with no event since
+    rows = """() => performance.getEntriesByType('resource')
+        .filter(r => r.name.includes('/console/board/rows')).map(r => r.duration)"""
+    page.evaluate("() => performance.clearResourceTimings()")
+    for n in range(5):
+        press = sos_press(community, f"b{n % 40}", f"sos-5k-{n}", 2, int(time.time() * 1000))
+        publisher.publish(*press)
+        page.wait_for_function(f"() => ({rows})().length > {n}", timeout=60_000)
+    after_event: list[float] = page.evaluate(rows)
     page.goto(f"/console/?community={community}&all=1", wait_until="load")
     all_ms = page.evaluate(refresh, f"/console/board?community={community}&all=1")
     return {
@@ -296,6 +375,8 @@ def _big_board(
         "board_5000_load_ms": round(load_ms),
         "board_5000_refresh_ms": round(refresh_ms),
         "board_5000_row_fetch_ms": round(row_ms),
+        "board_5000_row_after_event_p50_ms": _ms(percentile(after_event, 50)),
+        "board_5000_row_after_event_max_ms": _ms(max(after_event)),
         "board_5000_all_rows_refresh_ms": round(all_ms),
     }
 
@@ -391,9 +472,7 @@ def run(plan: Plan) -> dict[str, Any]:
 
 
 def _summary(found: Presses, presses: int) -> dict[str, Any]:
-    def ms(value: float | None) -> int | None:
-        return round(value) if value is not None else None
-
+    ms = _ms
     board, stream = found.board_ms, found.stream_ms
     return {
         "board_p50_ms": ms(percentile(board, 50)),
@@ -410,6 +489,7 @@ def _summary(found: Presses, presses: int) -> dict[str, Any]:
         "board_fetch_mean_ms": found.board_fetch_ms,
         "row_fetches": found.row_fetches,
         "row_fetch_mean_ms": found.row_fetch_ms,
+        **found.page,
     }
 
 

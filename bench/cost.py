@@ -5,7 +5,8 @@ busy evening at a gateway: the agent's CPU time (user + system, every thread, fr
 window, in % of one core and per message, and the presses' latency to the alert stream. CPU time,
 not wall time, so that other work on the machine does not count against the agent. Beside them,
 what the cost follows per second (from /metrics): outbox transactions per lane and writes per
-sink; each costs the same whatever its size.
+sink; each costs the same whatever its size. And what the agent writes to storage per message
+(/proc/PID/io): a gateway's eMMC or SD card wears by it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.latency import AlertListener, LatencyPlan, LatencyResult, measure_latency
+from bench.machine import fsync_ms, written_bytes
 from bench.progress import Probe
 from bench.publish import PublisherPool
 from bench.rig import Rig
@@ -38,6 +40,16 @@ class CostResult:
     latency: LatencyResult
     # per second over the level: `commits{lane="alarm"}`, `writes{sink="tsdb"}`, ...
     per_s: dict[str, float] = field(default_factory=dict)
+    written: int = 0  # bytes the agent sent towards storage over the level
+    seconds: float = 0.0  # the level's length, load and presses and settling
+    # the disk alone just before the level: 4 kB fdatasync'd, sorted ms (an SOS waits for one)
+    disk_ms: list[float] = field(default_factory=list)
+
+    def disk_percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of `disk_ms`."""
+        if not self.disk_ms:
+            return None
+        return self.disk_ms[max(0, min(len(self.disk_ms), round(p / 100 * len(self.disk_ms))) - 1)]
 
     @property
     def agent_pct(self) -> float:
@@ -47,6 +59,11 @@ class CostResult:
     def achieved(self) -> float:
         load = self.latency.load.rate if self.latency.load else 0.0
         return load + PRESSES_PER_S
+
+    @property
+    def kb_written_per_message(self) -> float:
+        """What the agent wrote to storage per message handled, in kB (1,000 bytes)."""
+        return self.written / 1000 / max(self.achieved * self.seconds, 1.0)
 
     @property
     def us_per_message(self) -> float:
@@ -72,10 +89,15 @@ def measure_cost(
     )
     results = []
     for rate in rates:
-        before, started = probe.metrics(), time.monotonic()
+        disk = fsync_ms(probe.agent.data_dir)
+        pid = probe.agent.pid
+        before, started, wrote = probe.metrics(), time.monotonic(), written_bytes(pid)
         latency = measure_latency(rig, pool, probe, listener, plan, f"cost-{rate:.0f}", rate, load)
         after, seconds = probe.metrics(), time.monotonic() - started
-        results.append(CostResult(rate, latency, _rates(before, after, seconds)))
+        written = written_bytes(pid) - wrote
+        results.append(
+            CostResult(rate, latency, _rates(before, after, seconds), written, seconds, disk)
+        )
     return results
 
 

@@ -6,8 +6,10 @@ import os
 import platform
 import re
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import paho.mqtt
@@ -90,6 +92,43 @@ def memory_mb(pid: int) -> tuple[float, float]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024  # kB
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def written_bytes(pid: int) -> int:
+    """Bytes a process has sent towards storage (`write_bytes` of /proc/PID/io, counted when it
+    dirties a page: the outbox's log, its checkpoints, every store), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as io:
+            for line in io:
+                key, _, value = line.partition(":")
+                if key == "write_bytes":
+                    return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def fsync_ms(directory: Path, seconds: float = 2.0, interval_s: float = 0.01) -> list[float]:
+    """How long the disk under `directory` takes to make 4 kB durable: a page overwritten and
+    fdatasync'd every `interval_s` for `seconds` (what an outbox commit waits for, the floor of
+    an SOS's latency), sorted, in ms."""
+    path = directory / "bench-fsync.probe"
+    taken = []
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(descriptor, bytes(4096), 0)
+        os.fsync(descriptor)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            os.pwrite(descriptor, os.urandom(4096), 0)
+            started = time.perf_counter()
+            os.fdatasync(descriptor)
+            taken.append((time.perf_counter() - started) * 1000)
+            time.sleep(interval_s)
+    finally:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)
+    return sorted(taken)
 
 
 def machine_busy_seconds() -> float:

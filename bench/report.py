@@ -382,6 +382,9 @@ def cost_keys(results: list[CostResult]) -> dict[str, Any]:
     return {
         "cpu_pct_at": {k: round(r.agent_pct, 1) for k, r in by_rate.items()},
         "cpu_us_per_msg_at": {k: round(r.us_per_message, 1) for k, r in by_rate.items()},
+        "kb_written_per_msg_at": {
+            k: round(r.kb_written_per_message, 2) for k, r in by_rate.items()
+        },
         "cost_targets": {
             f"cpu<={CPU_TARGET_PCT:.0f}%@500": None
             if at_500 is None
@@ -394,6 +397,9 @@ def cost_keys(results: list[CostResult]) -> dict[str, Any]:
             k: {
                 **_latency(r.latency),
                 "cpu_us_per_msg": round(r.us_per_message, 1),
+                "kb_written_per_msg": round(r.kb_written_per_message, 2),
+                "disk_fsync_p50_ms": _round(r.disk_percentile(50)),
+                "disk_fsync_p99_ms": _round(r.disk_percentile(99)),
                 "per_s": r.per_s,
             }
             for k, r in by_rate.items()
@@ -424,6 +430,13 @@ def cost_table(summary: dict[str, Any]) -> str:
             f"  cost at {rate} msgs/s: {_cpu(level['cpu_pct'])}"
             for rate, level in summary["cost"].items()
         ),
+        "The disk alone before each level (4 kB fdatasync'd every 10 ms for 2 s; an SOS's commit"
+        " waits for one):",
+        *(
+            f"  before {rate} msgs/s: p50 {level.get('disk_fsync_p50_ms')} ms, "
+            f"p99 {level.get('disk_fsync_p99_ms')} ms"
+            for rate, level in summary["cost"].items()
+        ),
         "What the cost follows, per second (outbox transactions per lane, writes per sink):",
         *(
             f"  at {rate} msgs/s: "
@@ -451,7 +464,8 @@ def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"agent CPU at {int(rate):,} msgs/s (+{PRESSES_PER_S} SOS/s)",
                 f"{level['cpu_pct']['agent']}% of a core",
-                f"{level['cpu_us_per_msg']} us/msg; SOS p50 / p99 {_ms(level['p50_ms'])} / "
+                f"{level['cpu_us_per_msg']} us/msg, "
+                f"{level.get('kb_written_per_msg', 0.0):.2f} kB written/msg; SOS p50 / p99 {_ms(level['p50_ms'])} / "
                 f"{_ms(level['p99_ms'])} (handled {_ms(level['handled_p50_ms'])} / "
                 f"{_ms(level['handled_p99_ms'])}), {level['missing']} missing; load "
                 f"{level['achieved_msgs_per_s']:,} msgs/s{verdict}",

@@ -9,6 +9,7 @@ the caller knows was written by a newer release: it is refused, untouched, with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -85,6 +86,31 @@ def open_or_set_aside(
         _log.error("%s", problem)
         conn = open_database(path, schema, check_same_thread=False, migrations=migrations)
         return conn, problem
+
+
+@contextlib.contextmanager
+def unsynced_commits(conn: sqlite3.Connection) -> Iterator[None]:
+    """Commits within this block are written (a process crash keeps them: the OS has the log)
+    without waiting for the disk; a power cut may take them until the next fsync of the log:
+    a later commit's (one log, written in order) or `sync_log`'s."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
+
+
+def sync_log(path: Path) -> None:
+    """fsync the write-ahead log of the database at `path`: every commit in it, the unsynced
+    ones too, is then on disk. No log file: closing the database moved it into the database
+    file and synced that. Blocking, and touches no connection: run it on a thread
+    (`asyncio.to_thread`), so that the event loop does not wait for the disk."""
+    with contextlib.suppress(FileNotFoundError):
+        descriptor = os.open(f"{path}-wal", os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

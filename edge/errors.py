@@ -4,6 +4,7 @@ EdgeError
 ├── DecodeError            a message that cannot become a reading (kept as a dead letter)
 │   ├── UnknownTopic       no device profile claims the topic
 │   ├── UnknownDevice      the registry does not know the device
+│   ├── InvalidId          the topic's device id or place name breaks the identifier rule
 │   └── BadPayload         not JSON, missing or mistyped fields, unmapped codes
 ├── ProfileError           a device profile file is invalid (names file and key)
 ├── RegistryError          a device registry file is invalid
@@ -55,6 +56,13 @@ class UnknownTopic(DecodeError):
 
 class UnknownDevice(DecodeError):
     cause = "unknown_device"
+
+
+class InvalidId(DecodeError):
+    """A device id, community, building or unit in a topic that is not an identifier
+    (edge.identifier): refused before it reaches a tag, a row, a URL or a log line."""
+
+    cause = "invalid_id"
 
 
 class BadPayload(DecodeError):

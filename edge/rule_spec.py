@@ -30,7 +30,10 @@ _OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le", "in")
 class Condition(BaseModel):
     """One node of a condition tree (see the module docstring)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # YAML reads .nan and .inf: a rule comparing with NaN would never raise, and say nothing
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
     field: str | None = None
     eq: FieldValue | None = None
     ne: FieldValue | None = None
@@ -81,7 +84,9 @@ _DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Schedule(BaseModel):
     """Active hours: `from`..`to` local time on `days` (`to` before `from` runs past midnight)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
     start: time = Field(alias="from")
     end: time = Field(alias="to")
     days: list[Day] = Field(default_factory=lambda: list(_DAYS), min_length=1)
@@ -124,7 +129,7 @@ class Schedule(BaseModel):
 class Signal(BaseModel):
     """Which messages a place rule watches: devices of some categories or models, and a condition."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     categories: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
@@ -149,7 +154,7 @@ class Rhythm(BaseModel):
     rule watches nothing yet).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     learn_days: int = Field(default=28, ge=7, le=90)
     min_days: int = Field(default=7, ge=1, le=90)
     active_share: float = Field(default=0.25, gt=0, le=1)
@@ -193,7 +198,7 @@ _OPTIONAL = ("when", "clear", "for_seconds", "schedule", "at_least", "within_sec
 class RuleSpec(BaseModel):
     """A rule as written in a device profile's `rules:` list or the community rules file."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     kind: Kind = "condition"
     summary: str

@@ -9,6 +9,7 @@ merged page in each shard from a moment and a tie-breaking id rather than from o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -28,28 +29,46 @@ def letter_key(letter: DeadLetter) -> tuple[int, int]:
     return epoch_ms(letter.received_at), letter.id or 0
 
 
+@dataclass(frozen=True, slots=True)
+class LetterQuery:
+    """Which page: up to `limit` letters below `before_id`, or with `received_before`, below the
+    key (its ms, `before_id`)."""
+
+    limit: int
+    before_id: int | None = None
+    received_before: datetime | None = None
+
+    def params(self) -> dict[str, str | int | list[str]]:
+        """The query as the gateway's `GET /v1/dead-letters` takes it (how shard 0 asks a
+        sibling shard under `run --shards N`)."""
+        params: dict[str, str | int | list[str]] = {"limit": self.limit}
+        if self.before_id is not None:
+            params["before_id"] = self.before_id
+        if self.received_before is not None:
+            params["received_before"] = self.received_before.isoformat()
+        return params
+
+
 async def letters_page(
     read: LetterSource,
-    limit: int,
-    before_id: int | None,
-    received_before: datetime | None = None,
+    query: LetterQuery,
     keep: Callable[[DeadLetter], bool] = lambda letter: True,
 ) -> list[DeadLetter]:
-    """Up to `limit` letters that `keep` accepts, newest first: below `before_id`, or with
-    `received_before`, below the key (its ms, `before_id`).
+    """Up to `query.limit` letters that `keep` accepts, newest first.
 
     From a moment the walk starts at the newest letter: the id then breaks ties between letters
     received in one millisecond and need not be one of this source's. So a page deep in a long
     list costs a read of every newer letter (SCAN at a time).
     """
-    bound = None if received_before is None else (epoch_ms(received_before), before_id or 2**63)
+    moment = query.received_before
+    bound = None if moment is None else (epoch_ms(moment), query.before_id or 2**63)
     found: list[DeadLetter] = []
-    cursor = before_id if bound is None else None
-    batch = max(limit, SCAN)
-    while len(found) < limit:
+    cursor = query.before_id if bound is None else None
+    batch = max(query.limit, SCAN)
+    while len(found) < query.limit:
         page = await read(batch, cursor)
         found.extend(d for d in page if (bound is None or letter_key(d) < bound) and keep(d))
         if len(page) < batch or page[-1].id is None:
             break
         cursor = page[-1].id
-    return found[:limit]
+    return found[: query.limit]

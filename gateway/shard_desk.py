@@ -6,8 +6,9 @@ by the same keyset the store pages by (opening time, id; newest first), so a cur
 page is valid for every store. An action (acknowledge, resolve, assign) on a sibling's alert goes
 to the shard that owns it, through that shard's own API on loopback (gateway/shard_link.py): one
 process decides each alert's lifecycle, so two shards never race on one alert. What lives only in
-a sibling's process or outbox is asked of it the same way: a building's embedded readings and
-households' learned rhythm of the shard that owns the building, every shard's dead letters.
+a sibling's process or outbox is asked of it the same way: households' learned rhythm of the
+shard that owns the building, every shard's dead letters, and (gateway/shard_readings.py) a
+building's embedded readings.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import base64
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,11 @@ from edge.model import (
     epoch_ms,
 )
 from edge.rules import Day, RhythmView
-from edge.sinks import ReadingStore, StoredReading
 from gateway.api.care import HouseholdRhythmView
 from gateway.api.errors import error_response
-from gateway.api.schemas import DeadLetterView, ReadingList
-from gateway.dead_letter_pages import letter_key, letters_page
+from gateway.api.schemas import DeadLetterView
+from gateway.dead_letter_pages import LetterQuery, letter_key, letters_page
 from gateway.metrics import merge_shards
-from gateway.reading_source import ReadingAnswer, ReadingSource
 from gateway.shard_link import HEALTH_TIMEOUT_S, ShardLink, ShardUnavailable
 from gateway.shard_sync import LIVENESS_FILE, read_liveness
 from gateway.shards import MAX_SHARDS
@@ -409,7 +408,8 @@ class ShardDesk(Desk):
         )
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}",
+                shard=peer.name,
             )
         return [
             RhythmView(
@@ -436,74 +436,25 @@ class ShardDesk(Desk):
         )
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}"
+                f"{peer.name}, which owns {community}/{building}, answered {response.status_code}",
+                shard=peer.name,
             )
         return int(response.json()["resolved"])
 
-    # -- embedded readings: the owning shard's store ---------------------------------------------
+    # -- embedded readings: the owning shard's store (gateway/shard_readings.py) ----------------
 
-    async def readings(
-        self,
-        store: ReadingStore,
-        *,
-        device_id: str | None,
-        communities: Sequence[str] | None,
-        category: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> ReadingAnswer:
-        """Readings newest first. A known device's come from the shard that owns its building
-        (a sibling's: one loopback request; 503 while it does not answer); any other query asks
-        every shard and merges, naming the siblings that did not answer."""
+    @property
+    def link(self) -> ShardLink:
+        """The loopback link to the siblings' APIs (one pooled client for every caller)."""
+        return self._link
+
+    def shards_holding(self, device_id: str | None) -> list[Path | None]:
+        """The shards whose stores hold a device's readings: the one that owns its building
+        (None: this shard); every shard (this one first) for no device or an unknown one."""
         ref = self.device(device_id) if device_id is not None else None
-        owner = None if ref is None else self._place_owner(ref.community, ref.building)
-        peers: list[Path | None] = [None, *self._peer_dirs] if ref is None else [owner]
-
-        async def one(peer: Path | None) -> list[StoredReading]:
-            if peer is None:
-                return store.query(
-                    device_id=device_id,
-                    communities=communities,
-                    category=category,
-                    since=since,
-                    until=until,
-                    limit=limit,
-                )
-            params: dict[str, str | int | list[str]] = {"limit": limit}
-            if device_id is not None:
-                params["device_id"] = device_id
-            if communities is not None:
-                params["community"] = list(communities)
-            if category is not None:
-                params["category"] = category
-            if since is not None:
-                params["since"] = since.isoformat()
-            if until is not None:
-                params["until"] = until.isoformat()
-            response = await self._link.send(peer, "GET", "/v1/readings", params=params)
-            if response.status_code != 200:
-                raise ShardUnavailable(f"{peer.name} answered {response.status_code} for readings")
-            return ReadingList.model_validate(response.json()).items
-
-        if len(peers) == 1:
-            return ReadingAnswer(await one(peers[0]))
-
-        async def answered(peer: Path | None) -> list[StoredReading] | None:
-            try:
-                return await one(peer)
-            except ShardUnavailable as exc:
-                _log.warning("readings without %s: %s", peer and peer.name, exc)
-                return None
-
-        found = await asyncio.gather(*(answered(p) for p in peers))
-        merged = heapq.merge(
-            *(items for items in found if items is not None), key=lambda r: r.at, reverse=True
-        )
-        return ReadingAnswer(
-            list(merged)[:limit],
-            [p.name for p, items in zip(peers, found, strict=True) if p and items is None],
-        )
+        if ref is None:
+            return [None, *self._peer_dirs]
+        return [self._place_owner(ref.community, ref.building)]
 
     # -- dead letters: every shard's, newest received first --------------------------------------
 
@@ -517,42 +468,37 @@ class ShardDesk(Desk):
         """
         shards = len(self._peer_dirs) + 1
         if before_id is None:
-            asks: list[tuple[int | None, datetime | None]] = [(None, None)] * shards
+            asks = [LetterQuery(limit)] * shards
         else:
             own_id, cursor_shard = divmod(before_id, MAX_SHARDS)
             if own_id < 1 or cursor_shard >= shards:
                 return []  # no letter of this gateway's shards has that id
-            head = await self._letters(cursor_shard, 1, own_id + 1, None)
+            head = await self._letters(cursor_shard, LetterQuery(1, own_id + 1))
             if not head:
                 return []  # nothing older in that shard, and the letter is gone: the end
             # the cursor's letter; if retention took it since, the next older one of its shard
             # (what other shards received between the two went with the same retention, mostly)
             moment = head[0].received_at
             asks = [
-                (own_id, None) if k == cursor_shard else (own_id + (k < cursor_shard), moment)
+                LetterQuery(limit, own_id)
+                if k == cursor_shard
+                else LetterQuery(limit, own_id + (k < cursor_shard), moment)
                 for k in range(shards)
             ]
-        pages = await asyncio.gather(
-            *(self._letters(k, limit, below, at) for k, (below, at) in enumerate(asks))
-        )
+        pages = await asyncio.gather(*(self._letters(k, ask) for k, ask in enumerate(asks)))
         return list(heapq.merge(*pages, key=letter_key, reverse=True))[:limit]
 
-    async def _letters(
-        self, local: int, limit: int, before_id: int | None, received_before: datetime | None
-    ) -> list[DeadLetter]:
+    async def _letters(self, local: int, query: LetterQuery) -> list[DeadLetter]:
         """One shard's page (gateway/dead_letter_pages.py), its ids made this desk's."""
         if local == 0:
-            found = await letters_page(super().dead_letters, limit, before_id, received_before)
+            found = await letters_page(super().dead_letters, query)
             return [d.model_copy(update={"id": (d.id or 0) * MAX_SHARDS}) for d in found]
         peer = self._peer_dirs[local - 1]
-        params: dict[str, str | int | list[str]] = {"limit": limit}
-        if before_id is not None:
-            params["before_id"] = before_id
-        if received_before is not None:
-            params["received_before"] = received_before.isoformat()
-        response = await self._link.send(peer, "GET", "/v1/dead-letters", params=params)
+        response = await self._link.send(peer, "GET", "/v1/dead-letters", params=query.params())
         if response.status_code != 200:
-            raise ShardUnavailable(f"{peer.name} answered {response.status_code} for dead letters")
+            raise ShardUnavailable(
+                f"{peer.name} answered {response.status_code} for dead letters", shard=peer.name
+            )
         # the sibling masked names and phones already; the route masks the masked text again
         return [
             DeadLetter(
@@ -640,34 +586,7 @@ class ShardDesk(Desk):
             raise AlertTransitionError(response.json().get("detail", "not allowed"))
         if response.status_code != 200:
             raise ShardUnavailable(
-                f"{peer.name}, which owns alert {alert_id}, answered {response.status_code}"
+                f"{peer.name}, which owns alert {alert_id}, answered {response.status_code}",
+                shard=peer.name,
             )
         return Alert.model_validate(response.json())
-
-
-class ShardReadings(ReadingSource):
-    """The embedded readings of every shard, as shard 0's desk finds them (`ShardDesk.readings`)."""
-
-    def __init__(self, store: ReadingStore, desk: ShardDesk) -> None:
-        super().__init__(store)
-        self._desk = desk
-
-    async def query(
-        self,
-        *,
-        device_id: str | None = None,
-        communities: Sequence[str] | None = None,
-        category: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-    ) -> ReadingAnswer:
-        return await self._desk.readings(
-            self.store,
-            device_id=device_id,
-            communities=communities,
-            category=category,
-            since=since,
-            until=until,
-            limit=limit,
-        )

@@ -26,6 +26,10 @@ Params = Mapping[str, str | int | list[str]]
 class ShardUnavailable(Exception):
     """A sibling shard cannot answer now (starting, restarting, hung): 503."""
 
+    def __init__(self, message: str, *, shard: str | None = None) -> None:
+        super().__init__(message)
+        self.shard = shard  # its name ("shard-1"), where known
+
 
 def write_api_url(data_dir: Path, url: str) -> None:
     """Say where this shard's API listens, for shard 0 to send requests to it."""
@@ -61,7 +65,9 @@ class ShardLink:
         try:
             url = (peer / API_URL_FILE).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ShardUnavailable(f"{peer.name} has not started its API yet") from exc
+            raise ShardUnavailable(
+                f"{peer.name} has not started its API yet", shard=peer.name
+            ) from exc
         if self._client is None:
             # loopback only: a gateway's HTTP_PROXY (for its way out) must not carry these
             self._client = httpx.AsyncClient(
@@ -73,7 +79,7 @@ class ShardLink:
             )
         except httpx.HTTPError as exc:
             _log.warning("%s did not answer %s %s: %s", peer.name, method, path, exc)
-            raise ShardUnavailable(f"{peer.name} is not answering") from exc
+            raise ShardUnavailable(f"{peer.name} is not answering", shard=peer.name) from exc
 
     async def close(self) -> None:
         if self._client is not None:

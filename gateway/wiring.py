@@ -47,10 +47,10 @@ from gateway.settings import (
 )
 from gateway.shard_desk import (
     ShardDesk,
-    ShardReadings,
     install_error_handler,
     serve_shard_metrics,
 )
+from gateway.shard_readings import ShardReadings
 from gateway.shard_sync import HomeWatch, SiblingEvents
 from gateway.systemd_notify import Notifier
 from gateway.tokens import TokenStore
@@ -471,7 +471,7 @@ async def serve(
     links = gateway.links or ActionLinks(settings.data_dir)
     notifier = Notifier()  # systemd's Type=notify and watchdog; does nothing when run by hand
     # run --shards N: shard 0's API lists and acts on every shard's alerts, and reads their dead
-    # letters, readings and rhythms (gateway/shard_desk.py)
+    # letters, readings and rhythms (gateway/shard_desk.py, gateway/shard_readings.py)
     desk = (
         ShardDesk(gateway.agent, settings.shard.peers, gateway.token)
         if settings.shard.peers

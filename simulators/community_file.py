@@ -20,13 +20,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.decode import ProfileRegistry
+from edge.identifier import Identifier
 from edge.yaml_file import load_yaml_model
 from simulators.community import PREFIXES
 from simulators.sensors import SimulatedDevice
 
-# the device registry's id syntax: a topic level, no MQTT wildcards, no '/', no spaces
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
-_Id = Annotated[str, Field(pattern=_ID)]
+# the device registry's id rule (edge.identifier): a topic level, no MQTT wildcards, no '/'
+_Id = Identifier
 _Counts = dict[str, Annotated[int, Field(ge=0)]]  # device model -> how many
 
 

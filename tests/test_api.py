@@ -10,7 +10,7 @@ import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from edge.decode import ProfileRegistry, default_profile_dir
 from edge.enrich import DeviceRegistry
 from edge.ingest import parse_mqtt_url
 from edge.model import AlertEvent, RawMessage
-from edge.sinks import ReadingStore
+from edge.sinks import ReadingQuery, ReadingStore
 from gateway.api import create_app
+from gateway.dead_letter_pages import LetterQuery, letters_page
+from gateway.reading_source import ReadingAnswer, ReadingSource
 
 TOKEN = "token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -481,6 +483,52 @@ async def test_readings_are_listed_newest_first_and_filtered_by_device(gateway: 
     assert smoke[0]["fields"] == {"smoke": False, "test": False}
 
 
+class _Recorded(ReadingSource):
+    """The gateway's own store, keeping each query the route asked of it."""
+
+    def __init__(self, store: ReadingStore) -> None:
+        super().__init__(store)
+        self.asked: list[ReadingQuery] = []
+
+    async def query(self, query: ReadingQuery) -> ReadingAnswer:
+        self.asked.append(query)
+        return await super().query(query)
+
+
+async def test_a_query_sent_as_its_params_reaches_the_store_as_the_same_query(
+    gateway: _Gateway,
+) -> None:
+    # how shard 0 asks a sibling shard for readings (gateway/shard_readings.py)
+    app = gateway.client._transport.app  # type: ignore[attr-defined]
+    recorded = app.state.readings = _Recorded(app.state.readings.store)
+    await gateway.publish(_sos("sos-1"), SOS)
+    since = datetime(2026, 12, 1, 8, 0, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
+    queries = [
+        ReadingQuery(),
+        ReadingQuery(device_id="sos-1", limit=1),
+        ReadingQuery(
+            device_id="sos-1",
+            communities=("c1", "c2"),
+            category="sos",
+            since=since,
+            until=datetime.now(UTC) + timedelta(days=1),
+            limit=5000,
+        ),
+        ReadingQuery(communities=("c1",), since=since),
+    ]
+
+    found = [(await gateway.get("/v1/readings", **q.params())).json()["items"] for q in queries]
+
+    assert recorded.asked == queries
+    assert [len(items) for items in found] == [1, 1, 1, 1]
+
+
+def test_a_query_of_no_community_is_never_sent_as_a_query_of_every_community() -> None:
+    # an empty list vanishes from a URL: a sibling shard would read every community
+    with pytest.raises(ValueError, match="no community"):
+        ReadingQuery(communities=()).params()
+
+
 async def test_a_payload_that_is_not_json_is_listed_as_a_dead_letter(gateway: _Gateway) -> None:
     await gateway.publish(_sos("sos-1"), SOS)
     assert await gateway.publish(_sos("sos-9"), b"not json {") == []
@@ -496,6 +544,33 @@ async def test_a_payload_that_is_not_json_is_listed_as_a_dead_letter(gateway: _G
     assert base64.b64decode(letters[0]["payload_base64"]) == b"not json {"
     # a dead letter is not a reading
     assert (await gateway.get("/v1/readings", device_id="sos-9")).json()["items"] == []
+
+
+async def test_a_page_of_dead_letters_asked_by_its_params_is_the_page_read_in_process(
+    gateway: _Gateway,
+) -> None:
+    # how shard 0 asks a sibling shard for a page (gateway/shard_desk.py)
+    for n in range(6):
+        await gateway.publish(_sos(f"sos-{n}"), b"not json {")
+    newest = await gateway.agent.outbox.dead_letters(limit=6)
+    moment = newest[2].received_at
+    queries = [
+        LetterQuery(2),
+        LetterQuery(3, newest[1].id),
+        LetterQuery(10, newest[2].id, moment),
+        LetterQuery(10, None, moment),
+    ]
+
+    listed = [
+        [d["id"] for d in (await gateway.get("/v1/dead-letters", **q.params())).json()]
+        for q in queries
+    ]
+
+    read = [
+        [d.id for d in await letters_page(gateway.agent.outbox.dead_letters, q)] for q in queries
+    ]
+    assert listed == read
+    assert [len(ids) for ids in listed] == [2, 3, 3, 4]
 
 
 async def test_healthz_needs_no_token_and_says_degraded_without_a_broker(

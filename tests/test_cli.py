@@ -198,7 +198,7 @@ def test_run_refuses_a_devices_file_with_an_unknown_model(
     assert main(["run", "--devices", str(devices), "--data-dir", str(tmp_path / "data")]) == 2
 
     line = _one_line(capsys.readouterr().err)
-    assert line.startswith(f"{CONFIG_ERROR}{devices}: device #1: ")
+    assert line.startswith(f"{CONFIG_ERROR}{devices}:1: device #1: ")  # YAML too names its line
     assert "no-such-model" in line
 
 

@@ -72,7 +72,10 @@ def test_a_community_file_builds_its_units_floors_and_shared_devices(tmp_path: P
             "id: x\nbuildings: [{id: b1, units: -1}]\n",
             "buildings.0.units: Value error, expected a count of units (0 or more) or a list",
         ),
-        ("id: x\nbuildings: [{id: b/1, units: 1}]\n", "buildings.0.id: String should match"),
+        (
+            "id: x\nbuildings: [{id: b/1, units: 1}]\n",
+            "buildings.0.id: Value error, not an identifier",
+        ),
         ("id: x\nbuildings: [{id: b1, units: [a, a]}]\n", "units named twice: a"),
         (
             "id: x\nbuildings: [{id: b1, units: 1}, {id: b1, units: 1}]\n",

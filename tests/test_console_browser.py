@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -275,6 +275,114 @@ def test_an_event_redraws_only_its_row_in_its_place(live: _Live) -> None:
         # rows while the burst gathers), 10 a request
         assert requests.rows() - rows_before <= 11 + 5
         page.screenshot(path=artefact("board-rows-burst-1920.png"))
+        assert errors == []
+
+
+def _is_whole(url: str) -> bool:
+    return "/console/board?" in url or url.endswith("/console/board")
+
+
+class _Held:
+    """The page's requests matching `match`, kept out (the first `first` of them, or all) until
+    the test releases them; after that they go through."""
+
+    def __init__(self, page: Page, match: Callable[[str], bool], first: int | None = None) -> None:
+        self.routes: list[Route] = []
+        self._first = first
+        self._released = False
+        page.route(match, self._route)
+
+    def _route(self, route: Route) -> None:
+        if self._released or (self._first is not None and len(self.routes) >= self._first):
+            route.continue_()
+        else:
+            self.routes.append(route)
+
+    def release(self) -> None:
+        self._released = True
+        for route in self.routes:
+            route.continue_()
+
+
+def test_an_alarm_heard_while_a_whole_board_is_out_does_not_wait_for_it(live: _Live) -> None:
+    """At 80 % load the slowest presses were heard by the page, then waited for a whole board
+    that was out (its fetch, then its drawing): an unanswered alarm heard meanwhile is fetched as
+    its row at once, and the whole board, drawn later, keeps it."""
+    community = "cs-rows-held"
+    token = live.token("duty_officer", community, "郑值班")
+    live.sos(community, "b1", "sos-held-0")
+    live.alert_of(community, "sos-held-0")
+    with live.context() as context:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        _sign_in(page, token)
+        expect(page.locator("#link-state")).to_have_text("实时")
+        expect(page.locator("tr[data-alert]")).to_have_count(1)
+        held = _Held(page, _is_whole)  # whole boards asked for, not answered until released
+        with page.expect_request(lambda request: _is_whole(request.url)):
+            page.evaluate("() => htmx.trigger('#board', 'refresh')")  # as a reconnect does
+
+        live.sos(community, "b2", "sos-held-1")
+        expect(page.locator("tr[data-device='sos-held-1'].alarm")).to_have_count(1)
+        assert len(held.routes) == 1  # drawn while the whole board was still out
+        expect(page.locator(".counters")).to_have_attribute("data-open", "2")
+
+        held.release()
+        page.wait_for_function(
+            "() => !document.getElementById('board').classList.contains('htmx-request')"
+        )
+        expect(page.locator("tr[data-device='sos-held-1'].alarm")).to_have_count(1)
+        assert _drawn(page) == _server_order(page)
+        assert len((page.get_attribute("table.alerts", "data-alarms") or "").split()) == 2
+        assert errors == []
+
+
+def test_an_alarm_heard_just_before_a_burst_goes_ahead_of_it(live: _Live) -> None:
+    """An SOS heard while a row request is out, then a burst of other events: the SOS goes
+    ahead of the burst's whole board as its row, as one heard during the burst does."""
+    community = "cs-rows-before-burst"
+    token = live.token("duty_officer", community, "冯值班")
+    live.publisher.publish_many(
+        (f"ce/{community}/b1/tuya-sos-button/sos-bb-{n}", SOS) for n in range(12)
+    )
+    others = [live.alert_of(community, f"sos-bb-{n}") for n in range(12)]
+    with live.context() as context:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        _sign_in(page, token)
+        expect(page.locator("#link-state")).to_have_text("实时")
+        expect(page.locator("tr[data-alert]")).to_have_count(12)
+        page.evaluate(
+            """() => { window.__heard = [];
+            document.getElementById('rows-watch').addEventListener('htmx:sseMessage',
+                e => window.__heard.push(JSON.parse(e.detail.data).id)); }"""
+        )
+        first_row = _Held(page, lambda url: "/console/board/rows?" in url, first=1)
+        wholes = _Held(page, _is_whole)
+        # events the page hears as the stream would bring them (other alerts, not alarms)
+        other_event = """ids => ids.forEach(id => document.getElementById('rows-watch')
+            .dispatchEvent(new CustomEvent('htmx:sseMessage',
+                {detail: {data: JSON.stringify({id: id, kind: 'repeated', alarm: false})}})))"""
+        with page.expect_request("**/console/board/rows?*"):
+            page.evaluate(other_event, others[:1])  # a row request out: the page is busy
+
+        live.sos(community, "b2", "sos-bb-alarm")
+        alarm = live.alert_of(community, "sos-bb-alarm")
+        page.wait_for_function(f"() => window.__heard.includes('{alarm}')")
+        page.evaluate(other_event, others[1:])  # then a burst: 11 more events at once
+        assert len(first_row.routes) == 1
+        first_row.release()
+
+        expect(page.locator(f"tr[data-alert='{alarm}'].alarm")).to_have_count(1)
+        assert len(wholes.routes) <= 1  # the burst's whole board is held: not drawn yet
+        wholes.release()
+        page.wait_for_function(
+            "() => !document.getElementById('board').classList.contains('htmx-request')"
+        )
+        expect(page.locator("tr[data-alert]")).to_have_count(13)
+        assert _drawn(page) == _server_order(page)
         assert errors == []
 
 

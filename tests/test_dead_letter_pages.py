@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from edge.model import DeadLetter
-from gateway.dead_letter_pages import letters_page
+from gateway.dead_letter_pages import LetterQuery, letters_page
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -37,8 +37,8 @@ def _letter(letter_id: int, at_ms: int, community: str = "c1") -> DeadLetter:
 
 async def test_a_page_continues_below_the_last_id() -> None:
     outbox = _Outbox([_letter(n, n * 10) for n in range(1, 8)])
-    first = await letters_page(outbox, 3, None)
-    second = await letters_page(outbox, 3, first[-1].id)
+    first = await letters_page(outbox, LetterQuery(3))
+    second = await letters_page(outbox, LetterQuery(3, first[-1].id))
     assert [d.id for d in first + second] == [7, 6, 5, 4, 3, 2]
 
 
@@ -47,17 +47,19 @@ async def test_from_a_moment_the_id_breaks_ties_within_its_millisecond() -> None
     outbox = _Outbox([_letter(1, 10), _letter(2, 20), _letter(3, 30)])
     outbox.letters = [_letter(6, 50), _letter(5, 40), _letter(4, 40), *outbox.letters]
     moment = START + timedelta(milliseconds=40)
-    page = await letters_page(outbox, 10, 5, received_before=moment)
+    page = await letters_page(outbox, LetterQuery(10, 5, received_before=moment))
     assert [d.id for d in page] == [4, 3, 2, 1]
     # an id from another shard's numbering only breaks the tie: 1 lets none of that ms through
-    assert [d.id for d in await letters_page(outbox, 10, 1, received_before=moment)] == [3, 2, 1]
+    assert [
+        d.id for d in await letters_page(outbox, LetterQuery(10, 1, received_before=moment))
+    ] == [3, 2, 1]
 
 
 async def test_a_scoped_page_is_filled_from_further_reads() -> None:
     letters = [_letter(n, n, "c1" if n % 10 == 0 else "c2") for n in range(1, 1201)]
     outbox = _Outbox(letters)
-    page = await letters_page(outbox, 5, None, keep=lambda d: "/c1/" in d.topic)
+    page = await letters_page(outbox, LetterQuery(5), keep=lambda d: "/c1/" in d.topic)
     assert [d.id for d in page] == [1200, 1190, 1180, 1170, 1160]
-    deep = await letters_page(outbox, 200, None, keep=lambda d: "/c1/" in d.topic)
+    deep = await letters_page(outbox, LetterQuery(200), keep=lambda d: "/c1/" in d.topic)
     assert len(deep) == 120  # every one there is, read 500 at a time
     assert outbox.reads == 1 + 3

@@ -20,7 +20,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("ingest", "decode", "enrich", "rules", "alerts", "outbox", "sinks", "agent")
-VOCABULARY = ("model", "errors", "clock", "database", "yaml_file", "rule_spec")
+VOCABULARY = (
+    "model",
+    "errors",
+    "clock",
+    "database",
+    "checkpointer",
+    "yaml_file",
+    "rule_spec",
+    "identifier",
+)
 PACKAGES = ("edge", "gateway", "simulators", "bench")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from edge.model import (
     Reading,
 )
 from edge.outbox import Forwarder, Outbox
+from edge.outbox.outbox import DELETE_DELIVERED_AT, FOLD_SEQUENCES_AT
 from edge.sinks.memory import MemorySink
 from tests.factories import opened_event
 
@@ -257,12 +259,14 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A power cut between the two loses nothing: the forwarder's cursor moves only after its
-    copy returned, and that copy syncs the log the express path left unsynced."""
-    synced: list[str] = []
+    copy returned, and that copy syncs the log the express path left unsynced, on a thread (the
+    event loop handles messages meanwhile)."""
+    synced: list[tuple[str, bool]] = []
     fsync = os.fsync
 
     def noting(descriptor: int) -> None:
-        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}")))
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+        synced.append((name, threading.current_thread() is threading.main_thread()))
         fsync(descriptor)
 
     monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
@@ -271,17 +275,60 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     outbox = Outbox(tmp_path / "o.db", {store_sink.name: store_sink.lanes}, now=FakeClock(AT).now)
     outbox.on_events(store_sink.show)
     forwarder = Forwarder(outbox, store_sink, clock=FakeClock())
+    off_the_loop = ("alerts.db-wal", False)
     await outbox.commit(events=[_event(1)])
     assert store.get("a1") is not None
     assert synced == []  # stored and streamed without waiting for the disk
     assert await forwarder.drain() == 1
-    assert synced == ["alerts.db-wal"]  # before the cursor moved past it
+    assert synced == [off_the_loop]  # before the cursor moved past it
     assert await forwarder.drain() == 0
     await outbox.commit(events=[_event(2)])
     assert await forwarder.drain() == 1
-    assert synced == ["alerts.db-wal", "alerts.db-wal"]
-    # an event the express path never saw is written durably by SQLite itself
+    assert synced == [off_the_loop] * 2
+    # an event the express path never saw: stored by the copy, and synced the same way
     await store_sink.write_events([_event(3)])
-    assert synced == ["alerts.db-wal", "alerts.db-wal"]
+    assert store.get(_event(3).alert.id) is not None
+    assert synced == [off_the_loop] * 3
     await outbox.close()
     store.close()
+
+
+async def test_rows_every_sink_has_are_deleted_in_bulk_and_never_fetched_again(
+    tmp_path: Path,
+) -> None:
+    sink = MemorySink("a", frozenset({"readings"}))
+    outbox = _outbox(tmp_path / "o.db", [sink])
+    forwarder = Forwarder(outbox, sink, clock=FakeClock())
+
+    def rows() -> int:
+        with closing(sqlite3.connect(tmp_path / "o.db")) as conn:
+            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+    await outbox.commit([_reading(i) for i in range(DELETE_DELIVERED_AT + 100)])
+    assert await forwarder.drain() == DELETE_DELIVERED_AT + 100
+    kept = rows()
+    assert kept < DELETE_DELIVERED_AT  # enough delivered rows gathered: deleted
+    await outbox.commit([_reading(i) for i in range(10)])
+    assert await forwarder.drain() == 10
+    assert rows() == kept + 10  # delivered, kept until more gather (a delete per move cost pages)
+    assert await forwarder.drain() == 0  # and never given again
+    await outbox.close()
+
+
+async def test_device_sequences_come_back_at_start_folded_or_not(tmp_path: Path) -> None:
+    """One log row per commit, folded into a row per device now and then: what a restart reads
+    is each device's last sequence number either way."""
+    outbox = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    commits = FOLD_SEQUENCES_AT * 2 + 7  # two folds, and seven commits after the last
+    for n in range(commits):
+        await outbox.commit([_reading(n)], sequences={f"d{n % 5}": n, "every": n})
+    await outbox.close()
+
+    reopened = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    assert reopened.last_sequences() == {
+        **{f"d{k}": max(n for n in range(commits) if n % 5 == k) for k in range(5)},
+        "every": commits - 1,
+    }
+    with closing(sqlite3.connect(tmp_path / "o.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM sequence_log").fetchone()[0] == 7
+    await reopened.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,7 @@ from edge.errors import SinkRejected
 from edge.model import DeviceRef, FieldValue, Reading, ReadingFlag
 from edge.outbox import Forwarder, Outbox, StoredReadingSink, read_row
 from edge.outbox.outbox import _ReadingDecoder, encode_reading
-from edge.sinks import ReadingStore
+from edge.sinks import ReadingQuery, ReadingStore
 from edge.sinks.influx import reading_line, stored_reading_line
 from edge.sinks.memory import MemorySink
 
@@ -109,7 +111,28 @@ async def test_the_embedded_store_keeps_stored_rows_as_it_kept_readings(tmp_path
     by_row = ReadingStore(tmp_path / "b.db")
     await by_reading.write_readings(READINGS)
     await by_row.write_stored_readings([encode_reading(r) for r in READINGS])
-    assert by_row.query() == by_reading.query()
+    assert by_row.query(ReadingQuery()) == by_reading.query(ReadingQuery())
     assert by_row.count() == len(READINGS)
     await by_reading.close()
     await by_row.close()
+
+
+async def test_the_embedded_store_syncs_its_writes_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable before the outbox's cursor moves past them, without the event loop waiting."""
+    synced: list[tuple[str, bool]] = []
+    fsync = os.fsync
+
+    def noting(descriptor: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+        synced.append((name, threading.current_thread() is threading.main_thread()))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
+    store = ReadingStore(tmp_path / "readings.db")
+    await store.write_readings(READINGS[:2])
+    await store.write_stored_readings([encode_reading(r) for r in READINGS[2:]])
+    assert synced == [("readings.db-wal", False)] * 2
+    assert store.count() == len(READINGS)
+    await store.close()

@@ -20,7 +20,7 @@ from edge.enrich import DeviceRegistry
 from edge.ingest import parse_mqtt_url
 from edge.model import DeviceRef, RawMessage, Reading, ReadingFlag
 from edge.outbox.outbox import _ReadingDecoder, encode_reading
-from edge.sinks import ReadingStore
+from edge.sinks import ReadingQuery, ReadingStore
 from edge.sinks.influx import reading_line
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
@@ -154,7 +154,7 @@ async def test_the_embedded_store_keeps_flags_and_migrates_an_old_file(tmp_path:
     store = ReadingStore(path, retention_days=100_000)
     try:
         await store.write_readings([_reading((ReadingFlag.TIME_UNIT,))])
-        by_device = {r.device_id: r.flags for r in store.query()}
+        by_device = {r.device_id: r.flags for r in store.query(ReadingQuery())}
     finally:
         await store.close()
     assert by_device == {"sos-1": [ReadingFlag.TIME_UNIT], "old-1": []}

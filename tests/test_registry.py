@@ -53,7 +53,10 @@ def test_a_yaml_registry_with_a_devices_key(tmp_path: Path) -> None:
     [
         ("x1,toaster,c,b,", "device #2: unknown model 'toaster'"),
         ("sos-1,tuya-sos-button,c,b,", "device #2: duplicate device_id 'sos-1'"),
-        ("bad/id,tuya-sos-button,c,b,", "device #2: device_id: String should match pattern"),
+        (
+            "bad/id,tuya-sos-button,c,b,",
+            "device #2: device_id: Value error, not an identifier: character '/'",
+        ),
         ("x2,tuya-sos-button,,b,", "device #2: community: Input should be a valid string"),
     ],
 )

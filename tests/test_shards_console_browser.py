@@ -3,17 +3,21 @@ shard 1 appears live on shard 0's board, without a reload (gateway/shard_sync.py
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import expect
 
 from edge.enrich import Shard
+from gateway.tokens import open_tokens
 from tests.agent_process import TOKEN, wait_for
 from tests.browser import artefact, chromium
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoFactory
-from tests.test_shards import ShardedGateway, _wait_shard_ready
+from tests.test_shards import ShardedGateway, _shard_pid, _wait_shard_ready
 
 SOS = b'{"action": "emergency", "battery": 80}'
 
@@ -58,4 +62,37 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
         expect(page.locator(".readings-table tbody tr")).to_have_count(1)
         expect(page.locator("#no-readings")).to_have_count(0)
         page.screenshot(path=artefact("shards-device-readings-of-shard-1.png"), full_page=True)
+        # a household of shard 1 while shard 1 does not answer: her day is said to be unreadable
+        home: dict[str, object] = {"community": community, "building": theirs, "unit": "1-101"}
+        home |= {"living_alone": True, "residents": [{"name": "张桂英"}]}
+        created = httpx.post(f"{agent.url}/v1/households", json=home, headers=agent.headers)
+        assert created.status_code == 201, created.text
+        # a duty officer reads her day (an admin sees households masked), signed in afresh
+        tokens = open_tokens(data)  # shard 0's, as `community-edge tokens create` writes them
+        try:
+            duty = tokens.create("duty_officer", [community], "duty officer")[1]
+        finally:
+            tokens.close()
+        context.close()
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, locale="zh-CN", base_url=agent.url
+        )  # on her phone
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto("/console/")
+        page.fill("#token", duty)
+        page.click("button[type=submit].primary")
+        page.wait_for_url("**/console/*")
+        care = f"/console/care/households/{community}/{theirs}/1-101"
+        page.goto(care)
+        expect(page.locator("#rhythm-unread")).to_have_count(0)
+        pid = _shard_pid(data / "shard-1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            page.goto(care, timeout=60_000)
+            expect(page.locator("#rhythm-unread")).to_contain_text("shard-1")
+            expect(page.locator("#rhythm-unread")).to_contain_text("生活规律暂时读不到")
+            page.screenshot(path=artefact("shards-care-rhythm-unread.png"), full_page=True)
+        finally:
+            os.kill(pid, signal.SIGCONT)
         context.close()

@@ -123,8 +123,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[_Gateway]:
     readings = ReadingStore(tmp_path / "readings.db")
     agent = Agent(config, PROFILES, DeviceRegistry(), [readings], clock)
     async with agent:
-        # a device id as open enrollment takes it from a topic: markup and a bidi override
-        topic = f"ce/c1/b1/tuya-sos-button/<b>sos{RLO}1"
+        # a device id with markup and a bidi override no longer enters through a topic
+        # (edge.identifier, test_device_ids.py); the stream test below builds such an alert, as
+        # a central API could still receive one from an older gateway
+        topic = "ce/c1/b1/tuya-sos-button/sos-1"
         out = agent.pipeline.handle(
             RawMessage(topic=topic, payload=b'{"action": "emergency"}', received_at=clock.now())
         )
@@ -182,8 +184,9 @@ async def test_the_stream_escapes_markup_and_bidi_from_device_ids(gateway: _Gate
         await asyncio.sleep(0.01)
     alert = gateway.agent.alert_store.get(gateway.alert_id)
     assert alert is not None
+    hostile = alert.model_copy(update={"device_id": f"<b>sos{RLO}1"})
     gateway.agent.stream.publish(
-        [AlertEvent(id="ev-1", kind="repeated", at=alert.updated_at, actor="t", alert=alert)]
+        [AlertEvent(id="ev-1", kind="repeated", at=alert.updated_at, actor="t", alert=hostile)]
     )
     gateway.agent.stream.close()
     text = (await task).text

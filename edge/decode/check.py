@@ -137,7 +137,7 @@ def _check_examples(
         try:
             decoded = decode(raw, registry)
         except DecodeError as exc:
-            key = "topic" if exc.cause == "unknown_topic" else "payload"
+            key = "topic" if exc.cause in ("unknown_topic", "invalid_id") else "payload"
             problems.append(problem(key, f"does not decode ({exc.cause}): {exc.detail}"))
             continue
         if decoded.profile.name != profile.name:

@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edge.decode.fields import Converter, converter
 from edge.errors import ProfileError, UnknownTopic
+from edge.identifier import refuse_invalid_ids
 from edge.model import FieldValue
 from edge.rule_spec import PLACE_KINDS, Condition, RuleSpec
 from edge.yaml_file import load_yaml_model
@@ -78,7 +79,8 @@ class Layout:
 class FieldSpec(BaseModel):
     """How one canonical field is read out of the payload: a JSON path, or bytes of the frame."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # YAML reads .nan and .inf: a NaN bound never refuses, a NaN scale refuses every message
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=_NAME)
     # dotted path into the JSON payload (or envelope): "AccessControllerEvent.subEventType";
     # a number indexes a list: "rxInfo.0.rssi"
@@ -227,7 +229,7 @@ class PayloadDeviceSpec(_AtPath):
 class ProfileExample(BaseModel):
     """A payload the model really sends and the canonical fields it must decode to."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     description: str
     topic: str
     payload: dict[str, Any]
@@ -328,7 +330,7 @@ class _TopicTree:
 class DeviceProfile(BaseModel):
     """One device model: its topics, payload fields, liveness interval and default rules."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     vendor: str
     description: str
@@ -541,7 +543,8 @@ class ProfileRegistry:
 
     def match(self, topic: str) -> tuple[DeviceProfile, Mapping[str, str]]:
         """The profile that claims `topic` and the placeholder values (shared by every message
-        on the topic: read, never changed); raises UnknownTopic."""
+        on the topic: read, never changed); raises UnknownTopic, or InvalidId for a value that
+        is not an identifier."""
         matched = self._matches.get(topic)
         if matched is not None:
             return matched
@@ -551,13 +554,14 @@ class ProfileRegistry:
             raise UnknownTopic(f"no device profile claims topic {topic!r}")
         profile, pattern = found
         # places interned: thousands of devices share a handful of communities and buildings
-        matched = (
-            profile,
-            {
-                name: levels[index] if name == "device_id" else sys.intern(levels[index])
-                for index, name in pattern.slots
-            },
-        )
+        values = {
+            name: levels[index] if name == "device_id" else sys.intern(levels[index])
+            for index, name in pattern.slots
+        }
+        # checked once, as the match is built: a remembered match holds valid ids only, and a
+        # refused topic (InvalidId) is not remembered
+        refuse_invalid_ids(values)
+        matched = (profile, values)
         if len(self._matches) < MATCHES_KEPT:
             self._matches[topic] = matched
         return matched

@@ -21,10 +21,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from edge.database import open_or_set_aside
 from edge.errors import HouseholdError, HouseholdNotFound
+from edge.identifier import STORED, Identifier
 from edge.model import epoch_ms
 
 _log = logging.getLogger(__name__)
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # as the registry's: no '/', no MQTT wildcards
 _PHONE = r"^\+?[0-9][0-9 -]{3,24}$"
 _PERSON = r"^[A-Za-z0-9_.\-]+$"  # as the roster's person ids
 MAX_RESIDENTS = 8
@@ -93,14 +93,14 @@ class Household(BaseModel):
     """One home: its address, residents, devices, family contacts, care worker, and absence."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    community: str = Field(pattern=_ID, max_length=64)
-    building: str = Field(pattern=_ID, max_length=64)
+    community: Identifier  # edge.identifier's rule, as the registry's and the topics'
+    building: Identifier
     floor: str | None = Field(default=None, max_length=16)
-    unit: str = Field(pattern=_ID, max_length=64)
+    unit: Identifier
     residents: tuple[Resident, ...] = Field(default=(), max_length=MAX_RESIDENTS)
     living_alone: bool = False
     care_level: CareLevel = CareLevel.INDEPENDENT
-    device_ids: tuple[str, ...] = ()
+    device_ids: tuple[Identifier, ...] = ()
     family: tuple[FamilyContact, ...] = Field(default=(), max_length=MAX_FAMILY)
     care_worker: CareWorker | None = None
     away_until: AwareDatetime | None = None  # hospital, visiting family: inactivity not counted
@@ -261,7 +261,9 @@ class HouseholdStore:
                 changed = current.model_copy(
                     update={"away_until": until, "away_reason": reason if until else None}
                 )
-                stored = self._put(Household.model_validate(changed.model_dump()), now, None)
+                # re-validated for the new dates; its ids as stored (edge.identifier.STORED)
+                revalidated = Household.model_validate(changed.model_dump(), context=STORED)
+                stored = self._put(revalidated, now, None)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -290,7 +292,7 @@ class HouseholdStore:
 
     def _get(self, hid: str) -> Household | None:
         row = self._conn.execute("SELECT body FROM households WHERE id = ?", (hid,)).fetchone()
-        return None if row is None else Household.model_validate_json(row[0])
+        return None if row is None else Household.model_validate_json(row[0], context=STORED)
 
     def household_of_device(self, device_id: str) -> Household | None:
         """The household a device is installed in, if it is registered to one."""
@@ -300,7 +302,7 @@ class HouseholdStore:
                 "WHERE d.device_id = ?",
                 (device_id,),
             ).fetchone()
-        return None if row is None else Household.model_validate_json(row[0])
+        return None if row is None else Household.model_validate_json(row[0], context=STORED)
 
     def list(
         self,
@@ -346,7 +348,7 @@ class HouseholdStore:
             args.append(limit)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        return [Household.model_validate_json(r[0]) for r in rows]
+        return [Household.model_validate_json(r[0], context=STORED) for r in rows]
 
     def __iter__(self) -> Iterator[Household]:
         return iter(self.list())
@@ -367,7 +369,7 @@ class HouseholdStore:
             rows = self._conn.execute(
                 "SELECT body FROM households WHERE away_until_ms IS NOT NULL ORDER BY id"
             ).fetchall()
-        return [Household.model_validate_json(r[0]) for r in rows]
+        return [Household.model_validate_json(r[0], context=STORED) for r in rows]
 
     def away(self, now: datetime) -> builtins.list[Household]:
         """Households away at `now` (the board shows them; inactivity is not counted)."""

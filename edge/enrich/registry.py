@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.decode import DeviceProfile, ProfileRegistry
 from edge.errors import RegistryError, UnknownDevice
+from edge.identifier import Identifier
 from edge.model import DeviceRef
-from edge.yaml_file import describe
+from edge.yaml_file import describe, line_of
 
 _log = logging.getLogger(__name__)
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"  # no MQTT wildcards, no '/', no spaces
 _MAX_PROBLEMS = 20  # a spreadsheet with a systematic mistake: enough to see it, not 50,000 lines
 _CONTACT_RE = re.compile(r"^\s*(?P<name>[^:;]+?)\s*:\s*(?P<phone>[^:;]+?)\s*$")
 
@@ -46,11 +46,12 @@ class RegisteredDevice(BaseModel):
     """One row of the registry file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    device_id: str = Field(pattern=_ID)
+    # edge.identifier's rule: the same a topic's levels must meet
+    device_id: Identifier
     model: str
-    community: str = Field(pattern=_ID)
-    building: str = Field(pattern=_ID)
-    unit: str | None = None
+    community: Identifier
+    building: Identifier
+    unit: Identifier | None = None
     install_date: date | None = None
     # a reference into the property company's resident records (never a name): who lives where
     # the device is, for the people who respond
@@ -136,7 +137,8 @@ class DeviceRegistry:
     def from_file(cls, path: Path, profiles: ProfileRegistry) -> DeviceRegistry:
         """Load a YAML list or a CSV file (header: device_id,model,community,building,unit, ...).
 
-        Every bad row is reported (up to 20), each with the file and its line (CSV) or position.
+        Every bad row is reported (up to 20), each with the file and its line (in YAML, the line
+        of the bad key).
         """
         try:
             text = path.read_text(encoding="utf-8")
@@ -152,16 +154,27 @@ class DeviceRegistry:
         problems: list[str] = []
         categories = {p.name: p.category for p in profiles}
 
+        # a YAML file's device entries as nodes, for the lines of its problems: composed only
+        # when there is a problem to place
+        items: list[yaml.Node] | None = None
+
         # Nothing per row beyond what is kept (no message strings, no side tables): 100,000
         # transient objects at start-up fragment the allocator's arenas for the process's life.
-        def where(number: int, line: int | None) -> str:
+        def where(number: int, line: int | None, loc: Sequence[str | int] = ()) -> str:
+            nonlocal items
+            if line is None and not csv_file:
+                if items is None:
+                    items = _yaml_items(text)
+                if number <= len(items):
+                    line = line_of(items[number - 1], loc)
             return f"{path}:{line}: device #{number}" if line else f"{path}: device #{number}"
 
         for number, (line, row) in enumerate(rows, start=1):
             try:
                 device = RegisteredDevice.model_validate(row)
             except ValidationError as exc:
-                problems.append(f"{where(number, line)}: {describe(exc)}")
+                loc = exc.errors()[0]["loc"]
+                problems.append(f"{where(number, line, loc)}: {describe(exc)}")
                 continue
             category = categories.get(device.model)
             if category is None:
@@ -299,6 +312,17 @@ def _yaml_rows(path: Path, text: str) -> Iterator[tuple[int | None, object]]:
         raise RegistryError(f"{path}: expected a list of devices (or a 'devices:' key)")
     for row in data:
         yield None, row
+
+
+def _yaml_items(text: str) -> list[yaml.Node]:
+    """The nodes of a YAML registry's device entries (the text has loaded once already)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(root, yaml.MappingNode):
+        root = next(
+            (v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "devices"),
+            None,
+        )
+    return list(root.value) if isinstance(root, yaml.SequenceNode) else []
 
 
 class RegistryFile:

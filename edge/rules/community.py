@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.decode import Problem, ProfileRegistry, default_profile_dir
 from edge.errors import RuleError
+from edge.identifier import Identifier
 from edge.model import Severity
 from edge.rule_spec import PLACE_KINDS, RuleSpec, Schedule
 from edge.yaml_file import line_of
@@ -27,13 +28,16 @@ _SETTABLE = ("severity", "enabled", "schedule", "for_seconds", "at_least", "with
 class Override(BaseModel):
     """Changes to one rule where the match holds; the most specific match wins per key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # YAML reads .inf: `for_seconds: .inf` would pass `gt=0` and the rule would never raise
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     rule: str
     model: str | None = None
-    community: str | None = None
-    building: str | None = None
-    unit: str | None = None
-    device: str | None = None
+    # where it holds: ids as topics and the registry name them (edge.identifier), so a typo
+    # such as a building's name in Chinese is refused, not an override that never matches
+    community: Identifier | None = None
+    building: Identifier | None = None
+    unit: Identifier | None = None
+    device: Identifier | None = None
     summary: str | None = None
     summary_zh: str | None = None
     severity: Severity | None = None

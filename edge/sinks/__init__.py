@@ -37,7 +37,7 @@ from edge.sinks.channels.robot import RateWindow, RobotSink
 from edge.sinks.channels.route import Route, TimeWindow
 from edge.sinks.channels.tencent import TencentSms, TencentVoice
 from edge.sinks.channels.wecom import WecomSink
-from edge.sinks.reading_store import ReadingStore, StoredReading
+from edge.sinks.reading_store import ReadingQuery, ReadingStore, StoredReading
 from edge.sinks.refusal import HTTP_TIMEOUT_S, refusal
 from edge.sinks.webhook import WebhookSink
 
@@ -86,6 +86,7 @@ __all__ = [
     "PhoneSink",
     "RateWindow",
     "ReachSummary",
+    "ReadingQuery",
     "ReadingStore",
     "RobotSink",
     "Route",

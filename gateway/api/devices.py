@@ -17,6 +17,7 @@ from gateway.api.errors import ACTION_ERRORS, ERRORS, ErrorResponse
 from gateway.api.schemas import (
     AwayBody,
     DeviceDetail,
+    DeviceIdPath,
     DeviceList,
     DeviceView,
     PathId,
@@ -120,7 +121,7 @@ async def list_unregistered(
 
 @router.get("/v1/devices/{device_id}", tags=["devices"], responses=ERRORS)
 async def get_device(
-    device_id: PathId, caller: Caller, request: Request, desk: AgentDesk
+    device_id: DeviceIdPath, caller: Caller, request: Request, desk: AgentDesk
 ) -> DeviceDetail:
     """One device: where it is, its liveness, battery and link, who to call, open alerts.
 

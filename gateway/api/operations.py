@@ -13,7 +13,7 @@ from gateway.api.errors import ERRORS, ErrorResponse
 from gateway.api.schemas import DeadLetterView, IsoTime
 from gateway.api.security import Caller, MaybeCaller, admin_only, audit, topic_visible
 from gateway.audit import AuditLog, AuditRecord
-from gateway.dead_letter_pages import letters_page
+from gateway.dead_letter_pages import LetterQuery, letters_page
 from gateway.privacy import mask_payload, mask_text
 from gateway.tokens import Role
 
@@ -88,9 +88,7 @@ async def list_dead_letters(
     admin_only(caller)
     letters = await letters_page(
         desk.dead_letters,
-        limit,
-        before_id,
-        received_before,
+        LetterQuery(limit, before_id, received_before),
         keep=lambda d: topic_visible(caller, desk, d.topic),
     )
     return [

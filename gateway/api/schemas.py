@@ -19,6 +19,7 @@ from pydantic import (
 
 from edge.alerts import Incident, Silence
 from edge.enrich import Contact
+from edge.identifier import ID_RULE, check_id
 from edge.model import Alert, AlertEvent
 from edge.sinks import Delivery, StoredReading
 from gateway.api.untrusted_text import IDENTIFIER_PATTERN, free_text, one_line
@@ -192,3 +193,7 @@ ZonedTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 # an id in a URL path (alert, incident, silence, device, place): no control or bidi character
 PathId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+# a device id in a URL path: the identifier rule (edge.identifier), 422 saying why
+DeviceIdPath = Annotated[str, Path(description=f"a device id: {ID_RULE}"), AfterValidator(check_id)]
+# a device id in a query: the same rule (422, not an empty answer that reads as "no readings")
+DeviceIdQuery = Annotated[str, AfterValidator(check_id)]

@@ -13,6 +13,7 @@ import orjson
 
 from edge.decode import ProfileRegistry, default_profile_dir
 from edge.errors import ProfileError
+from edge.identifier import ID_RULE, id_problem, shown
 from gateway.cli.process import Commands, setup_logging
 from simulators.scenarios import SCENARIOS
 
@@ -81,10 +82,20 @@ def register(commands: Commands) -> None:
         metavar="FILE.csv",
         help="write the simulated devices' registry CSV (device_id,model,community,building,unit)",
     )
-    sim.add_argument("--community", default="demo")
+    sim.add_argument(
+        "--community", default="demo", type=_identifier, help=f"the community's id: {ID_RULE}"
+    )
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--json", action="store_true", help="last line is a JSON summary")
     sim.set_defaults(handler=simulate)
+
+
+def _identifier(value: str) -> str:
+    """A community id the agent will take from the topic (else every message is a dead letter)."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{shown(value)} is not an identifier: {problem}")
+    return value
 
 
 def simulate(args: argparse.Namespace) -> int:

@@ -28,8 +28,8 @@ from gateway.console import (
 )
 from gateway.console.access import CareOnly, CsrfRefused, SignInRequired, sign_in_url
 from gateway.console.assets import static_files
-from gateway.console.board import OpenAlerts
 from gateway.console.not_found import refusal_page
+from gateway.console.open_alerts import OpenAlerts
 from gateway.console.page import render
 from gateway.console.sessions import SessionBook
 from gateway.console.sign_in_links import SignInLinks
@@ -74,7 +74,7 @@ def create_console(
     console.state.desk = desk
     console.state.acts = acts
     console.state.threaded_reads = threaded_reads
-    console.state.open_alerts = OpenAlerts()  # read once per change, not once per screen
+    console.state.open_alerts = OpenAlerts()  # read once, then followed event by event
     console.state.sign_in_links = sign_in_links or SignInLinks()
     console.state.authenticator = authenticator
     console.state.tokens = tokens

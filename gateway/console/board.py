@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from edge.model import SEVERITY_RANK, Alert, AlertStatus, Severity
+from gateway.console.open_alerts import OPEN, OpenAlerts, read_open
 from gateway.console.source import AlertSource
 
-OPEN = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED)
 # categories whose critical alerts are life-safety alarms: they sound until acknowledged
 LIFE_SAFETY = frozenset({"sos", "smoke", "fire", "fall", "door"})
-_PAGE = 500  # the store's page size while gathering
 # rows drawn by default: the most urgent first, every open alert counted above them. Measured in
 # chromium: a live refresh of 5,000 rows takes ~4 s, of 1,000 well under the board's 2 s promise;
 # `all=1` draws every row (a person asks for it, and the page says how many are not drawn)
@@ -99,53 +98,6 @@ def row_order(alert: Alert) -> str:
     return f"{rank:02d}{taken:d}{(opened - _EPOCH) // _MICROSECOND:017d}"
 
 
-class OpenAlerts:
-    """Every open alert of a scope, read from the source once per change of its alerts.
-
-    Each screen fetches the board again on every alert event; with thousands of open alerts the
-    reading (a JSON document per alert) was most of a board's cost, paid on the agent's event
-    loop once per screen. Kept per scope until the source's `alerts_version` moves, which it does
-    for every stored event, so a board never shows less than the store holds. A source without a
-    version (central) is read every time.
-    """
-
-    _SCOPES = 32  # distinct scopes kept (people, filters by community); more: start again
-
-    def __init__(self) -> None:
-        self._version: int | None = None
-        self._by_scope: dict[tuple[str, ...] | None, list[Alert]] = {}
-
-    def of(self, source: AlertSource, scope: list[str] | None) -> list[Alert]:
-        version = source.alerts_version()
-        if version is None:
-            return _read_open(source, scope)
-        if version != self._version:
-            self._by_scope.clear()
-            self._version = version
-        key = None if scope is None else tuple(sorted(scope))
-        found = self._by_scope.get(key)
-        if found is None:
-            found = _read_open(source, scope)
-            if source.alerts_version() == version:  # nothing stored while reading
-                if len(self._by_scope) >= self._SCOPES:
-                    self._by_scope.clear()
-                self._by_scope[key] = found
-        return found
-
-
-def _read_open(source: AlertSource, scope: list[str] | None) -> list[Alert]:
-    found: list[Alert] = []
-    for status in OPEN:
-        cursor: str | None = None
-        while True:
-            page = source.alerts(scope, status, None, _PAGE, cursor)
-            found.extend(page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-    return found
-
-
 def gather(
     desk: AlertSource,
     scope: list[str] | None,
@@ -161,7 +113,7 @@ def gather(
         scope = [c for c in (scope or [filters.community]) if c == filters.community]
     found: list[Alert] = []
     if scope != []:
-        found = (open_alerts or OpenAlerts()).of(desk, scope)
+        found = read_open(desk, scope) if open_alerts is None else open_alerts.of(desk, scope)
     placed = [
         a
         for a in found

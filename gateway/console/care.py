@@ -172,11 +172,13 @@ async def _household_page(
         status = desk.visits.status([household], desk.now(), _zone(request))[0]
     now = desk.now()
     rhythm: list[RhythmView] = []
+    rhythm_unread: str | None = None  # the shard that keeps it, when it did not answer
     if full:
         try:
             rhythm = await desk.rhythm_of(household.community, household.building, household.unit)
         except ShardUnavailable as exc:  # run --shards N: the owning shard is restarting
             _log.warning("rhythm of %s not read: %s", household.id, exc)
+            rhythm_unread = exc.shard or "?"
     return render(
         request,
         "care_household.html",
@@ -198,6 +200,7 @@ async def _household_page(
             # her learned day (gateway/console/templates/_rhythm.html): for those who see her
             # in full, as when she is at home is personal data
             "rhythm": rhythm,
+            "rhythm_unread": rhythm_unread,
             "rhythm_words": REPORT_WORDS[visitor.lang],
         },
     )

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from edge.agent import Desk
 from edge.enrich import Status
+from edge.identifier import id_problem
 from edge.model import Alert
 from gateway.api.security import audit, masked, places_of, topic_visible, visible
 from gateway.console.access import Person
@@ -27,7 +28,9 @@ router = APIRouter()
 PAGE = 200  # devices per page
 FLAGS = ("low_battery", "tamper", "alarm")
 RECENT_ALERTS = 500  # of the community's newest alerts, those of the device are listed
-DeviceId = Annotated[str, Path(max_length=200)]
+# any text: an id outside the identifier rule names no device, and gets the "not found" page
+# (which shows at most 200 characters of it), not a JSON 422 in the middle of the console
+DeviceId = Annotated[str, Path()]
 
 
 def _desk(request: Request) -> Desk:
@@ -97,9 +100,9 @@ def _alerts_of(desk: Desk, community: str, device_id: str) -> list[Alert]:
 async def device_page(request: Request, visitor: Person, device_id: DeviceId) -> Response:
     """One device: where, its status, its readings over the last 24 h, its alerts."""
     desk = _desk(request)
-    ref = desk.device(device_id)
+    ref = desk.device(device_id) if id_problem(device_id) is None else None
     if ref is None:
-        raise HTTPException(status_code=404, detail=f"no device {device_id!r}")
+        raise HTTPException(status_code=404, detail="no such device")
     principal = visitor.principal
     visible(request, principal, ref.community, f"device:{device_id}")
     alerts = _alerts_of(desk, ref.community, device_id)

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from edge.agent import Desk
 from edge.model import Alert, AlertEvent, AlertEventKind
-from edge.sinks import StoredReading
+from edge.sinks import ReadingQuery, StoredReading
 from gateway.console.catalogue import Lang
 from gateway.console.chart import Series, fitted, series_of, svg
 from gateway.console.labels import field_label
@@ -69,7 +69,9 @@ async def _query(
     store = reading_store(request)
     if store is not None:
         answer = await store.query(
-            device_id=device_id, communities=[community], since=start, until=end, limit=limit
+            ReadingQuery(
+                device_id=device_id, communities=(community,), since=start, until=end, limit=limit
+            )
         )
         return answer.items
     tsdb = tsdb_readings(request)

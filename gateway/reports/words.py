@@ -45,6 +45,11 @@ _WORDS: dict[str, tuple[str, str]] = {
     "away": ("外出住户（住院、探亲）", "Households away (hospital, family)"),
     "none": ("无", "None"),
     "her_day": ("生活规律（近四周学习所得）", "Her day (learned from the last four weeks)"),
+    "rhythm_unread": (
+        "生活规律暂时读不到：保存它的网关进程（{shard}）没有应答，正在重启时会这样，请稍后刷新。",
+        "Her day cannot be read just now: the gateway process that keeps it ({shard}) did not "
+        "answer, as when it is restarting; refresh in a moment.",
+    ),
     "learning": ("学习中，已学 {d} 天", "still learning: {d} days so far"),
     "days_learned": ("已学 {d} 天", "{d} days learned"),
     "own_day": ("日常活动时段", "Her usual hours"),

@@ -6,12 +6,17 @@
 //   descending (board.row_order). A capped board's last rows come along, so a row leaving pulls
 //   the next one in, and rows past the cap go.
 // - Events that arrive while a request is out go in the next one (up to 10). A burst (more than
-//   10 events within 250 ms) is one whole-board fetch 250 ms later, as before this file; an
-//   unanswered life-safety alarm heard in a burst is fetched as a row at once all the same (under
-//   load other alerts' events kept the board in bursts, and an SOS waited for the gathering).
+//   10 events within 250 ms) is one whole-board fetch 250 ms later, as before this file.
+// - Unanswered life-safety alarms never wait for a whole board: heard while a burst gathers
+//   (also just before it was seen) or while a whole board is out, they are fetched as rows at
+//   once (or when the row request out returns), whole board out or not. Under load other
+//   alerts' events kept the board in bursts, and an SOS heard just before one was seen, or while
+//   a whole board was out, waited for the gathering, the whole fetch and the drawing of a whole
+//   board (0.5-0.9 s after it was heard: the slowest presses at 80 % load).
 // - Whole-board fetches (a burst, a reconnect in console.js, a board that is or becomes empty)
-//   are htmx's own; no row request goes out while one is, and a row answer sent before one
-//   started is dropped: the whole board is at least as new.
+//   are htmx's own; while one is out only those alarms' rows go out. A row answer is dropped
+//   when a whole board asked for after it has been drawn (that board is at least as new); rows
+//   fetched while a whole board was out are fetched again once it is drawn (it may be older).
 // - After a change the page checks its board against the server's figures (rows drawn, alarms,
 //   the last row) and fetches the whole board if they still differ a second later (events on
 //   their way settle most), so a missed turn cannot linger.
@@ -21,11 +26,14 @@
   var BURST = 10; // events within BURST_MS beyond which the whole board is fetched instead
   var BURST_MS = 250; // also how long a burst gathers before its whole-board fetch
   var pending = []; // alert ids whose rows are still to fetch
-  var urgent = []; // ... of which unanswered life-safety alarms heard in a burst
+  var alarming = {}; // ... of which unanswered life-safety alarms: id -> true
+  var urgent = []; // alarms to fetch ahead of a whole board gathering or out
   var times = []; // when the events of the last BURST_MS came
   var busy = false; // a row request is out
   var wholeOut = 0; // whole-board requests out (htmx sends a queued one before the last ends)
   var wholeSince = -1; // performance.now() when the last whole-board request went out
+  var wholeSent = []; // ... when each whole-board request out went out, oldest first
+  var drawnSince = -1; // when the last whole board drawn had gone out
   var burstSince = 0;
   var burstTimer = null;
   // the server's figures run ahead of the page while events are still on their way (a burst
@@ -34,7 +42,6 @@
   var doubtTimer = null;
 
   function redrawAll() {
-    urgent = [];
     clearTimeout(doubtTimer);
     doubtTimer = null;
     clearTimeout(burstTimer);
@@ -105,9 +112,16 @@
 
   function send() {
     var board = document.getElementById("board");
-    if (busy || wholeOutNow() || !board) { return; }
-    if (burstTimer) { // gathering for the whole board: only the alarms go ahead, as rows
-      if (urgent.length) { request(board, urgent.splice(0, MAX_IDS)); }
+    if (busy || !board) { return; }
+    if (burstTimer || wholeOutNow()) {
+      // a whole board gathering or out: only the alarms go ahead, as rows. Those heard since a
+      // whole board went out stay pending too: it may draw them as they were before their
+      // event, so they are fetched again once it is drawn
+      if (urgent.length) {
+        var first = urgent.splice(0, MAX_IDS);
+        first.forEach(function (id) { delete alarming[id]; });
+        request(board, first);
+      }
       return;
     }
     if (!pending.length) { return; }
@@ -115,29 +129,22 @@
     var ids = pending;
     pending = [];
     urgent = [];
+    alarming = {};
     request(board, ids);
   }
 
   function request(board, ids) {
     busy = true;
     var sent = performance.now();
-    var url = board.dataset.rows;
-    url += (/[?&]$/.test(url) ? "" : "&") + ids.map(function (id) {
-      return "alert=" + encodeURIComponent(id);
-    }).join("&");
-    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-      .then(function (response) {
-        if (!response.ok) { throw new Error(String(response.status)); }
-        return response.text();
-      })
+    window.ceConsole.fetchFragment(board.dataset.rows, ids)
       .then(function (html) {
-        if (wholeSince >= sent) { return; } // a whole board asked for since is at least as new
+        if (drawnSince >= sent) { return; } // a whole board asked for since is at least as new
         var agrees = apply(board, html, ids);
         if (agrees === null) { redrawAll(); return; }
         if (agrees) {
           clearTimeout(doubtTimer);
           doubtTimer = null;
-        } else if (!doubtTimer) {
+        } else if (!doubtTimer && !wholeOutNow()) { // (a whole board out settles it)
           doubtTimer = setTimeout(redrawAll, DOUBT_MS);
         }
         document.body.dispatchEvent(new CustomEvent("ce:swapped", { bubbles: true }));
@@ -151,12 +158,18 @@
     times.push(now);
     while (times[0] < now - BURST_MS) { times.shift(); }
     if (pending.indexOf(id) < 0) { pending.push(id); }
-    if (times.length > BURST && !burstSince) { burstSince = now; }
-    if (burstSince) { // one whole board BURST_MS after it was seen: the agent commits a burst in
-      // a few batches, and a fetch after the first would be followed by another for the rest
-      if (!burstTimer) { burstTimer = setTimeout(redrawAll, BURST_MS); }
-      if (alarm && urgent.indexOf(id) < 0) { urgent.push(id); }
+    if (alarm) { alarming[id] = true; } else { delete alarming[id]; } // as its last event says
+    if (times.length > BURST && !burstSince) {
+      burstSince = now;
+      // the alarms heard just before the burst was seen go ahead of it too
+      urgent = pending.filter(function (p) { return alarming[p] && p !== id; });
     }
+    if (burstSince && !burstTimer) { // one whole board BURST_MS after it was seen: the agent
+      // commits a burst in a few batches, and a fetch after the first would be followed by
+      // another for the rest
+      burstTimer = setTimeout(redrawAll, BURST_MS);
+    }
+    if (alarm && (burstTimer || wholeOutNow()) && urgent.indexOf(id) < 0) { urgent.push(id); }
     send();
   }
 
@@ -175,8 +188,10 @@
       // every event heard so far is in this answer
       wholeOut += 1;
       wholeSince = performance.now();
+      wholeSent.push(wholeSince);
       pending = [];
-      urgent = [];
+      alarming = {};
+      // (alarms not fetched yet still go ahead as rows: this board is drawn hundreds of ms later)
       times = [];
       clearTimeout(doubtTimer);
       doubtTimer = null;
@@ -187,6 +202,8 @@
     board.addEventListener("htmx:afterRequest", function (evt) {
       if (evt.target !== board) { return; }
       wholeOut = Math.max(0, wholeOut - 1);
+      var since = wholeSent.shift();
+      if (evt.detail.successful && since !== undefined) { drawnSince = Math.max(drawnSince, since); }
       send();
     });
   });

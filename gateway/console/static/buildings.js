@@ -22,15 +22,7 @@
     if (pending.length > MAX_IDS) { pending = []; redrawAll(); return; }
     var ids = pending; pending = [];
     busy = true;
-    var url = board.dataset.places;
-    url += (url.indexOf("?") < 0 ? "?" : "&") + ids.map(function (id) {
-      return "alert=" + encodeURIComponent(id);
-    }).join("&");
-    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-      .then(function (response) {
-        if (!response.ok) { throw new Error(String(response.status)); }
-        return response.text();
-      })
+    window.ceConsole.fetchFragment(board.dataset.places, ids)
       .then(function (html) {
         var parsed = document.createElement("template");
         parsed.innerHTML = html;

@@ -1,6 +1,7 @@
 // The duty console's behaviour beyond htmx: keep the board live across drops, and make
 // life-safety alarms heard (a repeating tone), seen (a flashing title) and notified until someone
-// acknowledges them. Muting is per browser (localStorage), visible, and ends by itself.
+// acknowledges them. Muting is per browser (localStorage), visible, and ends by itself. Also the
+// one way the live pages fetch the fragment of some alerts (window.ceConsole.fetchFragment).
 "use strict";
 (function () {
   var MUTE_KEY = "ce-console-mute-until";
@@ -12,6 +13,22 @@
   var titleTimer = null;
   var baseTitle = document.title;
   var notified = {};
+
+  // The fragment for these alert ids: `base` (with its query or without) and alert=<id> for
+  // each, fetched as htmx fetches a fragment (not the whole page); its HTML, or a rejection for a
+  // status other than 2xx. The board's rows (board.js) and the buildings (buildings.js) use it.
+  function fetchFragment(base, ids) {
+    var joint = base.indexOf("?") < 0 ? "?" : /[?&]$/.test(base) ? "" : "&";
+    var url = base + joint + ids.map(function (id) {
+      return "alert=" + encodeURIComponent(id);
+    }).join("&");
+    return fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.text();
+      });
+  }
+  window.ceConsole = { fetchFragment: fetchFragment };
 
   function mutedUntil() {
     var until = Number(localStorage.getItem(MUTE_KEY) || 0);
