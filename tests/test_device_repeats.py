@@ -8,12 +8,14 @@ from pathlib import Path
 
 import orjson
 
-from edge.agent import Agent, AgentConfig
+from edge.agent import Agent, AgentConfig, Pipeline
+from edge.alerts import AlertBook
 from edge.clock import FakeClock
 from edge.decode import ProfileRegistry, default_profile_dir
-from edge.enrich import DeviceRegistry
+from edge.enrich import DeviceHealth, DeviceRegistry
 from edge.ingest import parse_mqtt_url
 from edge.model import RawMessage
+from edge.rules import RuleEngine
 
 PROFILES = ProfileRegistry.load(default_profile_dir())
 GATE = "ce/c1/b1/hikvision-access-controller/gate-1"
@@ -85,3 +87,78 @@ async def test_presses_repeated_with_their_sequence_are_one_press(tmp_path: Path
         assert press(9, None) == ["repeated"]
         assert press(9, None) == []
         assert pipeline.device_repeats == 2
+
+
+def _registry(tmp_path: Path, *device_ids: str) -> DeviceRegistry:
+    devices = tmp_path / f"devices-{'-'.join(device_ids)}.csv"
+    rows = "".join(f"{d},tuya-sos-button,c1,b1,1-10{n}\n" for n, d in enumerate(device_ids))
+    devices.write_text("device_id,model,community,building,unit\n" + rows, encoding="utf-8")
+    return DeviceRegistry.from_file(devices, PROFILES)
+
+
+def _press(pipeline: Pipeline, clock: FakeClock, device_id: str, seq: int) -> list[str]:
+    clock.advance(0.2)
+    body = orjson.dumps({"action": "emergency", "seq": seq, "ts": 1_767_225_600_000 + seq % 1000})
+    raw = RawMessage(f"ce/c1/b1/tuya-sos-button/{device_id}", body, clock.now())
+    return [e.kind.value for e in pipeline.handle(raw).events]
+
+
+def _pipeline(
+    registry: DeviceRegistry, clock: FakeClock, last_sequences: dict[str, int] | None = None
+) -> Pipeline:
+    return Pipeline(
+        PROFILES,
+        registry,
+        RuleEngine(PROFILES),
+        AlertBook(clock),
+        DeviceHealth(clock, PROFILES),
+        last_sequences=last_sequences,
+    )
+
+
+async def test_a_registry_reload_keeps_each_devices_last_event_and_sequence(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    config = AgentConfig(
+        broker=parse_mqtt_url("mqtt://127.0.0.1:1"), client_id="gw", data_dir=tmp_path / "data"
+    )
+    registry = _registry(tmp_path, "sos-1", "sos-2")
+    async with Agent(config, PROFILES, registry, [], clock) as agent:
+        pipeline = agent.pipeline
+        assert _press(pipeline, clock, "sos-2", 7) == ["opened"]
+        # sos-1 removed, sos-3 added: sos-2 moves from slot 1 to slot 0
+        agent.use_registry(_registry(tmp_path, "sos-2", "sos-3"))
+        assert _press(pipeline, clock, "sos-2", 7) == []  # still a repeat
+        assert _press(pipeline, clock, "sos-3", 7) == ["opened"]  # not sos-2's event
+        assert _press(pipeline, clock, "sos-2", 10) == ["repeated"]
+        assert (pipeline.device_repeats, pipeline.sequence_gaps) == (1, 2)  # 8 and 9 lost
+
+
+async def test_a_gap_across_a_restart_counts_from_the_sequences_the_outbox_kept(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    registered = _pipeline(_registry(tmp_path, "sos-1", "sos-2"), clock, {"sos-2": 5, "gone": 1})
+    _press(registered, clock, "sos-2", 9)
+    _press(registered, clock, "sos-1", 9)  # nothing kept for it: no gap
+    assert (registered.sequence_gaps, registered.sequence_repeats) == (3, 0)
+    assert registered.take_sequences() == {"sos-2": 9, "sos-1": 9}
+    # without a registry the outbox keys a device by community, building and id
+    enrolled = _pipeline(DeviceRegistry(), clock, {"c1/b1/sos-2": 5})
+    _press(enrolled, clock, "sos-2", 9)
+    _press(enrolled, clock, "sos-2", 9)  # its repeat
+    _press(enrolled, clock, "sos-2", 9 - 4)  # numbering restarted
+    assert (enrolled.sequence_gaps, enrolled.sequence_repeats, enrolled.device_repeats) == (3, 1, 1)
+    assert enrolled.take_sequences() == {"c1/b1/sos-2": 5}
+
+
+async def test_a_sequence_number_beyond_a_signed_64_bit_integer_is_handled_not_followed(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    pipeline = _pipeline(_registry(tmp_path, "sos-1"), clock)
+    # JSON numbers reach 2**64 - 1 as integers (orjson); the per-device state holds 2**63 - 1
+    assert _press(pipeline, clock, "sos-1", 2**64 - 1) == ["opened"]
+    _press(pipeline, clock, "sos-1", 2**64 - 1)  # handled again, not recognised as a repeat
+    assert (pipeline.readings, pipeline.device_repeats, pipeline.sequence_gaps) == (2, 0, 0)

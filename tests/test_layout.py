@@ -4,12 +4,16 @@
 message passes them, and the agent above that assembles them. A module may import its own stage,
 an earlier stage or the vocabulary, never a later stage; `edge` never imports `gateway`; and from
 outside a stage only the names its `__init__.py` lists are imported (tests may reach inside).
+Starting the gateway leaves the libraries of a monthly report or an optional server unloaded.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +135,29 @@ def test_central_is_its_own_concern_inside_the_gateway() -> None:
                 continue
             wrong.append(f"{path.relative_to(ROOT)}:{line}: {here} imports {module}")
     assert wrong == [], "\n".join(wrong)
+
+
+# Imported only where they are used: each is megabytes of every agent's resident memory.
+LOADED_WHEN_USED = {
+    "fpdf": "the care report's PDF (31 MB with fontTools, Pillow and cryptography)",
+    "fontTools": "the care report's PDF",
+    "PIL": "the care report's PDF",
+    "influxdb_client": "a time-series server (12 MB), when tsdb.url is set",
+}
+
+
+def test_starting_the_gateway_leaves_report_and_tsdb_libraries_unloaded() -> None:
+    """`community-edge run` imports `gateway.cli` and the wiring; a fresh interpreter shows what
+    that loads (this process's modules include whatever other tests imported)."""
+    code = "import sys, gateway.cli, gateway.wiring; print(*sorted(sys.modules))"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    tops = {module.split(".")[0] for module in loaded}
+    assert "gateway.wiring" in loaded  # the check ran
+    early = {name: why for name, why in LOADED_WHEN_USED.items() if name in tops}
+    assert early == {}, f"imported at start, though only needed for: {early}"

@@ -155,3 +155,25 @@ def test_a_registry_file_reloads_when_it_changes_and_keeps_the_old_one_on_a_bad_
     assert source.reload() is None
     assert source.last_error is not None
     assert "cannot read" in source.last_error
+
+
+def test_csv_line_ends_quoted_line_breaks_and_a_missing_last_newline(tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_bytes(
+        b"device_id,model,community,building,unit,resident_ref\r\n"
+        b'sos-1,tuya-sos-button,c,b,1-101,"R-1\r\nsecond line"\r\n'
+        b"sos-2,tuya-sos-button,c,b,1-102,\r\n"
+        b"x1,toaster,c,b,,"  # no line end at all
+    )
+    with pytest.raises(RegistryError, match=rf"^{path}:5: device #3: unknown model 'toaster'"):
+        DeviceRegistry.from_file(path, PROFILES)
+    path.write_bytes(path.read_bytes().replace(b"toaster", b"zigbee-ias-smoke"))
+    registry = DeviceRegistry.from_file(path, PROFILES)
+    assert [(d.device_id, d.unit) for d in registry.devices()] == [
+        ("sos-1", "1-101"),
+        ("sos-2", "1-102"),
+        ("x1", None),
+    ]
+    details = registry.details("sos-1")
+    assert details is not None
+    assert details.resident_ref == "R-1\nsecond line"  # read_text: universal newlines

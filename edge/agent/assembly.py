@@ -422,7 +422,8 @@ class Agent:
                     self.use_registry(registry)
 
     def use_registry(self, registry: DeviceRegistry) -> None:
-        """Switch to a reloaded registry; devices that stay keep their liveness."""
+        """Switch to a reloaded registry; devices that stay keep their liveness, their last
+        event (repeats) and their last sequence number (gaps)."""
         self.whole_registry = registry
         self.shard_filter.forget()
         registry = owned_registry(registry, self.shard)
@@ -433,6 +434,7 @@ class Agent:
             if (before := old.find(ref.device_id)) is not None and before.model == ref.model
         ]
         self.liveness.rebind(moves, registry.slots)
+        self.pipeline.rebind(moves, registry.slots)
         self.registry = self.pipeline.registry = registry
         self.pipeline.rules.watch(list(registry.devices()))
         self.pipeline.unregistered.forget_registered(lambda d: registry.find(d) is not None)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from edge.alerts import AlertBook
@@ -14,6 +15,7 @@ from edge.errors import DecodeError, UnknownDevice, UnknownTopic
 from edge.model import (
     AlertEvent,
     DeadLetter,
+    DeviceRef,
     RawMessage,
     Reading,
     ReadingFlag,
@@ -26,6 +28,10 @@ _MAX_LOGGED_CAUSES = 10_000  # bounded memory for "logged once per cause and top
 # Fields that state what is true now (Zigbee2MQTT's retained availability), so a retained copy
 # of them is current, not stale: handled as usual even when retained.
 _STATE_FIELDS = frozenset({"availability"})
+# In the per-slot arrays: nothing since start. Sequence numbers are >= 0; a marker is a device
+# time in ms (sane: after 1970) or a hash, and CPython's hash() is never -1.
+_NONE = -1
+_SEQ_MAX = 2**63 - 1  # a counter beyond a signed 64-bit slot is not followed (none is that wide)
 _FLAG_MEANING = {
     ReadingFlag.TIME_MISSING: "no device time: the receive time is used",
     ReadingFlag.TIME_ZERO: "device time 0 or negative, an unset clock: the receive time is used",
@@ -78,12 +84,19 @@ class Pipeline:
         self.stale_retained = 0  # retained alarm-lane messages recorded, not raised
         # readings whose device time was replaced, or whose payload named another device
         self.flagged: Counter[ReadingFlag] = Counter()
-        # each device's last handled (sequence number, device time in ms or, without one, a hash
-        # of its fields): controllers resend an event until they hear back, right after it
-        self._last_event: dict[str, tuple[int, int]] = {}
-        # seeded from the outbox: a gap that spans an agent restart is still a gap
-        self._last_seq: dict[str, int] = dict(last_sequences or {})
+        # By registry slot, as device liveness: two flat arrays, 16 bytes a device, not dicts of
+        # tuples (160 bytes a device: 16 MB of a 100,000-device agent's memory). Each device's
+        # last sequence number (for gaps; seeded from the outbox) and, with it, the marker of its
+        # last handled event: (sequence number, marker) is the event, the marker its device time
+        # in ms or, without one, a hash of its fields. Controllers resend an event until they
+        # hear back, right after it.
+        self._last_seq = array("q")  # _NONE: none yet
+        self._last_marker = array("q")  # _NONE: no event since start (a seeded number only)
+        # without a registry, seeds of devices not enrolled yet: taken at their first message
+        self._seeded: dict[str, int] = {}
         self._new_seq: dict[str, int] = {}  # changed since the last take_sequences()
+        if last_sequences:
+            self._seed(last_sequences)
         self._logged: set[tuple[str, str]] = set()
         self._flags_logged: set[tuple[ReadingFlag, str]] = set()  # (flag, model): a few dozen
 
@@ -130,23 +143,28 @@ class Pipeline:
             decoded.flags,
         )
         seq = decoded.seq
-        if seq is not None:
-            # registered ids are unique and their strings already held by the registry; without
-            # a registry two communities may reuse an id
-            identity = device.key if self.registry.open_enrollment else device.device_id
+        slot = device.slot
+        if seq is not None and slot >= 0 and seq <= _SEQ_MAX:  # the registry's refs have slots
+            last_seq = self._last_seq
+            try:
+                last = last_seq[slot]
+            except IndexError:  # the first message, or a device enrolled since
+                self._grow(slot)
+                last_seq = self._last_seq
+                last = last_seq[slot]
             marker = (
                 epoch_ms(decoded.at)
                 if decoded.time_source == "device"
                 else hash(tuple(sorted(decoded.fields.items())))
             )
-            sent = (seq, marker)
-            if self._last_event.get(identity) == sent:
+            if last == seq and self._last_marker[slot] == marker:
                 # the device sent this event again (it did not hear back): it was stored and
                 # counted once, by every rule (windows, counts, confirmations, presses)
                 self.device_repeats += 1
                 return Output()
-            self._last_event[identity] = sent
-            self._track_sequence(identity, seq)
+            last_seq[slot] = seq
+            self._last_marker[slot] = marker
+            self._track_sequence(device, last, seq)
         self.readings += 1
         if decoded.flags:
             self._flag(raw.topic, decoded.profile.name, decoded.flags)
@@ -168,18 +186,57 @@ class Pipeline:
         taken, self._new_seq = self._new_seq, {}
         return taken
 
-    def _track_sequence(self, device_id: str, seq: int) -> None:
-        last = self._last_seq.get(device_id)
-        self._last_seq[device_id] = self._new_seq[device_id] = seq
-        if last is None:
+    def _seed(self, last_sequences: Mapping[str, int]) -> None:
+        """Each device's last sequence number as the outbox kept it, by identity: a gap that
+        spans an agent restart is still a gap."""
+        if self.registry.open_enrollment:
+            self._seeded = dict(last_sequences)
             return
+        self._grow(0)
+        for device_id, seq in last_sequences.items():
+            ref = self.registry.find(device_id)
+            if ref is not None and 0 <= ref.slot < len(self._last_seq) and 0 <= seq <= _SEQ_MAX:
+                self._last_seq[ref.slot] = seq
+
+    def rebind(self, moves: Iterable[tuple[int, int]], slots: int) -> None:
+        """Carry each kept device's repeats and gaps over to a reloaded registry: (old slot, new
+        slot) for each, as `DeviceHealth.rebind`."""
+        last_seq, last_marker = self._last_seq, self._last_marker
+        self._last_seq = array("q", [_NONE]) * slots
+        self._last_marker = array("q", [_NONE]) * slots
+        for before, after in moves:
+            if before >= len(last_seq) or after >= slots:
+                continue
+            self._last_seq[after] = last_seq[before]
+            self._last_marker[after] = last_marker[before]
+
+    def _grow(self, slot: int) -> None:
+        missing = slot + 1 - len(self._last_seq)
+        # a registry's size at once (the first message), then one enrolled device at a time
+        missing = max(missing, self.registry.slots - len(self._last_seq))
+        self._last_seq.extend(array("q", [_NONE]) * missing)
+        self._last_marker.extend(array("q", [_NONE]) * missing)
+
+    def _track_sequence(self, device: DeviceRef, last: int, seq: int) -> None:
+        """`last`: the device's previous sequence number (_NONE: none since start)."""
+        # registered ids are unique and their strings already held by the registry; without
+        # a registry two communities may reuse an id
+        identity = device.key if self.registry.open_enrollment else device.device_id
+        self._new_seq[identity] = seq
+        if last == _NONE:
+            if not self._seeded:
+                return
+            seeded = self._seeded.pop(identity, None)
+            if seeded is None:
+                return
+            last = seeded
         if seq > last + 1:
             missing = seq - last - 1
             self.sequence_gaps += missing
             _log.warning(
                 "device %s skipped %d sequence numbers (%d -> %d): messages lost before the "
                 "gateway",
-                device_id,
+                identity,
                 missing,
                 last,
                 seq,

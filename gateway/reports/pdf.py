@@ -4,6 +4,8 @@
 Why fpdf2: pure Python (fontTools and Pillow), kept up (2.8, 2026), embeds OpenType/CFF fonts
 from a TrueType collection, which is how Debian ships Noto CJK; reportlab's TTF support refuses
 CFF outlines, and weasyprint needs Pango and a whole HTML layout engine on a gateway.
+fpdf2 is imported by the first render, not with the module: with fontTools, Pillow and
+cryptography it is 31 MB of the agent's resident memory that only a monthly report needs.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from gateway.reports.care import CareReport, Figures, duration
 from gateway.reports.words import BOTH
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 # fonts-noto-cjk (Debian); the collection holds JP, KR, SC, TC, HK: we want Simplified Chinese
 FONT_DIR = Path("/usr/share/fonts/opentype/noto")
@@ -59,6 +62,8 @@ def _fonts(pdf: FPDF) -> None:
 
 def render_pdf(report: CareReport) -> bytes:
     """The report as PDF bytes."""
+    from fpdf import FPDF  # here, not at the top: see the module's docstring
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"{BOTH['title']} {report.community} {report.label}")
     pdf.set_creator("community-edge")
@@ -186,6 +191,8 @@ def _section(pdf: FPDF, title: str) -> None:
 
 
 def _table(pdf: FPDF, header: list[str], rows: list[list[str]], widths: tuple[int, ...]) -> None:
+    from fpdf.fonts import FontFace
+
     if not rows:
         pdf.cell(0, 5, BOTH["none"], new_x="LMARGIN", new_y="NEXT")
         return
