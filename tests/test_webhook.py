@@ -94,7 +94,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state = state_of(self, _State)
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        if len(body) < length:  # the sender was killed mid-request: nothing was delivered
+            self.close_connection = True
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         verified = state.secret is not None and verify(state.secret, headers, body, time.time())
         got = Received(self.path, headers, body, verified, time.monotonic())
