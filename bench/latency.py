@@ -210,7 +210,7 @@ def measure_latency(
         due = time.perf_counter()
         for number in range(plan.presses):
             due += plan.interval_s
-            device = f"sos-{label}-{number:04d}"
+            device = f"sos-{_device_part(label)}-{number:04d}"
             published[device] = presser.press(device)
             time.sleep(max(0.0, due - time.perf_counter()))
         deadline = time.monotonic() + plan.settle_s
@@ -231,3 +231,10 @@ def measure_latency(
     sent = (loaded.sent if loaded else 0) + plan.presses
     probe.follow("acked", base.acked + sent, within_s=max(60.0, sent / 500), poll_s=0.5)
     return LatencyResult(label, rate, loaded, plan.presses, latencies, cpu, handled)
+
+
+def _device_part(label: str) -> str:
+    """A level's label as part of a device id ("90% telemetry" -> "90pct-telemetry"): ids are
+    letters, digits and `._:-` (edge/identifier.py), and a press from an invalid one is a dead
+    letter, not an alert."""
+    return label.replace("%", "pct").replace(" ", "-")

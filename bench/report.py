@@ -192,6 +192,7 @@ def summarize(results: Results) -> dict[str, Any]:
         "alert_p99_ms_90_telemetry": latency["alert_p99_ms_90_telemetry"],
         "cpu_pct_at": cost["cpu_pct_at"],
         "cpu_us_per_msg_at": cost["cpu_us_per_msg_at"],
+        "kb_written_per_msg_at": cost["kb_written_per_msg_at"],
         "rss_mb": memory["rss_mb"],
         "rss_peak_mb": memory["rss_peak_mb"],
         "drain_points_per_s": round(drain.rate),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bench.ingest import IngestResult
-from bench.latency import LatencyResult
+from bench.latency import LatencyResult, _device_part
 from bench.publish import PublishResult
 from bench.report import TELEMETRY_LEVEL, latency_keys, latency_summary, latency_table
+from edge.identifier import id_problem
 
 MACHINE = {
     "cpu_count": 2,
@@ -68,3 +69,10 @@ def test_only_latency_reports_the_rate_the_loads_are_shares_of_and_a_table() -> 
     shown = latency_table(summary)
     assert "alert latency p50 / p99 at 90% telemetry" in shown
     assert "target < 50 ms: ok" in shown
+
+
+def test_every_level_presses_from_a_device_id_the_agent_takes() -> None:
+    # "50%" in an id is refused (edge/identifier.py): every press of the level was a dead letter
+    for label in ("idle", "50%", "80%", "90%", TELEMETRY_LEVEL, "cost-500", "cost-4000"):
+        device = f"sos-{_device_part(label)}-0001"
+        assert id_problem(device) is None, (label, device)
