@@ -26,6 +26,7 @@ from edge.outbox import Forwarder, Outbox
 from edge.outbox.outbox import DELETE_DELIVERED_AT, FOLD_SEQUENCES_AT
 from edge.sinks.memory import MemorySink
 from tests.factories import opened_event
+from tests.waiting import eventually
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 DEVICE = DeviceRef(device_id="d1", model="m", category="smoke", community="c1", building="b1")
@@ -332,3 +333,30 @@ async def test_device_sequences_come_back_at_start_folded_or_not(tmp_path: Path)
     with closing(sqlite3.connect(tmp_path / "o.db")) as conn:
         assert conn.execute("SELECT count(*) FROM sequence_log").fetchone()[0] == 7
     await reopened.close()
+
+
+async def test_a_long_sequence_log_is_folded_in_jobs_of_a_few_thousand_numbers(
+    tmp_path: Path,
+) -> None:
+    """After a burst each row holds a thousand numbers: folded a chunk at a time, so that an
+    SOS's commit waits for one chunk at most, and every number still comes back at start."""
+    outbox = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    devices = 1000
+    for n in range(FOLD_SEQUENCES_AT):
+        await outbox.commit(
+            [_reading(n)], sequences={f"d{k}": n * devices + k for k in range(devices)}
+        )
+    await eventually(
+        lambda: _log_rows(tmp_path / "o.db") < FOLD_SEQUENCES_AT // 2,
+        what="the log folded down, chunk after chunk",
+    )
+    await outbox.close()
+    reopened = _outbox(tmp_path / "o.db", [MemorySink("a")])
+    last = FOLD_SEQUENCES_AT - 1
+    assert reopened.last_sequences() == {f"d{k}": last * devices + k for k in range(devices)}
+    await reopened.close()
+
+
+def _log_rows(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM sequence_log").fetchone()[0])

@@ -47,6 +47,7 @@ DELETE_DELIVERED_AT = 2_000
 # `device_sequences` once this many have gathered: an upsert per device touched a page per
 # device (12 of a commit's 15 pages at 500 msgs/s, for 20-odd devices of 2,000).
 FOLD_SEQUENCES_AT = 200
+FOLD_CHUNK = 2_000  # sequence numbers folded per job
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -131,6 +132,7 @@ class Outbox:
         self._receipt_floor: dict[str, int] = {}  # per ingest lane: older receipts are void
         self._delivered_below: dict[str, int] = {}  # per lane: rows under this are deleted
         self._fold_queued = False
+        self._closing = False
         self._sequence_rows = int(
             self._conn.execute("SELECT count(*) FROM sequence_log").fetchone()[0]
         )
@@ -212,6 +214,7 @@ class Outbox:
         self._on_events.append(listener)
 
     async def close(self) -> None:
+        self._closing = True  # no fold job queues another behind the close
         await asyncio.to_thread(self._checkpointer.close)
         await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
@@ -335,31 +338,41 @@ class Outbox:
             self._enforce_caps()
 
     def _fold_sequences(self) -> None:
-        """Fold `sequence_log` into `device_sequences` (on the database thread, as an ordinary
-        job). Unsynced: a fold a power cut takes leaves the log, which is read again at start."""
+        """Fold the oldest of `sequence_log` into `device_sequences`, about `FOLD_CHUNK`
+        numbers at a time (on the database thread, as ordinary jobs: an SOS's commit waits for
+        one chunk at most, a few ms; after a burst the log holds a thousand numbers a row).
+        Unsynced: a fold a power cut takes leaves the log, which is read again at start."""
         conn = self._conn
         self._fold_queued = False
+        if self._closing:
+            return  # the rest is folded next time, or read at start as it is
         try:
             with unsynced_commits(conn), conn:
                 conn.execute("BEGIN IMMEDIATE")
-                last = conn.execute("SELECT max(id) FROM sequence_log").fetchone()[0]
-                # row by row, in order (a later row's number wins): one row in memory at a
-                # time, not every device's number at once (23 MB at 100,000 devices)
-                log = conn.cursor().execute(
-                    "SELECT body FROM sequence_log WHERE id <= ? ORDER BY id", (last or 0,)
-                )
-                for (body,) in log:
+                log = conn.cursor()
+                log.execute("SELECT id, body FROM sequence_log ORDER BY id")
+                folded, rows, last = 0, 0, None
+                # row by row, in order (a later row's number wins): one row in memory at a time
+                while folded < FOLD_CHUNK and (row := log.fetchone()) is not None:
+                    last, numbers = row[0], orjson.loads(row[1])
                     conn.executemany(
                         "INSERT INTO device_sequences (device, seq) VALUES (?, ?) "
                         "ON CONFLICT (device) DO UPDATE SET seq = excluded.seq",
-                        orjson.loads(body).items(),
+                        numbers.items(),
                     )
+                    folded += len(numbers)
+                    rows += 1
+                log.close()
                 if last is not None:
                     conn.execute("DELETE FROM sequence_log WHERE id <= ?", (last,))
-            self._sequence_rows = 0
+            self._sequence_rows = max(0, self._sequence_rows - rows)
         except sqlite3.Error:  # the log stays, and is read at start: tried again next time
             _log.exception("folding the device sequence log of %s failed", self.path)
+            return
         self._checkpointer.committed()
+        if rows and self._sequence_rows >= FOLD_SEQUENCES_AT // 2:  # more than a trickle left
+            self._fold_queued = True
+            self._executor.submit(self._fold_sequences)  # after the jobs queued meanwhile
 
     def _keep_receipts(self, lane: str, rows: Sequence[Receipt]) -> None:
         """One row per batch (a row per message cost 2.6 us each in the commit; this, 0.1 us)."""
