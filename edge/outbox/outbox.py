@@ -47,7 +47,7 @@ DELETE_DELIVERED_AT = 2_000
 # `device_sequences` once this many have gathered: an upsert per device touched a page per
 # device (12 of a commit's 15 pages at 500 msgs/s, for 20-odd devices of 2,000).
 FOLD_SEQUENCES_AT = 200
-FOLD_CHUNK = 2_000  # sequence numbers folded per job
+FOLD_CHUNK = 500  # sequence numbers folded per job: ~1 ms (2,000 took 4.7 ms at p50, 22 at most)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
