@@ -27,6 +27,7 @@ from edge.sinks import ReadingQuery, ReadingStore
 from gateway.api import create_app
 from gateway.dead_letter_pages import LetterQuery, letters_page
 from gateway.reading_source import ReadingAnswer, ReadingSource
+from tests.in_process import handle_and_deliver
 
 TOKEN = "token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -61,15 +62,7 @@ class _Gateway:
         """One message through the pipeline, committed and delivered as ingest does it."""
         self.clock.advance(1)  # one second apart: newest-first order is well defined
         raw = RawMessage(topic=topic, payload=payload, received_at=self.clock.now())
-        out = self.agent.pipeline.handle(raw)
-        await self.agent.outbox.commit(
-            [out.reading] if out.reading is not None else [],
-            out.events,
-            [out.dead_letter] if out.dead_letter is not None else [],
-        )
-        for forwarder in self.agent.forwarders:
-            await forwarder.drain()
-        return out.events
+        return (await handle_and_deliver(self.agent, raw)).events
 
     async def open_alert(self, topic: str, payload: bytes) -> str:
         """Publish a message that opens exactly one alert; returns its id."""

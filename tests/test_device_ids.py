@@ -30,6 +30,7 @@ from gateway.demo_community import demo_fleet
 from gateway.tokens import TokenStore
 from simulators.community_file import build_from_spec, load_community
 from tests.agent_process import AgentProcess, wait_for
+from tests.in_process import handle_and_deliver
 from tests.mqtt_publisher import publish
 from tests.servers import MosquittoServer
 
@@ -146,14 +147,7 @@ class _Gateway:
     async def publish(self, topic: str, payload: bytes) -> None:
         self.clock.advance(1)
         raw = RawMessage(topic=topic, payload=payload, received_at=self.clock.now())
-        out = self.agent.pipeline.handle(raw)
-        await self.agent.outbox.commit(
-            [out.reading] if out.reading else [],
-            out.events,
-            [out.dead_letter] if out.dead_letter else [],
-        )
-        for forwarder in self.agent.forwarders:
-            await forwarder.drain()
+        await handle_and_deliver(self.agent, raw)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from edge.sinks import ReadingStore
 from gateway.api import create_app
 from gateway.audit import AuditLog
 from gateway.tokens import TokenStore
+from tests.in_process import handle_and_deliver
 
 TOKEN = "token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,14 +59,7 @@ class _Api:
     async def publish(self, topic: str, payload: bytes) -> None:
         self.clock.advance(1)
         raw = RawMessage(topic=topic, payload=payload, received_at=self.clock.now())
-        out = self.agent.pipeline.handle(raw)
-        await self.agent.outbox.commit(
-            [out.reading] if out.reading else [],
-            out.events,
-            [out.dead_letter] if out.dead_letter else [],
-        )
-        for forwarder in self.agent.forwarders:
-            await forwarder.drain()
+        await handle_and_deliver(self.agent, raw)
 
 
 @pytest.fixture

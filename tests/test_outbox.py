@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -26,6 +24,7 @@ from edge.outbox import Forwarder, Outbox
 from edge.outbox.outbox import DELETE_DELIVERED_AT, FOLD_SEQUENCES_AT
 from edge.sinks.memory import MemorySink
 from tests.factories import opened_event
+from tests.fsyncs import note_fsyncs
 from tests.waiting import eventually
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
@@ -262,15 +261,7 @@ async def test_the_express_path_does_not_wait_for_the_disk_the_forwarders_copy_s
     """A power cut between the two loses nothing: the forwarder's cursor moves only after its
     copy returned, and that copy syncs the log the express path left unsynced, on a thread (the
     event loop handles messages meanwhile)."""
-    synced: list[tuple[str, bool]] = []
-    fsync = os.fsync
-
-    def noting(descriptor: int) -> None:
-        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
-        synced.append((name, threading.current_thread() is threading.main_thread()))
-        fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
+    synced = note_fsyncs(monkeypatch)
     store, stream = AlertStore(tmp_path / "alerts.db"), AlertStream()
     store_sink = AlertStoreSink(store, stream)
     outbox = Outbox(tmp_path / "o.db", {store_sink.name: store_sink.lanes}, now=FakeClock(AT).now)

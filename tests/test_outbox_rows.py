@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,7 @@ from edge.outbox.outbox import _ReadingDecoder, encode_reading
 from edge.sinks import ReadingQuery, ReadingStore
 from edge.sinks.influx import reading_line, stored_reading_line
 from edge.sinks.memory import MemorySink
+from tests.fsyncs import note_fsyncs
 
 # recent: the embedded store prunes what is older than its retention
 AT = datetime.now(UTC).replace(microsecond=234000)
@@ -121,15 +120,7 @@ async def test_the_embedded_store_syncs_its_writes_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Durable before the outbox's cursor moves past them, without the event loop waiting."""
-    synced: list[tuple[str, bool]] = []
-    fsync = os.fsync
-
-    def noting(descriptor: int) -> None:
-        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
-        synced.append((name, threading.current_thread() is threading.main_thread()))
-        fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", noting)  # SQLite's own syncs happen in C, unseen here
+    synced = note_fsyncs(monkeypatch)
     store = ReadingStore(tmp_path / "readings.db")
     await store.write_readings(READINGS[:2])
     await store.write_stored_readings([encode_reading(r) for r in READINGS[2:]])
