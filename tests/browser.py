@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
 CHROMIUM_ARGS = [
@@ -48,6 +48,16 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(
+    page: Page, token: str, path: str = "/console/", timeout_ms: float | None = None
+) -> None:
+    """Open `path`, which asks for a token, paste `token` and wait to land on `path`."""
+    page.goto(path)
+    page.fill("#token", token)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"**{path}*", timeout=timeout_ms)
 
 
 def artefact(name: str) -> Path:

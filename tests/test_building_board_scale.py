@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from gateway.console.catalogue import WORDS
 from gateway.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer
 
@@ -64,13 +64,6 @@ def agent(
         yield running
 
 
-def _sign_in(page: Page, token: str, path: str) -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*", timeout=30_000)
-
-
 def test_an_sos_turns_its_unit_red_live_among_5000_devices(
     agent: AgentProcess, mosquitto: MosquittoServer
 ) -> None:
@@ -88,7 +81,7 @@ def _measure(browser: Browser, agent: AgentProcess, mosquitto: MosquittoServer, 
     context.set_default_timeout(RED_WITHIN_S * 1000)
     page = context.new_page()
     started = time.perf_counter()
-    _sign_in(page, token, "/console/buildings")
+    sign_in(page, token, "/console/buildings", timeout_ms=30_000)
     load_s = time.perf_counter() - started
     expect(page.locator("#link-state")).to_have_text(ZH["live"])
     assert page.locator("li[data-unit]").count() == BUILDINGS * FLOORS * UNITS

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from gateway.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer
 from tests.waiting import wait_until
@@ -89,13 +89,6 @@ def care(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer) -
         tokens.close()
 
 
-def _sign_in(page: Page, token: str, path: str) -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*")
-
-
 def _fits(page: Page) -> None:
     """Nothing wider than the phone: no sideways scrolling."""
     width = page.evaluate("() => document.documentElement.scrollWidth")
@@ -105,7 +98,7 @@ def _fits(page: Page) -> None:
 def test_a_care_worker_records_a_visit_on_her_phone(care: _Care) -> None:
     with care.phone() as context:
         page = context.new_page()
-        _sign_in(page, care.worker_token, "/console/care")
+        sign_in(page, care.worker_token, "/console/care")
         # this month: hers only, overdue first and highlighted, by text and shape as well
         expect(page.locator("#tally-overdue")).to_contain_text("逾期 1")
         expect(page.locator("#tally-due")).to_contain_text("待探访 1")
@@ -161,7 +154,7 @@ def test_a_visit_an_sos_called_for_is_linked_to_the_alert(care: _Care) -> None:
     assert alert is not None
     with care.phone(lang="en-US") as context:
         page = context.new_page()
-        _sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
+        sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
         expect(page.locator(".hh-alerts")).to_contain_text("Critical")
         page.click(".visit-alert")
         page.wait_for_url(f"**/1-102/visit?alert={alert}")
@@ -183,7 +176,7 @@ def test_the_visit_form_refuses_a_missing_condition_and_keeps_what_was_typed(
 ) -> None:
     with care.phone() as context:
         page = context.new_page()
-        _sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-101/visit")
+        sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-101/visit")
         page.fill("#note", "敲门无人应答")
         # the browser's own check is skipped here to reach the server's
         page.evaluate(
@@ -210,7 +203,7 @@ def test_a_duty_officer_records_a_visit_from_the_alert_page(care: _Care) -> None
     _, duty = care.tokens.create("duty_officer", [COMMUNITY], name="李值班")
     with care.phone() as context:
         page = context.new_page()
-        _sign_in(page, duty, f"/console/alerts/{alert}")
+        sign_in(page, duty, f"/console/alerts/{alert}")
         page.click("#record-visit")
         page.wait_for_url(f"**/1-101/visit?alert={alert}")
         page.check("input[name=condition][value=fair]")
@@ -228,7 +221,7 @@ def test_the_care_pages_at_1920_for_a_property_manager(care: _Care) -> None:
     )
     with context:
         page = context.new_page()
-        _sign_in(page, manager, "/console/care")
+        sign_in(page, manager, "/console/care")
         # every care worker's households, and a filter by worker
         expect(page.locator(".households li")).to_have_count(3)
         expect(page.locator(".households")).to_contain_text("陈淑珍")
@@ -245,7 +238,7 @@ def test_the_care_pages_at_1920_for_a_property_manager(care: _Care) -> None:
 def test_a_care_worker_marks_a_hospital_stay_and_the_return(care: _Care) -> None:
     with care.phone() as context:
         page = context.new_page()
-        _sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
+        sign_in(page, care.worker_token, "/console/care/households/cs-care/b1/1-102")
         expect(page.locator("#away")).to_have_text("在家")
         page.click(".away-form summary")
         last_day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=3)).date()

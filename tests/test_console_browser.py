@@ -20,7 +20,7 @@ from edge.sinks.channels.message import NoticeFormat
 from gateway.console.catalogue import WORDS
 from gateway.tokens import TokenStore
 from tests.agent_process import TOKEN, AgentProcess
-from tests.browser import TcpProxy, artefact, chromium
+from tests.browser import TcpProxy, artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer
 from tests.waiting import wait_until
@@ -77,13 +77,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer) -
         tokens.close()
 
 
-def _sign_in(page: Page, token: str, path: str = "/console/") -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*")
-
-
 def _watch_rows(page: Page) -> None:
     """Note in the page the moment each device's row first appears on the board."""
     page.evaluate(
@@ -112,7 +105,7 @@ def test_an_sos_is_on_the_board_within_2_s_and_sounds_until_acknowledged(live: _
     token = live.token("duty_officer", "cs-sound", "王值班")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")  # the stream is open
         page.click("#start-duty")  # the one click that the autoplay rule asks for
         expect(page.locator("#start-duty")).to_be_hidden()
@@ -218,7 +211,7 @@ def test_an_event_redraws_only_its_row_in_its_place(live: _Live) -> None:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         page.click("#start-duty")
         expect(page.locator("tr[data-alert]")).to_have_count(4)
@@ -316,7 +309,7 @@ def test_an_alarm_heard_while_a_whole_board_is_out_does_not_wait_for_it(live: _L
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         expect(page.locator("tr[data-alert]")).to_have_count(1)
         held = _Held(page, _is_whole)  # whole boards asked for, not answered until released
@@ -351,7 +344,7 @@ def test_an_alarm_heard_just_before_a_burst_goes_ahead_of_it(live: _Live) -> Non
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         expect(page.locator("tr[data-alert]")).to_have_count(12)
         page.evaluate(
@@ -395,7 +388,7 @@ def test_a_row_that_leaves_the_filter_goes(live: _Live) -> None:
     live.alert_of(community, "sos-rf-1")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token, "/console/?status=active")
+        sign_in(page, token, "/console/?status=active")
         expect(page.locator("#link-state")).to_have_text("实时")
         expect(page.locator("tr[data-alert]")).to_have_count(2)
         requests = _Requests(page)
@@ -416,7 +409,7 @@ def test_a_row_redrawn_alone_fits_the_phone_in_english(live: _Live) -> None:
         page = phone.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("Live")
         requests = _Requests(page)
         live.sos(community, "b2", "sos-phone-1")
@@ -438,7 +431,7 @@ def test_muting_is_visible_and_per_browser(live: _Live) -> None:
     live.sos("cs-mute", "b1", "sos-mute")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         page.click("#start-duty")
         page.wait_for_function("() => Number(document.documentElement.dataset.beeps || 0) >= 1")
         page.click("#mute")
@@ -454,7 +447,7 @@ def test_muting_is_visible_and_per_browser(live: _Live) -> None:
         )
     with live.context() as other:  # another browser is not muted by this one
         page = other.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#mute")).to_be_visible()
 
 
@@ -465,8 +458,8 @@ def test_two_people_acknowledge_at_once_one_wins_the_other_sees_who(live: _Live)
     alert_id = live.alert_of("cs-two", "sos-two")
     with live.context() as one, live.context() as two:
         first, second = one.new_page(), two.new_page()
-        _sign_in(first, first_token, f"/console/alerts/{alert_id}")
-        _sign_in(second, second_token, f"/console/alerts/{alert_id}")
+        sign_in(first, first_token, f"/console/alerts/{alert_id}")
+        sign_in(second, second_token, f"/console/alerts/{alert_id}")
         watcher = two.new_page()  # a third tab on the alert, acting on nothing
         watcher.goto(f"/console/alerts/{alert_id}")
         watcher.wait_for_function(
@@ -496,7 +489,7 @@ def test_filters_live_in_the_url_and_the_phone_view_fits(live: _Live) -> None:
     live.alert_of("cs-filter", "sos-f2")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("tr[data-device]")).to_have_count(2)
         page.select_option("select[name=building]", "b2")
         page.click(".filters button[type=submit]")
@@ -514,7 +507,7 @@ def test_filters_live_in_the_url_and_the_phone_view_fits(live: _Live) -> None:
         expect(critical).to_contain_text("2")
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("tr[data-device]")).to_have_count(4)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         # the menu, the user bar and the duty strip leave the screen to the alarms (trial #11)
@@ -546,7 +539,7 @@ def test_chinese_by_default_english_by_switch_or_browser(live: _Live) -> None:
     token = live.token("duty_officer", "cs-lang", "赵六")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         assert page.get_attribute("html", "lang") == "zh-CN"
         expect(page.locator(".brand")).to_have_text("值班台")
         page.click("a[hreflang=en]")
@@ -556,7 +549,7 @@ def test_chinese_by_default_english_by_switch_or_browser(live: _Live) -> None:
         expect(page.locator(".brand")).to_have_text("值班台")
     with live.context(lang="en-US") as english:
         page = english.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator(".brand")).to_have_text("Duty console")
         page.screenshot(path=artefact("board-en.png"))
 
@@ -570,7 +563,7 @@ def test_csrf_roles_and_tenancy_hold_in_the_browser(live: _Live) -> None:
     platform = live.token("platform", "cs-ten", "区平台")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, duty, f"/console/alerts/{alert_id}")
+        sign_in(page, duty, f"/console/alerts/{alert_id}")
         expect(page.locator("#ack")).to_be_visible()
         # a state change without the CSRF token is refused, even with the session cookie
         status = page.evaluate(
@@ -589,7 +582,7 @@ def test_csrf_roles_and_tenancy_hold_in_the_browser(live: _Live) -> None:
         expect(page.locator("nav.pages")).to_be_visible()  # the menu stays (trial #11)
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, platform, f"/console/alerts/{alert_id}")
+        sign_in(page, platform, f"/console/alerts/{alert_id}")
         expect(page.locator("#read-only")).to_be_visible()
         assert page.locator("#ack, #resolve, form[action$='/assign']").count() == 0
 
@@ -616,7 +609,7 @@ def test_a_channel_link_opens_the_alert_page_after_sign_in(live: _Live) -> None:
 def test_the_bootstrap_token_signs_in_as_admin(live: _Live) -> None:
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, TOKEN)
+        sign_in(page, TOKEN)
         expect(page.locator(".who strong")).to_have_text("admin")
 
 
@@ -659,7 +652,7 @@ def test_the_board_renders_5000_open_alerts(live: _Live) -> None:
         )
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         started = time.monotonic()
         page.goto("/console/", wait_until="domcontentloaded")
         expect(page.locator(".counters")).to_have_attribute("data-open", "5000")
@@ -727,7 +720,7 @@ def test_after_a_network_drop_the_board_catches_up(live: _Live) -> None:
     context = live.browser.new_context(base_url=proxy.url, locale="zh-CN")
     try:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         proxy.cut()
         expect(page.locator("#link-state")).to_have_text(WORDS["zh"]["offline"])

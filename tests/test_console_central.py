@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Route, expect
 
 from edge.model import AlertEvent, AlertEventKind
 from gateway.console.catalogue import WORDS
 from gateway.tokens import open_tokens
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.central_factories import moved, opened
 from tests.central_process import CentralApiProcess
 from tests.servers import PostgresServer
@@ -74,13 +74,6 @@ def central(
         yield _Central(api, browser, gateways, store_url)
 
 
-def _sign_in(page: Page, token: str, path: str = "/console/") -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*")
-
-
 def test_the_board_shows_every_gateways_communities_in_scope_and_stays_live(
     central: _Central,
 ) -> None:
@@ -90,7 +83,7 @@ def test_the_board_shows_every_gateways_communities_in_scope_and_stays_live(
     token = central.token("duty_officer", ["north", "south"], "李中心")
     with central.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")  # the stream is open
         rows = page.locator("#board tr[data-device]")
         expect(rows).to_have_count(3)
@@ -127,7 +120,7 @@ def test_an_alert_page_reads_without_actions_and_other_communities_are_404(
     token = central.token("duty_officer", ["north"], "赵中心")
     with central.context(390, 844) as context:
         page = context.new_page()
-        _sign_in(page, token, "/console/alerts/north-30")  # a message's link: sign in, then it
+        sign_in(page, token, "/console/alerts/north-30")  # a message's link: sign in, then it
         expect(page.locator("#alert")).to_contain_text("b4")
         expect(page.locator(".timeline").first).to_contain_text(WORDS["zh"]["ev_acknowledged"])
         expect(page.locator("#read-only")).to_have_text(WORDS["zh"]["central_read_only"])
@@ -171,7 +164,7 @@ def test_a_board_on_one_central_process_hears_what_another_stored(
     token = central.token("duty_officer", ["east"], "钱中心")
     with other, central.context() as context:
         page = context.new_page()
-        _sign_in(page, token)
+        sign_in(page, token)
         expect(page.locator("#link-state")).to_have_text("实时")
         event = opened(40, "east", building="b2", at=datetime.now(UTC))
         sent = time.monotonic()

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from gateway.console.catalogue import WORDS
 from gateway.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer
 from tests.waiting import wait_until
@@ -110,13 +110,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer) -
         tokens.close()
 
 
-def _sign_in(page: Page, token: str, path: str) -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*")
-
-
 def _fits(page: Page, width: int) -> None:
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
 
@@ -126,7 +119,7 @@ def test_the_alert_page_draws_the_readings_and_says_why_it_fired(live: _Live) ->
     token = live.token("duty_officer", "王值班")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token, f"/console/alerts/{alert_id}")
+        sign_in(page, token, f"/console/alerts/{alert_id}")
         expect(page.locator("h1")).to_contain_text("紧急按钮被按下")  # the Chinese summary
         expect(page.locator("#rule-when")).to_have_text("action = emergency")
         expect(page.locator("#checks .check-held")).to_contain_text(ZH["check_held"])
@@ -142,7 +135,7 @@ def test_the_alert_page_draws_the_readings_and_says_why_it_fired(live: _Live) ->
         page.click("a[hreflang=zh]")
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token, f"/console/alerts/{alert_id}")
+        sign_in(page, token, f"/console/alerts/{alert_id}")
         expect(page.locator("figure[data-field='battery'] svg.chart")).to_be_visible()
         _fits(page, 390)
         page.screenshot(path=artefact("alert-readings-390.png"), full_page=True)
@@ -153,7 +146,7 @@ def test_a_silence_made_from_an_alert_is_listed_and_ended(live: _Live) -> None:
     duty = live.token("duty_officer", "李维修")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, duty, f"/console/alerts/{alert_id}")
+        sign_in(page, duty, f"/console/alerts/{alert_id}")
         page.select_option("#silence-hours", "2")
         page.fill("#silence-reason", "更换电池")
         page.click("#silence")
@@ -171,14 +164,14 @@ def test_a_silence_made_from_an_alert_is_listed_and_ended(live: _Live) -> None:
         expect(page.locator("tr[data-device='sos-b1-102']")).to_have_count(0)
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, duty, "/console/silences?all=1")
+        sign_in(page, duty, "/console/silences?all=1")
         expect(page.locator("tr[data-device='sos-b1-102']")).to_contain_text(ZH["expired"])
         _fits(page, 390)
         page.screenshot(path=artefact("silences-390.png"), full_page=True)
     platform = live.token("platform", "区平台")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, platform, f"/console/alerts/{alert_id}")
+        sign_in(page, platform, f"/console/alerts/{alert_id}")
         assert page.locator("#silence-form").count() == 0
         status = page.evaluate(
             """async (id) => (await fetch('/console/silences', {method: 'POST',
@@ -194,7 +187,7 @@ def test_an_incident_is_handled_end_to_end(live: _Live) -> None:
     token = live.token("duty_officer", "张主管")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token, "/console/incidents")
+        sign_in(page, token, "/console/incidents")
         page.click(f"tr[data-incident='{incident_id}'] a")
         page.wait_for_url(f"**/console/incidents/{incident_id}")
         expect(page.locator("#members")).to_contain_text("紧急按钮被按下")
@@ -222,7 +215,7 @@ def test_an_incident_is_handled_end_to_end(live: _Live) -> None:
         assert response.status == 404
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token, f"/console/incidents/{incident_id}")
+        sign_in(page, token, f"/console/incidents/{incident_id}")
         expect(page.locator("#trail")).to_contain_text("张主管")
         _fits(page, 390)
         page.screenshot(path=artefact("incident-390.png"), full_page=True)
@@ -237,7 +230,7 @@ def test_devices_show_their_status_and_a_device_its_chart(live: _Live) -> None:
     token = live.token("duty_officer", "设备员")
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token, "/console/devices")
+        sign_in(page, token, "/console/devices")
         expect(page.locator("tr[data-device='sos-b2-302']")).to_contain_text(ZH["dev_alarm"])
         expect(page.locator("tr[data-device='sos-b2-303']")).to_contain_text(ZH["dev_low_battery"])
         expect(page.locator("tr[data-device='sos-b2-303']")).to_contain_text(ZH["dev_online"])
@@ -253,7 +246,7 @@ def test_devices_show_their_status_and_a_device_its_chart(live: _Live) -> None:
         assert response.status == 404
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token, "/console/devices/sos-b2-302")
+        sign_in(page, token, "/console/devices/sos-b2-302")
         expect(page.locator("#device-alerts")).to_contain_text("紧急按钮被按下")
         _fits(page, 390)
         page.screenshot(path=artefact("device-390.png"), full_page=True)
@@ -265,7 +258,7 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
         live.send(f"sos-b1-{number}", b'{"battery": 80}')
     with live.context() as context:
         page = context.new_page()
-        _sign_in(page, token, "/console/buildings")
+        sign_in(page, token, "/console/buildings")
         expect(page.locator("#link-state")).to_have_text(ZH["live"])  # the stream is open
         unit = page.locator("section[data-building='b1'] li[data-unit='604']")
         expect(unit).to_have_attribute("data-state", "ok")
@@ -294,7 +287,7 @@ def test_the_building_board_turns_a_unit_red_live_on_the_wall(live: _Live) -> No
         page.wait_for_url("**/console/alerts/*")
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token, "/console/buildings")
+        sign_in(page, token, "/console/buildings")
         expect(page.locator("section[data-building='b1']")).to_be_visible()
         _fits(page, 390)
         page.screenshot(path=artefact("buildings-390.png"), full_page=True)
@@ -329,7 +322,7 @@ def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> Non
     token = live.token("duty_officer", "巡逻")
     with live.context(width=390, height=844) as phone:
         page = phone.new_page()
-        _sign_in(page, token, "/console/")
+        sign_in(page, token, "/console/")
         expect(page.locator("#board tbody tr").first).to_be_visible()
         assert _labels(page, "#board table.alerts") == [
             ZH["severity"],
@@ -359,5 +352,5 @@ def test_tables_on_a_phone_are_cards_with_their_column_names(live: _Live) -> Non
         assert _labels(page, "#silences")[0] == EN["matches"]
     with live.context(width=1920, height=1080) as wall:
         page = wall.new_page()
-        _sign_in(page, token, "/console/devices")
+        sign_in(page, token, "/console/devices")
         assert set(_labels(page, "#devices")) == {"none"}  # a wide table has its header instead

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from gateway.console.catalogue import WORDS
 from gateway.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoServer, VictoriaMetricsServer
 from tests.waiting import wait_until
@@ -32,13 +32,6 @@ def _registry(path: Path) -> Path:
     rows += [f"sos-ts-{u},tuya-sos-button,{COMMUNITY},t1,{u}" for u in ("101", "102")]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
-
-
-def _sign_in(page: Page, token: str, path: str) -> None:
-    page.goto(path)
-    page.fill("#token", token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"**{path}*")
 
 
 def _press(agent: AgentProcess, publisher: Publisher, device: str) -> str:
@@ -95,7 +88,7 @@ def test_the_alert_and_device_pages_chart_readings_from_victoria_metrics(
         )
         context.set_default_timeout(10_000)
         page = context.new_page()
-        _sign_in(page, token, f"/console/alerts/{alert_id}")
+        sign_in(page, token, f"/console/alerts/{alert_id}")
         chart = page.locator("figure[data-field='battery'] svg.chart")
         expect(chart).to_be_visible()
         assert chart.locator("circle").count() == 3  # two check-ins and the press

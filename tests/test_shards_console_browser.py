@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from edge.enrich import Shard
 from gateway.tokens import open_tokens
 from tests.agent_process import TOKEN, wait_for
-from tests.browser import artefact, chromium
+from tests.browser import artefact, chromium, sign_in
 from tests.mqtt_publisher import Publisher
 from tests.servers import MosquittoFactory
 from tests.test_shards import ShardedGateway, _shard_pid, _wait_shard_ready
@@ -36,10 +36,7 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
         )
         context.set_default_timeout(10_000)
         page = context.new_page()
-        page.goto("/console/")
-        page.fill("#token", TOKEN)
-        page.click("button[type=submit].primary")
-        page.wait_for_url("**/console/*")
+        sign_in(page, TOKEN)
         expect(page.locator("#link-state")).to_have_text("实时")  # the stream is open
         device = f"sos-{theirs}"
         sent = time.monotonic()
@@ -79,10 +76,7 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
         )  # on her phone
         context.set_default_timeout(10_000)
         page = context.new_page()
-        page.goto("/console/")
-        page.fill("#token", duty)
-        page.click("button[type=submit].primary")
-        page.wait_for_url("**/console/*")
+        sign_in(page, duty)
         care = f"/console/care/households/{community}/{theirs}/1-101"
         page.goto(care)
         expect(page.locator("#rhythm-unread")).to_have_count(0)
