@@ -150,6 +150,17 @@ class _Gateway:
         await handle_and_deliver(self.agent, raw)
 
 
+async def _sign_in(client: httpx.AsyncClient) -> None:
+    """The console's sign-in form, as a browser posts it (its CSRF field included)."""
+    form = await client.get("/console/sign-in")
+    match = _SIGNIN_CSRF.search(form.text)
+    assert match is not None, form.text
+    signed = await client.post(
+        "/console/sign-in", data={"token": TOKEN, "signin_csrf": match.group(1), "next": ""}
+    )
+    assert signed.status_code == 303
+
+
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[_Gateway]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
@@ -246,13 +257,7 @@ async def test_ids_outside_the_rule_in_paths_and_queries_are_never_a_500(
     gateway: _Gateway, url: str
 ) -> None:
     if url.startswith("/console/"):
-        form = await gateway.client.get("/console/sign-in")
-        match = _SIGNIN_CSRF.search(form.text)
-        assert match is not None, form.text
-        signed = await gateway.client.post(
-            "/console/sign-in", data={"token": TOKEN, "signin_csrf": match.group(1), "next": ""}
-        )
-        assert signed.status_code == 303
+        await _sign_in(gateway.client)
     response = await gateway.client.get(url)
     assert response.status_code in (200, 404, 422), (response.status_code, response.text[:300])
     assert "<script>" not in response.text
@@ -270,13 +275,7 @@ async def test_ids_outside_the_rule_in_paths_and_queries_are_never_a_500(
 async def test_the_console_answers_an_id_outside_the_rule_with_its_not_found_page(
     gateway: _Gateway, url: str, shown: str
 ) -> None:
-    form = await gateway.client.get("/console/sign-in")
-    match = _SIGNIN_CSRF.search(form.text)
-    assert match is not None, form.text
-    signed = await gateway.client.post(
-        "/console/sign-in", data={"token": TOKEN, "signin_csrf": match.group(1), "next": ""}
-    )
-    assert signed.status_code == 303
+    await _sign_in(gateway.client)
     response = await gateway.client.get(url)
     assert response.status_code == 404, response.text[:300]
     assert response.headers["content-type"].startswith("text/html")
