@@ -116,18 +116,14 @@ class AlertStore:
     def apply(self, events: Sequence[AlertEvent], *, durable: bool = True) -> list[AlertEvent]:
         """Record events (a replayed event id is ignored); returns the ones that were new.
 
-        `durable=False` (the express path): committed without waiting for the disk. The next
-        durable call syncs it, whether or not it writes anything itself (module docstring)."""
-        if not durable:
-            with unsynced_commits(self._conn):
-                new = self._apply(events)
-            self._unsynced = self._unsynced or bool(new)
-            return new
-        new = self._apply(events)
-        if self._unsynced:
-            if not new:  # nothing written, so no commit synced the log: sync it ourselves
-                sync_log(self.path)
-            self._unsynced = False  # a commit with synchronous=FULL syncs the whole log
+        Committed without waiting for the disk, then, `durable` (the default), the log synced:
+        this commit and any earlier unsynced one. `durable=False` (the express path) leaves that
+        to `sync`, which the forwarder's copy calls on a thread (module docstring)."""
+        with unsynced_commits(self._conn):
+            new = self._apply(events)
+        self._unsynced = self._unsynced or bool(new)
+        if durable:
+            self.sync()
         return new
 
     def sync(self) -> None:
