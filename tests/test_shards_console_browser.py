@@ -87,6 +87,12 @@ def test_an_sos_of_shard_1_is_live_on_shard_0s_board(
             expect(page.locator("#rhythm-unread")).to_contain_text("shard-1")
             expect(page.locator("#rhythm-unread")).to_contain_text("生活规律暂时读不到")
             page.screenshot(path=artefact("shards-care-rhythm-unread.png"), full_page=True)
+            # in English, on a wall screen
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            page.goto(f"/console/lang?to=en&next={care}", timeout=60_000)
+            expect(page.locator("#rhythm-unread")).to_contain_text("Her day cannot be read")
+            expect(page.locator("#rhythm-unread")).to_contain_text("shard-1")
+            page.screenshot(path=artefact("shards-care-rhythm-unread-en.png"), full_page=True)
         finally:
             os.kill(pid, signal.SIGCONT)
         context.close()
